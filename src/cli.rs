@@ -1,0 +1,116 @@
+//! The command line: flags and subcommands, nothing else.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+
+use crate::views::diff::DiffFormat;
+use crate::views::report::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fleetscope",
+    version,
+    about = "Terminal UI fleet inspector for immutable infrastructure: which image every server runs, and how old it is",
+    after_help = "Exit codes: 0 clean, 1 findings at or above --fail-on, 2 error."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Config file (default: the platform config directory's fleetscope/config.toml).
+    #[arg(long, global = true, env = "FLEETSCOPE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Evaluate at this time instead of now (RFC 3339), for reproducible reports.
+    #[arg(long, global = true, value_name = "RFC3339", value_parser = parse_now)]
+    pub now: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Browse a built-in synthetic multi-cloud fleet instead of real clouds.
+    #[arg(long, conflicts_with = "snapshot")]
+    pub demo: bool,
+
+    /// Instances in the demo fleet.
+    #[arg(long, value_name = "N", default_value_t = crate::sources::demo::DEFAULT_SIZE, requires = "demo")]
+    pub demo_size: usize,
+
+    /// Seed of the demo fleet: the same seed gives the same fleet.
+    #[arg(long, value_name = "N", default_value_t = 42, requires = "demo")]
+    pub demo_seed: u64,
+
+    /// AWS profile to collect (repeatable); adds to the config's aws.profiles.
+    #[arg(long = "aws-profile", value_name = "PROFILE")]
+    pub aws_profiles: Vec<String>,
+
+    /// Read a saved snapshot (or JSON report) instead of collecting.
+    #[arg(long, value_name = "FILE")]
+    pub snapshot: Option<PathBuf>,
+
+    /// Also save what was collected as a snapshot.
+    #[arg(long, value_name = "FILE")]
+    pub save_snapshot: Option<PathBuf>,
+
+    /// Collect, evaluate, print a report and exit.
+    #[arg(long)]
+    pub report: bool,
+
+    /// Report format.
+    #[arg(long, value_enum, default_value = "md", requires = "report")]
+    pub format: Format,
+
+    /// Write the report here instead of stdout.
+    #[arg(long, value_name = "FILE", requires = "report")]
+    pub output: Option<PathBuf>,
+
+    /// Exit 1 when any instance's verdict is at or above this one.
+    #[arg(long, value_name = "VERDICT", value_parser = parse_fail_on, requires = "report")]
+    pub fail_on: Option<crate::core::policy::Verdict>,
+
+    /// Markdown: list at most N non-current instances (JSON and CSV always list all).
+    #[arg(long, value_name = "N", requires = "report")]
+    pub limit: Option<usize>,
+
+    /// Never change anything in any cloud: applying the queue is refused.
+    #[arg(long, global = true)]
+    pub read_only: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the effective config and where each value came from.
+    Config,
+    /// Show what changed between two snapshots (or JSON reports).
+    Diff {
+        old: PathBuf,
+        new: PathBuf,
+        #[arg(long, value_enum, default_value = "md")]
+        format: DiffFormat,
+        /// Write here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+fn parse_now(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{e}; expected RFC 3339 such as 2026-11-01T00:00:00Z"))
+}
+
+fn parse_fail_on(text: &str) -> Result<crate::core::policy::Verdict, String> {
+    crate::views::report::verdict_threshold(text)
+        .ok_or_else(|| "expected one of flagged, unknown, outdated, stale".to_owned())
+}

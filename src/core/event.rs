@@ -1,0 +1,45 @@
+//! What sources send: owned pages of facts, applied to the inventory by whoever owns it.
+
+use super::model::{Cloud, Group, Image, Instance};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CollectEvent {
+    Started {
+        source: String,
+        cloud: Cloud,
+        expected_pages: Option<u32>,
+    },
+    Page(Box<Page>),
+    /// A problem that did not stop the source, such as one unreachable region.
+    Warning {
+        source: String,
+        message: String,
+    },
+    Finished {
+        source: String,
+    },
+    Failed {
+        source: String,
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Page {
+    pub source: String,
+    pub instances: Vec<Instance>,
+    pub images: Vec<Image>,
+    pub groups: Vec<Group>,
+}
+
+impl CollectEvent {
+    pub fn source(&self) -> &str {
+        match self {
+            CollectEvent::Started { source, .. }
+            | CollectEvent::Warning { source, .. }
+            | CollectEvent::Finished { source }
+            | CollectEvent::Failed { source, .. } => source,
+            CollectEvent::Page(page) => &page.source,
+        }
+    }
+}

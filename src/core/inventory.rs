@@ -1,0 +1,333 @@
+//! The in-memory fleet: instances indexed by the image they run, images by lineage and age,
+//! groups with their members. Built incrementally from collection events; knows nothing of time
+//! or policy, so it can be evaluated at any `now`.
+
+use std::collections::HashMap;
+
+use super::event::{CollectEvent, Page};
+use super::lineage::LineageRules;
+use super::model::{Group, Image, Instance, SourceState, SourceStatus};
+
+pub type InstanceIdx = u32;
+pub type ImageIdx = u32;
+pub type LineageIdx = u32;
+pub type GroupIdx = u32;
+
+#[derive(Debug, Clone)]
+pub struct ImageEntry {
+    pub image: Image,
+    /// False while only instances have named the image; it then counts as unreadable.
+    pub described: bool,
+    pub lineage: Option<LineageIdx>,
+    pub instances: Vec<InstanceIdx>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LineageEntry {
+    pub name: String,
+    /// Oldest first, by (created, name, key) so ties order the same way every run.
+    pub images: Vec<ImageIdx>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupEntry {
+    pub key: String,
+    /// `None` while members name a group whose description has not arrived.
+    pub group: Option<Group>,
+    pub members: Vec<InstanceIdx>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    rules: LineageRules,
+    instances: Vec<Instance>,
+    instance_image: Vec<ImageIdx>,
+    instance_group: Vec<Option<GroupIdx>>,
+    instance_slots: HashMap<String, InstanceIdx>,
+    images: Vec<ImageEntry>,
+    image_slots: HashMap<String, ImageIdx>,
+    lineages: Vec<LineageEntry>,
+    lineage_slots: HashMap<String, LineageIdx>,
+    groups: Vec<GroupEntry>,
+    group_slots: HashMap<String, GroupIdx>,
+    sources: Vec<SourceStatus>,
+    /// Bumped on every change, so views know when to recompute.
+    revision: u64,
+}
+
+impl Inventory {
+    pub fn new(rules: LineageRules) -> Inventory {
+        Inventory {
+            rules,
+            ..Inventory::default()
+        }
+    }
+
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    pub fn apply(&mut self, event: CollectEvent) {
+        self.revision += 1;
+        match event {
+            CollectEvent::Started {
+                source,
+                cloud,
+                expected_pages,
+            } => {
+                let status = SourceStatus {
+                    name: source,
+                    cloud,
+                    state: SourceState::Collecting,
+                    pages: 0,
+                    instances: 0,
+                    expected_pages,
+                    warnings: Vec::new(),
+                };
+                match self.sources.iter_mut().find(|s| s.name == status.name) {
+                    Some(existing) => *existing = status,
+                    None => self.sources.push(status),
+                }
+            }
+            CollectEvent::Page(page) => self.apply_page(*page),
+            CollectEvent::Warning { source, message } => {
+                self.source_mut(&source).warnings.push(message);
+            }
+            CollectEvent::Finished { source } => {
+                self.source_mut(&source).state = SourceState::Done;
+            }
+            CollectEvent::Failed { source, error } => {
+                self.source_mut(&source).state = SourceState::Failed { error };
+            }
+        }
+    }
+
+    /// Status of a source, created on first mention so an event that arrives before `Started`
+    /// is never lost.
+    fn source_mut(&mut self, name: &str) -> &mut SourceStatus {
+        let position = match self.sources.iter().position(|s| s.name == name) {
+            Some(position) => position,
+            None => {
+                self.sources.push(SourceStatus {
+                    name: name.to_owned(),
+                    cloud: super::model::Cloud::Aws,
+                    state: SourceState::Collecting,
+                    pages: 0,
+                    instances: 0,
+                    expected_pages: None,
+                    warnings: Vec::new(),
+                });
+                self.sources.len() - 1
+            }
+        };
+        &mut self.sources[position]
+    }
+
+    fn apply_page(&mut self, page: Page) {
+        let status = self.source_mut(&page.source);
+        status.pages += 1;
+        status.instances += page.instances.len() as u32;
+        if let Some(cloud) = page
+            .instances
+            .first()
+            .map(|i| i.cloud)
+            .or(page.images.first().map(|i| i.cloud))
+        {
+            status.cloud = cloud;
+        }
+        for image in page.images {
+            self.upsert_image(image);
+        }
+        for group in page.groups {
+            self.upsert_group(group);
+        }
+        for instance in page.instances {
+            self.upsert_instance(instance);
+        }
+    }
+
+    /// Adds a source's final status as read back from a snapshot.
+    pub fn restore_source(&mut self, status: SourceStatus) {
+        self.revision += 1;
+        self.sources.retain(|s| s.name != status.name);
+        self.sources.push(status);
+    }
+
+    pub fn upsert_image(&mut self, image: Image) {
+        let idx = self.image_slot(&image);
+        let lineage = self.rules.lineage_of(&image);
+        let entry = &mut self.images[idx as usize];
+        entry.image = image;
+        entry.described = true;
+        let old_lineage = entry.lineage.take();
+        if let Some(old) = old_lineage {
+            self.lineages[old as usize].images.retain(|&i| i != idx);
+        }
+        if let Some(name) = lineage {
+            let lineage_idx = match self.lineage_slots.get(&name) {
+                Some(&l) => l,
+                None => {
+                    let l = self.lineages.len() as LineageIdx;
+                    self.lineage_slots.insert(name.clone(), l);
+                    self.lineages.push(LineageEntry {
+                        name,
+                        images: Vec::new(),
+                    });
+                    l
+                }
+            };
+            self.images[idx as usize].lineage = Some(lineage_idx);
+            let images = &self.images;
+            let order = |i: ImageIdx| {
+                let image = &images[i as usize].image;
+                (image.created, image.name.as_str(), image.key.as_str())
+            };
+            let lineage = &mut self.lineages[lineage_idx as usize];
+            let position = lineage.images.partition_point(|&i| order(i) < order(idx));
+            lineage.images.insert(position, idx);
+        }
+    }
+
+    pub fn upsert_group(&mut self, group: Group) {
+        let idx = self.group_slot(&group.key);
+        self.groups[idx as usize].group = Some(group);
+    }
+
+    fn image_slot(&mut self, image: &Image) -> ImageIdx {
+        if let Some(&idx) = self.image_slots.get(&image.key) {
+            return idx;
+        }
+        let idx = self.images.len() as ImageIdx;
+        self.image_slots.insert(image.key.clone(), idx);
+        self.images.push(ImageEntry {
+            image: image.clone(),
+            described: false,
+            lineage: None,
+            instances: Vec::new(),
+        });
+        idx
+    }
+
+    fn group_slot(&mut self, key: &str) -> GroupIdx {
+        if let Some(&idx) = self.group_slots.get(key) {
+            return idx;
+        }
+        let idx = self.groups.len() as GroupIdx;
+        self.group_slots.insert(key.to_owned(), idx);
+        self.groups.push(GroupEntry {
+            key: key.to_owned(),
+            group: None,
+            members: Vec::new(),
+        });
+        idx
+    }
+
+    pub fn upsert_instance(&mut self, instance: Instance) {
+        let image_idx = match self.image_slots.get(&instance.image) {
+            Some(&idx) => idx,
+            None => {
+                let placeholder = Image::unreadable(
+                    instance.image.clone(),
+                    instance.cloud,
+                    "not described by its source",
+                );
+                let idx = self.image_slot(&placeholder);
+                self.images[idx as usize].described = false;
+                idx
+            }
+        };
+        let group_idx = instance.group.as_deref().map(|key| self.group_slot(key));
+        let idx = match self.instance_slots.get(&instance.id) {
+            Some(&idx) => {
+                let old_image = self.instance_image[idx as usize];
+                self.images[old_image as usize]
+                    .instances
+                    .retain(|&i| i != idx);
+                if let Some(old_group) = self.instance_group[idx as usize] {
+                    self.groups[old_group as usize]
+                        .members
+                        .retain(|&i| i != idx);
+                }
+                self.instance_image[idx as usize] = image_idx;
+                self.instance_group[idx as usize] = group_idx;
+                self.instances[idx as usize] = instance;
+                idx
+            }
+            None => {
+                let idx = self.instances.len() as InstanceIdx;
+                self.instance_slots.insert(instance.id.clone(), idx);
+                self.instances.push(instance);
+                self.instance_image.push(image_idx);
+                self.instance_group.push(group_idx);
+                idx
+            }
+        };
+        self.images[image_idx as usize].instances.push(idx);
+        if let Some(group) = group_idx {
+            self.groups[group as usize].members.push(idx);
+        }
+    }
+
+    pub fn instances(&self) -> &[Instance] {
+        &self.instances
+    }
+
+    pub fn instance(&self, idx: InstanceIdx) -> &Instance {
+        &self.instances[idx as usize]
+    }
+
+    pub fn instance_by_id(&self, id: &str) -> Option<InstanceIdx> {
+        self.instance_slots.get(id).copied()
+    }
+
+    pub fn image_of(&self, idx: InstanceIdx) -> ImageIdx {
+        self.instance_image[idx as usize]
+    }
+
+    pub fn group_of(&self, idx: InstanceIdx) -> Option<GroupIdx> {
+        self.instance_group[idx as usize]
+    }
+
+    pub fn images(&self) -> &[ImageEntry] {
+        &self.images
+    }
+
+    pub fn image(&self, idx: ImageIdx) -> &ImageEntry {
+        &self.images[idx as usize]
+    }
+
+    pub fn image_by_key(&self, key: &str) -> Option<ImageIdx> {
+        self.image_slots.get(key).copied()
+    }
+
+    pub fn lineages(&self) -> &[LineageEntry] {
+        &self.lineages
+    }
+
+    pub fn lineage(&self, idx: LineageIdx) -> &LineageEntry {
+        &self.lineages[idx as usize]
+    }
+
+    pub fn lineage_by_name(&self, name: &str) -> Option<LineageIdx> {
+        self.lineage_slots.get(name).copied()
+    }
+
+    pub fn groups(&self) -> &[GroupEntry] {
+        &self.groups
+    }
+
+    pub fn group(&self, idx: GroupIdx) -> &GroupEntry {
+        &self.groups[idx as usize]
+    }
+
+    pub fn sources(&self) -> &[SourceStatus] {
+        &self.sources
+    }
+
+    /// True once every source has finished or failed.
+    pub fn collection_done(&self) -> bool {
+        self.sources
+            .iter()
+            .all(|s| !matches!(s.state, SourceState::Collecting))
+    }
+}

@@ -1,0 +1,208 @@
+//! The facts fleetscope collects: instances, the images they run, and the groups that own them.
+//! Plain data, shared by every source, the inventory, snapshots and views.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cloud {
+    Aws,
+    Azure,
+    Gcp,
+}
+
+impl Cloud {
+    pub const ALL: [Cloud; 3] = [Cloud::Aws, Cloud::Azure, Cloud::Gcp];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cloud::Aws => "aws",
+            Cloud::Azure => "azure",
+            Cloud::Gcp => "gcp",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Cloud> {
+        Cloud::ALL
+            .into_iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(text))
+    }
+}
+
+impl fmt::Display for Cloud {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+pub type Tags = BTreeMap<String, String>;
+
+/// One server. `image` is the cloud's own identity of the image it was launched from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instance {
+    pub id: String,
+    pub cloud: Cloud,
+    /// Name of the source that reported it.
+    pub source: String,
+    /// AWS account id, Azure subscription or GCP project.
+    pub account: String,
+    pub region: String,
+    #[serde(default)]
+    pub zone: String,
+    #[serde(default)]
+    pub name: String,
+    pub state: String,
+    #[serde(default)]
+    pub instance_type: String,
+    pub launched: DateTime<Utc>,
+    pub image: String,
+    /// Key of the autoscaling group / scale set / managed instance group, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Tags::is_empty")]
+    pub tags: Tags,
+    /// Network exposure findings, such as a security group open to the world on 22.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exposure: Vec<String>,
+}
+
+/// How the cloud retires an image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Deprecation {
+    /// When it is (or was) deprecated: AWS DeprecationTime, Azure end-of-life date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
+    /// A state the cloud reports directly: GCP DEPRECATED / OBSOLETE / DELETED / ACTIVE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+}
+
+impl Deprecation {
+    pub fn is_deprecated(&self, now: DateTime<Utc>) -> bool {
+        match &self.state {
+            Some(state) => matches!(
+                state.to_ascii_uppercase().as_str(),
+                "DEPRECATED" | "OBSOLETE" | "DELETED"
+            ),
+            None => self.at.is_some_and(|at| at <= now),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Image {
+    pub key: String,
+    pub cloud: Cloud,
+    #[serde(default)]
+    pub name: String,
+    /// Missing when the metadata could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub owner: String,
+    /// The lineage the cloud itself states: GCP family, Azure gallery image definition,
+    /// marketplace `publisher:offer:sku`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprecation: Option<Deprecation>,
+    #[serde(default, skip_serializing_if = "Tags::is_empty")]
+    pub tags: Tags,
+    /// False when the image is deregistered, deleted or not visible to us.
+    pub readable: bool,
+    /// Why the metadata could not be read, when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable_reason: Option<String>,
+}
+
+impl Image {
+    /// An image referenced by an instance whose metadata could not be read.
+    pub fn unreadable(key: impl Into<String>, cloud: Cloud, reason: impl Into<String>) -> Image {
+        Image {
+            key: key.into(),
+            cloud,
+            name: String::new(),
+            created: None,
+            owner: String::new(),
+            family: None,
+            deprecation: None,
+            tags: Tags::new(),
+            readable: false,
+            unreadable_reason: Some(reason.into()),
+        }
+    }
+
+    pub fn is_deprecated(&self, now: DateTime<Utc>) -> bool {
+        self.deprecation
+            .as_ref()
+            .is_some_and(|d| d.is_deprecated(now))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupKind {
+    /// AWS Auto Scaling group.
+    Asg,
+    /// Azure virtual machine scale set.
+    Vmss,
+    /// GCP managed instance group.
+    Mig,
+}
+
+impl GroupKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupKind::Asg => "asg",
+            GroupKind::Vmss => "vmss",
+            GroupKind::Mig => "mig",
+        }
+    }
+}
+
+/// A group that launches its members from a template, so replacing a member brings back whatever
+/// image the template names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    pub key: String,
+    pub cloud: Cloud,
+    pub kind: GroupKind,
+    pub account: String,
+    pub region: String,
+    pub name: String,
+    /// The launch template / scale-set model / instance template, as the cloud names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// The image the template points at; `None` when it could not be resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_image: Option<String>,
+}
+
+/// Where collection of one source stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum SourceState {
+    Collecting,
+    Done,
+    Failed { error: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceStatus {
+    pub name: String,
+    pub cloud: Cloud,
+    #[serde(flatten)]
+    pub state: SourceState,
+    pub pages: u32,
+    pub instances: u32,
+    /// Total pages expected, when the source can tell in advance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_pages: Option<u32>,
+    /// Problems that did not stop the source (one region out of several, say).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}

@@ -1,0 +1,187 @@
+//! Saved collections: what `--save-snapshot` writes and `--snapshot` reads back instead of
+//! collecting. A JSON report carries the same fields, so it loads as a snapshot too.
+
+use std::io::Write;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::core::inventory::Inventory;
+use crate::core::lineage::LineageRules;
+use crate::core::model::{Group, Image, Instance, SourceStatus};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Serialize)]
+pub struct SnapshotOut<'a> {
+    pub schema_version: u32,
+    pub kind: &'static str,
+    pub fleetscope_version: &'static str,
+    pub taken_at: DateTime<Utc>,
+    pub sources: &'a [SourceStatus],
+    pub images: Vec<&'a Image>,
+    pub groups: Vec<&'a Group>,
+    pub instances: Vec<&'a Instance>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SnapshotHeader {
+    schema_version: Option<u32>,
+    kind: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SnapshotIn {
+    pub taken_at: DateTime<Utc>,
+    pub sources: Vec<SourceStatus>,
+    pub images: Vec<Image>,
+    #[serde(default)]
+    pub groups: Vec<Group>,
+    pub instances: Vec<Instance>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SnapshotError(pub String);
+
+/// Sorted the same way every run, so equal fleets give equal files.
+pub fn snapshot_of(inventory: &Inventory, taken_at: DateTime<Utc>) -> SnapshotOut<'_> {
+    let mut images: Vec<&Image> = inventory
+        .images()
+        .iter()
+        .filter(|e| e.described)
+        .map(|e| &e.image)
+        .collect();
+    images.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut groups: Vec<&Group> = inventory
+        .groups()
+        .iter()
+        .filter_map(|g| g.group.as_ref())
+        .collect();
+    groups.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut instances: Vec<&Instance> = inventory.instances().iter().collect();
+    instances.sort_by(|a, b| (a.cloud, &a.id).cmp(&(b.cloud, &b.id)));
+    SnapshotOut {
+        schema_version: SCHEMA_VERSION,
+        kind: "snapshot",
+        fleetscope_version: env!("CARGO_PKG_VERSION"),
+        taken_at,
+        sources: inventory.sources(),
+        images,
+        groups,
+        instances,
+    }
+}
+
+/// Writes to a temporary file beside `path`, syncs it, then renames over: readers see the old
+/// file or the new one, never half of one.
+pub fn write_atomic(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let file = std::fs::File::create(&tmp)?;
+        let mut writer = std::io::BufWriter::new(file);
+        write(&mut writer)?;
+        let file = writer.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        // The rename itself is durable once the directory is synced.
+        if let Ok(dir) = std::fs::File::open(dir) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+pub fn save(
+    path: &Path,
+    inventory: &Inventory,
+    taken_at: DateTime<Utc>,
+) -> Result<(), SnapshotError> {
+    let snapshot = snapshot_of(inventory, taken_at);
+    write_atomic(path, |w| {
+        serde_json::to_writer_pretty(&mut *w, &snapshot).map_err(std::io::Error::other)?;
+        w.write_all(b"\n")
+    })
+    .map_err(|e| SnapshotError(format!("{}: cannot write snapshot: {e}", path.display())))
+}
+
+/// Reads and checks a snapshot (or JSON report) file.
+pub fn load(path: &Path) -> Result<SnapshotIn, SnapshotError> {
+    let name = path.display();
+    let bytes = std::fs::read(path)
+        .map_err(|e| SnapshotError(format!("{name}: cannot read snapshot: {e}")))?;
+    parse(&bytes).map_err(|e| SnapshotError(format!("{name}: {e}")))
+}
+
+/// Parses snapshot bytes; the error says what is wrong without the file name.
+pub fn parse(bytes: &[u8]) -> Result<SnapshotIn, String> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err("the file is empty, not a fleetscope snapshot".into());
+    }
+    let describe = |e: serde_json::Error| match e.classify() {
+        serde_json::error::Category::Eof => {
+            format!(
+                "truncated: the JSON ends early (line {}, column {})",
+                e.line(),
+                e.column()
+            )
+        }
+        serde_json::error::Category::Syntax => format!("not valid JSON: {e}"),
+        _ => format!("not a fleetscope snapshot: {e}"),
+    };
+    let header: SnapshotHeader = serde_json::from_slice(bytes).map_err(describe)?;
+    match (header.schema_version, header.kind.as_deref()) {
+        (None, _) | (_, None) => {
+            return Err("not a fleetscope snapshot: no schema_version or kind".into());
+        }
+        (Some(SCHEMA_VERSION), Some("snapshot" | "report")) => {}
+        (Some(SCHEMA_VERSION), Some(other)) => {
+            return Err(format!("a {other:?} file, not a snapshot or JSON report"));
+        }
+        (Some(version), _) => {
+            return Err(format!(
+                "snapshot schema_version {version} is not supported (this fleetscope reads {SCHEMA_VERSION})"
+            ));
+        }
+    }
+    serde_json::from_slice(bytes).map_err(describe)
+}
+
+impl SnapshotIn {
+    /// Rebuilds the inventory the snapshot was taken from.
+    pub fn into_inventory(self, rules: LineageRules) -> Inventory {
+        let mut inventory = Inventory::new(rules);
+        for image in self.images {
+            inventory.upsert_image(image);
+        }
+        for group in self.groups {
+            inventory.upsert_group(group);
+        }
+        for instance in self.instances {
+            inventory.upsert_instance(instance);
+        }
+        for status in self.sources {
+            inventory.restore_source(status);
+        }
+        inventory
+    }
+}

@@ -1,0 +1,653 @@
+//! A synthetic multi-cloud estate, deterministic from a seed, with timestamps relative to `now`
+//! so the demo never ages. It streams through the same events as a real source.
+
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use tokio::sync::mpsc;
+
+use crate::core::event::{CollectEvent, Page};
+use crate::core::model::{Cloud, Deprecation, Group, GroupKind, Image, Instance, Tags};
+
+pub const DEFAULT_SIZE: usize = 1_500;
+const PAGE_SIZE: usize = 500;
+
+/// A product line whose images the demo builds.
+struct LineageSpec {
+    cloud: Cloud,
+    name: &'static str,
+    versions: u32,
+    cadence_days: i64,
+    newest_age_days: i64,
+    /// Share of the fleet, relative to the others of its cloud.
+    weight: u32,
+    shape: Shape,
+    quirk: Quirk,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Shape {
+    /// Runs in autoscaling groups.
+    Service,
+    /// Hand-launched, long-lived servers.
+    Pet,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Quirk {
+    None,
+    /// The newest build is tagged vulnerable by the scanner.
+    NewestFlagged,
+    /// Versions older than the two newest are deprecated by the cloud.
+    OldDeprecated,
+    /// The oldest version was deleted, and instances still run it.
+    OldestDeleted,
+    /// One group's members run two images.
+    GroupSkew,
+    /// One group's template still points at an older image.
+    TemplateDrift,
+}
+
+const fn spec(
+    cloud: Cloud,
+    name: &'static str,
+    versions: u32,
+    cadence_days: i64,
+    newest_age_days: i64,
+    weight: u32,
+    shape: Shape,
+    quirk: Quirk,
+) -> LineageSpec {
+    LineageSpec {
+        cloud,
+        name,
+        versions,
+        cadence_days,
+        newest_age_days,
+        weight,
+        shape,
+        quirk,
+    }
+}
+
+use Cloud::{Aws, Azure, Gcp};
+use Quirk as Q;
+use Shape::{Pet, Service};
+
+const CATALOG: &[LineageSpec] = &[
+    spec(Aws, "web", 12, 14, 2, 30, Service, Q::None),
+    spec(Aws, "api", 10, 21, 5, 25, Service, Q::GroupSkew),
+    spec(Aws, "worker", 8, 30, 9, 20, Service, Q::OldestDeleted),
+    spec(Aws, "batch", 6, 45, 25, 10, Service, Q::None),
+    spec(Aws, "ingest", 7, 14, 1, 12, Service, Q::NewestFlagged),
+    spec(Aws, "cache", 5, 60, 40, 8, Service, Q::None),
+    spec(Aws, "bastion", 4, 90, 100, 2, Pet, Q::None),
+    spec(Aws, "search", 9, 20, 3, 10, Service, Q::TemplateDrift),
+    spec(Aws, "legacy-db", 3, 120, 200, 3, Pet, Q::OldDeprecated),
+    spec(Azure, "frontend", 11, 14, 4, 30, Service, Q::None),
+    spec(Azure, "payments", 8, 21, 6, 20, Service, Q::TemplateDrift),
+    spec(Azure, "reporting", 6, 30, 18, 12, Service, Q::OldDeprecated),
+    spec(Azure, "jumpbox", 3, 120, 150, 3, Pet, Q::None),
+    spec(Azure, "queue", 7, 28, 12, 15, Service, Q::NewestFlagged),
+    spec(Azure, "ml-train", 5, 60, 33, 8, Service, Q::OldestDeleted),
+    spec(Azure, "ubuntu-jammy", 4, 30, 10, 12, Pet, Q::None),
+    spec(Gcp, "gateway", 12, 14, 3, 25, Service, Q::None),
+    spec(Gcp, "etl", 8, 30, 8, 20, Service, Q::OldDeprecated),
+    spec(Gcp, "render", 6, 21, 5, 15, Service, Q::TemplateDrift),
+    spec(Gcp, "analytics", 5, 45, 20, 12, Service, Q::GroupSkew),
+    spec(Gcp, "proxy", 9, 14, 1, 10, Service, Q::NewestFlagged),
+    spec(Gcp, "ci-runner", 10, 7, 2, 10, Service, Q::None),
+    spec(Gcp, "vpn", 3, 180, 120, 3, Pet, Q::OldestDeleted),
+    spec(Gcp, "monitoring", 4, 60, 16, 5, Pet, Q::None),
+];
+
+/// An account, subscription or project, collected as one source.
+struct AccountSpec {
+    cloud: Cloud,
+    source: &'static str,
+    account: &'static str,
+    regions: &'static [&'static str],
+    /// Share of its cloud's instances.
+    weight: u32,
+}
+
+const ACCOUNTS: &[AccountSpec] = &[
+    AccountSpec {
+        cloud: Aws,
+        source: "aws:prod",
+        account: "111111111111",
+        regions: &["us-east-1", "eu-west-1", "ap-southeast-2"],
+        weight: 6,
+    },
+    AccountSpec {
+        cloud: Aws,
+        source: "aws:staging",
+        account: "222222222222",
+        regions: &["us-east-1", "eu-west-1"],
+        weight: 3,
+    },
+    AccountSpec {
+        cloud: Aws,
+        source: "aws:data",
+        account: "333333333333",
+        regions: &["us-west-2"],
+        weight: 2,
+    },
+    AccountSpec {
+        cloud: Azure,
+        source: "azure:prod",
+        account: "6f1c2a7e-0b1d-4c55-9a1e-7d2f3b9c0a11",
+        regions: &["westeurope", "eastus"],
+        weight: 3,
+    },
+    AccountSpec {
+        cloud: Azure,
+        source: "azure:shared",
+        account: "9a0e4b2c-5d3f-4e71-8c6a-1b2d3e4f5a66",
+        regions: &["northeurope"],
+        weight: 1,
+    },
+    AccountSpec {
+        cloud: Gcp,
+        source: "gcp:acme-prod",
+        account: "acme-prod",
+        regions: &["europe-west1", "us-central1"],
+        weight: 3,
+    },
+    AccountSpec {
+        cloud: Gcp,
+        source: "gcp:acme-batch",
+        account: "acme-batch",
+        regions: &["us-east4"],
+        weight: 1,
+    },
+];
+
+/// Share of the fleet per cloud, in percent.
+fn cloud_share(cloud: Cloud) -> u64 {
+    match cloud {
+        Aws => 50,
+        Azure => 25,
+        Gcp => 25,
+    }
+}
+
+const AWS_IMAGE_OWNER: &str = "999900001111";
+const AZURE_GALLERY: &str = "/subscriptions/9a0e4b2c-5d3f-4e71-8c6a-1b2d3e4f5a66/resourceGroups/rg-images/providers/Microsoft.Compute/galleries/acme";
+const GCP_IMAGE_PROJECT: &str = "acme-images";
+
+/// splitmix64: small, fast, and the same on every platform.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64, stream: u64) -> Rng {
+        Rng(mix(seed ^ mix(stream)))
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = mix(self.0);
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next() % n }
+    }
+
+    fn pick_weighted<'a, T>(&mut self, items: &'a [(T, u32)]) -> &'a T {
+        let total: u64 = items.iter().map(|(_, w)| u64::from(*w)).sum();
+        let mut roll = self.below(total);
+        for (item, weight) in items {
+            if roll < u64::from(*weight) {
+                return item;
+            }
+            roll -= u64::from(*weight);
+        }
+        &items[items.len() - 1].0
+    }
+}
+
+/// One built version of a lineage.
+struct Version {
+    image: Image,
+    created: DateTime<Utc>,
+}
+
+struct LineageBuild {
+    spec: &'static LineageSpec,
+    /// Oldest first.
+    versions: Vec<Version>,
+    /// Index of the version the policy will call golden.
+    golden: usize,
+}
+
+/// The whole synthetic estate's fixed parts: images and groups. Instances are made page by page.
+pub struct DemoFleet {
+    seed: u64,
+    size: usize,
+    now: DateTime<Utc>,
+    lineages: Vec<LineageBuild>,
+}
+
+impl DemoFleet {
+    pub fn new(seed: u64, size: usize, now: DateTime<Utc>) -> DemoFleet {
+        let lineages = CATALOG
+            .iter()
+            .map(|spec| build_lineage(spec, now))
+            .collect();
+        DemoFleet {
+            seed,
+            size,
+            now,
+            lineages,
+        }
+    }
+
+    pub fn source_names() -> impl Iterator<Item = (&'static str, Cloud)> {
+        ACCOUNTS.iter().map(|a| (a.source, a.cloud))
+    }
+
+    /// How many instances each account gets, adding up to `size` exactly.
+    fn account_sizes(&self) -> Vec<usize> {
+        let mut sizes = Vec::with_capacity(ACCOUNTS.len());
+        for cloud in Cloud::ALL {
+            let cloud_total = if cloud == Gcp {
+                // The remainder, so rounding never loses an instance.
+                self.size - sizes.iter().sum::<usize>()
+            } else {
+                (self.size as u64 * cloud_share(cloud) / 100) as usize
+            };
+            let accounts: Vec<&AccountSpec> =
+                ACCOUNTS.iter().filter(|a| a.cloud == cloud).collect();
+            let weights: u64 = accounts.iter().map(|a| u64::from(a.weight)).sum();
+            let mut given = 0;
+            for (i, account) in accounts.iter().enumerate() {
+                let n = if i + 1 == accounts.len() {
+                    cloud_total - given
+                } else {
+                    (cloud_total as u64 * u64::from(account.weight) / weights) as usize
+                };
+                given += n;
+                sizes.push(n);
+            }
+        }
+        sizes
+    }
+
+    /// Every page of one source, in order.
+    pub fn pages(&self, source_index: usize) -> impl Iterator<Item = Page> + '_ {
+        let account = &ACCOUNTS[source_index];
+        let count = self.account_sizes()[source_index];
+        let pages = count.div_ceil(PAGE_SIZE).max(1);
+        (0..pages).map(move |page| {
+            let start = page * PAGE_SIZE;
+            let end = (start + PAGE_SIZE).min(count);
+            let mut out = Page {
+                source: account.source.to_owned(),
+                instances: (start..end)
+                    .map(|n| self.instance(source_index, account, n))
+                    .collect(),
+                ..Page::default()
+            };
+            if page == 0 {
+                out.images = self.images(account.cloud);
+                out.groups = self.groups(account);
+            }
+            out
+        })
+    }
+
+    pub fn expected_pages(&self, source_index: usize) -> u32 {
+        self.account_sizes()[source_index]
+            .div_ceil(PAGE_SIZE)
+            .max(1) as u32
+    }
+
+    fn images(&self, cloud: Cloud) -> Vec<Image> {
+        self.lineages
+            .iter()
+            .filter(|l| l.spec.cloud == cloud)
+            .flat_map(|l| l.versions.iter().map(|v| v.image.clone()))
+            .collect()
+    }
+
+    fn service_lineages(&self, cloud: Cloud) -> impl Iterator<Item = (usize, &LineageBuild)> {
+        self.lineages
+            .iter()
+            .enumerate()
+            .filter(move |(_, l)| l.spec.cloud == cloud && l.spec.shape == Service)
+    }
+
+    fn groups(&self, account: &AccountSpec) -> Vec<Group> {
+        let mut groups = Vec::new();
+        for (_, lineage) in self.service_lineages(account.cloud) {
+            for region in account.regions {
+                let template_version = if lineage.spec.quirk == Q::TemplateDrift {
+                    lineage.golden.saturating_sub(2)
+                } else {
+                    lineage.golden
+                };
+                let key = group_key(account, region, lineage.spec.name);
+                let image_key = lineage.versions[template_version].image.key.clone();
+                groups.push(Group {
+                    name: group_name(account, region, lineage.spec.name),
+                    key,
+                    cloud: account.cloud,
+                    kind: match account.cloud {
+                        Aws => GroupKind::Asg,
+                        Azure => GroupKind::Vmss,
+                        Gcp => GroupKind::Mig,
+                    },
+                    account: account.account.to_owned(),
+                    region: (*region).to_owned(),
+                    template: Some(match account.cloud {
+                        Aws => format!(
+                            "lt-{:017x} v{}",
+                            mix(hash(&image_key)) >> 4,
+                            template_version + 1
+                        ),
+                        Azure => "scale set model".to_owned(),
+                        Gcp => format!("{}-template-v{}", lineage.spec.name, template_version + 1),
+                    }),
+                    template_image: Some(image_key),
+                });
+            }
+        }
+        groups
+    }
+
+    fn instance(&self, source_index: usize, account: &AccountSpec, n: usize) -> Instance {
+        let mut rng = Rng::new(self.seed, ((source_index as u64) << 40) | n as u64);
+        let candidates: Vec<(usize, u32)> = self
+            .lineages
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.spec.cloud == account.cloud)
+            .map(|(i, l)| (i, l.spec.weight))
+            .collect();
+        let lineage = &self.lineages[*rng.pick_weighted(&candidates)];
+        let region = account.regions[rng.below(account.regions.len() as u64) as usize];
+        let in_group = lineage.spec.shape == Service && rng.below(100) < 65;
+        let newest = lineage.versions.len() - 1;
+        let version = if in_group {
+            let template = if lineage.spec.quirk == Q::TemplateDrift {
+                lineage.golden.saturating_sub(2)
+            } else {
+                lineage.golden
+            };
+            if lineage.spec.quirk == Q::GroupSkew && rng.below(2) == 0 {
+                template.saturating_sub(1)
+            } else {
+                template
+            }
+        } else {
+            match rng.below(100) {
+                0..55 => lineage.golden,
+                55..75 => lineage.golden.saturating_sub(1),
+                75..85 => lineage.golden.saturating_sub(2),
+                85..95 => rng.below(lineage.versions.len() as u64) as usize,
+                _ => newest,
+            }
+        };
+        let version = &lineage.versions[version];
+        let serial = rng.next();
+        let env = if account.source.contains("staging") {
+            "stg"
+        } else {
+            "prd"
+        };
+        let name = format!("{}-{env}-{:04}", lineage.spec.name, n % 10_000);
+        // Group members are recycled often; pets live for months.
+        let uptime_days = if in_group {
+            rng.below(12) as i64
+        } else if lineage.spec.shape == Pet {
+            40 + rng.below(300) as i64
+        } else {
+            rng.below(60) as i64
+        };
+        let launched =
+            (self.now - Duration::days(uptime_days) - Duration::seconds(rng.below(86_400) as i64))
+                .max(version.created + Duration::hours(1))
+                .min(self.now);
+        let group = in_group.then(|| group_key(account, region, lineage.spec.name));
+        let zone_letter = (b'a' + rng.below(3) as u8) as char;
+        let (id, zone, instance_type) = match account.cloud {
+            Aws => (
+                format!("i-{:017x}", serial >> 4),
+                format!("{region}{zone_letter}"),
+                ["m6i.large", "c7g.xlarge", "t3.medium", "r6i.2xlarge"][rng.below(4) as usize],
+            ),
+            Azure => (
+                match &group {
+                    Some(_) => format!(
+                        "/subscriptions/{}/resourceGroups/rg-{}/providers/Microsoft.Compute/virtualMachineScaleSets/{}/virtualMachines/{}",
+                        account.account,
+                        lineage.spec.name,
+                        group_name(account, region, lineage.spec.name),
+                        serial % 100_000
+                    ),
+                    None => format!(
+                        "/subscriptions/{}/resourceGroups/rg-{}/providers/Microsoft.Compute/virtualMachines/{name}-{:x}",
+                        account.account,
+                        lineage.spec.name,
+                        serial % 0xfff
+                    ),
+                },
+                format!("{}", 1 + rng.below(3)),
+                ["Standard_D4s_v5", "Standard_B2ms", "Standard_E8s_v5"][rng.below(3) as usize],
+            ),
+            Gcp => (
+                format!(
+                    "{}",
+                    serial % 9_000_000_000_000_000_000 + 1_000_000_000_000_000_000
+                ),
+                format!("{region}-{zone_letter}"),
+                ["e2-standard-4", "n2-standard-8", "c3-highcpu-4"][rng.below(3) as usize],
+            ),
+        };
+        let mut tags = Tags::new();
+        tags.insert("env".into(), env.into());
+        tags.insert("service".into(), lineage.spec.name.into());
+        let exposure = if lineage.spec.shape == Pet && account.cloud == Aws && rng.below(4) == 0 {
+            vec!["sg-0a1b2c3d admits 22/tcp from 0.0.0.0/0".to_owned()]
+        } else {
+            Vec::new()
+        };
+        Instance {
+            id,
+            cloud: account.cloud,
+            source: account.source.to_owned(),
+            account: account.account.to_owned(),
+            region: region.to_owned(),
+            zone,
+            name,
+            state: if rng.below(100) < 4 {
+                "stopped"
+            } else {
+                "running"
+            }
+            .to_owned(),
+            instance_type: instance_type.to_owned(),
+            launched,
+            image: version.image.key.clone(),
+            group,
+            tags,
+            exposure,
+        }
+    }
+}
+
+fn hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+fn group_name(account: &AccountSpec, region: &str, lineage: &str) -> String {
+    let env = if account.source.contains("staging") {
+        "stg"
+    } else {
+        "prd"
+    };
+    format!("{lineage}-{env}-{region}")
+}
+
+fn group_key(account: &AccountSpec, region: &str, lineage: &str) -> String {
+    format!(
+        "{}:{}:{region}:{}",
+        account.cloud,
+        account.account,
+        group_name(account, region, lineage)
+    )
+}
+
+fn build_lineage(spec: &'static LineageSpec, now: DateTime<Utc>) -> LineageBuild {
+    let count = spec.versions as usize;
+    let mut versions = Vec::with_capacity(count);
+    for v in 0..count {
+        let steps_back = (count - 1 - v) as i64;
+        // Builds land at a fixed hour so the names and times stay readable.
+        let created = now
+            - Duration::days(spec.newest_age_days + steps_back * spec.cadence_days)
+            - Duration::hours(3);
+        let version_label = format!("{}.{}.0", 1 + v / 10, v % 10);
+        let stamp = created.format("%Y%m%d");
+        let name = format!("{}-{version_label}-{stamp}", spec.name);
+        let mut tags = Tags::new();
+        tags.insert("build".into(), format!("{}", 1000 + v));
+        let flagged = spec.quirk == Q::NewestFlagged && v == count - 1;
+        if flagged {
+            let key = match spec.cloud {
+                Gcp => "scanner-verdict",
+                _ => "vulnerable",
+            };
+            tags.insert(key.into(), "true".into());
+        }
+        let deprecation =
+            (spec.quirk == Q::OldDeprecated && v + 2 < count).then(|| match spec.cloud {
+                Gcp => Deprecation {
+                    at: None,
+                    state: Some(if v == 0 { "OBSOLETE" } else { "DEPRECATED" }.into()),
+                },
+                _ => Deprecation {
+                    at: Some(now - Duration::days(30)),
+                    state: None,
+                },
+            });
+        let deleted = spec.quirk == Q::OldestDeleted && v == 0;
+        let (key, family) = match spec.cloud {
+            Aws => (format!("ami-{:017x}", mix(hash(&name)) >> 4), None),
+            Azure if spec.name == "ubuntu-jammy" => (
+                format!(
+                    "Canonical:0001-com-ubuntu-server-jammy:22_04-lts-gen2:22.04.{}",
+                    created.format("%Y%m%d")
+                ),
+                Some("Canonical:0001-com-ubuntu-server-jammy:22_04-lts-gen2".to_owned()),
+            ),
+            Azure => (
+                format!(
+                    "{AZURE_GALLERY}/images/{}/versions/{version_label}",
+                    spec.name
+                ),
+                Some(format!("{AZURE_GALLERY}/images/{}", spec.name)),
+            ),
+            Gcp => (
+                format!(
+                    "projects/{GCP_IMAGE_PROJECT}/global/images/{}",
+                    name.replace('.', "-")
+                ),
+                Some(format!("{GCP_IMAGE_PROJECT}/{}", spec.name)),
+            ),
+        };
+        let image = if deleted {
+            Image::unreadable(
+                key,
+                spec.cloud,
+                match spec.cloud {
+                    Aws => "InvalidAMIID.NotFound: the image was deregistered",
+                    Azure => "ResourceNotFound: the gallery image version was deleted",
+                    Gcp => "404: the image was deleted",
+                },
+            )
+        } else {
+            let mut tags = tags;
+            if spec.cloud == Aws {
+                tags.insert("lineage".into(), spec.name.into());
+            }
+            Image {
+                key,
+                cloud: spec.cloud,
+                name,
+                created: Some(created),
+                owner: match spec.cloud {
+                    Aws => AWS_IMAGE_OWNER.into(),
+                    Azure => "acme".into(),
+                    Gcp => GCP_IMAGE_PROJECT.into(),
+                },
+                family,
+                deprecation,
+                tags,
+                readable: true,
+                unreadable_reason: None,
+            }
+        };
+        versions.push(Version { image, created });
+    }
+    let golden = (0..count)
+        .rev()
+        .find(|&v| {
+            let image = &versions[v].image;
+            image.readable
+                && !image.is_deprecated(now)
+                && !(spec.quirk == Q::NewestFlagged && v == count - 1)
+        })
+        .unwrap_or(count - 1);
+    LineageBuild {
+        spec,
+        versions,
+        golden,
+    }
+}
+
+/// Streams the demo estate, one task per source, `delay` between pages so progress shows.
+pub async fn collect(
+    fleet: std::sync::Arc<DemoFleet>,
+    tx: mpsc::Sender<CollectEvent>,
+    delay: StdDuration,
+) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, account) in ACCOUNTS.iter().enumerate() {
+        let fleet = fleet.clone();
+        let tx = tx.clone();
+        tasks.spawn(async move {
+            let started = CollectEvent::Started {
+                source: account.source.to_owned(),
+                cloud: account.cloud,
+                expected_pages: Some(fleet.expected_pages(index)),
+            };
+            if tx.send(started).await.is_err() {
+                return;
+            }
+            for page in fleet.pages(index) {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                if tx.send(CollectEvent::Page(Box::new(page))).await.is_err() {
+                    return;
+                }
+            }
+            let _ = tx
+                .send(CollectEvent::Finished {
+                    source: account.source.to_owned(),
+                })
+                .await;
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}

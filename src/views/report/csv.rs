@@ -1,0 +1,84 @@
+//! One row per instance, for spreadsheets and scripts.
+
+use std::io::{self, Write};
+
+use super::{ReportInput, timestamp};
+
+const HEADER: [&str; 24] = [
+    "id",
+    "name",
+    "cloud",
+    "account",
+    "region",
+    "zone",
+    "state",
+    "instance_type",
+    "launched",
+    "uptime_days",
+    "long_lived",
+    "group",
+    "image",
+    "image_name",
+    "lineage",
+    "image_created",
+    "image_age_days",
+    "verdict",
+    "behind_by",
+    "behind_since",
+    "golden_image",
+    "reasons",
+    "exposure",
+    "source",
+];
+
+pub fn write(input: &ReportInput<'_>, out: &mut dyn Write) -> io::Result<()> {
+    let inv = input.inventory;
+    let eval = input.eval;
+    let mut csv = ::csv::Writer::from_writer(out);
+    csv.write_record(HEADER)?;
+    for i in input.instances_by_place() {
+        let instance = inv.instance(i);
+        let image = inv.image_of(i);
+        let entry = inv.image(image);
+        let ie = &eval.images[image as usize];
+        let group = inv
+            .group_of(i)
+            .map(|g| inv.group(g).key.as_str())
+            .unwrap_or("");
+        let golden = ie
+            .golden
+            .map(|g| inv.image(g).image.key.as_str())
+            .unwrap_or("");
+        csv.write_record([
+            instance.id.as_str(),
+            &instance.name,
+            instance.cloud.as_str(),
+            &instance.account,
+            &instance.region,
+            &instance.zone,
+            &instance.state,
+            &instance.instance_type,
+            &timestamp(instance.launched),
+            &crate::core::policy::days_between(instance.launched, eval.now).to_string(),
+            if eval.long_lived[i as usize] {
+                "true"
+            } else {
+                "false"
+            },
+            group,
+            &entry.image.key,
+            &entry.image.name,
+            input.lineage_name(image),
+            &entry.image.created.map(timestamp).unwrap_or_default(),
+            &ie.age_days.map(|d| d.to_string()).unwrap_or_default(),
+            ie.verdict.as_str(),
+            &ie.behind_by.to_string(),
+            &ie.behind_since.map(timestamp).unwrap_or_default(),
+            golden,
+            &ie.reasons.join("; "),
+            &instance.exposure.join("; "),
+            &instance.source,
+        ])?;
+    }
+    csv.flush()
+}

@@ -1,0 +1,164 @@
+//! One-shot reports for change reviews and CI: the same facts as markdown, JSON or CSV.
+
+mod csv;
+mod json;
+mod markdown;
+
+use std::io::Write;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::core::inventory::{GroupIdx, ImageIdx, InstanceIdx, Inventory, LineageIdx};
+use crate::core::model::SourceState;
+use crate::core::policy::{Evaluation, PolicyConfig, Verdict};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Md,
+    Json,
+    Csv,
+}
+
+pub struct ReportInput<'a> {
+    pub inventory: &'a Inventory,
+    pub eval: &'a Evaluation,
+    pub policy: &'a PolicyConfig,
+    /// Markdown lists at most this many non-current instances.
+    pub limit: Option<usize>,
+}
+
+pub fn write(format: Format, input: &ReportInput<'_>, out: &mut dyn Write) -> std::io::Result<()> {
+    match format {
+        Format::Md => markdown::write(input, out),
+        Format::Json => json::write(input, out),
+        Format::Csv => csv::write(input, out),
+    }
+}
+
+impl ReportInput<'_> {
+    /// Instances most severe first, then oldest image, then by id: stable whatever order the
+    /// sources answered in.
+    fn instances_by_severity(&self) -> Vec<InstanceIdx> {
+        let inv = self.inventory;
+        let mut rows: Vec<InstanceIdx> = (0..inv.instances().len() as InstanceIdx).collect();
+        rows.sort_by(|&a, &b| {
+            let (ia, ib) = (inv.instance(a), inv.instance(b));
+            let (ea, eb) = (
+                self.eval.image_eval_of(inv, a),
+                self.eval.image_eval_of(inv, b),
+            );
+            eb.verdict
+                .cmp(&ea.verdict)
+                .then_with(|| eb.age_days.cmp(&ea.age_days))
+                .then_with(|| {
+                    (ia.cloud, &ia.account, &ia.region, &ia.id).cmp(&(
+                        ib.cloud,
+                        &ib.account,
+                        &ib.region,
+                        &ib.id,
+                    ))
+                })
+        });
+        rows
+    }
+
+    /// Instances by cloud, account, region and id.
+    fn instances_by_place(&self) -> Vec<InstanceIdx> {
+        let inv = self.inventory;
+        let mut rows: Vec<InstanceIdx> = (0..inv.instances().len() as InstanceIdx).collect();
+        rows.sort_by(|&a, &b| {
+            let (ia, ib) = (inv.instance(a), inv.instance(b));
+            (ia.cloud, &ia.account, &ia.region, &ia.id).cmp(&(
+                ib.cloud,
+                &ib.account,
+                &ib.region,
+                &ib.id,
+            ))
+        });
+        rows
+    }
+
+    /// Images with at least one instance, most severe first, then most instances.
+    fn images_in_use(&self) -> Vec<ImageIdx> {
+        let inv = self.inventory;
+        let mut rows: Vec<ImageIdx> = (0..inv.images().len() as ImageIdx)
+            .filter(|&i| !inv.image(i).instances.is_empty())
+            .collect();
+        rows.sort_by(|&a, &b| {
+            let (ea, eb) = (&self.eval.images[a as usize], &self.eval.images[b as usize]);
+            let (ia, ib) = (inv.image(a), inv.image(b));
+            eb.verdict
+                .cmp(&ea.verdict)
+                .then_with(|| ib.instances.len().cmp(&ia.instances.len()))
+                .then_with(|| ia.image.key.cmp(&ib.image.key))
+        });
+        rows
+    }
+
+    /// Every image, by key.
+    fn all_images(&self) -> Vec<ImageIdx> {
+        let inv = self.inventory;
+        let mut rows: Vec<ImageIdx> = (0..inv.images().len() as ImageIdx).collect();
+        rows.sort_by(|&a, &b| inv.image(a).image.key.cmp(&inv.image(b).image.key));
+        rows
+    }
+
+    /// Lineages in use, those lagging most first.
+    fn lineages_in_use(&self) -> Vec<LineageIdx> {
+        let inv = self.inventory;
+        let mut rows: Vec<LineageIdx> = (0..inv.lineages().len() as LineageIdx)
+            .filter(|&l| self.eval.lineages[l as usize].instances > 0)
+            .collect();
+        rows.sort_by(|&a, &b| {
+            let (ea, eb) = (
+                &self.eval.lineages[a as usize],
+                &self.eval.lineages[b as usize],
+            );
+            eb.lagging_instances
+                .cmp(&ea.lagging_instances)
+                .then_with(|| inv.lineage(a).name.cmp(&inv.lineage(b).name))
+        });
+        rows
+    }
+
+    /// Groups by key.
+    fn groups(&self) -> Vec<GroupIdx> {
+        let inv = self.inventory;
+        let mut rows: Vec<GroupIdx> = (0..inv.groups().len() as GroupIdx).collect();
+        rows.sort_by(|&a, &b| inv.group(a).key.cmp(&inv.group(b).key));
+        rows
+    }
+
+    fn failed_sources(&self) -> usize {
+        self.inventory
+            .sources()
+            .iter()
+            .filter(|s| matches!(s.state, SourceState::Failed { .. }))
+            .count()
+    }
+
+    fn image_label(&self, image: ImageIdx) -> &str {
+        let entry = self.inventory.image(image);
+        if entry.image.name.is_empty() {
+            &entry.image.key
+        } else {
+            &entry.image.name
+        }
+    }
+
+    fn lineage_name(&self, image: ImageIdx) -> &str {
+        self.inventory
+            .image(image)
+            .lineage
+            .map_or("", |l| self.inventory.lineage(l).name.as_str())
+    }
+}
+
+fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Verdicts as the flag `--fail-on` takes them.
+pub fn verdict_threshold(text: &str) -> Option<Verdict> {
+    Verdict::parse(text).filter(|v| *v != Verdict::Current)
+}
