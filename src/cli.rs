@@ -102,6 +102,31 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// The replacement queue: list, export for review, apply, clear.
+    Queue {
+        #[command(subcommand)]
+        action: QueueAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueAction {
+    /// List queued instances with their strategy.
+    List,
+    /// Write the queue and its plan for review.
+    Export {
+        #[arg(long, value_enum, default_value = "md")]
+        format: DiffFormat,
+        /// Write here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Empty the queue (nothing in any cloud changes).
+    Clear {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 fn parse_now(text: &str) -> Result<DateTime<Utc>, String> {

@@ -9,11 +9,12 @@ use std::time::Duration;
 use chrono::{DateTime, SubsecRound, Utc};
 use color_eyre::eyre::{Result, WrapErr, eyre};
 
-use crate::cli::{Cli, Command, GlobalArgs, RunArgs};
+use crate::cli::{Cli, Command, GlobalArgs, QueueAction, RunArgs};
 use crate::config::{self, LoadedConfig};
 use crate::core::inventory::Inventory;
 use crate::core::model::SourceState;
 use crate::core::policy;
+use crate::queue::{self, Queue};
 use crate::snapshot;
 use crate::sources::{self, Plan};
 use crate::views::{diff, report};
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             format,
             output,
         }) => run_diff(&cli.global, &old, &new, format, output.as_deref()),
+        Some(Command::Queue { action }) => run_queue(action),
         None if cli.run.report => run_report(&cli.global, &cli.run),
         None => Err(eyre!(
             "the interactive view is not available in this build; use --report"
@@ -234,4 +236,46 @@ impl Progress {
             let _ = multi.clear();
         }
     }
+}
+
+fn run_queue(action: QueueAction) -> Result<ExitCode> {
+    let path = queue::default_path()?;
+    let mut queue = Queue::load(&path)?;
+    match action {
+        QueueAction::List => {
+            write_output(None, |out| queue::report::write_table(&queue, out))?;
+        }
+        QueueAction::Export { format, output } => {
+            write_output(output.as_deref(), |out| {
+                queue::report::export(&queue, format, out)
+            })?;
+        }
+        QueueAction::Clear { yes } => {
+            let count = queue.entries.len();
+            if count > 0
+                && !yes
+                && !confirm(&format!(
+                    "Remove all {count} queued instances from the queue?"
+                ))?
+            {
+                eprintln!("Queue left as it was.");
+                return Ok(ExitCode::SUCCESS);
+            }
+            queue.entries.clear();
+            queue.save(&path)?;
+            eprintln!("Removed {count} instances from the queue.");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Asks on the terminal; without one, the answer is no (pass --yes in scripts).
+fn confirm(question: &str) -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Err(eyre!("{question} No terminal to ask on: pass --yes"));
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }

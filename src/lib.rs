@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod core;
+pub mod queue;
 pub mod snapshot;
 pub mod sources;
 pub mod views;

@@ -478,10 +478,10 @@ fn mark(eval: &mut ImageEval, verdict: Verdict) {
 }
 
 fn display_name(image: &Image) -> String {
-    if image.name.is_empty() || image.name == image.key {
+    if image.name.is_empty() {
         image.key.clone()
     } else {
-        format!("{} ({})", image.key, image.name)
+        image.name.clone()
     }
 }
 

@@ -419,7 +419,7 @@ impl DemoFleet {
         let zone_letter = (b'a' + rng.below(3) as u8) as char;
         let (id, zone, instance_type) = match account.cloud {
             Aws => (
-                format!("i-{:017x}", serial >> 4),
+                format!("i-0{:016x}", serial),
                 format!("{region}{zone_letter}"),
                 ["m6i.large", "c7g.xlarge", "t3.medium", "r6i.2xlarge"][rng.below(4) as usize],
             ),
@@ -542,7 +542,7 @@ fn build_lineage(spec: &'static LineageSpec, now: DateTime<Utc>) -> LineageBuild
             });
         let deleted = spec.quirk == Q::OldestDeleted && v == 0;
         let (key, family) = match spec.cloud {
-            Aws => (format!("ami-{:017x}", mix(hash(&name)) >> 4), None),
+            Aws => (format!("ami-0{:016x}", mix(hash(&name))), None),
             Azure if spec.name == "ubuntu-jammy" => (
                 format!(
                     "Canonical:0001-com-ubuntu-server-jammy:22_04-lts-gen2:22.04.{}",
@@ -555,7 +555,8 @@ fn build_lineage(spec: &'static LineageSpec, now: DateTime<Utc>) -> LineageBuild
                     "{AZURE_GALLERY}/images/{}/versions/{version_label}",
                     spec.name
                 ),
-                Some(format!("{AZURE_GALLERY}/images/{}", spec.name)),
+                // Gallery and image definition: the lineage as Azure names it.
+                Some(format!("acme/{}", spec.name)),
             ),
             Gcp => (
                 format!(

@@ -1,0 +1,259 @@
+//! The replacement queue: instances an operator chose to replace, each with the strategy that
+//! would replace it. Queueing changes nothing in any cloud; applying it (with confirmation) does.
+//! Saved atomically in the user data directory on every change.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::core::inventory::{InstanceIdx, Inventory};
+use crate::core::model::{Cloud, GroupKind};
+use crate::core::policy::{Evaluation, TemplateStatus, Verdict};
+
+pub mod report;
+
+pub const QUEUE_VERSION: u32 = 1;
+
+/// How an instance would be replaced, decided when it is queued and checked again at apply time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Strategy {
+    /// AWS Auto Scaling group member: terminate; the group launches a replacement from its
+    /// template, which points at the golden image.
+    AwsTerminateInGroup { group: String },
+    /// Standalone AWS instance: launch a copy from the golden image, wait until it runs, then
+    /// terminate the old one.
+    AwsLaunchCopy,
+    /// Azure scale-set member: upgrade to the latest scale-set model, which points at golden.
+    AzureUpgradeToModel { group: String },
+    /// GCP managed instance group member: recreate from the group's template.
+    GcpRecreateInGroup { group: String },
+    /// Nothing fleetscope can do safely; `why` says what to change first.
+    NotExecutable { why: String },
+}
+
+impl Strategy {
+    pub fn executable(&self) -> bool {
+        !matches!(self, Strategy::NotExecutable { .. })
+    }
+
+    /// A short label for tables.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Strategy::AwsTerminateInGroup { .. } => "terminate, ASG replaces",
+            Strategy::AwsLaunchCopy => "launch copy, then terminate",
+            Strategy::AzureUpgradeToModel { .. } => "upgrade to scale-set model",
+            Strategy::GcpRecreateInGroup { .. } => "recreate in MIG",
+            Strategy::NotExecutable { .. } => "not executable",
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Strategy::NotExecutable { why } => format!("not executable: {why}"),
+            Strategy::AwsTerminateInGroup { group }
+            | Strategy::AzureUpgradeToModel { group }
+            | Strategy::GcpRecreateInGroup { group } => format!("{} ({group})", self.label()),
+            Strategy::AwsLaunchCopy => self.label().to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    pub instance_id: String,
+    pub cloud: Cloud,
+    pub account: String,
+    pub region: String,
+    #[serde(default)]
+    pub name: String,
+    /// The image it runs now.
+    pub image: String,
+    /// The golden image it should run, when the lineage has one.
+    #[serde(default)]
+    pub target_image: Option<String>,
+    pub verdict: Verdict,
+    pub reason: String,
+    pub strategy: Strategy,
+    pub queued_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Queue {
+    pub version: u32,
+    pub entries: Vec<QueueEntry>,
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Queue {
+            version: QUEUE_VERSION,
+            entries: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct QueueError(pub String);
+
+/// Where the queue and journal live: `FLEETSCOPE_DATA_DIR`, else the platform data directory.
+pub fn data_dir() -> Result<PathBuf, QueueError> {
+    if let Some(dir) = std::env::var_os("FLEETSCOPE_DATA_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    directories::ProjectDirs::from("", "", "fleetscope")
+        .map(|d| d.data_dir().to_path_buf())
+        .ok_or_else(|| QueueError("no home directory: set FLEETSCOPE_DATA_DIR".into()))
+}
+
+pub fn default_path() -> Result<PathBuf, QueueError> {
+    Ok(data_dir()?.join("queue.json"))
+}
+
+impl Queue {
+    /// Reads the queue; a missing file is an empty queue, a damaged one an error (never
+    /// silently replaced, so no queued work is lost).
+    pub fn load(path: &Path) -> Result<Queue, QueueError> {
+        let name = path.display();
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Queue::default()),
+            Err(e) => return Err(QueueError(format!("{name}: cannot read queue: {e}"))),
+        };
+        let queue: Queue = serde_json::from_slice(&bytes)
+            .map_err(|e| QueueError(format!("{name}: damaged queue file: {e}")))?;
+        if queue.version != QUEUE_VERSION {
+            return Err(QueueError(format!(
+                "{name}: queue version {} is not supported (this fleetscope reads {QUEUE_VERSION})",
+                queue.version
+            )));
+        }
+        Ok(queue)
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), QueueError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| QueueError(format!("{}: cannot create: {e}", dir.display())))?;
+        }
+        crate::snapshot::write_atomic(path, |w| {
+            serde_json::to_writer_pretty(&mut *w, self).map_err(std::io::Error::other)?;
+            w.write_all(b"\n")
+        })
+        .map_err(|e| QueueError(format!("{}: cannot write queue: {e}", path.display())))
+    }
+
+    pub fn contains(&self, instance_id: &str) -> bool {
+        self.entries.iter().any(|e| e.instance_id == instance_id)
+    }
+
+    /// Adds the instances not queued yet; returns how many were added.
+    pub fn add(&mut self, entries: impl IntoIterator<Item = QueueEntry>) -> usize {
+        let before = self.entries.len();
+        for entry in entries {
+            if !self.contains(&entry.instance_id) {
+                self.entries.push(entry);
+            }
+        }
+        self.entries.len() - before
+    }
+
+    /// Removes the given instances; returns how many were removed.
+    pub fn remove(&mut self, instance_ids: &[&str]) -> usize {
+        let before = self.entries.len();
+        self.entries
+            .retain(|e| !instance_ids.contains(&e.instance_id.as_str()));
+        before - self.entries.len()
+    }
+}
+
+/// The queue entry for an instance, with the strategy that fits it now.
+pub fn entry_for(
+    inventory: &Inventory,
+    eval: &Evaluation,
+    instance: InstanceIdx,
+    queued_at: DateTime<Utc>,
+) -> QueueEntry {
+    let record = inventory.instance(instance);
+    let image_eval = eval.image_eval_of(inventory, instance);
+    let target_image = image_eval
+        .golden
+        .map(|g| inventory.image(g).image.key.clone());
+    QueueEntry {
+        instance_id: record.id.clone(),
+        cloud: record.cloud,
+        account: record.account.clone(),
+        region: record.region.clone(),
+        name: record.name.clone(),
+        image: record.image.clone(),
+        target_image: target_image.clone(),
+        verdict: image_eval.verdict,
+        reason: if image_eval.reasons.is_empty() {
+            "queued by hand".to_owned()
+        } else {
+            image_eval.reasons.join("; ")
+        },
+        strategy: strategy_for(inventory, eval, instance, target_image.as_deref()),
+        queued_at,
+    }
+}
+
+fn strategy_for(
+    inventory: &Inventory,
+    eval: &Evaluation,
+    instance: InstanceIdx,
+    target_image: Option<&str>,
+) -> Strategy {
+    let record = inventory.instance(instance);
+    let not = |why: String| Strategy::NotExecutable { why };
+    if target_image.is_none() {
+        return not("its lineage has no golden image to replace it with".into());
+    }
+    if target_image == Some(record.image.as_str()) {
+        return not("it already runs the golden image".into());
+    }
+    let Some(group_idx) = inventory.group_of(instance) else {
+        return match record.cloud {
+            Cloud::Aws => Strategy::AwsLaunchCopy,
+            Cloud::Azure => not(
+                "standalone Azure VM: rebuild it from the golden image in its own pipeline".into(),
+            ),
+            Cloud::Gcp => not(
+                "standalone GCE instance: recreate it from the golden image in its own pipeline"
+                    .into(),
+            ),
+        };
+    };
+    let group = inventory.group(group_idx);
+    let Some(description) = &group.group else {
+        return not(format!(
+            "group {} was not described by its source",
+            group.key
+        ));
+    };
+    match &eval.group_eval(group_idx).template {
+        TemplateStatus::Golden => {}
+        TemplateStatus::Unresolved => {
+            return not(format!(
+                "the template of {} could not be resolved; check it points at the golden image",
+                description.name
+            ));
+        }
+        TemplateStatus::Drift { points_at, .. } => {
+            return not(format!(
+                "template drift: {} launches {points_at}; point its template at {} first",
+                description.name,
+                target_image.unwrap_or("the golden image")
+            ));
+        }
+    }
+    let group_name = description.name.clone();
+    match description.kind {
+        GroupKind::Asg => Strategy::AwsTerminateInGroup { group: group_name },
+        GroupKind::Vmss => Strategy::AzureUpgradeToModel { group: group_name },
+        GroupKind::Mig => Strategy::GcpRecreateInGroup { group: group_name },
+    }
+}

@@ -1,0 +1,90 @@
+//! The queue as people read it: a table for the terminal, markdown or JSON for review.
+
+use std::io::{self, Write};
+
+use super::{Queue, Strategy};
+use crate::views::diff::DiffFormat;
+
+pub fn write_table(queue: &Queue, out: &mut dyn Write) -> io::Result<()> {
+    if queue.entries.is_empty() {
+        return writeln!(out, "The queue is empty.");
+    }
+    let executable = queue
+        .entries
+        .iter()
+        .filter(|e| e.strategy.executable())
+        .count();
+    writeln!(
+        out,
+        "{} queued, {executable} executable, {} not executable",
+        queue.entries.len(),
+        queue.entries.len() - executable
+    )?;
+    writeln!(
+        out,
+        "{:<22} {:<6} {:<24} {:<9} {:<28} TARGET",
+        "INSTANCE", "CLOUD", "NAME", "VERDICT", "STRATEGY"
+    )?;
+    for entry in &queue.entries {
+        writeln!(
+            out,
+            "{:<22} {:<6} {:<24} {:<9} {:<28} {}",
+            short_id(&entry.instance_id),
+            entry.cloud.as_str(),
+            entry.name,
+            entry.verdict.as_str(),
+            entry.strategy.label(),
+            entry.target_image.as_deref().unwrap_or("-"),
+        )?;
+        if let Strategy::NotExecutable { why } = &entry.strategy {
+            writeln!(out, "{:<22} why: {why}", "")?;
+        }
+    }
+    Ok(())
+}
+
+/// Azure ids are whole resource paths; the last segment is what people recognise.
+fn short_id(id: &str) -> &str {
+    if id.starts_with('/') {
+        id.rsplit('/').next().unwrap_or(id)
+    } else {
+        id
+    }
+}
+
+pub fn export(queue: &Queue, format: DiffFormat, out: &mut dyn Write) -> io::Result<()> {
+    match format {
+        DiffFormat::Json => {
+            serde_json::to_writer_pretty(&mut *out, queue).map_err(io::Error::other)?;
+            out.write_all(b"\n")
+        }
+        DiffFormat::Md => {
+            writeln!(out, "# fleetscope replacement plan\n")?;
+            writeln!(out, "{} instances queued.\n", queue.entries.len())?;
+            writeln!(
+                out,
+                "| instance | name | cloud | account | region | image | target | verdict | strategy | reason |"
+            )?;
+            writeln!(out, "|---|---|---|---|---|---|---|---|---|---|")?;
+            for e in &queue.entries {
+                writeln!(
+                    out,
+                    "| `{}` | {} | {} | {} | {} | `{}` | {} | {} | {} | {} |",
+                    e.instance_id,
+                    e.name,
+                    e.cloud,
+                    e.account,
+                    e.region,
+                    e.image,
+                    e.target_image
+                        .as_deref()
+                        .map_or("-".to_owned(), |t| format!("`{t}`")),
+                    e.verdict,
+                    e.strategy.describe().replace('|', "\\\\|"),
+                    e.reason.replace('|', "\\\\|"),
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
