@@ -205,7 +205,8 @@ pub fn load(
     })
 }
 
-fn parse_file(path: &Path, bytes: &[u8]) -> Result<toml::Table, ConfigError> {
+/// Parses and checks one config file's bytes; the error names the file, line and key.
+pub fn parse_file(path: &Path, bytes: &[u8]) -> Result<toml::Table, ConfigError> {
     let name = path.display();
     let text = std::str::from_utf8(bytes)
         .map_err(|e| ConfigError(format!("{name}: not UTF-8 text (byte {})", e.valid_up_to())))?;
@@ -215,7 +216,7 @@ fn parse_file(path: &Path, bytes: &[u8]) -> Result<toml::Table, ConfigError> {
         )));
     }
     let located = |e: toml::de::Error| {
-        let message = e.message().trim().to_owned();
+        let message = first_line(e.message());
         match e.span() {
             Some(span) => {
                 let (line, column) = line_column(text, span.start);

@@ -391,6 +391,8 @@ impl DemoFleet {
                 0..55 => lineage.golden,
                 55..75 => lineage.golden.saturating_sub(1),
                 75..85 => lineage.golden.saturating_sub(2),
+                // Servers nobody rebuilt after their image was deleted.
+                85..95 if lineage.spec.quirk == Q::OldestDeleted => 0,
                 85..95 => rng.below(lineage.versions.len() as u64) as usize,
                 _ => newest,
             }
