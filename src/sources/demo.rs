@@ -654,3 +654,72 @@ pub async fn collect(
     }
     while tasks.join_next().await.is_some() {}
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn every_size_is_met_exactly() {
+        for size in [0, 1, 7, 1_500, 99_999, 1_000_000] {
+            let fleet = DemoFleet::new(42, size, now());
+            assert_eq!(
+                fleet.account_sizes().iter().sum::<usize>(),
+                size,
+                "size {size}"
+            );
+        }
+    }
+
+    #[test]
+    fn shaped_like_a_real_estate() {
+        assert!(CATALOG.len() >= 20);
+        assert!(CATALOG.iter().all(|l| (3..=12).contains(&l.versions)));
+        for cloud in Cloud::ALL {
+            assert!(
+                ACCOUNTS.iter().filter(|a| a.cloud == cloud).count() >= 2,
+                "{cloud}"
+            );
+        }
+        let fleet = DemoFleet::new(42, 1_500, now());
+        let span = fleet
+            .lineages
+            .iter()
+            .flat_map(|l| l.versions.iter().map(|v| v.created))
+            .fold((now(), now() - Duration::days(1_000)), |(lo, hi), c| {
+                (lo.min(c), hi.max(c))
+            });
+        assert!(
+            now() - span.0 > Duration::days(300),
+            "versions spread over about a year"
+        );
+    }
+
+    #[test]
+    fn same_seed_same_fleet_other_seed_other_fleet() {
+        let a = DemoFleet::new(42, 600, now());
+        let b = DemoFleet::new(42, 600, now());
+        let c = DemoFleet::new(7, 600, now());
+        let first = |f: &DemoFleet| f.pages(0).next().map(|p| p.instances);
+        assert_eq!(first(&a), first(&b));
+        assert_ne!(first(&a), first(&c));
+    }
+
+    #[test]
+    fn timestamps_follow_now() {
+        let later = now() + Duration::days(365);
+        let a = DemoFleet::new(42, 10, now());
+        let b = DemoFleet::new(42, 10, later);
+        let page = |f: &DemoFleet| f.pages(0).next().unwrap();
+        let (pa, pb) = (page(&a), page(&b));
+        for (ia, ib) in pa.instances.iter().zip(&pb.instances) {
+            assert_eq!(ib.launched - ia.launched, Duration::days(365));
+        }
+    }
+}
