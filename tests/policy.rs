@@ -502,8 +502,10 @@ fn long_lived_instances() {
     assert!(eval.long_lived[inv.instance_by_id("i-old").unwrap() as usize]);
     assert!(!eval.long_lived[inv.instance_by_id("i-young").unwrap() as usize]);
     assert_eq!(eval.total.long_lived, 1);
-    let mut config = PolicyConfig::default();
-    config.max_instance_age_days = 60;
+    let config = PolicyConfig {
+        max_instance_age_days: 60,
+        ..PolicyConfig::default()
+    };
     assert_eq!(evaluate(&inv, &config, now()).total.long_lived, 0);
 }
 

@@ -232,7 +232,7 @@ pub fn evaluate(inventory: &Inventory, config: &PolicyConfig, now: DateTime<Utc>
         })
         .collect();
     let flag_reason = |image: &Image| -> Option<String> {
-        if config.flagged_images.iter().any(|k| *k == image.key) {
+        if config.flagged_images.contains(&image.key) {
             return Some("listed in policy.flagged_images".to_owned());
         }
         if !image.readable {
