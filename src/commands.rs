@@ -17,7 +17,7 @@ use crate::core::policy;
 use crate::queue::{self, Queue};
 use crate::snapshot;
 use crate::sources::{self, Plan};
-use crate::views::{diff, report};
+use crate::views::{diff, report, tui};
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
@@ -34,9 +34,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }) => run_diff(&cli.global, &old, &new, format, output.as_deref()),
         Some(Command::Queue { action }) => run_queue(action),
         None if cli.run.report => run_report(&cli.global, &cli.run),
-        None => Err(eyre!(
-            "the interactive view is not available in this build; use --report"
-        )),
+        None => run_tui(&cli.global, &cli.run),
     }
 }
 
@@ -130,6 +128,44 @@ fn run_report(global: &GlobalArgs, run: &RunArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Pause between a demo page and the next, so the UI shows collection progressing.
+const DEMO_PAGE_DELAY: Duration = Duration::from_millis(20);
+
+fn run_tui(global: &GlobalArgs, run: &RunArgs) -> Result<ExitCode> {
+    if !std::io::stdout().is_terminal() {
+        return Err(eyre!(
+            "the interactive view needs a terminal on stdout; use --report for a file or a pipe"
+        ));
+    }
+    let loaded = load_config(global)?;
+    let rules = loaded.lineage_rules()?;
+    let queue_path = queue::default_path()?;
+    let queue = Queue::load(&queue_path)?;
+    let (plan, inventory, fixed_now) = match &run.snapshot {
+        Some(path) => {
+            let snapshot = snapshot::load(path)?;
+            let now = global.now.unwrap_or(snapshot.taken_at);
+            (None, snapshot.into_inventory(rules.clone()), Some(now))
+        }
+        None => (
+            Some(plan(run, &loaded, DEMO_PAGE_DELAY)?),
+            Inventory::new(rules.clone()),
+            global.now,
+        ),
+    };
+    tui::run(tui::Options {
+        plan,
+        inventory,
+        rules,
+        policy: loaded.config.policy.clone(),
+        fixed_now,
+        queue,
+        queue_path,
+        save_snapshot: run.save_snapshot.clone(),
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_diff(

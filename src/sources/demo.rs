@@ -85,7 +85,14 @@ const CATALOG: &[LineageSpec] = &[
     spec(Aws, "legacy-db", (3, 120, 200), 3, Pet, Q::OldDeprecated),
     spec(Azure, "frontend", (11, 14, 4), 30, Service, Q::None),
     spec(Azure, "payments", (8, 21, 6), 20, Service, Q::TemplateDrift),
-    spec(Azure, "reporting", (6, 30, 18), 12, Service, Q::OldDeprecated),
+    spec(
+        Azure,
+        "reporting",
+        (6, 30, 18),
+        12,
+        Service,
+        Q::OldDeprecated,
+    ),
     spec(Azure, "jumpbox", (3, 120, 150), 3, Pet, Q::None),
     spec(Azure, "queue", (7, 28, 12), 15, Service, Q::NewestFlagged),
     spec(Azure, "ml-train", (5, 60, 33), 8, Service, Q::OldestDeleted),
@@ -300,6 +307,30 @@ impl DemoFleet {
             }
             out
         })
+    }
+
+    /// One source's whole collection as events: started, its pages, finished.
+    pub fn source_events(&self, source_index: usize) -> impl Iterator<Item = CollectEvent> + '_ {
+        let account = &ACCOUNTS[source_index];
+        let started = CollectEvent::Started {
+            source: account.source.to_owned(),
+            cloud: account.cloud,
+            expected_pages: Some(self.expected_pages(source_index)),
+        };
+        let finished = CollectEvent::Finished {
+            source: account.source.to_owned(),
+        };
+        std::iter::once(started)
+            .chain(
+                self.pages(source_index)
+                    .map(|page| CollectEvent::Page(Box::new(page))),
+            )
+            .chain(std::iter::once(finished))
+    }
+
+    /// Every source's events, one source after another: the demo collected without waiting.
+    pub fn events(&self) -> impl Iterator<Item = CollectEvent> + '_ {
+        (0..ACCOUNTS.len()).flat_map(|source| self.source_events(source))
     }
 
     pub fn expected_pages(&self, source_index: usize) -> u32 {
@@ -624,31 +655,18 @@ pub async fn collect(
     delay: StdDuration,
 ) {
     let mut tasks = tokio::task::JoinSet::new();
-    for (index, account) in ACCOUNTS.iter().enumerate() {
+    for index in 0..ACCOUNTS.len() {
         let fleet = fleet.clone();
         let tx = tx.clone();
         tasks.spawn(async move {
-            let started = CollectEvent::Started {
-                source: account.source.to_owned(),
-                cloud: account.cloud,
-                expected_pages: Some(fleet.expected_pages(index)),
-            };
-            if tx.send(started).await.is_err() {
-                return;
-            }
-            for page in fleet.pages(index) {
-                if !delay.is_zero() {
+            for event in fleet.source_events(index) {
+                if matches!(event, CollectEvent::Page(_)) && !delay.is_zero() {
                     tokio::time::sleep(delay).await;
                 }
-                if tx.send(CollectEvent::Page(Box::new(page))).await.is_err() {
+                if tx.send(event).await.is_err() {
                     return;
                 }
             }
-            let _ = tx
-                .send(CollectEvent::Finished {
-                    source: account.source.to_owned(),
-                })
-                .await;
         });
     }
     while tasks.join_next().await.is_some() {}

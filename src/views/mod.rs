@@ -1,4 +1,5 @@
-//! Everything a person reads: the one-shot report and the snapshot diff.
+//! Everything a person reads: the interactive UI, the one-shot report and the snapshot diff.
 
 pub mod diff;
 pub mod report;
+pub mod tui;

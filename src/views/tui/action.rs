@@ -1,0 +1,110 @@
+//! Everything the operator can ask for, as plain values: keys and mouse become `Action`s through
+//! the keymap, and `App::update` is the only place that acts on them.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum View {
+    Overview,
+    Images,
+    Instances,
+    Drift,
+    Queue,
+}
+
+impl View {
+    pub const ALL: [View; 5] = [
+        View::Overview,
+        View::Images,
+        View::Instances,
+        View::Drift,
+        View::Queue,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Overview => "Overview",
+            View::Images => "Images",
+            View::Instances => "Instances",
+            View::Drift => "Drift",
+            View::Queue => "Queue",
+        }
+    }
+
+    /// The `:` command that shows it.
+    pub fn command(self) -> &'static str {
+        match self {
+            View::Overview => "overview",
+            View::Images => "images",
+            View::Instances => "instances",
+            View::Drift => "drift",
+            View::Queue => "queue",
+        }
+    }
+
+    fn position(self) -> usize {
+        View::ALL.iter().position(|v| *v == self).unwrap_or(0)
+    }
+
+    pub fn next(self) -> View {
+        View::ALL[(self.position() + 1) % View::ALL.len()]
+    }
+
+    pub fn previous(self) -> View {
+        View::ALL[(self.position() + View::ALL.len() - 1) % View::ALL.len()]
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Quit,
+    Show(View),
+    NextView,
+    PreviousView,
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+    SortPrevious,
+    SortNext,
+    SortReverse,
+    StartFilter,
+    StartCommand,
+    ToggleHelp,
+    ToggleMark,
+    MarkAllVisible,
+    ClearMarks,
+    /// Queue the marked instances, or the selected one.
+    QueueSelected,
+    /// Queue every non-current instance on the selected image, lineage or group.
+    QueueAllOnSelected,
+    /// Take the marked or selected instances off the queue.
+    Dequeue,
+    DrillDown,
+    Back,
+    Refresh,
+    CopyId,
+    /// Text entry in the filter or command line.
+    Input(char),
+    DeleteChar,
+    ClearInput,
+    Complete,
+    Submit,
+    Cancel,
+    ScrollUp,
+    ScrollDown,
+    Click {
+        column: u16,
+        row: u16,
+    },
+}
+
+/// What the update asks of the world outside the state: the runtime carries these out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Quit,
+    /// Collect again from the sources.
+    Refresh,
+    /// Put this text on the clipboard.
+    Copy(String),
+}

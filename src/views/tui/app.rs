@@ -1,0 +1,1328 @@
+//! The interactive state and the one function that changes it: `App::update(Action)`.
+//! No terminal, no network: the runtime feeds it actions and collection events, then draws it.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+
+use super::action::{Action, Effect, View};
+use super::data::{self, Data};
+use super::filter::{Field, Subject};
+use super::table::ListState;
+use crate::core::event::CollectEvent;
+use crate::core::inventory::{GroupIdx, ImageIdx, InstanceIdx, Inventory, LineageIdx};
+use crate::core::lineage::LineageRules;
+use crate::core::model::{SourceStatus, Tags};
+use crate::core::policy::PolicyConfig;
+use crate::queue::{self, Queue, QueueEntry};
+
+/// Which instances the Instances view lists: all, or those under what was drilled into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceScope {
+    All,
+    Image(ImageIdx),
+    Lineage(LineageIdx),
+    Group(GroupIdx),
+}
+
+/// A row of the Drift view: a lineage, one of its images (newest first), or a group with skew
+/// or template drift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriftRow {
+    Lineage(LineageIdx),
+    Image(ImageIdx),
+    Group(GroupIdx),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    Normal,
+    /// Typing a filter; `previous` comes back on Esc.
+    Filter {
+        previous: String,
+    },
+    Command {
+        line: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub text: String,
+    pub error: bool,
+}
+
+/// Where the Instances view was before a drill-down, so Esc can go back.
+#[derive(Debug, Clone)]
+struct Crumb {
+    view: View,
+    scope: InstanceScope,
+    input: String,
+    selected: usize,
+}
+
+pub struct AppInit {
+    pub inventory: Inventory,
+    pub rules: LineageRules,
+    pub policy: PolicyConfig,
+    pub now: DateTime<Utc>,
+    pub queue: Queue,
+    /// Where the queue is saved on every change; `None` keeps it in memory (tests).
+    pub queue_path: Option<PathBuf>,
+    /// False for a snapshot: there is nothing to collect again.
+    pub live: bool,
+    /// Whether sources are streaming into `inventory` right now.
+    pub collecting: bool,
+}
+
+/// Screen regions from the last frame, for mouse clicks and page sizes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Layout {
+    pub tabs: ratatui::layout::Rect,
+    /// Where table rows start (below the header) and how many fit.
+    pub rows: ratatui::layout::Rect,
+}
+
+pub struct App {
+    pub data: Data,
+    rules: LineageRules,
+    policy: PolicyConfig,
+    /// Inventory being collected by a refresh; shown once complete.
+    pending: Option<Inventory>,
+    /// Inventory changed since the last evaluation.
+    stale: bool,
+    collecting: bool,
+    live: bool,
+    pub queue: Queue,
+    queue_path: Option<PathBuf>,
+    pub(super) queued: HashSet<String>,
+    pub view: View,
+    pub mode: Mode,
+    pub help: Option<u16>,
+    pub images: ListState<ImageIdx>,
+    pub instances: ListState<InstanceIdx>,
+    pub instance_scope: InstanceScope,
+    pub drift: ListState<DriftRow>,
+    pub queue_rows: ListState<usize>,
+    /// Marked instances, by id so marks survive a refresh.
+    pub marked: HashSet<String>,
+    /// Marked queue entries, by instance id.
+    pub queue_marked: HashSet<String>,
+    crumbs: Vec<Crumb>,
+    pub status: Option<Status>,
+    pub layout: Layout,
+}
+
+pub const INSTANCE_FIELDS: &[Field] = &[
+    Field::Cloud,
+    Field::Account,
+    Field::Region,
+    Field::Zone,
+    Field::Name,
+    Field::Id,
+    Field::Image,
+    Field::Lineage,
+    Field::Group,
+    Field::Verdict,
+    Field::State,
+    Field::Type,
+    Field::Source,
+    Field::Tag,
+    Field::Age,
+    Field::Uptime,
+];
+pub const IMAGE_FIELDS: &[Field] = &[
+    Field::Cloud,
+    Field::Account,
+    Field::Name,
+    Field::Id,
+    Field::Image,
+    Field::Lineage,
+    Field::Verdict,
+    Field::Tag,
+    Field::Age,
+];
+pub const DRIFT_FIELDS: &[Field] = &[Field::Cloud, Field::Name, Field::Lineage, Field::Group];
+pub const QUEUE_FIELDS: &[Field] = &[
+    Field::Cloud,
+    Field::Account,
+    Field::Region,
+    Field::Name,
+    Field::Id,
+    Field::Image,
+    Field::Verdict,
+    Field::Strategy,
+];
+
+const COMMANDS: &[&str] = &[
+    "overview",
+    "images",
+    "instances",
+    "drift",
+    "queue",
+    "filter",
+    "sort",
+    "unmark",
+    "refresh",
+    "help",
+    "quit",
+];
+
+impl App {
+    pub fn new(init: AppInit) -> App {
+        let queued = init
+            .queue
+            .entries
+            .iter()
+            .map(|e| e.instance_id.clone())
+            .collect();
+        let mut app = App {
+            data: Data::new(init.inventory, &init.policy, init.now),
+            rules: init.rules,
+            policy: init.policy,
+            pending: None,
+            stale: false,
+            collecting: init.collecting,
+            live: init.live,
+            queue: init.queue,
+            queue_path: init.queue_path,
+            queued,
+            view: View::Overview,
+            mode: Mode::Normal,
+            help: None,
+            images: ListState::new(data::IMAGE_VERDICT, true),
+            instances: ListState::new(data::INSTANCE_VERDICT, true),
+            instance_scope: InstanceScope::All,
+            drift: ListState::new(0, false),
+            queue_rows: ListState::new(0, false),
+            marked: HashSet::new(),
+            queue_marked: HashSet::new(),
+            crumbs: Vec::new(),
+            status: None,
+            layout: Layout::default(),
+        };
+        app.rebuild_all();
+        app
+    }
+
+    // ---- collection -------------------------------------------------------------------------
+
+    pub fn collecting(&self) -> bool {
+        self.collecting
+    }
+
+    pub fn refreshing(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// The sources as they stand: those of a refresh in progress, else the shown inventory's.
+    pub fn sources(&self) -> &[SourceStatus] {
+        self.pending
+            .as_ref()
+            .unwrap_or(&self.data.inventory)
+            .sources()
+    }
+
+    /// A refresh starts: collect into a new inventory while the old one stays on screen.
+    pub fn start_refresh(&mut self) {
+        self.pending = Some(Inventory::new(self.rules.clone()));
+        self.collecting = true;
+    }
+
+    pub fn apply_event(&mut self, event: CollectEvent) {
+        match &mut self.pending {
+            Some(pending) => pending.apply(event),
+            None => {
+                self.data.inventory.apply(event);
+                self.stale = true;
+            }
+        }
+    }
+
+    /// Every source has finished: a refresh's inventory replaces the shown one.
+    pub fn collection_finished(&mut self, now: DateTime<Utc>) {
+        self.collecting = false;
+        if let Some(pending) = self.pending.take() {
+            self.data = Data::new(pending, &self.policy, now);
+            self.stale = false;
+            self.rebuild_all();
+        } else {
+            self.reevaluate(now);
+        }
+    }
+
+    /// Evaluates again if the inventory changed; the runtime paces this while pages arrive.
+    pub fn reevaluate(&mut self, now: DateTime<Utc>) {
+        if !self.stale {
+            return;
+        }
+        let inventory = std::mem::take(&mut self.data.inventory);
+        self.data = Data::new(inventory, &self.policy, now);
+        self.stale = false;
+        self.rebuild_all();
+    }
+
+    pub fn needs_evaluation(&self) -> bool {
+        self.stale
+    }
+
+    // ---- rows -------------------------------------------------------------------------------
+
+    fn rebuild_all(&mut self) {
+        if self.instance_scope_is_gone() {
+            self.instance_scope = InstanceScope::All;
+            self.crumbs.clear();
+        }
+        self.resort_images();
+        self.resort_instances();
+        self.rebuild_drift();
+        self.rebuild_queue_rows();
+    }
+
+    /// Indices from an earlier inventory mean nothing in a new one.
+    fn instance_scope_is_gone(&self) -> bool {
+        let inv = &self.data.inventory;
+        match self.instance_scope {
+            InstanceScope::All => false,
+            InstanceScope::Image(i) => i as usize >= inv.images().len(),
+            InstanceScope::Lineage(l) => l as usize >= inv.lineages().len(),
+            InstanceScope::Group(g) => g as usize >= inv.groups().len(),
+        }
+    }
+
+    fn resort_images(&mut self) {
+        let data = &self.data;
+        let all = (0..data.inventory.images().len() as ImageIdx).collect();
+        let column = self.images.sort;
+        self.images
+            .resort(all, |a, b| data.compare_images(column, a, b));
+        self.refilter_images();
+    }
+
+    fn refilter_images(&mut self) {
+        let data = &self.data;
+        let query = self.images.query().clone();
+        self.images
+            .refilter(|i| query.is_empty() || query.matches(&ImageSubject { data, image: i }));
+    }
+
+    fn scoped_instances(&self) -> Vec<InstanceIdx> {
+        let inv = &self.data.inventory;
+        match self.instance_scope {
+            InstanceScope::All => (0..inv.instances().len() as InstanceIdx).collect(),
+            InstanceScope::Image(i) => inv.image(i).instances.clone(),
+            InstanceScope::Lineage(l) => self.data.instances_in_lineage(l),
+            InstanceScope::Group(g) => inv.group(g).members.clone(),
+        }
+    }
+
+    fn resort_instances(&mut self) {
+        let rows = self.scoped_instances();
+        let data = &self.data;
+        let column = self.instances.sort;
+        self.instances
+            .resort(rows, |a, b| data.compare_instances(column, a, b));
+        self.refilter_instances();
+    }
+
+    fn refilter_instances(&mut self) {
+        let data = &self.data;
+        let query = self.instances.query().clone();
+        self.instances.refilter(|i| {
+            query.is_empty() || query.matches(&InstanceSubject { data, instance: i })
+        });
+    }
+
+    fn rebuild_drift(&mut self) {
+        let data = &self.data;
+        let inv = &data.inventory;
+        let query = self.drift.query().clone();
+        let mut rows = Vec::new();
+        for &lineage in &data.lineages_by_lag {
+            if !query.matches(&DriftSubject {
+                data,
+                row: DriftRow::Lineage(lineage),
+            }) {
+                continue;
+            }
+            rows.push(DriftRow::Lineage(lineage));
+            rows.extend(
+                inv.lineage(lineage)
+                    .images
+                    .iter()
+                    .rev()
+                    .map(|&i| DriftRow::Image(i)),
+            );
+        }
+        let mut groups: Vec<GroupIdx> = (0..inv.groups().len() as GroupIdx)
+            .filter(|&g| {
+                let eval = data.eval.group_eval(g);
+                eval.skew() || eval.drift()
+            })
+            .filter(|&g| {
+                query.matches(&DriftSubject {
+                    data,
+                    row: DriftRow::Group(g),
+                })
+            })
+            .collect();
+        groups.sort_by(|&a, &b| inv.group(a).key.cmp(&inv.group(b).key));
+        rows.extend(groups.into_iter().map(DriftRow::Group));
+        self.drift.set_rows(rows);
+    }
+
+    fn rebuild_queue_rows(&mut self) {
+        let entries = &self.queue.entries;
+        let query = self.queue_rows.query().clone();
+        let mut rows: Vec<usize> = (0..entries.len())
+            .filter(|&e| query.matches(&QueueSubject { entry: &entries[e] }))
+            .collect();
+        let column = self.queue_rows.sort;
+        rows.sort_by(|&a, &b| {
+            let (ea, eb) = (&entries[a], &entries[b]);
+            let primary = match column {
+                0 => std::cmp::Ordering::Equal,
+                1 => ea.name.cmp(&eb.name),
+                2 => ea.cloud.cmp(&eb.cloud),
+                3 => ea.verdict.cmp(&eb.verdict),
+                4 => ea.strategy.label().cmp(eb.strategy.label()),
+                5 => eb.strategy.executable().cmp(&ea.strategy.executable()),
+                6 => ea.target_image.cmp(&eb.target_image),
+                _ => ea.reason.cmp(&eb.reason),
+            };
+            let order = primary.then_with(|| ea.instance_id.cmp(&eb.instance_id));
+            if self.queue_rows.descending {
+                order.reverse()
+            } else {
+                order
+            }
+        });
+        self.queue_rows.set_rows(rows);
+    }
+
+    // ---- the queue --------------------------------------------------------------------------
+
+    pub fn is_queued(&self, instance_id: &str) -> bool {
+        self.queued.contains(instance_id)
+    }
+
+    fn queue_changed(&mut self) {
+        self.queued = self
+            .queue
+            .entries
+            .iter()
+            .map(|e| e.instance_id.clone())
+            .collect();
+        self.queue_marked.retain(|id| self.queued.contains(id));
+        self.rebuild_queue_rows();
+        if let Some(path) = &self.queue_path
+            && let Err(error) = self.queue.save(path)
+        {
+            // Kept in memory, so nothing is lost; the next change tries to save again.
+            self.fail(error.to_string());
+        }
+    }
+
+    fn enqueue(&mut self, instances: Vec<InstanceIdx>, what: &str) {
+        if instances.is_empty() {
+            self.say(format!("nothing to queue: {what}"));
+            return;
+        }
+        let queued_at = self.data.now();
+        let entries: Vec<QueueEntry> = instances
+            .iter()
+            .filter(|&&i| !self.is_queued(&self.data.instance(i).id))
+            .map(|&i| queue::entry_for(&self.data.inventory, &self.data.eval, i, queued_at))
+            .collect();
+        let not_executable = entries.iter().filter(|e| !e.strategy.executable()).count();
+        let added = self.queue.add(entries);
+        let already = instances.len() - added;
+        let mut text = format!("queued {added} {} ({what})", plural(added, "instance"));
+        if already > 0 {
+            text.push_str(&format!(", {already} already queued"));
+        }
+        if not_executable > 0 {
+            text.push_str(&format!(
+                ", {not_executable} not executable: see the Queue view"
+            ));
+        }
+        self.queue_changed();
+        if !matches!(&self.status, Some(s) if s.error) {
+            self.say(text);
+        }
+    }
+
+    fn dequeue(&mut self, ids: Vec<String>) {
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let removed = self.queue.remove(&ids);
+        if removed == 0 {
+            self.say("nothing to take off the queue".to_owned());
+            return;
+        }
+        self.say(format!(
+            "took {removed} {} off the queue",
+            plural(removed, "instance")
+        ));
+        self.queue_changed();
+    }
+
+    // ---- update -----------------------------------------------------------------------------
+
+    pub fn typing(&self) -> bool {
+        !matches!(self.mode, Mode::Normal)
+    }
+
+    fn say(&mut self, text: String) {
+        self.status = Some(Status { text, error: false });
+    }
+
+    fn fail(&mut self, text: String) {
+        self.status = Some(Status { text, error: true });
+    }
+
+    /// Applies one action; returns what the runtime must do, if anything.
+    pub fn update(&mut self, action: Action) -> Option<Effect> {
+        if self.help.is_some() {
+            return self.update_help(action);
+        }
+        if self.typing() {
+            return self.update_input(action);
+        }
+        if !matches!(action, Action::ScrollUp | Action::ScrollDown) {
+            self.status = None;
+        }
+        match action {
+            Action::Quit => return Some(Effect::Quit),
+            Action::Show(view) => self.view = view,
+            Action::NextView => self.view = self.view.next(),
+            Action::PreviousView => self.view = self.view.previous(),
+            Action::Up | Action::ScrollUp => self.move_selection(-1),
+            Action::Down | Action::ScrollDown => self.move_selection(1),
+            Action::PageUp => self.move_selection(-(self.page() as isize)),
+            Action::PageDown => self.move_selection(self.page() as isize),
+            Action::Top => self.move_selection(isize::MIN / 2),
+            Action::Bottom => self.move_selection(isize::MAX / 2),
+            Action::SortNext => self.change_sort(1),
+            Action::SortPrevious => self.change_sort(-1),
+            Action::SortReverse => self.reverse_sort(),
+            Action::StartFilter => {
+                if let Some(previous) = self.filter_input().map(str::to_owned) {
+                    self.mode = Mode::Filter { previous };
+                }
+            }
+            Action::StartCommand => {
+                self.mode = Mode::Command {
+                    line: String::new(),
+                }
+            }
+            Action::ToggleHelp => self.help = Some(0),
+            Action::ToggleMark => self.toggle_mark(),
+            Action::MarkAllVisible => self.mark_all_visible(),
+            Action::ClearMarks => self.clear_marks(),
+            Action::QueueSelected => {
+                let targets = self.marked_or_selected_instances();
+                self.enqueue(targets, "marked or selected");
+                self.marked.clear();
+            }
+            Action::QueueAllOnSelected => self.queue_all_on_selected(),
+            Action::Dequeue => {
+                let ids = self.dequeue_targets();
+                self.dequeue(ids);
+                self.marked.clear();
+                self.queue_marked.clear();
+            }
+            Action::DrillDown => self.drill_down(),
+            Action::Back => self.back(),
+            Action::Refresh => {
+                if !self.live {
+                    self.say("a snapshot has nothing to collect again".to_owned());
+                } else if self.collecting {
+                    self.say("still collecting".to_owned());
+                } else {
+                    self.start_refresh();
+                    self.say("collecting again; the screen updates when it is done".to_owned());
+                    return Some(Effect::Refresh);
+                }
+            }
+            Action::CopyId => {
+                if let Some(id) = self.selected_id() {
+                    self.say(format!("copied {id}"));
+                    return Some(Effect::Copy(id));
+                }
+            }
+            Action::Click { column, row } => self.click(column, row),
+            Action::Input(_)
+            | Action::DeleteChar
+            | Action::ClearInput
+            | Action::Complete
+            | Action::Submit
+            | Action::Cancel => {}
+        }
+        None
+    }
+
+    fn update_help(&mut self, action: Action) -> Option<Effect> {
+        match action {
+            Action::Quit => return Some(Effect::Quit),
+            Action::Down | Action::ScrollDown => {
+                self.help = self.help.map(|s| s.saturating_add(1));
+            }
+            Action::Up | Action::ScrollUp => {
+                self.help = self.help.map(|s| s.saturating_sub(1));
+            }
+            Action::ToggleHelp | Action::Back | Action::Cancel => self.help = None,
+            _ => {}
+        }
+        None
+    }
+
+    fn update_input(&mut self, action: Action) -> Option<Effect> {
+        match (&mut self.mode, action) {
+            (_, Action::Quit) => return Some(Effect::Quit),
+            (Mode::Filter { .. }, Action::Input(c)) => self.edit_filter(|text| text.push(c)),
+            (Mode::Filter { .. }, Action::DeleteChar) => self.edit_filter(|text| {
+                text.pop();
+            }),
+            (Mode::Filter { .. }, Action::ClearInput) => self.edit_filter(String::clear),
+            (Mode::Filter { .. }, Action::Complete) => self.complete_filter_field(),
+            (Mode::Filter { .. }, Action::Submit) => {
+                self.mode = Mode::Normal;
+                if let Some(error) = self.filter_error() {
+                    self.fail(format!("filter: {error}"));
+                }
+            }
+            (Mode::Filter { previous }, Action::Cancel) => {
+                let previous = std::mem::take(previous);
+                self.mode = Mode::Normal;
+                self.set_filter(previous);
+            }
+            (Mode::Command { line }, Action::Input(c)) => line.push(c),
+            (Mode::Command { line }, Action::DeleteChar) => {
+                line.pop();
+            }
+            (Mode::Command { line }, Action::ClearInput) => line.clear(),
+            (Mode::Command { .. }, Action::Complete) => self.complete_command(),
+            (Mode::Command { line }, Action::Submit) => {
+                let line = std::mem::take(line);
+                self.mode = Mode::Normal;
+                return self.run_command(&line);
+            }
+            (Mode::Command { .. }, Action::Cancel) => self.mode = Mode::Normal,
+            _ => {}
+        }
+        None
+    }
+
+    // ---- selection and sorting --------------------------------------------------------------
+
+    fn page(&self) -> usize {
+        usize::from(self.layout.rows.height.max(1))
+    }
+
+    fn move_selection(&mut self, delta: isize) {
+        match self.view {
+            View::Overview => {}
+            View::Images => self.images.move_by(delta),
+            View::Instances => self.instances.move_by(delta),
+            View::Drift => self.drift.move_by(delta),
+            View::Queue => self.queue_rows.move_by(delta),
+        }
+    }
+
+    pub fn columns_of(view: View) -> &'static [super::table::Column] {
+        super::draw::columns_of(view)
+    }
+
+    fn change_sort(&mut self, step: isize) {
+        let count = App::columns_of(self.view).len();
+        let list_sort = match self.view {
+            View::Images => &mut self.images.sort,
+            View::Instances => &mut self.instances.sort,
+            View::Queue => &mut self.queue_rows.sort,
+            View::Overview | View::Drift => {
+                self.say("this view keeps its own order: most lagging lineage first".to_owned());
+                return;
+            }
+        };
+        *list_sort = (*list_sort as isize + step).rem_euclid(count as isize) as usize;
+        self.apply_sort();
+    }
+
+    fn reverse_sort(&mut self) {
+        match self.view {
+            View::Images => self.images.descending = !self.images.descending,
+            View::Instances => self.instances.descending = !self.instances.descending,
+            View::Queue => self.queue_rows.descending = !self.queue_rows.descending,
+            View::Overview | View::Drift => return,
+        }
+        self.apply_sort();
+    }
+
+    fn apply_sort(&mut self) {
+        match self.view {
+            View::Images => self.resort_images(),
+            View::Instances => self.resort_instances(),
+            View::Queue => self.rebuild_queue_rows(),
+            View::Overview | View::Drift => {}
+        }
+    }
+
+    /// `:sort <column> [asc|desc]`.
+    fn sort_by_name(&mut self, name: &str, direction: Option<&str>) -> Result<(), String> {
+        let columns = App::columns_of(self.view);
+        let position = columns
+            .iter()
+            .position(|c| c.title.eq_ignore_ascii_case(name))
+            .ok_or_else(|| {
+                let names: Vec<String> = columns.iter().map(|c| c.title.to_lowercase()).collect();
+                format!("no column {name:?} here; try {}", names.join(", "))
+            })?;
+        let descending = match direction {
+            None | Some("asc") => false,
+            Some("desc") => true,
+            Some(other) => return Err(format!("{other:?}: say asc or desc")),
+        };
+        match self.view {
+            View::Images => (self.images.sort, self.images.descending) = (position, descending),
+            View::Instances => {
+                (self.instances.sort, self.instances.descending) = (position, descending)
+            }
+            View::Queue => {
+                (self.queue_rows.sort, self.queue_rows.descending) = (position, descending)
+            }
+            View::Overview | View::Drift => return Err("this view does not sort".to_owned()),
+        }
+        self.apply_sort();
+        Ok(())
+    }
+
+    // ---- filter -----------------------------------------------------------------------------
+
+    fn filter_input(&self) -> Option<&str> {
+        match self.view {
+            View::Overview => None,
+            View::Images => Some(&self.images.input),
+            View::Instances => Some(&self.instances.input),
+            View::Drift => Some(&self.drift.input),
+            View::Queue => Some(&self.queue_rows.input),
+        }
+    }
+
+    pub fn filter_error(&self) -> Option<&str> {
+        match self.view {
+            View::Overview => None,
+            View::Images => self.images.input_error.as_deref(),
+            View::Instances => self.instances.input_error.as_deref(),
+            View::Drift => self.drift.input_error.as_deref(),
+            View::Queue => self.queue_rows.input_error.as_deref(),
+        }
+    }
+
+    fn edit_filter(&mut self, edit: impl FnOnce(&mut String)) {
+        if let Some(mut text) = self.filter_input().map(str::to_owned) {
+            edit(&mut text);
+            self.set_filter(text);
+        }
+    }
+
+    /// Sets the current view's filter and narrows its rows: this is the per-keystroke path.
+    pub fn set_filter(&mut self, text: String) {
+        match self.view {
+            View::Overview => {}
+            View::Images => {
+                self.images.set_input(text, IMAGE_FIELDS);
+                self.refilter_images();
+            }
+            View::Instances => {
+                self.instances.set_input(text, INSTANCE_FIELDS);
+                self.refilter_instances();
+            }
+            View::Drift => {
+                self.drift.set_input(text, DRIFT_FIELDS);
+                self.rebuild_drift();
+            }
+            View::Queue => {
+                self.queue_rows.set_input(text, QUEUE_FIELDS);
+                self.rebuild_queue_rows();
+            }
+        }
+    }
+
+    pub fn fields_of(view: View) -> &'static [Field] {
+        match view {
+            View::Overview => &[],
+            View::Images => IMAGE_FIELDS,
+            View::Instances => INSTANCE_FIELDS,
+            View::Drift => DRIFT_FIELDS,
+            View::Queue => QUEUE_FIELDS,
+        }
+    }
+
+    /// Tab in the filter completes a field name of the last word.
+    fn complete_filter_field(&mut self) {
+        let Some(text) = self.filter_input().map(str::to_owned) else {
+            return;
+        };
+        let start = text.rfind(' ').map_or(0, |p| p + 1);
+        let word = &text[start..];
+        let (bang, stem) = word
+            .strip_prefix('!')
+            .map_or(("", word), |rest| ("!", rest));
+        if stem.contains(':') {
+            return;
+        }
+        let names: Vec<&str> = App::fields_of(self.view)
+            .iter()
+            .map(|f| f.as_str())
+            .filter(|name| name.starts_with(stem))
+            .collect();
+        match names.as_slice() {
+            [] => {}
+            [one] => self.set_filter(format!("{}{bang}{one}:", &text[..start])),
+            many => {
+                let common = common_prefix(many);
+                self.set_filter(format!("{}{bang}{common}", &text[..start]));
+                self.say(format!("fields: {}", many.join(" ")));
+            }
+        }
+    }
+
+    // ---- commands ---------------------------------------------------------------------------
+
+    fn complete_command(&mut self) {
+        let Mode::Command { line } = &self.mode else {
+            return;
+        };
+        let line = line.clone();
+        let (candidates, prefix, stem): (Vec<String>, String, &str) = match line.split_once(' ') {
+            None => (
+                COMMANDS.iter().map(|c| (*c).to_owned()).collect(),
+                String::new(),
+                line.as_str(),
+            ),
+            Some(("sort", rest)) => (
+                App::columns_of(self.view)
+                    .iter()
+                    .map(|c| c.title.to_lowercase())
+                    .collect(),
+                "sort ".to_owned(),
+                rest,
+            ),
+            Some(_) => return,
+        };
+        let matches: Vec<&str> = candidates
+            .iter()
+            .map(String::as_str)
+            .filter(|c| c.starts_with(stem))
+            .collect();
+        let completed = match matches.as_slice() {
+            [] => return,
+            [one] => format!("{prefix}{one} "),
+            many => {
+                self.say(many.join(" "));
+                format!("{prefix}{}", common_prefix(many))
+            }
+        };
+        self.mode = Mode::Command { line: completed };
+    }
+
+    fn run_command(&mut self, line: &str) -> Option<Effect> {
+        let mut words = line.split_whitespace();
+        let Some(word) = words.next() else {
+            return None;
+        };
+        let matching: Vec<&str> = COMMANDS
+            .iter()
+            .copied()
+            .filter(|c| c.starts_with(word))
+            .collect();
+        let command = match (matching.as_slice(), word) {
+            (_, "q" | "q!") => "quit",
+            ([one], _) => one,
+            (many, _) if many.contains(&word) => word,
+            ([], _) => {
+                self.fail(format!(
+                    "unknown command {word:?}; try {}",
+                    COMMANDS.join(", ")
+                ));
+                return None;
+            }
+            (many, _) => {
+                self.fail(format!("{word:?} could be {}", many.join(", ")));
+                return None;
+            }
+        };
+        if let Some(view) = View::ALL.into_iter().find(|v| v.command() == command) {
+            return self.update(Action::Show(view));
+        }
+        match command {
+            "quit" => Some(Effect::Quit),
+            "refresh" => self.update(Action::Refresh),
+            "help" => self.update(Action::ToggleHelp),
+            "unmark" => self.update(Action::ClearMarks),
+            "filter" => {
+                let rest: Vec<&str> = words.collect();
+                self.set_filter(rest.join(" "));
+                if let Some(error) = self.filter_error() {
+                    let error = format!("filter: {error}");
+                    self.fail(error);
+                }
+                None
+            }
+            "sort" => {
+                let Some(column) = words.next() else {
+                    self.fail("sort: name a column".to_owned());
+                    return None;
+                };
+                if let Err(error) = self.sort_by_name(column, words.next()) {
+                    self.fail(format!("sort: {error}"));
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
+    // ---- marks, drill-down, selection -------------------------------------------------------
+
+    fn toggle_mark(&mut self) {
+        match self.view {
+            View::Instances => {
+                if let Some(i) = self.instances.selected_row() {
+                    let id = self.data.instance(i).id.clone();
+                    if !self.marked.remove(&id) {
+                        self.marked.insert(id);
+                    }
+                    self.instances.move_by(1);
+                }
+            }
+            View::Queue => {
+                if let Some(e) = self.queue_rows.selected_row() {
+                    let id = self.queue.entries[e].instance_id.clone();
+                    if !self.queue_marked.remove(&id) {
+                        self.queue_marked.insert(id);
+                    }
+                    self.queue_rows.move_by(1);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn mark_all_visible(&mut self) {
+        let (ids, marks): (Vec<&str>, &mut HashSet<String>) = match self.view {
+            View::Instances => (
+                self.instances
+                    .rows
+                    .iter()
+                    .map(|&i| self.data.instance(i).id.as_str())
+                    .collect(),
+                &mut self.marked,
+            ),
+            View::Queue => (
+                self.queue_rows
+                    .rows
+                    .iter()
+                    .map(|&e| self.queue.entries[e].instance_id.as_str())
+                    .collect(),
+                &mut self.queue_marked,
+            ),
+            _ => return,
+        };
+        let all_marked = ids.iter().all(|id| marks.contains(*id));
+        if all_marked {
+            for id in &ids {
+                marks.remove(*id);
+            }
+        } else {
+            marks.extend(ids.iter().map(|id| (*id).to_owned()));
+        }
+        let count = ids.len();
+        self.say(format!(
+            "{} {count} {}",
+            if all_marked { "unmarked" } else { "marked" },
+            plural(count, "row")
+        ));
+    }
+
+    fn clear_marks(&mut self) {
+        self.marked.clear();
+        self.queue_marked.clear();
+    }
+
+    fn marked_or_selected_instances(&self) -> Vec<InstanceIdx> {
+        if self.marked.is_empty() {
+            return self.instances.selected_row().into_iter().collect();
+        }
+        self.marked
+            .iter()
+            .filter_map(|id| self.data.inventory.instance_by_id(id))
+            .collect()
+    }
+
+    fn dequeue_targets(&self) -> Vec<String> {
+        match self.view {
+            View::Queue if !self.queue_marked.is_empty() => {
+                self.queue_marked.iter().cloned().collect()
+            }
+            View::Queue => self
+                .queue_rows
+                .selected_row()
+                .map(|e| self.queue.entries[e].instance_id.clone())
+                .into_iter()
+                .collect(),
+            View::Instances => self
+                .marked_or_selected_instances()
+                .into_iter()
+                .map(|i| self.data.instance(i).id.clone())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn queue_all_on_selected(&mut self) {
+        let data = &self.data;
+        let (targets, what): (Vec<InstanceIdx>, String) = match self.view {
+            View::Images => match self.images.selected_row() {
+                Some(i) => (
+                    data.replaceable_on_image(i).collect(),
+                    format!("image {}", data.image_label(i)),
+                ),
+                None => return,
+            },
+            View::Instances => match self.instances.selected_row() {
+                Some(i) => {
+                    let image = data.inventory.image_of(i);
+                    (
+                        data.replaceable_on_image(image).collect(),
+                        format!("image {}", data.image_label(image)),
+                    )
+                }
+                None => return,
+            },
+            View::Drift => match self.drift.selected_row() {
+                Some(DriftRow::Lineage(l)) => (
+                    data.inventory
+                        .lineage(l)
+                        .images
+                        .iter()
+                        .flat_map(|&i| data.replaceable_on_image(i))
+                        .collect(),
+                    format!("lineage {}", data.inventory.lineage(l).name),
+                ),
+                Some(DriftRow::Image(i)) => (
+                    data.replaceable_on_image(i).collect(),
+                    format!("image {}", data.image_label(i)),
+                ),
+                Some(DriftRow::Group(g)) => {
+                    let members = &data.inventory.group(g).members;
+                    let mut images: Vec<ImageIdx> = members
+                        .iter()
+                        .map(|&m| data.inventory.image_of(m))
+                        .collect();
+                    images.sort_unstable();
+                    images.dedup();
+                    (
+                        images
+                            .into_iter()
+                            .flat_map(|i| data.replaceable_on_image(i))
+                            .filter(|m| data.inventory.group_of(*m) == Some(g))
+                            .collect(),
+                        format!("group {}", data.group_label(g)),
+                    )
+                }
+                None => return,
+            },
+            View::Overview | View::Queue => return,
+        };
+        self.enqueue(targets, &what);
+    }
+
+    fn drill_down(&mut self) {
+        let scope = match self.view {
+            View::Images => self.images.selected_row().map(InstanceScope::Image),
+            View::Drift => self.drift.selected_row().map(|row| match row {
+                DriftRow::Lineage(l) => InstanceScope::Lineage(l),
+                DriftRow::Image(i) => InstanceScope::Image(i),
+                DriftRow::Group(g) => InstanceScope::Group(g),
+            }),
+            _ => None,
+        };
+        let Some(scope) = scope else {
+            return;
+        };
+        self.crumbs.push(Crumb {
+            view: self.view,
+            scope: self.instance_scope,
+            input: self.instances.input.clone(),
+            selected: self.instances.selected,
+        });
+        self.view = View::Instances;
+        self.instance_scope = scope;
+        self.instances.set_input(String::new(), INSTANCE_FIELDS);
+        self.instances.selected = 0;
+        self.instances.offset = 0;
+        self.resort_instances();
+    }
+
+    fn back(&mut self) {
+        if self.view == View::Instances
+            && let Some(crumb) = self.crumbs.pop()
+        {
+            self.instance_scope = crumb.scope;
+            self.instances.set_input(crumb.input, INSTANCE_FIELDS);
+            self.resort_instances();
+            self.instances.select(crumb.selected);
+            self.view = crumb.view;
+            return;
+        }
+        if self.filter_input().is_some_and(|f| !f.is_empty()) {
+            self.set_filter(String::new());
+        } else {
+            self.clear_marks();
+        }
+    }
+
+    /// What `y` copies: the full id of the selected row.
+    fn selected_id(&self) -> Option<String> {
+        let data = &self.data;
+        match self.view {
+            View::Overview => None,
+            View::Images => self
+                .images
+                .selected_row()
+                .map(|i| data.inventory.image(i).image.key.clone()),
+            View::Instances => self
+                .instances
+                .selected_row()
+                .map(|i| data.instance(i).id.clone()),
+            View::Drift => self.drift.selected_row().map(|row| match row {
+                DriftRow::Lineage(l) => data.inventory.lineage(l).name.clone(),
+                DriftRow::Image(i) => data.inventory.image(i).image.key.clone(),
+                DriftRow::Group(g) => data.inventory.group(g).key.clone(),
+            }),
+            View::Queue => self
+                .queue_rows
+                .selected_row()
+                .map(|e| self.queue.entries[e].instance_id.clone()),
+        }
+    }
+
+    fn click(&mut self, column: u16, row: u16) {
+        let tabs = self.layout.tabs;
+        if row == tabs.y && column >= tabs.x && column < tabs.x + tabs.width {
+            if let Some(view) = super::draw::tab_at(column - tabs.x) {
+                self.view = view;
+            }
+            return;
+        }
+        let rows = self.layout.rows;
+        if row < rows.y || row >= rows.y + rows.height || column < rows.x {
+            return;
+        }
+        let position = usize::from(row - rows.y);
+        match self.view {
+            View::Overview => {}
+            View::Images => self.images.select(self.images.offset + position),
+            View::Instances => self.instances.select(self.instances.offset + position),
+            View::Drift => self.drift.select(self.drift.offset + position),
+            View::Queue => self.queue_rows.select(self.queue_rows.offset + position),
+        }
+    }
+
+    pub fn instance_scope_label(&self) -> Option<String> {
+        let data = &self.data;
+        match self.instance_scope {
+            InstanceScope::All => None,
+            InstanceScope::Image(i) => Some(format!("on image {}", data.image_label(i))),
+            InstanceScope::Lineage(l) => {
+                Some(format!("in lineage {}", data.inventory.lineage(l).name))
+            }
+            InstanceScope::Group(g) => Some(format!("in group {}", data.group_label(g))),
+        }
+    }
+}
+
+fn plural(count: usize, word: &str) -> String {
+    if count == 1 {
+        word.to_owned()
+    } else {
+        format!("{word}s")
+    }
+}
+
+fn common_prefix(words: &[&str]) -> String {
+    let first = words.first().copied().unwrap_or("");
+    let len = words.iter().fold(first.len(), |len, w| {
+        first
+            .bytes()
+            .zip(w.bytes())
+            .take(len)
+            .take_while(|(a, b)| a == b)
+            .count()
+    });
+    first[..len].to_owned()
+}
+
+// ---- what the filter sees of each kind of row ---------------------------------------------
+
+struct InstanceSubject<'a> {
+    data: &'a Data,
+    instance: InstanceIdx,
+}
+
+impl Subject for InstanceSubject<'_> {
+    fn free_text_fields(&self) -> &'static [Field] {
+        &[
+            Field::Id,
+            Field::Name,
+            Field::Account,
+            Field::Region,
+            Field::Group,
+            Field::Image,
+            Field::Lineage,
+            Field::Verdict,
+            Field::Cloud,
+        ]
+    }
+
+    fn text(&self, field: Field) -> Option<&str> {
+        let data = self.data;
+        let instance = data.instance(self.instance);
+        let image = data.inventory.image_of(self.instance);
+        match field {
+            Field::Cloud => Some(instance.cloud.as_str()),
+            Field::Account => Some(&instance.account),
+            Field::Region => Some(&instance.region),
+            Field::Zone => Some(&instance.zone),
+            Field::Name => Some(&instance.name),
+            Field::Id => Some(&instance.id),
+            Field::Image => Some(data.image_label(image)),
+            Field::Lineage => data.lineage_of_image(image),
+            Field::Group => data
+                .inventory
+                .group_of(self.instance)
+                .map(|g| data.group_label(g)),
+            Field::Verdict => Some(data.image_eval(image).verdict.as_str()),
+            Field::State => Some(&instance.state),
+            Field::Type => Some(&instance.instance_type),
+            Field::Source => Some(&instance.source),
+            Field::Strategy | Field::Tag | Field::Age | Field::Uptime => None,
+        }
+    }
+
+    fn number(&self, field: Field) -> Option<i64> {
+        match field {
+            Field::Age => self.data.instance_eval(self.instance).age_days,
+            Field::Uptime => Some(self.data.uptime_days(self.instance)),
+            _ => None,
+        }
+    }
+
+    fn tags(&self) -> Option<&Tags> {
+        Some(&self.data.instance(self.instance).tags)
+    }
+}
+
+struct ImageSubject<'a> {
+    data: &'a Data,
+    image: ImageIdx,
+}
+
+impl Subject for ImageSubject<'_> {
+    fn free_text_fields(&self) -> &'static [Field] {
+        &[
+            Field::Id,
+            Field::Name,
+            Field::Lineage,
+            Field::Verdict,
+            Field::Cloud,
+        ]
+    }
+
+    fn text(&self, field: Field) -> Option<&str> {
+        let data = self.data;
+        let image = &data.inventory.image(self.image).image;
+        match field {
+            Field::Cloud => Some(image.cloud.as_str()),
+            Field::Account => Some(&image.owner),
+            Field::Name | Field::Image => Some(data.image_label(self.image)),
+            Field::Id => Some(&image.key),
+            Field::Lineage => data.lineage_of_image(self.image),
+            Field::Verdict => Some(data.image_eval(self.image).verdict.as_str()),
+            _ => None,
+        }
+    }
+
+    fn number(&self, field: Field) -> Option<i64> {
+        (field == Field::Age)
+            .then(|| self.data.image_eval(self.image).age_days)
+            .flatten()
+    }
+
+    fn tags(&self) -> Option<&Tags> {
+        Some(&self.data.inventory.image(self.image).image.tags)
+    }
+}
+
+struct DriftSubject<'a> {
+    data: &'a Data,
+    row: DriftRow,
+}
+
+impl Subject for DriftSubject<'_> {
+    fn free_text_fields(&self) -> &'static [Field] {
+        &[Field::Name, Field::Cloud]
+    }
+
+    fn text(&self, field: Field) -> Option<&str> {
+        let inv = &self.data.inventory;
+        match (self.row, field) {
+            (DriftRow::Lineage(l), Field::Name | Field::Lineage) => Some(&inv.lineage(l).name),
+            (DriftRow::Lineage(l), Field::Cloud) => inv
+                .lineage(l)
+                .images
+                .first()
+                .map(|&i| inv.image(i).image.cloud.as_str()),
+            (DriftRow::Group(g), Field::Name | Field::Group) => Some(self.data.group_label(g)),
+            (DriftRow::Group(g), Field::Cloud) => {
+                inv.group(g).group.as_ref().map(|d| d.cloud.as_str())
+            }
+            (DriftRow::Image(i), Field::Name) => Some(self.data.image_label(i)),
+            (DriftRow::Image(i), Field::Cloud) => Some(inv.image(i).image.cloud.as_str()),
+            _ => None,
+        }
+    }
+}
+
+struct QueueSubject<'a> {
+    entry: &'a QueueEntry,
+}
+
+impl Subject for QueueSubject<'_> {
+    fn free_text_fields(&self) -> &'static [Field] {
+        &[
+            Field::Id,
+            Field::Name,
+            Field::Image,
+            Field::Strategy,
+            Field::Verdict,
+        ]
+    }
+
+    fn text(&self, field: Field) -> Option<&str> {
+        let e = self.entry;
+        match field {
+            Field::Cloud => Some(e.cloud.as_str()),
+            Field::Account => Some(&e.account),
+            Field::Region => Some(&e.region),
+            Field::Name => Some(&e.name),
+            Field::Id => Some(&e.instance_id),
+            Field::Image => Some(&e.image),
+            Field::Verdict => Some(e.verdict.as_str()),
+            Field::Strategy => Some(e.strategy.label()),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,1043 @@
+//! Drawing: reads the state, builds widgets for what fits on screen, and records where things
+//! went for mouse clicks. Only the visible window of a list is turned into `Row`s.
+
+use std::borrow::Cow;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout as Split, Rect};
+use ratatui::style::{Color, Modifier, Style, Stylize};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
+
+use super::action::View;
+use super::app::{App, DriftRow, Layout, Mode};
+use super::data::{AGE_BUCKETS, Data, short_id};
+use super::keymap;
+use super::table::{Column, ListState, column};
+use crate::core::model::{Cloud, SourceState};
+use crate::core::policy::{TemplateStatus, Verdict};
+
+const INSTANCE_COLUMNS: &[Column] = &[
+    column("ID", 19, true, 9),
+    column("NAME", 12, true, 6),
+    column("CLOUD", 5, false, 7),
+    column("ACCOUNT", 12, false, 2),
+    column("REGION", 10, false, 3),
+    column("GROUP", 12, true, 1),
+    column("IMAGE", 16, true, 8),
+    column("AGE", 5, false, 9),
+    column("UPTIME", 6, false, 4),
+    column("VERDICT", 8, false, 10),
+];
+const IMAGE_COLUMNS: &[Column] = &[
+    column("CLOUD", 5, false, 6),
+    column("ID", 21, true, 5),
+    column("NAME", 20, true, 9),
+    column("LINEAGE", 14, true, 7),
+    column("AGE", 5, false, 8),
+    column("INSTANCES", 9, false, 8),
+    column("VERDICT", 8, false, 10),
+];
+const DRIFT_COLUMNS: &[Column] = &[
+    column("LINEAGE / IMAGE", 26, true, 10),
+    column("CLOUD", 5, false, 5),
+    column("AGE", 5, false, 8),
+    column("INSTANCES", 9, false, 9),
+    column("STATUS", 24, true, 10),
+];
+const QUEUE_COLUMNS: &[Column] = &[
+    column("INSTANCE", 19, true, 10),
+    column("NAME", 12, true, 6),
+    column("CLOUD", 5, false, 5),
+    column("VERDICT", 8, false, 7),
+    column("STRATEGY", 27, false, 9),
+    column("EXEC", 4, false, 8),
+    column("TARGET", 16, true, 4),
+    column("REASON", 20, true, 3),
+];
+
+pub fn columns_of(view: View) -> &'static [Column] {
+    match view {
+        View::Overview => &[],
+        View::Images => IMAGE_COLUMNS,
+        View::Instances => INSTANCE_COLUMNS,
+        View::Drift => DRIFT_COLUMNS,
+        View::Queue => QUEUE_COLUMNS,
+    }
+}
+
+const BRAND: &str = " fleetscope ";
+/// Width of the mark/queued gutter before the first column.
+const GUTTER: u16 = 2;
+
+fn tab_label(view: View) -> String {
+    let number = View::ALL.iter().position(|v| *v == view).unwrap_or(0) + 1;
+    format!(" {number} {} ", view.title())
+}
+
+/// The view whose tab is at `x` columns from the left of the tab bar.
+pub fn tab_at(x: u16) -> Option<View> {
+    let mut start = BRAND.chars().count() as u16;
+    for view in View::ALL {
+        let width = tab_label(view).chars().count() as u16;
+        if x >= start && x < start + width {
+            return Some(view);
+        }
+        start += width;
+    }
+    None
+}
+
+pub fn verdict_style(verdict: Verdict) -> Style {
+    match verdict {
+        Verdict::Flagged => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        Verdict::Unknown => Style::new().fg(Color::Magenta),
+        Verdict::Outdated => Style::new().fg(Color::Yellow),
+        Verdict::Stale => Style::new().fg(Color::Cyan),
+        Verdict::Current => Style::new().fg(Color::Green),
+    }
+}
+
+fn days(days: Option<i64>) -> String {
+    days.map_or_else(|| "?".to_owned(), |d| format!("{d}d"))
+}
+
+pub fn draw(frame: &mut Frame, app: &mut App) {
+    let [tabs, body, detail, footer] = Split::vertical([
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(if app.view == View::Overview { 0 } else { 2 }),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+    draw_tabs(frame, app, tabs);
+    let rows = match app.view {
+        View::Overview => {
+            draw_overview(frame, app, body);
+            Rect::default()
+        }
+        View::Images => draw_images(frame, app, body),
+        View::Instances => draw_instances(frame, app, body),
+        View::Drift => draw_drift(frame, app, body),
+        View::Queue => draw_queue(frame, app, body),
+    };
+    app.layout = Layout { tabs, rows };
+    if app.view != View::Overview {
+        draw_detail(frame, app, detail);
+    }
+    draw_footer(frame, app, footer);
+    if let Some(scroll) = app.help {
+        draw_help(frame, app.view, scroll, frame.area());
+    }
+}
+
+fn draw_tabs(frame: &mut Frame, app: &App, area: Rect) {
+    let mut spans = vec![Span::styled(BRAND, Style::new().bold().reversed())];
+    for view in View::ALL {
+        let label = tab_label(view);
+        spans.push(if view == app.view {
+            Span::styled(label, Style::new().bold().fg(Color::Black).bg(Color::Cyan))
+        } else {
+            Span::raw(label)
+        });
+    }
+    let tabs = Line::from(spans);
+    let tabs_width = tabs.width() as u16;
+    frame.render_widget(tabs, area);
+
+    let sources = app.sources();
+    let failed = sources
+        .iter()
+        .filter(|s| matches!(s.state, SourceState::Failed { .. }))
+        .count();
+    let mut right = Vec::new();
+    if app.collecting() {
+        let done = sources
+            .iter()
+            .filter(|s| !matches!(s.state, SourceState::Collecting))
+            .count();
+        let verb = if app.refreshing() {
+            "refreshing"
+        } else {
+            "collecting"
+        };
+        right.push(Span::styled(
+            format!("{verb} {done}/{} sources ", sources.len()),
+            Style::new().fg(Color::Yellow),
+        ));
+    }
+    if failed > 0 {
+        right.push(Span::styled(
+            format!("{failed} failed "),
+            Style::new().fg(Color::Red).bold(),
+        ));
+    }
+    right.push(Span::styled(
+        format!("{} ", app.data.now().format("%Y-%m-%d %H:%M UTC")),
+        Style::new().dim(),
+    ));
+    // Progress and failures matter more than the clock: drop from the right end until it fits.
+    let room = area.width.saturating_sub(tabs_width + 1);
+    while right.len() > 1 && Line::from(right.clone()).width() as u16 > room {
+        right.pop();
+    }
+    let status = Line::from(right);
+    if status.width() as u16 <= room {
+        frame.render_widget(status.right_aligned(), area);
+    }
+}
+
+// ---- lists ----------------------------------------------------------------------------------
+
+/// Which columns fit in `width`, and how wide each is: minimums first, spare width to the
+/// filling columns, low-priority columns dropped when even the minimums do not fit.
+fn fit_columns(columns: &[Column], width: u16) -> Vec<(usize, u16)> {
+    let mut shown: Vec<usize> = (0..columns.len()).collect();
+    let needed = |shown: &[usize]| -> u16 {
+        shown.iter().map(|&c| columns[c].min + 1).sum::<u16>() + GUTTER
+    };
+    while needed(&shown) > width && shown.len() > 1 {
+        let drop = shown
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, c)| columns[**c].priority)
+            .map(|(position, _)| position)
+            .unwrap_or(0);
+        shown.remove(drop);
+    }
+    let spare = width.saturating_sub(needed(&shown));
+    let fillers = shown.iter().filter(|&&c| columns[c].fill).count() as u16;
+    let mut extra_left = spare;
+    shown
+        .iter()
+        .map(|&c| {
+            let mut w = columns[c].min;
+            if columns[c].fill && fillers > 0 {
+                let share = (spare / fillers).min(extra_left);
+                w += share;
+                extra_left -= share;
+            }
+            (c, w)
+        })
+        .collect()
+}
+
+struct ListFrame {
+    title: String,
+    columns: &'static [Column],
+    sort: Option<(usize, bool)>,
+    area: Rect,
+}
+
+/// Draws the block, header and visible rows of a list; returns where the rows are.
+fn draw_list<T: Copy + PartialEq>(
+    frame: &mut Frame,
+    list: &mut ListState<T>,
+    spec: ListFrame,
+    mut cells: impl FnMut(T) -> (Vec<Cell<'static>>, Style, &'static str),
+) -> Rect {
+    let block = Block::new()
+        .borders(Borders::TOP)
+        .title(Line::from(spec.title).bold());
+    let inner = block.inner(spec.area);
+    frame.render_widget(block, spec.area);
+    let height = usize::from(inner.height.saturating_sub(1));
+    list.scroll_into_view(height);
+    let fitted = fit_columns(spec.columns, inner.width);
+    let header = Row::new(
+        std::iter::once(Cell::from(""))
+            .chain(fitted.iter().map(|&(c, _)| {
+                let title = spec.columns[c].title;
+                match spec.sort {
+                    Some((sorted, descending)) if sorted == c => {
+                        Cell::from(format!("{title}{}", if descending { "▼" } else { "▲" }))
+                            .style(Style::new().fg(Color::Cyan))
+                    }
+                    _ => Cell::from(title),
+                }
+            }))
+            .collect::<Vec<_>>(),
+    )
+    .style(Style::new().bold());
+    let rows: Vec<Row> = list
+        .window(height)
+        .iter()
+        .map(|&row| {
+            let (all, style, gutter) = cells(row);
+            let mut all: Vec<Option<Cell>> = all.into_iter().map(Some).collect();
+            let shown = fitted
+                .iter()
+                .map(|&(c, _)| all.get_mut(c).and_then(Option::take).unwrap_or_default());
+            Row::new(std::iter::once(Cell::from(gutter)).chain(shown)).style(style)
+        })
+        .collect();
+    let widths: Vec<Constraint> = std::iter::once(Constraint::Length(GUTTER - 1))
+        .chain(fitted.iter().map(|&(_, w)| Constraint::Length(w)))
+        .collect();
+    let empty = list.rows.is_empty();
+    let table = Table::new(rows, widths)
+        .header(header)
+        .column_spacing(1)
+        .row_highlight_style(Style::new().reversed());
+    let mut state = TableState::new()
+        .with_selected((!empty).then(|| list.selected.saturating_sub(list.offset)));
+    frame.render_stateful_widget(table, inner, &mut state);
+    if empty {
+        let message = Paragraph::new("nothing here: no rows match (Esc clears the filter)").dim();
+        let below_header = Rect {
+            y: inner.y + 1,
+            height: inner.height.saturating_sub(1),
+            ..inner
+        };
+        frame.render_widget(message, below_header);
+    }
+    Rect {
+        y: inner.y + 1,
+        height: inner.height.saturating_sub(1),
+        ..inner
+    }
+}
+
+fn list_title(name: &str, scope: Option<String>, list_rows: usize, input: &str) -> String {
+    let mut title = format!(" {name}");
+    if let Some(scope) = scope {
+        title.push(' ');
+        title.push_str(&scope);
+    }
+    title.push_str(&format!(" ({list_rows})"));
+    if !input.is_empty() {
+        title.push_str(&format!(" /{input}"));
+    }
+    title.push(' ');
+    title
+}
+
+fn gutter(marked: bool, queued: bool) -> &'static str {
+    match (marked, queued) {
+        (true, true) => "◆",
+        (true, false) => "●",
+        (false, true) => "Q",
+        (false, false) => " ",
+    }
+}
+
+fn draw_instances(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
+    let title = list_title(
+        "Instances",
+        app.instance_scope_label(),
+        app.instances.rows.len(),
+        &app.instances.input,
+    );
+    let spec = ListFrame {
+        title,
+        columns: INSTANCE_COLUMNS,
+        sort: Some((app.instances.sort, app.instances.descending)),
+        area,
+    };
+    let App {
+        data,
+        instances,
+        marked,
+        queued,
+        ..
+    } = app;
+    let data: &Data = data;
+    draw_list(frame, instances, spec, |i| {
+        let instance = data.instance(i);
+        let image = data.inventory.image_of(i);
+        let eval = data.image_eval(image);
+        let cells = vec![
+            Cell::from(short_id(&instance.id).to_owned()),
+            Cell::from(instance.name.clone()),
+            Cell::from(instance.cloud.as_str()),
+            Cell::from(instance.account.clone()),
+            Cell::from(instance.region.clone()),
+            Cell::from(
+                data.inventory
+                    .group_of(i)
+                    .map_or("", |g| data.group_label(g))
+                    .to_owned(),
+            ),
+            Cell::from(data.image_label(image).to_owned()),
+            Cell::from(days(eval.age_days)),
+            Cell::from(days(Some(data.uptime_days(i)))),
+            Cell::from(eval.verdict.as_str()).style(verdict_style(eval.verdict)),
+        ];
+        let is_marked = marked.contains(&instance.id);
+        let style = if is_marked {
+            Style::new().bold()
+        } else {
+            Style::new()
+        };
+        (
+            cells,
+            style,
+            gutter(is_marked, queued.contains(&instance.id)),
+        )
+    })
+}
+
+fn draw_images(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
+    let title = list_title("Images", None, app.images.rows.len(), &app.images.input);
+    let spec = ListFrame {
+        title,
+        columns: IMAGE_COLUMNS,
+        sort: Some((app.images.sort, app.images.descending)),
+        area,
+    };
+    let data = &app.data;
+    draw_list(frame, &mut app.images, spec, |i| {
+        let entry = data.inventory.image(i);
+        let eval = data.image_eval(i);
+        let golden = eval.golden == Some(i);
+        let cells = vec![
+            Cell::from(entry.image.cloud.as_str()),
+            Cell::from(short_id(&entry.image.key).to_owned()),
+            Cell::from(data.image_label(i).to_owned()),
+            Cell::from(data.lineage_of_image(i).unwrap_or("").to_owned()),
+            Cell::from(days(eval.age_days)),
+            Cell::from(entry.instances.len().to_string()),
+            Cell::from(eval.verdict.as_str()).style(verdict_style(eval.verdict)),
+        ];
+        let style = if entry.instances.is_empty() {
+            Style::new().dim()
+        } else {
+            Style::new()
+        };
+        (cells, style, if golden { "★" } else { " " })
+    })
+}
+
+fn draw_drift(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
+    let title = list_title("Drift", None, app.drift.rows.len(), &app.drift.input);
+    let spec = ListFrame {
+        title,
+        columns: DRIFT_COLUMNS,
+        sort: None,
+        area,
+    };
+    let data = &app.data;
+    let inv = &data.inventory;
+    draw_list(frame, &mut app.drift, spec, |row| match row {
+        DriftRow::Lineage(l) => {
+            let lineage = inv.lineage(l);
+            let eval = data.eval.lineage_eval(l);
+            let cloud = lineage
+                .images
+                .first()
+                .map_or("", |&i| inv.image(i).image.cloud.as_str());
+            let status = if eval.lagging_instances == 0 {
+                "all on golden".to_owned()
+            } else {
+                let since = eval
+                    .lagging_since
+                    .map(|s| {
+                        format!(
+                            ", lagging {}",
+                            days(Some(crate::core::policy::days_between(s, data.now())))
+                        )
+                    })
+                    .unwrap_or_default();
+                format!(
+                    "{} lagging, up to {} behind{since}",
+                    eval.lagging_instances, eval.max_behind_by
+                )
+            };
+            let cells = vec![
+                Cell::from(format!("▾ {}", lineage.name)),
+                Cell::from(cloud),
+                Cell::from(""),
+                Cell::from(eval.instances.to_string()),
+                Cell::from(status).style(if eval.lagging_instances > 0 {
+                    Style::new().fg(Color::Yellow)
+                } else {
+                    Style::new().fg(Color::Green)
+                }),
+            ];
+            (cells, Style::new().bold(), " ")
+        }
+        DriftRow::Image(i) => {
+            let entry = inv.image(i);
+            let eval = data.image_eval(i);
+            let golden = eval.golden == Some(i);
+            let status = if golden {
+                "golden".to_owned()
+            } else if eval.behind_by > 0 {
+                format!("{} · {} behind", eval.verdict, eval.behind_by)
+            } else {
+                eval.verdict.to_string()
+            };
+            let cells = vec![
+                Cell::from(format!("    {}", data.image_label(i))),
+                Cell::from(entry.image.cloud.as_str()),
+                Cell::from(days(eval.age_days)),
+                Cell::from(entry.instances.len().to_string()),
+                Cell::from(status).style(verdict_style(eval.verdict)),
+            ];
+            let style = if entry.instances.is_empty() && !golden {
+                Style::new().dim()
+            } else {
+                Style::new()
+            };
+            (cells, style, if golden { "★" } else { " " })
+        }
+        DriftRow::Group(g) => {
+            let entry = inv.group(g);
+            let eval = data.eval.group_eval(g);
+            let kind = entry.group.as_ref().map_or("group", |d| d.kind.as_str());
+            let cloud = entry.group.as_ref().map_or("", |d| d.cloud.as_str());
+            let mut status = Vec::new();
+            if eval.skew() {
+                status.push(format!("skew: {} images", eval.images.len()));
+            }
+            if let TemplateStatus::Drift { points_at, .. } = &eval.template {
+                status.push(format!("template drift: launches {}", short_id(points_at)));
+            }
+            let cells = vec![
+                Cell::from(format!("⚑ {kind} {}", data.group_label(g))),
+                Cell::from(cloud),
+                Cell::from(""),
+                Cell::from(entry.members.len().to_string()),
+                Cell::from(status.join("; ")).style(Style::new().fg(Color::Red)),
+            ];
+            (cells, Style::new(), " ")
+        }
+    })
+}
+
+fn draw_queue(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
+    let executable = app
+        .queue
+        .entries
+        .iter()
+        .filter(|e| e.strategy.executable())
+        .count();
+    let scope = Some(format!(
+        "· {executable} executable, {} not",
+        app.queue.entries.len() - executable
+    ));
+    let title = list_title(
+        "Queue",
+        scope,
+        app.queue_rows.rows.len(),
+        &app.queue_rows.input,
+    );
+    let spec = ListFrame {
+        title,
+        columns: QUEUE_COLUMNS,
+        sort: Some((app.queue_rows.sort, app.queue_rows.descending)),
+        area,
+    };
+    let entries = &app.queue.entries;
+    let marked = &app.queue_marked;
+    draw_list(frame, &mut app.queue_rows, spec, |e| {
+        let entry = &entries[e];
+        let executable = entry.strategy.executable();
+        let cells = vec![
+            Cell::from(short_id(&entry.instance_id).to_owned()),
+            Cell::from(entry.name.clone()),
+            Cell::from(entry.cloud.as_str()),
+            Cell::from(entry.verdict.as_str()).style(verdict_style(entry.verdict)),
+            Cell::from(entry.strategy.label()),
+            Cell::from(if executable { "yes" } else { "no" }).style(if executable {
+                Style::new().fg(Color::Green)
+            } else {
+                Style::new().fg(Color::Red)
+            }),
+            Cell::from(
+                entry
+                    .target_image
+                    .as_deref()
+                    .map_or("-", short_id)
+                    .to_owned(),
+            ),
+            Cell::from(entry.reason.clone()),
+        ];
+        let is_marked = marked.contains(&entry.instance_id);
+        (
+            cells,
+            if is_marked {
+                Style::new().bold()
+            } else {
+                Style::new()
+            },
+            if is_marked { "●" } else { " " },
+        )
+    })
+}
+
+/// Two lines about the selected row: everything the table had no room for.
+fn draw_detail(frame: &mut Frame, app: &App, area: Rect) {
+    let data = &app.data;
+    let inv = &data.inventory;
+    let lines: Vec<Line> = match app.view {
+        View::Overview => Vec::new(),
+        View::Instances => app.instances.selected_row().map_or_else(Vec::new, |i| {
+            let instance = data.instance(i);
+            let image = inv.image_of(i);
+            let eval = data.image_eval(image);
+            let mut first = vec![
+                Span::styled(instance.id.clone(), Style::new().bold()),
+                Span::raw(format!(
+                    "  {} {} {} · launched {} ago · image {}",
+                    instance.state,
+                    instance.instance_type,
+                    instance.zone,
+                    days(Some(data.uptime_days(i))),
+                    inv.image(image).image.key
+                )),
+            ];
+            if data.eval.long_lived[i as usize] {
+                first.push(Span::styled(
+                    " · long-lived",
+                    Style::new().fg(Color::Yellow),
+                ));
+            }
+            if app.is_queued(&instance.id) {
+                first.push(Span::styled(" · queued", Style::new().fg(Color::Cyan)));
+            }
+            if !instance.exposure.is_empty() {
+                first.push(Span::styled(
+                    format!(" · exposed: {}", instance.exposure.join(", ")),
+                    Style::new().fg(Color::Red),
+                ));
+            }
+            vec![Line::from(first), reasons_line(eval.verdict, &eval.reasons)]
+        }),
+        View::Images => app.images.selected_row().map_or_else(Vec::new, |i| {
+            let entry = inv.image(i);
+            let eval = data.image_eval(i);
+            let created = entry
+                .image
+                .created
+                .map_or("unknown".to_owned(), |c| c.format("%Y-%m-%d").to_string());
+            let golden = eval
+                .golden
+                .map_or("none".to_owned(), |g| data.image_label(g).to_owned());
+            vec![
+                Line::from(vec![
+                    Span::styled(entry.image.key.clone(), Style::new().bold()),
+                    Span::raw(format!(
+                        "  created {created} · owner {} · golden {golden}",
+                        if entry.image.owner.is_empty() {
+                            "?"
+                        } else {
+                            &entry.image.owner
+                        }
+                    )),
+                ]),
+                reasons_line(eval.verdict, &eval.reasons),
+            ]
+        }),
+        View::Drift => match app.drift.selected_row() {
+            None => Vec::new(),
+            Some(DriftRow::Lineage(l)) => {
+                let eval = data.eval.lineage_eval(l);
+                let golden = eval.golden.map_or("none".to_owned(), |g| {
+                    format!("{} ({})", data.image_label(g), inv.image(g).image.key)
+                });
+                vec![
+                    Line::from(format!(
+                        "lineage {} · golden {golden}{}",
+                        inv.lineage(l).name,
+                        if eval.pinned { " (pinned)" } else { "" }
+                    )),
+                    Line::from(eval.warning.clone().unwrap_or_default())
+                        .style(Style::new().fg(Color::Yellow)),
+                ]
+            }
+            Some(DriftRow::Image(i)) => {
+                let eval = data.image_eval(i);
+                vec![
+                    Line::from(inv.image(i).image.key.clone()).bold(),
+                    reasons_line(eval.verdict, &eval.reasons),
+                ]
+            }
+            Some(DriftRow::Group(g)) => {
+                let entry = inv.group(g);
+                let eval = data.eval.group_eval(g);
+                let template = entry
+                    .group
+                    .as_ref()
+                    .and_then(|d| d.template.clone())
+                    .unwrap_or_else(|| "unknown template".to_owned());
+                let status = match &eval.template {
+                    TemplateStatus::Unresolved => "its image could not be resolved".to_owned(),
+                    TemplateStatus::Golden => "points at the golden image".to_owned(),
+                    TemplateStatus::Drift { points_at, golden } => format!(
+                        "launches {points_at}, golden is {}: replacing members brings the old image back",
+                        golden.as_deref().unwrap_or("unknown")
+                    ),
+                };
+                vec![
+                    Line::from(entry.key.clone()).bold(),
+                    Line::from(format!("template {template}: {status}")),
+                ]
+            }
+        },
+        View::Queue => app.queue_rows.selected_row().map_or_else(Vec::new, |e| {
+            let entry = &app.queue.entries[e];
+            vec![
+                Line::from(vec![
+                    Span::styled(entry.instance_id.clone(), Style::new().bold()),
+                    Span::raw(format!(
+                        "  {} {} · {} -> {}",
+                        entry.account,
+                        entry.region,
+                        entry.image,
+                        entry.target_image.as_deref().unwrap_or("no golden image")
+                    )),
+                ]),
+                Line::from(entry.strategy.describe()).style(if entry.strategy.executable() {
+                    Style::new().fg(Color::Green)
+                } else {
+                    Style::new().fg(Color::Red)
+                }),
+            ]
+        }),
+    };
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), area);
+}
+
+fn reasons_line(verdict: Verdict, reasons: &[String]) -> Line<'static> {
+    let text = if reasons.is_empty() {
+        "on the golden image, within the age limit".to_owned()
+    } else {
+        reasons.join("; ")
+    };
+    Line::from(vec![
+        Span::styled(format!("{verdict}: "), verdict_style(verdict)),
+        Span::raw(text),
+    ])
+}
+
+fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
+    let line = match &app.mode {
+        Mode::Filter { .. } => {
+            let input = match app.view {
+                View::Images => &app.images.input,
+                View::Instances => &app.instances.input,
+                View::Drift => &app.drift.input,
+                View::Queue => &app.queue_rows.input,
+                View::Overview => "",
+            };
+            let mut spans = vec![
+                Span::styled("/", Style::new().fg(Color::Cyan).bold()),
+                Span::raw(input.to_owned()),
+                Span::styled("█", Style::new().fg(Color::Cyan)),
+            ];
+            if let Some(error) = app.filter_error() {
+                spans.push(Span::styled(
+                    format!("  {error}"),
+                    Style::new().fg(Color::Red),
+                ));
+            }
+            Line::from(spans)
+        }
+        Mode::Command { line } => Line::from(vec![
+            Span::styled(":", Style::new().fg(Color::Cyan).bold()),
+            Span::raw(line.clone()),
+            Span::styled("█", Style::new().fg(Color::Cyan)),
+            Span::styled(
+                app.status
+                    .as_ref()
+                    .map_or(String::new(), |s| format!("  {}", s.text)),
+                Style::new().dim(),
+            ),
+        ]),
+        Mode::Normal => match &app.status {
+            Some(status) => Line::from(status.text.clone()).style(if status.error {
+                Style::new().fg(Color::Red).bold()
+            } else {
+                Style::new().fg(Color::Cyan)
+            }),
+            None => {
+                let mut spans = Vec::new();
+                for (key, hint) in keymap::hints_for(app.view) {
+                    spans.push(Span::styled(
+                        format!(" {key}"),
+                        Style::new().fg(Color::Cyan).bold(),
+                    ));
+                    spans.push(Span::raw(format!(" {hint}")));
+                }
+                Line::from(spans)
+            }
+        },
+    };
+    frame.render_widget(line, area);
+}
+
+fn draw_help(frame: &mut Frame, view: View, scroll: u16, screen: Rect) {
+    let lines = keymap::help_for(view);
+    let key_width = lines
+        .iter()
+        .map(|l| l.keys.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut text: Vec<Line> = Vec::new();
+    let mut scope = "";
+    for line in &lines {
+        if line.scope != scope {
+            scope = line.scope;
+            text.push(Line::from(scope).bold().underlined());
+        }
+        text.push(Line::from(vec![
+            Span::styled(
+                format!("{:>key_width$}  ", line.keys),
+                Style::new().fg(Color::Cyan).bold(),
+            ),
+            Span::raw(line.help),
+        ]));
+    }
+    let width = screen.width.saturating_sub(4).min(100);
+    let height = screen.height.saturating_sub(2).min(text.len() as u16 + 2);
+    let area = Rect {
+        x: screen.x + (screen.width - width) / 2,
+        y: screen.y + (screen.height - height) / 2,
+        width,
+        height,
+    };
+    let max_scroll = (text.len() as u16).saturating_sub(height.saturating_sub(2));
+    let block =
+        Block::bordered().title(format!(" Keys: {} (j/k scroll, Esc closes) ", view.title()));
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(text)
+            .block(block)
+            .scroll((scroll.min(max_scroll), 0)),
+        area,
+    );
+}
+
+// ---- overview -------------------------------------------------------------------------------
+
+fn draw_overview(frame: &mut Frame, app: &App, area: Rect) {
+    let data = &app.data;
+    let clouds: Vec<Cloud> = data.eval.by_cloud.keys().copied().collect();
+    // Tall enough for every source, within half the screen.
+    let wanted = (clouds.len() + 4).max(app.sources().len() + 2) as u16;
+    let [top, bottom] = Split::vertical([
+        Constraint::Length(wanted.min(area.height / 2)),
+        Constraint::Min(4),
+    ])
+    .areas(area);
+    let [fleet, sources] =
+        Split::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(top);
+    let [ages, lineages] =
+        Split::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(bottom);
+    draw_fleet_totals(frame, data, &clouds, fleet);
+    draw_sources(frame, app, sources);
+    draw_age_histogram(frame, data, ages);
+    draw_lagging_lineages(frame, data, lineages);
+}
+
+fn draw_fleet_totals(frame: &mut Frame, data: &Data, clouds: &[Cloud], area: Rect) {
+    // Full headers need 62 columns; narrower, verdicts are cut to four letters, columns to 5.
+    let narrow = area.width < 64;
+    let label = |text: &str| -> String {
+        if narrow {
+            text.chars().take(4).collect()
+        } else {
+            text.to_owned()
+        }
+    };
+    let header =
+        Row::new(
+            ["CLOUD", "TOTAL"]
+                .into_iter()
+                .map(Cell::from)
+                .chain(Verdict::BY_SEVERITY.iter().map(|v| {
+                    Cell::from(label(&v.as_str().to_uppercase())).style(verdict_style(*v))
+                }))
+                .chain(std::iter::once(Cell::from(label("LONG-LIVED")))),
+        )
+        .bold();
+    let row = |label: String, counts: &crate::core::policy::VerdictCounts| {
+        Row::new(
+            [label, counts.total().to_string()]
+                .into_iter()
+                .map(Cell::from)
+                .chain(
+                    Verdict::BY_SEVERITY
+                        .iter()
+                        .map(|v| Cell::from(counts.get(*v).to_string())),
+                )
+                .chain(std::iter::once(Cell::from(counts.long_lived.to_string()))),
+        )
+    };
+    let mut rows: Vec<Row> = clouds
+        .iter()
+        .map(|c| row(c.as_str().to_owned(), &data.eval.by_cloud[c]))
+        .collect();
+    rows.push(row("all".to_owned(), &data.eval.total).bold());
+    let widths: Vec<Constraint> = if narrow {
+        vec![Constraint::Length(5); 8]
+    } else {
+        [5, 7, 7, 7, 8, 6, 7, 10]
+            .into_iter()
+            .map(Constraint::Length)
+            .collect()
+    };
+    frame.render_widget(
+        Table::new(rows, widths)
+            .header(header)
+            .block(Block::bordered().title(" Fleet by verdict ")),
+        area,
+    );
+}
+
+fn draw_sources(frame: &mut Frame, app: &App, area: Rect) {
+    let lines: Vec<Line> = app
+        .sources()
+        .iter()
+        .map(|s| {
+            let (state, style) = match &s.state {
+                SourceState::Collecting => (
+                    match s.expected_pages {
+                        Some(total) => format!("collecting {}/{total} pages", s.pages),
+                        None => format!("collecting, {} pages", s.pages),
+                    },
+                    Style::new().fg(Color::Yellow),
+                ),
+                SourceState::Done if s.warnings.is_empty() => {
+                    ("done".to_owned(), Style::new().fg(Color::Green))
+                }
+                SourceState::Done => (
+                    format!("done, {}", s.warnings.join("; ")),
+                    Style::new().fg(Color::Yellow),
+                ),
+                SourceState::Failed { error } => {
+                    (format!("failed: {error}"), Style::new().fg(Color::Red))
+                }
+            };
+            Line::from(vec![
+                Span::raw(format!("{:<14} {:>7} ", s.name, s.instances)),
+                Span::styled(state, style),
+            ])
+        })
+        .collect();
+    let empty = lines.is_empty();
+    let paragraph = if empty {
+        Paragraph::new("no sources yet").dim()
+    } else {
+        Paragraph::new(lines)
+    };
+    frame.render_widget(paragraph.block(Block::bordered().title(" Sources ")), area);
+}
+
+fn draw_age_histogram(frame: &mut Frame, data: &Data, area: Rect) {
+    let block = Block::bordered().title(" Image age of running instances ");
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let max = data.age_histogram.iter().copied().max().unwrap_or(0).max(1);
+    let labels = AGE_BUCKETS.iter().map(|(_, l)| *l).chain(["unknown"]);
+    let bar_room = inner.width.saturating_sub(8 + 8) as u64;
+    let lines: Vec<Line> = labels
+        .zip(data.age_histogram)
+        .enumerate()
+        .map(|(bucket, (label, count))| {
+            let bar = "█".repeat((count * bar_room).div_ceil(max) as usize);
+            let style = match bucket {
+                0 | 1 => Style::new().fg(Color::Green),
+                _ if bucket == AGE_BUCKETS.len() => Style::new().fg(Color::Magenta),
+                2..=3 => Style::new().fg(Color::Yellow),
+                _ => Style::new().fg(Color::Red),
+            };
+            Line::from(vec![
+                Span::raw(format!("{label:>7} ")),
+                Span::styled(bar, style),
+                Span::raw(format!(" {count}")),
+            ])
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn draw_lagging_lineages(frame: &mut Frame, data: &Data, area: Rect) {
+    let inv = &data.inventory;
+    let rows: Vec<Row> = data
+        .lineages_by_lag
+        .iter()
+        .take(usize::from(area.height.saturating_sub(3)))
+        .map(|&l| {
+            let eval = data.eval.lineage_eval(l);
+            let golden: Cow<str> = eval.golden.map_or(Cow::Borrowed("none"), |g| {
+                Cow::Owned(data.image_label(g).to_owned())
+            });
+            Row::new([
+                Cell::from(inv.lineage(l).name.clone()),
+                Cell::from(format!("{}/{}", eval.lagging_instances, eval.instances)),
+                Cell::from(eval.max_behind_by.to_string()),
+                Cell::from(
+                    eval.lagging_since
+                        .map(|s| days(Some(crate::core::policy::days_between(s, data.now()))))
+                        .unwrap_or_default(),
+                ),
+                Cell::from(golden.into_owned()),
+            ])
+            .style(if eval.lagging_instances > 0 {
+                Style::new().fg(Color::Yellow)
+            } else {
+                Style::new()
+            })
+        })
+        .collect();
+    let header = Row::new(["LINEAGE", "LAGGING", "BEHIND", "SINCE", "GOLDEN"]).bold();
+    // Narrow, the lineage name matters more than its golden image's.
+    let golden_width = if area.width < 70 {
+        Constraint::Length(0)
+    } else {
+        Constraint::Fill(2)
+    };
+    let widths = [
+        Constraint::Fill(3),
+        Constraint::Length(9),
+        Constraint::Length(6),
+        Constraint::Length(5),
+        golden_width,
+    ];
+    frame.render_widget(
+        Table::new(rows, widths)
+            .header(header)
+            .block(Block::bordered().title(" Most lagging lineages ")),
+        area,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_fit_any_width_by_dropping_the_least_important() {
+        let wide = fit_columns(INSTANCE_COLUMNS, 200);
+        assert_eq!(wide.len(), INSTANCE_COLUMNS.len());
+        assert_eq!(
+            wide.iter().map(|(_, w)| w + 1).sum::<u16>() + GUTTER,
+            200,
+            "spare width goes to filling columns"
+        );
+        let narrow = fit_columns(INSTANCE_COLUMNS, 78);
+        assert!(narrow.iter().map(|(_, w)| w + 1).sum::<u16>() + GUTTER <= 78);
+        let kept: Vec<&str> = narrow
+            .iter()
+            .map(|(c, _)| INSTANCE_COLUMNS[*c].title)
+            .collect();
+        assert!(
+            kept.contains(&"VERDICT") && kept.contains(&"ID"),
+            "{kept:?}"
+        );
+        assert!(!kept.contains(&"GROUP"), "{kept:?}");
+        assert_eq!(fit_columns(INSTANCE_COLUMNS, 3).len(), 1);
+    }
+
+    #[test]
+    fn tabs_are_found_where_they_are_drawn() {
+        let brand = BRAND.chars().count() as u16;
+        assert_eq!(tab_at(0), None);
+        assert_eq!(tab_at(brand), Some(View::Overview));
+        let images_start = brand + tab_label(View::Overview).chars().count() as u16;
+        assert_eq!(tab_at(images_start), Some(View::Images));
+        assert_eq!(tab_at(500), None);
+    }
+}

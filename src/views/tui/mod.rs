@@ -1,0 +1,242 @@
+//! The interactive terminal UI: one loop that drains terminal input and collection events,
+//! turns keys into actions through the keymap, updates the state, and draws only when something
+//! changed. Collection runs in its own tasks and only sends events; the loop owns all state.
+
+pub mod action;
+pub mod app;
+pub mod data;
+pub mod draw;
+pub mod filter;
+pub mod keymap;
+pub mod table;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SubsecRound, Utc};
+use crossterm::event::{Event, EventStream, KeyEventKind, MouseButton, MouseEventKind};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use self::action::{Action, Effect};
+use self::app::{App, AppInit};
+use crate::core::event::CollectEvent;
+use crate::core::inventory::Inventory;
+use crate::core::lineage::LineageRules;
+use crate::core::policy::PolicyConfig;
+use crate::queue::Queue;
+use crate::sources::{self, Plan};
+
+/// Re-evaluating a large fleet on every page would starve the keyboard; while pages stream in,
+/// the policy runs at most this often.
+const EVALUATE_EVERY: Duration = Duration::from_millis(300);
+
+pub struct Options {
+    /// What to collect; `None` browses `inventory` as it is (a snapshot).
+    pub plan: Option<Plan>,
+    pub inventory: Inventory,
+    pub rules: LineageRules,
+    pub policy: PolicyConfig,
+    /// `--now`, or a snapshot's time; otherwise each collection is judged as of its start.
+    pub fixed_now: Option<DateTime<Utc>>,
+    pub queue: Queue,
+    pub queue_path: PathBuf,
+    pub save_snapshot: Option<PathBuf>,
+}
+
+/// Collection in the background: dropping it stops the tasks.
+struct Collection {
+    events: mpsc::Receiver<CollectEvent>,
+    task: JoinHandle<()>,
+    now: DateTime<Utc>,
+}
+
+impl Collection {
+    fn start(plan: Plan, now: DateTime<Utc>) -> Collection {
+        let (tx, events) = mpsc::channel(256);
+        let task = tokio::spawn(sources::collect(plan, now, tx));
+        Collection { events, task, now }
+    }
+}
+
+impl Drop for Collection {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Restores the terminal however the loop ends; ratatui's own hook covers panics.
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+        ratatui::restore();
+    }
+}
+
+pub fn run(options: Options) -> color_eyre::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run_loop(options))
+}
+
+async fn run_loop(options: Options) -> color_eyre::Result<()> {
+    let now_for_collection =
+        |fixed: Option<DateTime<Utc>>| fixed.unwrap_or_else(|| Utc::now().trunc_subsecs(0));
+    let first_now = now_for_collection(options.fixed_now);
+    let live = options.plan.is_some();
+    let mut app = App::new(AppInit {
+        inventory: options.inventory,
+        rules: options.rules,
+        policy: options.policy,
+        now: first_now,
+        queue: options.queue,
+        queue_path: Some(options.queue_path),
+        live,
+        collecting: live,
+    });
+    let mut collection = options
+        .plan
+        .clone()
+        .map(|plan| Collection::start(plan, first_now));
+    let mut save_snapshot = options.save_snapshot;
+
+    let mut terminal = ratatui::try_init()?;
+    let _guard = TerminalGuard;
+    crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture)?;
+    let mut input = EventStream::new();
+    let mut needs_render = true;
+    let mut last_evaluation = Instant::now();
+
+    loop {
+        if app.needs_evaluation() && last_evaluation.elapsed() >= EVALUATE_EVERY {
+            if let Some(c) = &collection {
+                app.reevaluate(c.now);
+            }
+            last_evaluation = Instant::now();
+            needs_render = true;
+        }
+        if needs_render {
+            terminal.draw(|frame| draw::draw(frame, &mut app))?;
+            needs_render = false;
+        }
+        let evaluation_due = EVALUATE_EVERY.saturating_sub(last_evaluation.elapsed());
+        tokio::select! {
+            event = input.next() => {
+                let Some(event) = event else { break };
+                let Some(action) = translate(event?, &app) else {
+                    // Resizes and such only need a new frame.
+                    needs_render = true;
+                    continue;
+                };
+                needs_render = true;
+                match app.update(action) {
+                    Some(Effect::Quit) => break,
+                    Some(Effect::Refresh) => {
+                        if let Some(plan) = options.plan.clone() {
+                            collection = Some(Collection::start(plan, now_for_collection(options.fixed_now)));
+                        }
+                    }
+                    Some(Effect::Copy(text)) => copy_to_clipboard(&text),
+                    None => {}
+                }
+            }
+            event = next_collected(&mut collection) => {
+                needs_render = true;
+                match event {
+                    Some(event) => {
+                        app.apply_event(event);
+                        // Apply what else has arrived before drawing once.
+                        if let Some(c) = &mut collection {
+                            while let Ok(event) = c.events.try_recv() {
+                                app.apply_event(event);
+                            }
+                        }
+                    }
+                    None => {
+                        let now = collection.take().map_or(first_now, |c| c.now);
+                        app.collection_finished(now);
+                        if let Some(path) = save_snapshot.take()
+                            && let Err(error) = crate::snapshot::save(&path, &app.data.inventory, now)
+                        {
+                            app.status = Some(app::Status { text: error.to_string(), error: true });
+                        }
+                    }
+                }
+            }
+            _ = tokio::time::sleep(evaluation_due), if app.needs_evaluation() => {}
+        }
+    }
+    drop(collection);
+    drop(terminal);
+    Ok(())
+}
+
+async fn next_collected(collection: &mut Option<Collection>) -> Option<CollectEvent> {
+    match collection {
+        Some(c) => c.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Terminal input as actions; `None` for what only needs a redraw.
+fn translate(event: Event, app: &App) -> Option<Action> {
+    match event {
+        Event::Key(key) if key.kind != KeyEventKind::Release => {
+            keymap::action_for(&key, app.view, app.typing(), app.help.is_some())
+        }
+        Event::Mouse(mouse) => match mouse.kind {
+            MouseEventKind::ScrollDown => Some(Action::ScrollDown),
+            MouseEventKind::ScrollUp => Some(Action::ScrollUp),
+            MouseEventKind::Down(MouseButton::Left) => Some(Action::Click {
+                column: mouse.column,
+                row: mouse.row,
+            }),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// OSC 52: the terminal (and tmux, and ssh) puts the text on the system clipboard.
+fn copy_to_clipboard(text: &str) {
+    let mut out = std::io::stdout();
+    let _ = write!(out, "\x1b]52;c;{}\x07", base64(text.as_bytes()));
+    let _ = out.flush();
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(chunk.get(1).copied().unwrap_or(0)) << 8)
+            | u32::from(chunk.get(2).copied().unwrap_or(0));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base64;
+
+    #[test]
+    fn base64_as_the_rfc_says() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"i-0abc"), "aS0wYWJj");
+    }
+}

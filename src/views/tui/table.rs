@@ -1,0 +1,201 @@
+//! A list view's state: the rows in scope sorted once, the filtered index vector drawn from them,
+//! the selection and the scroll offset. Rows are indices; nothing is cloned or formatted here.
+
+use std::cmp::Ordering;
+
+use super::filter::{Field, Query};
+
+/// A column of a list view.
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    pub title: &'static str,
+    /// Narrowest useful width.
+    pub min: u16,
+    /// Takes a share of spare width (names, ids) rather than exactly `min`.
+    pub fill: bool,
+    /// Columns of lower priority are dropped first when the terminal is narrow.
+    pub priority: u8,
+}
+
+pub const fn column(title: &'static str, min: u16, fill: bool, priority: u8) -> Column {
+    Column {
+        title,
+        min,
+        fill,
+        priority,
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ListState<T> {
+    /// The filter as typed.
+    pub input: String,
+    /// The last filter that parsed; it stays in force while the input has an error.
+    query: Query,
+    pub input_error: Option<String>,
+    pub sort: usize,
+    pub descending: bool,
+    /// Everything in scope, in sort order; re-sorted only when the data or the sort changes.
+    sorted: Vec<T>,
+    /// `sorted` narrowed by the filter: what is on screen, by position.
+    pub rows: Vec<T>,
+    pub selected: usize,
+    pub offset: usize,
+}
+
+impl<T: Copy + PartialEq> ListState<T> {
+    pub fn new(sort: usize, descending: bool) -> ListState<T> {
+        ListState {
+            input: String::new(),
+            query: Query::default(),
+            input_error: None,
+            sort,
+            descending,
+            sorted: Vec::new(),
+            rows: Vec::new(),
+            selected: 0,
+            offset: 0,
+        }
+    }
+
+    pub fn selected_row(&self) -> Option<T> {
+        self.rows.get(self.selected).copied()
+    }
+
+    pub fn query(&self) -> &Query {
+        &self.query
+    }
+
+    /// Parses the typed filter with the view's fields; on error the previous query stays.
+    pub fn set_input(&mut self, input: String, fields: &[Field]) {
+        match Query::parse(&input, fields) {
+            Ok(query) => {
+                self.query = query;
+                self.input_error = None;
+            }
+            Err(error) => self.input_error = Some(error),
+        }
+        self.input = input;
+    }
+
+    /// Sorts the rows in scope; `compare` is the view's order for the current column, ascending.
+    pub fn resort(&mut self, mut rows: Vec<T>, compare: impl Fn(T, T) -> Ordering) {
+        if self.descending {
+            rows.sort_by(|&a, &b| compare(b, a));
+        } else {
+            rows.sort_by(|&a, &b| compare(a, b));
+        }
+        self.sorted = rows;
+    }
+
+    /// Re-applies the filter to the sorted rows, keeping the selected row selected if it stays.
+    pub fn refilter(&mut self, keep: impl Fn(T) -> bool) {
+        let selected = self.selected_row();
+        let mut rows = std::mem::take(&mut self.rows);
+        rows.clear();
+        rows.extend(self.sorted.iter().copied().filter(|&row| keep(row)));
+        self.rows = rows;
+        // A row the filter took away gives the selection back to the top, as a new list would.
+        self.selected = selected
+            .and_then(|s| self.rows.iter().position(|&r| r == s))
+            .unwrap_or(0);
+    }
+
+    /// Replaces the rows outright (views whose rows are built, not filtered).
+    pub fn set_rows(&mut self, rows: Vec<T>) {
+        let selected = self.selected_row();
+        self.rows = rows;
+        self.selected = selected
+            .and_then(|s| self.rows.iter().position(|&r| r == s))
+            .unwrap_or(self.selected)
+            .min(self.rows.len().saturating_sub(1));
+    }
+
+    pub fn move_by(&mut self, delta: isize) {
+        if self.rows.is_empty() {
+            self.selected = 0;
+            return;
+        }
+        let last = self.rows.len() - 1;
+        self.selected = self.selected.saturating_add_signed(delta).min(last);
+    }
+
+    pub fn select(&mut self, position: usize) {
+        self.selected = position.min(self.rows.len().saturating_sub(1));
+    }
+
+    /// Scrolls just enough to keep the selection in a window of `height` rows.
+    pub fn scroll_into_view(&mut self, height: usize) {
+        if height == 0 {
+            return;
+        }
+        let max_offset = self.rows.len().saturating_sub(height);
+        if self.selected < self.offset {
+            self.offset = self.selected;
+        } else if self.selected >= self.offset + height {
+            self.offset = self.selected + 1 - height;
+        }
+        self.offset = self.offset.min(max_offset);
+    }
+
+    /// The rows on screen: `offset..offset + height`.
+    pub fn window(&self, height: usize) -> &[T] {
+        let end = (self.offset + height).min(self.rows.len());
+        &self.rows[self.offset.min(end)..end]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(values: &[u32]) -> ListState<u32> {
+        let mut list = ListState::new(0, false);
+        list.resort(values.to_vec(), |a, b| a.cmp(&b));
+        list.refilter(|_| true);
+        list
+    }
+
+    #[test]
+    fn sorts_both_ways() {
+        let mut l = list(&[3, 1, 2]);
+        assert_eq!(l.rows, [1, 2, 3]);
+        l.descending = true;
+        l.resort(vec![3, 1, 2], |a, b| a.cmp(&b));
+        l.refilter(|_| true);
+        assert_eq!(l.rows, [3, 2, 1]);
+    }
+
+    #[test]
+    fn filtering_keeps_the_selected_row_when_it_stays() {
+        let mut l = list(&[1, 2, 3, 4, 5]);
+        l.select(3); // 4
+        l.refilter(|r| r % 2 == 0);
+        assert_eq!(l.rows, [2, 4]);
+        assert_eq!(l.selected_row(), Some(4));
+        l.refilter(|r| r == 1 || r == 5);
+        assert_eq!(l.selected_row(), Some(1), "back to the top when it goes");
+        l.refilter(|_| false);
+        assert_eq!(l.selected_row(), None);
+        l.move_by(1);
+        assert_eq!(l.selected, 0);
+    }
+
+    #[test]
+    fn moving_stops_at_the_ends_and_the_window_follows() {
+        let mut l = list(&(0..100).collect::<Vec<_>>());
+        l.move_by(-5);
+        assert_eq!(l.selected, 0);
+        l.move_by(1_000);
+        assert_eq!(l.selected, 99);
+        l.scroll_into_view(10);
+        assert_eq!(l.offset, 90);
+        assert_eq!(l.window(10), &(90..100).collect::<Vec<_>>()[..]);
+        l.select(5);
+        l.scroll_into_view(10);
+        assert_eq!(l.offset, 5);
+        l.refilter(|r| r < 3);
+        l.scroll_into_view(10);
+        assert_eq!(l.offset, 0, "offset shrinks with the rows");
+    }
+}

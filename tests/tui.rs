@@ -1,0 +1,550 @@
+//! The interactive UI driven headless: actions and key presses in, state and screens out.
+
+use chrono::{DateTime, TimeZone, Utc};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use fleetscope::core::event::CollectEvent;
+use fleetscope::core::inventory::Inventory;
+use fleetscope::core::lineage::LineageRules;
+use fleetscope::core::policy::{PolicyConfig, Verdict};
+use fleetscope::queue::Queue;
+use fleetscope::sources::demo::DemoFleet;
+use fleetscope::views::tui::action::{Action, Effect, View};
+use fleetscope::views::tui::app::{App, AppInit, DriftRow, InstanceScope, Mode};
+use fleetscope::views::tui::{draw, keymap};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()
+}
+
+fn rules() -> LineageRules {
+    LineageRules {
+        tag: Some("lineage".into()),
+        name_rules: Vec::new(),
+    }
+}
+
+fn demo_inventory(size: usize) -> Inventory {
+    let mut inventory = Inventory::new(rules());
+    for event in DemoFleet::new(42, size, now()).events() {
+        inventory.apply(event);
+    }
+    inventory
+}
+
+fn app_with(inventory: Inventory, queue_path: Option<std::path::PathBuf>) -> App {
+    App::new(AppInit {
+        inventory,
+        rules: rules(),
+        policy: PolicyConfig::default(),
+        now: now(),
+        queue: Queue::default(),
+        queue_path,
+        live: true,
+        collecting: false,
+    })
+}
+
+fn demo_app() -> App {
+    let mut app = app_with(demo_inventory(1_500), None);
+    // Page sizes come from the last frame; draw once as the runtime does before any key.
+    render(&mut app, 120, 40);
+    app
+}
+
+fn render(app: &mut App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|frame| draw::draw(frame, app)).unwrap();
+    let buffer = terminal.backend().buffer();
+    let mut text = String::new();
+    for y in 0..buffer.area.height {
+        let line: String = (0..buffer.area.width)
+            .map(|x| buffer[(x, y)].symbol())
+            .collect();
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+fn press(app: &mut App, code: KeyCode) -> Option<Effect> {
+    let event = KeyEvent::new(code, KeyModifiers::NONE);
+    let action = keymap::action_for(&event, app.view, app.typing(), app.help.is_some())?;
+    app.update(action)
+}
+
+fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        press(app, KeyCode::Char(c));
+    }
+}
+
+fn visible_verdicts(app: &App) -> Vec<Verdict> {
+    app.instances
+        .rows
+        .iter()
+        .map(|&i| app.data.verdict(i))
+        .collect()
+}
+
+// ---- screens --------------------------------------------------------------------------------
+
+/// The demo with a few instances queued, so the Queue view has rows of both kinds.
+fn app_for_screens() -> App {
+    let mut app = demo_app();
+    app.update(Action::Show(View::Drift));
+    app.update(Action::Down); // the first lineage's golden image
+    app.update(Action::Down); // the first lineage's next image: outdated, in a group
+    app.update(Action::QueueAllOnSelected);
+    app.update(Action::Show(View::Instances));
+    app.update(Action::StartFilter);
+    type_text(&mut app, "cloud:gcp name:vpn");
+    app.update(Action::Submit);
+    app.update(Action::QueueSelected);
+    app.update(Action::Back);
+    app.update(Action::Show(View::Overview));
+    app.status = None;
+    app
+}
+
+#[test]
+fn every_view_at_120x40_and_80x24() {
+    for (width, height) in [(120, 40), (80, 24)] {
+        let mut app = app_for_screens();
+        for view in View::ALL {
+            app.update(Action::Show(view));
+            let screen = render(&mut app, width, height);
+            insta::assert_snapshot!(format!("{}_{width}x{height}", view.command()), screen);
+        }
+    }
+}
+
+#[test]
+fn help_overlay_and_filter_line() {
+    let mut app = app_for_screens();
+    app.update(Action::Show(View::Instances));
+    app.update(Action::ToggleHelp);
+    insta::assert_snapshot!("help_instances_80x24", render(&mut app, 80, 24));
+    app.update(Action::ToggleHelp);
+    app.update(Action::StartFilter);
+    type_text(&mut app, "verdict:flagged age:>x");
+    insta::assert_snapshot!("filter_error_80x24", render(&mut app, 80, 24));
+}
+
+#[test]
+fn any_size_draws_without_panicking() {
+    let mut app = app_for_screens();
+    for view in View::ALL {
+        app.update(Action::Show(view));
+        for (width, height) in [(1, 1), (10, 3), (20, 5), (40, 10), (79, 23), (250, 80)] {
+            render(&mut app, width, height);
+        }
+        app.update(Action::ToggleHelp);
+        render(&mut app, 12, 4);
+        app.update(Action::ToggleHelp);
+    }
+}
+
+// ---- the update logic -----------------------------------------------------------------------
+
+#[test]
+fn filter_terms_narrow_the_instances_and_esc_restores() {
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('3'));
+    let all = app.instances.rows.len();
+    assert_eq!(all, 1_500);
+    press(&mut app, KeyCode::Char('/'));
+    assert!(matches!(app.mode, Mode::Filter { .. }));
+    type_text(&mut app, "cloud:aws verdict:outdated");
+    let narrowed = app.instances.rows.len();
+    assert!(narrowed > 0 && narrowed < all);
+    for &i in &app.instances.rows {
+        assert_eq!(app.data.instance(i).cloud.as_str(), "aws");
+        assert_eq!(app.data.verdict(i), Verdict::Outdated);
+    }
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.mode, Mode::Normal);
+    assert_eq!(app.instances.rows.len(), narrowed, "Enter keeps the filter");
+
+    press(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, " !region:us-");
+    let fewer = app.instances.rows.len();
+    assert!(fewer < narrowed);
+    assert!(
+        app.instances
+            .rows
+            .iter()
+            .all(|&i| !app.data.instance(i).region.starts_with("us-"))
+    );
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(
+        app.instances.rows.len(),
+        narrowed,
+        "Esc while typing restores the filter as it was"
+    );
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.instances.rows.len(), all, "Esc in the list clears it");
+}
+
+#[test]
+fn numeric_and_glob_terms_and_errors_keep_the_last_good_filter() {
+    let mut app = demo_app();
+    app.update(Action::Show(View::Instances));
+    app.update(Action::StartFilter);
+    type_text(&mut app, "age:>30 lineage:*web*");
+    let rows = app.instances.rows.clone();
+    assert!(!rows.is_empty());
+    for &i in &rows {
+        assert!(app.data.instance_eval(i).age_days.unwrap() > 30);
+        let image = app.data.inventory.image_of(i);
+        assert!(app.data.lineage_of_image(image).unwrap().contains("web"));
+    }
+    // As if pasted whole: the bad term keeps the filter that last parsed.
+    let text = format!("{} uptime:>abc", app.instances.input);
+    app.set_filter(text);
+    assert!(app.filter_error().unwrap().contains("not a number of days"));
+    assert_eq!(app.instances.rows, rows, "a bad term changes nothing");
+    app.update(Action::Submit);
+    assert!(app.status.as_ref().is_some_and(|s| s.error));
+}
+
+#[test]
+fn sorting_by_column_and_reversing() {
+    let mut app = demo_app();
+    app.update(Action::Show(View::Instances));
+    let verdicts = visible_verdicts(&app);
+    assert!(
+        verdicts.windows(2).all(|w| w[0] >= w[1]),
+        "most severe first by default"
+    );
+    app.update(Action::SortReverse);
+    let verdicts = visible_verdicts(&app);
+    assert!(verdicts.windows(2).all(|w| w[0] <= w[1]));
+    app.update(Action::StartCommand);
+    type_text(&mut app, "sort uptime desc");
+    app.update(Action::Submit);
+    let uptimes: Vec<i64> = app
+        .instances
+        .rows
+        .iter()
+        .map(|&i| app.data.uptime_days(i))
+        .collect();
+    assert!(uptimes.windows(2).all(|w| w[0] >= w[1]));
+    // `l` walks to the next column: from UPTIME to VERDICT, and round to ID.
+    press(&mut app, KeyCode::Char('l'));
+    press(&mut app, KeyCode::Char('l'));
+    assert_eq!(app.instances.sort, 0);
+    let ids: Vec<&str> = app
+        .instances
+        .rows
+        .iter()
+        .map(|&i| app.data.instance(i).id.as_str())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] >= w[1]), "still descending");
+}
+
+#[test]
+fn marking_rows() {
+    let mut app = demo_app();
+    app.update(Action::Show(View::Instances));
+    press(&mut app, KeyCode::Char(' '));
+    press(&mut app, KeyCode::Char(' '));
+    assert_eq!(app.marked.len(), 2);
+    assert_eq!(app.instances.selected, 2, "space moves down");
+    press(&mut app, KeyCode::Char('k'));
+    press(&mut app, KeyCode::Char(' '));
+    assert_eq!(app.marked.len(), 1, "space again unmarks");
+    app.update(Action::StartFilter);
+    type_text(&mut app, "cloud:azure");
+    app.update(Action::Submit);
+    press(&mut app, KeyCode::Char('a'));
+    assert_eq!(app.marked.len(), 1 + app.instances.rows.len());
+    press(&mut app, KeyCode::Char('a'));
+    assert_eq!(app.marked.len(), 1, "a again unmarks the visible rows only");
+    press(&mut app, KeyCode::Char('u'));
+    assert!(app.marked.is_empty());
+}
+
+#[test]
+fn queueing_marked_instances_persists_and_dequeues() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.json");
+    let mut app = app_with(demo_inventory(1_500), Some(path.clone()));
+    app.update(Action::Show(View::Instances));
+    app.update(Action::StartFilter);
+    type_text(&mut app, "verdict:outdated");
+    app.update(Action::Submit);
+    for _ in 0..3 {
+        press(&mut app, KeyCode::Char(' '));
+    }
+    let marked: Vec<String> = {
+        let mut ids: Vec<String> = app.marked.iter().cloned().collect();
+        ids.sort();
+        ids
+    };
+    press(&mut app, KeyCode::Char('r'));
+    assert!(app.marked.is_empty(), "marks are used up by the queueing");
+    let saved = Queue::load(&path).unwrap();
+    let mut saved_ids: Vec<String> = saved
+        .entries
+        .iter()
+        .map(|e| e.instance_id.clone())
+        .collect();
+    saved_ids.sort();
+    assert_eq!(saved_ids, marked);
+    assert!(saved.entries.iter().all(|e| e.verdict == Verdict::Outdated));
+    assert!(saved.entries.iter().all(|e| e.target_image.is_some()));
+
+    // Queueing them again adds nothing.
+    for id in &marked {
+        app.marked.insert(id.clone());
+    }
+    press(&mut app, KeyCode::Char('r'));
+    assert_eq!(Queue::load(&path).unwrap().entries.len(), 3);
+    assert!(
+        app.status
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("3 already queued")
+    );
+
+    press(&mut app, KeyCode::Char('5'));
+    assert_eq!(app.queue_rows.rows.len(), 3);
+    press(&mut app, KeyCode::Char('d'));
+    assert_eq!(Queue::load(&path).unwrap().entries.len(), 2);
+    press(&mut app, KeyCode::Char('a'));
+    press(&mut app, KeyCode::Delete);
+    assert!(Queue::load(&path).unwrap().entries.is_empty());
+}
+
+#[test]
+fn queueing_everything_non_current_on_a_lineage_skips_the_golden_image() {
+    let mut app = demo_app();
+    app.update(Action::Show(View::Drift));
+    let Some(DriftRow::Lineage(lineage)) = app.drift.selected_row() else {
+        panic!("the drift view starts on a lineage");
+    };
+    let golden = app.data.eval.lineage_eval(lineage).golden.unwrap();
+    let expected: Vec<_> = app
+        .data
+        .instances_in_lineage(lineage)
+        .into_iter()
+        .filter(|&i| {
+            app.data.inventory.image_of(i) != golden && app.data.verdict(i) != Verdict::Current
+        })
+        .collect();
+    assert!(!expected.is_empty());
+    press(&mut app, KeyCode::Char('R'));
+    assert_eq!(app.queue.entries.len(), expected.len());
+    for entry in &app.queue.entries {
+        let i = app
+            .data
+            .inventory
+            .instance_by_id(&entry.instance_id)
+            .unwrap();
+        assert!(expected.contains(&i));
+        assert_ne!(entry.target_image.as_deref(), Some(entry.image.as_str()));
+    }
+}
+
+#[test]
+fn enter_drills_down_and_esc_comes_back() {
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('2'));
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Char('j'));
+    let image = app.images.selected_row().unwrap();
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.view, View::Instances);
+    assert_eq!(app.instance_scope, InstanceScope::Image(image));
+    let mut on_image = app.instances.rows.clone();
+    on_image.sort_unstable();
+    let mut expected = app.data.inventory.image(image).instances.clone();
+    expected.sort_unstable();
+    assert_eq!(on_image, expected);
+    assert!(render(&mut app, 120, 40).contains(&format!(
+        "Instances on image {}",
+        app.data.image_label(image)
+    )));
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.view, View::Images);
+    assert_eq!(app.images.selected_row(), Some(image));
+    assert_eq!(app.instance_scope, InstanceScope::All);
+    assert_eq!(app.instances.rows.len(), 1_500);
+
+    // From the drift view, a group row lists its members.
+    press(&mut app, KeyCode::Char('4'));
+    press(&mut app, KeyCode::Char('G'));
+    let Some(DriftRow::Group(group)) = app.drift.selected_row() else {
+        panic!("groups with skew or drift end the drift view");
+    };
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(
+        app.instances.rows.len(),
+        app.data.inventory.group(group).members.len()
+    );
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.view, View::Drift);
+}
+
+#[test]
+fn commands_complete_and_explain_mistakes() {
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char(':'));
+    type_text(&mut app, "ins");
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(
+        app.mode,
+        Mode::Command {
+            line: "instances ".into()
+        }
+    );
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.view, View::Instances);
+    press(&mut app, KeyCode::Char(':'));
+    type_text(&mut app, "sort ve");
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(
+        app.mode,
+        Mode::Command {
+            line: "sort verdict ".into()
+        }
+    );
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char(':'));
+    type_text(&mut app, "frobnicate");
+    press(&mut app, KeyCode::Enter);
+    let status = app.status.clone().unwrap();
+    assert!(status.error && status.text.contains("unknown command"));
+    press(&mut app, KeyCode::Char(':'));
+    type_text(&mut app, "q");
+    assert_eq!(press(&mut app, KeyCode::Enter), Some(Effect::Quit));
+}
+
+#[test]
+fn help_is_modal_and_q_closes_it() {
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('?'));
+    assert!(app.help.is_some());
+    press(&mut app, KeyCode::Char('3'));
+    assert_eq!(
+        app.view,
+        View::Overview,
+        "keys go to the help while it is open"
+    );
+    assert_eq!(press(&mut app, KeyCode::Char('q')), None);
+    assert!(app.help.is_none());
+    assert_eq!(press(&mut app, KeyCode::Char('q')), Some(Effect::Quit));
+}
+
+#[test]
+fn mouse_clicks_select_rows_and_tabs() {
+    let mut app = demo_app();
+    app.update(Action::Show(View::Instances));
+    render(&mut app, 120, 40);
+    let rows = app.layout.rows;
+    app.update(Action::Click {
+        column: rows.x + 3,
+        row: rows.y + 4,
+    });
+    assert_eq!(app.instances.selected, 4);
+    app.update(Action::ScrollDown);
+    assert_eq!(app.instances.selected, 5);
+    // The tab bar: " fleetscope " then " 1 Overview " ...
+    app.update(Action::Click { column: 14, row: 0 });
+    assert_eq!(app.view, View::Overview);
+}
+
+#[test]
+fn pages_stream_in_and_a_refresh_swaps_in_whole() {
+    let fleet = DemoFleet::new(42, 1_500, now());
+    let mut app = App::new(AppInit {
+        inventory: Inventory::new(rules()),
+        rules: rules(),
+        policy: PolicyConfig::default(),
+        now: now(),
+        queue: Queue::default(),
+        queue_path: None,
+        live: true,
+        collecting: true,
+    });
+    let events: Vec<CollectEvent> = fleet.events().collect();
+    let half = events.len() / 2;
+    for event in events[..half].iter().cloned() {
+        app.apply_event(event);
+    }
+    assert!(app.needs_evaluation());
+    app.reevaluate(now());
+    let partial = app.data.eval.total.total();
+    assert!(partial > 0 && partial < 1_500);
+    assert_eq!(app.instances.rows.len() as u32, partial);
+    for event in events[half..].iter().cloned() {
+        app.apply_event(event);
+    }
+    app.collection_finished(now());
+    assert!(!app.collecting());
+    assert_eq!(app.data.eval.total.total(), 1_500);
+
+    // A refresh collects aside: the screen keeps the old fleet until the new one is complete.
+    assert_eq!(app.update(Action::Refresh), Some(Effect::Refresh));
+    assert!(app.refreshing());
+    app.apply_event(CollectEvent::Failed {
+        source: "aws:prod".into(),
+        error: "expired token".into(),
+    });
+    assert_eq!(app.data.eval.total.total(), 1_500);
+    assert!(app.sources().iter().any(|s| s.name == "aws:prod"));
+    app.collection_finished(now());
+    assert_eq!(app.data.eval.total.total(), 0);
+    let screen = render(&mut app, 120, 40);
+    assert!(screen.contains("failed: expired token"), "{screen}");
+    assert!(screen.contains("1 failed"));
+}
+
+#[test]
+fn a_snapshot_cannot_be_refreshed() {
+    let mut app = App::new(AppInit {
+        inventory: demo_inventory(10),
+        rules: rules(),
+        policy: PolicyConfig::default(),
+        now: now(),
+        queue: Queue::default(),
+        queue_path: None,
+        live: false,
+        collecting: false,
+    });
+    assert_eq!(app.update(Action::Refresh), None);
+    assert!(app.status.unwrap().text.contains("snapshot"));
+}
+
+#[test]
+fn copy_gives_the_full_id() {
+    let mut app = demo_app();
+    app.update(Action::Show(View::Instances));
+    let id = app
+        .data
+        .instance(app.instances.selected_row().unwrap())
+        .id
+        .clone();
+    assert_eq!(press(&mut app, KeyCode::Char('y')), Some(Effect::Copy(id)));
+}
+
+#[test]
+fn a_queue_that_cannot_be_saved_stays_in_memory_with_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory where the file should be: every save fails.
+    let path = dir.path().join("queue.json");
+    std::fs::create_dir(&path).unwrap();
+    let mut app = app_with(demo_inventory(100), Some(path));
+    app.update(Action::Show(View::Instances));
+    app.update(Action::QueueSelected);
+    assert_eq!(app.queue.entries.len(), 1);
+    let status = app.status.unwrap();
+    assert!(
+        status.error && status.text.contains("queue.json"),
+        "{}",
+        status.text
+    );
+}
