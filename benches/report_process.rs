@@ -1,13 +1,24 @@
 //! The whole product as a user runs it: `fleetscope --demo --demo-size N --report --format json`
 //! as a release process, its wall time and peak RSS, best of several runs.
-//! `cargo bench --bench report_process` (builds the release binary first).
+//! `cargo bench --no-default-features --bench report_process` (builds the release binary first,
+//! with the same cloud features).
 
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 fn main() {
+    // The binary gets the cloud features this benchmark was built with.
+    let features: Vec<&str> = [
+        (cfg!(feature = "aws"), "aws"),
+        (cfg!(feature = "azure"), "azure"),
+        (cfg!(feature = "gcp"), "gcp"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect();
     let status = Command::new(env!("CARGO"))
         .args(["build", "--release", "--bin", "fleetscope", "--quiet"])
+        .args(["--no-default-features", "--features", &features.join(",")])
         .status()
         .expect("cargo build");
     assert!(status.success(), "release build failed");

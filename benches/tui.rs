@@ -1,0 +1,89 @@
+//! Keystroke to frame in the interactive UI on the demo fleet: a filter edit (re-filter the
+//! sorted rows), a sort change (re-sort every row in scope), each followed by drawing a 120x40
+//! frame to a buffer. `cargo bench --no-default-features --bench tui`.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use criterion::{Criterion, criterion_group, criterion_main};
+use fleetscope::core::inventory::Inventory;
+use fleetscope::core::lineage::LineageRules;
+use fleetscope::core::policy::PolicyConfig;
+use fleetscope::queue::Queue;
+use fleetscope::sources::demo::DemoFleet;
+use fleetscope::views::tui::action::{Action, View};
+use fleetscope::views::tui::app::{App, AppInit};
+use fleetscope::views::tui::draw;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+fn demo_app(size: usize) -> App {
+    let now = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+    let rules = LineageRules {
+        tag: Some("lineage".into()),
+        name_rules: Vec::new(),
+    };
+    let mut inventory = Inventory::new(rules.clone());
+    for event in DemoFleet::new(42, size, now).events() {
+        inventory.apply(event);
+    }
+    App::new(AppInit {
+        inventory,
+        rules,
+        policy: PolicyConfig::default(),
+        now,
+        queue: Queue::default(),
+        queue_path: None,
+        live: true,
+        collecting: false,
+    })
+}
+
+fn bench(c: &mut Criterion) {
+    for (size, label) in [(100_000, "100k"), (1_000_000, "1m")] {
+        let mut app = demo_app(size);
+        app.update(Action::Show(View::Instances));
+        let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+        let mut group = c.benchmark_group(format!("tui_{label}"));
+        group.sample_size(20);
+        group.measurement_time(Duration::from_secs(if size > 100_000 { 20 } else { 8 }));
+
+        // Typing the last letter of a filter, or deleting it: both re-filter every row.
+        let filters = [
+            "cloud:aws verdict:outdated age:>30",
+            "cloud:aws verdict:outdated age:>3",
+        ];
+        let mut turn = 0;
+        group.bench_function("filter_keystroke_to_frame", |b| {
+            b.iter(|| {
+                turn += 1;
+                app.set_filter(filters[turn % 2].to_owned());
+                terminal.draw(|frame| draw::draw(frame, &mut app)).unwrap();
+                black_box(app.instances.rows.len())
+            })
+        });
+        app.set_filter(String::new());
+
+        // `l`: sort by the next column, every instance re-sorted.
+        group.bench_function("sort_keystroke_to_frame", |b| {
+            b.iter(|| {
+                app.update(Action::SortNext);
+                terminal.draw(|frame| draw::draw(frame, &mut app)).unwrap();
+                black_box(app.instances.sort)
+            })
+        });
+
+        group.bench_function("scroll_keystroke_to_frame", |b| {
+            b.iter(|| {
+                app.update(Action::PageDown);
+                terminal.draw(|frame| draw::draw(frame, &mut app)).unwrap();
+                black_box(app.instances.selected)
+            })
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
