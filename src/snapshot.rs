@@ -75,11 +75,25 @@ pub fn snapshot_of(inventory: &Inventory, taken_at: DateTime<Utc>) -> SnapshotOu
 }
 
 /// Writes to a temporary file beside `path`, syncs it, then renames over: readers see the old
-/// file or the new one, never half of one.
+/// file or the new one, never half of one. A device or a pipe (`/dev/null`, `/dev/stdout`, a
+/// FIFO) is written in place, since renaming over it would replace it; a symlink is followed,
+/// so the link keeps pointing at the file it names.
 pub fn write_atomic(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() && !meta.is_dir() => {
+            let mut writer =
+                std::io::BufWriter::new(std::fs::OpenOptions::new().write(true).open(path)?);
+            write(&mut writer)?;
+            return writer.flush();
+        }
+        Ok(_) if path.is_symlink() => {
+            return write_atomic(&std::fs::canonicalize(path)?, write);
+        }
+        _ => {}
+    }
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -183,5 +197,62 @@ impl SnapshotIn {
             inventory.restore_source(status);
         }
         inventory
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::os::unix::fs::FileTypeExt;
+
+    use super::write_atomic;
+
+    fn write_text(path: &std::path::Path, text: &'static str) -> std::io::Result<()> {
+        write_atomic(path, |w| w.write_all(text.as_bytes()))
+    }
+
+    #[test]
+    fn a_file_is_replaced_whole_and_no_temporary_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.json");
+        std::fs::write(&path, "old, and longer than the new").unwrap();
+        write_text(&path, "new").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_symlink_is_followed_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target.json");
+        let link = dir.path().join("link.json");
+        std::fs::write(&target, "old").unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write_text(&link, "new").unwrap();
+        assert!(link.is_symlink());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
+    }
+
+    #[test]
+    fn a_pipe_is_written_in_place_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                std::fs::File::open(fifo)
+                    .and_then(|mut f| f.read_to_string(&mut text))
+                    .map(|_| text)
+            })
+        };
+        write_text(&fifo, "through the pipe").unwrap();
+        assert!(
+            std::fs::metadata(&fifo).unwrap().file_type().is_fifo(),
+            "the pipe must still be a pipe"
+        );
+        assert_eq!(reader.join().unwrap().unwrap(), "through the pipe");
     }
 }
