@@ -253,7 +253,7 @@ pub fn evaluate(inventory: &Inventory, config: &PolicyConfig, now: DateTime<Utc>
             });
         }
         for (key, value) in &flag_rules {
-            if let Some(actual) = image.tags.get(*key)
+            if let Some(actual) = image.tags.get(key)
                 && value.is_none_or(|v| v == actual)
             {
                 return Some(format!("tagged {key}={actual}"));

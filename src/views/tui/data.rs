@@ -1,7 +1,10 @@
 //! What the screen shows, derived from the inventory once per change (never per frame): the
 //! evaluation, the age histogram, lineages ranked by lag, and the row accessors views share.
 
+use std::cell::OnceCell;
 use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::hash::Hash;
 
 use chrono::{DateTime, Utc};
 
@@ -23,6 +26,9 @@ pub const AGE_BUCKETS: [(i64, &str); 8] = [
 
 pub struct Data {
     pub inventory: Inventory,
+    /// Each instance's rank by id, and its sort key per Instances column, built on first use.
+    id_rank: OnceCell<Vec<u32>>,
+    sort_keys: [OnceCell<Vec<u64>>; INSTANCE_VERDICT + 1],
     pub eval: Evaluation,
     /// Running instances per image-age bucket, then those whose image age is unknown.
     pub age_histogram: [u64; AGE_BUCKETS.len() + 1],
@@ -55,6 +61,8 @@ impl Data {
         });
         Data {
             inventory,
+            id_rank: OnceCell::new(),
+            sort_keys: Default::default(),
             eval,
             age_histogram,
             lineages_by_lag,
@@ -129,30 +137,79 @@ impl Data {
             .collect()
     }
 
-    /// The ascending order of instances by a column of the Instances view.
-    pub fn compare_instances(&self, column: usize, a: InstanceIdx, b: InstanceIdx) -> Ordering {
-        let (ia, ib) = (self.instance(a), self.instance(b));
-        let (ea, eb) = (self.instance_eval(a), self.instance_eval(b));
-        let primary = match column {
-            INSTANCE_ID => Ordering::Equal,
-            INSTANCE_NAME => ia.name.cmp(&ib.name),
-            INSTANCE_CLOUD => {
-                (ia.cloud, &ia.account, &ia.region).cmp(&(ib.cloud, &ib.account, &ib.region))
+    /// Sort keys of every instance for a column of the Instances view: the column's rank in the
+    /// high half, the id's rank in the low half, so keys are unique and sorting is an integer
+    /// sort. Built once per column and data, on first use.
+    pub fn instance_sort_keys(&self, column: usize) -> &[u64] {
+        let column = column.min(INSTANCE_VERDICT);
+        self.sort_keys[column].get_or_init(|| {
+            let id_rank = self.id_rank();
+            let primary = self.instance_primary_ranks(column);
+            id_rank
+                .iter()
+                .zip(primary)
+                .map(|(&id, primary)| (u64::from(primary) << 32) | u64::from(id))
+                .collect()
+        })
+    }
+
+    fn id_rank(&self) -> &[u32] {
+        self.id_rank.get_or_init(|| {
+            let instances = self.inventory.instances();
+            dense_ranks(instances.iter().map(|i| i.id.as_str()))
+        })
+    }
+
+    fn instance_primary_ranks(&self, column: usize) -> Vec<u32> {
+        let inv = &self.inventory;
+        let instances = inv.instances();
+        let image_of = |i: usize| inv.image_of(i as InstanceIdx);
+        // Days, shifted so unknown (None) sorts first.
+        let age_key = |age: Option<i64>| age.map_or(0, |d| (d + 1).clamp(1, (1 << 28) - 1) as u32);
+        match column {
+            INSTANCE_ID => vec![0; instances.len()],
+            INSTANCE_NAME => dense_ranks(instances.iter().map(|i| i.name.as_str())),
+            INSTANCE_CLOUD => dense_ranks(
+                instances
+                    .iter()
+                    .map(|i| (i.cloud, i.account.as_str(), i.region.as_str())),
+            ),
+            INSTANCE_ACCOUNT => dense_ranks(instances.iter().map(|i| i.account.as_str())),
+            INSTANCE_REGION => dense_ranks(
+                instances
+                    .iter()
+                    .map(|i| (i.region.as_str(), i.zone.as_str())),
+            ),
+            INSTANCE_GROUP => dense_ranks(instances.iter().map(|i| i.group.as_deref())),
+            INSTANCE_IMAGE => {
+                let image_rank =
+                    dense_ranks((0..inv.images().len()).map(|i| self.image_label(i as ImageIdx)));
+                (0..instances.len())
+                    .map(|i| image_rank[image_of(i) as usize])
+                    .collect()
             }
-            INSTANCE_ACCOUNT => ia.account.cmp(&ib.account),
-            INSTANCE_REGION => (&ia.region, &ia.zone).cmp(&(&ib.region, &ib.zone)),
-            INSTANCE_GROUP => ia.group.cmp(&ib.group),
-            INSTANCE_IMAGE => self
-                .image_label(self.inventory.image_of(a))
-                .cmp(self.image_label(self.inventory.image_of(b))),
-            INSTANCE_AGE => ea.age_days.cmp(&eb.age_days),
-            INSTANCE_UPTIME => ib.launched.cmp(&ia.launched),
-            _ => ea
-                .verdict
-                .cmp(&eb.verdict)
-                .then_with(|| ea.age_days.cmp(&eb.age_days)),
-        };
-        primary.then_with(|| ia.id.cmp(&ib.id))
+            INSTANCE_AGE => (0..instances.len())
+                .map(|i| age_key(self.image_eval(image_of(i)).age_days))
+                .collect(),
+            INSTANCE_UPTIME => {
+                // Longer uptime is an earlier launch: count seconds back from the latest launch.
+                let latest = instances.iter().map(|i| i.launched).max();
+                instances
+                    .iter()
+                    .map(|i| {
+                        latest.map_or(0, |l| {
+                            (l - i.launched).num_seconds().clamp(0, u32::MAX.into()) as u32
+                        })
+                    })
+                    .collect()
+            }
+            _ => (0..instances.len())
+                .map(|i| {
+                    let eval = self.image_eval(image_of(i));
+                    ((eval.verdict as u32) << 28) | age_key(eval.age_days)
+                })
+                .collect(),
+        }
     }
 
     /// The ascending order of images by a column of the Images view.
@@ -194,6 +251,27 @@ pub const IMAGE_LINEAGE: usize = 3;
 pub const IMAGE_AGE: usize = 4;
 pub const IMAGE_INSTANCES: usize = 5;
 pub const IMAGE_VERDICT: usize = 6;
+
+/// Each value's rank among the distinct values, in value order: equal values share a rank.
+fn dense_ranks<K: Ord + Hash + Copy>(values: impl Iterator<Item = K>) -> Vec<u32> {
+    let mut slots: HashMap<K, u32> = HashMap::new();
+    let provisional: Vec<u32> = values
+        .map(|v| {
+            let next = slots.len() as u32;
+            *slots.entry(v).or_insert(next)
+        })
+        .collect();
+    let mut distinct: Vec<(K, u32)> = slots.into_iter().collect();
+    distinct.sort_unstable_by_key(|&(value, _)| value);
+    let mut rank_of = vec![0u32; distinct.len()];
+    for (rank, (_, slot)) in distinct.into_iter().enumerate() {
+        rank_of[slot as usize] = rank as u32;
+    }
+    provisional
+        .into_iter()
+        .map(|p| rank_of[p as usize])
+        .collect()
+}
 
 /// Azure ids are whole resource paths and GCP images self-links; the last segment is what people
 /// recognise in a table (the detail line shows the whole id).

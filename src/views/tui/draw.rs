@@ -207,15 +207,15 @@ fn fit_columns(columns: &[Column], width: u16) -> Vec<(usize, u16)> {
     }
     let spare = width.saturating_sub(needed(&shown));
     let fillers = shown.iter().filter(|&&c| columns[c].fill).count() as u16;
-    let mut extra_left = spare;
+    // Equal shares; the first `spare % fillers` filling columns take one more each.
+    let mut filler = 0;
     shown
         .iter()
         .map(|&c| {
             let mut w = columns[c].min;
-            if columns[c].fill && fillers > 0 {
-                let share = (spare / fillers).min(extra_left);
-                w += share;
-                extra_left -= share;
+            if columns[c].fill {
+                w += spare / fillers + u16::from(filler < spare % fillers);
+                filler += 1;
             }
             (c, w)
         })

@@ -170,6 +170,16 @@ impl Query {
         Ok(Query { terms })
     }
 
+    /// The terms on fields `on` accepts, and the rest (free text always among the rest).
+    pub fn split(&self, on: impl Fn(Field) -> bool) -> (Query, Query) {
+        let (taken, rest) = self
+            .terms
+            .iter()
+            .cloned()
+            .partition(|term| term.field.is_some_and(&on));
+        (Query { terms: taken }, Query { terms: rest })
+    }
+
     pub fn is_empty(&self) -> bool {
         self.terms.is_empty()
     }
@@ -434,6 +444,20 @@ mod tests {
         assert!(err.contains("not a field here"), "{err}");
         let err = Query::parse("cloud:", &Field::ALL).unwrap_err();
         assert!(err.contains("needs a value"), "{err}");
+    }
+
+    #[test]
+    fn split_keeps_every_term_once() {
+        let query = Query::parse("web cloud:aws !age:>3 name:x", &Field::ALL).unwrap();
+        let (image, rest) = query.split(|f| matches!(f, Field::Cloud | Field::Age));
+        assert_eq!(image.terms.len(), 2);
+        assert_eq!(rest.terms.len(), 2);
+        assert!(
+            rest.terms.iter().any(|t| t.field.is_none()),
+            "free text stays"
+        );
+        let r = row("web", "aws", Some(1));
+        assert_eq!(query.matches(&r), image.matches(&r) && rest.matches(&r));
     }
 
     #[test]

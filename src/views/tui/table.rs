@@ -145,6 +145,20 @@ impl<T: Copy + PartialEq> ListState<T> {
     }
 }
 
+impl ListState<u32> {
+    /// Sorts the rows in scope by a precomputed unique key: an integer sort, however costly the
+    /// column's own comparison would be.
+    pub fn resort_by_key(&mut self, rows: Vec<u32>, key: impl Fn(u32) -> u64) {
+        let mut keyed: Vec<(u64, u32)> = rows.into_iter().map(|r| (key(r), r)).collect();
+        if self.descending {
+            keyed.sort_unstable_by_key(|&(key, _)| std::cmp::Reverse(key));
+        } else {
+            keyed.sort_unstable_by_key(|&(key, _)| key);
+        }
+        self.sorted = keyed.into_iter().map(|(_, r)| r).collect();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +178,18 @@ mod tests {
         l.resort(vec![3, 1, 2], |a, b| a.cmp(&b));
         l.refilter(|_| true);
         assert_eq!(l.rows, [3, 2, 1]);
+    }
+
+    #[test]
+    fn sorting_by_key_both_ways() {
+        let mut l: ListState<u32> = ListState::new(0, false);
+        l.resort_by_key(vec![0, 1, 2], |r| [30, 10, 20][r as usize]);
+        l.refilter(|_| true);
+        assert_eq!(l.rows, [1, 2, 0]);
+        l.descending = true;
+        l.resort_by_key(vec![0, 1, 2], |r| [30, 10, 20][r as usize]);
+        l.refilter(|_| true);
+        assert_eq!(l.rows, [0, 2, 1]);
     }
 
     #[test]
