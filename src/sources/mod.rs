@@ -1,6 +1,8 @@
 //! Where facts come from: one module per cloud, plus the built-in demo. Every source streams
 //! `CollectEvent`s over a channel and never touches the inventory itself.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod demo;
 
 use std::sync::Arc;
@@ -57,22 +59,51 @@ pub async fn collect(plan: Plan, now: DateTime<Utc>, tx: mpsc::Sender<CollectEve
 }
 
 async fn collect_clouds(config: Config, tx: mpsc::Sender<CollectEvent>) {
-    let unsupported = [
+    let mut clouds = Vec::new();
+    if !config.aws.profiles.is_empty() {
+        clouds.push(collect_aws(&config, tx.clone()));
+    }
+    for (cloud, configured) in [
         ("azure", !config.azure.subscriptions.is_empty()),
         ("gcp", !config.gcp.projects.is_empty()),
-        ("aws", !config.aws.profiles.is_empty()),
-    ];
-    for (cloud, configured) in unsupported {
+    ] {
         if configured {
-            let source = format!("{cloud}:*");
             let _ = tx
                 .send(CollectEvent::Failed {
-                    source,
+                    source: format!("{cloud}:*"),
                     error: format!("{cloud} collection is not built into this fleetscope yet"),
                 })
                 .await;
         }
     }
+    futures::future::join_all(clouds).await;
+}
+
+#[cfg(feature = "aws")]
+fn collect_aws(
+    config: &Config,
+    tx: mpsc::Sender<CollectEvent>,
+) -> futures::future::BoxFuture<'static, ()> {
+    Box::pin(aws::collect(aws::Settings::from_config(config), tx))
+}
+
+#[cfg(not(feature = "aws"))]
+fn collect_aws(
+    config: &Config,
+    tx: mpsc::Sender<CollectEvent>,
+) -> futures::future::BoxFuture<'static, ()> {
+    let profiles = config.aws.profiles.clone();
+    Box::pin(async move {
+        for profile in profiles {
+            let failed = CollectEvent::Failed {
+                source: format!("aws:{profile}"),
+                error: "this fleetscope was built without the aws feature".to_owned(),
+            };
+            if tx.send(failed).await.is_err() {
+                return;
+            }
+        }
+    })
 }
 
 /// Collects everything into a fresh inventory, calling `progress` after each event.

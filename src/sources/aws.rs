@@ -1,0 +1,653 @@
+//! AWS EC2 through the official SDK: one source per profile, its regions collected concurrently
+//! (bounded), each region streaming its instances page by page, then the images they run, the
+//! newer images of their lineages, and their Auto Scaling groups' launch templates.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::types::{Filter, IpPermission, Tag};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::core::event::{CollectEvent, Page};
+use crate::core::lineage::strip_versions;
+use crate::core::model::{Cloud, Deprecation, Group, GroupKind, Image, Instance, Tags};
+
+/// Tags AWS itself puts on the members of Auto Scaling groups and on instances launched from a
+/// launch template.
+const GROUP_TAG: &str = "aws:autoscaling:groupName";
+const TEMPLATE_ID_TAG: &str = "aws:ec2launchtemplate:id";
+const TEMPLATE_VERSION_TAG: &str = "aws:ec2launchtemplate:version";
+/// The most ids DescribeImages takes in one call, and the largest page DescribeInstances gives.
+const IMAGE_BATCH: usize = 1_000;
+const INSTANCE_PAGE: i32 = 1_000;
+/// Ports whose exposure to the whole internet is a finding.
+const ADMIN_PORTS: [(i32, &str); 2] = [(22, "22/tcp"), (3389, "3389/tcp")];
+
+/// What the AWS sources need from the config.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub profiles: Vec<String>,
+    /// Empty: every region enabled for the account.
+    pub regions: Vec<String>,
+    pub endpoint_url: Option<String>,
+    pub concurrency: usize,
+    pub timeout: Duration,
+    pub lineage_tag: Option<String>,
+}
+
+impl Settings {
+    pub fn from_config(config: &Config) -> Settings {
+        let aws = &config.aws;
+        Settings {
+            profiles: aws.profiles.clone(),
+            regions: aws.regions.clone(),
+            endpoint_url: Some(aws.endpoint_url.clone()).filter(|u| !u.is_empty()),
+            concurrency: aws.concurrency.max(1) as usize,
+            timeout: Duration::from_secs(aws.timeout_secs.max(1)),
+            lineage_tag: Some(config.lineage.tag.clone()).filter(|t| !t.is_empty()),
+        }
+    }
+}
+
+pub fn source_name(profile: &str) -> String {
+    format!("aws:{profile}")
+}
+
+/// Collects every profile at once; each profile is one source.
+pub async fn collect(settings: Settings, tx: mpsc::Sender<CollectEvent>) {
+    let profiles = settings.profiles.clone();
+    futures::future::join_all(
+        profiles
+            .iter()
+            .map(|profile| collect_profile(&settings, profile, tx.clone())),
+    )
+    .await;
+}
+
+async fn collect_profile(settings: &Settings, profile: &str, tx: mpsc::Sender<CollectEvent>) {
+    let source = source_name(profile);
+    let started = CollectEvent::Started {
+        source: source.clone(),
+        cloud: Cloud::Aws,
+        expected_pages: None,
+    };
+    if tx.send(started).await.is_err() {
+        return;
+    }
+    let sdk = sdk_config(settings, profile).await;
+    let regions = match &settings.regions[..] {
+        [] => match enabled_regions(&Client::new(&sdk)).await {
+            Ok(regions) => regions,
+            Err(error) => {
+                let error = format!("listing regions: {error}");
+                let _ = tx.send(CollectEvent::Failed { source, error }).await;
+                return;
+            }
+        },
+        configured => configured.to_vec(),
+    };
+    let context = RegionContext {
+        source: &source,
+        lineage_tag: settings.lineage_tag.as_deref(),
+        tx: &tx,
+    };
+    let outcomes: Vec<(String, Result<(), String>)> = futures::stream::iter(regions)
+        .map(|region| {
+            let client = regional_client(&sdk, &region);
+            let context = &context;
+            async move {
+                let outcome = collect_region(&client, &region, context).await;
+                (region, outcome)
+            }
+        })
+        .buffer_unordered(settings.concurrency)
+        .collect()
+        .await;
+    let failures: Vec<String> = outcomes
+        .iter()
+        .filter_map(|(region, outcome)| outcome.as_ref().err().map(|e| format!("{region}: {e}")))
+        .collect();
+    let event = if !outcomes.is_empty() && failures.len() == outcomes.len() {
+        CollectEvent::Failed {
+            source: source.clone(),
+            error: failures.join("; "),
+        }
+    } else {
+        for message in failures {
+            let warning = CollectEvent::Warning {
+                source: source.clone(),
+                message,
+            };
+            if tx.send(warning).await.is_err() {
+                return;
+            }
+        }
+        CollectEvent::Finished { source }
+    };
+    let _ = tx.send(event).await;
+}
+
+/// The standard credential chain for the profile (env, shared files, SSO, instance role), with
+/// bounded retries and timeouts of our choosing: the defaults can wait forever on a dead link.
+async fn sdk_config(settings: &Settings, profile: &str) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .profile_name(profile)
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(4)
+                .with_initial_backoff(Duration::from_millis(200)),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(settings.timeout)
+                .operation_timeout(settings.timeout * 4)
+                .build(),
+        );
+    if let Some(url) = &settings.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    // DescribeRegions needs some region; the profile's own, else the oldest one.
+    let sdk = loader.load().await;
+    if sdk.region().is_some() {
+        sdk
+    } else {
+        let mut builder = sdk.into_builder();
+        builder.set_region(Some(aws_config::Region::from_static("us-east-1")));
+        builder.build()
+    }
+}
+
+fn regional_client(sdk: &aws_config::SdkConfig, region: &str) -> Client {
+    let config = aws_sdk_ec2::config::Builder::from(sdk)
+        .region(aws_config::Region::new(region.to_owned()))
+        .build();
+    Client::from_conf(config)
+}
+
+async fn enabled_regions(ec2: &Client) -> Result<Vec<String>, String> {
+    let answer = ec2
+        .describe_regions()
+        .send()
+        .await
+        .map_err(|e| describe(&e))?;
+    Ok(answer
+        .regions()
+        .iter()
+        .filter(|r| r.opt_in_status() != Some("not-opted-in"))
+        .filter_map(|r| r.region_name().map(str::to_owned))
+        .collect())
+}
+
+/// One line about an SDK error: the service's code and message, or what failed on the way.
+fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    error: &SdkError<E, aws_sdk_ec2::config::http::HttpResponse>,
+) -> String {
+    match error {
+        SdkError::ServiceError(_) => format!(
+            "{}: {}",
+            error.code().unwrap_or("error"),
+            error.message().unwrap_or("no message")
+        ),
+        SdkError::TimeoutError(_) => "timed out".to_owned(),
+        other => DisplayErrorContext(other).to_string().replace('\n', " "),
+    }
+}
+
+struct RegionContext<'a> {
+    source: &'a str,
+    lineage_tag: Option<&'a str>,
+    tx: &'a mpsc::Sender<CollectEvent>,
+}
+
+/// An Auto Scaling group as its members describe it.
+struct GroupSeen {
+    account: String,
+    /// The launch template and the newest version any member was launched from: the group's
+    /// current template as far as EC2 can tell without the Auto Scaling API.
+    template: Option<(String, i64)>,
+}
+
+async fn collect_region(
+    ec2: &Client,
+    region: &str,
+    context: &RegionContext<'_>,
+) -> Result<(), String> {
+    let exposure = world_open_groups(ec2).await?;
+    let mut image_ids: BTreeSet<String> = BTreeSet::new();
+    let mut groups: BTreeMap<String, GroupSeen> = BTreeMap::new();
+
+    let not_terminated = Filter::builder()
+        .name("instance-state-name")
+        .set_values(Some(
+            ["pending", "running", "shutting-down", "stopping", "stopped"]
+                .map(str::to_owned)
+                .to_vec(),
+        ))
+        .build();
+    let mut pages = ec2
+        .describe_instances()
+        .filters(not_terminated)
+        .max_results(INSTANCE_PAGE)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| format!("DescribeInstances: {}", describe(&e)))?;
+        let mut instances = Vec::new();
+        for reservation in page.reservations() {
+            let account = reservation.owner_id().unwrap_or_default();
+            for found in reservation.instances() {
+                let Some(instance) = to_instance(found, context.source, account, region, &exposure)
+                else {
+                    continue;
+                };
+                image_ids.insert(instance.image.clone());
+                if let Some(group) = tag_value(found.tags(), GROUP_TAG) {
+                    let seen = groups.entry(group.to_owned()).or_insert_with(|| GroupSeen {
+                        account: account.to_owned(),
+                        template: None,
+                    });
+                    let template = tag_value(found.tags(), TEMPLATE_ID_TAG).zip(
+                        tag_value(found.tags(), TEMPLATE_VERSION_TAG)
+                            .and_then(|v| v.parse::<i64>().ok()),
+                    );
+                    if let Some((id, version)) = template
+                        && seen.template.as_ref().is_none_or(|(_, v)| version > *v)
+                    {
+                        seen.template = Some((id.to_owned(), version));
+                    }
+                }
+                instances.push(instance);
+            }
+        }
+        let page = Page {
+            source: context.source.to_owned(),
+            instances,
+            ..Page::default()
+        };
+        if context
+            .tx
+            .send(CollectEvent::Page(Box::new(page)))
+            .await
+            .is_err()
+        {
+            return Ok(());
+        }
+    }
+
+    let (template_images, template_warnings) = template_images(ec2, &groups).await;
+    image_ids.extend(template_images.values().cloned());
+    let mut images = describe_images(ec2, &image_ids).await?;
+    let candidates = lineage_candidates(ec2, &images, context.lineage_tag).await?;
+    for image in candidates {
+        if !images.iter().any(|i| i.key == image.key) {
+            images.push(image);
+        }
+    }
+    for id in &image_ids {
+        if !images.iter().any(|i| &i.key == id) {
+            images.push(Image::unreadable(
+                id.clone(),
+                Cloud::Aws,
+                "not returned by DescribeImages: deregistered, or not shared with this account",
+            ));
+        }
+    }
+    let groups = groups
+        .into_iter()
+        .map(|(name, seen)| {
+            let template_image = seen
+                .template
+                .as_ref()
+                .and_then(|t| template_images.get(t).cloned());
+            Group {
+                key: format!("aws:{}:{region}:{name}", seen.account),
+                cloud: Cloud::Aws,
+                kind: GroupKind::Asg,
+                account: seen.account,
+                region: region.to_owned(),
+                name,
+                template: seen
+                    .template
+                    .map(|(id, version)| format!("{id} version {version}")),
+                template_image,
+            }
+        })
+        .collect();
+    let page = Page {
+        source: context.source.to_owned(),
+        images,
+        groups,
+        ..Page::default()
+    };
+    if context
+        .tx
+        .send(CollectEvent::Page(Box::new(page)))
+        .await
+        .is_err()
+    {
+        return Ok(());
+    }
+    for message in template_warnings {
+        let warning = CollectEvent::Warning {
+            source: context.source.to_owned(),
+            message: format!("{region}: {message}"),
+        };
+        if context.tx.send(warning).await.is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
+    tags.iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
+}
+
+fn to_tags(tags: &[Tag]) -> Tags {
+    tags.iter()
+        .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or("").to_owned())))
+        .collect()
+}
+
+fn to_time(time: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(time.secs(), time.subsec_nanos())
+}
+
+fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn to_instance(
+    found: &aws_sdk_ec2::types::Instance,
+    source: &str,
+    account: &str,
+    region: &str,
+    exposure: &HashMap<String, Vec<String>>,
+) -> Option<Instance> {
+    let id = found.instance_id()?.to_owned();
+    let image = found.image_id()?.to_owned();
+    let tags = found.tags();
+    let group = tag_value(tags, GROUP_TAG).map(|name| format!("aws:{account}:{region}:{name}"));
+    let mut findings: Vec<String> = found
+        .security_groups()
+        .iter()
+        .filter_map(|g| g.group_id())
+        .filter_map(|g| exposure.get(g))
+        .flatten()
+        .cloned()
+        .collect();
+    findings.sort();
+    findings.dedup();
+    Some(Instance {
+        id,
+        cloud: Cloud::Aws,
+        source: source.to_owned(),
+        account: account.to_owned(),
+        region: region.to_owned(),
+        zone: found
+            .placement()
+            .and_then(|p| p.availability_zone())
+            .unwrap_or_default()
+            .to_owned(),
+        name: tag_value(tags, "Name").unwrap_or_default().to_owned(),
+        state: found
+            .state()
+            .and_then(|s| s.name())
+            .map_or("unknown", |n| n.as_str())
+            .to_owned(),
+        instance_type: found.instance_type().map_or("", |t| t.as_str()).to_owned(),
+        // An instance without a launch time is brand new as far as anyone can tell.
+        launched: found
+            .launch_time()
+            .and_then(to_time)
+            .unwrap_or_else(Utc::now),
+        image,
+        group,
+        tags: to_tags(tags),
+        exposure: findings,
+    })
+}
+
+/// Security groups of the region that admit SSH or RDP from anywhere: group id -> findings.
+async fn world_open_groups(ec2: &Client) -> Result<HashMap<String, Vec<String>>, String> {
+    let mut open = HashMap::new();
+    let mut pages = ec2
+        .describe_security_groups()
+        .max_results(1_000)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| format!("DescribeSecurityGroups: {}", describe(&e)))?;
+        for group in page.security_groups() {
+            let Some(id) = group.group_id() else {
+                continue;
+            };
+            let findings: Vec<String> = group
+                .ip_permissions()
+                .iter()
+                .flat_map(|rule| world_open_ports(id, rule))
+                .collect();
+            if !findings.is_empty() {
+                open.insert(id.to_owned(), findings);
+            }
+        }
+    }
+    Ok(open)
+}
+
+fn world_open_ports(group: &str, rule: &IpPermission) -> Vec<String> {
+    let protocol = rule.ip_protocol().unwrap_or("");
+    let any_protocol = protocol == "-1";
+    if !(any_protocol || protocol == "tcp" || protocol == "6") {
+        return Vec::new();
+    }
+    let sources: Vec<&str> = rule
+        .ip_ranges()
+        .iter()
+        .filter_map(|r| r.cidr_ip())
+        .chain(rule.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6()))
+        .filter(|cidr| matches!(*cidr, "0.0.0.0/0" | "::/0"))
+        .collect();
+    ADMIN_PORTS
+        .iter()
+        .filter(|(port, _)| {
+            any_protocol
+                || match (rule.from_port(), rule.to_port()) {
+                    (Some(-1), Some(-1)) => true,
+                    (Some(from), Some(to)) => from <= *port && *port <= to,
+                    _ => false,
+                }
+        })
+        .flat_map(|(_, label)| {
+            sources
+                .iter()
+                .map(move |cidr| format!("{group} admits {label} from {cidr}"))
+        })
+        .collect()
+}
+
+/// The image each (launch template, version) in use launches, one call per template.
+async fn template_images(
+    ec2: &Client,
+    groups: &BTreeMap<String, GroupSeen>,
+) -> (HashMap<(String, i64), String>, Vec<String>) {
+    let mut versions: BTreeMap<&str, BTreeSet<i64>> = BTreeMap::new();
+    for (id, version) in groups.values().filter_map(|g| g.template.as_ref()) {
+        versions.entry(id).or_default().insert(*version);
+    }
+    let mut images = HashMap::new();
+    let mut warnings = Vec::new();
+    for (id, wanted) in versions {
+        let request = ec2
+            .describe_launch_template_versions()
+            .launch_template_id(id)
+            .set_versions(Some(wanted.iter().map(|v| v.to_string()).collect()));
+        match request.send().await {
+            Ok(answer) => {
+                for version in answer.launch_template_versions() {
+                    let image = version.launch_template_data().and_then(|d| d.image_id());
+                    if let (Some(number), Some(image)) = (version.version_number(), image) {
+                        images.insert((id.to_owned(), number), image.to_owned());
+                    }
+                }
+            }
+            Err(e) => warnings.push(format!("launch template {id}: {}", describe(&e))),
+        }
+    }
+    (images, warnings)
+}
+
+/// Describes images by id in batches; ids the answer leaves out are simply not returned, and a
+/// batch AWS refuses whole for one missing or malformed id is split until the culprit is alone.
+async fn describe_images(ec2: &Client, ids: &BTreeSet<String>) -> Result<Vec<Image>, String> {
+    let ids: Vec<String> = ids.iter().cloned().collect();
+    let mut pending: Vec<Vec<String>> = ids.chunks(IMAGE_BATCH).map(<[String]>::to_vec).collect();
+    let mut images = Vec::new();
+    while let Some(batch) = pending.pop() {
+        let answer = ec2
+            .describe_images()
+            .set_image_ids(Some(batch.clone()))
+            .include_deprecated(true)
+            .send()
+            .await;
+        match answer {
+            Ok(answer) => images.extend(answer.images().iter().filter_map(to_image)),
+            Err(e) if is_missing_image(&e) => {
+                if batch.len() > 1 {
+                    let (left, right) = batch.split_at(batch.len() / 2);
+                    pending.push(left.to_vec());
+                    pending.push(right.to_vec());
+                }
+            }
+            Err(e) => return Err(format!("DescribeImages: {}", describe(&e))),
+        }
+    }
+    Ok(images)
+}
+
+fn is_missing_image<E: ProvideErrorMetadata>(error: &E) -> bool {
+    matches!(
+        error.code(),
+        Some("InvalidAMIID.NotFound" | "InvalidAMIID.Malformed" | "InvalidAMIID.Unavailable")
+    )
+}
+
+/// For each lineage in use, the same owner's images of that lineage, so that newer images no
+/// instance runs yet are known and the golden image can be found. A lineage tag is looked up as
+/// a tag filter; otherwise the name with its version tokens as wildcards (the same pattern the
+/// lineage is named after) is a name filter.
+async fn lineage_candidates(
+    ec2: &Client,
+    in_use: &[Image],
+    lineage_tag: Option<&str>,
+) -> Result<Vec<Image>, String> {
+    let mut selectors: BTreeSet<(String, String, String)> = BTreeSet::new();
+    for image in in_use.iter().filter(|i| i.readable && !i.owner.is_empty()) {
+        let by_tag = lineage_tag.and_then(|tag| Some((tag, image.tags.get(tag)?)));
+        let selector = match by_tag {
+            Some((tag, value)) => (format!("tag:{tag}"), value.clone()),
+            None if !image.name.is_empty() => ("name".to_owned(), strip_versions(&image.name)),
+            None => continue,
+        };
+        selectors.insert((image.owner.clone(), selector.0, selector.1));
+    }
+    let mut found = Vec::new();
+    for (owner, filter, value) in selectors {
+        let mut pages = ec2
+            .describe_images()
+            .owners(owner)
+            .filters(Filter::builder().name(filter).values(value).build())
+            .include_deprecated(true)
+            .max_results(IMAGE_BATCH as i32)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| format!("DescribeImages (lineage): {}", describe(&e)))?;
+            found.extend(page.images().iter().filter_map(to_image));
+        }
+    }
+    Ok(found)
+}
+
+fn to_image(found: &aws_sdk_ec2::types::Image) -> Option<Image> {
+    let deprecated_at = found.deprecation_time().and_then(parse_time);
+    Some(Image {
+        key: found.image_id()?.to_owned(),
+        cloud: Cloud::Aws,
+        name: found.name().unwrap_or_default().to_owned(),
+        created: found.creation_date().and_then(parse_time),
+        owner: found.owner_id().unwrap_or_default().to_owned(),
+        family: None,
+        deprecation: deprecated_at.map(|at| Deprecation {
+            at: Some(at),
+            state: None,
+        }),
+        tags: to_tags(found.tags()),
+        readable: true,
+        unreadable_reason: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_ec2::types::{IpRange, Ipv6Range};
+
+    use super::*;
+
+    fn rule(protocol: &str, ports: Option<(i32, i32)>, cidr: &str) -> IpPermission {
+        let mut rule = IpPermission::builder().ip_protocol(protocol);
+        if let Some((from, to)) = ports {
+            rule = rule.from_port(from).to_port(to);
+        }
+        if cidr.contains(':') {
+            rule = rule.ipv6_ranges(Ipv6Range::builder().cidr_ipv6(cidr).build());
+        } else {
+            rule = rule.ip_ranges(IpRange::builder().cidr_ip(cidr).build());
+        }
+        rule.build()
+    }
+
+    #[test]
+    fn ssh_and_rdp_open_to_the_world_are_findings() {
+        assert_eq!(
+            world_open_ports("sg-1", &rule("tcp", Some((22, 22)), "0.0.0.0/0")),
+            ["sg-1 admits 22/tcp from 0.0.0.0/0"]
+        );
+        assert_eq!(
+            world_open_ports("sg-1", &rule("tcp", Some((0, 65535)), "::/0")),
+            [
+                "sg-1 admits 22/tcp from ::/0",
+                "sg-1 admits 3389/tcp from ::/0"
+            ]
+        );
+        assert_eq!(
+            world_open_ports("sg-1", &rule("-1", None, "0.0.0.0/0")).len(),
+            2
+        );
+        assert!(world_open_ports("sg-1", &rule("tcp", Some((22, 22)), "10.0.0.0/8")).is_empty());
+        assert!(world_open_ports("sg-1", &rule("tcp", Some((443, 443)), "0.0.0.0/0")).is_empty());
+        assert!(world_open_ports("sg-1", &rule("udp", Some((22, 22)), "0.0.0.0/0")).is_empty());
+    }
+
+    #[test]
+    fn times_from_the_wire() {
+        assert_eq!(
+            parse_time("2026-10-01T12:34:56.000Z").map(|t| t.to_rfc3339()),
+            Some("2026-10-01T12:34:56+00:00".to_owned())
+        );
+        assert_eq!(parse_time("yesterday"), None);
+    }
+}

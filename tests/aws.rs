@@ -1,0 +1,241 @@
+//! The AWS source against a real EC2 emulator: moto's server on a loopback port, seeded through
+//! the same SDK, then collected by the real binary with real profiles and evaluated.
+#![cfg(feature = "aws")]
+
+mod moto;
+
+use std::process::Command;
+
+use moto::{Moto, ami};
+use serde_json::Value;
+
+const NOW: &str = "2026-11-01T00:00:00Z";
+const OWNER: &str = "111122223333";
+
+fn amis() -> Vec<Value> {
+    vec![
+        ami(
+            "ami-0web0000000000001",
+            "web-1.0.0-20260901",
+            "2026-09-01T00:00:00Z",
+            OWNER,
+            &[],
+        ),
+        ami(
+            "ami-0web0000000000002",
+            "web-1.1.0-20261001",
+            "2026-10-01T00:00:00Z",
+            OWNER,
+            &[],
+        ),
+        ami(
+            "ami-0web0000000000003",
+            "web-1.2.0-20261025",
+            "2026-10-25T00:00:00Z",
+            OWNER,
+            &[],
+        ),
+        ami(
+            "ami-0base000000000001",
+            "base-1.0.0-20260801",
+            "2026-08-01T00:00:00Z",
+            OWNER,
+            &[],
+        ),
+        ami(
+            "ami-0api0000000000001",
+            "api-1.0.0-20261020",
+            "2026-10-20T00:00:00Z",
+            OWNER,
+            &[("vulnerable", "CVE-2026-0001")],
+        ),
+        ami(
+            "ami-0gone000000000001",
+            "gone-1.0.0-20261015",
+            "2026-10-15T00:00:00Z",
+            OWNER,
+            &[],
+        ),
+        // Same name shape, other owner: never the same lineage as web.
+        ami(
+            "ami-0copy000000000001",
+            "web-1.9.0-20261030",
+            "2026-10-30T00:00:00Z",
+            "999988887777",
+            &[],
+        ),
+    ]
+}
+
+fn report(moto: &Moto, dir: &std::path::Path, regions: &[&str]) -> (std::process::Output, Value) {
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\n[aws]\nprofiles = [\"prod\", \"staging\"]\nregions = [{}]\nendpoint_url = \"{}\"\ntimeout_secs = 10\n",
+            regions
+                .iter()
+                .map(|r| format!("\"{r}\""))
+                .collect::<Vec<_>>()
+                .join(", "),
+            moto.url()
+        ),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
+        .args(["--report", "--format", "json", "--now", NOW, "--config"])
+        .arg(&config)
+        .envs(moto.profile_env(dir))
+        .env("FLEETSCOPE_DATA_DIR", dir.join("data"))
+        .output()
+        .unwrap();
+    let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    (output, json)
+}
+
+fn instance<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == id)
+        .unwrap_or_else(|| panic!("{id} missing from {report:#}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_verdict_through_the_real_sdk_across_regions_and_profiles() {
+    let moto = Moto::start(&amis());
+    let prod = moto.client(moto::PROD, "us-east-1").await;
+    let prod_eu = moto.client(moto::PROD, "eu-west-1").await;
+    let staging = moto.client(moto::STAGING, "us-east-1").await;
+
+    let current = moto::run(&prod, "ami-0web0000000000003", "web-new", None).await;
+    let outdated = moto::run(&prod_eu, "ami-0web0000000000002", "web-old", None).await;
+    let stale = moto::run(&prod, "ami-0base000000000001", "base", None).await;
+    let open_sg = moto::security_group_open_to_world(&prod, 22).await;
+    let flagged = moto::run(&prod, "ami-0api0000000000001", "api", Some(&open_sg)).await;
+    let unknown = moto::run(&staging, "ami-0gone000000000001", "gone", None).await;
+    staging
+        .deregister_image()
+        .image_id("ami-0gone000000000001")
+        .send()
+        .await
+        .unwrap();
+    // An Auto Scaling group whose template still launches web 1.1.0.
+    let template = moto::launch_template(&prod, "web-template", "ami-0web0000000000002").await;
+    moto.create_asg(moto::PROD, "us-east-1", "web-asg", &template, 2)
+        .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (output, report) = report(&moto, dir.path(), &["us-east-1", "eu-west-1"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+
+    let verdict = |id: &str| instance(&report, id)["verdict"].clone();
+    assert_eq!(verdict(&current), "current");
+    assert_eq!(verdict(&outdated), "outdated");
+    assert_eq!(instance(&report, &outdated)["behind_by"], 1);
+    assert_eq!(instance(&report, &outdated)["region"], "eu-west-1");
+    assert_eq!(verdict(&stale), "stale");
+    assert_eq!(verdict(&flagged), "flagged");
+    assert_eq!(verdict(&unknown), "unknown");
+    assert_eq!(
+        instance(&report, &unknown)["account"],
+        moto::STAGING_ACCOUNT
+    );
+    assert_eq!(instance(&report, &unknown)["source"], "aws:staging");
+    assert_eq!(instance(&report, &current)["source"], "aws:prod");
+
+    // Exposure: the group open on 22 to the world.
+    let exposure = instance(&report, &flagged)["exposure"].to_string();
+    assert!(exposure.contains("22/tcp from 0.0.0.0/0"), "{exposure}");
+    assert!(instance(&report, &current)["exposure"].is_null());
+
+    // The group: two members, outdated, template pointing at a non-golden image.
+    let members: Vec<&Value> = report["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["group"].as_str().is_some_and(|g| g.ends_with(":web-asg")))
+        .collect();
+    assert_eq!(members.len(), 2, "{report:#}");
+    let group = report["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "web-asg")
+        .expect("the group");
+    assert_eq!(group["template_image"], "ami-0web0000000000002");
+    assert_eq!(group["template_status"]["status"], "drift", "{group:#}");
+
+    // The look-alike image of another owner was never taken for web's golden image.
+    let lineage = report["lineages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| {
+            l["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with(OWNER) && n.contains("web"))
+        })
+        .expect("web's lineage");
+    assert_eq!(lineage["golden"], "ami-0web0000000000003", "{lineage:#}");
+
+    // Both sources done, nothing failed.
+    for source in report["sources"].as_array().unwrap() {
+        assert_eq!(source["state"], "done", "{source:#}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_region_that_fails_is_reported_while_the_others_complete() {
+    let moto = Moto::start(&amis());
+    let prod = moto.client(moto::PROD, "us-east-1").await;
+    let id = moto::run(&prod, "ami-0web0000000000003", "web", None).await;
+    let dir = tempfile::tempdir().unwrap();
+    // "xx-nowhere-1" is refused by the emulator as it would be by AWS.
+    let (output, report) = report(&moto, dir.path(), &["us-east-1", "xx-nowhere-1"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(instance(&report, &id)["verdict"], "current");
+    let prod_source = report["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "aws:prod")
+        .unwrap();
+    assert_eq!(prod_source["state"], "done");
+    let warnings = prod_source["warnings"].to_string();
+    assert!(warnings.contains("xx-nowhere-1"), "{prod_source:#}");
+}
+
+#[test]
+fn nothing_collected_is_exit_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on this port: every region of every profile fails.
+    let dead = moto::Moto::unused_url();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\n[aws]\nprofiles = [\"prod\"]\nregions = [\"us-east-1\"]\nendpoint_url = \"{dead}\"\ntimeout_secs = 2\n"
+        ),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
+        .args(["--report", "--config"])
+        .arg(&config)
+        .envs(moto::static_profile_env(dir.path()))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("aws:prod") && stderr.contains("us-east-1"),
+        "{stderr}"
+    );
+}
