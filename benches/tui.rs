@@ -1,6 +1,6 @@
 //! Keystroke to frame in the interactive UI on the demo fleet: a filter edit (re-filter the
-//! sorted rows), a sort change (re-sort every row in scope), each followed by drawing a 120x40
-//! frame to a buffer. `cargo bench --no-default-features --bench tui`.
+//! sorted rows), a sort change (re-sort every row in scope), a scroll; each followed by drawing a
+//! 120x40 frame to a buffer. `cargo bench --no-default-features --bench tui`.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -63,15 +63,48 @@ fn bench(c: &mut Criterion) {
                 black_box(app.instances.rows.len())
             })
         });
+        // Free text is matched against every instance's own fields: the slowest filter.
+        let texts = ["prd-01", "prd-012"];
+        group.bench_function("filter_text_keystroke_to_frame", |b| {
+            b.iter(|| {
+                turn += 1;
+                app.set_filter(texts[turn % 2].to_owned());
+                terminal.draw(|frame| draw::draw(frame, &mut app)).unwrap();
+                black_box(app.instances.rows.len())
+            })
+        });
         app.set_filter(String::new());
 
-        // `l`: sort by the next column, every instance re-sorted.
+        // `l`: sort by the next column, every instance re-sorted (by keys built on first use).
         group.bench_function("sort_keystroke_to_frame", |b| {
             b.iter(|| {
                 app.update(Action::SortNext);
                 terminal.draw(|frame| draw::draw(frame, &mut app)).unwrap();
                 black_box(app.instances.sort)
             })
+        });
+
+        // The first sort by NAME after the data changed: its ranks are built from every name.
+        group.bench_function("sort_by_name_first_time_to_frame", |b| {
+            b.iter_batched(
+                || {
+                    let mut fresh = demo_app(size);
+                    fresh.update(Action::Show(View::Instances));
+                    fresh
+                },
+                |mut fresh| {
+                    fresh.update(Action::StartCommand);
+                    for c in "sort name".chars() {
+                        fresh.update(Action::Input(c));
+                    }
+                    fresh.update(Action::Submit);
+                    terminal
+                        .draw(|frame| draw::draw(frame, &mut fresh))
+                        .unwrap();
+                    fresh
+                },
+                criterion::BatchSize::PerIteration,
+            )
         });
 
         group.bench_function("scroll_keystroke_to_frame", |b| {

@@ -1,5 +1,6 @@
 //! Memory of the interactive UI's state: the demo fleet collected into the inventory, evaluated,
-//! every view's rows built and a frame drawn, then the process's peak RSS (VmHWM).
+//! every view's rows built and a frame drawn, a free-text filter and two sorts applied, then the
+//! process's peak RSS (VmHWM).
 //! `cargo bench --no-default-features --bench tui_memory -- 100000` (one size per process, so
 //! each peak is its own).
 
@@ -56,6 +57,14 @@ fn main() {
         app.update(Action::Show(view));
         terminal.draw(|frame| draw::draw(frame, &mut app)).unwrap();
     }
+    // Free text builds the search text, and a sort by name its ranks: the worst case held.
+    app.update(Action::Show(View::Instances));
+    app.set_filter("prd".to_owned());
+    app.update(Action::SortNext);
+    app.update(Action::SortNext);
+    terminal
+        .draw(|frame| draw::draw(frame, &mut app))
+        .unwrap();
     println!(
         "tui state, {size} instances: peak RSS {:.0} MB",
         peak_rss_mb()

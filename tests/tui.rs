@@ -548,3 +548,40 @@ fn a_queue_that_cannot_be_saved_stays_in_memory_with_an_error() {
         status.text
     );
 }
+
+#[test]
+fn free_text_finds_what_a_field_by_field_search_finds() {
+    let mut app = demo_app();
+    app.update(Action::Show(View::Instances));
+    for needle in [
+        "prd-01", "EU-WEST", "api", "outdated", "1111", "acme", "x-none",
+    ] {
+        app.set_filter(format!("{needle} !{needle}z"));
+        let lower = needle.to_lowercase();
+        let expected = (0..1_500u32)
+            .filter(|&i| {
+                let instance = app.data.instance(i);
+                let image = app.data.inventory.image_of(i);
+                let group = app
+                    .data
+                    .inventory
+                    .group_of(i)
+                    .map_or("", |g| app.data.group_label(g));
+                let fields = [
+                    instance.id.as_str(),
+                    &instance.name,
+                    &instance.account,
+                    &instance.region,
+                    group,
+                    app.data.image_label(image),
+                    app.data.lineage_of_image(image).unwrap_or(""),
+                    app.data.verdict(i).as_str(),
+                    instance.cloud.as_str(),
+                ];
+                let has = |n: &str| fields.iter().any(|f| f.to_lowercase().contains(n));
+                has(&lower) && !has(&format!("{lower}z"))
+            })
+            .count();
+        assert_eq!(app.instances.rows.len(), expected, "{needle}");
+    }
+}

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::action::{Action, Effect, View};
 use super::data::{self, Data};
-use super::filter::{Field, Subject};
+use super::filter::{self, Field, Subject};
 use super::table::ListState;
 use crate::core::event::CollectEvent;
 use crate::core::inventory::{GroupIdx, ImageIdx, InstanceIdx, Inventory, LineageIdx};
@@ -342,10 +342,35 @@ impl App {
         let image_ok: Vec<bool> = (0..inv.images().len() as ImageIdx)
             .map(|image| image_terms.matches(&ImageSubject { data, image }))
             .collect();
+        // Free text, likewise: the image's half once per image, the instance's half in one pass
+        // over every instance's search text.
+        let free_text = FreeText {
+            needles: row_terms
+                .free_text_needles()
+                .map(|needle| {
+                    let image_hits = (0..inv.images().len() as ImageIdx)
+                        .map(|image| {
+                            let subject = ImageSubject { data, image };
+                            IMAGE_LEVEL_TEXT.iter().any(|&f| {
+                                subject
+                                    .text(f)
+                                    .is_some_and(|t| filter::contains_ignore_case(t, needle))
+                            })
+                        })
+                        .collect();
+                    let instance_hits = data.instance_search_text().instances_containing(needle);
+                    (needle.to_owned(), image_hits, instance_hits)
+                })
+                .collect(),
+        };
         self.instances.refilter(|i| {
             image_ok[inv.image_of(i) as usize]
                 && (row_terms.is_empty()
-                    || row_terms.matches(&InstanceSubject { data, instance: i }))
+                    || row_terms.matches(&InstanceSubject {
+                        data,
+                        instance: i,
+                        free_text: &free_text,
+                    }))
         });
     }
 
@@ -1183,7 +1208,17 @@ fn common_prefix(words: &[&str]) -> String {
 struct InstanceSubject<'a> {
     data: &'a Data,
     instance: InstanceIdx,
+    free_text: &'a FreeText,
 }
+
+/// Free-text matches worked out before a filter pass: per needle, which images match in their
+/// own fields, and which instances in theirs.
+struct FreeText {
+    needles: Vec<(String, Vec<bool>, Vec<bool>)>,
+}
+
+/// The free-text fields of an instance that are its image's.
+const IMAGE_LEVEL_TEXT: &[Field] = &[Field::Image, Field::Lineage, Field::Verdict, Field::Cloud];
 
 impl Subject for InstanceSubject<'_> {
     fn free_text_fields(&self) -> &'static [Field] {
@@ -1235,6 +1270,16 @@ impl Subject for InstanceSubject<'_> {
 
     fn tags(&self) -> Option<&Tags> {
         Some(&self.data.instance(self.instance).tags)
+    }
+
+    fn contains_anywhere(&self, needle: &str) -> Option<bool> {
+        let (_, image_hits, instance_hits) = self
+            .free_text
+            .needles
+            .iter()
+            .find(|(n, _, _)| n == needle)?;
+        let image = self.data.inventory.image_of(self.instance);
+        Some(image_hits[image as usize] || instance_hits[self.instance as usize])
     }
 }
 

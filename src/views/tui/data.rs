@@ -3,8 +3,6 @@
 
 use std::cell::OnceCell;
 use std::cmp::Ordering;
-use std::collections::HashMap;
-use std::hash::Hash;
 
 use chrono::{DateTime, Utc};
 
@@ -28,6 +26,7 @@ pub struct Data {
     pub inventory: Inventory,
     /// Each instance's rank by id, and its sort key per Instances column, built on first use.
     id_rank: OnceCell<Vec<u32>>,
+    search_text: OnceCell<SearchText>,
     sort_keys: [OnceCell<Vec<u64>>; INSTANCE_VERDICT + 1],
     pub eval: Evaluation,
     /// Running instances per image-age bucket, then those whose image age is unknown.
@@ -62,6 +61,7 @@ impl Data {
         Data {
             inventory,
             id_rank: OnceCell::new(),
+            search_text: OnceCell::new(),
             sort_keys: Default::default(),
             eval,
             age_histogram,
@@ -135,6 +135,35 @@ impl Data {
             .iter()
             .flat_map(|&i| self.inventory.image(i).instances.iter().copied())
             .collect()
+    }
+
+    /// Every instance's own searchable text (id, name, account, region, group), lowercased, in
+    /// one string: a free-text filter is then one pass over contiguous memory. Built on first use.
+    pub fn instance_search_text(&self) -> &SearchText {
+        self.search_text.get_or_init(|| {
+            let inv = &self.inventory;
+            let mut joined = String::new();
+            let mut ends = Vec::with_capacity(inv.instances().len());
+            for (i, instance) in inv.instances().iter().enumerate() {
+                let group = inv
+                    .group_of(i as InstanceIdx)
+                    .map_or("", |g| self.group_label(g));
+                for field in [
+                    instance.id.as_str(),
+                    &instance.name,
+                    &instance.account,
+                    &instance.region,
+                    group,
+                ] {
+                    joined.push_str(&field.to_lowercase());
+                    // A separator no one types, so a match never spans two fields or instances.
+                    joined.push('\u{1}');
+                }
+                ends.push(joined.len());
+            }
+            joined.shrink_to_fit();
+            SearchText { joined, ends }
+        })
     }
 
     /// Sort keys of every instance for a column of the Instances view: the column's rank in the
@@ -252,25 +281,41 @@ pub const IMAGE_AGE: usize = 4;
 pub const IMAGE_INSTANCES: usize = 5;
 pub const IMAGE_VERDICT: usize = 6;
 
-/// Each value's rank among the distinct values, in value order: equal values share a rank.
-fn dense_ranks<K: Ord + Hash + Copy>(values: impl Iterator<Item = K>) -> Vec<u32> {
-    let mut slots: HashMap<K, u32> = HashMap::new();
-    let provisional: Vec<u32> = values
-        .map(|v| {
-            let next = slots.len() as u32;
-            *slots.entry(v).or_insert(next)
-        })
-        .collect();
-    let mut distinct: Vec<(K, u32)> = slots.into_iter().collect();
-    distinct.sort_unstable_by_key(|&(value, _)| value);
-    let mut rank_of = vec![0u32; distinct.len()];
-    for (rank, (_, slot)) in distinct.into_iter().enumerate() {
-        rank_of[slot as usize] = rank as u32;
+/// The instances' searchable text end to end; `ends[i]` is where instance `i`'s part ends.
+pub struct SearchText {
+    joined: String,
+    ends: Vec<usize>,
+}
+
+impl SearchText {
+    /// Which instances contain `needle` (lowercase) in their own fields.
+    pub fn instances_containing(&self, needle: &str) -> Vec<bool> {
+        let mut hits = vec![false; self.ends.len()];
+        if needle.is_empty() {
+            hits.fill(true);
+            return hits;
+        }
+        for (at, _) in self.joined.match_indices(needle) {
+            hits[self.ends.partition_point(|&end| end <= at)] = true;
+        }
+        hits
     }
-    provisional
-        .into_iter()
-        .map(|p| rank_of[p as usize])
-        .collect()
+}
+
+/// Each value's rank among the distinct values, in value order: equal values share a rank.
+fn dense_ranks<K: Ord + Copy>(values: impl Iterator<Item = K>) -> Vec<u32> {
+    let values: Vec<K> = values.collect();
+    let mut order: Vec<u32> = (0..values.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| values[a as usize].cmp(&values[b as usize]));
+    let mut ranks = vec![0u32; values.len()];
+    let mut rank = 0;
+    for (position, &row) in order.iter().enumerate() {
+        if position > 0 && values[order[position - 1] as usize] != values[row as usize] {
+            rank += 1;
+        }
+        ranks[row as usize] = rank;
+    }
+    ranks
 }
 
 /// Azure ids are whole resource paths and GCP images self-links; the last segment is what people

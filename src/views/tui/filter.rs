@@ -90,6 +90,11 @@ pub trait Subject {
     fn tags(&self) -> Option<&Tags> {
         None
     }
+    /// Whether any free-text field contains `needle` (already lowercase), for subjects that
+    /// can tell faster than field by field; `None` falls back to the fields.
+    fn contains_anywhere(&self, _needle: &str) -> Option<bool> {
+        None
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +185,16 @@ impl Query {
         (Query { terms: taken }, Query { terms: rest })
     }
 
+    /// The lowercase needles of the plain free-text terms (not globs, not field terms).
+    pub fn free_text_needles(&self) -> impl Iterator<Item = &str> {
+        self.terms
+            .iter()
+            .filter_map(|term| match (&term.field, &term.matcher) {
+                (None, Matcher::Contains(needle)) => Some(needle.as_str()),
+                _ => None,
+            })
+    }
+
     pub fn is_empty(&self) -> bool {
         self.terms.is_empty()
     }
@@ -256,6 +271,15 @@ impl Term {
                 .and_then(|f| subject.number(f))
                 .is_some_and(|n| compare(n, *comparison, *days)),
             (Some(field), matcher) => subject.text(field).is_some_and(|t| matcher.matches_text(t)),
+            (None, Matcher::Contains(needle)) => {
+                subject.contains_anywhere(needle).unwrap_or_else(|| {
+                    subject.free_text_fields().iter().any(|&f| {
+                        subject
+                            .text(f)
+                            .is_some_and(|t| contains_ignore_case(t, needle))
+                    })
+                })
+            }
             (None, matcher) => subject
                 .free_text_fields()
                 .iter()
@@ -285,9 +309,9 @@ impl Matcher {
     }
 }
 
-/// `needle` is already lowercase. ASCII folding without allocating: this runs for every row on
+/// `needle` is already lowercase. ASCII folding without allocating: this runs for many rows on
 /// every keystroke. Non-ASCII needles fall back to a lowercased copy of the text.
-fn contains_ignore_case(text: &str, needle: &str) -> bool {
+pub fn contains_ignore_case(text: &str, needle: &str) -> bool {
     if needle.is_empty() {
         return true;
     }

@@ -30,7 +30,7 @@ use crate::queue::Queue;
 use crate::sources::{self, Plan};
 
 /// Re-evaluating a large fleet on every page would starve the keyboard; while pages stream in,
-/// the policy runs at most this often.
+/// the policy runs at most this often, and never more than a quarter of the time.
 const EVALUATE_EVERY: Duration = Duration::from_millis(300);
 
 pub struct Options {
@@ -111,20 +111,23 @@ async fn run_loop(options: Options) -> color_eyre::Result<()> {
     let mut input = EventStream::new();
     let mut needs_render = true;
     let mut last_evaluation = Instant::now();
+    let mut evaluate_every = EVALUATE_EVERY;
 
     loop {
-        if app.needs_evaluation() && last_evaluation.elapsed() >= EVALUATE_EVERY {
+        if app.needs_evaluation() && last_evaluation.elapsed() >= evaluate_every {
+            let started = Instant::now();
             if let Some(c) = &collection {
                 app.reevaluate(c.now);
             }
             last_evaluation = Instant::now();
+            evaluate_every = EVALUATE_EVERY.max(started.elapsed() * 3);
             needs_render = true;
         }
         if needs_render {
             terminal.draw(|frame| draw::draw(frame, &mut app))?;
             needs_render = false;
         }
-        let evaluation_due = EVALUATE_EVERY.saturating_sub(last_evaluation.elapsed());
+        let evaluation_due = evaluate_every.saturating_sub(last_evaluation.elapsed());
         tokio::select! {
             event = input.next() => {
                 let Some(event) = event else { break };
