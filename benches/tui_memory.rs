@@ -62,9 +62,7 @@ fn main() {
     app.set_filter("prd".to_owned());
     app.update(Action::SortNext);
     app.update(Action::SortNext);
-    terminal
-        .draw(|frame| draw::draw(frame, &mut app))
-        .unwrap();
+    terminal.draw(|frame| draw::draw(frame, &mut app)).unwrap();
     println!(
         "tui state, {size} instances: peak RSS {:.0} MB",
         peak_rss_mb()

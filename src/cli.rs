@@ -121,6 +121,15 @@ pub enum QueueAction {
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Replace the queued instances: every step journaled, one apply at a time, resumable.
+    Apply {
+        /// Ask the cloud whether each call would be allowed, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask for the typed confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Empty the queue (nothing in any cloud changes).
     Clear {
         /// Do not ask for confirmation.

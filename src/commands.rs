@@ -32,7 +32,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             format,
             output,
         }) => run_diff(&cli.global, &old, &new, format, output.as_deref()),
-        Some(Command::Queue { action }) => run_queue(action),
+        Some(Command::Queue { action }) => run_queue(&cli.global, &cli.run, action),
         None if cli.run.report => run_report(&cli.global, &cli.run),
         None => run_tui(&cli.global, &cli.run),
     }
@@ -274,10 +274,13 @@ impl Progress {
     }
 }
 
-fn run_queue(action: QueueAction) -> Result<ExitCode> {
+fn run_queue(global: &GlobalArgs, run: &RunArgs, action: QueueAction) -> Result<ExitCode> {
     let path = queue::default_path()?;
     let mut queue = Queue::load(&path)?;
     match action {
+        QueueAction::Apply { dry_run, yes } => {
+            return apply_queue(global, run, &queue, dry_run, yes);
+        }
         QueueAction::List => {
             write_output(None, |out| queue::report::write_table(&queue, out))?;
         }
@@ -305,13 +308,87 @@ fn run_queue(action: QueueAction) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Asks on the terminal; without one, the answer is no (pass --yes in scripts).
-fn confirm(question: &str) -> Result<bool> {
+/// `queue apply`: the plan, a typed confirmation, then each replacement as it ends.
+fn apply_queue(
+    global: &GlobalArgs,
+    run: &RunArgs,
+    queue: &Queue,
+    dry_run: bool,
+    yes: bool,
+) -> Result<ExitCode> {
+    if run.read_only && !dry_run {
+        return Err(eyre!(
+            "--read-only: applying the queue is refused (--dry-run changes nothing and is allowed)"
+        ));
+    }
+    let loaded = load_config(global)?;
+    let executable = queue
+        .entries
+        .iter()
+        .filter(|e| e.strategy.executable())
+        .count();
+    if executable == 0 {
+        eprintln!("Nothing to apply: no queued instance has an executable strategy.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    write_output(None, |out| queue::report::write_table(queue, out))?;
+    if !dry_run && !yes {
+        let phrase = format!("replace {executable}");
+        let answer = ask(&format!(
+            "This terminates {executable} instances after their replacements are in place. Type \"{phrase}\" to go on:"
+        ))?;
+        if answer.trim() != phrase {
+            eprintln!("Nothing was changed.");
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let paths = queue::apply::Paths::in_dir(&queue::data_dir()?);
+    #[cfg(feature = "aws")]
+    let mut aws = Some(queue::aws::AwsExecutor::new(
+        crate::sources::aws::Settings::from_config(&loaded.config),
+    ));
+    #[cfg(not(feature = "aws"))]
+    let mut aws: Option<queue::apply::Unavailable> = {
+        let _ = &loaded;
+        None
+    };
+    let summary = runtime()?.block_on(queue::apply::apply(
+        &paths,
+        aws.as_mut(),
+        dry_run,
+        |entry, outcome| eprintln!("{}: {outcome}", entry.instance_id),
+    ))?;
+    eprintln!(
+        "{} replaced, {} skipped, {} would succeed, {} failed, {} not executable here",
+        summary.replaced,
+        summary.skipped,
+        summary.would_succeed,
+        summary.failed,
+        summary.not_executable
+    );
+    if summary.failed > 0 {
+        return Err(eyre!(
+            "{} of the replacements failed and stay queued; the journal is {}",
+            summary.failed,
+            paths.journal.display()
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A line typed on the terminal; without one there is nobody to ask.
+fn ask(question: &str) -> Result<String> {
     if !std::io::stdin().is_terminal() {
         return Err(eyre!("{question} No terminal to ask on: pass --yes"));
     }
-    eprint!("{question} [y/N] ");
+    eprint!("{question} ");
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
+    Ok(answer)
+}
+
+/// Asks on the terminal; without one, the answer is no (pass --yes in scripts).
+fn confirm(question: &str) -> Result<bool> {
+    let answer = ask(&format!("{question} [y/N]"))?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }

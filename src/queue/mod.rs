@@ -11,6 +11,10 @@ use crate::core::inventory::{InstanceIdx, Inventory};
 use crate::core::model::{Cloud, GroupKind};
 use crate::core::policy::{Evaluation, TemplateStatus, Verdict};
 
+pub mod apply;
+#[cfg(feature = "aws")]
+pub mod aws;
+pub mod journal;
 pub mod report;
 
 pub const QUEUE_VERSION: u32 = 1;
@@ -64,6 +68,9 @@ impl Strategy {
 pub struct QueueEntry {
     pub instance_id: String,
     pub cloud: Cloud,
+    /// The source that reported it (`aws:prod`): which credentials can act on it.
+    #[serde(default)]
+    pub source: String,
     pub account: String,
     pub region: String,
     #[serde(default)]
@@ -185,6 +192,7 @@ pub fn entry_for(
     QueueEntry {
         instance_id: record.id.clone(),
         cloud: record.cloud,
+        source: record.source.clone(),
         account: record.account.clone(),
         region: record.region.clone(),
         name: record.name.clone(),

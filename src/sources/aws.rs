@@ -22,9 +22,8 @@ use crate::core::model::{Cloud, Deprecation, Group, GroupKind, Image, Instance, 
 
 /// Tags AWS itself puts on the members of Auto Scaling groups and on instances launched from a
 /// launch template.
-const GROUP_TAG: &str = "aws:autoscaling:groupName";
-const TEMPLATE_ID_TAG: &str = "aws:ec2launchtemplate:id";
-const TEMPLATE_VERSION_TAG: &str = "aws:ec2launchtemplate:version";
+pub(crate) const GROUP_TAG: &str = "aws:autoscaling:groupName";
+pub(crate) const TEMPLATE_ID_TAG: &str = "aws:ec2launchtemplate:id";
 /// The most ids DescribeImages takes in one call, and the largest page DescribeInstances gives.
 const IMAGE_BATCH: usize = 1_000;
 const INSTANCE_PAGE: i32 = 1_000;
@@ -137,7 +136,7 @@ async fn collect_profile(settings: &Settings, profile: &str, tx: mpsc::Sender<Co
 
 /// The standard credential chain for the profile (env, shared files, SSO, instance role), with
 /// bounded retries and timeouts of our choosing: the defaults can wait forever on a dead link.
-async fn sdk_config(settings: &Settings, profile: &str) -> aws_config::SdkConfig {
+pub(crate) async fn sdk_config(settings: &Settings, profile: &str) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .profile_name(profile)
         .retry_config(
@@ -166,7 +165,7 @@ async fn sdk_config(settings: &Settings, profile: &str) -> aws_config::SdkConfig
     }
 }
 
-fn regional_client(sdk: &aws_config::SdkConfig, region: &str) -> Client {
+pub(crate) fn regional_client(sdk: &aws_config::SdkConfig, region: &str) -> Client {
     let config = aws_sdk_ec2::config::Builder::from(sdk)
         .region(aws_config::Region::new(region.to_owned()))
         .build();
@@ -188,7 +187,7 @@ async fn enabled_regions(ec2: &Client) -> Result<Vec<String>, String> {
 }
 
 /// One line about an SDK error: the service's code and message, or what failed on the way.
-fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(
+pub(crate) fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(
     error: &SdkError<E, aws_sdk_ec2::config::http::HttpResponse>,
 ) -> String {
     match error {
@@ -211,9 +210,10 @@ struct RegionContext<'a> {
 /// An Auto Scaling group as its members describe it.
 struct GroupSeen {
     account: String,
-    /// The launch template and the newest version any member was launched from: the group's
-    /// current template as far as EC2 can tell without the Auto Scaling API.
-    template: Option<(String, i64)>,
+    /// The launch template its members were launched from. The group launches the template's
+    /// default version: fleetscope reads no Auto Scaling API, so a group pinned to another
+    /// version is judged by the default one.
+    template: Option<String>,
 }
 
 async fn collect_region(
@@ -255,14 +255,8 @@ async fn collect_region(
                         account: account.to_owned(),
                         template: None,
                     });
-                    let template = tag_value(found.tags(), TEMPLATE_ID_TAG).zip(
-                        tag_value(found.tags(), TEMPLATE_VERSION_TAG)
-                            .and_then(|v| v.parse::<i64>().ok()),
-                    );
-                    if let Some((id, version)) = template
-                        && seen.template.as_ref().is_none_or(|(_, v)| version > *v)
-                    {
-                        seen.template = Some((id.to_owned(), version));
+                    if seen.template.is_none() {
+                        seen.template = tag_value(found.tags(), TEMPLATE_ID_TAG).map(str::to_owned);
                     }
                 }
                 instances.push(instance);
@@ -284,7 +278,7 @@ async fn collect_region(
     }
 
     let (template_images, template_warnings) = template_images(ec2, &groups).await;
-    image_ids.extend(template_images.values().cloned());
+    image_ids.extend(template_images.values().map(|t| t.image.clone()));
     let mut images = describe_images(ec2, &image_ids).await?;
     let candidates = lineage_candidates(ec2, &images, context.lineage_tag).await?;
     for image in candidates {
@@ -304,10 +298,7 @@ async fn collect_region(
     let groups = groups
         .into_iter()
         .map(|(name, seen)| {
-            let template_image = seen
-                .template
-                .as_ref()
-                .and_then(|t| template_images.get(t).cloned());
+            let resolved = seen.template.as_ref().and_then(|t| template_images.get(t));
             Group {
                 key: format!("aws:{}:{region}:{name}", seen.account),
                 cloud: Cloud::Aws,
@@ -315,10 +306,11 @@ async fn collect_region(
                 account: seen.account,
                 region: region.to_owned(),
                 name,
-                template: seen
-                    .template
-                    .map(|(id, version)| format!("{id} version {version}")),
-                template_image,
+                template: seen.template.map(|id| match resolved {
+                    Some(template) => format!("{id} version {} (default)", template.version),
+                    None => format!("{id} (default version unresolved)"),
+                }),
+                template_image: resolved.map(|t| t.image.clone()),
             }
         })
         .collect();
@@ -479,35 +471,55 @@ fn world_open_ports(group: &str, rule: &IpPermission) -> Vec<String> {
         .collect()
 }
 
-/// The image each (launch template, version) in use launches, one call per template.
+/// A launch template's default version and the image it launches.
+pub(crate) struct TemplateVersion {
+    pub version: i64,
+    pub image: String,
+}
+
+/// The default version of each launch template in use, one call per template.
 async fn template_images(
     ec2: &Client,
     groups: &BTreeMap<String, GroupSeen>,
-) -> (HashMap<(String, i64), String>, Vec<String>) {
-    let mut versions: BTreeMap<&str, BTreeSet<i64>> = BTreeMap::new();
-    for (id, version) in groups.values().filter_map(|g| g.template.as_ref()) {
-        versions.entry(id).or_default().insert(*version);
-    }
+) -> (HashMap<String, TemplateVersion>, Vec<String>) {
+    let ids: BTreeSet<&str> = groups
+        .values()
+        .filter_map(|g| g.template.as_deref())
+        .collect();
     let mut images = HashMap::new();
     let mut warnings = Vec::new();
-    for (id, wanted) in versions {
-        let request = ec2
-            .describe_launch_template_versions()
-            .launch_template_id(id)
-            .set_versions(Some(wanted.iter().map(|v| v.to_string()).collect()));
-        match request.send().await {
-            Ok(answer) => {
-                for version in answer.launch_template_versions() {
-                    let image = version.launch_template_data().and_then(|d| d.image_id());
-                    if let (Some(number), Some(image)) = (version.version_number(), image) {
-                        images.insert((id.to_owned(), number), image.to_owned());
-                    }
-                }
+    for id in ids {
+        match default_template_version(ec2, id).await {
+            Ok(Some(version)) => {
+                images.insert(id.to_owned(), version);
             }
-            Err(e) => warnings.push(format!("launch template {id}: {}", describe(&e))),
+            Ok(None) => warnings.push(format!(
+                "launch template {id}: its default version names no image"
+            )),
+            Err(error) => warnings.push(format!("launch template {id}: {error}")),
         }
     }
     (images, warnings)
+}
+
+/// What a launch template's default version launches.
+pub(crate) async fn default_template_version(
+    ec2: &Client,
+    template: &str,
+) -> Result<Option<TemplateVersion>, String> {
+    let answer = ec2
+        .describe_launch_template_versions()
+        .launch_template_id(template)
+        .versions("$Default")
+        .send()
+        .await
+        .map_err(|e| describe(&e))?;
+    Ok(answer.launch_template_versions().iter().find_map(|v| {
+        Some(TemplateVersion {
+            version: v.version_number()?,
+            image: v.launch_template_data()?.image_id()?.to_owned(),
+        })
+    }))
 }
 
 /// Describes images by id in batches; ids the answer leaves out are simply not returned, and a

@@ -1,0 +1,330 @@
+//! Replacing AWS instances, as DESIGN.md's strategies say: an Auto Scaling group member is
+//! terminated once its group's template is checked to launch the golden image; a standalone
+//! instance gets a copy launched from the golden image, waited for, and only then is the old one
+//! terminated. A dry run asks EC2 whether each call would be allowed and changes nothing.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::types::{
+    IamInstanceProfileSpecification, InstanceStateName, ResourceType, Tag, TagSpecification,
+};
+use chrono::Utc;
+
+use super::apply::{Executor, Finish};
+use super::journal::{Journal, Progress, Record, Step};
+use super::{QueueEntry, Strategy};
+use crate::sources::aws::{self as source, Settings};
+
+/// The tag a replacement carries, naming the instance it replaces.
+pub const REPLACES_TAG: &str = "fleetscope:replaces";
+
+pub struct AwsExecutor {
+    settings: Settings,
+    /// How long a replacement may take to reach running.
+    wait_for_running: Duration,
+    poll_every: Duration,
+    clients: HashMap<(String, String), Client>,
+}
+
+impl AwsExecutor {
+    pub fn new(settings: Settings) -> AwsExecutor {
+        AwsExecutor {
+            settings,
+            wait_for_running: Duration::from_secs(600),
+            poll_every: Duration::from_secs(5),
+            clients: HashMap::new(),
+        }
+    }
+
+    /// The client for the entry's profile (from its source, `aws:<profile>`) and region.
+    async fn client(&mut self, entry: &QueueEntry) -> Result<Client, String> {
+        let profile = entry
+            .source
+            .strip_prefix("aws:")
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| {
+                format!(
+                    "queued without its AWS profile (source {:?}); queue it again",
+                    entry.source
+                )
+            })?
+            .to_owned();
+        let key = (profile, entry.region.clone());
+        if let Some(client) = self.clients.get(&key) {
+            return Ok(client.clone());
+        }
+        let sdk = source::sdk_config(&self.settings, &key.0).await;
+        let client = source::regional_client(&sdk, &key.1);
+        self.clients.insert(key, client.clone());
+        Ok(client)
+    }
+}
+
+fn record(entry: &QueueEntry, step: Step, dry_run: bool) -> Record {
+    Record {
+        at: Utc::now(),
+        instance_id: entry.instance_id.clone(),
+        step,
+        dry_run,
+    }
+}
+
+/// A dry run's answer: EC2 says "DryRunOperation" when the real call would have been allowed.
+fn dry_run_outcome<E: ProvideErrorMetadata + std::error::Error + 'static, T>(
+    what: &str,
+    answer: Result<T, SdkError<E, aws_sdk_ec2::config::http::HttpResponse>>,
+) -> Result<(), String> {
+    match answer {
+        Err(e) if e.code() == Some("DryRunOperation") => Ok(()),
+        Err(e) => Err(format!("{what} (dry run): {}", source::describe(&e))),
+        Ok(_) => Err(format!("{what} (dry run): EC2 ran it for real")),
+    }
+}
+
+impl Executor for AwsExecutor {
+    async fn replace(
+        &mut self,
+        entry: &QueueEntry,
+        progress: Progress,
+        dry_run: bool,
+        journal: &mut Journal,
+    ) -> Result<Finish, String> {
+        let ec2 = self.client(entry).await?;
+        let target = entry
+            .target_image
+            .as_deref()
+            .ok_or("no golden image to replace it with")?;
+        let Some(old) = live_instance(&ec2, &entry.instance_id).await? else {
+            // Gone already; a replacement launched before an interruption still stands.
+            let why = "the instance is no longer running".to_owned();
+            journal
+                .append(&record(entry, Step::Skipped { why: why.clone() }, dry_run))
+                .map_err(|e| e.0)?;
+            return Ok(Finish::Skipped(why));
+        };
+        match &entry.strategy {
+            Strategy::AwsTerminateInGroup { group } => {
+                check_group_template(&ec2, &old, group, target).await?;
+                journal
+                    .append(&record(entry, Step::Checked, dry_run))
+                    .map_err(|e| e.0)?;
+                if dry_run {
+                    dry_run_outcome(
+                        "TerminateInstances",
+                        terminate(&ec2, &entry.instance_id, true).await,
+                    )?;
+                    return Ok(Finish::WouldSucceed);
+                }
+                terminate(&ec2, &entry.instance_id, false)
+                    .await
+                    .map_err(|e| format!("TerminateInstances: {}", source::describe(&e)))?;
+            }
+            Strategy::AwsLaunchCopy => {
+                let new_instance = match progress.launched {
+                    // Resuming: the copy was launched before; never launch a second one.
+                    Some(launched) => launched,
+                    None => {
+                        let launch = launch_copy(&ec2, &old, target, dry_run).await;
+                        if dry_run {
+                            dry_run_outcome("RunInstances", launch)?;
+                            dry_run_outcome(
+                                "TerminateInstances",
+                                terminate(&ec2, &entry.instance_id, true).await,
+                            )?;
+                            journal
+                                .append(&record(entry, Step::Checked, true))
+                                .map_err(|e| e.0)?;
+                            return Ok(Finish::WouldSucceed);
+                        }
+                        let launched = launch
+                            .map_err(|e| format!("RunInstances: {}", source::describe(&e)))?
+                            .instances()
+                            .first()
+                            .and_then(|i| i.instance_id())
+                            .ok_or("RunInstances answered without an instance")?
+                            .to_owned();
+                        journal
+                            .append(&record(
+                                entry,
+                                Step::Launched {
+                                    new_instance: launched.clone(),
+                                },
+                                false,
+                            ))
+                            .map_err(|e| e.0)?;
+                        launched
+                    }
+                };
+                if !progress.running {
+                    self.wait_until_running(&ec2, &new_instance).await?;
+                    journal
+                        .append(&record(entry, Step::Running { new_instance }, false))
+                        .map_err(|e| e.0)?;
+                }
+                terminate(&ec2, &entry.instance_id, false)
+                    .await
+                    .map_err(|e| format!("TerminateInstances: {}", source::describe(&e)))?;
+            }
+            other => return Err(format!("not an AWS strategy: {}", other.describe())),
+        }
+        journal
+            .append(&record(entry, Step::Replaced, false))
+            .map_err(|e| e.0)?;
+        Ok(Finish::Replaced)
+    }
+}
+
+impl AwsExecutor {
+    async fn wait_until_running(&self, ec2: &Client, id: &str) -> Result<(), String> {
+        let deadline = Instant::now() + self.wait_for_running;
+        loop {
+            let instance = live_instance(ec2, id).await?;
+            match instance
+                .as_ref()
+                .and_then(|i| i.state())
+                .and_then(|s| s.name())
+            {
+                Some(InstanceStateName::Running) => return Ok(()),
+                Some(InstanceStateName::Pending) | None if Instant::now() < deadline => {
+                    tokio::time::sleep(self.poll_every).await;
+                }
+                Some(state) => {
+                    return Err(format!(
+                        "the replacement {id} is {} instead of running; the old instance was left as it was",
+                        state.as_str()
+                    ));
+                }
+                None => {
+                    return Err(format!(
+                        "the replacement {id} did not reach running in {} s; the old instance was left as it was",
+                        self.wait_for_running.as_secs()
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// The instance as EC2 has it now; `None` when it is gone or terminating.
+async fn live_instance(
+    ec2: &Client,
+    id: &str,
+) -> Result<Option<aws_sdk_ec2::types::Instance>, String> {
+    let answer = ec2.describe_instances().instance_ids(id).send().await;
+    let answer = match answer {
+        Err(e) if e.code() == Some("InvalidInstanceID.NotFound") => return Ok(None),
+        other => other.map_err(|e| format!("DescribeInstances: {}", source::describe(&e)))?,
+    };
+    Ok(answer
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .find(|i| {
+            !matches!(
+                i.state().and_then(|s| s.name()),
+                Some(InstanceStateName::ShuttingDown | InstanceStateName::Terminated)
+            )
+        })
+        .cloned())
+}
+
+/// Terminating a group member only brings the golden image if the group launches it.
+async fn check_group_template(
+    ec2: &Client,
+    old: &aws_sdk_ec2::types::Instance,
+    group: &str,
+    target: &str,
+) -> Result<(), String> {
+    let template = old
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some(source::TEMPLATE_ID_TAG))
+        .and_then(|t| t.value())
+        .ok_or_else(|| format!("no launch template is recorded on the members of {group}"))?;
+    let launches = source::default_template_version(ec2, template)
+        .await?
+        .ok_or_else(|| format!("launch template {template} has no image in its default version"))?;
+    if launches.image != target {
+        return Err(format!(
+            "{group} launches {} (template {template} version {}), not the golden {target}: point the template at it first",
+            launches.image, launches.version
+        ));
+    }
+    Ok(())
+}
+
+async fn terminate(
+    ec2: &Client,
+    id: &str,
+    dry_run: bool,
+) -> Result<
+    aws_sdk_ec2::operation::terminate_instances::TerminateInstancesOutput,
+    SdkError<
+        aws_sdk_ec2::operation::terminate_instances::TerminateInstancesError,
+        aws_sdk_ec2::config::http::HttpResponse,
+    >,
+> {
+    ec2.terminate_instances()
+        .instance_ids(id)
+        .dry_run(dry_run)
+        .send()
+        .await
+}
+
+/// The same server on the golden image: type, subnet, security groups, key, instance profile
+/// and tags (those AWS reserves aside), plus a tag naming the instance it replaces.
+async fn launch_copy(
+    ec2: &Client,
+    old: &aws_sdk_ec2::types::Instance,
+    image: &str,
+    dry_run: bool,
+) -> Result<
+    aws_sdk_ec2::operation::run_instances::RunInstancesOutput,
+    SdkError<
+        aws_sdk_ec2::operation::run_instances::RunInstancesError,
+        aws_sdk_ec2::config::http::HttpResponse,
+    >,
+> {
+    let mut tags: Vec<Tag> = old
+        .tags()
+        .iter()
+        .filter(|t| t.key().is_some_and(|k| !k.starts_with("aws:")))
+        .cloned()
+        .collect();
+    tags.push(
+        Tag::builder()
+            .key(REPLACES_TAG)
+            .value(old.instance_id().unwrap_or_default())
+            .build(),
+    );
+    let security_groups: Vec<String> = old
+        .security_groups()
+        .iter()
+        .filter_map(|g| g.group_id().map(str::to_owned))
+        .collect();
+    ec2.run_instances()
+        .image_id(image)
+        .set_instance_type(old.instance_type().cloned())
+        .set_subnet_id(old.subnet_id().map(str::to_owned))
+        .set_security_group_ids(Some(security_groups).filter(|g| !g.is_empty()))
+        .set_key_name(old.key_name().map(str::to_owned))
+        .set_iam_instance_profile(
+            old.iam_instance_profile()
+                .and_then(|p| p.arn())
+                .map(|arn| IamInstanceProfileSpecification::builder().arn(arn).build()),
+        )
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .set_tags(Some(tags))
+                .build(),
+        )
+        .min_count(1)
+        .max_count(1)
+        .dry_run(dry_run)
+        .send()
+        .await
+}
