@@ -37,6 +37,7 @@ fn demo_app(size: usize) -> App {
         queue_path: None,
         live: true,
         collecting: false,
+        read_only: false,
     })
 }
 

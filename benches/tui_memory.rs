@@ -46,6 +46,7 @@ fn main() {
         queue_path: None,
         live: true,
         collecting: true,
+        read_only: false,
     });
     // As the runtime does: events one by one, then the final evaluation.
     for event in fleet.events() {

@@ -141,8 +141,8 @@ fn run_tui(global: &GlobalArgs, run: &RunArgs) -> Result<ExitCode> {
     }
     let loaded = load_config(global)?;
     let rules = loaded.lineage_rules()?;
-    let queue_path = queue::default_path()?;
-    let queue = Queue::load(&queue_path)?;
+    let data_dir = queue::data_dir()?;
+    let queue = Queue::load(&queue::apply::Paths::in_dir(&data_dir).queue)?;
     let (plan, inventory, fixed_now) = match &run.snapshot {
         Some(path) => {
             let snapshot = snapshot::load(path)?;
@@ -162,8 +162,10 @@ fn run_tui(global: &GlobalArgs, run: &RunArgs) -> Result<ExitCode> {
         policy: loaded.config.policy.clone(),
         fixed_now,
         queue,
-        queue_path,
+        data_dir,
         save_snapshot: run.save_snapshot.clone(),
+        config: loaded.config.clone(),
+        read_only: run.read_only,
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -358,14 +360,7 @@ fn apply_queue(
         dry_run,
         |entry, outcome| eprintln!("{}: {outcome}", entry.instance_id),
     ))?;
-    eprintln!(
-        "{} replaced, {} skipped, {} would succeed, {} failed, {} not executable here",
-        summary.replaced,
-        summary.skipped,
-        summary.would_succeed,
-        summary.failed,
-        summary.not_executable
-    );
+    eprintln!("{summary}");
     if summary.failed > 0 {
         return Err(eyre!(
             "{} of the replacements failed and stay queued; the journal is {}",

@@ -43,6 +43,7 @@ fn app_with(inventory: Inventory, queue_path: Option<std::path::PathBuf>) -> App
         queue_path,
         live: true,
         collecting: false,
+        read_only: false,
     })
 }
 
@@ -469,6 +470,7 @@ fn pages_stream_in_and_a_refresh_swaps_in_whole() {
         queue_path: None,
         live: true,
         collecting: true,
+        read_only: false,
     });
     let events: Vec<CollectEvent> = fleet.events().collect();
     let half = events.len() / 2;
@@ -514,6 +516,7 @@ fn a_snapshot_cannot_be_refreshed() {
         queue_path: None,
         live: false,
         collecting: false,
+        read_only: false,
     });
     assert_eq!(app.update(Action::Refresh), None);
     assert!(app.status.unwrap().text.contains("snapshot"));
@@ -584,4 +587,61 @@ fn free_text_finds_what_a_field_by_field_search_finds() {
             .count();
         assert_eq!(app.instances.rows.len(), expected, "{needle}");
     }
+}
+
+#[test]
+fn apply_needs_the_typed_phrase_and_never_runs_read_only() {
+    let mut app = app_for_screens();
+    press(&mut app, KeyCode::Char('5'));
+    let executable = app
+        .queue
+        .entries
+        .iter()
+        .filter(|e| e.strategy.executable())
+        .count();
+    assert!(executable > 0);
+    press(&mut app, KeyCode::Char('A'));
+    let phrase = format!("replace {executable}");
+    assert_eq!(
+        app.mode,
+        Mode::Confirm {
+            phrase: phrase.clone(),
+            typed: String::new()
+        }
+    );
+    insta::assert_snapshot!("apply_confirm_80x24", render(&mut app, 80, 24));
+    type_text(&mut app, "yes");
+    assert_eq!(
+        press(&mut app, KeyCode::Enter),
+        None,
+        "a wrong phrase is a no"
+    );
+    assert_eq!(app.mode, Mode::Normal);
+    press(&mut app, KeyCode::Char('A'));
+    type_text(&mut app, &phrase);
+    assert_eq!(press(&mut app, KeyCode::Enter), Some(Effect::Apply));
+    assert!(app.applying());
+    let before = app.queue.entries.len();
+    press(&mut app, KeyCode::Char('d'));
+    assert_eq!(
+        app.queue.entries.len(),
+        before,
+        "the queue is not edited mid-apply"
+    );
+
+    let mut read_only = App::new(AppInit {
+        inventory: demo_inventory(100),
+        rules: rules(),
+        policy: PolicyConfig::default(),
+        now: now(),
+        queue: app.queue.clone(),
+        queue_path: None,
+        live: true,
+        collecting: false,
+        read_only: true,
+    });
+    read_only.update(Action::Show(View::Queue));
+    assert_eq!(read_only.update(Action::Apply), None);
+    assert_eq!(read_only.mode, Mode::Normal);
+    assert!(read_only.status.unwrap().text.contains("--read-only"));
 }

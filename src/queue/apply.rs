@@ -104,6 +104,16 @@ pub struct Summary {
     pub not_executable: usize,
 }
 
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} replaced, {} skipped, {} would succeed, {} failed (still queued), {} not executable here",
+            self.replaced, self.skipped, self.would_succeed, self.failed, self.not_executable
+        )
+    }
+}
+
 /// Applies every executable AWS entry (the clouds with an executor), reporting each as it ends.
 pub async fn apply(
     paths: &Paths,
@@ -112,11 +122,11 @@ pub async fn apply(
     mut report: impl FnMut(&QueueEntry, &str),
 ) -> Result<Summary, QueueError> {
     let _lock = ApplyLock::acquire(&paths.lock)?;
-    let mut queue = Queue::load(&paths.queue)?;
+    let queue = Queue::load(&paths.queue)?;
     let records = Journal::read(&paths.journal)?;
     let mut journal = Journal::open(&paths.journal)?;
     let mut summary = Summary::default();
-    for entry in queue.entries.clone() {
+    for entry in queue.entries {
         if !entry.strategy.executable() {
             summary.not_executable += 1;
             report(
@@ -156,6 +166,8 @@ pub async fn apply(
                         "replaced".to_owned()
                     }
                 };
+                // From the file as it is now, so entries queued meanwhile elsewhere stay.
+                let mut queue = Queue::load(&paths.queue)?;
                 queue.remove(&[entry.instance_id.as_str()]);
                 queue.save(&paths.queue)?;
                 report(&entry, &message);

@@ -117,7 +117,7 @@ pub fn data_dir() -> Result<PathBuf, QueueError> {
 }
 
 pub fn default_path() -> Result<PathBuf, QueueError> {
-    Ok(data_dir()?.join("queue.json"))
+    Ok(apply::Paths::in_dir(&data_dir()?).queue)
 }
 
 impl Queue {

@@ -80,6 +80,8 @@ pub enum Action {
     QueueAllOnSelected,
     /// Take the marked or selected instances off the queue.
     Dequeue,
+    /// Apply the queue, after a typed confirmation.
+    Apply,
     DrillDown,
     Back,
     Refresh,
@@ -107,4 +109,6 @@ pub enum Effect {
     Refresh,
     /// Put this text on the clipboard.
     Copy(String),
+    /// Replace the queued instances: confirmed by the operator, not read-only.
+    Apply,
 }

@@ -45,6 +45,11 @@ pub enum Mode {
     Command {
         line: String,
     },
+    /// Typing the confirmation of an apply; it goes ahead only if `typed` ends up `phrase`.
+    Confirm {
+        phrase: String,
+        typed: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +79,8 @@ pub struct AppInit {
     pub live: bool,
     /// Whether sources are streaming into `inventory` right now.
     pub collecting: bool,
+    /// `--read-only`: applying the queue is refused.
+    pub read_only: bool,
 }
 
 /// Screen regions from the last frame, for mouse clicks and page sizes.
@@ -94,6 +101,9 @@ pub struct App {
     stale: bool,
     collecting: bool,
     live: bool,
+    read_only: bool,
+    /// An apply is running in the background.
+    applying: bool,
     pub queue: Queue,
     queue_path: Option<PathBuf>,
     pub(super) queued: HashSet<String>,
@@ -193,6 +203,8 @@ impl App {
             stale: false,
             collecting: init.collecting,
             live: init.live,
+            read_only: init.read_only,
+            applying: false,
             queue: init.queue,
             queue_path: init.queue_path,
             queued,
@@ -448,14 +460,7 @@ impl App {
     }
 
     fn queue_changed(&mut self) {
-        self.queued = self
-            .queue
-            .entries
-            .iter()
-            .map(|e| e.instance_id.clone())
-            .collect();
-        self.queue_marked.retain(|id| self.queued.contains(id));
-        self.rebuild_queue_rows();
+        self.queue_entries_changed();
         if let Some(path) = &self.queue_path
             && let Err(error) = self.queue.save(path)
         {
@@ -465,6 +470,9 @@ impl App {
     }
 
     fn enqueue(&mut self, instances: Vec<InstanceIdx>, what: &str) {
+        if self.applying {
+            return self.fail("the queue is being applied; change it when that is done".to_owned());
+        }
         if instances.is_empty() {
             self.say(format!("nothing to queue: {what}"));
             return;
@@ -494,6 +502,9 @@ impl App {
     }
 
     fn dequeue(&mut self, ids: Vec<String>) {
+        if self.applying {
+            return self.fail("the queue is being applied; change it when that is done".to_owned());
+        }
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         let removed = self.queue.remove(&ids);
         if removed == 0 {
@@ -505,6 +516,69 @@ impl App {
             plural(removed, "instance")
         ));
         self.queue_changed();
+    }
+
+    // ---- applying ---------------------------------------------------------------------------
+
+    fn ask_to_apply(&mut self) {
+        let executable = self
+            .queue
+            .entries
+            .iter()
+            .filter(|e| e.strategy.executable())
+            .count();
+        if self.read_only {
+            self.fail("--read-only: applying the queue is refused".to_owned());
+        } else if self.applying {
+            self.say("an apply is already running".to_owned());
+        } else if executable == 0 {
+            self.say("nothing to apply: no queued instance has an executable strategy".to_owned());
+        } else {
+            self.mode = Mode::Confirm {
+                phrase: format!("replace {executable}"),
+                typed: String::new(),
+            };
+        }
+    }
+
+    pub fn applying(&self) -> bool {
+        self.applying
+    }
+
+    /// A step of the background apply, as one line for the status bar.
+    pub fn apply_progress(&mut self, line: String) {
+        self.say(line);
+    }
+
+    /// The apply ended: the queue on disk is what it left.
+    pub fn apply_finished(
+        &mut self,
+        outcome: Result<String, String>,
+        queue: Result<Queue, String>,
+    ) {
+        self.applying = false;
+        match queue {
+            Ok(queue) => {
+                self.queue = queue;
+                self.queue_entries_changed();
+            }
+            Err(error) => return self.fail(error),
+        }
+        match outcome {
+            Ok(summary) => self.say(summary),
+            Err(error) => self.fail(error),
+        }
+    }
+
+    fn queue_entries_changed(&mut self) {
+        self.queued = self
+            .queue
+            .entries
+            .iter()
+            .map(|e| e.instance_id.clone())
+            .collect();
+        self.queue_marked.retain(|id| self.queued.contains(id));
+        self.rebuild_queue_rows();
     }
 
     // ---- update -----------------------------------------------------------------------------
@@ -572,6 +646,7 @@ impl App {
                 self.marked.clear();
                 self.queue_marked.clear();
             }
+            Action::Apply => self.ask_to_apply(),
             Action::DrillDown => self.drill_down(),
             Action::Back => self.back(),
             Action::Refresh => {
@@ -649,6 +724,25 @@ impl App {
                 return self.run_command(&line);
             }
             (Mode::Command { .. }, Action::Cancel) => self.mode = Mode::Normal,
+            (Mode::Confirm { typed, .. }, Action::Input(c)) => typed.push(c),
+            (Mode::Confirm { typed, .. }, Action::DeleteChar) => {
+                typed.pop();
+            }
+            (Mode::Confirm { typed, .. }, Action::ClearInput) => typed.clear(),
+            (Mode::Confirm { phrase, typed }, Action::Submit) => {
+                let confirmed = typed.trim() == phrase.as_str();
+                self.mode = Mode::Normal;
+                if confirmed {
+                    self.applying = true;
+                    self.say("applying the queue…".to_owned());
+                    return Some(Effect::Apply);
+                }
+                self.say("not confirmed: nothing was changed".to_owned());
+            }
+            (Mode::Confirm { .. }, Action::Cancel) => {
+                self.mode = Mode::Normal;
+                self.say("nothing was changed".to_owned());
+            }
             _ => {}
         }
         None

@@ -129,6 +129,73 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     if let Some(scroll) = app.help {
         draw_help(frame, app.view, scroll, frame.area());
     }
+    if let Mode::Confirm { phrase, typed } = &app.mode {
+        draw_confirm(frame, app, phrase, typed);
+    }
+}
+
+/// The apply confirmation: what will happen, and the phrase to type.
+fn draw_confirm(frame: &mut Frame, app: &App, phrase: &str, typed: &str) {
+    let executable: Vec<&crate::queue::QueueEntry> = app
+        .queue
+        .entries
+        .iter()
+        .filter(|e| e.strategy.executable())
+        .collect();
+    let mut strategies: Vec<(&str, usize)> = Vec::new();
+    for entry in &executable {
+        match strategies
+            .iter_mut()
+            .find(|(s, _)| *s == entry.strategy.label())
+        {
+            Some((_, count)) => *count += 1,
+            None => strategies.push((entry.strategy.label(), 1)),
+        }
+    }
+    let mut text = vec![
+        Line::from(format!(
+            "This replaces {} instances in the cloud; old instances are terminated.",
+            executable.len()
+        ))
+        .bold(),
+        Line::from(""),
+    ];
+    text.extend(
+        strategies
+            .iter()
+            .map(|(label, count)| Line::from(format!("  {count:>5}  {label}"))),
+    );
+    let left = app.queue.entries.len() - executable.len();
+    if left > 0 {
+        text.push(Line::from(format!("  {left:>5}  not executable: they stay queued")).dim());
+    }
+    text.push(Line::from(""));
+    text.push(Line::from(vec![
+        Span::raw("Type "),
+        Span::styled(phrase.to_owned(), Style::new().fg(Color::Yellow).bold()),
+        Span::raw(" and Enter to go on; Esc changes nothing."),
+    ]));
+    text.push(Line::from(vec![
+        Span::styled("> ", Style::new().fg(Color::Cyan).bold()),
+        Span::raw(typed.to_owned()),
+        Span::styled("█", Style::new().fg(Color::Cyan)),
+    ]));
+    let screen = frame.area();
+    let width = screen.width.saturating_sub(4).min(78);
+    let height = (text.len() as u16 + 2).min(screen.height);
+    let area = Rect {
+        x: screen.x + (screen.width - width) / 2,
+        y: screen.y + (screen.height - height) / 2,
+        width,
+        height,
+    };
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(text)
+            .wrap(Wrap { trim: false })
+            .block(Block::bordered().title(" Apply the queue ").red()),
+        area,
+    );
 }
 
 fn draw_tabs(frame: &mut Frame, app: &App, area: Rect) {
@@ -745,6 +812,7 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
                 Style::new().dim(),
             ),
         ]),
+        Mode::Confirm { .. } => Line::from("Confirming an apply: type the phrase, or Esc").dim(),
         Mode::Normal => match &app.status {
             Some(status) => Line::from(status.text.clone()).style(if status.error {
                 Style::new().fg(Color::Red).bold()

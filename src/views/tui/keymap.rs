@@ -142,6 +142,7 @@ const QUEUE_SOURCES: &[View] = &[View::Images, View::Instances, View::Drift];
 const DRILLABLE: &[View] = &[View::Images, View::Drift];
 const MARKABLE: &[View] = &[View::Instances, View::Queue];
 const DEQUEUE: &[View] = &[View::Instances, View::Queue];
+const APPLY: &[View] = &[View::Queue];
 const SORTABLE: &[View] = &[View::Images, View::Instances, View::Queue];
 
 /// The whole keymap. The first binding whose key and scope match wins, so view-specific
@@ -381,6 +382,13 @@ pub const BINDINGS: &[Binding] = &[
         Scope::Views(DEQUEUE),
         "take the marked (or selected) instances off the queue",
         Some("dequeue"),
+    ),
+    bind(
+        &[ch('A')],
+        Action::Apply,
+        Scope::Views(APPLY),
+        "apply the queue: replace the executable entries (asks you to type a confirmation)",
+        Some("apply"),
     ),
     bind(
         &[ch('y')],

@@ -22,11 +22,13 @@ use tokio::task::JoinHandle;
 
 use self::action::{Action, Effect};
 use self::app::{App, AppInit};
+use crate::config::Config;
 use crate::core::event::CollectEvent;
 use crate::core::inventory::Inventory;
 use crate::core::lineage::LineageRules;
 use crate::core::policy::PolicyConfig;
 use crate::queue::Queue;
+use crate::queue::apply::{self, Paths};
 use crate::sources::{self, Plan};
 
 /// Re-evaluating a large fleet on every page would starve the keyboard; while pages stream in,
@@ -42,8 +44,52 @@ pub struct Options {
     /// `--now`, or a snapshot's time; otherwise each collection is judged as of its start.
     pub fixed_now: Option<DateTime<Utc>>,
     pub queue: Queue,
-    pub queue_path: PathBuf,
+    /// Where the queue, the journal and the apply lock live.
+    pub data_dir: PathBuf,
     pub save_snapshot: Option<PathBuf>,
+    /// For the executors: endpoints, timeouts.
+    pub config: Config,
+    pub read_only: bool,
+}
+
+/// What the background apply reports.
+enum ApplyEvent {
+    Step(String),
+    Finished(Result<String, String>),
+}
+
+/// Applies the queue on its own thread and runtime, so the loop never waits for the cloud and
+/// the apply's futures need not be `Send`.
+fn start_apply(config: &Config, data_dir: PathBuf, events: mpsc::UnboundedSender<ApplyEvent>) {
+    #[cfg(feature = "aws")]
+    let mut aws = Some(crate::queue::aws::AwsExecutor::new(
+        crate::sources::aws::Settings::from_config(config),
+    ));
+    #[cfg(not(feature = "aws"))]
+    let mut aws: Option<crate::queue::apply::Unavailable> = {
+        let _ = config;
+        None
+    };
+    std::thread::spawn(move || {
+        let paths = Paths::in_dir(&data_dir);
+        let report = |entry: &crate::queue::QueueEntry, outcome: &str| {
+            let _ = events.send(ApplyEvent::Step(format!(
+                "{}: {outcome}",
+                entry.instance_id
+            )));
+        };
+        let outcome = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the apply: {e}"))
+            .and_then(|runtime| {
+                runtime
+                    .block_on(apply::apply(&paths, aws.as_mut(), false, report))
+                    .map(|summary| summary.to_string())
+                    .map_err(|e| e.0)
+            });
+        let _ = events.send(ApplyEvent::Finished(outcome));
+    });
 }
 
 /// Collection in the background: dropping it stops the tasks.
@@ -95,10 +141,12 @@ async fn run_loop(options: Options) -> color_eyre::Result<()> {
         policy: options.policy,
         now: first_now,
         queue: options.queue,
-        queue_path: Some(options.queue_path),
+        queue_path: Some(Paths::in_dir(&options.data_dir).queue),
         live,
         collecting: live,
+        read_only: options.read_only,
     });
+    let (apply_events_tx, mut apply_events) = mpsc::unbounded_channel();
     let mut collection = options
         .plan
         .clone()
@@ -145,6 +193,7 @@ async fn run_loop(options: Options) -> color_eyre::Result<()> {
                         }
                     }
                     Some(Effect::Copy(text)) => copy_to_clipboard(&text),
+                    Some(Effect::Apply) => start_apply(&options.config, options.data_dir.clone(), apply_events_tx.clone()),
                     None => {}
                 }
             }
@@ -168,6 +217,16 @@ async fn run_loop(options: Options) -> color_eyre::Result<()> {
                         {
                             app.status = Some(app::Status { text: error.to_string(), error: true });
                         }
+                    }
+                }
+            }
+            Some(event) = apply_events.recv() => {
+                needs_render = true;
+                match event {
+                    ApplyEvent::Step(line) => app.apply_progress(line),
+                    ApplyEvent::Finished(outcome) => {
+                        let queue = Queue::load(&Paths::in_dir(&options.data_dir).queue).map_err(|e| e.0);
+                        app.apply_finished(outcome, queue);
                     }
                 }
             }
