@@ -239,3 +239,74 @@ fn nothing_collected_is_exit_2_with_one_line() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn throttling_is_retried_and_a_broken_region_fails_alone() {
+    use moto::proxy::{Fault, Proxy};
+    let moto = Moto::start(&amis());
+    let prod = moto.client(moto::PROD, "us-east-1").await;
+    let id = moto::run(&prod, "ami-0web0000000000003", "web", None).await;
+    let faults = [
+        ("us-east-1", Fault::ThrottleFirst(2)),
+        ("eu-west-1", Fault::Unavailable),
+        ("ap-southeast-2", Fault::Garbage),
+        ("us-west-2", Fault::Stall(std::time::Duration::from_secs(5))),
+    ]
+    .into_iter()
+    .map(|(r, f)| (r.to_owned(), f))
+    .collect();
+    let proxy = Proxy::start(moto.port(), faults).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\n[aws]\nprofiles = [\"prod\"]\nregions = [\"us-east-1\", \"eu-west-1\", \"ap-southeast-2\", \"us-west-2\"]\nendpoint_url = \"{}\"\ntimeout_secs = 1\n",
+            proxy.url()
+        ),
+    )
+    .unwrap();
+    let output = tokio::task::spawn_blocking({
+        let env = moto.profile_env(dir.path());
+        let config = config.clone();
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_fleetscope"))
+                .args(["--report", "--format", "json", "--now", NOW, "--config"])
+                .arg(&config)
+                .envs(env)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(instance(&report, &id)["verdict"], "current");
+    // Throttled twice, then answered: the two refusals were retried.
+    assert!(proxy.seen("us-east-1") >= 3, "{}", proxy.seen("us-east-1"));
+    // HTTP 503 is retried too, up to the attempt limit, then the region fails on its own.
+    assert!(proxy.seen("eu-west-1") >= 2, "{}", proxy.seen("eu-west-1"));
+    let source = &report["sources"][0];
+    assert_eq!(source["state"], "done", "{source:#}");
+    let warnings: Vec<&str> = source["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for region in ["eu-west-1", "ap-southeast-2", "us-west-2"] {
+        assert!(
+            warnings.iter().any(|w| w.starts_with(region)),
+            "{region} missing from {warnings:?}"
+        );
+    }
+    assert!(
+        !warnings.iter().any(|w| w.starts_with("us-east-1")),
+        "{warnings:?}"
+    );
+    assert_eq!(warnings.len(), 3);
+    assert!(warnings.iter().all(|w| !w.contains('\n')));
+}

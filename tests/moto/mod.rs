@@ -2,6 +2,8 @@
 //! fleetscope has no SDK crate for, plain signed-looking HTTP as moto accepts it).
 #![allow(dead_code)] // Each test file uses its own part of this helper.
 
+pub mod proxy;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -93,6 +95,10 @@ impl Moto {
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// A loopback URL nothing listens on.
