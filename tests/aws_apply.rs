@@ -143,13 +143,14 @@ async fn state(ec2: &Client, id: &str) -> InstanceStateName {
         .unwrap()
 }
 
-async fn replacements(ec2: &Client, old: &str) -> Vec<aws_sdk_ec2::types::Instance> {
+/// Instances carrying the tag `key=value`.
+async fn tagged(ec2: &Client, key: &str, value: &str) -> Vec<aws_sdk_ec2::types::Instance> {
     let answer = ec2
         .describe_instances()
         .filters(
             Filter::builder()
-                .name("tag:fleetscope:replaces")
-                .values(old)
+                .name(format!("tag:{key}"))
+                .values(value)
                 .build(),
         )
         .send()
@@ -160,6 +161,10 @@ async fn replacements(ec2: &Client, old: &str) -> Vec<aws_sdk_ec2::types::Instan
         .iter()
         .flat_map(|r| r.instances().iter().cloned())
         .collect()
+}
+
+async fn replacements(ec2: &Client, old: &str) -> Vec<aws_sdk_ec2::types::Instance> {
+    tagged(ec2, "fleetscope:replaces", old).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -354,21 +359,9 @@ async fn set_default_version(ec2: &Client, template: &str, version: &str) {
 }
 
 async fn members(ec2: &Client, group: &str) -> Vec<String> {
-    let answer = ec2
-        .describe_instances()
-        .filters(
-            Filter::builder()
-                .name("tag:aws:autoscaling:groupName")
-                .values(group)
-                .build(),
-        )
-        .send()
+    tagged(ec2, "aws:autoscaling:groupName", group)
         .await
-        .unwrap();
-    answer
-        .reservations()
         .iter()
-        .flat_map(|r| r.instances())
         .filter_map(|i| i.instance_id().map(str::to_owned))
         .collect()
 }

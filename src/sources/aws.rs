@@ -207,6 +207,13 @@ struct RegionContext<'a> {
     tx: &'a mpsc::Sender<CollectEvent>,
 }
 
+impl RegionContext<'_> {
+    /// False once nobody listens (the UI quit, a refresh replaced this collection): stop then.
+    async fn send(&self, event: CollectEvent) -> bool {
+        self.tx.send(event).await.is_ok()
+    }
+}
+
 /// An Auto Scaling group as its members describe it.
 struct GroupSeen {
     account: String,
@@ -267,12 +274,7 @@ async fn collect_region(
             instances,
             ..Page::default()
         };
-        if context
-            .tx
-            .send(CollectEvent::Page(Box::new(page)))
-            .await
-            .is_err()
-        {
+        if !context.send(CollectEvent::Page(Box::new(page))).await {
             return Ok(());
         }
     }
@@ -320,12 +322,7 @@ async fn collect_region(
         groups,
         ..Page::default()
     };
-    if context
-        .tx
-        .send(CollectEvent::Page(Box::new(page)))
-        .await
-        .is_err()
-    {
+    if !context.send(CollectEvent::Page(Box::new(page))).await {
         return Ok(());
     }
     for message in template_warnings {
@@ -333,7 +330,7 @@ async fn collect_region(
             source: context.source.to_owned(),
             message: format!("{region}: {message}"),
         };
-        if context.tx.send(warning).await.is_err() {
+        if !context.send(warning).await {
             break;
         }
     }
