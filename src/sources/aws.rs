@@ -27,6 +27,8 @@ pub(crate) const TEMPLATE_ID_TAG: &str = "aws:ec2launchtemplate:id";
 /// The most ids DescribeImages takes in one call, and the largest page DescribeInstances gives.
 const IMAGE_BATCH: usize = 1_000;
 const INSTANCE_PAGE: i32 = 1_000;
+/// The most values one EC2 filter takes.
+const FILTER_VALUES: usize = 200;
 /// Ports whose exposure to the whole internet is a finding.
 const ADMIN_PORTS: [(i32, &str); 2] = [(22, "22/tcp"), (3389, "3389/tcp")];
 
@@ -557,35 +559,49 @@ fn is_missing_image<E: ProvideErrorMetadata>(error: &E) -> bool {
 /// For each lineage in use, the same owner's images of that lineage, so that newer images no
 /// instance runs yet are known and the golden image can be found. A lineage tag is looked up as
 /// a tag filter; otherwise the name with its version tokens as wildcards (the same pattern the
-/// lineage is named after) is a name filter.
+/// lineage is named after) is a name filter; one call per owner and kind of filter.
 async fn lineage_candidates(
     ec2: &Client,
     in_use: &[Image],
     lineage_tag: Option<&str>,
 ) -> Result<Vec<Image>, String> {
-    let mut selectors: BTreeSet<(String, String, String)> = BTreeSet::new();
+    // Owner and filter -> the values sought: one call asks for every lineage of an owner at once
+    // (a filter's values are alternatives).
+    let mut selectors: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     for image in in_use.iter().filter(|i| i.readable && !i.owner.is_empty()) {
         let by_tag = lineage_tag.and_then(|tag| Some((tag, image.tags.get(tag)?)));
-        let selector = match by_tag {
+        let (filter, value) = match by_tag {
             Some((tag, value)) => (format!("tag:{tag}"), value.clone()),
             None if !image.name.is_empty() => ("name".to_owned(), strip_versions(&image.name)),
             None => continue,
         };
-        selectors.insert((image.owner.clone(), selector.0, selector.1));
+        selectors
+            .entry((image.owner.clone(), filter))
+            .or_default()
+            .insert(value);
     }
     let mut found = Vec::new();
-    for (owner, filter, value) in selectors {
-        let mut pages = ec2
-            .describe_images()
-            .owners(owner)
-            .filters(Filter::builder().name(filter).values(value).build())
-            .include_deprecated(true)
-            .max_results(IMAGE_BATCH as i32)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| format!("DescribeImages (lineage): {}", describe(&e)))?;
-            found.extend(page.images().iter().filter_map(to_image));
+    for ((owner, filter), values) in selectors {
+        let values: Vec<String> = values.into_iter().collect();
+        for chunk in values.chunks(FILTER_VALUES) {
+            let mut pages = ec2
+                .describe_images()
+                .owners(&owner)
+                .filters(
+                    Filter::builder()
+                        .name(&filter)
+                        .set_values(Some(chunk.to_vec()))
+                        .build(),
+                )
+                .include_deprecated(true)
+                .max_results(IMAGE_BATCH as i32)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page =
+                    page.map_err(|e| format!("DescribeImages (lineage): {}", describe(&e)))?;
+                found.extend(page.images().iter().filter_map(to_image));
+            }
         }
     }
     Ok(found)

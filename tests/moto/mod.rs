@@ -64,9 +64,10 @@ fn free_port() -> u16 {
 
 impl Moto {
     pub fn start(amis: &[Value]) -> Moto {
-        let server = std::env::var("MOTO_SERVER_BIN").expect(
-            "MOTO_SERVER_BIN names moto_server; run the tests with .ci/test, which installs it",
-        );
+        // .ci/test names it; else the virtualenv .ci/test makes.
+        let server = std::env::var("MOTO_SERVER_BIN").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/moto_server").to_owned()
+        });
         let dir = tempfile::tempdir().unwrap();
         let amis_path = dir.path().join("amis.json");
         std::fs::write(&amis_path, serde_json::to_vec(amis).unwrap()).unwrap();
@@ -77,7 +78,7 @@ impl Moto {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("{server}: {e}"));
+            .unwrap_or_else(|e| panic!("{server}: {e} (.ci/test installs moto's server)"));
         let mut moto = Moto {
             child,
             port,

@@ -1,8 +1,8 @@
 //! A fault-injecting HTTP proxy in front of moto, on loopback: per region (read from the
 //! request's credential scope, as AWS routes it), it throttles, fails, answers garbage or
-//! stalls, and counts the requests it saw.
+//! stalls, and counts the requests it saw, by region and by API action.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,14 +23,20 @@ pub enum Fault {
 
 pub struct Proxy {
     pub port: u16,
-    seen: Arc<Mutex<HashMap<String, usize>>>,
+    seen: Arc<Mutex<Counts>>,
+}
+
+#[derive(Default)]
+struct Counts {
+    by_region: HashMap<String, usize>,
+    by_action: BTreeMap<String, usize>,
 }
 
 impl Proxy {
     pub async fn start(upstream: u16, faults: HashMap<String, Fault>) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let seen = Arc::new(Mutex::new(HashMap::new()));
+        let seen = Arc::new(Mutex::new(Counts::default()));
         let faults = Arc::new(faults);
         let counter = seen.clone();
         tokio::spawn(async move {
@@ -50,7 +56,17 @@ impl Proxy {
 
     /// Requests seen for a region.
     pub fn seen(&self, region: &str) -> usize {
-        self.seen.lock().unwrap().get(region).copied().unwrap_or(0)
+        let counts = self.seen.lock().unwrap();
+        counts.by_region.get(region).copied().unwrap_or(0)
+    }
+
+    /// Requests seen per API action, e.g. `DescribeInstances`.
+    pub fn calls(&self) -> BTreeMap<String, usize> {
+        self.seen.lock().unwrap().by_action.clone()
+    }
+
+    pub fn reset(&self) {
+        *self.seen.lock().unwrap() = Counts::default();
     }
 }
 
@@ -90,13 +106,19 @@ async fn serve(
     mut client: TcpStream,
     upstream: u16,
     faults: &HashMap<String, Fault>,
-    seen: &Mutex<HashMap<String, usize>>,
+    seen: &Mutex<Counts>,
 ) -> std::io::Result<()> {
     while let Some((head, body)) = read_request(&mut client).await? {
         let region = region_of(&head);
+        let action = String::from_utf8_lossy(&body)
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("Action="))
+            .unwrap_or("?")
+            .to_owned();
         let count = {
             let mut seen = seen.lock().unwrap();
-            let count = seen.entry(region.clone()).or_default();
+            *seen.by_action.entry(action).or_default() += 1;
+            let count = seen.by_region.entry(region.clone()).or_default();
             *count += 1;
             *count
         };
