@@ -1,30 +1,13 @@
 //! The whole product as a user runs it: `fleetscope --demo --demo-size N --report --format json`
 //! as a release process, its wall time and peak RSS, best of several runs.
-//! `cargo bench --no-default-features --bench report_process` (builds the release binary first,
-//! with the same cloud features).
+//! `cargo bench --no-default-features --bench report_process`.
 
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 fn main() {
-    // The binary gets the cloud features this benchmark was built with.
-    let features: Vec<&str> = [
-        (cfg!(feature = "aws"), "aws"),
-        (cfg!(feature = "azure"), "azure"),
-        (cfg!(feature = "gcp"), "gcp"),
-    ]
-    .into_iter()
-    .filter_map(|(on, name)| on.then_some(name))
-    .collect();
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--bin", "fleetscope", "--quiet"])
-        .args(["--no-default-features", "--features", &features.join(",")])
-        .status()
-        .expect("cargo build");
-    assert!(status.success(), "release build failed");
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target").to_owned());
-    let binary = std::path::Path::new(&target).join("release/fleetscope");
+    // Cargo builds the binary for a benchmark with the benchmark's own profile and features.
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_fleetscope"));
     for size in [100_000usize, 1_000_000] {
         let mut best_secs = f64::MAX;
         let mut peak_kib = 0u64;
@@ -33,7 +16,7 @@ fn main() {
             let output = Command::new("/usr/bin/time")
                 .arg("-f")
                 .arg("%M")
-                .arg(&binary)
+                .arg(binary)
                 .args([
                     "--demo",
                     "--demo-size",

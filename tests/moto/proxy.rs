@@ -19,6 +19,8 @@ pub enum Fault {
     Garbage,
     /// Every request waits this long before an answer.
     Stall(Duration),
+    /// Every request is passed on after this long: a distant region's network latency.
+    Latency(Duration),
 }
 
 pub struct Proxy {
@@ -138,6 +140,10 @@ async fn serve(
             Some(Fault::Stall(delay)) => {
                 tokio::time::sleep(*delay).await;
                 canned("503 Service Unavailable", "")
+            }
+            Some(Fault::Latency(delay)) => {
+                tokio::time::sleep(*delay).await;
+                forward(upstream, &head, &body).await?
             }
             _ => forward(upstream, &head, &body).await?,
         };
