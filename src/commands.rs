@@ -324,13 +324,12 @@ fn apply_queue(
         ));
     }
     let loaded = load_config(global)?;
-    let executable = queue
-        .entries
-        .iter()
-        .filter(|e| e.strategy.executable())
-        .count();
+    let confirmed: Vec<String> = queue.applicable().map(|e| e.instance_id.clone()).collect();
+    let executable = confirmed.len();
     if executable == 0 {
-        eprintln!("Nothing to apply: no queued instance has an executable strategy.");
+        eprintln!(
+            "Nothing to apply: no queued instance has a strategy this fleetscope can execute."
+        );
         return Ok(ExitCode::SUCCESS);
     }
     write_output(None, |out| queue::report::write_table(queue, out))?;
@@ -345,17 +344,10 @@ fn apply_queue(
         }
     }
     let paths = queue::apply::Paths::in_dir(&queue::data_dir()?);
-    #[cfg(feature = "aws")]
-    let mut aws = Some(queue::aws::AwsExecutor::new(
-        crate::sources::aws::Settings::from_config(&loaded.config),
-    ));
-    #[cfg(not(feature = "aws"))]
-    let mut aws: Option<queue::apply::Unavailable> = {
-        let _ = &loaded;
-        None
-    };
+    let mut aws = queue::apply::aws_executor(&loaded.config);
     let summary = runtime()?.block_on(queue::apply::apply(
         &paths,
+        &confirmed,
         aws.as_mut(),
         dry_run,
         |entry, outcome| eprintln!("{}: {outcome}", entry.instance_id),

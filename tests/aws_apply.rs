@@ -267,6 +267,12 @@ async fn an_apply_interrupted_after_launching_resumes_without_launching_again() 
         })
         .unwrap();
 
+    // A dry run now only asks: the journal's launch leads it to terminate nothing.
+    let out = env.run(&["queue", "apply", "--dry-run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(state(&ec2, &old).await, InstanceStateName::Running);
+    assert_eq!(env.saved_queue().entries.len(), 1);
+
     let out = env.run(&["queue", "apply", "--yes"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let copies: Vec<String> = replacements(&ec2, &old)
@@ -277,6 +283,32 @@ async fn an_apply_interrupted_after_launching_resumes_without_launching_again() 
     assert_eq!(copies, [copy], "no second copy");
     assert_eq!(state(&ec2, &old).await, InstanceStateName::Terminated);
     assert!(env.saved_queue().entries.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_launched_just_before_a_crash_is_found_by_its_tag() {
+    let moto = start();
+    let ec2 = moto.client(moto::PROD, "us-east-1").await;
+    let old = moto::run(&ec2, OLD, "web-1", None).await;
+    let env = Env::new(&moto);
+    env.queue(&[&old]);
+    // Launched and tagged, but the journal never heard of it.
+    let copy = moto::run(&ec2, GOLDEN, "web-1", None).await;
+    ec2.create_tags()
+        .resources(&copy)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("fleetscope:replaces")
+                .value(&old)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let out = env.run(&["queue", "apply", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(replacements(&ec2, &old).await.len(), 1, "no second copy");
+    assert_eq!(state(&ec2, &old).await, InstanceStateName::Terminated);
 }
 
 #[tokio::test(flavor = "multi_thread")]

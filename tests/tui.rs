@@ -589,26 +589,24 @@ fn free_text_finds_what_a_field_by_field_search_finds() {
     }
 }
 
+/// Only a build with an executor has anything to apply.
+#[cfg(feature = "aws")]
 #[test]
 fn apply_needs_the_typed_phrase_and_never_runs_read_only() {
     let mut app = app_for_screens();
     press(&mut app, KeyCode::Char('5'));
-    let executable = app
-        .queue
-        .entries
-        .iter()
-        .filter(|e| e.strategy.executable())
-        .count();
+    let executable = app.queue.applicable().count();
     assert!(executable > 0);
     press(&mut app, KeyCode::Char('A'));
     let phrase = format!("replace {executable}");
-    assert_eq!(
-        app.mode,
-        Mode::Confirm {
-            phrase: phrase.clone(),
-            typed: String::new()
-        }
-    );
+    let Mode::Confirm {
+        phrase: asked, ids, ..
+    } = app.mode.clone()
+    else {
+        panic!("A asks for the confirmation");
+    };
+    assert_eq!(asked, phrase);
+    assert_eq!(ids.len(), executable);
     insta::assert_snapshot!("apply_confirm_80x24", render(&mut app, 80, 24));
     type_text(&mut app, "yes");
     assert_eq!(
@@ -619,8 +617,16 @@ fn apply_needs_the_typed_phrase_and_never_runs_read_only() {
     assert_eq!(app.mode, Mode::Normal);
     press(&mut app, KeyCode::Char('A'));
     type_text(&mut app, &phrase);
-    assert_eq!(press(&mut app, KeyCode::Enter), Some(Effect::Apply));
+    assert_eq!(press(&mut app, KeyCode::Enter), Some(Effect::Apply(ids)));
     assert!(app.applying());
+    assert_eq!(
+        press(&mut app, KeyCode::Char('q')),
+        None,
+        "q does not cut an apply short"
+    );
+    let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+    let force = keymap::action_for(&ctrl_c, app.view, app.typing(), false).unwrap();
+    assert_eq!(app.update(force), Some(Effect::Quit));
     let before = app.queue.entries.len();
     press(&mut app, KeyCode::Char('d'));
     assert_eq!(

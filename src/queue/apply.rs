@@ -114,9 +114,25 @@ impl std::fmt::Display for Summary {
     }
 }
 
-/// Applies every executable AWS entry (the clouds with an executor), reporting each as it ends.
+/// The executor for AWS entries, when this build has one.
+#[cfg(feature = "aws")]
+pub fn aws_executor(config: &crate::config::Config) -> Option<super::aws::AwsExecutor> {
+    Some(super::aws::AwsExecutor::new(
+        crate::sources::aws::Settings::from_config(config),
+    ))
+}
+
+#[cfg(not(feature = "aws"))]
+pub fn aws_executor(_config: &crate::config::Config) -> Option<Unavailable> {
+    None
+}
+
+/// Applies the entries the operator confirmed (`confirmed`, by instance id) that are still
+/// queued, each by its cloud's executor, reporting each as it ends. Entries queued since the
+/// confirmation wait for the next one.
 pub async fn apply(
     paths: &Paths,
+    confirmed: &[String],
     mut aws: Option<&mut impl Executor>,
     dry_run: bool,
     mut report: impl FnMut(&QueueEntry, &str),
@@ -126,7 +142,11 @@ pub async fn apply(
     let records = Journal::read(&paths.journal)?;
     let mut journal = Journal::open(&paths.journal)?;
     let mut summary = Summary::default();
-    for entry in queue.entries {
+    for entry in queue
+        .entries
+        .into_iter()
+        .filter(|e| confirmed.contains(&e.instance_id))
+    {
         if !entry.strategy.executable() {
             summary.not_executable += 1;
             report(
@@ -154,6 +174,13 @@ pub async fn apply(
             Ok(Finish::WouldSucceed) => {
                 summary.would_succeed += 1;
                 report(&entry, "dry run: every step would be allowed");
+            }
+            Ok(Finish::Skipped(why)) if dry_run => {
+                summary.skipped += 1;
+                report(
+                    &entry,
+                    &format!("dry run: would be taken off the queue: {why}"),
+                );
             }
             Ok(finish) => {
                 let message = match &finish {

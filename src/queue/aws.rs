@@ -1,4 +1,4 @@
-//! Replacing AWS instances, as DESIGN.md's strategies say: an Auto Scaling group member is
+//! Replacing AWS instances: an Auto Scaling group member is
 //! terminated once its group's template is checked to launch the golden image; a standalone
 //! instance gets a copy launched from the golden image, waited for, and only then is the old one
 //! terminated. A dry run asks EC2 whether each call would be allowed and changes nothing.
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{
-    IamInstanceProfileSpecification, InstanceStateName, ResourceType, Tag, TagSpecification,
+    Filter, IamInstanceProfileSpecification, InstanceStateName, ResourceType, Tag, TagSpecification,
 };
 use chrono::Utc;
 
@@ -98,48 +98,46 @@ impl Executor for AwsExecutor {
             .as_deref()
             .ok_or("no golden image to replace it with")?;
         let Some(old) = live_instance(&ec2, &entry.instance_id).await? else {
-            // Gone already; a replacement launched before an interruption still stands.
             let why = "the instance is no longer running".to_owned();
             journal
                 .append(&record(entry, Step::Skipped { why: why.clone() }, dry_run))
                 .map_err(|e| e.0)?;
             return Ok(Finish::Skipped(why));
         };
+        // A dry run only asks, whatever an earlier apply left behind.
+        if dry_run {
+            match &entry.strategy {
+                Strategy::AwsTerminateInGroup { group } => {
+                    check_group_template(&ec2, &old, group, target).await?;
+                }
+                Strategy::AwsLaunchCopy => dry_run_outcome(
+                    "RunInstances",
+                    launch_copy(&ec2, &old, target, entry, true).await,
+                )?,
+                other => return Err(format!("not an AWS strategy: {}", other.describe())),
+            }
+            dry_run_outcome(
+                "TerminateInstances",
+                terminate(&ec2, &entry.instance_id, true).await,
+            )?;
+            journal
+                .append(&record(entry, Step::Checked, true))
+                .map_err(|e| e.0)?;
+            return Ok(Finish::WouldSucceed);
+        }
         match &entry.strategy {
             Strategy::AwsTerminateInGroup { group } => {
                 check_group_template(&ec2, &old, group, target).await?;
                 journal
-                    .append(&record(entry, Step::Checked, dry_run))
+                    .append(&record(entry, Step::Checked, false))
                     .map_err(|e| e.0)?;
-                if dry_run {
-                    dry_run_outcome(
-                        "TerminateInstances",
-                        terminate(&ec2, &entry.instance_id, true).await,
-                    )?;
-                    return Ok(Finish::WouldSucceed);
-                }
-                terminate(&ec2, &entry.instance_id, false)
-                    .await
-                    .map_err(|e| format!("TerminateInstances: {}", source::describe(&e)))?;
             }
             Strategy::AwsLaunchCopy => {
-                let new_instance = match progress.launched {
-                    // Resuming: the copy was launched before; never launch a second one.
-                    Some(launched) => launched,
+                let new_instance = match self.earlier_copy(&ec2, entry, progress).await? {
+                    Some(copy) => copy,
                     None => {
-                        let launch = launch_copy(&ec2, &old, target, dry_run).await;
-                        if dry_run {
-                            dry_run_outcome("RunInstances", launch)?;
-                            dry_run_outcome(
-                                "TerminateInstances",
-                                terminate(&ec2, &entry.instance_id, true).await,
-                            )?;
-                            journal
-                                .append(&record(entry, Step::Checked, true))
-                                .map_err(|e| e.0)?;
-                            return Ok(Finish::WouldSucceed);
-                        }
-                        let launched = launch
+                        let launched = launch_copy(&ec2, &old, target, entry, false)
+                            .await
                             .map_err(|e| format!("RunInstances: {}", source::describe(&e)))?
                             .instances()
                             .first()
@@ -158,18 +156,16 @@ impl Executor for AwsExecutor {
                         launched
                     }
                 };
-                if !progress.running {
-                    self.wait_until_running(&ec2, &new_instance).await?;
-                    journal
-                        .append(&record(entry, Step::Running { new_instance }, false))
-                        .map_err(|e| e.0)?;
-                }
-                terminate(&ec2, &entry.instance_id, false)
-                    .await
-                    .map_err(|e| format!("TerminateInstances: {}", source::describe(&e)))?;
+                self.wait_until_running(&ec2, &new_instance).await?;
+                journal
+                    .append(&record(entry, Step::Running { new_instance }, false))
+                    .map_err(|e| e.0)?;
             }
             other => return Err(format!("not an AWS strategy: {}", other.describe())),
         }
+        terminate(&ec2, &entry.instance_id, false)
+            .await
+            .map_err(|e| format!("TerminateInstances: {}", source::describe(&e)))?;
         journal
             .append(&record(entry, Step::Replaced, false))
             .map_err(|e| e.0)?;
@@ -178,29 +174,71 @@ impl Executor for AwsExecutor {
 }
 
 impl AwsExecutor {
+    /// A copy launched by an earlier apply that was cut short, if it still lives: the one the
+    /// journal names, else one carrying the replaces tag (launched just before a crash, before
+    /// the journal could say so). It is reused, never launched again.
+    async fn earlier_copy(
+        &self,
+        ec2: &Client,
+        entry: &QueueEntry,
+        progress: Progress,
+    ) -> Result<Option<String>, String> {
+        let candidates = match progress.launched {
+            Some(journaled) => vec![journaled],
+            None => {
+                let answer = ec2
+                    .describe_instances()
+                    .filters(
+                        Filter::builder()
+                            .name(format!("tag:{REPLACES_TAG}"))
+                            .values(&entry.instance_id)
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| format!("DescribeInstances: {}", source::describe(&e)))?;
+                answer
+                    .reservations()
+                    .iter()
+                    .flat_map(|r| r.instances())
+                    .filter_map(|i| i.instance_id().map(str::to_owned))
+                    .collect()
+            }
+        };
+        for candidate in candidates {
+            if live_instance(ec2, &candidate).await?.is_some() {
+                return Ok(Some(candidate));
+            }
+        }
+        Ok(None)
+    }
+
     async fn wait_until_running(&self, ec2: &Client, id: &str) -> Result<(), String> {
         let deadline = Instant::now() + self.wait_for_running;
         loop {
             let instance = live_instance(ec2, id).await?;
-            match instance
+            let state = instance
                 .as_ref()
                 .and_then(|i| i.state())
-                .and_then(|s| s.name())
-            {
+                .and_then(|s| s.name());
+            match state {
                 Some(InstanceStateName::Running) => return Ok(()),
-                Some(InstanceStateName::Pending) | None if Instant::now() < deadline => {
-                    tokio::time::sleep(self.poll_every).await;
+                Some(InstanceStateName::Pending) if Instant::now() >= deadline => {
+                    return Err(format!(
+                        "the replacement {id} did not reach running in {} s; the old instance was left as it was",
+                        self.wait_for_running.as_secs()
+                    ));
+                }
+                Some(InstanceStateName::Pending) => tokio::time::sleep(self.poll_every).await,
+                None => {
+                    return Err(format!(
+                        "the replacement {id} is gone; the old instance was left as it was"
+                    ));
                 }
                 Some(state) => {
                     return Err(format!(
                         "the replacement {id} is {} instead of running; the old instance was left as it was",
                         state.as_str()
-                    ));
-                }
-                None => {
-                    return Err(format!(
-                        "the replacement {id} did not reach running in {} s; the old instance was left as it was",
-                        self.wait_for_running.as_secs()
                     ));
                 }
             }
@@ -274,12 +312,24 @@ async fn terminate(
         .await
 }
 
+/// At most 64 characters, the same for every attempt at replacing this queued instance.
+fn client_token(entry: &QueueEntry) -> String {
+    let mut token = format!(
+        "fleetscope-{}-{}",
+        entry.queued_at.timestamp(),
+        entry.instance_id
+    );
+    token.truncate(64);
+    token
+}
+
 /// The same server on the golden image: type, subnet, security groups, key, instance profile
 /// and tags (those AWS reserves aside), plus a tag naming the instance it replaces.
 async fn launch_copy(
     ec2: &Client,
     old: &aws_sdk_ec2::types::Instance,
     image: &str,
+    entry: &QueueEntry,
     dry_run: bool,
 ) -> Result<
     aws_sdk_ec2::operation::run_instances::RunInstancesOutput,
@@ -291,7 +341,10 @@ async fn launch_copy(
     let mut tags: Vec<Tag> = old
         .tags()
         .iter()
-        .filter(|t| t.key().is_some_and(|k| !k.starts_with("aws:")))
+        .filter(|t| {
+            t.key()
+                .is_some_and(|k| !k.starts_with("aws:") && k != REPLACES_TAG)
+        })
         .cloned()
         .collect();
     tags.push(
@@ -324,6 +377,8 @@ async fn launch_copy(
         )
         .min_count(1)
         .max_count(1)
+        // The same launch asked twice (a retry after a lost answer) starts one instance.
+        .client_token(client_token(entry))
         .dry_run(dry_run)
         .send()
         .await

@@ -50,11 +50,29 @@ impl Journal {
             std::fs::create_dir_all(dir)
                 .map_err(|e| QueueError(format!("{}: cannot create: {e}", dir.display())))?;
         }
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(path)
             .map_err(|e| QueueError(format!("{}: cannot open journal: {e}", path.display())))?;
+        // A record torn by a crash must not swallow the next one: end its line first.
+        let torn = (|| -> std::io::Result<bool> {
+            use std::io::{Read, Seek, SeekFrom};
+            if file.metadata()?.len() == 0 {
+                return Ok(false);
+            }
+            file.seek(SeekFrom::End(-1))?;
+            let mut last = [0u8; 1];
+            file.read_exact(&mut last)?;
+            Ok(last[0] != b'\n')
+        })()
+        .map_err(|e| QueueError(format!("{}: cannot read journal: {e}", path.display())))?;
+        if torn {
+            file.write_all(b"\n").map_err(|e| {
+                QueueError(format!("{}: cannot write journal: {e}", path.display()))
+            })?;
+        }
         Ok(Journal {
             path: path.to_path_buf(),
             file,
@@ -108,7 +126,6 @@ impl Journal {
 pub struct Progress {
     /// A replacement launched earlier, to reuse rather than launch again.
     pub launched: Option<String>,
-    pub running: bool,
 }
 
 pub fn progress_of(records: &[Record], instance_id: &str) -> Progress {
@@ -118,13 +135,8 @@ pub fn progress_of(records: &[Record], instance_id: &str) -> Progress {
         .filter(|r| r.instance_id == instance_id && !r.dry_run)
     {
         match &record.step {
-            Step::Launched { new_instance } => {
+            Step::Launched { new_instance } | Step::Running { new_instance } => {
                 progress.launched = Some(new_instance.clone());
-                progress.running = false;
-            }
-            Step::Running { new_instance } => {
-                progress.launched = Some(new_instance.clone());
-                progress.running = true;
             }
             Step::Replaced | Step::Skipped { .. } => progress = Progress::default(),
             Step::Checked | Step::Failed { .. } => {}
@@ -161,7 +173,11 @@ mod tests {
         journal.append(&launched).unwrap();
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(b"{\"at\":\"2026-").unwrap();
-        assert_eq!(Journal::read(&path).unwrap(), vec![launched]);
+        assert_eq!(Journal::read(&path).unwrap(), vec![launched.clone()]);
+        // The next apply's first record still stands on its own line.
+        let replaced = record("i-1", Step::Replaced, false);
+        Journal::open(&path).unwrap().append(&replaced).unwrap();
+        assert_eq!(Journal::read(&path).unwrap(), vec![launched, replaced]);
     }
 
     #[test]
@@ -178,7 +194,6 @@ mod tests {
             progress_of(&records, "i-1"),
             Progress {
                 launched: Some("i-2".into()),
-                running: false
             }
         );
         let mut done = records.clone();

@@ -153,6 +153,13 @@ impl Queue {
         .map_err(|e| QueueError(format!("{}: cannot write queue: {e}", path.display())))
     }
 
+    /// The entries this build can apply: executable, on a cloud it has an executor for.
+    pub fn applicable(&self) -> impl Iterator<Item = &QueueEntry> {
+        self.entries
+            .iter()
+            .filter(|e| e.strategy.executable() && cfg!(feature = "aws") && e.cloud == Cloud::Aws)
+    }
+
     pub fn contains(&self, instance_id: &str) -> bool {
         self.entries.iter().any(|e| e.instance_id == instance_id)
     }

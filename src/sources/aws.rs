@@ -2,7 +2,7 @@
 //! (bounded), each region streaming its instances page by page, then the images they run, the
 //! newer images of their lineages, and their Auto Scaling groups' launch templates.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
@@ -230,7 +230,12 @@ async fn collect_region(
     region: &str,
     context: &RegionContext<'_>,
 ) -> Result<(), String> {
-    let exposure = world_open_groups(ec2).await?;
+    // Exposure is a finding on top; without permission to read security groups the region's
+    // instances and images still count (and the warning comes if the region does).
+    let (exposure, exposure_warning) = match world_open_groups(ec2).await {
+        Ok(exposure) => (exposure, None),
+        Err(error) => (HashMap::new(), Some(format!("exposure unknown: {error}"))),
+    };
     let mut image_ids: BTreeSet<String> = BTreeSet::new();
     let mut groups: BTreeMap<String, GroupSeen> = BTreeMap::new();
 
@@ -285,13 +290,14 @@ async fn collect_region(
     image_ids.extend(template_images.values().map(|t| t.image.clone()));
     let mut images = describe_images(ec2, &image_ids).await?;
     let candidates = lineage_candidates(ec2, &images, context.lineage_tag).await?;
+    let mut known: HashSet<String> = images.iter().map(|i| i.key.clone()).collect();
     for image in candidates {
-        if !images.iter().any(|i| i.key == image.key) {
+        if known.insert(image.key.clone()) {
             images.push(image);
         }
     }
     for id in &image_ids {
-        if !images.iter().any(|i| &i.key == id) {
+        if !known.contains(id) {
             images.push(Image::unreadable(
                 id.clone(),
                 Cloud::Aws,
@@ -327,7 +333,7 @@ async fn collect_region(
     if !context.send(CollectEvent::Page(Box::new(page))).await {
         return Ok(());
     }
-    for message in template_warnings {
+    for message in exposure_warning.into_iter().chain(template_warnings) {
         let warning = CollectEvent::Warning {
             source: context.source.to_owned(),
             message: format!("{region}: {message}"),

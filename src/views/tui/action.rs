@@ -56,6 +56,8 @@ impl View {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Quit,
+    /// Ctrl-C: quit even while an apply runs.
+    ForceQuit,
     Show(View),
     NextView,
     PreviousView,
@@ -109,6 +111,6 @@ pub enum Effect {
     Refresh,
     /// Put this text on the clipboard.
     Copy(String),
-    /// Replace the queued instances: confirmed by the operator, not read-only.
-    Apply,
+    /// Replace these queued instances (by id): confirmed by the operator, not read-only.
+    Apply(Vec<String>),
 }

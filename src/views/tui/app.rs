@@ -45,10 +45,12 @@ pub enum Mode {
     Command {
         line: String,
     },
-    /// Typing the confirmation of an apply; it goes ahead only if `typed` ends up `phrase`.
+    /// Typing the confirmation of an apply; it goes ahead only if `typed` ends up `phrase`,
+    /// and then for exactly the entries shown (`ids`).
     Confirm {
         phrase: String,
         typed: String,
+        ids: Vec<String>,
     },
 }
 
@@ -97,6 +99,8 @@ pub struct App {
     policy: PolicyConfig,
     /// Inventory being collected by a refresh; shown once complete.
     pending: Option<Inventory>,
+    /// Pages of the first collection that arrived since the last evaluation.
+    arrived: Vec<CollectEvent>,
     /// Inventory changed since the last evaluation.
     stale: bool,
     collecting: bool,
@@ -200,6 +204,7 @@ impl App {
             rules: init.rules,
             policy: init.policy,
             pending: None,
+            arrived: Vec::new(),
             stale: false,
             collecting: init.collecting,
             live: init.live,
@@ -253,10 +258,13 @@ impl App {
     pub fn apply_event(&mut self, event: CollectEvent) {
         match &mut self.pending {
             Some(pending) => pending.apply(event),
-            None => {
-                self.data.inventory.apply(event);
+            // Pages wait for the next evaluation: rows, verdicts and sort keys index the
+            // inventory as it was evaluated, so it changes only together with them.
+            None if matches!(event, CollectEvent::Page(_)) => {
+                self.arrived.push(event);
                 self.stale = true;
             }
+            None => self.data.inventory.apply(event),
         }
     }
 
@@ -266,6 +274,9 @@ impl App {
         if let Some(pending) = self.pending.take() {
             self.data = Data::new(pending, &self.policy, now);
             self.stale = false;
+            // Indices into the old inventory mean nothing in the new one.
+            self.instance_scope = InstanceScope::All;
+            self.crumbs.clear();
             self.rebuild_all();
         } else {
             self.reevaluate(now);
@@ -277,7 +288,10 @@ impl App {
         if !self.stale {
             return;
         }
-        let inventory = std::mem::take(&mut self.data.inventory);
+        let mut inventory = std::mem::take(&mut self.data.inventory);
+        for page in std::mem::take(&mut self.arrived) {
+            inventory.apply(page);
+        }
         self.data = Data::new(inventory, &self.policy, now);
         self.stale = false;
         self.rebuild_all();
@@ -290,25 +304,10 @@ impl App {
     // ---- rows -------------------------------------------------------------------------------
 
     fn rebuild_all(&mut self) {
-        if self.instance_scope_is_gone() {
-            self.instance_scope = InstanceScope::All;
-            self.crumbs.clear();
-        }
         self.resort_images();
         self.resort_instances();
         self.rebuild_drift();
         self.rebuild_queue_rows();
-    }
-
-    /// Indices from an earlier inventory mean nothing in a new one.
-    fn instance_scope_is_gone(&self) -> bool {
-        let inv = &self.data.inventory;
-        match self.instance_scope {
-            InstanceScope::All => false,
-            InstanceScope::Image(i) => i as usize >= inv.images().len(),
-            InstanceScope::Lineage(l) => l as usize >= inv.lineages().len(),
-            InstanceScope::Group(g) => g as usize >= inv.groups().len(),
-        }
     }
 
     fn resort_images(&mut self) {
@@ -521,22 +520,25 @@ impl App {
     // ---- applying ---------------------------------------------------------------------------
 
     fn ask_to_apply(&mut self) {
-        let executable = self
+        let ids: Vec<String> = self
             .queue
-            .entries
-            .iter()
-            .filter(|e| e.strategy.executable())
-            .count();
+            .applicable()
+            .map(|e| e.instance_id.clone())
+            .collect();
         if self.read_only {
             self.fail("--read-only: applying the queue is refused".to_owned());
         } else if self.applying {
             self.say("an apply is already running".to_owned());
-        } else if executable == 0 {
-            self.say("nothing to apply: no queued instance has an executable strategy".to_owned());
+        } else if ids.is_empty() {
+            self.say(
+                "nothing to apply: no queued instance has a strategy this fleetscope can execute"
+                    .to_owned(),
+            );
         } else {
             self.mode = Mode::Confirm {
-                phrase: format!("replace {executable}"),
+                phrase: format!("replace {}", ids.len()),
                 typed: String::new(),
+                ids,
             };
         }
     }
@@ -607,7 +609,11 @@ impl App {
             self.status = None;
         }
         match action {
-            Action::Quit => return Some(Effect::Quit),
+            Action::Quit if self.applying => self.fail(
+                "an apply is running: wait for it to finish (Ctrl-C quits anyway, stopping it mid-step)"
+                    .to_owned(),
+            ),
+            Action::Quit | Action::ForceQuit => return Some(Effect::Quit),
             Action::Show(view) => self.view = view,
             Action::NextView => self.view = self.view.next(),
             Action::PreviousView => self.view = self.view.previous(),
@@ -679,7 +685,7 @@ impl App {
 
     fn update_help(&mut self, action: Action) -> Option<Effect> {
         match action {
-            Action::Quit => return Some(Effect::Quit),
+            Action::Quit | Action::ForceQuit => return Some(Effect::Quit),
             Action::Down | Action::ScrollDown => {
                 self.help = self.help.map(|s| s.saturating_add(1));
             }
@@ -694,7 +700,7 @@ impl App {
 
     fn update_input(&mut self, action: Action) -> Option<Effect> {
         match (&mut self.mode, action) {
-            (_, Action::Quit) => return Some(Effect::Quit),
+            (_, Action::Quit | Action::ForceQuit) => return Some(Effect::Quit),
             (Mode::Filter { .. }, Action::Input(c)) => self.edit_filter(|text| text.push(c)),
             (Mode::Filter { .. }, Action::DeleteChar) => self.edit_filter(|text| {
                 text.pop();
@@ -729,13 +735,13 @@ impl App {
                 typed.pop();
             }
             (Mode::Confirm { typed, .. }, Action::ClearInput) => typed.clear(),
-            (Mode::Confirm { phrase, typed }, Action::Submit) => {
-                let confirmed = typed.trim() == phrase.as_str();
+            (Mode::Confirm { phrase, typed, ids }, Action::Submit) => {
+                let confirmed = (typed.trim() == phrase.as_str()).then(|| std::mem::take(ids));
                 self.mode = Mode::Normal;
-                if confirmed {
+                if let Some(ids) = confirmed {
                     self.applying = true;
                     self.say("applying the queue…".to_owned());
-                    return Some(Effect::Apply);
+                    return Some(Effect::Apply(ids));
                 }
                 self.say("not confirmed: nothing was changed".to_owned());
             }

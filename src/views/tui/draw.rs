@@ -129,19 +129,14 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     if let Some(scroll) = app.help {
         draw_help(frame, app.view, scroll, frame.area());
     }
-    if let Mode::Confirm { phrase, typed } = &app.mode {
+    if let Mode::Confirm { phrase, typed, .. } = &app.mode {
         draw_confirm(frame, app, phrase, typed);
     }
 }
 
 /// The apply confirmation: what will happen, and the phrase to type.
 fn draw_confirm(frame: &mut Frame, app: &App, phrase: &str, typed: &str) {
-    let executable: Vec<&crate::queue::QueueEntry> = app
-        .queue
-        .entries
-        .iter()
-        .filter(|e| e.strategy.executable())
-        .collect();
+    let executable: Vec<&crate::queue::QueueEntry> = app.queue.applicable().collect();
     let mut strategies: Vec<(&str, usize)> = Vec::new();
     for entry in &executable {
         match strategies
@@ -167,7 +162,12 @@ fn draw_confirm(frame: &mut Frame, app: &App, phrase: &str, typed: &str) {
     );
     let left = app.queue.entries.len() - executable.len();
     if left > 0 {
-        text.push(Line::from(format!("  {left:>5}  not executable: they stay queued")).dim());
+        text.push(
+            Line::from(format!(
+                "  {left:>5}  not executable here: they stay queued"
+            ))
+            .dim(),
+        );
     }
     text.push(Line::from(""));
     text.push(Line::from(vec![

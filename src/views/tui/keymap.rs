@@ -420,11 +420,18 @@ pub const BINDINGS: &[Binding] = &[
         Some("help"),
     ),
     bind(
-        &[ch('q'), ctrl('c')],
+        &[ch('q')],
         Action::Quit,
         Scope::Global,
-        "quit",
+        "quit (not while an apply runs)",
         Some("quit"),
+    ),
+    bind(
+        &[ctrl('c')],
+        Action::ForceQuit,
+        Scope::Global,
+        "quit, whatever is running",
+        None,
     ),
 ];
 
@@ -432,7 +439,7 @@ pub const BINDINGS: &[Binding] = &[
 pub fn action_for(event: &KeyEvent, view: View, typing: bool, help_open: bool) -> Option<Action> {
     // Ctrl-C always quits, whatever is open.
     if event.code == KeyCode::Char('c') && event.modifiers.contains(KeyModifiers::CONTROL) {
-        return Some(Action::Quit);
+        return Some(Action::ForceQuit);
     }
     let in_scope = |scope: Scope| {
         if help_open {
@@ -528,7 +535,7 @@ mod tests {
         let ctrl_c = press(KeyCode::Char('c'), KeyModifiers::CONTROL);
         assert_eq!(
             action_for(&ctrl_c, View::Instances, true, true),
-            Some(Action::Quit)
+            Some(Action::ForceQuit)
         );
         let q = press(KeyCode::Char('q'), KeyModifiers::NONE);
         assert_eq!(

@@ -60,34 +60,44 @@ enum ApplyEvent {
 
 /// Applies the queue on its own thread and runtime, so the loop never waits for the cloud and
 /// the apply's futures need not be `Send`.
-fn start_apply(config: &Config, data_dir: PathBuf, events: mpsc::UnboundedSender<ApplyEvent>) {
-    #[cfg(feature = "aws")]
-    let mut aws = Some(crate::queue::aws::AwsExecutor::new(
-        crate::sources::aws::Settings::from_config(config),
-    ));
-    #[cfg(not(feature = "aws"))]
-    let mut aws: Option<crate::queue::apply::Unavailable> = {
-        let _ = config;
-        None
-    };
+fn start_apply(
+    config: &Config,
+    data_dir: PathBuf,
+    confirmed: Vec<String>,
+    events: mpsc::UnboundedSender<ApplyEvent>,
+) {
+    let mut aws = apply::aws_executor(config);
     std::thread::spawn(move || {
         let paths = Paths::in_dir(&data_dir);
-        let report = |entry: &crate::queue::QueueEntry, outcome: &str| {
-            let _ = events.send(ApplyEvent::Step(format!(
+        let steps = events.clone();
+        let report = move |entry: &crate::queue::QueueEntry, outcome: &str| {
+            let _ = steps.send(ApplyEvent::Step(format!(
                 "{}: {outcome}",
                 entry.instance_id
             )));
         };
-        let outcome = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the apply: {e}"))
-            .and_then(|runtime| {
-                runtime
-                    .block_on(apply::apply(&paths, aws.as_mut(), false, report))
-                    .map(|summary| summary.to_string())
-                    .map_err(|e| e.0)
-            });
+        // Whatever happens in there, the UI hears that the apply ended.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the apply: {e}"))
+                .and_then(|runtime| {
+                    runtime
+                        .block_on(apply::apply(
+                            &paths,
+                            &confirmed,
+                            aws.as_mut(),
+                            false,
+                            report,
+                        ))
+                        .map(|summary| summary.to_string())
+                        .map_err(|e| e.0)
+                })
+        }))
+        .unwrap_or_else(|_| {
+            Err("the apply stopped on an internal error; see the journal".to_owned())
+        });
         let _ = events.send(ApplyEvent::Finished(outcome));
     });
 }
@@ -193,7 +203,7 @@ async fn run_loop(options: Options) -> color_eyre::Result<()> {
                         }
                     }
                     Some(Effect::Copy(text)) => copy_to_clipboard(&text),
-                    Some(Effect::Apply) => start_apply(&options.config, options.data_dir.clone(), apply_events_tx.clone()),
+                    Some(Effect::Apply(confirmed)) => start_apply(&options.config, options.data_dir.clone(), confirmed, apply_events_tx.clone()),
                     None => {}
                 }
             }
