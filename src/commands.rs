@@ -278,7 +278,7 @@ impl Progress {
 
 fn run_queue(global: &GlobalArgs, run: &RunArgs, action: QueueAction) -> Result<ExitCode> {
     let path = queue::default_path()?;
-    let mut queue = Queue::load(&path)?;
+    let queue = Queue::load(&path)?;
     match action {
         QueueAction::Apply { dry_run, yes } => {
             return apply_queue(global, run, &queue, dry_run, yes);
@@ -302,9 +302,12 @@ fn run_queue(global: &GlobalArgs, run: &RunArgs, action: QueueAction) -> Result<
                 eprintln!("Queue left as it was.");
                 return Ok(ExitCode::SUCCESS);
             }
-            queue.entries.clear();
-            queue.save(&path)?;
-            eprintln!("Removed {count} instances from the queue.");
+            let (_, removed) = Queue::update(&path, |queue| {
+                let removed = queue.entries.len();
+                queue.entries.clear();
+                removed
+            })?;
+            eprintln!("Removed {removed} instances from the queue.");
         }
     }
     Ok(ExitCode::SUCCESS)

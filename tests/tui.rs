@@ -651,3 +651,49 @@ fn apply_needs_the_typed_phrase_and_never_runs_read_only() {
     assert_eq!(read_only.mode, Mode::Normal);
     assert!(read_only.status.unwrap().text.contains("--read-only"));
 }
+
+#[test]
+fn queue_changes_keep_what_another_process_changed_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.json");
+    let mut app = app_with(demo_inventory(1_500), Some(path.clone()));
+    app.update(Action::Show(View::Instances));
+    let ids: Vec<String> = app.instances.rows[..3]
+        .iter()
+        .map(|&i| app.data.instance(i).id.clone())
+        .collect();
+    app.update(Action::QueueSelected); // ids[0]
+    // Another process queues ids[1] (say, a second UI).
+    let other = fleetscope::queue::entry_for(
+        &app.data.inventory,
+        &app.data.eval,
+        app.data.inventory.instance_by_id(&ids[1]).unwrap(),
+        now(),
+    );
+    Queue::update(&path, |queue| queue.add([other])).unwrap();
+    app.update(Action::Down);
+    app.update(Action::Down);
+    app.update(Action::QueueSelected); // ids[2]
+    let on_disk = |path: &std::path::Path| -> Vec<String> {
+        let mut ids: Vec<String> = Queue::load(path)
+            .unwrap()
+            .entries
+            .into_iter()
+            .map(|e| e.instance_id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let mut all = ids.clone();
+    all.sort();
+    assert_eq!(on_disk(&path), all);
+    assert_eq!(
+        app.queue.entries.len(),
+        3,
+        "the UI shows the queue as saved"
+    );
+    // An apply elsewhere replaces ids[0] and takes it off; the UI's next change keeps it off.
+    Queue::update(&path, |queue| queue.remove(&[ids[0].as_str()])).unwrap();
+    app.update(Action::Dequeue); // ids[2], the selected row
+    assert_eq!(on_disk(&path), vec![ids[1].clone()]);
+}

@@ -193,10 +193,9 @@ pub async fn apply(
                         "replaced".to_owned()
                     }
                 };
-                // From the file as it is now, so entries queued meanwhile elsewhere stay.
-                let mut queue = Queue::load(&paths.queue)?;
-                queue.remove(&[entry.instance_id.as_str()]);
-                queue.save(&paths.queue)?;
+                Queue::update(&paths.queue, |queue| {
+                    queue.remove(&[entry.instance_id.as_str()])
+                })?;
                 report(&entry, &message);
             }
             Err(error) => {

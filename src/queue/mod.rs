@@ -141,6 +141,32 @@ impl Queue {
         Ok(queue)
     }
 
+    /// Changes the queue on disk under the queue lock: loaded, changed and saved as one step,
+    /// so a change made meanwhile by another process (an apply taking entries off, another UI)
+    /// is kept, never undone. Returns the queue as saved.
+    pub fn update<R>(
+        path: &Path,
+        change: impl FnOnce(&mut Queue) -> R,
+    ) -> Result<(Queue, R), QueueError> {
+        let lock_path = path.with_extension("lock");
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| QueueError(format!("{}: cannot create: {e}", dir.display())))?;
+        }
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .and_then(|file| file.lock().map(|()| file))
+            .map_err(|e| QueueError(format!("{}: cannot lock: {e}", lock_path.display())))?;
+        let mut queue = Queue::load(path)?;
+        let result = change(&mut queue);
+        queue.save(path)?;
+        drop(lock);
+        Ok((queue, result))
+    }
+
     pub fn save(&self, path: &Path) -> Result<(), QueueError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)

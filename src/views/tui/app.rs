@@ -110,6 +110,8 @@ pub struct App {
     applying: bool,
     pub queue: Queue,
     queue_path: Option<PathBuf>,
+    /// A change the file could not take is only here; the next change saves the whole queue.
+    unsaved: bool,
     pub(super) queued: HashSet<String>,
     pub view: View,
     pub mode: Mode,
@@ -212,6 +214,7 @@ impl App {
             applying: false,
             queue: init.queue,
             queue_path: init.queue_path,
+            unsaved: false,
             queued,
             view: View::Overview,
             mode: Mode::Normal,
@@ -458,14 +461,35 @@ impl App {
         self.queued.contains(instance_id)
     }
 
-    fn queue_changed(&mut self) {
+    /// Changes the queue on disk (under its lock, so what others changed meanwhile stays), and
+    /// shows the queue as saved. If the file cannot be written the change is kept here, and the
+    /// next change saves this whole queue.
+    fn change_queue<R>(&mut self, change: impl Fn(&mut Queue) -> R) -> R {
+        let result = match &self.queue_path {
+            Some(path) if !self.unsaved => match Queue::update(path, &change) {
+                Ok((queue, result)) => {
+                    self.queue = queue;
+                    result
+                }
+                Err(error) => {
+                    self.unsaved = true;
+                    self.fail(error.to_string());
+                    change(&mut self.queue)
+                }
+            },
+            Some(path) => {
+                let result = change(&mut self.queue);
+                let whole = self.queue.clone();
+                match Queue::update(path, move |queue| *queue = whole) {
+                    Ok(_) => self.unsaved = false,
+                    Err(error) => self.fail(error.to_string()),
+                }
+                result
+            }
+            None => change(&mut self.queue),
+        };
         self.queue_entries_changed();
-        if let Some(path) = &self.queue_path
-            && let Err(error) = self.queue.save(path)
-        {
-            // Kept in memory, so nothing is lost; the next change tries to save again.
-            self.fail(error.to_string());
-        }
+        result
     }
 
     fn enqueue(&mut self, instances: Vec<InstanceIdx>, what: &str) {
@@ -483,7 +507,7 @@ impl App {
             .map(|&i| queue::entry_for(&self.data.inventory, &self.data.eval, i, queued_at))
             .collect();
         let not_executable = entries.iter().filter(|e| !e.strategy.executable()).count();
-        let added = self.queue.add(entries);
+        let added = self.change_queue(|queue| queue.add(entries.clone()));
         let already = instances.len() - added;
         let mut text = format!("queued {added} {} ({what})", plural(added, "instance"));
         if already > 0 {
@@ -494,7 +518,6 @@ impl App {
                 ", {not_executable} not executable: see the Queue view"
             ));
         }
-        self.queue_changed();
         if !matches!(&self.status, Some(s) if s.error) {
             self.say(text);
         }
@@ -505,7 +528,10 @@ impl App {
             return self.fail("the queue is being applied; change it when that is done".to_owned());
         }
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let removed = self.queue.remove(&ids);
+        let removed = self.change_queue(|queue| queue.remove(&ids));
+        if matches!(&self.status, Some(s) if s.error) {
+            return;
+        }
         if removed == 0 {
             self.say("nothing to take off the queue".to_owned());
             return;
@@ -514,7 +540,6 @@ impl App {
             "took {removed} {} off the queue",
             plural(removed, "instance")
         ));
-        self.queue_changed();
     }
 
     // ---- applying ---------------------------------------------------------------------------
