@@ -163,6 +163,23 @@ async fn tagged(ec2: &Client, key: &str, value: &str) -> Vec<aws_sdk_ec2::types:
         .collect()
 }
 
+/// A copy of `old` on the golden image as an apply launches it, tag included.
+async fn launch_copy_of(ec2: &Client, old: &str) -> String {
+    let copy = moto::run(ec2, GOLDEN, "web-1", None).await;
+    ec2.create_tags()
+        .resources(&copy)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("fleetscope:replaces")
+                .value(old)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    copy
+}
+
 async fn replacements(ec2: &Client, old: &str) -> Vec<aws_sdk_ec2::types::Instance> {
     tagged(ec2, "fleetscope:replaces", old).await
 }
@@ -243,18 +260,7 @@ async fn an_apply_interrupted_after_launching_resumes_without_launching_again() 
     let env = Env::new(&moto);
     env.queue(&[&old]);
     // The state a crash right after RunInstances leaves: the copy exists, the journal says so.
-    let copy = moto::run(&ec2, GOLDEN, "web-1", None).await;
-    ec2.create_tags()
-        .resources(&copy)
-        .tags(
-            aws_sdk_ec2::types::Tag::builder()
-                .key("fleetscope:replaces")
-                .value(&old)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let copy = launch_copy_of(&ec2, &old).await;
     let mut journal = Journal::open(&env.data().join("journal.jsonl")).unwrap();
     journal
         .append(&Record {
@@ -293,18 +299,7 @@ async fn a_copy_launched_just_before_a_crash_is_found_by_its_tag() {
     let env = Env::new(&moto);
     env.queue(&[&old]);
     // Launched and tagged, but the journal never heard of it.
-    let copy = moto::run(&ec2, GOLDEN, "web-1", None).await;
-    ec2.create_tags()
-        .resources(&copy)
-        .tags(
-            aws_sdk_ec2::types::Tag::builder()
-                .key("fleetscope:replaces")
-                .value(&old)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    launch_copy_of(&ec2, &old).await;
     let out = env.run(&["queue", "apply", "--yes"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(replacements(&ec2, &old).await.len(), 1, "no second copy");

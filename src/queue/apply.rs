@@ -1,7 +1,7 @@
 //! Applying the queue: one process at a time, each entry handed to its cloud's executor, every
 //! step journaled before the next, the queue saved after each entry that is done.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 
 use super::journal::{self, Journal, Record, Step};
@@ -16,16 +16,7 @@ pub struct ApplyLock {
 
 impl ApplyLock {
     pub fn acquire(path: &Path) -> Result<ApplyLock, QueueError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| QueueError(format!("{}: cannot create: {e}", dir.display())))?;
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|e| QueueError(format!("{}: cannot open: {e}", path.display())))?;
+        let file = super::open_lock_file(path)?;
         match file.try_lock() {
             Ok(()) => Ok(ApplyLock { _file: file }),
             Err(TryLockError::WouldBlock) => Err(QueueError(format!(

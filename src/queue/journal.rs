@@ -46,10 +46,7 @@ pub struct Journal {
 
 impl Journal {
     pub fn open(path: &Path) -> Result<Journal, QueueError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| QueueError(format!("{}: cannot create: {e}", dir.display())))?;
-        }
+        super::create_parent(path)?;
         let mut file = OpenOptions::new()
             .create(true)
             .read(true)

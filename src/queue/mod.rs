@@ -116,6 +116,26 @@ pub fn data_dir() -> Result<PathBuf, QueueError> {
         .ok_or_else(|| QueueError("no home directory: set FLEETSCOPE_DATA_DIR".into()))
 }
 
+/// Makes the directory a data file goes in.
+fn create_parent(path: &Path) -> Result<(), QueueError> {
+    match path.parent() {
+        Some(dir) => std::fs::create_dir_all(dir)
+            .map_err(|e| QueueError(format!("{}: cannot create: {e}", dir.display()))),
+        None => Ok(()),
+    }
+}
+
+/// A lock file, created if need be and never truncated; the caller takes the lock it wants.
+fn open_lock_file(path: &Path) -> Result<std::fs::File, QueueError> {
+    create_parent(path)?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| QueueError(format!("{}: cannot open: {e}", path.display())))
+}
+
 pub fn default_path() -> Result<PathBuf, QueueError> {
     Ok(apply::Paths::in_dir(&data_dir()?).queue)
 }
@@ -149,16 +169,8 @@ impl Queue {
         change: impl FnOnce(&mut Queue) -> R,
     ) -> Result<(Queue, R), QueueError> {
         let lock_path = path.with_extension("lock");
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| QueueError(format!("{}: cannot create: {e}", dir.display())))?;
-        }
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .and_then(|file| file.lock().map(|()| file))
+        let lock = open_lock_file(&lock_path)?;
+        lock.lock()
             .map_err(|e| QueueError(format!("{}: cannot lock: {e}", lock_path.display())))?;
         let mut queue = Queue::load(path)?;
         let result = change(&mut queue);
@@ -168,10 +180,7 @@ impl Queue {
     }
 
     pub fn save(&self, path: &Path) -> Result<(), QueueError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| QueueError(format!("{}: cannot create: {e}", dir.display())))?;
-        }
+        create_parent(path)?;
         crate::snapshot::write_atomic(path, |w| {
             serde_json::to_writer_pretty(&mut *w, self).map_err(std::io::Error::other)?;
             w.write_all(b"\n")
