@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use fleetscope::clouds::demo::DemoFleet;
 use fleetscope::core::event::{CollectEvent, Page};
 use fleetscope::core::inventory::Inventory;
 use fleetscope::core::lineage::LineageRules;
 use fleetscope::core::policy::{PolicyConfig, evaluate};
-use fleetscope::sources::demo::DemoFleet;
 
 fn pages(size: usize) -> Vec<Page> {
     let now = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
+use fleetscope::clouds::demo::DemoFleet;
 use fleetscope::core::inventory::Inventory;
 use fleetscope::core::lineage::LineageRules;
 use fleetscope::core::policy::PolicyConfig;
 use fleetscope::queue::Queue;
-use fleetscope::sources::demo::DemoFleet;
 use fleetscope::views::tui::action::{Action, View};
 use fleetscope::views::tui::app::{App, AppInit};
 use fleetscope::views::tui::draw;

@@ -5,11 +5,11 @@
 //! each peak is its own).
 
 use chrono::{TimeZone, Utc};
+use fleetscope::clouds::demo::DemoFleet;
 use fleetscope::core::inventory::Inventory;
 use fleetscope::core::lineage::LineageRules;
 use fleetscope::core::policy::PolicyConfig;
 use fleetscope::queue::Queue;
-use fleetscope::sources::demo::DemoFleet;
 use fleetscope::views::tui::action::{Action, View};
 use fleetscope::views::tui::app::{App, AppInit};
 use fleetscope::views::tui::draw;

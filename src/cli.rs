@@ -39,20 +39,27 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Browse a built-in synthetic multi-cloud fleet instead of real clouds.
-    #[arg(long, conflicts_with = "snapshot")]
+    /// Browse a built-in synthetic multi-cloud fleet instead of real clouds (with `queue`: the
+    /// demo's own queue, applied by a simulation that reaches no cloud).
+    #[arg(long, global = true, conflicts_with = "snapshot")]
     pub demo: bool,
 
     /// Instances in the demo fleet.
-    #[arg(long, value_name = "N", default_value_t = crate::sources::demo::DEFAULT_SIZE, requires = "demo")]
+    #[arg(long, global = true, value_name = "N", default_value_t = crate::clouds::demo::DEFAULT_SIZE, requires = "demo")]
     pub demo_size: usize,
 
     /// Seed of the demo fleet: the same seed gives the same fleet.
-    #[arg(long, value_name = "N", default_value_t = 42, requires = "demo")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "N",
+        default_value_t = 42,
+        requires = "demo"
+    )]
     pub demo_seed: u64,
 
     /// AWS profile to collect (repeatable); adds to the config's aws.profiles.
-    #[arg(long = "aws-profile", value_name = "PROFILE")]
+    #[arg(long = "aws-profile", global = true, value_name = "PROFILE")]
     pub aws_profiles: Vec<String>,
 
     /// Read a saved snapshot (or JSON report) instead of collecting.
@@ -121,9 +128,10 @@ pub enum QueueAction {
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
-    /// Replace the queued instances: every step journaled, one apply at a time, resumable.
+    /// Replace the queued instances as a rollout (waves, health gates, stop on failure): every
+    /// step journaled, one apply at a time, resumable. Ctrl-C starts nothing new.
     Apply {
-        /// Ask the cloud whether each call would be allowed, and change nothing.
+        /// Show the plan, ask the cloud whether each call would be allowed, change nothing.
         #[arg(long)]
         dry_run: bool,
         /// Do not ask for the typed confirmation.

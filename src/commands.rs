@@ -10,13 +10,13 @@ use chrono::{DateTime, SubsecRound, Utc};
 use color_eyre::eyre::{Result, WrapErr, eyre};
 
 use crate::cli::{Cli, Command, GlobalArgs, QueueAction, RunArgs};
+use crate::clouds::{self, Plan};
 use crate::config::{self, LoadedConfig};
 use crate::core::inventory::Inventory;
 use crate::core::model::SourceState;
 use crate::core::policy;
-use crate::queue::{self, Queue};
+use crate::queue::{self, Queue, rollout};
 use crate::snapshot;
-use crate::sources::{self, Plan};
 use crate::views::{diff, report, tui};
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -83,9 +83,8 @@ fn inventory_for(
     let now = global.now.unwrap_or_else(|| Utc::now().trunc_subsecs(0));
     let plan = plan(run, loaded, Duration::ZERO)?;
     let mut progress = Progress::new(std::io::stderr().is_terminal());
-    let inventory = runtime()?.block_on(sources::gather(plan, rules, now, |inv| {
-        progress.update(inv)
-    }));
+    let inventory =
+        runtime()?.block_on(clouds::gather(plan, rules, now, |inv| progress.update(inv)));
     progress.finish();
     Ok((inventory, now))
 }
@@ -141,8 +140,8 @@ fn run_tui(global: &GlobalArgs, run: &RunArgs) -> Result<ExitCode> {
     }
     let loaded = load_config(global)?;
     let rules = loaded.lineage_rules()?;
-    let data_dir = queue::data_dir()?;
-    let queue = Queue::load(&queue::apply::Paths::in_dir(&data_dir).queue)?;
+    let paths = queue::apply::Paths::for_fleet(&queue::data_dir()?, run.demo);
+    let queue = Queue::load(&paths.queue)?;
     let (plan, inventory, fixed_now) = match &run.snapshot {
         Some(path) => {
             let snapshot = snapshot::load(path)?;
@@ -155,6 +154,9 @@ fn run_tui(global: &GlobalArgs, run: &RunArgs) -> Result<ExitCode> {
             global.now,
         ),
     };
+    // A snapshot's queue belongs to the configured clouds: its apply re-checks every
+    // instance live through their executors.
+    let executors = clouds::executors(&queue_fleet(run, &loaded)).into();
     tui::run(tui::Options {
         plan,
         inventory,
@@ -162,9 +164,10 @@ fn run_tui(global: &GlobalArgs, run: &RunArgs) -> Result<ExitCode> {
         policy: loaded.config.policy.clone(),
         fixed_now,
         queue,
-        data_dir,
+        paths,
+        executors,
         save_snapshot: run.save_snapshot.clone(),
-        config: loaded.config.clone(),
+        rollout: rollout::Settings::from_config(&loaded.config.rollout),
         read_only: run.read_only,
     })?;
     Ok(ExitCode::SUCCESS)
@@ -276,47 +279,73 @@ impl Progress {
     }
 }
 
+/// The fleet a queue command acts on: the demo's, or the configured clouds'.
+fn queue_fleet(run: &RunArgs, loaded: &LoadedConfig) -> Plan {
+    if run.demo {
+        return Plan::Demo {
+            size: run.demo_size,
+            seed: run.demo_seed,
+            page_delay: Duration::ZERO,
+        };
+    }
+    let mut config = loaded.config.clone();
+    for profile in &run.aws_profiles {
+        if !config.aws.profiles.contains(profile) {
+            config.aws.profiles.push(profile.clone());
+        }
+    }
+    Plan::Clouds(Box::new(config))
+}
+
 fn run_queue(global: &GlobalArgs, run: &RunArgs, action: QueueAction) -> Result<ExitCode> {
-    let path = queue::default_path()?;
+    let paths = queue::apply::Paths::for_fleet(&queue::data_dir()?, run.demo);
+    let path = paths.queue.clone();
+    if let QueueAction::Clear { yes } = action {
+        return clear_queue(&path, yes);
+    }
     let queue = Queue::load(&path)?;
     match action {
         QueueAction::Apply { dry_run, yes } => {
-            return apply_queue(global, run, &queue, dry_run, yes);
+            apply_queue(global, run, &paths, &queue, dry_run, yes)
         }
         QueueAction::List => {
             write_output(None, |out| queue::report::write_table(&queue, out))?;
+            Ok(ExitCode::SUCCESS)
         }
         QueueAction::Export { format, output } => {
             write_output(output.as_deref(), |out| {
                 queue::report::export(&queue, format, out)
             })?;
+            Ok(ExitCode::SUCCESS)
         }
-        QueueAction::Clear { yes } => {
-            let count = queue.entries.len();
-            if count > 0
-                && !yes
-                && !confirm(&format!(
-                    "Remove all {count} queued instances from the queue?"
-                ))?
-            {
-                eprintln!("Queue left as it was.");
-                return Ok(ExitCode::SUCCESS);
-            }
-            let (_, removed) = Queue::update(&path, |queue| {
-                let removed = queue.entries.len();
-                queue.entries.clear();
-                removed
-            })?;
-            eprintln!("Removed {removed} instances from the queue.");
-        }
+        QueueAction::Clear { .. } => unreachable!("handled above"),
     }
+}
+
+fn clear_queue(path: &Path, yes: bool) -> Result<ExitCode> {
+    let count = Queue::load(path).map(|q| q.entries.len()).unwrap_or(0);
+    if !yes
+        && !confirm(&format!(
+            "Remove all {count} queued instances from the queue?"
+        ))?
+    {
+        eprintln!("Queue left as it was.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (_, removed) = Queue::update(path, |queue| {
+        let removed = queue.entries.len();
+        queue.entries.clear();
+        removed
+    })?;
+    eprintln!("Removed {removed} instances from the queue.");
     Ok(ExitCode::SUCCESS)
 }
 
-/// `queue apply`: the plan, a typed confirmation, then each replacement as it ends.
+/// `queue apply`: the rollout plan, a typed confirmation, then the rollout with its progress.
 fn apply_queue(
     global: &GlobalArgs,
     run: &RunArgs,
+    paths: &queue::apply::Paths,
     queue: &Queue,
     dry_run: bool,
     yes: bool,
@@ -327,43 +356,151 @@ fn apply_queue(
         ));
     }
     let loaded = load_config(global)?;
-    let confirmed: Vec<String> = queue.applicable().map(|e| e.instance_id.clone()).collect();
-    let executable = confirmed.len();
-    if executable == 0 {
-        eprintln!(
-            "Nothing to apply: no queued instance has a strategy this fleetscope can execute."
-        );
+    let queued: Vec<String> = queue.applicable().map(|e| e.instance_id.clone()).collect();
+    if queued.is_empty() {
+        eprintln!("Nothing to apply: no queued instance has a strategy fleetscope can execute.");
         return Ok(ExitCode::SUCCESS);
     }
-    write_output(None, |out| queue::report::write_table(queue, out))?;
+    let executors = clouds::executors(&queue_fleet(run, &loaded));
+    let settings = rollout::Settings::from_config(&loaded.config.rollout);
+    let runtime = runtime()?;
+    let plan = runtime.block_on(rollout::plan(queue, &queued, executors.as_ref(), &settings));
+    eprint!("{}", plan.describe());
+    let count = plan.entries();
+    if count == 0 {
+        eprintln!("Nothing to apply: every confirmed entry is left queued (see above).");
+        return Ok(ExitCode::SUCCESS);
+    }
     if !dry_run && !yes {
-        let phrase = format!("replace {executable}");
+        let phrase = format!("replace {count}");
         let answer = ask(&format!(
-            "This terminates {executable} instances after their replacements are in place. Type \"{phrase}\" to go on:"
+            "This replaces {count} instances in {} waves, terminating each old one once its replacement is healthy. Type \"{phrase}\" to go on:",
+            plan.waves.len()
         ))?;
         if answer.trim() != phrase {
             eprintln!("Nothing was changed.");
             return Ok(ExitCode::SUCCESS);
         }
     }
-    let paths = queue::apply::Paths::in_dir(&queue::data_dir()?);
-    let mut aws = queue::apply::aws_executor(&loaded.config);
-    let summary = runtime()?.block_on(queue::apply::apply(
-        &paths,
-        &confirmed,
-        aws.as_mut(),
-        dry_run,
-        |entry, outcome| eprintln!("{}: {outcome}", entry.instance_id),
-    ))?;
+    let confirmed: Vec<String> = plan
+        .waves
+        .iter()
+        .flatten()
+        .map(|p| p.entry.instance_id.clone())
+        .collect();
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let (events, mut watch) = tokio::sync::mpsc::unbounded_channel();
+    let summary = runtime.block_on(async {
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("Stopping: replacements in flight finish, nothing new starts (Ctrl-C again quits at once; the next apply resumes).");
+                let _ = stop_tx.send(true);
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+        let mut progress = ApplyProgress::new(std::io::stderr().is_terminal(), count);
+        let rollout = rollout::run(
+            rollout::Request {
+                paths,
+                confirmed: &confirmed,
+                settings: &settings,
+                dry_run,
+                stop,
+                events,
+            },
+            executors.as_ref(),
+        );
+        tokio::pin!(rollout);
+        loop {
+            tokio::select! {
+                Some(event) = watch.recv() => progress.show(&event),
+                outcome = &mut rollout => {
+                    while let Ok(event) = watch.try_recv() {
+                        progress.show(&event);
+                    }
+                    progress.finish();
+                    break outcome;
+                }
+            }
+        }
+    })?;
     eprintln!("{summary}");
-    if summary.failed > 0 {
+    if summary.failed > 0 || summary.stopped.is_some() {
+        let mut why = Vec::new();
+        if summary.failed > 0 {
+            why.push(format!("{} failed and stay queued", summary.failed));
+        }
+        if summary.not_started > 0 {
+            why.push(format!(
+                "{} were never started and stay queued",
+                summary.not_started
+            ));
+        }
         return Err(eyre!(
-            "{} of the replacements failed and stay queued; the journal is {}",
-            summary.failed,
+            "the rollout stopped: {}; the journal is {}",
+            why.join(", "),
             paths.journal.display()
         ));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A rollout's progress: a bar on a terminal, one line per step otherwise.
+struct ApplyProgress {
+    bar: Option<indicatif::ProgressBar>,
+    done: u64,
+}
+
+impl ApplyProgress {
+    fn new(terminal: bool, total: usize) -> ApplyProgress {
+        let bar = terminal.then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        ApplyProgress { bar, done: 0 }
+    }
+
+    fn line(&self, text: String) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn show(&mut self, event: &rollout::RolloutEvent) {
+        match event {
+            rollout::RolloutEvent::Planned(_) => {}
+            rollout::RolloutEvent::WaveStarted { wave, of } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_message(format!("wave {wave} of {of}"));
+                }
+                self.line(format!("wave {wave} of {of}"));
+            }
+            rollout::RolloutEvent::Phase { instance_id, phase } => {
+                if phase.is_done() {
+                    self.done += 1;
+                    if let Some(bar) = &self.bar {
+                        bar.set_position(self.done);
+                    }
+                }
+                if self.bar.is_none() || phase.is_done() {
+                    self.line(format!("{instance_id}: {phase}"));
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// A line typed on the terminal; without one there is nobody to ask.

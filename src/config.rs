@@ -23,6 +23,7 @@ pub struct Config {
     pub aws: AwsConfig,
     pub azure: AzureConfig,
     pub gcp: GcpConfig,
+    pub rollout: RolloutConfig,
 }
 
 impl Default for Config {
@@ -34,6 +35,7 @@ impl Default for Config {
             aws: AwsConfig::default(),
             azure: AzureConfig::default(),
             gcp: GcpConfig::default(),
+            rollout: RolloutConfig::default(),
         }
     }
 }
@@ -95,6 +97,37 @@ pub struct AzureConfig {
 pub struct GcpConfig {
     pub projects: Vec<String>,
     pub endpoint_url: String,
+}
+
+/// How an apply rolls out: waves, health gates and when to stop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RolloutConfig {
+    /// Members of one group replaced at once: `"10%"` of its desired capacity, or a count.
+    pub max_unavailable: String,
+    /// Standalone instances replaced at once, across the whole apply.
+    pub max_parallel: u32,
+    /// Seconds to wait between waves.
+    pub pause_secs: u64,
+    /// Failed replacements tolerated before the rollout stops starting new ones.
+    pub max_failures: u32,
+    /// Seconds one replacement may take to become healthy; longer is a failure.
+    pub health_timeout_secs: u64,
+    /// Seconds between health polls (it backs off from here, up to four times as long).
+    pub poll_secs: u64,
+}
+
+impl Default for RolloutConfig {
+    fn default() -> Self {
+        RolloutConfig {
+            max_unavailable: "10%".into(),
+            max_parallel: 5,
+            pause_secs: 0,
+            max_failures: 0,
+            health_timeout_secs: 900,
+            poll_secs: 10,
+        }
+    }
 }
 
 /// Where a setting's value came from.
@@ -260,6 +293,14 @@ fn validate(config: &Config) -> Result<(), String> {
     }
     if config.aws.concurrency == 0 {
         return Err("aws.concurrency must be at least 1".into());
+    }
+    crate::queue::rollout::MaxUnavailable::parse(&config.rollout.max_unavailable)
+        .map_err(|e| format!("rollout.max_unavailable: {e}"))?;
+    if config.rollout.max_parallel == 0 {
+        return Err("rollout.max_parallel must be at least 1".into());
+    }
+    if config.rollout.health_timeout_secs == 0 || config.rollout.poll_secs == 0 {
+        return Err("rollout.health_timeout_secs and rollout.poll_secs must be at least 1".into());
     }
     Ok(())
 }

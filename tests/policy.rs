@@ -48,6 +48,7 @@ fn instance(id: &str, image: &str) -> Instance {
         group: None,
         tags: Tags::new(),
         exposure: Vec::new(),
+        addresses: Default::default(),
     }
 }
 

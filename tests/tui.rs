@@ -2,12 +2,12 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use fleetscope::clouds::demo::DemoFleet;
 use fleetscope::core::event::CollectEvent;
 use fleetscope::core::inventory::Inventory;
 use fleetscope::core::lineage::LineageRules;
 use fleetscope::core::policy::{PolicyConfig, Verdict};
 use fleetscope::queue::Queue;
-use fleetscope::sources::demo::DemoFleet;
 use fleetscope::views::tui::action::{Action, Effect, View};
 use fleetscope::views::tui::app::{App, AppInit, DriftRow, InstanceScope, Mode};
 use fleetscope::views::tui::{draw, keymap};

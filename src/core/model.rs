@@ -135,6 +135,26 @@ pub struct Instance {
     /// Network exposure findings, such as a security group open to the world on 22.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exposure: Vec<String>,
+    /// Where it can be reached: what an incident's alert names.
+    #[serde(default, skip_serializing_if = "Addresses::is_empty")]
+    pub addresses: Addresses,
+}
+
+/// An instance's IP addresses and DNS names, as its cloud reports them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Addresses {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub private_ips: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub public_ips: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_names: Vec<String>,
+}
+
+impl Addresses {
+    pub fn is_empty(&self) -> bool {
+        self.private_ips.is_empty() && self.public_ips.is_empty() && self.dns_names.is_empty()
+    }
 }
 
 /// How the cloud retires an image.

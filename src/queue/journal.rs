@@ -20,12 +20,40 @@ pub enum Step {
     Launched { new_instance: String },
     /// The replacement is running.
     Running { new_instance: String },
-    /// The old instance was terminated (or recreated, or upgraded): the entry is done.
+    /// The replacement passed its health gate (status checks, target health).
+    Healthy { new_instance: String },
+    /// The replacement was registered in the old instance's load balancer target groups.
+    Registered { new_instance: String },
+    /// The old instance is being taken out of its target groups.
+    Draining,
+    /// The old instance was terminated (recreated, upgraded); its group brings a replacement.
+    Terminated,
+    /// The replacement is in place and healthy: the entry is done.
     Replaced,
     /// The step could not be taken; the entry stays queued.
     Failed { error: String },
     /// The entry no longer applies (already gone, template drifted since): it leaves the queue.
     Skipped { why: String },
+    /// The rollout stopped (asked to, or on failure) with entries never started.
+    Stopped { why: String, not_started: usize },
+}
+
+impl Step {
+    /// The phase an entry is in once this step is journaled.
+    pub fn phase(&self) -> Option<super::rollout::Phase> {
+        use super::rollout::Phase;
+        Some(match self {
+            Step::Checked => Phase::Checking,
+            Step::Launched { .. } => Phase::Launching,
+            Step::Running { .. } | Step::Registered { .. } => Phase::WaitingHealthy,
+            Step::Healthy { .. } => Phase::Healthy,
+            Step::Draining => Phase::Draining,
+            Step::Terminated => Phase::Terminating,
+            Step::Replaced => Phase::Replaced,
+            Step::Skipped { why } => Phase::Skipped(why.clone()),
+            Step::Failed { .. } | Step::Stopped { .. } => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +151,12 @@ impl Journal {
 pub struct Progress {
     /// A replacement launched earlier, to reuse rather than launch again.
     pub launched: Option<String>,
+    /// The replacement was already registered in the old instance's target groups.
+    pub registered: bool,
+    /// The old instance was already taken out of its target groups.
+    pub drained: bool,
+    /// The old instance was already terminated: only the wait for health is left.
+    pub terminated: bool,
 }
 
 pub fn progress_of(records: &[Record], instance_id: &str) -> Progress {
@@ -132,11 +166,19 @@ pub fn progress_of(records: &[Record], instance_id: &str) -> Progress {
         .filter(|r| r.instance_id == instance_id && !r.dry_run)
     {
         match &record.step {
-            Step::Launched { new_instance } | Step::Running { new_instance } => {
+            Step::Launched { new_instance }
+            | Step::Running { new_instance }
+            | Step::Healthy { new_instance } => {
                 progress.launched = Some(new_instance.clone());
             }
+            Step::Registered { new_instance } => {
+                progress.launched = Some(new_instance.clone());
+                progress.registered = true;
+            }
+            Step::Draining => progress.drained = true,
+            Step::Terminated => progress.terminated = true,
             Step::Replaced | Step::Skipped { .. } => progress = Progress::default(),
-            Step::Checked | Step::Failed { .. } => {}
+            Step::Checked | Step::Failed { .. } | Step::Stopped { .. } => {}
         }
     }
     progress
@@ -191,6 +233,7 @@ mod tests {
             progress_of(&records, "i-1"),
             Progress {
                 launched: Some("i-2".into()),
+                ..Progress::default()
             }
         );
         let mut done = records.clone();

@@ -12,10 +12,9 @@ use crate::core::model::{Cloud, GroupKind};
 use crate::core::policy::{Evaluation, TemplateStatus, Verdict};
 
 pub mod apply;
-#[cfg(feature = "aws")]
-pub mod aws;
 pub mod journal;
 pub mod report;
+pub mod rollout;
 
 pub const QUEUE_VERSION: u32 = 1;
 
@@ -188,11 +187,10 @@ impl Queue {
         .map_err(|e| QueueError(format!("{}: cannot write queue: {e}", path.display())))
     }
 
-    /// The entries this build can apply: executable, on a cloud it has an executor for.
+    /// The entries with a strategy that can be executed; the rollout's plan checks each
+    /// against its source and cloud before anything is done.
     pub fn applicable(&self) -> impl Iterator<Item = &QueueEntry> {
-        self.entries
-            .iter()
-            .filter(|e| e.strategy.executable() && cfg!(feature = "aws") && e.cloud == Cloud::Aws)
+        self.entries.iter().filter(|e| e.strategy.executable())
     }
 
     pub fn contains(&self, instance_id: &str) -> bool {

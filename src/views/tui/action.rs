@@ -84,6 +84,8 @@ pub enum Action {
     Dequeue,
     /// Apply the queue, after a typed confirmation.
     Apply,
+    /// Ask the running apply to start nothing new.
+    StopApply,
     DrillDown,
     Back,
     Refresh,
@@ -113,4 +115,6 @@ pub enum Effect {
     Copy(String),
     /// Replace these queued instances (by id): confirmed by the operator, not read-only.
     Apply(Vec<String>),
+    /// Ask the running apply to stop starting replacements.
+    StopApply,
 }

@@ -15,6 +15,7 @@ use crate::core::inventory::{GroupIdx, ImageIdx, InstanceIdx, Inventory, Lineage
 use crate::core::lineage::LineageRules;
 use crate::core::model::{SourceStatus, Tags};
 use crate::core::policy::PolicyConfig;
+use crate::queue::rollout::{Phase, RolloutEvent};
 use crate::queue::{self, Queue, QueueEntry};
 
 /// Which instances the Instances view lists: all, or those under what was drilled into.
@@ -108,6 +109,12 @@ pub struct App {
     read_only: bool,
     /// An apply is running in the background.
     applying: bool,
+    /// The operator asked the running apply to stop.
+    stopping: bool,
+    /// Each entry's phase in the running (or last) rollout, by instance id.
+    phases: std::collections::HashMap<String, Phase>,
+    /// The wave in progress, of how many.
+    rollout_wave: Option<(usize, usize)>,
     pub queue: Queue,
     queue_path: Option<PathBuf>,
     /// A change the file could not take is only here; the next change saves the whole queue.
@@ -212,6 +219,9 @@ impl App {
             live: init.live,
             read_only: init.read_only,
             applying: false,
+            stopping: false,
+            phases: std::collections::HashMap::new(),
+            rollout_wave: None,
             queue: init.queue,
             queue_path: init.queue_path,
             unsaved: false,
@@ -572,9 +582,36 @@ impl App {
         self.applying
     }
 
-    /// A step of the background apply, as one line for the status bar.
-    pub fn apply_progress(&mut self, line: String) {
-        self.say(line);
+    /// What the running rollout reports: the wave in progress and each entry's phase.
+    pub fn rollout_event(&mut self, event: RolloutEvent) {
+        match event {
+            RolloutEvent::Planned(plan) => {
+                self.say(format!(
+                    "rollout: {} replacements in {} waves",
+                    plan.entries(),
+                    plan.waves.len()
+                ));
+            }
+            RolloutEvent::WaveStarted { wave, of } => {
+                self.rollout_wave = Some((wave, of));
+                self.say(format!("wave {wave} of {of} started"));
+            }
+            RolloutEvent::Phase { instance_id, phase } => {
+                if let Phase::Failed(error) = &phase {
+                    self.fail(format!("{instance_id}: {error}"));
+                }
+                self.phases.insert(instance_id, phase);
+            }
+        }
+    }
+
+    /// The live phase of a queued instance in the running (or last) rollout.
+    pub fn phase_of(&self, instance_id: &str) -> Option<&Phase> {
+        self.phases.get(instance_id)
+    }
+
+    pub fn rollout_wave(&self) -> Option<(usize, usize)> {
+        self.rollout_wave
     }
 
     /// The apply ended: the queue on disk is what it left.
@@ -678,6 +715,12 @@ impl App {
                 self.queue_marked.clear();
             }
             Action::Apply => self.ask_to_apply(),
+            Action::StopApply if self.applying && !self.stopping => {
+                self.stopping = true;
+                self.say("stopping: replacements in flight finish, nothing new starts".to_owned());
+                return Some(Effect::StopApply);
+            }
+            Action::StopApply => self.say("no apply is running".to_owned()),
             Action::DrillDown => self.drill_down(),
             Action::Back => self.back(),
             Action::Refresh => {
@@ -765,6 +808,9 @@ impl App {
                 self.mode = Mode::Normal;
                 if let Some(ids) = confirmed {
                     self.applying = true;
+                    self.stopping = false;
+                    self.phases.clear();
+                    self.rollout_wave = None;
                     self.say("applying the queue…".to_owned());
                     return Some(Effect::Apply(ids));
                 }

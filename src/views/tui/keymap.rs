@@ -387,8 +387,15 @@ pub const BINDINGS: &[Binding] = &[
         &[ch('A')],
         Action::Apply,
         Scope::Views(APPLY),
-        "apply the queue: replace the executable entries (asks you to type a confirmation)",
+        "apply the queue as a rollout: shows the waves, asks you to type a confirmation",
         Some("apply"),
+    ),
+    bind(
+        &[ch('S')],
+        Action::StopApply,
+        Scope::Views(APPLY),
+        "stop the running apply: replacements in flight finish, nothing new starts",
+        Some("stop apply"),
     ),
     bind(
         &[ch('y')],

@@ -12,24 +12,25 @@ pub mod table;
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use crossterm::event::{Event, EventStream, KeyEventKind, MouseButton, MouseEventKind};
 use futures::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use self::action::{Action, Effect};
 use self::app::{App, AppInit};
-use crate::config::Config;
+use crate::clouds::{self, Plan};
 use crate::core::event::CollectEvent;
 use crate::core::inventory::Inventory;
 use crate::core::lineage::LineageRules;
 use crate::core::policy::PolicyConfig;
 use crate::queue::Queue;
-use crate::queue::apply::{self, Paths};
-use crate::sources::{self, Plan};
+use crate::queue::apply::Paths;
+use crate::queue::rollout::{self, Executors, RolloutEvent};
 
 /// Re-evaluating a large fleet on every page would starve the keyboard; while pages stream in,
 /// the policy runs at most this often, and never more than a quarter of the time.
@@ -44,38 +45,34 @@ pub struct Options {
     /// `--now`, or a snapshot's time; otherwise each collection is judged as of its start.
     pub fixed_now: Option<DateTime<Utc>>,
     pub queue: Queue,
-    /// Where the queue, the journal and the apply lock live.
-    pub data_dir: PathBuf,
+    /// This fleet's queue, journal and apply lock.
+    pub paths: Paths,
+    /// This fleet's executors: the demo's simulation or the configured clouds'.
+    pub executors: Arc<dyn Executors>,
     pub save_snapshot: Option<PathBuf>,
-    /// For the executors: endpoints, timeouts.
-    pub config: Config,
+    pub rollout: rollout::Settings,
     pub read_only: bool,
 }
 
 /// What the background apply reports.
 enum ApplyEvent {
-    Step(String),
+    Rollout(RolloutEvent),
     Finished(Result<String, String>),
 }
 
-/// Applies the queue on its own thread and runtime, so the loop never waits for the cloud and
-/// the apply's futures need not be `Send`.
+/// Runs a confirmed rollout on its own thread and runtime, so the loop never waits for the
+/// cloud; the returned sender asks it to stop (in-flight steps finish, nothing new starts).
 fn start_apply(
-    config: &Config,
-    data_dir: PathBuf,
+    executors: Arc<dyn Executors>,
+    settings: rollout::Settings,
+    paths: Paths,
     confirmed: Vec<String>,
     events: mpsc::UnboundedSender<ApplyEvent>,
-) {
-    let mut aws = apply::aws_executor(config);
+) -> watch::Sender<bool> {
+    let (stop_tx, stop) = watch::channel(false);
     std::thread::spawn(move || {
-        let paths = Paths::in_dir(&data_dir);
-        let steps = events.clone();
-        let report = move |entry: &crate::queue::QueueEntry, outcome: &str| {
-            let _ = steps.send(ApplyEvent::Step(format!(
-                "{}: {outcome}",
-                entry.instance_id
-            )));
-        };
+        let (rollout_tx, mut rollout_rx) = mpsc::unbounded_channel();
+        let forward = events.clone();
         // Whatever happens in there, the UI hears that the apply ended.
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             tokio::runtime::Builder::new_current_thread()
@@ -83,16 +80,24 @@ fn start_apply(
                 .build()
                 .map_err(|e| format!("cannot start the apply: {e}"))
                 .and_then(|runtime| {
-                    runtime
-                        .block_on(apply::apply(
-                            &paths,
-                            &confirmed,
-                            aws.as_mut(),
-                            false,
-                            report,
-                        ))
-                        .map(|summary| summary.to_string())
-                        .map_err(|e| e.0)
+                    runtime.block_on(async {
+                        let relay = async {
+                            while let Some(event) = rollout_rx.recv().await {
+                                let _ = forward.send(ApplyEvent::Rollout(event));
+                            }
+                        };
+                        let request = rollout::Request {
+                            paths: &paths,
+                            confirmed: &confirmed,
+                            settings: &settings,
+                            dry_run: false,
+                            stop,
+                            events: rollout_tx,
+                        };
+                        let (outcome, ()) =
+                            tokio::join!(rollout::run(request, executors.as_ref()), relay);
+                        outcome.map(|summary| summary.to_string()).map_err(|e| e.0)
+                    })
                 })
         }))
         .unwrap_or_else(|_| {
@@ -100,6 +105,7 @@ fn start_apply(
         });
         let _ = events.send(ApplyEvent::Finished(outcome));
     });
+    stop_tx
 }
 
 /// Collection in the background: dropping it stops the tasks.
@@ -112,7 +118,7 @@ struct Collection {
 impl Collection {
     fn start(plan: Plan, now: DateTime<Utc>) -> Collection {
         let (tx, events) = mpsc::channel(256);
-        let task = tokio::spawn(sources::collect(plan, now, tx));
+        let task = tokio::spawn(clouds::collect(plan, now, tx));
         Collection { events, task, now }
     }
 }
@@ -151,12 +157,13 @@ async fn run_loop(options: Options) -> color_eyre::Result<()> {
         policy: options.policy,
         now: first_now,
         queue: options.queue,
-        queue_path: Some(Paths::in_dir(&options.data_dir).queue),
+        queue_path: Some(options.paths.queue.clone()),
         live,
         collecting: live,
         read_only: options.read_only,
     });
     let (apply_events_tx, mut apply_events) = mpsc::unbounded_channel();
+    let mut stop_apply: Option<watch::Sender<bool>> = None;
     let mut collection = options
         .plan
         .clone()
@@ -203,7 +210,20 @@ async fn run_loop(options: Options) -> color_eyre::Result<()> {
                         }
                     }
                     Some(Effect::Copy(text)) => copy_to_clipboard(&text),
-                    Some(Effect::Apply(confirmed)) => start_apply(&options.config, options.data_dir.clone(), confirmed, apply_events_tx.clone()),
+                    Some(Effect::Apply(confirmed)) => {
+                        stop_apply = Some(start_apply(
+                            options.executors.clone(),
+                            options.rollout.clone(),
+                            options.paths.clone(),
+                            confirmed,
+                            apply_events_tx.clone(),
+                        ));
+                    }
+                    Some(Effect::StopApply) => {
+                        if let Some(stop) = &stop_apply {
+                            let _ = stop.send(true);
+                        }
+                    }
                     None => {}
                 }
             }
@@ -233,9 +253,10 @@ async fn run_loop(options: Options) -> color_eyre::Result<()> {
             Some(event) = apply_events.recv() => {
                 needs_render = true;
                 match event {
-                    ApplyEvent::Step(line) => app.apply_progress(line),
+                    ApplyEvent::Rollout(event) => app.rollout_event(event),
                     ApplyEvent::Finished(outcome) => {
-                        let queue = Queue::load(&Paths::in_dir(&options.data_dir).queue).map_err(|e| e.0);
+                        stop_apply = None;
+                        let queue = Queue::load(&options.paths.queue).map_err(|e| e.0);
                         app.apply_finished(outcome, queue);
                     }
                 }

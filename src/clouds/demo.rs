@@ -6,8 +6,13 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, Utc};
 use tokio::sync::mpsc;
 
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
 use crate::core::event::{CollectEvent, Page};
 use crate::core::model::{Cloud, Deprecation, Group, GroupKind, Image, Instance, Tags};
+use crate::queue::rollout::{Executor, Executors, Finish, GroupCapacity, Inspection, Steps};
+use crate::queue::{QueueEntry, Strategy};
 
 pub const DEFAULT_SIZE: usize = 1_500;
 const PAGE_SIZE: usize = 500;
@@ -511,6 +516,7 @@ impl DemoFleet {
             group,
             tags,
             exposure,
+            addresses: Default::default(),
         }
     }
 }
@@ -670,6 +676,121 @@ pub async fn collect(
         });
     }
     while tasks.join_next().await.is_some() {}
+}
+
+/// The demo's executor: a simulated cloud that replaces demo instances after a short, seeded
+/// delay and fails a few on a fixed seed, so a new user can watch a rollout safely. It holds no
+/// client of any kind: nothing queued in the demo can reach a cloud.
+pub struct DemoExecutor {
+    seed: u64,
+    /// Members per group (`source/name`), for the waves.
+    group_sizes: std::collections::HashMap<String, u32>,
+    /// The time one replacement takes to become healthy, before its seeded jitter.
+    pace: StdDuration,
+}
+
+impl DemoExecutor {
+    pub fn new(fleet: &DemoFleet, pace: StdDuration) -> DemoExecutor {
+        let mut names = std::collections::HashMap::new();
+        let mut group_sizes = std::collections::HashMap::new();
+        for event in fleet.events() {
+            if let CollectEvent::Page(page) = event {
+                for group in &page.groups {
+                    names.insert(group.key.clone(), format!("{}/{}", page.source, group.name));
+                }
+                for key in page.instances.iter().filter_map(|i| i.group.as_ref()) {
+                    if let Some(name) = names.get(key) {
+                        *group_sizes.entry(name.clone()).or_insert(0) += 1;
+                    }
+                }
+            }
+        }
+        DemoExecutor {
+            seed: fleet.seed,
+            group_sizes,
+            pace,
+        }
+    }
+
+    /// One in twelve replacements fails its health gate, the same ones for the same seed.
+    fn fails(&self, instance_id: &str) -> bool {
+        mix(self.seed ^ hash(instance_id)) % 12 == 0
+    }
+
+    async fn simulate(&self, entry: &QueueEntry, steps: &Steps) -> Result<Finish, String> {
+        use crate::queue::journal::Step;
+        use crate::queue::rollout::Phase;
+        if steps.dry_run {
+            steps.record(Step::Checked)?;
+            return Ok(Finish::WouldSucceed);
+        }
+        let jitter = mix(self.seed ^ hash(&entry.instance_id)) % 100;
+        let pace = self.pace + self.pace * jitter as u32 / 100;
+        let new_instance = format!("{}-r", entry.instance_id);
+        if !steps.progress.terminated {
+            steps.record(Step::Launched {
+                new_instance: new_instance.clone(),
+            })?;
+            steps.phase(Phase::WaitingHealthy);
+            tokio::time::sleep(pace).await;
+            if self.fails(&entry.instance_id) {
+                return Err(format!(
+                    "the replacement {new_instance} failed its health check (simulated); {} was left as it was",
+                    entry.instance_id
+                ));
+            }
+            steps.record(Step::Healthy {
+                new_instance: new_instance.clone(),
+            })?;
+            steps.record(Step::Terminated)?;
+        }
+        steps.record(Step::Replaced)?;
+        Ok(Finish::Replaced)
+    }
+}
+
+impl Executor for DemoExecutor {
+    fn inspect<'a>(&'a self, entry: &'a QueueEntry) -> BoxFuture<'a, Result<Inspection, String>> {
+        let group = match &entry.strategy {
+            Strategy::AwsTerminateInGroup { group }
+            | Strategy::AzureUpgradeToModel { group }
+            | Strategy::GcpRecreateInGroup { group } => Some(GroupCapacity {
+                desired: self
+                    .group_sizes
+                    .get(&format!("{}/{group}", entry.source))
+                    .copied()
+                    .unwrap_or(1),
+                key: format!("{}/{group}", entry.source),
+            }),
+            _ => None,
+        };
+        futures::future::ready(Ok(Inspection {
+            group,
+            blocked: None,
+        }))
+        .boxed()
+    }
+
+    fn replace<'a>(
+        &'a self,
+        entry: &'a QueueEntry,
+        steps: &'a Steps,
+    ) -> BoxFuture<'a, Result<Finish, String>> {
+        self.simulate(entry, steps).boxed()
+    }
+}
+
+impl Executors for DemoExecutor {
+    fn for_entry(&self, entry: &QueueEntry) -> Result<&dyn Executor, String> {
+        if DemoFleet::source_names().any(|(name, _)| name == entry.source) {
+            Ok(self)
+        } else {
+            Err(format!(
+                "source {} is not part of the demo fleet",
+                entry.source
+            ))
+        }
+    }
 }
 
 #[cfg(test)]

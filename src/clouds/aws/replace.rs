@@ -4,7 +4,6 @@
 //! terminated. A dry run asks EC2 whether each call would be allowed and changes nothing.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
@@ -13,34 +12,32 @@ use aws_sdk_ec2::types::{
 };
 use chrono::Utc;
 
-use super::apply::{Executor, Finish};
-use super::journal::{Journal, Progress, Record, Step};
-use super::{QueueEntry, Strategy};
-use crate::sources::aws::{self as source, Settings};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
+use super::{self as source, Settings};
+use crate::queue::journal::{Progress, Step};
+use crate::queue::rollout::{Executor, Finish, GroupCapacity, Inspection, Phase, Steps};
+use crate::queue::{QueueEntry, Strategy};
 
 /// The tag a replacement carries, naming the instance it replaces.
 pub const REPLACES_TAG: &str = "fleetscope:replaces";
 
 pub struct AwsExecutor {
     settings: Settings,
-    /// How long a replacement may take to reach running.
-    wait_for_running: Duration,
-    poll_every: Duration,
-    clients: HashMap<(String, String), Client>,
+    clients: tokio::sync::Mutex<HashMap<(String, String), Client>>,
 }
 
 impl AwsExecutor {
     pub fn new(settings: Settings) -> AwsExecutor {
         AwsExecutor {
             settings,
-            wait_for_running: Duration::from_secs(600),
-            poll_every: Duration::from_secs(5),
-            clients: HashMap::new(),
+            clients: tokio::sync::Mutex::default(),
         }
     }
 
     /// The client for the entry's profile (from its source, `aws:<profile>`) and region.
-    async fn client(&mut self, entry: &QueueEntry) -> Result<Client, String> {
+    async fn client(&self, entry: &QueueEntry) -> Result<Client, String> {
         let profile = entry
             .source
             .strip_prefix("aws:")
@@ -53,22 +50,14 @@ impl AwsExecutor {
             })?
             .to_owned();
         let key = (profile, entry.region.clone());
-        if let Some(client) = self.clients.get(&key) {
+        let mut clients = self.clients.lock().await;
+        if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
         }
         let sdk = source::sdk_config(&self.settings, &key.0).await;
         let client = source::regional_client(&sdk, &key.1);
-        self.clients.insert(key, client.clone());
+        clients.insert(key, client.clone());
         Ok(client)
-    }
-}
-
-fn record(entry: &QueueEntry, step: Step, dry_run: bool) -> Record {
-    Record {
-        at: Utc::now(),
-        instance_id: entry.instance_id.clone(),
-        step,
-        dry_run,
     }
 }
 
@@ -85,13 +74,34 @@ fn dry_run_outcome<E: ProvideErrorMetadata + std::error::Error + 'static, T>(
 }
 
 impl Executor for AwsExecutor {
-    async fn replace(
-        &mut self,
-        entry: &QueueEntry,
-        progress: Progress,
-        dry_run: bool,
-        journal: &mut Journal,
-    ) -> Result<Finish, String> {
+    fn inspect<'a>(&'a self, entry: &'a QueueEntry) -> BoxFuture<'a, Result<Inspection, String>> {
+        // Members of one group go one at a time until the group's capacity is read.
+        let group = match &entry.strategy {
+            Strategy::AwsTerminateInGroup { group } => Some(GroupCapacity {
+                key: format!("{}/{}/{group}", entry.source, entry.region),
+                desired: 1,
+            }),
+            _ => None,
+        };
+        futures::future::ready(Ok(Inspection {
+            group,
+            blocked: None,
+        }))
+        .boxed()
+    }
+
+    fn replace<'a>(
+        &'a self,
+        entry: &'a QueueEntry,
+        steps: &'a Steps,
+    ) -> BoxFuture<'a, Result<Finish, String>> {
+        self.replace_one(entry, steps).boxed()
+    }
+}
+
+impl AwsExecutor {
+    async fn replace_one(&self, entry: &QueueEntry, steps: &Steps) -> Result<Finish, String> {
+        let dry_run = steps.dry_run;
         let ec2 = self.client(entry).await?;
         let target = entry
             .target_image
@@ -99,9 +109,7 @@ impl Executor for AwsExecutor {
             .ok_or("no golden image to replace it with")?;
         let Some(old) = live_instance(&ec2, &entry.instance_id).await? else {
             let why = "the instance is no longer running".to_owned();
-            journal
-                .append(&record(entry, Step::Skipped { why: why.clone() }, dry_run))
-                .map_err(|e| e.0)?;
+            steps.record(Step::Skipped { why: why.clone() })?;
             return Ok(Finish::Skipped(why));
         };
         // A dry run only asks, whatever an earlier apply left behind.
@@ -120,20 +128,19 @@ impl Executor for AwsExecutor {
                 "TerminateInstances",
                 terminate(&ec2, &entry.instance_id, true).await,
             )?;
-            journal
-                .append(&record(entry, Step::Checked, true))
-                .map_err(|e| e.0)?;
+            steps.record(Step::Checked)?;
             return Ok(Finish::WouldSucceed);
         }
         match &entry.strategy {
             Strategy::AwsTerminateInGroup { group } => {
                 check_group_template(&ec2, &old, group, target).await?;
-                journal
-                    .append(&record(entry, Step::Checked, false))
-                    .map_err(|e| e.0)?;
+                steps.record(Step::Checked)?;
             }
             Strategy::AwsLaunchCopy => {
-                let new_instance = match self.earlier_copy(&ec2, entry, progress).await? {
+                let new_instance = match self
+                    .earlier_copy(&ec2, entry, steps.progress.clone())
+                    .await?
+                {
                     Some(copy) => copy,
                     None => {
                         let launched = launch_copy(&ec2, &old, target, entry, false)
@@ -144,31 +151,22 @@ impl Executor for AwsExecutor {
                             .and_then(|i| i.instance_id())
                             .ok_or("RunInstances answered without an instance")?
                             .to_owned();
-                        journal
-                            .append(&record(
-                                entry,
-                                Step::Launched {
-                                    new_instance: launched.clone(),
-                                },
-                                false,
-                            ))
-                            .map_err(|e| e.0)?;
+                        steps.record(Step::Launched {
+                            new_instance: launched.clone(),
+                        })?;
                         launched
                     }
                 };
-                self.wait_until_running(&ec2, &new_instance).await?;
-                journal
-                    .append(&record(entry, Step::Running { new_instance }, false))
-                    .map_err(|e| e.0)?;
+                steps.phase(Phase::WaitingHealthy);
+                wait_until_running(steps, &ec2, &new_instance).await?;
+                steps.record(Step::Running { new_instance })?;
             }
             other => return Err(format!("not an AWS strategy: {}", other.describe())),
         }
         terminate(&ec2, &entry.instance_id, false)
             .await
             .map_err(|e| format!("TerminateInstances: {}", source::describe(&e)))?;
-        journal
-            .append(&record(entry, Step::Replaced, false))
-            .map_err(|e| e.0)?;
+        steps.record(Step::Replaced)?;
         Ok(Finish::Replaced)
     }
 }
@@ -212,38 +210,26 @@ impl AwsExecutor {
         }
         Ok(None)
     }
+}
 
-    async fn wait_until_running(&self, ec2: &Client, id: &str) -> Result<(), String> {
-        let deadline = Instant::now() + self.wait_for_running;
-        loop {
+/// Waits until the replacement runs; a replacement that is gone or stopped fails at once.
+async fn wait_until_running(steps: &Steps, ec2: &Client, id: &str) -> Result<(), String> {
+    steps
+        .wait_until(&format!("the replacement {id} to run"), || async {
             let instance = live_instance(ec2, id).await?;
-            let state = instance
-                .as_ref()
-                .and_then(|i| i.state())
-                .and_then(|s| s.name());
-            match state {
-                Some(InstanceStateName::Running) => return Ok(()),
-                Some(InstanceStateName::Pending) if Instant::now() >= deadline => {
-                    return Err(format!(
-                        "the replacement {id} did not reach running in {} s; the old instance was left as it was",
-                        self.wait_for_running.as_secs()
-                    ));
-                }
-                Some(InstanceStateName::Pending) => tokio::time::sleep(self.poll_every).await,
-                None => {
-                    return Err(format!(
-                        "the replacement {id} is gone; the old instance was left as it was"
-                    ));
-                }
-                Some(state) => {
-                    return Err(format!(
-                        "the replacement {id} is {} instead of running; the old instance was left as it was",
-                        state.as_str()
-                    ));
-                }
+            match instance.as_ref().and_then(|i| i.state()).and_then(|s| s.name()) {
+                Some(InstanceStateName::Running) => Ok(true),
+                Some(InstanceStateName::Pending) => Ok(false),
+                None => Err(format!(
+                    "the replacement {id} is gone; the old instance was left as it was"
+                )),
+                Some(state) => Err(format!(
+                    "the replacement {id} is {} instead of running; the old instance was left as it was",
+                    state.as_str()
+                )),
             }
-        }
-    }
+        })
+        .await
 }
 
 /// The instance as EC2 has it now; `None` when it is gone or terminating.

@@ -5,20 +5,17 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
 use aws_sdk_ec2::Client;
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{Filter, IpPermission, Tag};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use crate::config::Config;
+use super::{Settings, describe, regional_client, sdk_config, source_name};
 use crate::core::event::{CollectEvent, Page};
 use crate::core::lineage::strip_versions;
-use crate::core::model::{Cloud, Deprecation, Group, GroupKind, Image, Instance, Tags};
+use crate::core::model::{Addresses, Cloud, Deprecation, Group, GroupKind, Image, Instance, Tags};
 
 /// Tags AWS itself puts on the members of Auto Scaling groups and on instances launched from a
 /// launch template.
@@ -31,36 +28,6 @@ const INSTANCE_PAGE: i32 = 1_000;
 const FILTER_VALUES: usize = 200;
 /// Ports whose exposure to the whole internet is a finding.
 const ADMIN_PORTS: [(i32, &str); 2] = [(22, "22/tcp"), (3389, "3389/tcp")];
-
-/// What the AWS sources need from the config.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub profiles: Vec<String>,
-    /// Empty: every region enabled for the account.
-    pub regions: Vec<String>,
-    pub endpoint_url: Option<String>,
-    pub concurrency: usize,
-    pub timeout: Duration,
-    pub lineage_tag: Option<String>,
-}
-
-impl Settings {
-    pub fn from_config(config: &Config) -> Settings {
-        let aws = &config.aws;
-        Settings {
-            profiles: aws.profiles.clone(),
-            regions: aws.regions.clone(),
-            endpoint_url: Some(aws.endpoint_url.clone()).filter(|u| !u.is_empty()),
-            concurrency: aws.concurrency.max(1) as usize,
-            timeout: Duration::from_secs(aws.timeout_secs.max(1)),
-            lineage_tag: Some(config.lineage.tag.clone()).filter(|t| !t.is_empty()),
-        }
-    }
-}
-
-pub fn source_name(profile: &str) -> String {
-    format!("aws:{profile}")
-}
 
 /// Collects every profile at once; each profile is one source.
 pub async fn collect(settings: Settings, tx: mpsc::Sender<CollectEvent>) {
@@ -136,44 +103,6 @@ async fn collect_profile(settings: &Settings, profile: &str, tx: mpsc::Sender<Co
     let _ = tx.send(event).await;
 }
 
-/// The standard credential chain for the profile (env, shared files, SSO, instance role), with
-/// bounded retries and timeouts of our choosing: the defaults can wait forever on a dead link.
-pub(crate) async fn sdk_config(settings: &Settings, profile: &str) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .profile_name(profile)
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(4)
-                .with_initial_backoff(Duration::from_millis(200)),
-        )
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .operation_attempt_timeout(settings.timeout)
-                .operation_timeout(settings.timeout * 4)
-                .build(),
-        );
-    if let Some(url) = &settings.endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
-    // DescribeRegions needs some region; the profile's own, else the oldest one.
-    let sdk = loader.load().await;
-    if sdk.region().is_some() {
-        sdk
-    } else {
-        let mut builder = sdk.into_builder();
-        builder.set_region(Some(aws_config::Region::from_static("us-east-1")));
-        builder.build()
-    }
-}
-
-pub(crate) fn regional_client(sdk: &aws_config::SdkConfig, region: &str) -> Client {
-    let config = aws_sdk_ec2::config::Builder::from(sdk)
-        .region(aws_config::Region::new(region.to_owned()))
-        .build();
-    Client::from_conf(config)
-}
-
 async fn enabled_regions(ec2: &Client) -> Result<Vec<String>, String> {
     let answer = ec2
         .describe_regions()
@@ -186,21 +115,6 @@ async fn enabled_regions(ec2: &Client) -> Result<Vec<String>, String> {
         .filter(|r| r.opt_in_status() != Some("not-opted-in"))
         .filter_map(|r| r.region_name().map(str::to_owned))
         .collect())
-}
-
-/// One line about an SDK error: the service's code and message, or what failed on the way.
-pub(crate) fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(
-    error: &SdkError<E, aws_sdk_ec2::config::http::HttpResponse>,
-) -> String {
-    match error {
-        SdkError::ServiceError(_) => format!(
-            "{}: {}",
-            error.code().unwrap_or("error"),
-            error.message().unwrap_or("no message")
-        ),
-        SdkError::TimeoutError(_) => "timed out".to_owned(),
-        other => DisplayErrorContext(other).to_string().replace('\n', " "),
-    }
 }
 
 struct RegionContext<'a> {
@@ -415,7 +329,35 @@ fn to_instance(
         group,
         tags: to_tags(tags),
         exposure: findings,
+        addresses: addresses_of(found),
     })
+}
+
+/// Every private and public address of the instance, its interfaces' included.
+fn addresses_of(found: &aws_sdk_ec2::types::Instance) -> Addresses {
+    let mut addresses = Addresses::default();
+    let mut add = |list: &mut Vec<String>, value: Option<&str>| {
+        if let Some(value) = value.filter(|v| !v.is_empty())
+            && !list.iter().any(|v| v == value)
+        {
+            list.push(value.to_owned());
+        }
+    };
+    add(&mut addresses.private_ips, found.private_ip_address());
+    add(&mut addresses.public_ips, found.public_ip_address());
+    add(&mut addresses.dns_names, found.private_dns_name());
+    add(&mut addresses.dns_names, found.public_dns_name());
+    for interface in found.network_interfaces() {
+        for private in interface.private_ip_addresses() {
+            add(&mut addresses.private_ips, private.private_ip_address());
+            add(&mut addresses.dns_names, private.private_dns_name());
+        }
+        if let Some(association) = interface.association() {
+            add(&mut addresses.public_ips, association.public_ip());
+            add(&mut addresses.dns_names, association.public_dns_name());
+        }
+    }
+    addresses
 }
 
 /// Security groups of the region that admit SSH or RDP from anywhere: group id -> findings.

@@ -15,6 +15,8 @@ use crate::config::Config;
 use crate::core::event::CollectEvent;
 use crate::core::inventory::Inventory;
 use crate::core::lineage::LineageRules;
+use crate::queue::QueueEntry;
+use crate::queue::rollout::{Executor, Executors};
 
 /// What to collect from, decided once from the command line and config.
 #[derive(Debug, Clone)]
@@ -104,6 +106,66 @@ fn collect_aws(
             }
         }
     })
+}
+
+/// How long a simulated demo replacement takes to become healthy (plus up to as much again).
+const DEMO_PACE: Duration = Duration::from_millis(800);
+
+/// The executors of a fleet. This is the one place that maps a queued entry's source to its
+/// cloud's executor; the rollout knows them only through the trait.
+pub fn executors(plan: &Plan) -> Box<dyn Executors> {
+    match plan {
+        Plan::Demo { size, seed, .. } => Box::new(demo::DemoExecutor::new(
+            &demo::DemoFleet::new(*seed, *size, Utc::now()),
+            DEMO_PACE,
+        )),
+        Plan::Clouds(config) => Box::new(CloudExecutors::new(config)),
+    }
+}
+
+/// The configured clouds' executors, each acting only on entries from a configured source.
+pub struct CloudExecutors {
+    config: Config,
+    #[cfg(feature = "aws")]
+    aws: aws::AwsExecutor,
+}
+
+impl CloudExecutors {
+    pub fn new(config: &Config) -> CloudExecutors {
+        CloudExecutors {
+            config: config.clone(),
+            #[cfg(feature = "aws")]
+            aws: aws::AwsExecutor::new(aws::Settings::from_config(config)),
+        }
+    }
+
+    fn configured(&self, source: &str) -> bool {
+        let Some((cloud, name)) = source.split_once(':') else {
+            return false;
+        };
+        let names = match cloud {
+            "aws" => &self.config.aws.profiles,
+            "azure" => &self.config.azure.subscriptions,
+            "gcp" => &self.config.gcp.projects,
+            _ => return false,
+        };
+        names.iter().any(|n| n == name)
+    }
+}
+
+impl Executors for CloudExecutors {
+    fn for_entry(&self, entry: &QueueEntry) -> Result<&dyn Executor, String> {
+        if !self.configured(&entry.source) {
+            return Err(format!("source {} is not configured", entry.source));
+        }
+        match entry.cloud {
+            #[cfg(feature = "aws")]
+            crate::core::model::Cloud::Aws => Ok(&self.aws),
+            cloud => Err(format!(
+                "this fleetscope cannot change {cloud} instances (built without it, or not supported yet)"
+            )),
+        }
+    }
 }
 
 /// Collects everything into a fresh inventory, calling `progress` after each event.

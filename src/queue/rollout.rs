@@ -1,0 +1,705 @@
+//! An apply is a rollout, never a loop of terminations: the confirmed entries become waves (per
+//! group at most `max_unavailable` members at once, standalone instances at most `max_parallel`),
+//! each replacement holds its slot until the cloud says its replacement is healthy, the first
+//! failure (past `max_failures`) starts nothing new, and a stop request lets in-flight steps
+//! finish. Executors are known only through the [`Executor`] trait; the wiring picks one per
+//! source.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::future::BoxFuture;
+use tokio::sync::{mpsc, watch};
+
+use super::apply::{ApplyLock, Paths};
+use super::journal::{self, Journal, Progress, Record, Step};
+use super::{Queue, QueueEntry, QueueError};
+use crate::config::RolloutConfig;
+
+/// How many members of one group may be out at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxUnavailable {
+    Percent(u32),
+    Count(u32),
+}
+
+impl MaxUnavailable {
+    pub fn parse(text: &str) -> Result<MaxUnavailable, String> {
+        let text = text.trim();
+        let bad =
+            || format!("{text:?} is neither a share such as \"10%\" nor a count such as \"2\"");
+        match text.strip_suffix('%') {
+            Some(percent) => match percent.trim().parse::<u32>() {
+                Ok(p) if (1..=100).contains(&p) => Ok(MaxUnavailable::Percent(p)),
+                _ => Err(bad()),
+            },
+            None => match text.parse::<u32>() {
+                Ok(n) if n >= 1 => Ok(MaxUnavailable::Count(n)),
+                _ => Err(bad()),
+            },
+        }
+    }
+
+    /// Members of a group with this desired capacity that may be out at once: at least 1.
+    pub fn of(self, desired: u32) -> usize {
+        let n = match self {
+            MaxUnavailable::Percent(p) => desired.saturating_mul(p) / 100,
+            MaxUnavailable::Count(n) => n,
+        };
+        n.max(1) as usize
+    }
+}
+
+/// The rollout's knobs, from `[rollout]`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub max_unavailable: MaxUnavailable,
+    pub max_parallel: usize,
+    pub pause: Duration,
+    pub max_failures: usize,
+    pub health_timeout: Duration,
+    pub poll: Duration,
+}
+
+impl Settings {
+    pub fn from_config(config: &RolloutConfig) -> Settings {
+        Settings {
+            // The config is validated on load; a bad value cannot reach here.
+            max_unavailable: MaxUnavailable::parse(&config.max_unavailable)
+                .unwrap_or(MaxUnavailable::Percent(10)),
+            max_parallel: config.max_parallel.max(1) as usize,
+            pause: Duration::from_secs(config.pause_secs),
+            max_failures: config.max_failures as usize,
+            health_timeout: Duration::from_secs(config.health_timeout_secs.max(1)),
+            poll: Duration::from_secs(config.poll_secs.max(1)),
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::from_config(&RolloutConfig::default())
+    }
+}
+
+/// An entry as its executor found it live, before the plan is made.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Inspection {
+    /// The group it is a member of (a key unique across sources) and that group's desired
+    /// capacity now; `None` for a standalone instance.
+    pub group: Option<GroupCapacity>,
+    /// Why it cannot be replaced now; `None` when it can.
+    pub blocked: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupCapacity {
+    pub key: String,
+    pub desired: u32,
+}
+
+/// How one entry ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finish {
+    Replaced,
+    /// It no longer applies (already gone): it leaves the queue.
+    Skipped(String),
+    /// A dry run found every step would be allowed.
+    WouldSucceed,
+}
+
+/// The cloud side of an apply; one implementation per cloud, plus the demo's simulation.
+/// Futures are boxed so the wiring can choose an executor per source at run time.
+pub trait Executor: Send + Sync {
+    /// Looks at the instance and its group as they are now, for the plan. Changes nothing.
+    fn inspect<'a>(&'a self, entry: &'a QueueEntry) -> BoxFuture<'a, Result<Inspection, String>>;
+
+    /// Replaces one instance and returns once its replacement is healthy (or the dry run has
+    /// validated every call). Every step goes through `steps`, which journals it.
+    fn replace<'a>(
+        &'a self,
+        entry: &'a QueueEntry,
+        steps: &'a Steps,
+    ) -> BoxFuture<'a, Result<Finish, String>>;
+}
+
+/// Picks the executor for an entry by the source it was queued from.
+pub trait Executors: Send + Sync {
+    /// The executor, or why there is none ("source aws:prod is not configured").
+    fn for_entry(&self, entry: &QueueEntry) -> Result<&dyn Executor, String>;
+}
+
+/// Where an entry stands, as shown live in the Queue view and on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    Waiting,
+    Checking,
+    Launching,
+    /// Waiting for the replacement to pass its health gate.
+    WaitingHealthy,
+    Healthy,
+    Draining,
+    Terminating,
+    Replaced,
+    Skipped(String),
+    WouldSucceed,
+    Failed(String),
+    NotStarted(String),
+}
+
+impl Phase {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Phase::Waiting => "waiting",
+            Phase::Checking => "checking",
+            Phase::Launching => "launching",
+            Phase::WaitingHealthy => "waiting for health",
+            Phase::Healthy => "healthy",
+            Phase::Draining => "draining",
+            Phase::Terminating => "terminating",
+            Phase::Replaced => "replaced",
+            Phase::Skipped(_) => "skipped",
+            Phase::WouldSucceed => "would succeed",
+            Phase::Failed(_) => "failed",
+            Phase::NotStarted(_) => "not started",
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        matches!(
+            self,
+            Phase::Replaced
+                | Phase::Skipped(_)
+                | Phase::WouldSucceed
+                | Phase::Failed(_)
+                | Phase::NotStarted(_)
+        )
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Phase::Skipped(why) | Phase::Failed(why) | Phase::NotStarted(why) => {
+                write!(f, "{}: {why}", self.label())
+            }
+            other => f.write_str(other.label()),
+        }
+    }
+}
+
+/// What a rollout tells whoever watches it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RolloutEvent {
+    Planned(Plan),
+    WaveStarted { wave: usize, of: usize },
+    Phase { instance_id: String, phase: Phase },
+}
+
+/// One entry's step context: journals steps, reports phases, carries what an interrupted
+/// earlier apply left and the health-gate timing.
+pub struct Steps {
+    instance_id: String,
+    pub progress: Progress,
+    pub dry_run: bool,
+    pub health_timeout: Duration,
+    pub poll: Duration,
+    journal: Arc<Mutex<Journal>>,
+    events: mpsc::UnboundedSender<RolloutEvent>,
+}
+
+impl Steps {
+    /// Journals a step (synced before it returns) and shows the phase it puts the entry in.
+    pub fn record(&self, step: Step) -> Result<(), String> {
+        let phase = step.phase();
+        let record = Record {
+            at: Utc::now(),
+            instance_id: self.instance_id.clone(),
+            step,
+            dry_run: self.dry_run,
+        };
+        self.journal
+            .lock()
+            .map_err(|_| "the journal is unusable after an earlier failure".to_owned())?
+            .append(&record)
+            .map_err(|e| e.0)?;
+        if let Some(phase) = phase {
+            self.phase(phase);
+        }
+        Ok(())
+    }
+
+    /// Shows a phase that is not a journaled step (waiting for health, say).
+    pub fn phase(&self, phase: Phase) {
+        let _ = self.events.send(RolloutEvent::Phase {
+            instance_id: self.instance_id.clone(),
+            phase,
+        });
+    }
+
+    /// Polls `check` until it says done, backing off from `poll` to four times it, failing
+    /// once `health_timeout` has passed. `what` names the wait in the timeout error.
+    pub async fn wait_until<F, Fut>(&self, what: &str, mut check: F) -> Result<(), String>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<bool, String>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.health_timeout;
+        let mut every = self.poll;
+        loop {
+            if check().await? {
+                return Ok(());
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(format!(
+                    "timed out after {}s waiting for {what}",
+                    self.health_timeout.as_secs()
+                ));
+            }
+            tokio::time::sleep(every.min(deadline - now)).await;
+            every = (every * 3 / 2).min(self.poll * 4);
+        }
+    }
+}
+
+/// One planned replacement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planned {
+    pub entry: QueueEntry,
+    /// The group key, for a group member.
+    pub group: Option<String>,
+}
+
+/// The waves, in order, and what will not be applied.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Plan {
+    pub waves: Vec<Vec<Planned>>,
+    /// Entries left queued, each with why.
+    pub left: Vec<(QueueEntry, String)>,
+    /// Per group: members replaced at once, of its desired capacity.
+    pub group_slots: BTreeMap<String, (usize, u32)>,
+    pub health_timeout: Duration,
+    pub pause: Duration,
+}
+
+impl Plan {
+    pub fn entries(&self) -> usize {
+        self.waves.iter().map(Vec::len).sum()
+    }
+
+    /// The longest the rollout can take: every wave waiting out its health timeout.
+    pub fn bound(&self) -> Duration {
+        let waves = self.waves.len() as u32;
+        self.health_timeout * waves + self.pause * waves.saturating_sub(1)
+    }
+
+    /// The plan as text, for the confirmation prompt and `--dry-run`.
+    pub fn describe(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "Rollout: {} replacements in {} waves, at most {} (each wave waits up to {}s for health{}).",
+            self.entries(),
+            self.waves.len(),
+            human_duration(self.bound()),
+            self.health_timeout.as_secs(),
+            if self.pause.is_zero() {
+                String::new()
+            } else {
+                format!(", {}s between waves", self.pause.as_secs())
+            }
+        );
+        for (group, (slots, desired)) in &self.group_slots {
+            let _ = writeln!(out, "  group {group}: {slots} of {desired} at once");
+        }
+        for (i, wave) in self.waves.iter().enumerate() {
+            let _ = writeln!(out, "Wave {} ({} instances):", i + 1, wave.len());
+            for planned in wave {
+                let _ = writeln!(
+                    out,
+                    "  {} {}: {}",
+                    planned.entry.instance_id,
+                    planned.entry.name,
+                    planned.entry.strategy.describe()
+                );
+            }
+        }
+        if !self.left.is_empty() {
+            let _ = writeln!(out, "Left queued ({}):", self.left.len());
+            for (entry, why) in &self.left {
+                let _ = writeln!(out, "  {}: {why}", entry.instance_id);
+            }
+        }
+        out
+    }
+}
+
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m{:02}s", secs / 60, secs % 60),
+        _ => format!("{}h{:02}m", secs / 3600, secs % 3600 / 60),
+    }
+}
+
+/// Builds the waves from entries and what their executors found. Pure: the same input gives
+/// the same plan. Wave `k` holds the `k`-th slice of every group and of the standalone
+/// instances, so groups roll out side by side, each within its own budget.
+pub fn make_plan(
+    inspected: Vec<(QueueEntry, Result<Inspection, String>)>,
+    settings: &Settings,
+) -> Plan {
+    let mut plan = Plan {
+        health_timeout: settings.health_timeout,
+        pause: settings.pause,
+        ..Plan::default()
+    };
+    let mut groups: BTreeMap<String, Vec<Planned>> = BTreeMap::new();
+    let mut standalone = Vec::new();
+    for (entry, inspection) in inspected {
+        match inspection {
+            Err(why) => plan.left.push((entry, why)),
+            Ok(Inspection {
+                blocked: Some(why), ..
+            }) => plan.left.push((entry, why)),
+            Ok(Inspection {
+                group: Some(group),
+                blocked: None,
+            }) => {
+                let slots = settings.max_unavailable.of(group.desired);
+                plan.group_slots
+                    .insert(group.key.clone(), (slots, group.desired));
+                groups.entry(group.key.clone()).or_default().push(Planned {
+                    entry,
+                    group: Some(group.key),
+                });
+            }
+            Ok(Inspection { group: None, .. }) => standalone.push(Planned { entry, group: None }),
+        }
+    }
+    let mut slices: Vec<Vec<Vec<Planned>>> = Vec::new();
+    for (key, members) in groups {
+        let slots = plan.group_slots.get(&key).map_or(1, |s| s.0);
+        slices.push(chunks(members, slots));
+    }
+    slices.push(chunks(standalone, settings.max_parallel));
+    let waves = slices.iter().map(Vec::len).max().unwrap_or(0);
+    let mut slices: Vec<_> = slices.into_iter().map(Vec::into_iter).collect();
+    for _ in 0..waves {
+        let wave: Vec<Planned> = slices
+            .iter_mut()
+            .filter_map(Iterator::next)
+            .flatten()
+            .collect();
+        plan.waves.push(wave);
+    }
+    plan
+}
+
+fn chunks(items: Vec<Planned>, size: usize) -> Vec<Vec<Planned>> {
+    let mut out = Vec::new();
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        out.push(items.by_ref().take(size.max(1)).collect());
+    }
+    out
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub replaced: usize,
+    pub skipped: usize,
+    pub would_succeed: usize,
+    pub failed: usize,
+    pub not_executable: usize,
+    pub not_started: usize,
+    /// Why the rollout stopped early, if it did.
+    pub stopped: Option<String>,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} replaced, {} skipped, {} would succeed, {} failed, {} not started, {} not executable",
+            self.replaced,
+            self.skipped,
+            self.would_succeed,
+            self.failed,
+            self.not_started,
+            self.not_executable
+        )?;
+        if let Some(why) = &self.stopped {
+            write!(f, "; stopped: {why}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything a rollout needs besides its executors.
+pub struct Request<'a> {
+    pub paths: &'a Paths,
+    /// The entries the operator confirmed, by instance id; anything queued since waits.
+    pub confirmed: &'a [String],
+    pub settings: &'a Settings,
+    pub dry_run: bool,
+    /// Turns true when the operator asks to stop: nothing new starts.
+    pub stop: watch::Receiver<bool>,
+    pub events: mpsc::UnboundedSender<RolloutEvent>,
+}
+
+/// Inspects the confirmed entries and makes the plan; holds nothing, changes nothing.
+pub async fn plan(
+    queue: &Queue,
+    confirmed: &[String],
+    executors: &dyn Executors,
+    settings: &Settings,
+) -> Plan {
+    let entries: Vec<&QueueEntry> = queue
+        .entries
+        .iter()
+        .filter(|e| confirmed.contains(&e.instance_id))
+        .collect();
+    let inspections = futures::future::join_all(entries.iter().map(|entry| async move {
+        if !entry.strategy.executable() {
+            return Err(entry.strategy.describe());
+        }
+        executors.for_entry(entry)?.inspect(entry).await
+    }))
+    .await;
+    make_plan(
+        entries.into_iter().cloned().zip(inspections).collect(),
+        settings,
+    )
+}
+
+/// Runs the rollout: one apply at a time (the apply lock), wave after wave, every step
+/// journaled, each finished entry taken off the queue.
+pub async fn run(request: Request<'_>, executors: &dyn Executors) -> Result<Summary, QueueError> {
+    let Request {
+        paths,
+        confirmed,
+        settings,
+        dry_run,
+        mut stop,
+        events,
+    } = request;
+    let _lock = ApplyLock::acquire(&paths.lock)?;
+    let queue = Queue::load(&paths.queue)?;
+    let records = Journal::read(&paths.journal)?;
+    let journal = Arc::new(Mutex::new(Journal::open(&paths.journal)?));
+    let plan = plan(&queue, confirmed, executors, settings).await;
+    let _ = events.send(RolloutEvent::Planned(plan.clone()));
+    let mut summary = Summary {
+        not_executable: plan.left.len(),
+        ..Summary::default()
+    };
+    let waves = plan.waves.len();
+    let mut waves_left = plan.waves.into_iter().enumerate();
+    let mut stopped = None;
+    while let Some((index, wave)) = waves_left.next() {
+        if *stop.borrow() {
+            stopped = Some("stopped when asked".to_owned());
+        } else if summary.failed > settings.max_failures {
+            stopped = Some(format!(
+                "{} failed (rollout.max_failures is {})",
+                summary.failed, settings.max_failures
+            ));
+        }
+        if let Some(why) = &stopped {
+            let rest = wave.into_iter().chain(waves_left.flat_map(|(_, w)| w));
+            for planned in rest {
+                summary.not_started += 1;
+                let _ = events.send(RolloutEvent::Phase {
+                    instance_id: planned.entry.instance_id.clone(),
+                    phase: Phase::NotStarted(why.clone()),
+                });
+            }
+            break;
+        }
+        if index > 0 && !settings.pause.is_zero() && !dry_run {
+            // A stop request ends the pause early.
+            tokio::select! {
+                () = tokio::time::sleep(settings.pause) => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
+            if *stop.borrow() {
+                stopped = Some("stopped when asked".to_owned());
+                let rest = wave.into_iter().chain(waves_left.flat_map(|(_, w)| w));
+                for planned in rest {
+                    summary.not_started += 1;
+                    let _ = events.send(RolloutEvent::Phase {
+                        instance_id: planned.entry.instance_id.clone(),
+                        phase: Phase::NotStarted("stopped when asked".into()),
+                    });
+                }
+                break;
+            }
+        }
+        let _ = events.send(RolloutEvent::WaveStarted {
+            wave: index + 1,
+            of: waves,
+        });
+        let outcomes = futures::future::join_all(wave.iter().map(|planned| {
+            let steps = Steps {
+                instance_id: planned.entry.instance_id.clone(),
+                progress: journal::progress_of(&records, &planned.entry.instance_id),
+                dry_run,
+                health_timeout: settings.health_timeout,
+                poll: settings.poll,
+                journal: journal.clone(),
+                events: events.clone(),
+            };
+            async move {
+                steps.phase(Phase::Checking);
+                let outcome = match executors.for_entry(&planned.entry) {
+                    Ok(executor) => executor.replace(&planned.entry, &steps).await,
+                    Err(why) => Err(why),
+                };
+                (steps, outcome)
+            }
+        }))
+        .await;
+        for ((steps, outcome), planned) in outcomes.into_iter().zip(&wave) {
+            let entry = &planned.entry;
+            let phase = match outcome {
+                Ok(Finish::WouldSucceed) => {
+                    summary.would_succeed += 1;
+                    Phase::WouldSucceed
+                }
+                Ok(Finish::Skipped(why)) => {
+                    summary.skipped += 1;
+                    if !dry_run {
+                        Queue::update(&paths.queue, |q| q.remove(&[entry.instance_id.as_str()]))?;
+                    }
+                    Phase::Skipped(why)
+                }
+                Ok(Finish::Replaced) => {
+                    summary.replaced += 1;
+                    Queue::update(&paths.queue, |q| q.remove(&[entry.instance_id.as_str()]))?;
+                    Phase::Replaced
+                }
+                Err(error) => {
+                    summary.failed += 1;
+                    steps
+                        .record(Step::Failed {
+                            error: error.clone(),
+                        })
+                        .map_err(QueueError)?;
+                    Phase::Failed(error)
+                }
+            };
+            steps.phase(phase);
+        }
+    }
+    if stopped.is_none() && summary.failed > settings.max_failures {
+        stopped = Some(format!("{} failed", summary.failed));
+    }
+    if let Some(why) = &stopped
+        && summary.not_started > 0
+    {
+        let mut journal = journal
+            .lock()
+            .map_err(|_| QueueError("the journal is unusable after an earlier failure".into()))?;
+        journal.append(&Record {
+            at: Utc::now(),
+            instance_id: String::new(),
+            step: Step::Stopped {
+                why: why.clone(),
+                not_started: summary.not_started,
+            },
+            dry_run,
+        })?;
+    }
+    summary.stopped = stopped;
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::model::Cloud;
+    use crate::core::policy::Verdict;
+    use crate::queue::Strategy;
+
+    fn entry(id: &str) -> QueueEntry {
+        QueueEntry {
+            instance_id: id.into(),
+            cloud: Cloud::Aws,
+            source: "aws:test".into(),
+            account: "1".into(),
+            region: "r".into(),
+            name: id.into(),
+            image: "ami-old".into(),
+            target_image: Some("ami-new".into()),
+            verdict: Verdict::Outdated,
+            reason: String::new(),
+            strategy: Strategy::AwsLaunchCopy,
+            queued_at: chrono::DateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn member(id: &str, group: &str, desired: u32) -> (QueueEntry, Result<Inspection, String>) {
+        (
+            entry(id),
+            Ok(Inspection {
+                group: Some(GroupCapacity {
+                    key: group.into(),
+                    desired,
+                }),
+                blocked: None,
+            }),
+        )
+    }
+
+    #[test]
+    fn max_unavailable_parses_shares_and_counts_and_is_at_least_one() {
+        assert_eq!(
+            MaxUnavailable::parse("10%"),
+            Ok(MaxUnavailable::Percent(10))
+        );
+        assert_eq!(MaxUnavailable::parse("3"), Ok(MaxUnavailable::Count(3)));
+        for bad in ["0", "0%", "101%", "ten", "", "-1"] {
+            assert!(MaxUnavailable::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(MaxUnavailable::Percent(10).of(10), 1);
+        assert_eq!(MaxUnavailable::Percent(10).of(5), 1);
+        assert_eq!(MaxUnavailable::Percent(25).of(40), 10);
+        assert_eq!(MaxUnavailable::Count(2).of(1), 2);
+    }
+
+    #[test]
+    fn groups_roll_side_by_side_each_within_its_budget() {
+        let settings = Settings {
+            max_parallel: 2,
+            ..Settings::default()
+        };
+        let mut inspected: Vec<_> = (0..10)
+            .map(|i| member(&format!("a{i}"), "asg-a", 10))
+            .collect();
+        inspected.extend((0..4).map(|i| member(&format!("b{i}"), "asg-b", 20)));
+        inspected.extend((0..5).map(|i| (entry(&format!("s{i}")), Ok(Inspection::default()))));
+        inspected.push((entry("x"), Err("source aws:gone is not configured".into())));
+        let plan = make_plan(inspected, &settings);
+        assert_eq!(plan.waves.len(), 10, "asg-a: one member of ten per wave");
+        for wave in &plan.waves {
+            let in_group = |g: &str| {
+                wave.iter()
+                    .filter(|p| p.group.as_deref() == Some(g))
+                    .count()
+            };
+            assert!(in_group("asg-a") <= 1);
+            assert!(in_group("asg-b") <= 2);
+            assert!(wave.iter().filter(|p| p.group.is_none()).count() <= 2);
+        }
+        assert_eq!(plan.entries(), 19);
+        assert_eq!(plan.left.len(), 1);
+        assert_eq!(plan.bound(), settings.health_timeout * 10);
+        assert!(plan.describe().contains("group asg-a: 1 of 10 at once"));
+    }
+}
