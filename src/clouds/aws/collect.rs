@@ -3,7 +3,6 @@
 //! newer images of their lineages, and their Auto Scaling groups' launch templates.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::time::Duration;
 
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
@@ -336,7 +335,7 @@ fn to_instance(
 /// Every private and public address of the instance, its interfaces' included.
 fn addresses_of(found: &aws_sdk_ec2::types::Instance) -> Addresses {
     let mut addresses = Addresses::default();
-    let mut add = |list: &mut Vec<String>, value: Option<&str>| {
+    let add = |list: &mut Vec<String>, value: Option<&str>| {
         if let Some(value) = value.filter(|v| !v.is_empty())
             && !list.iter().any(|v| v == value)
         {

@@ -10,7 +10,6 @@ use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{
     Filter, IamInstanceProfileSpecification, InstanceStateName, ResourceType, Tag, TagSpecification,
 };
-use chrono::Utc;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -265,10 +264,10 @@ async fn check_group_template(
     let template = old
         .tags()
         .iter()
-        .find(|t| t.key() == Some(source::TEMPLATE_ID_TAG))
+        .find(|t| t.key() == Some(super::collect::TEMPLATE_ID_TAG))
         .and_then(|t| t.value())
         .ok_or_else(|| format!("no launch template is recorded on the members of {group}"))?;
-    let launches = source::default_template_version(ec2, template)
+    let launches = super::collect::default_template_version(ec2, template)
         .await?
         .ok_or_else(|| format!("launch template {template} has no image in its default version"))?;
     if launches.image != target {
