@@ -2,12 +2,15 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use fleetscope::clouds::demo::DemoFleet;
+use std::time::Duration;
+
+use fleetscope::clouds::demo::{DemoExecutor, DemoFleet};
 use fleetscope::core::event::CollectEvent;
 use fleetscope::core::inventory::Inventory;
 use fleetscope::core::lineage::LineageRules;
 use fleetscope::core::policy::{PolicyConfig, Verdict};
 use fleetscope::queue::Queue;
+use fleetscope::queue::rollout::{self, Phase, RolloutEvent};
 use fleetscope::views::tui::action::{Action, Effect, View};
 use fleetscope::views::tui::app::{App, AppInit, DriftRow, InstanceScope, Mode};
 use fleetscope::views::tui::{draw, keymap};
@@ -589,24 +592,47 @@ fn free_text_finds_what_a_field_by_field_search_finds() {
     }
 }
 
-/// Only a build with an executor has anything to apply.
-#[cfg(feature = "aws")]
+/// The rollout plan the loop would make for the app's apply request, by the demo's executor.
+fn demo_plan(app: &App, ids: &[String]) -> rollout::Plan {
+    let executor = DemoExecutor::new(&DemoFleet::new(42, 1_500, now()), Duration::ZERO);
+    futures::executor::block_on(rollout::plan(
+        &app.queue,
+        ids,
+        &executor,
+        &rollout::Settings::default(),
+    ))
+}
+
 #[test]
-fn apply_needs_the_typed_phrase_and_never_runs_read_only() {
+fn apply_shows_the_plan_needs_the_typed_phrase_and_never_runs_read_only() {
     let mut app = app_for_screens();
     press(&mut app, KeyCode::Char('5'));
-    let executable = app.queue.applicable().count();
-    assert!(executable > 0);
-    press(&mut app, KeyCode::Char('A'));
-    let phrase = format!("replace {executable}");
-    let Mode::Confirm {
-        phrase: asked, ids, ..
-    } = app.mode.clone()
-    else {
-        panic!("A asks for the confirmation");
+    let executable: Vec<String> = app
+        .queue
+        .applicable()
+        .map(|e| e.instance_id.clone())
+        .collect();
+    assert!(!executable.is_empty());
+    assert_eq!(
+        press(&mut app, KeyCode::Char('A')),
+        Some(Effect::PlanApply(executable.clone())),
+        "A asks for the rollout plan first"
+    );
+    assert_eq!(app.mode, Mode::Normal, "no confirmation before the plan");
+    let plan = demo_plan(&app, &executable);
+    let ids: Vec<String> = plan
+        .waves
+        .iter()
+        .flatten()
+        .map(|p| p.entry.instance_id.clone())
+        .collect();
+    assert_eq!(ids.len(), executable.len());
+    app.plan_ready(plan.clone());
+    let Mode::Confirm { phrase: asked, .. } = app.mode.clone() else {
+        panic!("the plan opens the confirmation");
     };
+    let phrase = format!("replace {}", ids.len());
     assert_eq!(asked, phrase);
-    assert_eq!(ids.len(), executable);
     insta::assert_snapshot!("apply_confirm_80x24", render(&mut app, 80, 24));
     type_text(&mut app, "yes");
     assert_eq!(
@@ -616,14 +642,29 @@ fn apply_needs_the_typed_phrase_and_never_runs_read_only() {
     );
     assert_eq!(app.mode, Mode::Normal);
     press(&mut app, KeyCode::Char('A'));
+    app.plan_ready(plan);
     type_text(&mut app, &phrase);
-    assert_eq!(press(&mut app, KeyCode::Enter), Some(Effect::Apply(ids)));
+    assert_eq!(press(&mut app, KeyCode::Enter), Some(Effect::Apply(ids.clone())));
     assert!(app.applying());
     assert_eq!(
         press(&mut app, KeyCode::Char('q')),
         None,
         "q does not cut an apply short"
     );
+    app.rollout_event(RolloutEvent::WaveStarted { wave: 1, of: 3 });
+    app.rollout_event(RolloutEvent::Phase {
+        instance_id: ids[0].clone(),
+        phase: Phase::WaitingHealthy,
+    });
+    let screen = render(&mut app, 120, 40);
+    assert!(screen.contains("applying: wave 1 of 3"), "{screen}");
+    assert!(screen.contains("health gate"), "{screen}");
+    assert_eq!(
+        press(&mut app, KeyCode::Char('S')),
+        Some(Effect::StopApply),
+        "S asks the rollout to start nothing new"
+    );
+    assert_eq!(press(&mut app, KeyCode::Char('S')), None, "asked once");
     let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
     let force = keymap::action_for(&ctrl_c, app.view, app.typing(), false).unwrap();
     assert_eq!(app.update(force), Some(Effect::Quit));
@@ -648,6 +689,7 @@ fn apply_needs_the_typed_phrase_and_never_runs_read_only() {
     });
     read_only.update(Action::Show(View::Queue));
     assert_eq!(read_only.update(Action::Apply), None);
+    assert_eq!(read_only.update(Action::StopApply), None);
     assert_eq!(read_only.mode, Mode::Normal);
     assert!(read_only.status.unwrap().text.contains("--read-only"));
 }

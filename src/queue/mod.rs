@@ -63,7 +63,7 @@ impl Strategy {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueEntry {
     pub instance_id: String,
     pub cloud: Cloud,

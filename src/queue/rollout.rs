@@ -150,18 +150,19 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// A short label (at most 11 characters, the Queue view's STEP column).
     pub fn label(&self) -> &'static str {
         match self {
             Phase::Waiting => "waiting",
             Phase::Checking => "checking",
             Phase::Launching => "launching",
-            Phase::WaitingHealthy => "waiting for health",
+            Phase::WaitingHealthy => "health gate",
             Phase::Healthy => "healthy",
             Phase::Draining => "draining",
             Phase::Terminating => "terminating",
             Phase::Replaced => "replaced",
             Phase::Skipped(_) => "skipped",
-            Phase::WouldSucceed => "would succeed",
+            Phase::WouldSucceed => "dry-run ok",
             Phase::Failed(_) => "failed",
             Phase::NotStarted(_) => "not started",
         }
@@ -266,7 +267,7 @@ impl Steps {
 }
 
 /// One planned replacement.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planned {
     pub entry: QueueEntry,
     /// The group key, for a group member.
@@ -274,7 +275,7 @@ pub struct Planned {
 }
 
 /// The waves, in order, and what will not be applied.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Plan {
     pub waves: Vec<Vec<Planned>>,
     /// Entries left queued, each with why.

@@ -113,6 +113,8 @@ pub enum Effect {
     Refresh,
     /// Put this text on the clipboard.
     Copy(String),
+    /// Make the rollout plan for these queued instances (by id), for the confirmation.
+    PlanApply(Vec<String>),
     /// Replace these queued instances (by id): confirmed by the operator, not read-only.
     Apply(Vec<String>),
     /// Ask the running apply to stop starting replacements.

@@ -15,7 +15,7 @@ use crate::core::inventory::{GroupIdx, ImageIdx, InstanceIdx, Inventory, Lineage
 use crate::core::lineage::LineageRules;
 use crate::core::model::{SourceStatus, Tags};
 use crate::core::policy::PolicyConfig;
-use crate::queue::rollout::{Phase, RolloutEvent};
+use crate::queue::rollout::{Phase, Plan, RolloutEvent};
 use crate::queue::{self, Queue, QueueEntry};
 
 /// Which instances the Instances view lists: all, or those under what was drilled into.
@@ -47,11 +47,11 @@ pub enum Mode {
         line: String,
     },
     /// Typing the confirmation of an apply; it goes ahead only if `typed` ends up `phrase`,
-    /// and then for exactly the entries shown (`ids`).
+    /// and then for exactly the entries of the plan shown.
     Confirm {
         phrase: String,
         typed: String,
-        ids: Vec<String>,
+        plan: Box<Plan>,
     },
 }
 
@@ -111,8 +111,10 @@ pub struct App {
     applying: bool,
     /// The operator asked the running apply to stop.
     stopping: bool,
+    /// A rollout plan is being made in the background.
+    planning: bool,
     /// Each entry's phase in the running (or last) rollout, by instance id.
-    phases: std::collections::HashMap<String, Phase>,
+    pub(super) phases: std::collections::HashMap<String, Phase>,
     /// The wave in progress, of how many.
     rollout_wave: Option<(usize, usize)>,
     pub queue: Queue,
@@ -220,6 +222,7 @@ impl App {
             read_only: init.read_only,
             applying: false,
             stopping: false,
+            planning: false,
             phases: std::collections::HashMap::new(),
             rollout_wave: None,
             queue: init.queue,
@@ -554,7 +557,8 @@ impl App {
 
     // ---- applying ---------------------------------------------------------------------------
 
-    fn ask_to_apply(&mut self) {
+    /// Asks for the rollout plan of the executable entries; the confirmation opens with it.
+    fn ask_to_apply(&mut self) -> Option<Effect> {
         let ids: Vec<String> = self
             .queue
             .applicable()
@@ -564,18 +568,46 @@ impl App {
             self.fail("--read-only: applying the queue is refused".to_owned());
         } else if self.applying {
             self.say("an apply is already running".to_owned());
+        } else if self.planning {
+            self.say("the plan is still being made".to_owned());
         } else if ids.is_empty() {
             self.say(
-                "nothing to apply: no queued instance has a strategy this fleetscope can execute"
+                "nothing to apply: no queued instance has a strategy fleetscope can execute"
                     .to_owned(),
             );
         } else {
-            self.mode = Mode::Confirm {
-                phrase: format!("replace {}", ids.len()),
-                typed: String::new(),
-                ids,
-            };
+            self.planning = true;
+            self.say(format!(
+                "checking {} queued instances for the rollout plan…",
+                ids.len()
+            ));
+            return Some(Effect::PlanApply(ids));
         }
+        None
+    }
+
+    /// The plan is made: ask for the typed confirmation, or say why there is nothing to do.
+    pub fn plan_ready(&mut self, plan: Plan) {
+        self.planning = false;
+        if plan.entries() == 0 {
+            let why = plan
+                .left
+                .first()
+                .map_or(String::new(), |(entry, why)| {
+                    format!(" ({}: {why})", entry.instance_id)
+                });
+            self.fail(format!(
+                "nothing to apply: all {} left queued{why}",
+                plan.left.len()
+            ));
+            return;
+        }
+        self.status = None;
+        self.mode = Mode::Confirm {
+            phrase: format!("replace {}", plan.entries()),
+            typed: String::new(),
+            plan: Box::new(plan),
+        };
     }
 
     pub fn applying(&self) -> bool {
@@ -603,11 +635,6 @@ impl App {
                 self.phases.insert(instance_id, phase);
             }
         }
-    }
-
-    /// The live phase of a queued instance in the running (or last) rollout.
-    pub fn phase_of(&self, instance_id: &str) -> Option<&Phase> {
-        self.phases.get(instance_id)
     }
 
     pub fn rollout_wave(&self) -> Option<(usize, usize)> {
@@ -714,7 +741,7 @@ impl App {
                 self.marked.clear();
                 self.queue_marked.clear();
             }
-            Action::Apply => self.ask_to_apply(),
+            Action::Apply => return self.ask_to_apply(),
             Action::StopApply if self.applying && !self.stopping => {
                 self.stopping = true;
                 self.say("stopping: replacements in flight finish, nothing new starts".to_owned());
@@ -803,8 +830,14 @@ impl App {
                 typed.pop();
             }
             (Mode::Confirm { typed, .. }, Action::ClearInput) => typed.clear(),
-            (Mode::Confirm { phrase, typed, ids }, Action::Submit) => {
-                let confirmed = (typed.trim() == phrase.as_str()).then(|| std::mem::take(ids));
+            (Mode::Confirm { phrase, typed, plan }, Action::Submit) => {
+                let confirmed = (typed.trim() == phrase.as_str()).then(|| {
+                    plan.waves
+                        .iter()
+                        .flatten()
+                        .map(|p| p.entry.instance_id.clone())
+                        .collect::<Vec<_>>()
+                });
                 self.mode = Mode::Normal;
                 if let Some(ids) = confirmed {
                     self.applying = true;

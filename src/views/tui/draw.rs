@@ -16,6 +16,7 @@ use super::keymap;
 use super::table::{Column, ListState, column};
 use crate::core::model::{Cloud, SourceState};
 use crate::core::policy::{TemplateStatus, Verdict};
+use crate::queue::rollout::{Phase, Plan, human_duration};
 
 const INSTANCE_COLUMNS: &[Column] = &[
     column("ID", 19, true, 9),
@@ -51,7 +52,8 @@ const QUEUE_COLUMNS: &[Column] = &[
     column("CLOUD", 5, false, 5),
     column("VERDICT", 8, false, 7),
     column("STRATEGY", 27, false, 9),
-    column("EXEC", 4, false, 8),
+    // Executable or not; during and after a rollout, the entry's live step.
+    column("STEP", 11, false, 8),
     column("TARGET", 16, true, 4),
     column("REASON", 20, true, 3),
 ];
@@ -129,30 +131,37 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     if let Some(scroll) = app.help {
         draw_help(frame, app.view, scroll, frame.area());
     }
-    if let Mode::Confirm { phrase, typed, .. } = &app.mode {
-        draw_confirm(frame, app, phrase, typed);
+    if let Mode::Confirm {
+        phrase,
+        typed,
+        plan,
+    } = &app.mode
+    {
+        draw_confirm(frame, plan, phrase, typed);
     }
 }
 
-/// The apply confirmation: what will happen, and the phrase to type.
-fn draw_confirm(frame: &mut Frame, app: &App, phrase: &str, typed: &str) {
-    let executable: Vec<&crate::queue::QueueEntry> = app.queue.applicable().collect();
+/// The apply confirmation: the rollout plan (waves, strategies, time bound), and the phrase
+/// to type.
+fn draw_confirm(frame: &mut Frame, plan: &Plan, phrase: &str, typed: &str) {
     let mut strategies: Vec<(&str, usize)> = Vec::new();
-    for entry in &executable {
-        match strategies
-            .iter_mut()
-            .find(|(s, _)| *s == entry.strategy.label())
-        {
+    for planned in plan.waves.iter().flatten() {
+        let label = planned.entry.strategy.label();
+        match strategies.iter_mut().find(|(s, _)| *s == label) {
             Some((_, count)) => *count += 1,
-            None => strategies.push((entry.strategy.label(), 1)),
+            None => strategies.push((label, 1)),
         }
     }
+    let screen = frame.area();
     let mut text = vec![
         Line::from(format!(
-            "This replaces {} instances in the cloud; old instances are terminated.",
-            executable.len()
+            "Rollout: {} replacements in {} waves, at most {}.",
+            plan.entries(),
+            plan.waves.len(),
+            human_duration(plan.bound()),
         ))
         .bold(),
+        Line::from("Each old instance is terminated once its replacement is healthy.").bold(),
         Line::from(""),
     ];
     text.extend(
@@ -160,14 +169,25 @@ fn draw_confirm(frame: &mut Frame, app: &App, phrase: &str, typed: &str) {
             .iter()
             .map(|(label, count)| Line::from(format!("  {count:>5}  {label}"))),
     );
-    let left = app.queue.entries.len() - executable.len();
-    if left > 0 {
-        text.push(
-            Line::from(format!(
-                "  {left:>5}  not executable here: they stay queued"
-            ))
-            .dim(),
-        );
+    // The phrase and its input line always show: groups get what room is left.
+    let fixed = text.len() + 4 + usize::from(!plan.left.is_empty());
+    let room = usize::from(screen.height.saturating_sub(2)).saturating_sub(fixed);
+    let groups = plan.group_slots.len();
+    let shown = if groups > room { room.saturating_sub(1) } else { groups };
+    for (group, (slots, desired)) in plan.group_slots.iter().take(shown) {
+        text.push(Line::from(format!("         {group}: {slots} of {desired} at once")).dim());
+    }
+    if groups > shown && room > 0 {
+        text.push(Line::from(format!("         and {} more groups", groups - shown)).dim());
+    }
+    if let Some(first) = plan.waves.first() {
+        text.push(Line::from(format!("  wave 1: {} instances", first.len())).dim());
+    }
+    if let Some((_, why)) = plan.left.first() {
+        // One line, so the input line below never scrolls away; the Queue view has the rest.
+        let line = format!("  {:>5}  left queued: {why}", plan.left.len());
+        let width = usize::from(screen.width.saturating_sub(6).min(76));
+        text.push(Line::from(line.chars().take(width).collect::<String>()).dim());
     }
     text.push(Line::from(""));
     text.push(Line::from(vec![
@@ -180,7 +200,6 @@ fn draw_confirm(frame: &mut Frame, app: &App, phrase: &str, typed: &str) {
         Span::raw(typed.to_owned()),
         Span::styled("█", Style::new().fg(Color::Cyan)),
     ]));
-    let screen = frame.area();
     let width = screen.width.saturating_sub(4).min(78);
     let height = (text.len() as u16 + 2).min(screen.height);
     let area = Rect {
@@ -579,8 +598,12 @@ fn draw_queue(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
         .iter()
         .filter(|e| e.strategy.executable())
         .count();
+    let rollout = match app.rollout_wave() {
+        Some((wave, of)) if app.applying() => format!(" · applying: wave {wave} of {of}"),
+        _ => String::new(),
+    };
     let scope = Some(format!(
-        "· {executable} executable, {} not",
+        "· {executable} executable, {} not{rollout}",
         app.queue.entries.len() - executable
     ));
     let title = list_title(
@@ -597,20 +620,25 @@ fn draw_queue(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
     };
     let entries = &app.queue.entries;
     let marked = &app.queue_marked;
+    let phases = &app.phases;
     draw_list(frame, &mut app.queue_rows, spec, |e| {
         let entry = &entries[e];
         let executable = entry.strategy.executable();
+        let step = match phases.get(&entry.instance_id) {
+            Some(phase) => Cell::from(phase.label()).style(phase_style(phase)),
+            None => Cell::from(if executable { "ready" } else { "blocked" }).style(if executable {
+                Style::new().fg(Color::Green)
+            } else {
+                Style::new().fg(Color::Red)
+            }),
+        };
         let cells = vec![
             Cell::from(short_id(&entry.instance_id).to_owned()),
             Cell::from(entry.name.clone()),
             Cell::from(entry.cloud.as_str()),
             Cell::from(entry.verdict.as_str()).style(verdict_style(entry.verdict)),
             Cell::from(entry.strategy.label()),
-            Cell::from(if executable { "yes" } else { "no" }).style(if executable {
-                Style::new().fg(Color::Green)
-            } else {
-                Style::new().fg(Color::Red)
-            }),
+            step,
             Cell::from(
                 entry
                     .target_image
@@ -631,6 +659,16 @@ fn draw_queue(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
             if is_marked { "●" } else { " " },
         )
     })
+}
+
+/// A rollout phase's colour: green done, red failed, yellow in flight.
+fn phase_style(phase: &Phase) -> Style {
+    match phase {
+        Phase::Replaced | Phase::WouldSucceed | Phase::Healthy => Style::new().fg(Color::Green),
+        Phase::Failed(_) => Style::new().fg(Color::Red).bold(),
+        Phase::NotStarted(_) | Phase::Skipped(_) | Phase::Waiting => Style::new().dim(),
+        _ => Style::new().fg(Color::Yellow),
+    }
 }
 
 /// Two lines about the selected row: everything the table had no room for.

@@ -56,6 +56,7 @@ pub struct Options {
 
 /// What the background apply reports.
 enum ApplyEvent {
+    Planned(rollout::Plan),
     Rollout(RolloutEvent),
     Finished(Result<String, String>),
 }
@@ -219,6 +220,16 @@ async fn run_loop(options: Options) -> color_eyre::Result<()> {
                             apply_events_tx.clone(),
                         ));
                     }
+                    Some(Effect::PlanApply(ids)) => {
+                        let executors = options.executors.clone();
+                        let settings = options.rollout.clone();
+                        let queue = app.queue.clone();
+                        let events = apply_events_tx.clone();
+                        tokio::spawn(async move {
+                            let plan = rollout::plan(&queue, &ids, executors.as_ref(), &settings).await;
+                            let _ = events.send(ApplyEvent::Planned(plan));
+                        });
+                    }
                     Some(Effect::StopApply) => {
                         if let Some(stop) = &stop_apply {
                             let _ = stop.send(true);
@@ -253,6 +264,7 @@ async fn run_loop(options: Options) -> color_eyre::Result<()> {
             Some(event) = apply_events.recv() => {
                 needs_render = true;
                 match event {
+                    ApplyEvent::Planned(plan) => app.plan_ready(plan),
                     ApplyEvent::Rollout(event) => app.rollout_event(event),
                     ApplyEvent::Finished(outcome) => {
                         stop_apply = None;
