@@ -652,10 +652,12 @@ fn apply_shows_the_plan_needs_the_typed_phrase_and_never_runs_read_only() {
         "q does not cut an apply short"
     );
     app.rollout_event(RolloutEvent::WaveStarted { wave: 1, of: 3 });
-    app.rollout_event(RolloutEvent::Phase {
-        instance_id: ids[0].clone(),
-        phase: Phase::WaitingHealthy,
-    });
+    for id in &ids {
+        app.rollout_event(RolloutEvent::Phase {
+            instance_id: id.clone(),
+            phase: Phase::WaitingHealthy,
+        });
+    }
     let screen = render(&mut app, 120, 40);
     assert!(screen.contains("applying: wave 1 of 3"), "{screen}");
     assert!(screen.contains("health gate"), "{screen}");
