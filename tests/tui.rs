@@ -691,9 +691,9 @@ fn apply_shows_the_plan_needs_the_typed_phrase_and_never_runs_read_only() {
     });
     read_only.update(Action::Show(View::Queue));
     assert_eq!(read_only.update(Action::Apply), None);
-    assert_eq!(read_only.update(Action::StopApply), None);
     assert_eq!(read_only.mode, Mode::Normal);
-    assert!(read_only.status.unwrap().text.contains("--read-only"));
+    assert!(read_only.status.clone().unwrap().text.contains("--read-only"));
+    assert_eq!(read_only.update(Action::StopApply), None);
 }
 
 #[test]
