@@ -703,4 +703,275 @@ mod tests {
         assert_eq!(plan.bound(), settings.health_timeout * 10);
         assert!(plan.describe().contains("group asg-a: 1 of 10 at once"));
     }
+
+    /// A cloud of our own making: replacements take `pace`, the listed ids fail their gate,
+    /// and the most replacements in flight at once (per group and overall) are recorded.
+    struct Simulated {
+        pace: Duration,
+        failing: Vec<String>,
+        in_flight: Mutex<BTreeMap<String, usize>>,
+        most_in_flight: Mutex<BTreeMap<String, usize>>,
+        started: Mutex<Vec<String>>,
+        resumed: Mutex<Vec<(String, Progress)>>,
+    }
+
+    impl Simulated {
+        fn new(pace_ms: u64, failing: &[&str]) -> Simulated {
+            Simulated {
+                pace: Duration::from_millis(pace_ms),
+                failing: failing.iter().map(|s| s.to_string()).collect(),
+                in_flight: Mutex::default(),
+                most_in_flight: Mutex::default(),
+                started: Mutex::default(),
+                resumed: Mutex::default(),
+            }
+        }
+
+        fn group_of(id: &str) -> String {
+            id.split('-').next().unwrap_or(id).to_owned()
+        }
+    }
+
+    impl Executor for Simulated {
+        fn inspect<'a>(
+            &'a self,
+            entry: &'a QueueEntry,
+        ) -> BoxFuture<'a, Result<Inspection, String>> {
+            let group = Simulated::group_of(&entry.instance_id);
+            Box::pin(async move {
+                Ok(Inspection {
+                    group: (group != "solo").then(|| GroupCapacity { key: group, desired: 10 }),
+                    blocked: None,
+                })
+            })
+        }
+
+        fn replace<'a>(
+            &'a self,
+            entry: &'a QueueEntry,
+            steps: &'a Steps,
+        ) -> BoxFuture<'a, Result<Finish, String>> {
+            Box::pin(async move {
+                let group = Simulated::group_of(&entry.instance_id);
+                self.started.lock().unwrap().push(entry.instance_id.clone());
+                self.resumed
+                    .lock()
+                    .unwrap()
+                    .push((entry.instance_id.clone(), steps.progress.clone()));
+                {
+                    let mut in_flight = self.in_flight.lock().unwrap();
+                    let now = in_flight.entry(group.clone()).or_default();
+                    *now += 1;
+                    let most = *now;
+                    let mut most_in_flight = self.most_in_flight.lock().unwrap();
+                    let seen = most_in_flight.entry(group.clone()).or_default();
+                    *seen = (*seen).max(most);
+                }
+                if !steps.progress.terminated {
+                    steps.record(Step::Terminated)?;
+                }
+                tokio::time::sleep(self.pace).await;
+                *self.in_flight.lock().unwrap().get_mut(&group).unwrap() -= 1;
+                if self.failing.contains(&entry.instance_id) {
+                    return Err("the replacement failed its health check".into());
+                }
+                steps.record(Step::Replaced)?;
+                Ok(Finish::Replaced)
+            })
+        }
+    }
+
+    impl Executors for Simulated {
+        fn for_entry(&self, _entry: &QueueEntry) -> Result<&dyn Executor, String> {
+            Ok(self)
+        }
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        paths: Paths,
+        ids: Vec<String>,
+    }
+
+    fn fixture(ids: &[&str]) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::in_dir(dir.path());
+        let queue = Queue {
+            entries: ids.iter().map(|id| entry(id)).collect(),
+            ..Queue::default()
+        };
+        queue.save(&paths.queue).unwrap();
+        Fixture {
+            _dir: dir,
+            paths,
+            ids: ids.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    async fn roll(
+        fixture: &Fixture,
+        executor: &Simulated,
+        settings: &Settings,
+        stop: watch::Receiver<bool>,
+    ) -> (Summary, Vec<RolloutEvent>) {
+        let (events, mut rx) = mpsc::unbounded_channel();
+        let request = Request {
+            paths: &fixture.paths,
+            confirmed: &fixture.ids,
+            settings,
+            dry_run: false,
+            stop,
+            events,
+        };
+        let summary = run(request, executor).await.unwrap();
+        let mut seen = Vec::new();
+        while let Ok(event) = rx.try_recv() {
+            seen.push(event);
+        }
+        (summary, seen)
+    }
+
+    fn queued(fixture: &Fixture) -> Vec<String> {
+        Queue::load(&fixture.paths.queue)
+            .unwrap()
+            .entries
+            .into_iter()
+            .map(|e| e.instance_id)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_group_never_has_more_members_out_than_its_budget() {
+        let ids: Vec<String> = (0..10).map(|i| format!("web-{i}")).collect();
+        let mut all: Vec<&str> = ids.iter().map(String::as_str).collect();
+        all.extend(["solo-1", "solo-2", "solo-3"]);
+        let fixture = fixture(&all);
+        let executor = Simulated::new(20, &[]);
+        let settings = Settings {
+            max_parallel: 2,
+            ..Settings::default()
+        };
+        let (_tx, stop) = watch::channel(false);
+        let (summary, events) = roll(&fixture, &executor, &settings, stop).await;
+        assert_eq!(summary.replaced, 13, "{summary}");
+        let most = executor.most_in_flight.lock().unwrap().clone();
+        assert_eq!(most.get("web"), Some(&1), "10% of 10 is one at a time");
+        assert_eq!(most.get("solo"), Some(&2), "max_parallel standalone");
+        let waves = events
+            .iter()
+            .filter(|e| matches!(e, RolloutEvent::WaveStarted { .. }))
+            .count();
+        assert_eq!(waves, 10);
+        assert!(queued(&fixture).is_empty(), "replaced entries leave the queue");
+    }
+
+    #[tokio::test]
+    async fn the_first_failure_starts_nothing_new_and_everything_left_stays_queued() {
+        let fixture = fixture(&["web-0", "web-1", "web-2", "solo-1"]);
+        let executor = Simulated::new(5, &["web-0"]);
+        let (_tx, stop) = watch::channel(false);
+        let (summary, events) = roll(&fixture, &executor, &Settings::default(), stop).await;
+        assert_eq!(summary.failed, 1, "{summary}");
+        assert_eq!(summary.replaced, 1, "solo-1 ran beside web-0 in the first wave");
+        assert_eq!(summary.not_started, 2);
+        assert!(summary.stopped.is_some());
+        assert_eq!(*executor.started.lock().unwrap(), ["web-0", "solo-1"]);
+        assert_eq!(queued(&fixture), ["web-0", "web-1", "web-2"]);
+        assert!(events.iter().any(|e| matches!(
+            e,
+            RolloutEvent::Phase { instance_id, phase: Phase::NotStarted(_) } if instance_id == "web-2"
+        )));
+        let journal = Journal::read(&fixture.paths.journal).unwrap();
+        assert!(journal.iter().any(|r| matches!(
+            &r.step,
+            Step::Failed { error } if error.contains("health check")
+        )));
+        assert!(journal.iter().any(|r| matches!(
+            r.step,
+            Step::Stopped { not_started: 2, .. }
+        )));
+    }
+
+    #[tokio::test]
+    async fn max_failures_lets_the_rollout_go_on() {
+        let fixture = fixture(&["web-0", "web-1", "web-2"]);
+        let executor = Simulated::new(1, &["web-0"]);
+        let settings = Settings {
+            max_failures: 1,
+            ..Settings::default()
+        };
+        let (_tx, stop) = watch::channel(false);
+        let (summary, _) = roll(&fixture, &executor, &settings, stop).await;
+        assert_eq!((summary.failed, summary.replaced), (1, 2), "{summary}");
+        assert!(summary.stopped.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_stop_request_lets_in_flight_finish_and_the_next_apply_resumes() {
+        let fixture = fixture(&["web-0", "web-1", "web-2"]);
+        let executor = Simulated::new(50, &[]);
+        let (tx, stop) = watch::channel(false);
+        let asked = async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            tx.send(true).unwrap();
+        };
+        let settings = Settings::default();
+        let ((summary, _), ()) = tokio::join!(roll(&fixture, &executor, &settings, stop), asked);
+        assert_eq!(summary.replaced, 1, "the member in flight finished: {summary}");
+        assert_eq!(summary.not_started, 2);
+        assert_eq!(summary.stopped.as_deref(), Some("stopped when asked"));
+        assert_eq!(queued(&fixture), ["web-1", "web-2"]);
+
+        // A crash after web-1's old instance was terminated: the journal says so, and the
+        // next apply only waits for its replacement instead of terminating again.
+        let mut journal = Journal::open(&fixture.paths.journal).unwrap();
+        journal
+            .append(&Record {
+                at: Utc::now(),
+                instance_id: "web-1".into(),
+                step: Step::Terminated,
+                dry_run: false,
+            })
+            .unwrap();
+        let again = Simulated::new(1, &[]);
+        let (_tx, stop) = watch::channel(false);
+        let fixture = Fixture {
+            ids: vec!["web-1".into(), "web-2".into()],
+            ..fixture
+        };
+        let (summary, _) = roll(&fixture, &again, &Settings::default(), stop).await;
+        assert_eq!(summary.replaced, 2, "{summary}");
+        let resumed = again.resumed.lock().unwrap().clone();
+        assert!(resumed.iter().any(|(id, p)| id == "web-1" && p.terminated));
+        assert!(resumed.iter().any(|(id, p)| id == "web-2" && !p.terminated));
+        assert!(queued(&fixture).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_health_wait_times_out_as_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let (events, _rx) = mpsc::unbounded_channel();
+        let steps = Steps {
+            instance_id: "i-1".into(),
+            progress: Progress::default(),
+            dry_run: false,
+            health_timeout: Duration::from_millis(30),
+            poll: Duration::from_millis(5),
+            journal: Arc::new(Mutex::new(
+                Journal::open(&dir.path().join("journal.jsonl")).unwrap(),
+            )),
+            events,
+        };
+        let polls = std::sync::atomic::AtomicUsize::new(0);
+        let error = steps
+            .wait_until("the group to be healthy", || async {
+                polls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(false)
+            })
+            .await
+            .unwrap_err();
+        assert!(error.contains("timed out") && error.contains("the group to be healthy"));
+        let polls = polls.into_inner();
+        assert!((2..=7).contains(&polls), "backs off: {polls} polls in 30 ms at 5 ms and up");
+    }
 }
