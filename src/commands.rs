@@ -20,6 +20,13 @@ use crate::snapshot;
 use crate::views::{diff, report, tui};
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    // Checked here rather than by clap: `--demo` is global (it picks the queue's fleet too),
+    // and clap cannot declare a conflict between a global flag and a top-level one.
+    if cli.run.demo && cli.run.snapshot.is_some() {
+        return Err(eyre!(
+            "--demo and --snapshot cannot be used together: choose the demo fleet or a saved one"
+        ));
+    }
     match cli.command {
         Some(Command::Config) => {
             let loaded = load_config(&cli.global)?;
@@ -52,10 +59,14 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 /// The plan for this run: the demo, or the configured clouds plus `--aws-profile`s.
 pub fn plan(run: &RunArgs, loaded: &LoadedConfig, page_delay: Duration) -> Result<Plan> {
     if run.demo {
+        let journal = queue::data_dir()
+            .ok()
+            .map(|dir| queue::apply::Paths::for_fleet(&dir, true).journal);
         return Ok(Plan::Demo {
             size: run.demo_size,
             seed: run.demo_seed,
             page_delay,
+            journal,
         });
     }
     let mut config = loaded.config.clone();
@@ -286,6 +297,7 @@ fn queue_fleet(run: &RunArgs, loaded: &LoadedConfig) -> Plan {
             size: run.demo_size,
             seed: run.demo_seed,
             page_delay: Duration::ZERO,
+            journal: None,
         };
     }
     let mut config = loaded.config.clone();

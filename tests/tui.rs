@@ -644,7 +644,10 @@ fn apply_shows_the_plan_needs_the_typed_phrase_and_never_runs_read_only() {
     press(&mut app, KeyCode::Char('A'));
     app.plan_ready(plan);
     type_text(&mut app, &phrase);
-    assert_eq!(press(&mut app, KeyCode::Enter), Some(Effect::Apply(ids.clone())));
+    assert_eq!(
+        press(&mut app, KeyCode::Enter),
+        Some(Effect::Apply(ids.clone()))
+    );
     assert!(app.applying());
     assert_eq!(
         press(&mut app, KeyCode::Char('q')),
@@ -692,7 +695,14 @@ fn apply_shows_the_plan_needs_the_typed_phrase_and_never_runs_read_only() {
     read_only.update(Action::Show(View::Queue));
     assert_eq!(read_only.update(Action::Apply), None);
     assert_eq!(read_only.mode, Mode::Normal);
-    assert!(read_only.status.clone().unwrap().text.contains("--read-only"));
+    assert!(
+        read_only
+            .status
+            .clone()
+            .unwrap()
+            .text
+            .contains("--read-only")
+    );
     assert_eq!(read_only.update(Action::StopApply), None);
 }
 

@@ -6,11 +6,14 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, Utc};
 use tokio::sync::mpsc;
 
+use std::collections::HashMap;
+
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use crate::core::event::{CollectEvent, Page};
 use crate::core::model::{Cloud, Deprecation, Group, GroupKind, Image, Instance, Tags};
+use crate::queue::journal::Replacement;
 use crate::queue::rollout::{Executor, Executors, Finish, GroupCapacity, Inspection, Steps};
 use crate::queue::{QueueEntry, Strategy};
 
@@ -244,6 +247,9 @@ pub struct DemoFleet {
     size: usize,
     now: DateTime<Utc>,
     lineages: Vec<LineageBuild>,
+    /// Instances a demo rollout replaced: they come back under their replacement's id, on
+    /// their lineage's golden image, launched when they were replaced.
+    replaced: HashMap<String, Replacement>,
 }
 
 impl DemoFleet {
@@ -257,7 +263,36 @@ impl DemoFleet {
             size,
             now,
             lineages,
+            replaced: HashMap::new(),
         }
+    }
+
+    /// The fleet as the demo's own rollouts left it (from the demo's journal).
+    pub fn with_replacements(mut self, replaced: HashMap<String, Replacement>) -> DemoFleet {
+        self.replaced = replaced;
+        self
+    }
+
+    /// The instance as a demo rollout left it: replaced ones run their lineage's golden image.
+    fn as_left(&self, mut instance: Instance) -> Instance {
+        let Some(replacement) = self.replaced.get(&instance.id) else {
+            return instance;
+        };
+        let golden = self.lineages.iter().find_map(|l| {
+            l.versions
+                .iter()
+                .any(|v| v.image.key == instance.image)
+                .then(|| l.versions[l.golden].image.key.clone())
+        });
+        if let Some(golden) = golden {
+            instance.image = golden;
+        }
+        instance.id = replacement
+            .new_instance
+            .clone()
+            .unwrap_or_else(|| format!("{}-r", instance.id));
+        instance.launched = replacement.at.min(self.now);
+        instance
     }
 
     pub fn source_names() -> impl Iterator<Item = (&'static str, Cloud)> {
@@ -302,7 +337,7 @@ impl DemoFleet {
             let mut out = Page {
                 source: account.source.to_owned(),
                 instances: (start..end)
-                    .map(|n| self.instance(source_index, account, n))
+                    .map(|n| self.as_left(self.instance(source_index, account, n)))
                     .collect(),
                 ..Page::default()
             };
@@ -684,15 +719,15 @@ pub async fn collect(
 pub struct DemoExecutor {
     seed: u64,
     /// Members per group (`source/name`), for the waves.
-    group_sizes: std::collections::HashMap<String, u32>,
+    group_sizes: HashMap<String, u32>,
     /// The time one replacement takes to become healthy, before its seeded jitter.
     pace: StdDuration,
 }
 
 impl DemoExecutor {
     pub fn new(fleet: &DemoFleet, pace: StdDuration) -> DemoExecutor {
-        let mut names = std::collections::HashMap::new();
-        let mut group_sizes = std::collections::HashMap::new();
+        let mut names = HashMap::new();
+        let mut group_sizes = HashMap::new();
         for event in fleet.events() {
             if let CollectEvent::Page(page) = event {
                 for group in &page.groups {
@@ -714,7 +749,7 @@ impl DemoExecutor {
 
     /// One in twelve replacements fails its health gate, the same ones for the same seed.
     fn fails(&self, instance_id: &str) -> bool {
-        mix(self.seed ^ hash(instance_id)) % 12 == 0
+        mix(self.seed ^ hash(instance_id)).is_multiple_of(12)
     }
 
     async fn simulate(&self, entry: &QueueEntry, steps: &Steps) -> Result<Finish, String> {

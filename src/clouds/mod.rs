@@ -26,6 +26,8 @@ pub enum Plan {
         seed: u64,
         /// Pause between pages, so an interactive user sees collection progress.
         page_delay: Duration,
+        /// The demo's journal: what its simulated rollouts replaced shows as replaced.
+        journal: Option<std::path::PathBuf>,
     },
     Clouds(Box<Config>),
 }
@@ -52,8 +54,22 @@ pub async fn collect(plan: Plan, now: DateTime<Utc>, tx: mpsc::Sender<CollectEve
             size,
             seed,
             page_delay,
+            journal,
         } => {
-            let fleet = Arc::new(demo::DemoFleet::new(seed, size, now));
+            let records = match journal.as_deref().map(crate::queue::journal::Journal::read) {
+                Some(Ok(records)) => records,
+                Some(Err(error)) => {
+                    let warning = CollectEvent::Warning {
+                        source: "demo".into(),
+                        message: format!("the demo's replacements are not shown: {error}"),
+                    };
+                    let _ = tx.send(warning).await;
+                    Vec::new()
+                }
+                None => Vec::new(),
+            };
+            let replaced = crate::queue::journal::replacements(&records);
+            let fleet = Arc::new(demo::DemoFleet::new(seed, size, now).with_replacements(replaced));
             demo::collect(fleet, tx, page_delay).await;
         }
         Plan::Clouds(config) => collect_clouds(*config, tx).await,

@@ -184,6 +184,43 @@ pub fn progress_of(records: &[Record], instance_id: &str) -> Progress {
     progress
 }
 
+/// An instance replaced for real, as the journal tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replacement {
+    /// The instance that took its place, when the executor named one.
+    pub new_instance: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// Every instance the journal says was replaced (dry runs aside), by its id.
+pub fn replacements(records: &[Record]) -> std::collections::HashMap<String, Replacement> {
+    let mut named: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    let mut done = std::collections::HashMap::new();
+    for record in records.iter().filter(|r| !r.dry_run) {
+        match &record.step {
+            Step::Launched { new_instance }
+            | Step::Running { new_instance }
+            | Step::Healthy { new_instance }
+            | Step::Registered { new_instance } => {
+                named.insert(&record.instance_id, new_instance);
+            }
+            Step::Replaced => {
+                done.insert(
+                    record.instance_id.clone(),
+                    Replacement {
+                        new_instance: named
+                            .get(record.instance_id.as_str())
+                            .map(|n| n.to_string()),
+                        at: record.at,
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+    done
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

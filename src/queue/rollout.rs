@@ -740,7 +740,10 @@ mod tests {
             let group = Simulated::group_of(&entry.instance_id);
             Box::pin(async move {
                 Ok(Inspection {
-                    group: (group != "solo").then(|| GroupCapacity { key: group, desired: 10 }),
+                    group: (group != "solo").then_some(GroupCapacity {
+                        key: group,
+                        desired: 10,
+                    }),
                     blocked: None,
                 })
             })
@@ -862,7 +865,10 @@ mod tests {
             .filter(|e| matches!(e, RolloutEvent::WaveStarted { .. }))
             .count();
         assert_eq!(waves, 10);
-        assert!(queued(&fixture).is_empty(), "replaced entries leave the queue");
+        assert!(
+            queued(&fixture).is_empty(),
+            "replaced entries leave the queue"
+        );
     }
 
     #[tokio::test]
@@ -872,7 +878,10 @@ mod tests {
         let (_tx, stop) = watch::channel(false);
         let (summary, events) = roll(&fixture, &executor, &Settings::default(), stop).await;
         assert_eq!(summary.failed, 1, "{summary}");
-        assert_eq!(summary.replaced, 1, "solo-1 ran beside web-0 in the first wave");
+        assert_eq!(
+            summary.replaced, 1,
+            "solo-1 ran beside web-0 in the first wave"
+        );
         assert_eq!(summary.not_started, 2);
         assert!(summary.stopped.is_some());
         assert_eq!(*executor.started.lock().unwrap(), ["web-0", "solo-1"]);
@@ -886,10 +895,11 @@ mod tests {
             &r.step,
             Step::Failed { error } if error.contains("health check")
         )));
-        assert!(journal.iter().any(|r| matches!(
-            r.step,
-            Step::Stopped { not_started: 2, .. }
-        )));
+        assert!(
+            journal
+                .iter()
+                .any(|r| matches!(r.step, Step::Stopped { not_started: 2, .. }))
+        );
     }
 
     #[tokio::test]
@@ -917,7 +927,10 @@ mod tests {
         };
         let settings = Settings::default();
         let ((summary, _), ()) = tokio::join!(roll(&fixture, &executor, &settings, stop), asked);
-        assert_eq!(summary.replaced, 1, "the member in flight finished: {summary}");
+        assert_eq!(
+            summary.replaced, 1,
+            "the member in flight finished: {summary}"
+        );
         assert_eq!(summary.not_started, 2);
         assert_eq!(summary.stopped.as_deref(), Some("stopped when asked"));
         assert_eq!(queued(&fixture), ["web-1", "web-2"]);
@@ -972,6 +985,9 @@ mod tests {
             .unwrap_err();
         assert!(error.contains("timed out") && error.contains("the group to be healthy"));
         let polls = polls.into_inner();
-        assert!((2..=7).contains(&polls), "backs off: {polls} polls in 30 ms at 5 ms and up");
+        assert!(
+            (2..=7).contains(&polls),
+            "backs off: {polls} polls in 30 ms at 5 ms and up"
+        );
     }
 }

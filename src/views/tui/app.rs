@@ -590,12 +590,9 @@ impl App {
     pub fn plan_ready(&mut self, plan: Plan) {
         self.planning = false;
         if plan.entries() == 0 {
-            let why = plan
-                .left
-                .first()
-                .map_or(String::new(), |(entry, why)| {
-                    format!(" ({}: {why})", entry.instance_id)
-                });
+            let why = plan.left.first().map_or(String::new(), |(entry, why)| {
+                format!(" ({}: {why})", entry.instance_id)
+            });
             self.fail(format!(
                 "nothing to apply: all {} left queued{why}",
                 plan.left.len()
@@ -646,19 +643,28 @@ impl App {
         &mut self,
         outcome: Result<String, String>,
         queue: Result<Queue, String>,
-    ) {
+    ) -> Option<Effect> {
         self.applying = false;
         match queue {
             Ok(queue) => {
                 self.queue = queue;
                 self.queue_entries_changed();
             }
-            Err(error) => return self.fail(error),
+            Err(error) => {
+                self.fail(error);
+                return None;
+            }
         }
         match outcome {
             Ok(summary) => self.say(summary),
             Err(error) => self.fail(error),
         }
+        // The fleet changed: collect it again, so replaced instances show as they are now.
+        if self.live && !self.collecting {
+            self.start_refresh();
+            return Some(Effect::Refresh);
+        }
+        None
     }
 
     fn queue_entries_changed(&mut self) {
@@ -830,7 +836,14 @@ impl App {
                 typed.pop();
             }
             (Mode::Confirm { typed, .. }, Action::ClearInput) => typed.clear(),
-            (Mode::Confirm { phrase, typed, plan }, Action::Submit) => {
+            (
+                Mode::Confirm {
+                    phrase,
+                    typed,
+                    plan,
+                },
+                Action::Submit,
+            ) => {
                 let confirmed = (typed.trim() == phrase.as_str()).then(|| {
                     plan.waves
                         .iter()

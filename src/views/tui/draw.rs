@@ -173,7 +173,11 @@ fn draw_confirm(frame: &mut Frame, plan: &Plan, phrase: &str, typed: &str) {
     let fixed = text.len() + 4 + usize::from(!plan.left.is_empty());
     let room = usize::from(screen.height.saturating_sub(2)).saturating_sub(fixed);
     let groups = plan.group_slots.len();
-    let shown = if groups > room { room.saturating_sub(1) } else { groups };
+    let shown = if groups > room {
+        room.saturating_sub(1)
+    } else {
+        groups
+    };
     for (group, (slots, desired)) in plan.group_slots.iter().take(shown) {
         text.push(Line::from(format!("         {group}: {slots} of {desired} at once")).dim());
     }

@@ -269,7 +269,11 @@ async fn run_loop(options: Options) -> color_eyre::Result<()> {
                     ApplyEvent::Finished(outcome) => {
                         stop_apply = None;
                         let queue = Queue::load(&options.paths.queue).map_err(|e| e.0);
-                        app.apply_finished(outcome, queue);
+                        if app.apply_finished(outcome, queue) == Some(Effect::Refresh)
+                            && let Some(plan) = options.plan.clone()
+                        {
+                            collection = Some(Collection::start(plan, now_for_collection(options.fixed_now)));
+                        }
                     }
                 }
             }
