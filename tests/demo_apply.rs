@@ -187,3 +187,64 @@ fn entries_from_a_source_not_configured_are_left_queued() {
         ids.len()
     );
 }
+
+#[test]
+fn ctrl_c_lets_the_wave_in_flight_finish_and_the_next_apply_resumes() {
+    use std::io::{BufRead, BufReader};
+    let env = Env {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let ids = queue_demo_instances(&env.path("data/demo/queue.json"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fleetscope"));
+    command
+        .args(["--demo", "queue", "apply", "--yes"])
+        .env("HOME", env.dir.path())
+        .env("XDG_CONFIG_HOME", env.path("config-home"))
+        .env("FLEETSCOPE_DATA_DIR", env.path("data"))
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.starts_with("wave 1 of") {
+            break;
+        }
+    }
+    assert!(seen.contains("wave 1 of 4"), "{seen}");
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    for line in lines {
+        seen.push_str(&line.unwrap());
+        seen.push('\n');
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(2), "{seen}");
+    assert!(
+        seen.contains("Stopping: replacements in flight finish"),
+        "{seen}"
+    );
+    assert!(seen.contains("not started: stopped when asked"), "{seen}");
+    assert!(seen.contains("stopped when asked"), "{seen}");
+    assert!(!seen.contains("wave 2 of"), "nothing new starts: {seen}");
+    let journal = std::fs::read_to_string(env.path("data/demo/journal.jsonl")).unwrap();
+    assert!(journal.contains("\"step\":\"stopped\""), "{journal}");
+    let left = Queue::load(&env.path("data/demo/queue.json")).unwrap();
+    assert!(!left.entries.is_empty() && left.entries.len() < ids.len());
+
+    // The next apply takes up what is left, and only that.
+    let again = env.run(&["--demo", "queue", "apply", "--yes"], "http://127.0.0.1:9");
+    let err = String::from_utf8_lossy(&again.stderr).to_string();
+    assert!(
+        err.contains(&format!("Rollout: {} replacements", left.entries.len())),
+        "{err}"
+    );
+    for entry in &left.entries {
+        assert!(err.contains(&format!("{}: ", entry.instance_id)), "{err}");
+    }
+}
