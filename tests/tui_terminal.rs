@@ -109,7 +109,8 @@ fn command_line(dir: &Path) -> String {
 fn filter_mark_queue_quit_and_the_queue_is_still_there() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.toml"), "version = 1\n").unwrap();
-    let queue_path = dir.path().join("data/queue.json");
+    // The demo keeps its own queue, apart from the configured clouds'.
+    let queue_path = dir.path().join("data/demo/queue.json");
 
     let tmux = Tmux::new("queue");
     tmux.start(&command_line(dir.path()));

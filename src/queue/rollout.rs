@@ -186,6 +186,7 @@ impl std::fmt::Display for Phase {
             Phase::Skipped(why) | Phase::Failed(why) | Phase::NotStarted(why) => {
                 write!(f, "{}: {why}", self.label())
             }
+            Phase::WouldSucceed => f.write_str("dry run: every step would be allowed"),
             other => f.write_str(other.label()),
         }
     }
