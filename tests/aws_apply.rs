@@ -516,7 +516,12 @@ async fn a_copy_takes_over_in_the_target_group_before_the_old_instance_is_draine
     let ec2 = moto.client(moto::PROD, "us-east-1").await;
     let old = moto::run(&ec2, OLD, "web-1", None).await;
     let group = moto.target_group("web", 1, &old, 8080).await;
-    let proxy = proxy(&moto, None).await;
+    // The copy passes its status checks two seconds after it is first asked about.
+    let proxy = proxy(
+        &moto,
+        Some(Fault::NewMembersPending(Duration::from_secs(2))),
+    )
+    .await;
     let env = Env::at(&moto, &proxy.url());
     env.queue(&[&old]);
     proxy.reset();
@@ -574,6 +579,19 @@ async fn a_copy_takes_over_in_the_target_group_before_the_old_instance_is_draine
             "terminated",
             "replaced"
         ]
+    );
+    let at = |wanted: fn(&Step) -> bool| {
+        env.journal()
+            .iter()
+            .find(|r| wanted(&r.step))
+            .map(|r| r.at)
+            .unwrap()
+    };
+    let waited =
+        at(|s| matches!(s, Step::Running { .. })) - at(|s| matches!(s, Step::Launched { .. }));
+    assert!(
+        waited >= chrono::Duration::seconds(2),
+        "status checks awaited: {waited}"
     );
 }
 
@@ -700,6 +718,70 @@ async fn ctrl_c_mid_wave_lets_the_wave_finish_and_the_next_apply_resumes() {
         "each member terminated once"
     );
     assert!(env.saved_queue().entries.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_a_copy_cannot_carry_over_are_left_queued_with_why() {
+    let moto = start();
+    let ec2 = moto.client(moto::PROD, "us-east-1").await;
+    let with_address = moto::run(&ec2, OLD, "web-1", None).await;
+    let address = ec2.allocate_address().send().await.unwrap();
+    ec2.associate_address()
+        .instance_id(&with_address)
+        .set_allocation_id(address.allocation_id().map(str::to_owned))
+        .send()
+        .await
+        .unwrap();
+    let two_interfaces = moto::run(&ec2, OLD, "web-2", None).await;
+    let subnets = ec2.describe_subnets().send().await.unwrap();
+    let interface = ec2
+        .create_network_interface()
+        .subnet_id(subnets.subnets()[0].subnet_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    ec2.attach_network_interface()
+        .instance_id(&two_interfaces)
+        .network_interface_id(
+            interface
+                .network_interface()
+                .and_then(|i| i.network_interface_id())
+                .unwrap(),
+        )
+        .device_index(1)
+        .send()
+        .await
+        .unwrap();
+    let plain = moto::run(&ec2, OLD, "web-3", None).await;
+    let env = Env::new(&moto);
+    env.queue(&[&with_address, &two_interfaces, &plain]);
+
+    let out = env.run(&["queue", "apply", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("Left queued (2)"), "{err}");
+    assert!(
+        err.contains(&format!("{with_address}: it holds the Elastic IP")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{two_interfaces}: 2 network interfaces")),
+        "{err}"
+    );
+    assert_eq!(state(&ec2, &with_address).await, InstanceStateName::Running);
+    assert_eq!(
+        state(&ec2, &two_interfaces).await,
+        InstanceStateName::Running
+    );
+    assert!(replacements(&ec2, &with_address).await.is_empty());
+    assert_eq!(state(&ec2, &plain).await, InstanceStateName::Terminated);
+    let left: Vec<String> = env
+        .saved_queue()
+        .entries
+        .iter()
+        .map(|e| e.instance_id.clone())
+        .collect();
+    assert_eq!(left, [with_address, two_interfaces]);
 }
 
 /// A queue entry for a standalone instance of `source` that nobody can reach.

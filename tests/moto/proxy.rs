@@ -23,9 +23,10 @@ pub enum Fault {
     Stall(Duration),
     /// Every request is passed on after this long: a distant region's network latency.
     Latency(Duration),
-    /// Auto Scaling group members that were not there when the first member was terminated are
-    /// reported `Pending` for this long after they first appear: moto brings a replacement
-    /// into service at once, AWS takes minutes.
+    /// Replacements take this long to come into service, as on AWS (moto brings them at
+    /// once): Auto Scaling group members that were not there when the first member was
+    /// terminated are reported `Pending`, and an instance's status checks `initializing`, for
+    /// this long after they first appear.
     NewMembersPending(Duration),
     /// Targets registered through this proxy are reported `unhealthy`: a failed health check.
     RegisteredTargetsUnhealthy,
@@ -191,6 +192,10 @@ async fn serve(
                 record(seen, &action, Some(in_service));
                 answer
             }
+            Some(Fault::NewMembersPending(delay)) if action == "DescribeInstanceStatus" => {
+                let answer = forward(upstream, &head, &body).await?;
+                initializing_new_instances(answer, *delay, seen)
+            }
             Some(Fault::RegisteredTargetsUnhealthy) if action == "DescribeTargetHealth" => {
                 let answer = forward(upstream, &head, &body).await?;
                 unhealthy_registered(answer, seen)
@@ -291,6 +296,23 @@ fn pending_new_members(answer: String, delay: Duration, seen: &Mutex<Counts>) ->
     }
     let out = out.replace("Pending  <", "Pending<");
     (reframe(&out), in_service)
+}
+
+/// Rewrites a DescribeInstanceStatus answer: an instance first asked about less than `delay`
+/// ago is still initializing.
+fn initializing_new_instances(answer: String, delay: Duration, seen: &Mutex<Counts>) -> String {
+    let mut seen = seen.lock().unwrap();
+    let Some((id, _, _)) = element(&answer, "instanceId", 0) else {
+        return answer;
+    };
+    let first = *seen
+        .first_seen
+        .entry(id.to_owned())
+        .or_insert_with(Instant::now);
+    if first.elapsed() >= delay {
+        return answer;
+    }
+    reframe(&answer.replace("<status>ok</status>", "<status>initializing</status>"))
 }
 
 /// Rewrites a DescribeTargetHealth answer: targets registered through the proxy are unhealthy.
