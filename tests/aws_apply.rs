@@ -511,6 +511,45 @@ async fn ten_members_of_a_ten_member_group_are_replaced_one_at_a_time() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn members_waiting_together_share_one_describe_of_their_group_per_poll() {
+    let moto = start();
+    let ec2 = moto.client(moto::PROD, "us-east-1").await;
+    let old = golden_group(&moto, &ec2, 10).await;
+    let proxy = proxy(
+        &moto,
+        Some(Fault::NewMembersPending(Duration::from_secs(4))),
+    )
+    .await;
+    let mut env = Env::at(&moto, &proxy.url());
+    env.set("FLEETSCOPE_ROLLOUT_MAX_UNAVAILABLE", "5");
+    let ids: Vec<&str> = old[..5].iter().map(String::as_str).collect();
+    env.queue(&ids);
+    proxy.reset();
+
+    let out = env.run(&["queue", "apply", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("in 1 waves"), "{}", stderr(&out));
+    let log = proxy.log();
+    let last_termination = log
+        .iter()
+        .rposition(|c| c.action == "TerminateInstanceInAutoScalingGroup")
+        .unwrap();
+    // Five members wait at once; once the last one has seen the group after its own
+    // termination, the group is described at most once a poll (one second).
+    let polls: Vec<&Call> = log[last_termination..]
+        .iter()
+        .filter(|c| c.action == "DescribeAutoScalingGroups")
+        .collect();
+    assert!(polls.len() >= 4, "it waited: {}", polls.len());
+    for pair in polls[1..].windows(2) {
+        let apart = pair[1].at.duration_since(pair[0].at);
+        assert!(apart >= Duration::from_millis(900), "{apart:?} apart");
+    }
+    // (moto, terminating five members at once, may launch a spare or two: at least ten.)
+    assert!(polls.last().and_then(|c| c.in_service) >= Some(10));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_copy_takes_over_in_the_target_group_before_the_old_instance_is_drained() {
     let moto = start();
     let ec2 = moto.client(moto::PROD, "us-east-1").await;
