@@ -850,13 +850,13 @@ async fn a_missing_profile_or_missing_credentials_is_one_short_line() {
         (
             "nope",
             true,
-            "profile `nope` not found in the AWS config files (~/.aws/config, ~/.aws/credentials)",
+            "profile `nope` not found in ~/.aws/config or ~/.aws/credentials",
         ),
         // No AWS files at all, nothing in the environment.
         (
             "prod",
             false,
-            "no AWS credentials for this profile (environment, ~/.aws files, SSO and instance role were tried)",
+            "no AWS credentials for this profile (tried the environment, ~/.aws files, SSO, instance role)",
         ),
     ] {
         let mut env = Env::new(&moto);

@@ -109,7 +109,7 @@ pub(crate) fn regional_clients(sdk: &aws_config::SdkConfig, region: &str) -> Cli
 }
 
 /// The longest reason `describe` gives, leaving room for the action and source around it.
-const REASON_MAX: usize = 140;
+const REASON_MAX: usize = 100;
 
 /// One short sentence about a failed AWS call, in an operator's words: missing credentials, an
 /// unknown profile, a denied permission (named when AWS names it), throttling, a timeout, an
@@ -178,13 +178,11 @@ fn service_reason(code: &str, message: &str) -> String {
 fn dispatch_reason(chain: &str, root: String) -> String {
     let lower = chain.to_ascii_lowercase();
     if let Some(profile) = missing_profile(chain) {
-        format!(
-            "profile `{profile}` not found in the AWS config files (~/.aws/config, ~/.aws/credentials)"
-        )
+        format!("profile `{profile}` not found in ~/.aws/config or ~/.aws/credentials")
     } else if lower.contains("no profiles were defined") {
-        "no profiles in the AWS config files (~/.aws/config, ~/.aws/credentials)".to_owned()
+        "no profiles in ~/.aws/config or ~/.aws/credentials".to_owned()
     } else if lower.contains("no credentials found in chain") {
-        "no AWS credentials for this profile (environment, ~/.aws files, SSO and instance role were tried)".to_owned()
+        "no AWS credentials for this profile (tried the environment, ~/.aws files, SSO, instance role)".to_owned()
     } else if lower.contains("credential") && !lower.contains("connection refused") {
         format!("cannot load AWS credentials: {root}")
     } else if lower.contains("timeout") || lower.contains("timed out") {
