@@ -511,6 +511,46 @@ async fn ten_members_of_a_ten_member_group_are_replaced_one_at_a_time() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_member_terminated_before_a_crash_is_only_waited_for() {
+    let moto = start();
+    let ec2 = moto.client(moto::PROD, "us-east-1").await;
+    let old = golden_group(&moto, &ec2, 2).await;
+    let proxy = proxy(&moto, None).await;
+    let env = Env::at(&moto, &proxy.url());
+    env.queue(&[&old[0]]);
+    // The state a crash right after the termination leaves: done, and journaled.
+    moto.autoscaling(moto::PROD, "us-east-1")
+        .await
+        .terminate_instance_in_auto_scaling_group()
+        .instance_id(&old[0])
+        .should_decrement_desired_capacity(false)
+        .send()
+        .await
+        .unwrap();
+    let mut journal = Journal::open(&env.data().join("journal.jsonl")).unwrap();
+    journal
+        .append(&Record {
+            at: now(),
+            instance_id: old[0].clone(),
+            step: Step::Terminated,
+            dry_run: false,
+        })
+        .unwrap();
+    proxy.reset();
+
+    let out = env.run(&["queue", "apply", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        proxy.calls().get("TerminateInstanceInAutoScalingGroup"),
+        None
+    );
+    assert!(proxy.calls().get("DescribeAutoScalingGroups").is_some());
+    assert!(matches!(env.journal().last().unwrap().step, Step::Replaced));
+    assert!(env.saved_queue().entries.is_empty());
+    assert_eq!(state(&ec2, &old[1]).await, InstanceStateName::Running);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn members_waiting_together_share_one_describe_of_their_group_per_poll() {
     let moto = start();
     let ec2 = moto.client(moto::PROD, "us-east-1").await;

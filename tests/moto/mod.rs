@@ -352,6 +352,19 @@ impl Moto {
         aws_sdk_elasticloadbalancingv2::Client::from_conf(config)
     }
 
+    pub async fn autoscaling(&self, profile: &str, region: &str) -> aws_sdk_autoscaling::Client {
+        let (key, secret) = self.key(profile);
+        let config = aws_sdk_autoscaling::Config::builder()
+            .behavior_version(aws_sdk_autoscaling::config::BehaviorVersion::latest())
+            .region(aws_sdk_autoscaling::config::Region::new(region.to_owned()))
+            .credentials_provider(aws_sdk_autoscaling::config::Credentials::new(
+                key, secret, None, None, "moto",
+            ))
+            .endpoint_url(self.url())
+            .build();
+        aws_sdk_autoscaling::Client::from_conf(config)
+    }
+
     /// An instance target group in the default VPC with this deregistration delay, and
     /// `instance` registered in it on `port`; its ARN.
     pub async fn target_group(
