@@ -511,6 +511,113 @@ async fn ten_members_of_a_ten_member_group_are_replaced_one_at_a_time() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn launch_configurations_and_mixed_instances_policies_are_read_from_the_group() {
+    use aws_sdk_autoscaling::types::{
+        LaunchTemplate, LaunchTemplateSpecification, MixedInstancesPolicy,
+    };
+    let moto = start();
+    let ec2 = moto.client(moto::PROD, "us-east-1").await;
+    let autoscaling = moto.autoscaling(moto::PROD, "us-east-1").await;
+    let subnets = ec2.describe_subnets().send().await.unwrap();
+    let subnet = subnets.subnets()[0].subnet_id().unwrap().to_owned();
+    // A group launching from a launch configuration on the old image.
+    autoscaling
+        .create_launch_configuration()
+        .launch_configuration_name("web-lc")
+        .image_id(OLD)
+        .instance_type("t3.micro")
+        .send()
+        .await
+        .unwrap();
+    autoscaling
+        .create_auto_scaling_group()
+        .auto_scaling_group_name("lc-asg")
+        .launch_configuration_name("web-lc")
+        .min_size(1)
+        .max_size(1)
+        .desired_capacity(1)
+        .vpc_zone_identifier(&subnet)
+        .send()
+        .await
+        .unwrap();
+    // A group with a mixed-instances policy at $Latest, which is golden (the default is not).
+    let template = moto::launch_template(&ec2, "web", OLD).await;
+    autoscaling
+        .create_auto_scaling_group()
+        .auto_scaling_group_name("mixed-asg")
+        .mixed_instances_policy(
+            MixedInstancesPolicy::builder()
+                .launch_template(
+                    LaunchTemplate::builder()
+                        .launch_template_specification(
+                            LaunchTemplateSpecification::builder()
+                                .launch_template_id(&template)
+                                .version("$Latest")
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .min_size(1)
+        .max_size(1)
+        .desired_capacity(1)
+        .vpc_zone_identifier(&subnet)
+        .send()
+        .await
+        .unwrap();
+    ec2.create_launch_template_version()
+        .launch_template_id(&template)
+        .launch_template_data(
+            RequestLaunchTemplateData::builder()
+                .image_id(GOLDEN)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let lc_member = members(&ec2, "lc-asg").await;
+    let mixed_member = members(&ec2, "mixed-asg").await;
+    assert_eq!((lc_member.len(), mixed_member.len()), (1, 1));
+    let env = Env::new(&moto);
+    env.queue(&[&lc_member[0], &mixed_member[0]]);
+
+    // The collector read both groups' launches from the Auto Scaling API.
+    let snapshot: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.dir.path().join("snapshot.json")).unwrap())
+            .unwrap();
+    let group = |name: &str| {
+        snapshot
+            .pointer("/inventory/groups")
+            .or_else(|| snapshot.get("groups"))
+            .and_then(|g| g.as_array())
+            .and_then(|g| g.iter().find(|g| g["name"] == name).cloned())
+            .unwrap_or_else(|| panic!("{name} in {snapshot:#}"))
+    };
+    assert_eq!(group("lc-asg")["template"], "launch configuration web-lc");
+    assert_eq!(group("lc-asg")["template_image"], OLD);
+    assert_eq!(
+        group("mixed-asg")["template"],
+        format!("launch template {template} version $Latest (2)")
+    );
+    assert_eq!(group("mixed-asg")["template_image"], GOLDEN);
+
+    let out = env.run(&["queue", "apply", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The member of the group launching the old image was not applied: its group first.
+    assert_eq!(env.saved_queue().entries.len(), 1);
+    assert_eq!(env.saved_queue().entries[0].instance_id, lc_member[0]);
+    assert_eq!(state(&ec2, &lc_member[0]).await, InstanceStateName::Running);
+    assert_eq!(
+        state(&ec2, &mixed_member[0]).await,
+        InstanceStateName::Terminated
+    );
+    let replacement = members(&ec2, "mixed-asg").await;
+    assert_eq!(replacement.len(), 1);
+    assert_eq!(image_of(&ec2, &replacement[0]).await, GOLDEN);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_member_terminated_before_a_crash_is_only_waited_for() {
     let moto = start();
     let ec2 = moto.client(moto::PROD, "us-east-1").await;
