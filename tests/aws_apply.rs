@@ -651,7 +651,7 @@ async fn a_member_terminated_before_a_crash_is_only_waited_for() {
         proxy.calls().get("TerminateInstanceInAutoScalingGroup"),
         None
     );
-    assert!(proxy.calls().get("DescribeAutoScalingGroups").is_some());
+    assert!(proxy.calls().contains_key("DescribeAutoScalingGroups"));
     assert!(matches!(env.journal().last().unwrap().step, Step::Replaced));
     assert!(env.saved_queue().entries.is_empty());
     assert_eq!(state(&ec2, &old[1]).await, InstanceStateName::Running);
