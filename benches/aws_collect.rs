@@ -166,7 +166,7 @@ fn measure(moto: &Moto, proxy: Proxy, binary: &std::path::Path) {
             REGIONS.len()
         );
         // The fewest calls the data needs, per region: one security-group page, instance pages
-        // of 1,000, one image batch (4 ids), one lineage lookup (one owner), one template.
+        // of 1,000, one image batch (4 ids), one lineage lookup (one owner), one group description, one template.
         let regions = REGIONS.len();
         let minimum: BTreeMap<&str, usize> = [
             ("DescribeSecurityGroups", regions),
@@ -175,6 +175,7 @@ fn measure(moto: &Moto, proxy: Proxy, binary: &std::path::Path) {
                 regions * (PER_REGION + 10).div_ceil(1_000),
             ),
             ("DescribeImages", regions * 2),
+            ("DescribeAutoScalingGroups", regions),
             ("DescribeLaunchTemplateVersions", regions),
         ]
         .into_iter()

@@ -63,7 +63,7 @@ pub struct RunArgs {
     pub aws_profiles: Vec<String>,
 
     /// Read a saved snapshot (or JSON report) instead of collecting.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     pub snapshot: Option<PathBuf>,
 
     /// Also save what was collected as a snapshot.

@@ -123,8 +123,26 @@ async fn every_verdict_through_the_real_sdk_across_regions_and_profiles() {
         .unwrap();
     // An Auto Scaling group whose template still launches web 1.1.0.
     let template = moto::launch_template(&prod, "web-template", "ami-0web0000000000002").await;
-    moto.create_asg(moto::PROD, "us-east-1", "web-asg", &template, 2)
+    // Pinned to version 1; version 2, the default, launches the golden image: the group is
+    // judged by the version it launches, as the Auto Scaling API names it.
+    moto.create_asg_at(moto::PROD, "us-east-1", "web-asg", (&template, "1"), 2)
         .await;
+    prod.create_launch_template_version()
+        .launch_template_id(&template)
+        .launch_template_data(
+            aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                .image_id("ami-0web0000000000003")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    prod.modify_launch_template()
+        .launch_template_id(&template)
+        .default_version("2")
+        .send()
+        .await
+        .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let (output, report) = report(&moto, dir.path(), &["us-east-1", "eu-west-1"]);
@@ -166,6 +184,11 @@ async fn every_verdict_through_the_real_sdk_across_regions_and_profiles() {
         .find(|g| g["name"] == "web-asg")
         .expect("the group");
     assert_eq!(group["template_image"], "ami-0web0000000000002");
+    assert_eq!(
+        group["template"],
+        format!("launch template {template} version 1 (1)"),
+        "{group:#}"
+    );
     assert_eq!(group["template_status"]["status"], "drift", "{group:#}");
 
     // The look-alike image of another owner was never taken for web's golden image.

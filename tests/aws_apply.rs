@@ -5,6 +5,7 @@
 mod moto;
 
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{Filter, InstanceStateName, RequestLaunchTemplateData};
@@ -13,6 +14,7 @@ use fleetscope::core::lineage::LineageRules;
 use fleetscope::core::policy::{PolicyConfig, evaluate};
 use fleetscope::queue::journal::{Journal, Record, Step};
 use fleetscope::queue::{Queue, Strategy, entry_for};
+use moto::proxy::{Call, Fault, Proxy};
 use moto::{Moto, ami};
 
 const NOW: &str = "2026-11-01T00:00:00Z";
@@ -50,12 +52,16 @@ struct Env {
 
 impl Env {
     fn new(moto: &Moto) -> Env {
+        Env::at(moto, &moto.url())
+    }
+
+    /// Pointed at `endpoint` (moto, or a proxy in front of it), polling every second.
+    fn at(moto: &Moto, endpoint: &str) -> Env {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("config.toml"),
             format!(
-                "version = 1\n[aws]\nprofiles = [\"prod\"]\nregions = [\"us-east-1\"]\nendpoint_url = \"{}\"\ntimeout_secs = 10\n",
-                moto.url()
+                "version = 1\n[aws]\nprofiles = [\"prod\"]\nregions = [\"us-east-1\"]\nendpoint_url = \"{endpoint}\"\ntimeout_secs = 10\n"
             ),
         )
         .unwrap();
@@ -68,7 +74,12 @@ impl Env {
             "FLEETSCOPE_DATA_DIR".into(),
             dir.path().join("data").display().to_string(),
         ));
+        env.push(("FLEETSCOPE_ROLLOUT_POLL_SECS".into(), "1".into()));
         Env { dir, env }
+    }
+
+    fn set(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_owned(), value.to_owned()));
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -197,11 +208,7 @@ async fn a_standalone_instance_is_copied_onto_the_golden_image_then_terminated()
     // A dry run asks EC2 and changes nothing.
     let out = env.run(&["queue", "apply", "--dry-run"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("would be allowed"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("would succeed"), "{}", stderr(&out));
     assert_eq!(state(&ec2, &old).await, InstanceStateName::Running);
     assert!(replacements(&ec2, &old).await.is_empty());
     assert_eq!(env.saved_queue(), queue);
@@ -245,11 +252,17 @@ async fn a_standalone_instance_is_copied_onto_the_golden_image_then_terminated()
         .map(|r| match r.step {
             Step::Launched { .. } => "launched",
             Step::Running { .. } => "running",
+            Step::Healthy { .. } => "healthy",
+            Step::Terminated => "terminated",
             Step::Replaced => "replaced",
             _ => "other",
         })
         .collect();
-    assert_eq!(steps, ["launched", "running", "replaced"]);
+    // In no target group: running with both status checks ok is its health gate.
+    assert_eq!(
+        steps,
+        ["launched", "running", "healthy", "terminated", "replaced"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -325,22 +338,30 @@ async fn a_group_member_is_terminated_only_while_its_template_launches_the_golde
         .await
         .unwrap();
     set_default_version(&ec2, &template, "2").await;
-    let members = members(&ec2, "web-asg").await;
-    assert_eq!(members.len(), 2);
+    let old_members = members(&ec2, "web-asg").await;
+    assert_eq!(old_members.len(), 2);
 
     let env = Env::new(&moto);
-    let queue = env.queue(&[&members[0], &members[1]]);
+    let queue = env.queue(&[&old_members[0], &old_members[1]]);
     assert!(matches!(
         queue.entries[0].strategy,
         Strategy::AwsTerminateInGroup { .. }
     ));
 
-    // The template is pointed back at the old image after queueing: apply checks again.
+    // The template is pointed back at the old image after queueing: the plan checks again,
+    // through the Auto Scaling API, and starts nothing.
     set_default_version(&ec2, &template, "1").await;
     let out = env.run(&["queue", "apply", "--yes"]);
-    assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("not the golden"), "{}", stderr(&out));
-    assert_eq!(state(&ec2, &members[0]).await, InstanceStateName::Running);
+    assert!(
+        stderr(&out).contains("version $Default (1)"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        state(&ec2, &old_members[0]).await,
+        InstanceStateName::Running
+    );
     assert_eq!(
         env.saved_queue().entries.len(),
         2,
@@ -350,8 +371,15 @@ async fn a_group_member_is_terminated_only_while_its_template_launches_the_golde
     set_default_version(&ec2, &template, "2").await;
     let out = env.run(&["queue", "apply", "--yes"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    for member in &members {
+    for member in &old_members {
         assert_eq!(state(&ec2, member).await, InstanceStateName::Terminated);
+    }
+    // The group kept its capacity and brought golden members in their place.
+    let now_members = members(&ec2, "web-asg").await;
+    assert_eq!(now_members.len(), 2);
+    for member in &now_members {
+        assert!(!old_members.contains(member));
+        assert_eq!(image_of(&ec2, member).await, GOLDEN);
     }
     assert!(env.saved_queue().entries.is_empty());
 }
@@ -374,6 +402,667 @@ async fn a_second_apply_waits_for_no_one() {
     );
     assert_eq!(state(&ec2, &old).await, InstanceStateName::Running);
     drop(held);
+}
+
+/// A proxy in front of moto with this fault on us-east-1's calls.
+async fn proxy(moto: &Moto, fault: Option<Fault>) -> Proxy {
+    let faults = fault
+        .map(|f| ("us-east-1".to_owned(), f))
+        .into_iter()
+        .collect();
+    Proxy::start(moto.port(), faults).await
+}
+
+/// A ten-member group on the old image whose template's default version is now golden.
+async fn golden_group(moto: &Moto, ec2: &Client, size: u32) -> Vec<String> {
+    let template = moto::launch_template(ec2, "web", OLD).await;
+    moto.create_asg(moto::PROD, "us-east-1", "web-asg", &template, size)
+        .await;
+    ec2.create_launch_template_version()
+        .launch_template_id(&template)
+        .launch_template_data(
+            RequestLaunchTemplateData::builder()
+                .image_id(GOLDEN)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    set_default_version(ec2, &template, "2").await;
+    members(ec2, "web-asg").await
+}
+
+fn actions(log: &[Call]) -> Vec<&str> {
+    log.iter().map(|c| c.action.as_str()).collect()
+}
+
+fn position(log: &[Call], action: &str) -> usize {
+    log.iter()
+        .position(|c| c.action == action)
+        .unwrap_or_else(|| panic!("no {action} in {:?}", actions(log)))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_members_of_a_ten_member_group_are_replaced_one_at_a_time() {
+    let moto = start();
+    let ec2 = moto.client(moto::PROD, "us-east-1").await;
+    let old = golden_group(&moto, &ec2, 10).await;
+    assert_eq!(old.len(), 10);
+    // Each replacement stays Pending for two seconds after it appears.
+    let proxy = proxy(
+        &moto,
+        Some(Fault::NewMembersPending(Duration::from_secs(2))),
+    )
+    .await;
+    let env = Env::at(&moto, &proxy.url());
+    let ids: Vec<&str> = old.iter().map(String::as_str).collect();
+    env.queue(&ids);
+    proxy.reset();
+
+    let out = env.run(&["queue", "apply", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("group aws:prod/us-east-1/web-asg: 1 of 10 at once"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("in 10 waves"), "{}", stderr(&out));
+
+    let log = proxy.log();
+    let terminations: Vec<usize> = log
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.action == "TerminateInstanceInAutoScalingGroup")
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(terminations.len(), 10, "{:?}", actions(&log));
+    assert!(
+        !actions(&log).contains(&"TerminateInstances"),
+        "never behind the group's back"
+    );
+    for (n, &at) in terminations.iter().enumerate() {
+        // The group was whole (ten in service) when each member was taken out ...
+        let last_look = log[..at]
+            .iter()
+            .rev()
+            .find_map(|c| c.in_service)
+            .expect("the group was described before each termination");
+        assert_eq!(
+            last_look, 10,
+            "termination {n} started with the group short"
+        );
+        // ... and after it, the rollout saw the group short and waited until it was whole.
+        let until = terminations.get(n + 1).copied().unwrap_or(log.len());
+        let seen: Vec<usize> = log[at..until].iter().filter_map(|c| c.in_service).collect();
+        eprintln!("termination {n}: group in service {seen:?}");
+        assert!(seen.contains(&9), "termination {n}: {seen:?}");
+        assert_eq!(seen.last(), Some(&10), "termination {n}: {seen:?}");
+        assert!(seen.iter().all(|&s| s >= 9), "more than one out: {seen:?}");
+    }
+    for member in &old {
+        assert_eq!(state(&ec2, member).await, InstanceStateName::Terminated);
+    }
+    let now_members = members(&ec2, "web-asg").await;
+    assert_eq!(now_members.len(), 10);
+    for member in &now_members {
+        assert_eq!(image_of(&ec2, member).await, GOLDEN);
+    }
+    assert!(env.saved_queue().entries.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn launch_configurations_and_mixed_instances_policies_are_read_from_the_group() {
+    use aws_sdk_autoscaling::types::{
+        LaunchTemplate, LaunchTemplateSpecification, MixedInstancesPolicy,
+    };
+    let moto = start();
+    let ec2 = moto.client(moto::PROD, "us-east-1").await;
+    let autoscaling = moto.autoscaling(moto::PROD, "us-east-1").await;
+    let subnets = ec2.describe_subnets().send().await.unwrap();
+    let subnet = subnets.subnets()[0].subnet_id().unwrap().to_owned();
+    // A group launching from a launch configuration on the old image.
+    autoscaling
+        .create_launch_configuration()
+        .launch_configuration_name("web-lc")
+        .image_id(OLD)
+        .instance_type("t3.micro")
+        .send()
+        .await
+        .unwrap();
+    autoscaling
+        .create_auto_scaling_group()
+        .auto_scaling_group_name("lc-asg")
+        .launch_configuration_name("web-lc")
+        .min_size(1)
+        .max_size(1)
+        .desired_capacity(1)
+        .vpc_zone_identifier(&subnet)
+        .send()
+        .await
+        .unwrap();
+    // A group with a mixed-instances policy at $Latest, which is golden (the default is not).
+    let template = moto::launch_template(&ec2, "web", OLD).await;
+    autoscaling
+        .create_auto_scaling_group()
+        .auto_scaling_group_name("mixed-asg")
+        .mixed_instances_policy(
+            MixedInstancesPolicy::builder()
+                .launch_template(
+                    LaunchTemplate::builder()
+                        .launch_template_specification(
+                            LaunchTemplateSpecification::builder()
+                                .launch_template_id(&template)
+                                .version("$Latest")
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .min_size(1)
+        .max_size(1)
+        .desired_capacity(1)
+        .vpc_zone_identifier(&subnet)
+        .send()
+        .await
+        .unwrap();
+    ec2.create_launch_template_version()
+        .launch_template_id(&template)
+        .launch_template_data(
+            RequestLaunchTemplateData::builder()
+                .image_id(GOLDEN)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let lc_member = members(&ec2, "lc-asg").await;
+    let mixed_member = members(&ec2, "mixed-asg").await;
+    assert_eq!((lc_member.len(), mixed_member.len()), (1, 1));
+    let env = Env::new(&moto);
+    env.queue(&[&lc_member[0], &mixed_member[0]]);
+
+    // The collector read both groups' launches from the Auto Scaling API.
+    let snapshot: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.dir.path().join("snapshot.json")).unwrap())
+            .unwrap();
+    let group = |name: &str| {
+        snapshot
+            .pointer("/inventory/groups")
+            .or_else(|| snapshot.get("groups"))
+            .and_then(|g| g.as_array())
+            .and_then(|g| g.iter().find(|g| g["name"] == name).cloned())
+            .unwrap_or_else(|| panic!("{name} in {snapshot:#}"))
+    };
+    assert_eq!(group("lc-asg")["template"], "launch configuration web-lc");
+    assert_eq!(group("lc-asg")["template_image"], OLD);
+    assert_eq!(
+        group("mixed-asg")["template"],
+        format!("launch template {template} version $Latest (2)")
+    );
+    assert_eq!(group("mixed-asg")["template_image"], GOLDEN);
+
+    let out = env.run(&["queue", "apply", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The member of the group launching the old image was not applied: its group first.
+    assert_eq!(env.saved_queue().entries.len(), 1);
+    assert_eq!(env.saved_queue().entries[0].instance_id, lc_member[0]);
+    assert_eq!(state(&ec2, &lc_member[0]).await, InstanceStateName::Running);
+    assert_eq!(
+        state(&ec2, &mixed_member[0]).await,
+        InstanceStateName::Terminated
+    );
+    let replacement = members(&ec2, "mixed-asg").await;
+    assert_eq!(replacement.len(), 1);
+    assert_eq!(image_of(&ec2, &replacement[0]).await, GOLDEN);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_terminated_before_a_crash_is_only_waited_for() {
+    let moto = start();
+    let ec2 = moto.client(moto::PROD, "us-east-1").await;
+    let old = golden_group(&moto, &ec2, 2).await;
+    let proxy = proxy(&moto, None).await;
+    let env = Env::at(&moto, &proxy.url());
+    env.queue(&[&old[0]]);
+    // The state a crash right after the termination leaves: done, and journaled.
+    moto.autoscaling(moto::PROD, "us-east-1")
+        .await
+        .terminate_instance_in_auto_scaling_group()
+        .instance_id(&old[0])
+        .should_decrement_desired_capacity(false)
+        .send()
+        .await
+        .unwrap();
+    let mut journal = Journal::open(&env.data().join("journal.jsonl")).unwrap();
+    journal
+        .append(&Record {
+            at: now(),
+            instance_id: old[0].clone(),
+            step: Step::Terminated,
+            dry_run: false,
+        })
+        .unwrap();
+    proxy.reset();
+
+    let out = env.run(&["queue", "apply", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        proxy.calls().get("TerminateInstanceInAutoScalingGroup"),
+        None
+    );
+    assert!(proxy.calls().contains_key("DescribeAutoScalingGroups"));
+    assert!(matches!(env.journal().last().unwrap().step, Step::Replaced));
+    assert!(env.saved_queue().entries.is_empty());
+    assert_eq!(state(&ec2, &old[1]).await, InstanceStateName::Running);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn members_waiting_together_share_one_describe_of_their_group_per_poll() {
+    let moto = start();
+    let ec2 = moto.client(moto::PROD, "us-east-1").await;
+    let old = golden_group(&moto, &ec2, 10).await;
+    let proxy = proxy(
+        &moto,
+        Some(Fault::NewMembersPending(Duration::from_secs(4))),
+    )
+    .await;
+    let mut env = Env::at(&moto, &proxy.url());
+    env.set("FLEETSCOPE_ROLLOUT_MAX_UNAVAILABLE", "5");
+    let ids: Vec<&str> = old[..5].iter().map(String::as_str).collect();
+    env.queue(&ids);
+    proxy.reset();
+
+    let out = env.run(&["queue", "apply", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("in 1 waves"), "{}", stderr(&out));
+    let log = proxy.log();
+    let last_termination = log
+        .iter()
+        .rposition(|c| c.action == "TerminateInstanceInAutoScalingGroup")
+        .unwrap();
+    // Five members wait at once; once the last one has seen the group after its own
+    // termination, the group is described at most once a poll (one second).
+    let polls: Vec<&Call> = log[last_termination..]
+        .iter()
+        .filter(|c| c.action == "DescribeAutoScalingGroups")
+        .collect();
+    assert!(polls.len() >= 4, "it waited: {}", polls.len());
+    for pair in polls[1..].windows(2) {
+        let apart = pair[1].at.duration_since(pair[0].at);
+        assert!(apart >= Duration::from_millis(900), "{apart:?} apart");
+    }
+    // (moto, terminating five members at once, may launch a spare or two: at least ten.)
+    assert!(polls.last().and_then(|c| c.in_service) >= Some(10));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_takes_over_in_the_target_group_before_the_old_instance_is_drained() {
+    let moto = start();
+    let ec2 = moto.client(moto::PROD, "us-east-1").await;
+    let old = moto::run(&ec2, OLD, "web-1", None).await;
+    let group = moto.target_group("web", 1, &old, 8080).await;
+    // The copy passes its status checks two seconds after it is first asked about.
+    let proxy = proxy(
+        &moto,
+        Some(Fault::NewMembersPending(Duration::from_secs(2))),
+    )
+    .await;
+    let env = Env::at(&moto, &proxy.url());
+    env.queue(&[&old]);
+    proxy.reset();
+
+    let out = env.run(&["queue", "apply", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let copies = replacements(&ec2, &old).await;
+    assert_eq!(copies.len(), 1);
+    let copy = copies[0].instance_id().unwrap().to_owned();
+    // Registered on the old one's port, healthy, and alone in the group.
+    assert_eq!(
+        moto.targets(&group).await,
+        [(copy.clone(), 8080, "healthy".to_owned())]
+    );
+    assert_eq!(state(&ec2, &old).await, InstanceStateName::Terminated);
+
+    let log = proxy.log();
+    let register = position(&log, "RegisterTargets");
+    let deregister = position(&log, "DeregisterTargets");
+    let terminate = position(&log, "TerminateInstances");
+    assert!(position(&log, "DescribeInstanceStatus") < register);
+    assert!(
+        log[register..deregister]
+            .iter()
+            .any(|c| c.action == "DescribeTargetHealth"),
+        "health checked between register and deregister: {:?}",
+        actions(&log)
+    );
+    assert!(deregister < terminate);
+    // The deregistration delay (one second) was waited out.
+    assert!(log[terminate].at.duration_since(log[deregister].at) >= Duration::from_secs(1));
+    let steps: Vec<&str> = env
+        .journal()
+        .iter()
+        .filter(|r| !r.dry_run && r.instance_id == old)
+        .map(|r| match r.step {
+            Step::Launched { .. } => "launched",
+            Step::Running { .. } => "running",
+            Step::Registered { .. } => "registered",
+            Step::Healthy { .. } => "healthy",
+            Step::Draining => "draining",
+            Step::Terminated => "terminated",
+            Step::Replaced => "replaced",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "launched",
+            "running",
+            "registered",
+            "healthy",
+            "draining",
+            "terminated",
+            "replaced"
+        ]
+    );
+    let at = |wanted: fn(&Step) -> bool| {
+        env.journal()
+            .iter()
+            .find(|r| wanted(&r.step))
+            .map(|r| r.at)
+            .unwrap()
+    };
+    let waited =
+        at(|s| matches!(s, Step::Running { .. })) - at(|s| matches!(s, Step::Launched { .. }));
+    assert!(
+        waited >= chrono::Duration::seconds(2),
+        "status checks awaited: {waited}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_health_gate_stops_the_rollout_and_leaves_the_old_instance_serving() {
+    let moto = start();
+    let ec2 = moto.client(moto::PROD, "us-east-1").await;
+    let first = moto::run(&ec2, OLD, "web-1", None).await;
+    let second = moto::run(&ec2, OLD, "web-2", None).await;
+    let group = moto.target_group("web", 0, &first, 80).await;
+    let proxy = proxy(&moto, Some(Fault::RegisteredTargetsUnhealthy)).await;
+    let mut env = Env::at(&moto, &proxy.url());
+    env.set("FLEETSCOPE_ROLLOUT_MAX_PARALLEL", "1");
+    env.set("FLEETSCOPE_ROLLOUT_HEALTH_TIMEOUT_SECS", "3");
+    env.queue(&[&first, &second]);
+
+    let out = env.run(&["queue", "apply", "--yes"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("timed out after 3s"), "{err}");
+    assert!(err.contains("1 were never started"), "{err}");
+    // The old instance still runs and still serves; nothing was deregistered.
+    assert_eq!(state(&ec2, &first).await, InstanceStateName::Running);
+    assert_eq!(state(&ec2, &second).await, InstanceStateName::Running);
+    assert!(
+        moto.targets(&group)
+            .await
+            .iter()
+            .any(|(id, _, _)| *id == first)
+    );
+    let calls = proxy.calls();
+    assert_eq!(calls.get("DeregisterTargets"), None);
+    assert_eq!(calls.get("TerminateInstances"), None);
+    assert_eq!(
+        calls.get("RunInstances"),
+        Some(&1),
+        "the second never started"
+    );
+    assert!(replacements(&ec2, &second).await.is_empty());
+    assert_eq!(env.saved_queue().entries.len(), 2);
+    let journal = env.journal();
+    let failed = journal
+        .iter()
+        .find_map(|r| match &r.step {
+            Step::Failed { error } => Some(error.clone()),
+            _ => None,
+        })
+        .expect("the failure is journaled");
+    assert!(
+        failed.contains("timed out") && failed.len() < 200,
+        "{failed}"
+    );
+    assert!(
+        journal
+            .iter()
+            .any(|r| matches!(r.step, Step::Stopped { not_started: 1, .. }))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_mid_wave_lets_the_wave_finish_and_the_next_apply_resumes() {
+    let moto = start();
+    let ec2 = moto.client(moto::PROD, "us-east-1").await;
+    let old = golden_group(&moto, &ec2, 3).await;
+    let proxy = proxy(
+        &moto,
+        Some(Fault::NewMembersPending(Duration::from_secs(3))),
+    )
+    .await;
+    let env = Env::at(&moto, &proxy.url());
+    let ids: Vec<&str> = old.iter().map(String::as_str).collect();
+    env.queue(&ids);
+    proxy.reset();
+
+    let child = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
+        .args(["queue", "apply", "--yes"])
+        .envs(env.env.clone())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !actions(&proxy.log()).contains(&"TerminateInstanceInAutoScalingGroup") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no termination started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Stopping"), "{}", stderr(&out));
+    // The member in flight was replaced whole; the others were never touched.
+    let terminated: Vec<&String> = {
+        let mut gone = Vec::new();
+        for member in &old {
+            if state(&ec2, member).await == InstanceStateName::Terminated {
+                gone.push(member);
+            }
+        }
+        gone
+    };
+    assert_eq!(terminated.len(), 1, "{}", stderr(&out));
+    assert_eq!(env.saved_queue().entries.len(), 2);
+    assert!(
+        env.journal()
+            .iter()
+            .any(|r| matches!(r.step, Step::Stopped { not_started: 2, .. }))
+    );
+    assert_eq!(members(&ec2, "web-asg").await.len(), 3);
+
+    let out = env.run(&["queue", "apply", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for member in &old {
+        assert_eq!(state(&ec2, member).await, InstanceStateName::Terminated);
+    }
+    assert_eq!(
+        proxy.calls().get("TerminateInstanceInAutoScalingGroup"),
+        Some(&3),
+        "each member terminated once"
+    );
+    assert!(env.saved_queue().entries.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_a_copy_cannot_carry_over_are_left_queued_with_why() {
+    let moto = start();
+    let ec2 = moto.client(moto::PROD, "us-east-1").await;
+    let with_address = moto::run(&ec2, OLD, "web-1", None).await;
+    let address = ec2.allocate_address().send().await.unwrap();
+    ec2.associate_address()
+        .instance_id(&with_address)
+        .set_allocation_id(address.allocation_id().map(str::to_owned))
+        .send()
+        .await
+        .unwrap();
+    let two_interfaces = moto::run(&ec2, OLD, "web-2", None).await;
+    let subnets = ec2.describe_subnets().send().await.unwrap();
+    let interface = ec2
+        .create_network_interface()
+        .subnet_id(subnets.subnets()[0].subnet_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    ec2.attach_network_interface()
+        .instance_id(&two_interfaces)
+        .network_interface_id(
+            interface
+                .network_interface()
+                .and_then(|i| i.network_interface_id())
+                .unwrap(),
+        )
+        .device_index(1)
+        .send()
+        .await
+        .unwrap();
+    let plain = moto::run(&ec2, OLD, "web-3", None).await;
+    let env = Env::new(&moto);
+    env.queue(&[&with_address, &two_interfaces, &plain]);
+
+    let out = env.run(&["queue", "apply", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("Left queued (2)"), "{err}");
+    assert!(
+        err.contains(&format!("{with_address}: it holds the Elastic IP")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{two_interfaces}: 2 network interfaces")),
+        "{err}"
+    );
+    assert_eq!(state(&ec2, &with_address).await, InstanceStateName::Running);
+    assert_eq!(
+        state(&ec2, &two_interfaces).await,
+        InstanceStateName::Running
+    );
+    assert!(replacements(&ec2, &with_address).await.is_empty());
+    assert_eq!(state(&ec2, &plain).await, InstanceStateName::Terminated);
+    let left: Vec<String> = env
+        .saved_queue()
+        .entries
+        .iter()
+        .map(|e| e.instance_id.clone())
+        .collect();
+    assert_eq!(left, [with_address, two_interfaces]);
+}
+
+/// A queue entry for a standalone instance of `source` that nobody can reach.
+fn entry_of(source: &str, id: &str) -> fleetscope::queue::QueueEntry {
+    fleetscope::queue::QueueEntry {
+        instance_id: id.into(),
+        cloud: fleetscope::core::model::Cloud::Aws,
+        source: source.into(),
+        account: OWNER.into(),
+        region: "us-east-1".into(),
+        name: "web-1".into(),
+        image: OLD.into(),
+        target_image: Some(GOLDEN.into()),
+        verdict: fleetscope::core::policy::Verdict::Outdated,
+        reason: "a newer image exists".into(),
+        strategy: Strategy::AwsLaunchCopy,
+        queued_at: now(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_profile_or_missing_credentials_is_one_short_line() {
+    let moto = start();
+    let dir = tempfile::tempdir().unwrap();
+    for (profiles, files, expected) in [
+        // The profile is configured in fleetscope but not in the AWS files.
+        (
+            "nope",
+            true,
+            "profile `nope` not found in ~/.aws/config or ~/.aws/credentials",
+        ),
+        // No AWS files at all, nothing in the environment.
+        (
+            "prod",
+            false,
+            "no AWS credentials for this profile (tried the environment, ~/.aws files, SSO, instance role)",
+        ),
+    ] {
+        let mut env = Env::new(&moto);
+        std::fs::write(
+            env.dir.path().join("config.toml"),
+            format!(
+                "version = 1\n[aws]\nprofiles = [\"{profiles}\"]\nregions = [\"us-east-1\"]\nendpoint_url = \"{}\"\ntimeout_secs = 5\n",
+                moto.url()
+            ),
+        )
+        .unwrap();
+        if !files {
+            env.env.retain(|(k, _)| !k.starts_with("AWS_"));
+            env.set(
+                "AWS_CONFIG_FILE",
+                &dir.path().join("none").display().to_string(),
+            );
+            env.set(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                &dir.path().join("none").display().to_string(),
+            );
+            env.set("AWS_EC2_METADATA_DISABLED", "true");
+        }
+        let mut queue = Queue::default();
+        queue.add([entry_of(&format!("aws:{profiles}"), "i-0123456789abcdef0")]);
+        queue.save(&env.data().join("queue.json")).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
+            .args(["queue", "apply", "--yes"])
+            .envs(env.env.clone())
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        let line = err
+            .lines()
+            .find(|l| l.contains("i-0123456789abcdef0:"))
+            .unwrap_or_else(|| panic!("{err}"));
+        // The whole reason on this one line: it ends the line.
+        assert!(line.ends_with(expected), "{line}");
+        assert!(line.contains("aws:"), "names the source: {line}");
+        assert!(line.chars().count() < 200, "{} chars: {line}", line.len());
+        assert!(!err.contains("DispatchFailure"), "{err}");
+        assert_eq!(env.saved_queue().entries.len(), 1);
+    }
+}
+
+async fn image_of(ec2: &Client, id: &str) -> String {
+    let answer = ec2
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .unwrap();
+    answer.reservations()[0].instances()[0]
+        .image_id()
+        .unwrap()
+        .to_owned()
 }
 
 async fn set_default_version(ec2: &Client, template: &str, version: &str) {

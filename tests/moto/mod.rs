@@ -159,12 +159,26 @@ impl Moto {
         template: &str,
         count: u32,
     ) {
+        self.create_asg_at(profile, region, name, (template, "%24Default"), count)
+            .await;
+    }
+
+    /// An Auto Scaling group launching `count` members from this template version
+    /// (URL-encoded: `%24Latest`, `2`).
+    pub async fn create_asg_at(
+        &self,
+        profile: &str,
+        region: &str,
+        name: &str,
+        (template, version): (&str, &str),
+        count: u32,
+    ) {
         let ec2 = self.client(profile, region).await;
         let subnets = ec2.describe_subnets().send().await.unwrap();
         let subnet = subnets.subnets()[0].subnet_id().unwrap().to_owned();
         let body = format!(
             "Action=CreateAutoScalingGroup&Version=2011-01-01&AutoScalingGroupName={name}\
-             &LaunchTemplate.LaunchTemplateId={template}&LaunchTemplate.Version=%24Default\
+             &LaunchTemplate.LaunchTemplateId={template}&LaunchTemplate.Version={version}\
              &MinSize={count}&MaxSize={count}&DesiredCapacity={count}&VPCZoneIdentifier={subnet}"
         );
         let answer = self
@@ -320,4 +334,112 @@ pub async fn launch_template(ec2: &Client, name: &str, image: &str) -> String {
         .and_then(|t| t.launch_template_id())
         .unwrap()
         .to_owned()
+}
+
+impl Moto {
+    pub async fn elb(&self, profile: &str, region: &str) -> aws_sdk_elasticloadbalancingv2::Client {
+        let (key, secret) = self.key(profile);
+        let config = aws_sdk_elasticloadbalancingv2::Config::builder()
+            .behavior_version(aws_sdk_elasticloadbalancingv2::config::BehaviorVersion::latest())
+            .region(aws_sdk_elasticloadbalancingv2::config::Region::new(
+                region.to_owned(),
+            ))
+            .credentials_provider(aws_sdk_elasticloadbalancingv2::config::Credentials::new(
+                key, secret, None, None, "moto",
+            ))
+            .endpoint_url(self.url())
+            .build();
+        aws_sdk_elasticloadbalancingv2::Client::from_conf(config)
+    }
+
+    pub async fn autoscaling(&self, profile: &str, region: &str) -> aws_sdk_autoscaling::Client {
+        let (key, secret) = self.key(profile);
+        let config = aws_sdk_autoscaling::Config::builder()
+            .behavior_version(aws_sdk_autoscaling::config::BehaviorVersion::latest())
+            .region(aws_sdk_autoscaling::config::Region::new(region.to_owned()))
+            .credentials_provider(aws_sdk_autoscaling::config::Credentials::new(
+                key, secret, None, None, "moto",
+            ))
+            .endpoint_url(self.url())
+            .build();
+        aws_sdk_autoscaling::Client::from_conf(config)
+    }
+
+    /// An instance target group in the default VPC with this deregistration delay, and
+    /// `instance` registered in it on `port`; its ARN.
+    pub async fn target_group(
+        &self,
+        name: &str,
+        delay_secs: u32,
+        instance: &str,
+        port: i32,
+    ) -> String {
+        let ec2 = self.client(PROD, "us-east-1").await;
+        let elb = self.elb(PROD, "us-east-1").await;
+        let vpcs = ec2.describe_vpcs().send().await.unwrap();
+        let vpc = vpcs.vpcs()[0].vpc_id().unwrap().to_owned();
+        let group = elb
+            .create_target_group()
+            .name(name)
+            .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+            .port(80)
+            .vpc_id(vpc)
+            .target_type(aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum::Instance)
+            .send()
+            .await
+            .unwrap();
+        let arn = group.target_groups()[0]
+            .target_group_arn()
+            .unwrap()
+            .to_owned();
+        elb.modify_target_group_attributes()
+            .target_group_arn(&arn)
+            .attributes(
+                aws_sdk_elasticloadbalancingv2::types::TargetGroupAttribute::builder()
+                    .key("deregistration_delay.timeout_seconds")
+                    .value(delay_secs.to_string())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        elb.register_targets()
+            .target_group_arn(&arn)
+            .targets(
+                aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder()
+                    .id(instance)
+                    .port(port)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        arn
+    }
+
+    /// Targets of the group with their port and state.
+    pub async fn targets(&self, arn: &str) -> Vec<(String, i32, String)> {
+        let elb = self.elb(PROD, "us-east-1").await;
+        let health = elb
+            .describe_target_health()
+            .target_group_arn(arn)
+            .send()
+            .await
+            .unwrap();
+        health
+            .target_health_descriptions()
+            .iter()
+            .map(|d| {
+                let target = d.target().unwrap();
+                (
+                    target.id().unwrap().to_owned(),
+                    target.port().unwrap_or(0),
+                    d.target_health()
+                        .and_then(|h| h.state())
+                        .map_or("", |s| s.as_str())
+                        .to_owned(),
+                )
+            })
+            .collect()
+    }
 }

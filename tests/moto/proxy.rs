@@ -1,10 +1,12 @@
 //! A fault-injecting HTTP proxy in front of moto, on loopback: per region (read from the
 //! request's credential scope, as AWS routes it), it throttles, fails, answers garbage or
-//! stalls, and counts the requests it saw, by region and by API action.
+//! stalls, or rewrites what moto says of a rollout (a replacement that takes a while to come
+//! into service, a target that never turns healthy), and records the requests it saw: counts by
+//! region and by API action, and the order of calls.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -21,6 +23,22 @@ pub enum Fault {
     Stall(Duration),
     /// Every request is passed on after this long: a distant region's network latency.
     Latency(Duration),
+    /// Replacements take this long to come into service, as on AWS (moto brings them at
+    /// once): Auto Scaling group members that were not there when the first member was
+    /// terminated are reported `Pending`, and an instance's status checks `initializing`, for
+    /// this long after they first appear.
+    NewMembersPending(Duration),
+    /// Targets registered through this proxy are reported `unhealthy`: a failed health check.
+    RegisteredTargetsUnhealthy,
+}
+
+/// One request seen, in order.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub action: String,
+    pub at: Instant,
+    /// For DescribeAutoScalingGroups: the members reported in service, as the client saw it.
+    pub in_service: Option<usize>,
 }
 
 pub struct Proxy {
@@ -32,6 +50,12 @@ pub struct Proxy {
 struct Counts {
     by_region: HashMap<String, usize>,
     by_action: BTreeMap<String, usize>,
+    log: Vec<Call>,
+    /// A member was terminated through Auto Scaling: members first seen after are new.
+    terminating: bool,
+    first_seen: HashMap<String, Instant>,
+    originals: HashSet<String>,
+    registered: HashSet<String>,
 }
 
 impl Proxy {
@@ -65,6 +89,11 @@ impl Proxy {
     /// Requests seen per API action, e.g. `DescribeInstances`.
     pub fn calls(&self) -> BTreeMap<String, usize> {
         self.seen.lock().unwrap().by_action.clone()
+    }
+
+    /// Every request so far, in the order seen.
+    pub fn log(&self) -> Vec<Call> {
+        self.seen.lock().unwrap().log.clone()
     }
 
     pub fn reset(&self) {
@@ -119,7 +148,19 @@ async fn serve(
             .to_owned();
         let count = {
             let mut seen = seen.lock().unwrap();
-            *seen.by_action.entry(action).or_default() += 1;
+            *seen.by_action.entry(action.clone()).or_default() += 1;
+            match action.as_str() {
+                "TerminateInstanceInAutoScalingGroup" => seen.terminating = true,
+                "RegisterTargets" => {
+                    let ids = String::from_utf8_lossy(&body)
+                        .split('&')
+                        .filter(|p| p.contains(".Id="))
+                        .filter_map(|p| p.split_once('=').map(|(_, v)| v.to_owned()))
+                        .collect::<Vec<_>>();
+                    seen.registered.extend(ids);
+                }
+                _ => {}
+            }
             let count = seen.by_region.entry(region.clone()).or_default();
             *count += 1;
             *count
@@ -145,8 +186,27 @@ async fn serve(
                 tokio::time::sleep(*delay).await;
                 forward(upstream, &head, &body).await?
             }
+            Some(Fault::NewMembersPending(delay)) if action == "DescribeAutoScalingGroups" => {
+                let answer = forward(upstream, &head, &body).await?;
+                let (answer, in_service) = pending_new_members(answer, *delay, seen);
+                record(seen, &action, Some(in_service));
+                answer
+            }
+            Some(Fault::NewMembersPending(delay)) if action == "DescribeInstanceStatus" => {
+                let answer = forward(upstream, &head, &body).await?;
+                initializing_new_instances(answer, *delay, seen)
+            }
+            Some(Fault::RegisteredTargetsUnhealthy) if action == "DescribeTargetHealth" => {
+                let answer = forward(upstream, &head, &body).await?;
+                unhealthy_registered(answer, seen)
+            }
             _ => forward(upstream, &head, &body).await?,
         };
+        if action != "DescribeAutoScalingGroups"
+            || !matches!(faults.get(&region), Some(Fault::NewMembersPending(_)))
+        {
+            record(seen, &action, None);
+        }
         client.write_all(answer.as_bytes()).await?;
     }
     Ok(())
@@ -182,4 +242,113 @@ async fn forward(upstream: u16, head: &str, body: &[u8]) -> std::io::Result<Stri
         "{status}\r\n{content_type}\r\nContent-Length: {}\r\n\r\n{response_body}",
         response_body.len()
     ))
+}
+
+fn record(seen: &Mutex<Counts>, action: &str, in_service: Option<usize>) {
+    seen.lock().unwrap().log.push(Call {
+        action: action.to_owned(),
+        at: Instant::now(),
+        in_service,
+    });
+}
+
+/// The text between `<tag>` and `</tag>` from `from` on, with where it ends.
+fn element<'a>(text: &'a str, tag: &str, from: usize) -> Option<(&'a str, usize, usize)> {
+    let open = format!("<{tag}>");
+    let start = text[from..].find(&open)? + from + open.len();
+    let end = text[start..].find(&format!("</{tag}>"))? + start;
+    Some((&text[start..end], start, end))
+}
+
+/// Rewrites a DescribeAutoScalingGroups answer so that members new since the first termination
+/// are `Pending` until `delay` after they first appeared; also counts those in service.
+fn pending_new_members(answer: String, delay: Duration, seen: &Mutex<Counts>) -> (String, usize) {
+    let mut seen = seen.lock().unwrap();
+    let mut out = answer.clone();
+    let mut in_service = 0;
+    let mut at = 0;
+    while let Some((id, _, end)) = element(&answer, "InstanceId", at) {
+        at = end;
+        let id = id.to_owned();
+        let now = Instant::now();
+        let first = *seen.first_seen.entry(id.clone()).or_insert(now);
+        if !seen.terminating {
+            seen.originals.insert(id.clone());
+        }
+        // The member's own state: the next LifecycleState before its element closes.
+        let member_end = answer[at..]
+            .find("</member>")
+            .map_or(answer.len(), |e| e + at);
+        let Some((state, start, state_end)) =
+            element(&answer, "LifecycleState", at).filter(|(_, _, e)| *e < member_end)
+        else {
+            continue;
+        };
+        let young = !seen.originals.contains(&id) && now.duration_since(first) < delay;
+        if state == "InService" {
+            if young {
+                // Same length as "InService", so the offsets stay valid.
+                out.replace_range(start..state_end, "Pending  ");
+            } else {
+                in_service += 1;
+            }
+        }
+    }
+    let out = out.replace("Pending  <", "Pending<");
+    (reframe(&out), in_service)
+}
+
+/// Rewrites a DescribeInstanceStatus answer: an instance first asked about less than `delay`
+/// ago is still initializing.
+fn initializing_new_instances(answer: String, delay: Duration, seen: &Mutex<Counts>) -> String {
+    let mut seen = seen.lock().unwrap();
+    let Some((id, _, _)) = element(&answer, "instanceId", 0) else {
+        return answer;
+    };
+    let first = *seen
+        .first_seen
+        .entry(id.to_owned())
+        .or_insert_with(Instant::now);
+    if first.elapsed() >= delay {
+        return answer;
+    }
+    reframe(&answer.replace("<status>ok</status>", "<status>initializing</status>"))
+}
+
+/// Rewrites a DescribeTargetHealth answer: targets registered through the proxy are unhealthy.
+fn unhealthy_registered(answer: String, seen: &Mutex<Counts>) -> String {
+    let seen = seen.lock().unwrap();
+    let mut out = String::new();
+    let mut rest = answer.as_str();
+    while let Some(at) = rest.find("<member>") {
+        let end = rest[at..].find("</member>").map_or(rest.len(), |e| e + at);
+        let member = &rest[at..end];
+        let ours = seen
+            .registered
+            .iter()
+            .any(|id| member.contains(&format!("<Id>{id}</Id>")));
+        out.push_str(&rest[..at]);
+        if ours {
+            out.push_str(&member.replace("<State>healthy</State>", "<State>unhealthy</State>"));
+        } else {
+            out.push_str(member);
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    reframe(&out)
+}
+
+/// Sets the Content-Length of a rewritten answer.
+fn reframe(answer: &str) -> String {
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((answer, ""));
+    let head: Vec<&str> = head
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("content-length:"))
+        .collect();
+    format!(
+        "{}\r\nContent-Length: {}\r\n\r\n{body}",
+        head.join("\r\n"),
+        body.len()
+    )
 }

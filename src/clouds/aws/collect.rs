@@ -1,6 +1,6 @@
 //! AWS EC2 through the official SDK: one source per profile, its regions collected concurrently
 //! (bounded), each region streaming its instances page by page, then the images they run, the
-//! newer images of their lineages, and their Auto Scaling groups' launch templates.
+//! newer images of their lineages, and what their Auto Scaling groups launch (Auto Scaling API).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -11,15 +11,13 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use super::{Settings, describe, regional_client, sdk_config, source_name};
+use super::{Clients, Settings, describe, regional_clients, sdk_config, source_name};
 use crate::core::event::{CollectEvent, Page};
 use crate::core::lineage::strip_versions;
 use crate::core::model::{Addresses, Cloud, Deprecation, Group, GroupKind, Image, Instance, Tags};
 
-/// Tags AWS itself puts on the members of Auto Scaling groups and on instances launched from a
-/// launch template.
+/// The tag AWS itself puts on the members of Auto Scaling groups.
 pub(crate) const GROUP_TAG: &str = "aws:autoscaling:groupName";
-pub(crate) const TEMPLATE_ID_TAG: &str = "aws:ec2launchtemplate:id";
 /// The most ids DescribeImages takes in one call, and the largest page DescribeInstances gives.
 const IMAGE_BATCH: usize = 1_000;
 const INSTANCE_PAGE: i32 = 1_000;
@@ -68,10 +66,10 @@ async fn collect_profile(settings: &Settings, profile: &str, tx: mpsc::Sender<Co
     };
     let outcomes: Vec<(String, Result<(), String>)> = futures::stream::iter(regions)
         .map(|region| {
-            let client = regional_client(&sdk, &region);
+            let clients = regional_clients(&sdk, &region);
             let context = &context;
             async move {
-                let outcome = collect_region(&client, &region, context).await;
+                let outcome = collect_region(&clients, &region, context).await;
                 (region, outcome)
             }
         })
@@ -129,20 +127,17 @@ impl RegionContext<'_> {
     }
 }
 
-/// An Auto Scaling group as its members describe it.
+/// An Auto Scaling group its members name; what it launches comes from the Auto Scaling API.
 struct GroupSeen {
     account: String,
-    /// The launch template its members were launched from. The group launches the template's
-    /// default version: fleetscope reads no Auto Scaling API, so a group pinned to another
-    /// version is judged by the default one.
-    template: Option<String>,
 }
 
 async fn collect_region(
-    ec2: &Client,
+    clients: &Clients,
     region: &str,
     context: &RegionContext<'_>,
 ) -> Result<(), String> {
+    let ec2 = &clients.ec2;
     // Exposure is a finding on top; without permission to read security groups the region's
     // instances and images still count (and the warning comes if the region does).
     let (exposure, exposure_warning) = match world_open_groups(ec2).await {
@@ -178,13 +173,9 @@ async fn collect_region(
                 };
                 image_ids.insert(instance.image.clone());
                 if let Some(group) = tag_value(found.tags(), GROUP_TAG) {
-                    let seen = groups.entry(group.to_owned()).or_insert_with(|| GroupSeen {
+                    groups.entry(group.to_owned()).or_insert_with(|| GroupSeen {
                         account: account.to_owned(),
-                        template: None,
                     });
-                    if seen.template.is_none() {
-                        seen.template = tag_value(found.tags(), TEMPLATE_ID_TAG).map(str::to_owned);
-                    }
                 }
                 instances.push(instance);
             }
@@ -199,8 +190,21 @@ async fn collect_region(
         }
     }
 
-    let (template_images, template_warnings) = template_images(ec2, &groups).await;
-    image_ids.extend(template_images.values().map(|t| t.image.clone()));
+    let names: Vec<String> = groups.keys().cloned().collect();
+    let (launches, template_warnings) = match group_launches(clients, &names).await {
+        Ok(launches) => (launches, Vec::new()),
+        Err(error) => (
+            HashMap::new(),
+            vec![format!("Auto Scaling groups: {error}")],
+        ),
+    };
+    let mut template_warnings = template_warnings;
+    for (name, launch) in &launches {
+        image_ids.extend(launch.images.iter().cloned());
+        if let Some(why) = &launch.unresolved {
+            template_warnings.push(format!("group {name}: {why}"));
+        }
+    }
     let mut images = describe_images(ec2, &image_ids).await?;
     let candidates = lineage_candidates(ec2, &images, context.lineage_tag).await?;
     let mut known: HashSet<String> = images.iter().map(|i| i.key.clone()).collect();
@@ -221,19 +225,18 @@ async fn collect_region(
     let groups = groups
         .into_iter()
         .map(|(name, seen)| {
-            let resolved = seen.template.as_ref().and_then(|t| template_images.get(t));
+            let launch = launches.get(&name);
             Group {
                 key: format!("aws:{}:{region}:{name}", seen.account),
                 cloud: Cloud::Aws,
                 kind: GroupKind::Asg,
                 account: seen.account,
                 region: region.to_owned(),
+                template: launch.map(|l| l.template.clone()),
+                template_image: launch
+                    .and_then(GroupLaunch::single_image)
+                    .map(str::to_owned),
                 name,
-                template: seen.template.map(|id| match resolved {
-                    Some(template) => format!("{id} version {} (default)", template.version),
-                    None => format!("{id} (default version unresolved)"),
-                }),
-                template_image: resolved.map(|t| t.image.clone()),
             }
         })
         .collect();
@@ -417,55 +420,227 @@ fn world_open_ports(group: &str, rule: &IpPermission) -> Vec<String> {
         .collect()
 }
 
-/// A launch template's default version and the image it launches.
-pub(crate) struct TemplateVersion {
-    pub version: i64,
-    pub image: String,
+/// What an Auto Scaling group launches and how it stands, as the Auto Scaling API says.
+pub(crate) struct GroupLaunch {
+    pub desired: u32,
+    /// "launch template lt-1 version $Default (3)", "launch configuration web-lc", ...
+    pub template: String,
+    /// The images its launches use (several for a mixed-instances policy whose overrides name
+    /// other templates); empty when none could be resolved.
+    pub images: Vec<String>,
+    /// Why some launch could not be resolved to an image.
+    pub unresolved: Option<String>,
+    pub members: Vec<Member>,
 }
 
-/// The default version of each launch template in use, one call per template.
-async fn template_images(
-    ec2: &Client,
-    groups: &BTreeMap<String, GroupSeen>,
-) -> (HashMap<String, TemplateVersion>, Vec<String>) {
-    let ids: BTreeSet<&str> = groups
-        .values()
-        .filter_map(|g| g.template.as_deref())
-        .collect();
-    let mut images = HashMap::new();
-    let mut warnings = Vec::new();
-    for id in ids {
-        match default_template_version(ec2, id).await {
-            Ok(Some(version)) => {
-                images.insert(id.to_owned(), version);
-            }
-            Ok(None) => warnings.push(format!(
-                "launch template {id}: its default version names no image"
-            )),
-            Err(error) => warnings.push(format!("launch template {id}: {error}")),
+#[derive(Clone)]
+pub(crate) struct Member {
+    pub id: String,
+    pub lifecycle: String,
+    pub healthy: bool,
+}
+
+impl GroupLaunch {
+    /// The one image every launch of the group uses, if there is one.
+    pub fn single_image(&self) -> Option<&str> {
+        match &self.images[..] {
+            [image] if self.unresolved.is_none() => Some(image),
+            _ => None,
         }
     }
-    (images, warnings)
+
+    /// Why terminating a member would not bring `target`; `None` when it would.
+    pub fn refuses(&self, target: &str) -> Option<String> {
+        if let Some(why) = &self.unresolved {
+            return Some(format!("its {}: {why}", self.template));
+        }
+        let others: Vec<&str> = self
+            .images
+            .iter()
+            .map(String::as_str)
+            .filter(|i| *i != target)
+            .collect();
+        (!others.is_empty() || self.images.is_empty()).then(|| {
+            format!(
+                "it launches {} ({}), not the golden {target}: point it at the golden image first",
+                if others.is_empty() {
+                    "no image".to_owned()
+                } else {
+                    others.join(", ")
+                },
+                self.template
+            )
+        })
+    }
 }
 
-/// What a launch template's default version launches.
-pub(crate) async fn default_template_version(
+/// The groups by name (absent ones left out) with what each launches: one DescribeAutoScalingGroups
+/// per 50 names, then one lookup per template version or launch configuration.
+pub(crate) async fn group_launches(
+    clients: &Clients,
+    names: &[String],
+) -> Result<HashMap<String, GroupLaunch>, String> {
+    let mut launches = HashMap::new();
+    for chunk in names.chunks(50) {
+        for group in describe_groups(&clients.autoscaling, chunk).await? {
+            let Some(name) = group.auto_scaling_group_name() else {
+                continue;
+            };
+            launches.insert(name.to_owned(), group_launch(clients, &group).await);
+        }
+    }
+    Ok(launches)
+}
+
+pub(crate) async fn describe_groups(
+    autoscaling: &aws_sdk_autoscaling::Client,
+    names: &[String],
+) -> Result<Vec<aws_sdk_autoscaling::types::AutoScalingGroup>, String> {
+    let mut groups = Vec::new();
+    let mut pages = autoscaling
+        .describe_auto_scaling_groups()
+        .set_auto_scaling_group_names(Some(names.to_vec()))
+        .max_records(100)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| format!("DescribeAutoScalingGroups: {}", describe(&e)))?;
+        groups.extend(page.auto_scaling_groups().iter().cloned());
+    }
+    Ok(groups)
+}
+
+/// The group's members and gates as the Auto Scaling API has them (no template lookups).
+pub(crate) fn members_of(group: &aws_sdk_autoscaling::types::AutoScalingGroup) -> Vec<Member> {
+    group
+        .instances()
+        .iter()
+        .filter_map(|i| {
+            Some(Member {
+                id: i.instance_id()?.to_owned(),
+                lifecycle: i.lifecycle_state().map_or("", |s| s.as_str()).to_owned(),
+                healthy: i.health_status() == Some("Healthy"),
+            })
+        })
+        .collect()
+}
+
+async fn group_launch(
+    clients: &Clients,
+    group: &aws_sdk_autoscaling::types::AutoScalingGroup,
+) -> GroupLaunch {
+    let mut launch = GroupLaunch {
+        desired: group.desired_capacity().unwrap_or(0).max(0) as u32,
+        template: String::new(),
+        images: Vec::new(),
+        unresolved: None,
+        members: members_of(group),
+    };
+    let mut specs = Vec::new();
+    if let Some(spec) = group.launch_template() {
+        specs.push(spec);
+    } else if let Some(policy) = group.mixed_instances_policy() {
+        let template = policy.launch_template();
+        specs.extend(template.and_then(|t| t.launch_template_specification()));
+        specs.extend(
+            template
+                .map(|t| t.overrides())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|o| o.launch_template_specification()),
+        );
+    }
+    let mut named = Vec::new();
+    if let Some(configuration) = group.launch_configuration_name() {
+        launch.template = format!("launch configuration {configuration}");
+        match configuration_image(&clients.autoscaling, configuration).await {
+            Ok(image) => launch.images.push(image),
+            Err(why) => launch.unresolved = Some(why),
+        }
+    }
+    for spec in specs {
+        let template = spec
+            .launch_template_id()
+            .or(spec.launch_template_name())
+            .unwrap_or("?");
+        let version = spec.version().unwrap_or("$Default");
+        match template_version(&clients.ec2, spec, version).await {
+            Ok((number, image)) => {
+                named.push(format!(
+                    "launch template {template} version {version} ({number})"
+                ));
+                if !launch.images.contains(&image) {
+                    launch.images.push(image);
+                }
+            }
+            Err(why) => {
+                named.push(format!("launch template {template} version {version}"));
+                launch.unresolved = Some(why);
+            }
+        }
+    }
+    if launch.template.is_empty() {
+        launch.template = match named.len() {
+            0 => {
+                launch.unresolved =
+                    Some("the group names no launch template or configuration".into());
+                "no launch template".to_owned()
+            }
+            1 => named.remove(0),
+            _ => format!("mixed instances policy: {}", named.join("; ")),
+        };
+    }
+    launch
+}
+
+/// The version number and image of one version (`$Latest`, `$Default` or a number) of a
+/// launch template named by id or name.
+async fn template_version(
     ec2: &Client,
-    template: &str,
-) -> Result<Option<TemplateVersion>, String> {
+    spec: &aws_sdk_autoscaling::types::LaunchTemplateSpecification,
+    version: &str,
+) -> Result<(i64, String), String> {
     let answer = ec2
         .describe_launch_template_versions()
-        .launch_template_id(template)
-        .versions("$Default")
+        .set_launch_template_id(spec.launch_template_id().map(str::to_owned))
+        .set_launch_template_name(
+            spec.launch_template_id()
+                .is_none()
+                .then(|| spec.launch_template_name().map(str::to_owned))
+                .flatten(),
+        )
+        .versions(version)
         .send()
         .await
-        .map_err(|e| describe(&e))?;
-    Ok(answer.launch_template_versions().iter().find_map(|v| {
-        Some(TemplateVersion {
-            version: v.version_number()?,
-            image: v.launch_template_data()?.image_id()?.to_owned(),
+        .map_err(|e| format!("DescribeLaunchTemplateVersions: {}", describe(&e)))?;
+    answer
+        .launch_template_versions()
+        .iter()
+        .find_map(|v| {
+            Some((
+                v.version_number()?,
+                v.launch_template_data()?.image_id()?.to_owned(),
+            ))
         })
-    }))
+        .ok_or_else(|| format!("launch template version {version} names no image"))
+}
+
+async fn configuration_image(
+    autoscaling: &aws_sdk_autoscaling::Client,
+    name: &str,
+) -> Result<String, String> {
+    let answer = autoscaling
+        .describe_launch_configurations()
+        .launch_configuration_names(name)
+        .send()
+        .await
+        .map_err(|e| format!("DescribeLaunchConfigurations: {}", describe(&e)))?;
+    answer
+        .launch_configurations()
+        .first()
+        .and_then(|c| c.image_id())
+        .map(str::to_owned)
+        .ok_or_else(|| format!("launch configuration {name} was not found"))
 }
 
 /// Describes images by id in batches; ids the answer leaves out are simply not returned, and a

@@ -78,24 +78,168 @@ pub(crate) async fn sdk_config(settings: &Settings, profile: &str) -> aws_config
     }
 }
 
-pub(crate) fn regional_client(sdk: &aws_config::SdkConfig, region: &str) -> Client {
-    let config = aws_sdk_ec2::config::Builder::from(sdk)
-        .region(aws_config::Region::new(region.to_owned()))
-        .build();
-    Client::from_conf(config)
+/// The clients of one profile in one region, all from the same SDK config (credentials,
+/// retries, timeouts, endpoint).
+#[derive(Clone)]
+pub(crate) struct Clients {
+    pub ec2: Client,
+    pub autoscaling: aws_sdk_autoscaling::Client,
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
 }
 
-/// One line about an SDK error: the service's code and message, or what failed on the way.
-pub(crate) fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(
-    error: &SdkError<E, aws_sdk_ec2::config::http::HttpResponse>,
-) -> String {
-    match error {
-        SdkError::ServiceError(_) => format!(
-            "{}: {}",
-            error.code().unwrap_or("error"),
-            error.message().unwrap_or("no message")
+pub(crate) fn regional_clients(sdk: &aws_config::SdkConfig, region: &str) -> Clients {
+    let region = aws_config::Region::new(region.to_owned());
+    Clients {
+        ec2: Client::from_conf(
+            aws_sdk_ec2::config::Builder::from(sdk)
+                .region(region.clone())
+                .build(),
         ),
-        SdkError::TimeoutError(_) => "timed out".to_owned(),
-        other => DisplayErrorContext(other).to_string().replace('\n', " "),
+        autoscaling: aws_sdk_autoscaling::Client::from_conf(
+            aws_sdk_autoscaling::config::Builder::from(sdk)
+                .region(region.clone())
+                .build(),
+        ),
+        elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(
+            aws_sdk_elasticloadbalancingv2::config::Builder::from(sdk)
+                .region(region)
+                .build(),
+        ),
+    }
+}
+
+/// The longest reason `describe` gives, leaving room for the action and source around it.
+const REASON_MAX: usize = 100;
+
+/// One short sentence about a failed AWS call, in an operator's words: missing credentials, an
+/// unknown profile, a denied permission (named when AWS names it), throttling, a timeout, an
+/// unreachable endpoint. Never the SDK's debug dump: that runs to kilobytes.
+pub(crate) fn describe<E, R>(error: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    let reason = match error {
+        SdkError::ServiceError(_) => service_reason(
+            error.code().unwrap_or("error"),
+            error.message().unwrap_or("no message"),
+        ),
+        SdkError::TimeoutError(_) => "timed out (aws.timeout_secs)".to_owned(),
+        other => {
+            // The chain's text, outermost first; its last part is the root cause.
+            let chain = DisplayErrorContext(other).to_string().replace('\n', " ");
+            dispatch_reason(&chain, root_cause(other))
+        }
+    };
+    shorten(&reason, REASON_MAX)
+}
+
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+fn service_reason(code: &str, message: &str) -> String {
+    match code {
+        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => {
+            // AWS names the missing action as "... is not authorized to perform: ec2:RunInstances".
+            match message
+                .split_once("perform: ")
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+            {
+                Some(action) => format!("access denied: the credentials lack {action}"),
+                None => "access denied: the credentials lack a permission this needs".to_owned(),
+            }
+        }
+        "Throttling"
+        | "ThrottlingException"
+        | "RequestLimitExceeded"
+        | "TooManyRequestsException"
+        | "RequestThrottled"
+        | "RequestThrottledException" => {
+            "throttled by AWS after retries: try again later or lower aws.concurrency".to_owned()
+        }
+        "AuthFailure"
+        | "InvalidClientTokenId"
+        | "SignatureDoesNotMatch"
+        | "ExpiredToken"
+        | "ExpiredTokenException"
+        | "UnrecognizedClientException" => {
+            format!("the credentials were rejected ({code}): renew or fix them")
+        }
+        _ => format!("{code}: {message}"),
+    }
+}
+
+/// A failure before AWS answered, classified from the SDK's chain of errors.
+fn dispatch_reason(chain: &str, root: String) -> String {
+    let lower = chain.to_ascii_lowercase();
+    if let Some(profile) = missing_profile(chain) {
+        format!("profile `{profile}` not found in ~/.aws/config or ~/.aws/credentials")
+    } else if lower.contains("no profiles were defined") {
+        "no profiles in ~/.aws/config or ~/.aws/credentials".to_owned()
+    } else if lower.contains("no credentials found in chain") {
+        "no AWS credentials for this profile (tried the environment, ~/.aws files, SSO, instance role)".to_owned()
+    } else if lower.contains("credential") && !lower.contains("connection refused") {
+        format!("cannot load AWS credentials: {root}")
+    } else if lower.contains("timeout") || lower.contains("timed out") {
+        "timed out reaching AWS (aws.timeout_secs)".to_owned()
+    } else if lower.contains("dispatch failure") || lower.contains("io error") {
+        format!("endpoint unreachable: {root}")
+    } else {
+        root
+    }
+}
+
+/// The profile a "profile `x` was not defined" chain names.
+fn missing_profile(chain: &str) -> Option<&str> {
+    let at = chain.find("was not defined")?;
+    let before = &chain[..at];
+    let end = before.rfind('`')?;
+    let start = before[..end].rfind('`')? + 1;
+    Some(&before[start..end])
+}
+
+/// One line of at most `max` characters.
+fn shorten(text: &str, max: usize) -> String {
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.chars().count() <= max {
+        return text;
+    }
+    let mut out: String = text.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_name_the_missing_permission_and_stay_short() {
+        assert_eq!(
+            service_reason(
+                "UnauthorizedOperation",
+                "You are not authorized to perform this operation. User: arn:aws:iam::1:user/x is not authorized to perform: ec2:RunInstances on resource: arn:aws:ec2:us-east-1:1:instance/*"
+            ),
+            "access denied: the credentials lack ec2:RunInstances"
+        );
+        assert!(service_reason("RequestLimitExceeded", "slow down").starts_with("throttled"));
+        assert_eq!(
+            missing_profile("failed to load: profile `nope` was not defined: x"),
+            Some("nope")
+        );
+        let long = "x".repeat(500);
+        assert_eq!(shorten(&long, REASON_MAX).chars().count(), REASON_MAX);
+        assert!(
+            dispatch_reason(
+                "dispatch failure: io error: connection refused",
+                "connection refused".into()
+            )
+            .starts_with("endpoint unreachable")
+        );
     }
 }

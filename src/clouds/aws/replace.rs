@@ -1,21 +1,29 @@
-//! Replacing AWS instances: an Auto Scaling group member is
-//! terminated once its group's template is checked to launch the golden image; a standalone
-//! instance gets a copy launched from the golden image, waited for, and only then is the old one
-//! terminated. A dry run asks EC2 whether each call would be allowed and changes nothing.
+//! Replacing AWS instances, each behind a health gate. An Auto Scaling group member is
+//! terminated through the Auto Scaling API without lowering the group's desired capacity, and
+//! its slot frees once the group is back at that capacity with every member in service (and
+//! healthy in its target groups). A standalone instance gets a copy on the golden image; once
+//! the copy runs with both status checks ok, it takes the old one's place in its load balancer
+//! target groups, and only when it is healthy there is the old one drained and terminated.
+//! A dry run asks EC2 whether each call would be allowed and changes nothing.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{
-    Filter, IamInstanceProfileSpecification, InstanceStateName, ResourceType, Tag, TagSpecification,
+    DeviceType, Filter, IamInstanceProfileSpecification, InstanceLifecycleType, InstanceStateName,
+    ResourceType, SummaryStatus, Tag, TagSpecification,
 };
-
+use aws_sdk_elasticloadbalancingv2::types::{
+    TargetDescription, TargetHealthStateEnum, TargetTypeEnum,
+};
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use tokio::time::Instant;
 
-use super::{self as source, Settings};
-use crate::queue::journal::{Progress, Step};
+use super::collect::{describe_groups, group_launches, members_of};
+use super::{self as source, Clients, Settings};
+use crate::queue::journal::Step;
 use crate::queue::rollout::{Executor, Finish, GroupCapacity, Inspection, Phase, Steps};
 use crate::queue::{QueueEntry, Strategy};
 
@@ -24,7 +32,48 @@ pub const REPLACES_TAG: &str = "fleetscope:replaces";
 
 pub struct AwsExecutor {
     settings: Settings,
-    clients: tokio::sync::Mutex<HashMap<(String, String), Client>>,
+    clients: tokio::sync::Mutex<HashMap<(String, String), Clients>>,
+    /// The latest look at each group being waited on, shared by its members' waits so that a
+    /// group is described at most once per poll interval however many members wait on it.
+    groups: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<GroupLook>>>>>,
+    /// Whether an instance type comes with instance-store volumes; types do not change.
+    instance_store: tokio::sync::Mutex<HashMap<String, bool>>,
+}
+
+/// One entry's clients and where they point, for messages.
+struct Target<'a> {
+    clients: Clients,
+    /// "aws:prod us-east-1"
+    place: String,
+    entry: &'a QueueEntry,
+}
+
+impl Target<'_> {
+    /// Maps an SDK error to one line naming the call and where it went.
+    fn failed<E, R>(
+        &self,
+        action: &'static str,
+    ) -> impl Fn(SdkError<E, R>) -> String + use<'_, E, R>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        move |e| format!("{action} ({}): {}", self.place, source::describe(&e))
+    }
+
+    fn located(&self, error: String) -> String {
+        format!("{} ({})", error, self.place)
+    }
+}
+
+/// A group as last described: when, and what it said.
+#[derive(Clone)]
+struct GroupLook {
+    at: Instant,
+    desired: u32,
+    members: Vec<super::collect::Member>,
+    /// Members that are registered but not healthy in one of the group's target groups.
+    unhealthy_targets: Vec<String>,
 }
 
 impl AwsExecutor {
@@ -32,11 +81,13 @@ impl AwsExecutor {
         AwsExecutor {
             settings,
             clients: tokio::sync::Mutex::default(),
+            groups: std::sync::Mutex::default(),
+            instance_store: tokio::sync::Mutex::default(),
         }
     }
 
-    /// The client for the entry's profile (from its source, `aws:<profile>`) and region.
-    async fn client(&self, entry: &QueueEntry) -> Result<Client, String> {
+    /// The clients for the entry's profile (from its source, `aws:<profile>`) and region.
+    async fn target<'a>(&self, entry: &'a QueueEntry) -> Result<Target<'a>, String> {
         let profile = entry
             .source
             .strip_prefix("aws:")
@@ -48,45 +99,46 @@ impl AwsExecutor {
                 )
             })?
             .to_owned();
+        let place = format!("{} {}", entry.source, entry.region);
         let key = (profile, entry.region.clone());
         let mut clients = self.clients.lock().await;
-        if let Some(client) = clients.get(&key) {
-            return Ok(client.clone());
-        }
-        let sdk = source::sdk_config(&self.settings, &key.0).await;
-        let client = source::regional_client(&sdk, &key.1);
-        clients.insert(key, client.clone());
-        Ok(client)
+        let clients = match clients.get(&key) {
+            Some(found) => found.clone(),
+            None => {
+                let sdk = source::sdk_config(&self.settings, &key.0).await;
+                let made = source::regional_clients(&sdk, &key.1);
+                clients.insert(key, made.clone());
+                made
+            }
+        };
+        Ok(Target {
+            clients,
+            place,
+            entry,
+        })
     }
 }
 
 /// A dry run's answer: EC2 says "DryRunOperation" when the real call would have been allowed.
 fn dry_run_outcome<E: ProvideErrorMetadata + std::error::Error + 'static, T>(
-    what: &str,
+    target: &Target<'_>,
+    what: &'static str,
     answer: Result<T, SdkError<E, aws_sdk_ec2::config::http::HttpResponse>>,
 ) -> Result<(), String> {
     match answer {
         Err(e) if e.code() == Some("DryRunOperation") => Ok(()),
-        Err(e) => Err(format!("{what} (dry run): {}", source::describe(&e))),
+        Err(e) => Err(format!("{what} (dry run): {}", (target.failed(what))(e))),
         Ok(_) => Err(format!("{what} (dry run): EC2 ran it for real")),
     }
 }
 
+fn group_key(entry: &QueueEntry, group: &str) -> String {
+    format!("{}/{}/{group}", entry.source, entry.region)
+}
+
 impl Executor for AwsExecutor {
     fn inspect<'a>(&'a self, entry: &'a QueueEntry) -> BoxFuture<'a, Result<Inspection, String>> {
-        // Members of one group go one at a time until the group's capacity is read.
-        let group = match &entry.strategy {
-            Strategy::AwsTerminateInGroup { group } => Some(GroupCapacity {
-                key: format!("{}/{}/{group}", entry.source, entry.region),
-                desired: 1,
-            }),
-            _ => None,
-        };
-        futures::future::ready(Ok(Inspection {
-            group,
-            blocked: None,
-        }))
-        .boxed()
+        self.inspect_one(entry).boxed()
     }
 
     fn replace<'a>(
@@ -94,106 +146,424 @@ impl Executor for AwsExecutor {
         entry: &'a QueueEntry,
         steps: &'a Steps,
     ) -> BoxFuture<'a, Result<Finish, String>> {
-        self.replace_one(entry, steps).boxed()
+        async move {
+            let target = self.target(entry).await?;
+            let golden = entry
+                .target_image
+                .as_deref()
+                .ok_or("no golden image to replace it with")?;
+            match &entry.strategy {
+                Strategy::AwsTerminateInGroup { group } => {
+                    self.replace_member(&target, group, golden, steps).await
+                }
+                Strategy::AwsLaunchCopy => self.replace_standalone(&target, golden, steps).await,
+                other => Err(format!("not an AWS strategy: {}", other.describe())),
+            }
+        }
+        .boxed()
     }
 }
 
 impl AwsExecutor {
-    async fn replace_one(&self, entry: &QueueEntry, steps: &Steps) -> Result<Finish, String> {
-        let dry_run = steps.dry_run;
-        let ec2 = self.client(entry).await?;
-        let target = entry
-            .target_image
-            .as_deref()
-            .ok_or("no golden image to replace it with")?;
-        let Some(old) = live_instance(&ec2, &entry.instance_id).await? else {
+    async fn inspect_one(&self, entry: &QueueEntry) -> Result<Inspection, String> {
+        let target = self.target(entry).await?;
+        let Some(golden) = entry.target_image.as_deref() else {
+            return Ok(Inspection {
+                group: None,
+                blocked: Some("no golden image to replace it with".into()),
+            });
+        };
+        match &entry.strategy {
+            Strategy::AwsTerminateInGroup { group } => {
+                let launches = group_launches(&target.clients, std::slice::from_ref(group))
+                    .await
+                    .map_err(|e| target.located(e))?;
+                let Some(launch) = launches.get(group) else {
+                    return Ok(Inspection {
+                        group: None,
+                        blocked: Some(format!("its Auto Scaling group {group} no longer exists")),
+                    });
+                };
+                Ok(Inspection {
+                    group: Some(GroupCapacity {
+                        key: group_key(entry, group),
+                        desired: launch.desired,
+                    }),
+                    blocked: launch
+                        .refuses(golden)
+                        .map(|why| format!("group {group}: {why}")),
+                })
+            }
+            Strategy::AwsLaunchCopy => {
+                // Gone already: nothing blocks it, and the replacement skips it.
+                let Some(old) = live_instance(&target, &entry.instance_id).await? else {
+                    return Ok(Inspection::default());
+                };
+                Ok(Inspection {
+                    group: None,
+                    blocked: self.cannot_copy(&target, &old).await?,
+                })
+            }
+            other => Ok(Inspection {
+                group: None,
+                blocked: Some(format!("not an AWS strategy: {}", other.describe())),
+            }),
+        }
+    }
+
+    /// Why a copy would not be the same server: what a launch from the golden image cannot
+    /// carry over. `None` when it can be copied faithfully.
+    async fn cannot_copy(
+        &self,
+        target: &Target<'_>,
+        old: &aws_sdk_ec2::types::Instance,
+    ) -> Result<Option<String>, String> {
+        if old.instance_lifecycle() == Some(&InstanceLifecycleType::Spot)
+            || old.spot_instance_request_id().is_some()
+        {
+            return Ok(Some(
+                "a spot instance: its spot request would not carry over to a copy".into(),
+            ));
+        }
+        if old.network_interfaces().len() > 1 {
+            return Ok(Some(format!(
+                "{} network interfaces: a copy would get only one",
+                old.network_interfaces().len()
+            )));
+        }
+        if old.root_device_type() == Some(&DeviceType::InstanceStore) {
+            return Ok(Some(
+                "its root volume is an instance store: its data would not carry over".into(),
+            ));
+        }
+        if let Some(kind) = old.instance_type()
+            && self.has_instance_store(target, kind.as_str()).await?
+        {
+            return Ok(Some(format!(
+                "its type {} has instance-store volumes: their data would not carry over",
+                kind.as_str()
+            )));
+        }
+        let id = old.instance_id().unwrap_or_default();
+        let addresses = target
+            .clients
+            .ec2
+            .describe_addresses()
+            .filters(Filter::builder().name("instance-id").values(id).build())
+            .send()
+            .await
+            .map_err(target.failed("DescribeAddresses"))?;
+        if let Some(address) = addresses.addresses().first() {
+            return Ok(Some(format!(
+                "it holds the Elastic IP {}: move it by hand, a copy would not get it",
+                address.public_ip().unwrap_or("?")
+            )));
+        }
+        Ok(None)
+    }
+
+    async fn has_instance_store(&self, target: &Target<'_>, kind: &str) -> Result<bool, String> {
+        let mut known = self.instance_store.lock().await;
+        if let Some(answer) = known.get(kind) {
+            return Ok(*answer);
+        }
+        let answer = target
+            .clients
+            .ec2
+            .describe_instance_types()
+            .instance_types(kind.into())
+            .send()
+            .await
+            .map_err(target.failed("DescribeInstanceTypes"))?;
+        let has = answer
+            .instance_types()
+            .first()
+            .and_then(|t| t.instance_storage_supported())
+            .unwrap_or(false);
+        known.insert(kind.to_owned(), has);
+        Ok(has)
+    }
+
+    /// Terminate the member through its group, keeping the desired capacity, then wait for the
+    /// group to be whole again.
+    async fn replace_member(
+        &self,
+        target: &Target<'_>,
+        group: &str,
+        golden: &str,
+        steps: &Steps,
+    ) -> Result<Finish, String> {
+        let entry = target.entry;
+        let old = &entry.instance_id;
+        if !steps.progress.terminated || steps.dry_run {
+            let launches = group_launches(&target.clients, &[group.to_owned()])
+                .await
+                .map_err(|e| target.located(e))?;
+            let launch = launches
+                .get(group)
+                .ok_or_else(|| format!("its Auto Scaling group {group} no longer exists"))?;
+            if let Some(why) = launch.refuses(golden) {
+                return Err(format!("group {group}: {why}"));
+            }
+            if !launch.members.iter().any(|m| &m.id == old) {
+                let why = format!("no longer a member of {group}");
+                if !steps.dry_run {
+                    steps.record(Step::Skipped { why: why.clone() })?;
+                }
+                return Ok(Finish::Skipped(why));
+            }
+            steps.record(Step::Checked)?;
+            if steps.dry_run {
+                // The Auto Scaling API has no dry run; the group and its template were checked.
+                return Ok(Finish::WouldSucceed);
+            }
+            steps.phase(Phase::Terminating);
+            target
+                .clients
+                .autoscaling
+                .terminate_instance_in_auto_scaling_group()
+                .instance_id(old)
+                .should_decrement_desired_capacity(false)
+                .send()
+                .await
+                .map_err(target.failed("TerminateInstanceInAutoScalingGroup"))?;
+            steps.record(Step::Terminated)?;
+        }
+        // Only answers fetched after the termination tell whether the group has made up for it.
+        let terminated_at = Instant::now();
+        steps.phase(Phase::WaitingHealthy);
+        let key = group_key(entry, group);
+        steps
+            .wait_until(
+                &format!("{group} to be back at its desired capacity, every member in service"),
+                || async {
+                    let look = self
+                        .look_at_group(
+                            target,
+                            &key,
+                            group,
+                            terminated_at.max(Instant::now() - steps.poll),
+                        )
+                        .await?;
+                    Ok(group_is_whole(&look, old))
+                },
+            )
+            .await?;
+        steps.record(Step::Replaced)?;
+        Ok(Finish::Replaced)
+    }
+
+    /// The group as described at or after `fresh_since`: one describe serves every member
+    /// waiting on the group.
+    async fn look_at_group(
+        &self,
+        target: &Target<'_>,
+        key: &str,
+        group: &str,
+        fresh_since: Instant,
+    ) -> Result<GroupLook, String> {
+        let slot = {
+            let mut groups = self
+                .groups
+                .lock()
+                .map_err(|_| "the group cache is unusable after an earlier failure".to_owned())?;
+            groups.entry(key.to_owned()).or_default().clone()
+        };
+        let mut last = slot.lock().await;
+        if let Some(look) = last.as_ref()
+            && look.at >= fresh_since
+        {
+            return Ok(look.clone());
+        }
+        let at = Instant::now();
+        let found = describe_groups(&target.clients.autoscaling, &[group.to_owned()])
+            .await
+            .map_err(|e| target.located(e))?;
+        let found = found
+            .first()
+            .ok_or_else(|| format!("its Auto Scaling group {group} no longer exists"))?;
+        let members = members_of(found);
+        let mut unhealthy_targets = Vec::new();
+        // Target health only matters once the group itself is whole; asking earlier is waste.
+        let in_service = members
+            .iter()
+            .all(|m| m.lifecycle == "InService" || m.lifecycle.starts_with("Terminating"));
+        if in_service {
+            for arn in found.target_group_arns() {
+                let health = target
+                    .clients
+                    .elb
+                    .describe_target_health()
+                    .target_group_arn(arn)
+                    .send()
+                    .await
+                    .map_err(target.failed("DescribeTargetHealth"))?;
+                for description in health.target_health_descriptions() {
+                    let id = description
+                        .target()
+                        .and_then(|t| t.id())
+                        .unwrap_or_default();
+                    let state = description.target_health().and_then(|h| h.state());
+                    if members.iter().any(|m| m.id == id)
+                        && state != Some(&TargetHealthStateEnum::Healthy)
+                    {
+                        unhealthy_targets.push(id.to_owned());
+                    }
+                }
+            }
+        }
+        let look = GroupLook {
+            at,
+            desired: found.desired_capacity().unwrap_or(0).max(0) as u32,
+            members,
+            unhealthy_targets,
+        };
+        *last = Some(look.clone());
+        Ok(look)
+    }
+
+    async fn replace_standalone(
+        &self,
+        target: &Target<'_>,
+        golden: &str,
+        steps: &Steps,
+    ) -> Result<Finish, String> {
+        let entry = target.entry;
+        let old_id = &entry.instance_id;
+        let progress = &steps.progress;
+        let Some(old) = live_instance(target, old_id).await? else {
+            if progress.terminated && !steps.dry_run {
+                // The copy took over and was healthy before the old one went.
+                steps.record(Step::Replaced)?;
+                return Ok(Finish::Replaced);
+            }
             let why = "the instance is no longer running".to_owned();
-            steps.record(Step::Skipped { why: why.clone() })?;
+            if !steps.dry_run {
+                steps.record(Step::Skipped { why: why.clone() })?;
+            }
             return Ok(Finish::Skipped(why));
         };
-        // A dry run only asks, whatever an earlier apply left behind.
-        if dry_run {
-            match &entry.strategy {
-                Strategy::AwsTerminateInGroup { group } => {
-                    check_group_template(&ec2, &old, group, target).await?;
-                }
-                Strategy::AwsLaunchCopy => dry_run_outcome(
-                    "RunInstances",
-                    launch_copy(&ec2, &old, target, entry, true).await,
-                )?,
-                other => return Err(format!("not an AWS strategy: {}", other.describe())),
+        if steps.dry_run {
+            // A dry run only asks, whatever an earlier apply left behind.
+            if let Some(why) = self.cannot_copy(target, &old).await? {
+                return Err(why);
             }
             dry_run_outcome(
+                target,
+                "RunInstances",
+                launch_copy(&target.clients.ec2, &old, golden, entry, true).await,
+            )?;
+            // ELBv2 has no dry run: reading the registrations shows they can be read.
+            registrations(target, old_id).await?;
+            dry_run_outcome(
+                target,
                 "TerminateInstances",
-                terminate(&ec2, &entry.instance_id, true).await,
+                terminate(&target.clients.ec2, old_id, true).await,
             )?;
             steps.record(Step::Checked)?;
             return Ok(Finish::WouldSucceed);
         }
-        match &entry.strategy {
-            Strategy::AwsTerminateInGroup { group } => {
-                check_group_template(&ec2, &old, group, target).await?;
-                steps.record(Step::Checked)?;
+        let copy = match self.earlier_copy(target, steps).await? {
+            Some(copy) => copy,
+            None => {
+                steps.phase(Phase::Launching);
+                let launched = launch_copy(&target.clients.ec2, &old, golden, entry, false)
+                    .await
+                    .map_err(target.failed("RunInstances"))?
+                    .instances()
+                    .first()
+                    .and_then(|i| i.instance_id())
+                    .ok_or("RunInstances answered without an instance")?
+                    .to_owned();
+                steps.record(Step::Launched {
+                    new_instance: launched.clone(),
+                })?;
+                launched
             }
-            Strategy::AwsLaunchCopy => {
-                let new_instance = match self
-                    .earlier_copy(&ec2, entry, steps.progress.clone())
-                    .await?
-                {
-                    Some(copy) => copy,
-                    None => {
-                        let launched = launch_copy(&ec2, &old, target, entry, false)
-                            .await
-                            .map_err(|e| format!("RunInstances: {}", source::describe(&e)))?
-                            .instances()
-                            .first()
-                            .and_then(|i| i.instance_id())
-                            .ok_or("RunInstances answered without an instance")?
-                            .to_owned();
-                        steps.record(Step::Launched {
-                            new_instance: launched.clone(),
-                        })?;
-                        launched
-                    }
-                };
-                steps.phase(Phase::WaitingHealthy);
-                wait_until_running(steps, &ec2, &new_instance).await?;
-                steps.record(Step::Running { new_instance })?;
+        };
+        steps.phase(Phase::WaitingHealthy);
+        wait_until_running_and_ok(steps, target, &copy).await?;
+        steps.record(Step::Running {
+            new_instance: copy.clone(),
+        })?;
+
+        let registered = registrations(target, old_id).await?;
+        if !registered.is_empty() {
+            if !progress.registered {
+                for registration in &registered {
+                    target
+                        .clients
+                        .elb
+                        .register_targets()
+                        .target_group_arn(&registration.group)
+                        .targets(target_description(&copy, registration.port))
+                        .send()
+                        .await
+                        .map_err(target.failed("RegisterTargets"))?;
+                }
+                steps.record(Step::Registered {
+                    new_instance: copy.clone(),
+                })?;
             }
-            other => return Err(format!("not an AWS strategy: {}", other.describe())),
+            steps.phase(Phase::WaitingHealthy);
+            wait_until_healthy_in(steps, target, &copy, &registered).await?;
         }
-        terminate(&ec2, &entry.instance_id, false)
+        steps.record(Step::Healthy {
+            new_instance: copy.clone(),
+        })?;
+        if !registered.is_empty() {
+            if !progress.drained {
+                for registration in &registered {
+                    target
+                        .clients
+                        .elb
+                        .deregister_targets()
+                        .target_group_arn(&registration.group)
+                        .targets(target_description(old_id, registration.port))
+                        .send()
+                        .await
+                        .map_err(target.failed("DeregisterTargets"))?;
+                }
+                steps.record(Step::Draining)?;
+            }
+            // Connections in flight get the target group's deregistration delay to finish.
+            steps.phase(Phase::Draining);
+            let delay = registered.iter().map(|r| r.delay).max().unwrap_or_default();
+            tokio::time::sleep(delay).await;
+        }
+        steps.phase(Phase::Terminating);
+        terminate(&target.clients.ec2, old_id, false)
             .await
-            .map_err(|e| format!("TerminateInstances: {}", source::describe(&e)))?;
+            .map_err(target.failed("TerminateInstances"))?;
+        steps.record(Step::Terminated)?;
         steps.record(Step::Replaced)?;
         Ok(Finish::Replaced)
     }
-}
 
-impl AwsExecutor {
     /// A copy launched by an earlier apply that was cut short, if it still lives: the one the
     /// journal names, else one carrying the replaces tag (launched just before a crash, before
     /// the journal could say so). It is reused, never launched again.
     async fn earlier_copy(
         &self,
-        ec2: &Client,
-        entry: &QueueEntry,
-        progress: Progress,
+        target: &Target<'_>,
+        steps: &Steps,
     ) -> Result<Option<String>, String> {
-        let candidates = match progress.launched {
-            Some(journaled) => vec![journaled],
+        let candidates = match &steps.progress.launched {
+            Some(journaled) => vec![journaled.clone()],
             None => {
-                let answer = ec2
+                let answer = target
+                    .clients
+                    .ec2
                     .describe_instances()
                     .filters(
                         Filter::builder()
                             .name(format!("tag:{REPLACES_TAG}"))
-                            .values(&entry.instance_id)
+                            .values(&target.entry.instance_id)
                             .build(),
                     )
                     .send()
                     .await
-                    .map_err(|e| format!("DescribeInstances: {}", source::describe(&e)))?;
+                    .map_err(target.failed("DescribeInstances"))?;
                 answer
                     .reservations()
                     .iter()
@@ -203,7 +573,7 @@ impl AwsExecutor {
             }
         };
         for candidate in candidates {
-            if live_instance(ec2, &candidate).await?.is_some() {
+            if live_instance(target, &candidate).await?.is_some() {
                 return Ok(Some(candidate));
             }
         }
@@ -211,35 +581,190 @@ impl AwsExecutor {
     }
 }
 
-/// Waits until the replacement runs; a replacement that is gone or stopped fails at once.
-async fn wait_until_running(steps: &Steps, ec2: &Client, id: &str) -> Result<(), String> {
-    steps
-        .wait_until(&format!("the replacement {id} to run"), || async {
-            let instance = live_instance(ec2, id).await?;
-            match instance.as_ref().and_then(|i| i.state()).and_then(|s| s.name()) {
-                Some(InstanceStateName::Running) => Ok(true),
-                Some(InstanceStateName::Pending) => Ok(false),
-                None => Err(format!(
-                    "the replacement {id} is gone; the old instance was left as it was"
-                )),
-                Some(state) => Err(format!(
-                    "the replacement {id} is {} instead of running; the old instance was left as it was",
-                    state.as_str()
-                )),
-            }
+/// Whole again: at its desired capacity without `old`, every member in service and healthy,
+/// healthy in its target groups too; members on their way out are no longer counted.
+fn group_is_whole(look: &GroupLook, old: &str) -> bool {
+    let staying: Vec<_> = look
+        .members
+        .iter()
+        .filter(|m| {
+            m.id != old && !m.lifecycle.starts_with("Terminating") && m.lifecycle != "Terminated"
         })
+        .collect();
+    staying.len() >= look.desired as usize
+        && staying
+            .iter()
+            .all(|m| m.lifecycle == "InService" && m.healthy)
+        && look.unhealthy_targets.is_empty()
+}
+
+fn target_description(id: &str, port: Option<i32>) -> TargetDescription {
+    TargetDescription::builder().id(id).set_port(port).build()
+}
+
+/// One target group an instance is registered in.
+struct Registration {
+    group: String,
+    port: Option<i32>,
+    /// The group's deregistration delay.
+    delay: std::time::Duration,
+}
+
+/// The instance-type target groups of the region that have `id` registered (draining
+/// included), with the port it is registered on.
+async fn registrations(target: &Target<'_>, id: &str) -> Result<Vec<Registration>, String> {
+    let elb = &target.clients.elb;
+    let mut found = Vec::new();
+    let mut pages = elb.describe_target_groups().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(target.failed("DescribeTargetGroups"))?;
+        for group in page.target_groups() {
+            if group
+                .target_type()
+                .is_some_and(|t| *t != TargetTypeEnum::Instance)
+            {
+                continue;
+            }
+            let Some(arn) = group.target_group_arn() else {
+                continue;
+            };
+            let health = elb
+                .describe_target_health()
+                .target_group_arn(arn)
+                .send()
+                .await
+                .map_err(target.failed("DescribeTargetHealth"))?;
+            let registered = health.target_health_descriptions().iter().find(|d| {
+                d.target().and_then(|t| t.id()) == Some(id)
+                    && d.target_health().and_then(|h| h.state())
+                        != Some(&TargetHealthStateEnum::Unused)
+            });
+            let Some(registered) = registered else {
+                continue;
+            };
+            let attributes = elb
+                .describe_target_group_attributes()
+                .target_group_arn(arn)
+                .send()
+                .await
+                .map_err(target.failed("DescribeTargetGroupAttributes"))?;
+            let delay = attributes
+                .attributes()
+                .iter()
+                .find(|a| a.key() == Some("deregistration_delay.timeout_seconds"))
+                .and_then(|a| a.value())
+                .and_then(|v| v.parse::<u64>().ok())
+                // AWS's default when the attribute is not reported.
+                .unwrap_or(300);
+            found.push(Registration {
+                group: arn.to_owned(),
+                port: registered.target().and_then(|t| t.port()),
+                delay: std::time::Duration::from_secs(delay),
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// Waits until the copy is healthy in every target group the old instance is in.
+async fn wait_until_healthy_in(
+    steps: &Steps,
+    target: &Target<'_>,
+    copy: &str,
+    registered: &[Registration],
+) -> Result<(), String> {
+    steps
+        .wait_until(
+            &format!("the replacement {copy} to be healthy in its target groups; the old instance was left serving"),
+            || async {
+                for registration in registered {
+                    let health = target
+                        .clients
+                        .elb
+                        .describe_target_health()
+                        .target_group_arn(&registration.group)
+                        .targets(target_description(copy, registration.port))
+                        .send()
+                        .await
+                        .map_err(target.failed("DescribeTargetHealth"))?;
+                    let healthy = health.target_health_descriptions().iter().any(|d| {
+                        d.target_health().and_then(|h| h.state())
+                            == Some(&TargetHealthStateEnum::Healthy)
+                    });
+                    if !healthy {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            },
+        )
+        .await
+}
+
+/// Waits until the replacement runs and passes both EC2 status checks; a replacement that is
+/// gone or stopped fails at once.
+async fn wait_until_running_and_ok(
+    steps: &Steps,
+    target: &Target<'_>,
+    id: &str,
+) -> Result<(), String> {
+    steps
+        .wait_until(
+            &format!("the replacement {id} to run and pass its status checks; the old instance was left as it was"),
+            || async {
+                let answer = target
+                    .clients
+                    .ec2
+                    .describe_instance_status()
+                    .instance_ids(id)
+                    .include_all_instances(true)
+                    .send()
+                    .await;
+                let answer = match answer {
+                    Err(e) if e.code() == Some("InvalidInstanceID.NotFound") => {
+                        return Err(format!(
+                            "the replacement {id} is gone; the old instance was left as it was"
+                        ));
+                    }
+                    other => other.map_err(target.failed("DescribeInstanceStatus"))?,
+                };
+                let Some(status) = answer.instance_statuses().first() else {
+                    return Ok(false);
+                };
+                match status.instance_state().and_then(|s| s.name()) {
+                    Some(InstanceStateName::Running) => {}
+                    Some(InstanceStateName::Pending) | None => return Ok(false),
+                    Some(state) => {
+                        return Err(format!(
+                            "the replacement {id} is {} instead of running; the old instance was left as it was",
+                            state.as_str()
+                        ));
+                    }
+                }
+                let ok = |s: Option<&aws_sdk_ec2::types::InstanceStatusSummary>| {
+                    s.and_then(|s| s.status()) == Some(&SummaryStatus::Ok)
+                };
+                Ok(ok(status.system_status()) && ok(status.instance_status()))
+            },
+        )
         .await
 }
 
 /// The instance as EC2 has it now; `None` when it is gone or terminating.
 async fn live_instance(
-    ec2: &Client,
+    target: &Target<'_>,
     id: &str,
 ) -> Result<Option<aws_sdk_ec2::types::Instance>, String> {
-    let answer = ec2.describe_instances().instance_ids(id).send().await;
+    let answer = target
+        .clients
+        .ec2
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await;
     let answer = match answer {
         Err(e) if e.code() == Some("InvalidInstanceID.NotFound") => return Ok(None),
-        other => other.map_err(|e| format!("DescribeInstances: {}", source::describe(&e)))?,
+        other => other.map_err(target.failed("DescribeInstances"))?,
     };
     Ok(answer
         .reservations()
@@ -254,33 +779,8 @@ async fn live_instance(
         .cloned())
 }
 
-/// Terminating a group member only brings the golden image if the group launches it.
-async fn check_group_template(
-    ec2: &Client,
-    old: &aws_sdk_ec2::types::Instance,
-    group: &str,
-    target: &str,
-) -> Result<(), String> {
-    let template = old
-        .tags()
-        .iter()
-        .find(|t| t.key() == Some(super::collect::TEMPLATE_ID_TAG))
-        .and_then(|t| t.value())
-        .ok_or_else(|| format!("no launch template is recorded on the members of {group}"))?;
-    let launches = super::collect::default_template_version(ec2, template)
-        .await?
-        .ok_or_else(|| format!("launch template {template} has no image in its default version"))?;
-    if launches.image != target {
-        return Err(format!(
-            "{group} launches {} (template {template} version {}), not the golden {target}: point the template at it first",
-            launches.image, launches.version
-        ));
-    }
-    Ok(())
-}
-
 async fn terminate(
-    ec2: &Client,
+    ec2: &aws_sdk_ec2::Client,
     id: &str,
     dry_run: bool,
 ) -> Result<
@@ -311,7 +811,7 @@ fn client_token(entry: &QueueEntry) -> String {
 /// The same server on the golden image: type, subnet, security groups, key, instance profile
 /// and tags (those AWS reserves aside), plus a tag naming the instance it replaces.
 async fn launch_copy(
-    ec2: &Client,
+    ec2: &aws_sdk_ec2::Client,
     old: &aws_sdk_ec2::types::Instance,
     image: &str,
     entry: &QueueEntry,
@@ -367,4 +867,71 @@ async fn launch_copy(
         .dry_run(dry_run)
         .send()
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clouds::aws::collect::Member;
+
+    fn member(id: &str, lifecycle: &str, healthy: bool) -> Member {
+        Member {
+            id: id.into(),
+            lifecycle: lifecycle.into(),
+            healthy,
+        }
+    }
+
+    #[test]
+    fn a_group_is_whole_at_desired_capacity_with_every_member_in_service() {
+        let look = |members: Vec<Member>, unhealthy: Vec<String>| GroupLook {
+            at: Instant::now(),
+            desired: 2,
+            members,
+            unhealthy_targets: unhealthy,
+        };
+        let whole = look(
+            vec![
+                member("i-old", "Terminating", true),
+                member("i-a", "InService", true),
+                member("i-new", "InService", true),
+            ],
+            vec![],
+        );
+        assert!(group_is_whole(&whole, "i-old"));
+        // The replacement is still starting: one short.
+        let starting = look(
+            vec![
+                member("i-a", "InService", true),
+                member("i-new", "Pending", true),
+            ],
+            vec![],
+        );
+        assert!(!group_is_whole(&starting, "i-old"));
+        // The old member still listed as in service does not count for the group.
+        let not_yet = look(
+            vec![
+                member("i-old", "InService", true),
+                member("i-a", "InService", true),
+            ],
+            vec![],
+        );
+        assert!(!group_is_whole(&not_yet, "i-old"));
+        let unhealthy = look(
+            vec![
+                member("i-a", "InService", true),
+                member("i-new", "InService", true),
+            ],
+            vec!["i-new".into()],
+        );
+        assert!(!group_is_whole(&unhealthy, "i-old"));
+        let sick = look(
+            vec![
+                member("i-a", "InService", true),
+                member("i-new", "InService", false),
+            ],
+            vec![],
+        );
+        assert!(!group_is_whole(&sick, "i-old"));
+    }
 }
