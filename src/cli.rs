@@ -41,7 +41,7 @@ pub struct GlobalArgs {
 pub struct RunArgs {
     /// Browse a built-in synthetic multi-cloud fleet instead of real clouds (with `queue`: the
     /// demo's own queue, applied by a simulation that reaches no cloud).
-    #[arg(long, global = true, conflicts_with = "snapshot")]
+    #[arg(long, global = true)]
     pub demo: bool,
 
     /// Instances in the demo fleet.
