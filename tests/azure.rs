@@ -494,7 +494,10 @@ fn every_subscription_the_credential_lists_with_paging_throttling_and_retries() 
     assert!(started.elapsed() >= Duration::from_secs(1));
     for sub in [PROD, STAGING] {
         // The scale-set list answered 500 twice, then was retried into success.
-        assert!(source(&report, &format!("azure:{sub}"))["warnings"].is_null(), "{report:#}");
+        assert!(
+            source(&report, &format!("azure:{sub}"))["warnings"].is_null(),
+            "{report:#}"
+        );
         assert_eq!(
             source(&report, &format!("azure:{sub}"))["state"],
             "done",

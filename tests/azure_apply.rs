@@ -281,3 +281,38 @@ fn a_model_off_the_golden_image_blocks_and_a_standalone_vm_is_not_executable() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(upgrades(&server), 0);
 }
+
+#[test]
+fn an_upgrade_cut_short_resumes_by_waiting_never_by_upgrading_again() {
+    let server = ArmServer::start();
+    let (old, golden) = images(&server);
+    let members = server.scale_set(
+        SUB,
+        "web",
+        id_ref(&golden),
+        false,
+        &[(id_ref(&old), false, Upgrade::Slow(8))],
+    );
+    // The first apply gives up on health after 2 s: the upgrade was sent and journaled.
+    let env = Env::new(&server, "health_timeout_secs = 2");
+    env.queue(&[&members[0]]);
+    let out = env.run(&["queue", "apply", "--yes"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("timed out"), "{}", stderr(&out));
+    assert_eq!(upgrades(&server), 1);
+    assert!(env.journal().iter().any(|r| r.step == Step::Terminated));
+
+    // The next apply, with time enough, only waits for the member to become healthy.
+    std::fs::write(
+        env.dir.path().join("config.toml"),
+        format!(
+            "version = 1\n[azure]\nsubscriptions = [\"{SUB}\"]\nendpoint_url = \"{}\"\ntimeout_secs = 5\n[rollout]\npoll_secs = 1\nhealth_timeout_secs = 60\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let out = env.run(&["queue", "apply", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(upgrades(&server), 1, "never upgraded twice");
+    assert!(env.saved_queue().entries.is_empty());
+}
