@@ -223,6 +223,10 @@ fn fleet(server: &ArmServer) -> Vec<(&'static str, String)> {
             ),
         ),
         (
+            "imageless",
+            server.vm(PROD, "from-disk", Value::Null, created),
+        ),
+        (
             "marketplace-undated",
             server.vm(
                 PROD,
@@ -281,6 +285,12 @@ fn every_image_reference_kind_and_every_verdict_through_the_real_binary() {
     );
     assert_eq!(verdict("marketplace-old"), "outdated");
     assert_eq!(verdict("marketplace-deprecated"), "flagged");
+    assert_eq!(verdict("imageless"), "unknown");
+    assert!(
+        reasons("imageless").contains("created from a disk"),
+        "{}",
+        reasons("imageless")
+    );
     assert_eq!(verdict("marketplace-undated"), "outdated");
     assert!(
         reasons("marketplace-undated").contains("age unknown"),
@@ -506,14 +516,14 @@ fn every_subscription_the_credential_lists_with_paging_throttling_and_retries() 
     }
     let collected = report["instances"].as_array().unwrap().len();
     assert_eq!(collected, vms.len() + 1);
-    // Fourteen VMs two to a page: seven pages, each a call; staging's one page; and the one
+    // Fifteen VMs two to a page: eight pages, each a call; staging's one page; and the one
     // try that was throttled.
     let list_calls = server
         .calls()
         .iter()
         .filter(|c| c.ends_with("/virtualMachines"))
         .count();
-    assert_eq!(list_calls, 7 + 1 + 1, "{:#?}", server.calls());
+    assert_eq!(list_calls, 8 + 1 + 1, "{:#?}", server.calls());
     assert_eq!(instance(&report, &staging_vm)["account"], STAGING);
     // A marketplace version's own gallery was read through the other subscription's reference.
     assert!(report["images"].as_array().unwrap().len() > 5);

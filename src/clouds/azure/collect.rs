@@ -142,12 +142,19 @@ async fn collect_subscription(
     let _ = context.send(event).await;
 }
 
-/// Where an image is used: the regions matter for marketplace and shared galleries.
-type Uses = BTreeMap<ImageRef, BTreeSet<String>>;
+/// The images in use.
+#[derive(Default)]
+struct Uses {
+    /// Each image reference and the regions it is used in (marketplace and shared gallery
+    /// versions are listed per region).
+    refs: BTreeMap<ImageRef, BTreeSet<String>>,
+    /// Keys standing for VMs that name no image (created from a disk).
+    imageless: BTreeSet<String>,
+}
 
 /// Ok(false) when nobody listens any more.
 async fn collect_all(context: &Context<'_>) -> Result<bool, ArmError> {
-    let mut uses: Uses = BTreeMap::new();
+    let mut uses = Uses::default();
     let mut seen: HashSet<String> = HashSet::new();
     let mut pages = std::pin::pin!(context.arm.vms(context.subscription));
     while let Some(page) = pages.next().await {
@@ -181,7 +188,8 @@ async fn collect_all(context: &Context<'_>) -> Result<bool, ArmError> {
     for (set, found) in members {
         let set = &set;
         if let Some(image) = &set.image {
-            uses.entry(image.clone())
+            uses.refs
+                .entry(image.clone())
                 .or_default()
                 .insert(set.location.clone());
         }
@@ -234,13 +242,18 @@ fn marketplace_family(publisher: &str, offer: &str, sku: &str) -> String {
 fn to_instance(vm: &Vm, context: &Context<'_>, uses: &mut Uses) -> Instance {
     let image = match &vm.image {
         Some(image) => {
-            uses.entry(image.clone())
+            uses.refs
+                .entry(image.clone())
                 .or_default()
                 .insert(vm.location.clone());
             image_key(image)
         }
         // A VM from a specialized disk names no image; it shows as an unknown image.
-        None => format!("{}#no-image-reference", vm.id.to_ascii_lowercase()),
+        None => {
+            let key = format!("{}#no-image-reference", vm.id.to_ascii_lowercase());
+            uses.imageless.insert(key.clone());
+            key
+        }
     };
     let mut tags = vm.tags.clone();
     if let Some(latest) = vm.latest_model_applied {
@@ -320,7 +333,14 @@ async fn images(context: &Context<'_>, uses: &Uses) -> bool {
     let mut lists: BTreeMap<VersionList, BTreeSet<String>> = BTreeMap::new();
     let mut managed = Vec::new();
     let mut images = Vec::new();
-    for (image, locations) in uses {
+    for key in &uses.imageless {
+        images.push(Image::unreadable(
+            key.clone(),
+            Cloud::Azure,
+            "the VM names no image: it was created from a disk",
+        ));
+    }
+    for (image, locations) in &uses.refs {
         let key = image_key(image);
         let Some(location) = locations.iter().next().cloned() else {
             continue;
