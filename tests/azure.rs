@@ -25,13 +25,13 @@ fn report(
     server: &ArmServer,
     dir: &std::path::Path,
     subscriptions: &[&str],
-    extra: &str,
+    args: &[&str],
 ) -> (Output, Value) {
     let config = dir.join("config.toml");
     std::fs::write(
         &config,
         format!(
-            "version = 1\n[azure]\nsubscriptions = [{}]\nendpoint_url = \"{}\"\ntimeout_secs = 5\n{extra}",
+            "version = 1\n[azure]\nsubscriptions = [{}]\nendpoint_url = \"{}\"\ntimeout_secs = 5\n",
             subscriptions
                 .iter()
                 .map(|s| format!("\"{s}\""))
@@ -44,6 +44,7 @@ fn report(
     let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
         .args(["--report", "--format", "json", "--now", NOW, "--config"])
         .arg(&config)
+        .args(args)
         .env_remove("AZURE_CREDENTIAL_KIND")
         .envs(server.env())
         .env("FLEETSCOPE_DATA_DIR", dir.join("data"))
@@ -262,7 +263,7 @@ fn every_image_reference_kind_and_every_verdict_through_the_real_binary() {
     let vms = fleet(&server);
     let id = |label: &str| vms.iter().find(|(l, _)| *l == label).unwrap().1.clone();
     let dir = tempfile::tempdir().unwrap();
-    let (output, report) = report(&server, dir.path(), &[PROD], "");
+    let (output, report) = report(&server, dir.path(), &[PROD], &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}\n{report:#}");
     let verdict = |label: &str| instance(&report, &id(label))["verdict"].clone();
@@ -392,7 +393,7 @@ fn scale_set_skew_and_model_drift() {
         &[(id_ref(&golden), true, Upgrade::Healthy)],
     );
     let dir = tempfile::tempdir().unwrap();
-    let (output, report) = report(&server, dir.path(), &[PROD], "");
+    let (output, report) = report(&server, dir.path(), &[PROD], &[]);
     assert!(
         output.status.success(),
         "{}",
@@ -438,7 +439,13 @@ fn one_failing_subscription_never_blocks_another() {
     server.forbid(STAGING);
     let missing = "11111111-0000-0000-0000-00000000dead";
     let dir = tempfile::tempdir().unwrap();
-    let (output, report) = report(&server, dir.path(), &[PROD, STAGING, missing], "");
+    // Staging comes from the command line, the others from the config.
+    let (output, report) = report(
+        &server,
+        dir.path(),
+        &[PROD, missing],
+        &["--azure-subscription", STAGING],
+    );
     assert!(
         output.status.success(),
         "{}",
@@ -494,7 +501,7 @@ fn every_subscription_the_credential_lists_with_paging_throttling_and_retries() 
     );
     let dir = tempfile::tempdir().unwrap();
     let started = std::time::Instant::now();
-    let (output, report) = report(&server, dir.path(), &["*"], "");
+    let (output, report) = report(&server, dir.path(), &["*"], &[]);
     assert!(
         output.status.success(),
         "{}",
@@ -547,7 +554,7 @@ fn slow_and_garbled_answers_fail_only_what_they_touch() {
     );
     server.fault("/images/base/versions", Fault::Garbage, 1);
     let dir = tempfile::tempdir().unwrap();
-    let (output, report) = report(&server, dir.path(), &[PROD, STAGING], "");
+    let (output, report) = report(&server, dir.path(), &[PROD, STAGING], &[]);
     assert!(
         output.status.success(),
         "{}",
