@@ -553,8 +553,19 @@ fn slow_and_garbled_answers_fail_only_what_they_touch() {
         10,
     );
     server.fault("/images/base/versions", Fault::Garbage, 1);
+    // Throttled past every retry.
+    let throttled_id = "11111111-0000-0000-0000-000000000003";
+    server.subscription(throttled_id);
+    server.fault(
+        &format!("{throttled_id}/providers"),
+        Fault::Status {
+            status: 429,
+            retry_after: Some(0),
+        },
+        100,
+    );
     let dir = tempfile::tempdir().unwrap();
-    let (output, report) = report(&server, dir.path(), &[PROD, STAGING], &[]);
+    let (output, report) = report(&server, dir.path(), &[PROD, STAGING, throttled_id], &[]);
     assert!(
         output.status.success(),
         "{}",
@@ -569,6 +580,12 @@ fn slow_and_garbled_answers_fail_only_what_they_touch() {
             .contains("timed out after 5s"),
         "{slow:#}"
     );
+    let throttled = source(&report, &format!("azure:{throttled_id}"));
+    assert_eq!(throttled["state"], "failed");
+    let error = throttled["error"].as_str().unwrap();
+    assert!(error.contains("HTTP 429, throttled"), "{error}");
+    // The first try and three retries.
+    assert_eq!(server.count(&format!("{throttled_id}/providers")), 4);
     let prod = source(&report, &format!("azure:{PROD}"));
     assert_eq!(prod["state"], "done", "{prod:#}");
     let stale = vms.iter().find(|(l, _)| *l == "stale").unwrap();
