@@ -175,17 +175,18 @@ async fn collect_all(context: &Context<'_>) -> Result<bool, ArmError> {
             return Ok(warned && images(context, &uses).await);
         }
     };
-    // Owned items: a stream over borrowed ones is not `Send` enough for a boxed future.
-    let members: Vec<(ScaleSet, Result<Vec<Vm>, ArmError>)> = futures::stream::iter(scale_sets)
-        .map(|set| async move {
-            let found = context.arm.scale_set_vms(&set).await;
-            (set, found)
-        })
-        .buffer_unordered(context.concurrency)
-        .collect()
-        .await;
+    // Owned items: a stream over borrowed ones is not `Send` enough for a boxed future. Each
+    // scale set's members are sent as soon as they arrive.
+    let mut members = std::pin::pin!(
+        futures::stream::iter(scale_sets)
+            .map(|set| async move {
+                let found: Result<Vec<Vm>, ArmError> = context.arm.scale_set_vms(&set).await;
+                (set, found)
+            })
+            .buffer_unordered(context.concurrency)
+    );
     let mut groups = Vec::new();
-    for (set, found) in members {
+    while let Some((set, found)) = members.next().await {
         let set = &set;
         if let Some(image) = &set.image {
             uses.refs
