@@ -62,6 +62,11 @@ pub struct RunArgs {
     #[arg(long = "aws-profile", global = true, value_name = "PROFILE")]
     pub aws_profiles: Vec<String>,
 
+    /// Azure subscription id to collect (repeatable, "*" for every one the credential lists);
+    /// adds to the config's azure.subscriptions.
+    #[arg(long = "azure-subscription", global = true, value_name = "ID")]
+    pub azure_subscriptions: Vec<String>,
+
     /// Read a saved snapshot (or JSON report) instead of collecting.
     #[arg(long, global = true, value_name = "FILE")]
     pub snapshot: Option<PathBuf>,

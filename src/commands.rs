@@ -11,7 +11,7 @@ use color_eyre::eyre::{Result, WrapErr, eyre};
 
 use crate::cli::{Cli, Command, GlobalArgs, QueueAction, RunArgs};
 use crate::clouds::{self, Plan};
-use crate::config::{self, LoadedConfig};
+use crate::config::{self, Config, LoadedConfig};
 use crate::core::inventory::Inventory;
 use crate::core::model::SourceState;
 use crate::core::policy;
@@ -56,7 +56,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .wrap_err("cannot start the async runtime")
 }
 
-/// The plan for this run: the demo, or the configured clouds plus `--aws-profile`s.
+/// The plan for this run: the demo, or the configured clouds plus those named on the command line.
 pub fn plan(run: &RunArgs, loaded: &LoadedConfig, page_delay: Duration) -> Result<Plan> {
     if run.demo {
         let journal = queue::data_dir()
@@ -70,12 +70,22 @@ pub fn plan(run: &RunArgs, loaded: &LoadedConfig, page_delay: Duration) -> Resul
         });
     }
     let mut config = loaded.config.clone();
+    add_cli_sources(&mut config, run);
+    Plan::from_config(&config).map_err(|e| eyre!(e))
+}
+
+/// `--aws-profile`s and `--azure-subscription`s, added to the configured ones.
+fn add_cli_sources(config: &mut Config, run: &RunArgs) {
     for profile in &run.aws_profiles {
         if !config.aws.profiles.contains(profile) {
             config.aws.profiles.push(profile.clone());
         }
     }
-    Plan::from_config(&config).map_err(|e| eyre!(e))
+    for subscription in &run.azure_subscriptions {
+        if !config.azure.subscriptions.contains(subscription) {
+            config.azure.subscriptions.push(subscription.clone());
+        }
+    }
 }
 
 /// The inventory to evaluate and the time to evaluate it at.
@@ -301,11 +311,7 @@ fn queue_fleet(run: &RunArgs, loaded: &LoadedConfig) -> Plan {
         };
     }
     let mut config = loaded.config.clone();
-    for profile in &run.aws_profiles {
-        if !config.aws.profiles.contains(profile) {
-            config.aws.profiles.push(profile.clone());
-        }
-    }
+    add_cli_sources(&mut config, run);
     Plan::Clouds(Box::new(config))
 }
 

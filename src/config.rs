@@ -85,11 +85,30 @@ impl Default for AwsConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AzureConfig {
+    /// Subscription ids; `"*"` means every subscription the credential can list.
     pub subscriptions: Vec<String>,
+    /// Azure Resource Manager endpoint; empty means the public cloud.
     pub endpoint_url: String,
+    /// OAuth scope of the ARM token; empty means `<endpoint>/.default`.
+    pub token_scope: String,
+    /// Subscriptions collected at once.
+    pub concurrency: u32,
+    pub timeout_secs: u64,
+}
+
+impl Default for AzureConfig {
+    fn default() -> Self {
+        AzureConfig {
+            subscriptions: Vec::new(),
+            endpoint_url: String::new(),
+            token_scope: String::new(),
+            concurrency: 8,
+            timeout_secs: 30,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -293,6 +312,9 @@ fn validate(config: &Config) -> Result<(), String> {
     }
     if config.aws.concurrency == 0 {
         return Err("aws.concurrency must be at least 1".into());
+    }
+    if config.azure.concurrency == 0 {
+        return Err("azure.concurrency must be at least 1".into());
     }
     crate::queue::rollout::MaxUnavailable::parse(&config.rollout.max_unavailable)
         .map_err(|e| format!("rollout.max_unavailable: {e}"))?;

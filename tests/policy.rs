@@ -674,3 +674,41 @@ fn a_failed_source_keeps_the_others() {
         }
     );
 }
+
+/// Azure marketplace versions without a date token: no age, yet drift still applies by
+/// version order (`1.0.10` is newer than `1.0.9`), and the reasons say the age is unknown.
+#[test]
+fn undated_versions_drift_by_version_order_and_say_their_age_is_unknown() {
+    let undated = |version: &str| {
+        let mut image = image(
+            &format!("pub:offer:sku:{version}"),
+            &format!("pub:offer:sku:{version}"),
+            0,
+        );
+        image.cloud = Cloud::Azure;
+        image.created = None;
+        image.family = Some("pub:offer:sku".into());
+        image
+    };
+    let images = vec![undated("1.0.10"), undated("1.0.9"), undated("1.0.8")];
+    let instances = vec![
+        instance("old", "pub:offer:sku:1.0.8"),
+        instance("new", "pub:offer:sku:1.0.10"),
+    ];
+    let inv = inventory(images, instances, Vec::new());
+    let eval = evaluate(&inv, &PolicyConfig::default(), now());
+    let of = |key: &str| &eval.images[inv.image_by_key(key).unwrap() as usize];
+    let old = of("pub:offer:sku:1.0.8");
+    assert_eq!(old.verdict, Verdict::Outdated, "{:?}", old.reasons);
+    assert_eq!(old.behind_by, 2);
+    assert_eq!(old.behind_since, None);
+    assert!(old.age_days.is_none());
+    assert!(
+        old.reasons.iter().any(|r| r.contains("age unknown")),
+        "{:?}",
+        old.reasons
+    );
+    let new = of("pub:offer:sku:1.0.10");
+    assert_eq!(new.verdict, Verdict::Current, "{:?}", new.reasons);
+    assert!(new.reasons.iter().any(|r| r.contains("age unknown")));
+}

@@ -3,6 +3,8 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "azure")]
+pub mod azure;
 pub mod demo;
 
 use std::sync::Arc;
@@ -81,10 +83,10 @@ async fn collect_clouds(config: Config, tx: mpsc::Sender<CollectEvent>) {
     if !config.aws.profiles.is_empty() {
         clouds.push(collect_aws(&config, tx.clone()));
     }
-    for (cloud, configured) in [
-        ("azure", !config.azure.subscriptions.is_empty()),
-        ("gcp", !config.gcp.projects.is_empty()),
-    ] {
+    if !config.azure.subscriptions.is_empty() {
+        clouds.push(collect_azure(&config, tx.clone()));
+    }
+    for (cloud, configured) in [("gcp", !config.gcp.projects.is_empty())] {
         if configured {
             let _ = tx
                 .send(CollectEvent::Failed {
@@ -124,6 +126,33 @@ fn collect_aws(
     })
 }
 
+#[cfg(feature = "azure")]
+fn collect_azure(
+    config: &Config,
+    tx: mpsc::Sender<CollectEvent>,
+) -> futures::future::BoxFuture<'static, ()> {
+    Box::pin(azure::collect(azure::Settings::from_config(config), tx))
+}
+
+#[cfg(not(feature = "azure"))]
+fn collect_azure(
+    config: &Config,
+    tx: mpsc::Sender<CollectEvent>,
+) -> futures::future::BoxFuture<'static, ()> {
+    let subscriptions = config.azure.subscriptions.clone();
+    Box::pin(async move {
+        for subscription in subscriptions {
+            let failed = CollectEvent::Failed {
+                source: format!("azure:{subscription}"),
+                error: "this fleetscope was built without the azure feature".to_owned(),
+            };
+            if tx.send(failed).await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
 /// How long a simulated demo replacement takes to become healthy (plus up to as much again).
 const DEMO_PACE: Duration = Duration::from_millis(800);
 
@@ -144,6 +173,8 @@ pub struct CloudExecutors {
     config: Config,
     #[cfg(feature = "aws")]
     aws: aws::AwsExecutor,
+    #[cfg(feature = "azure")]
+    azure: azure::AzureExecutor,
 }
 
 impl CloudExecutors {
@@ -152,6 +183,8 @@ impl CloudExecutors {
             config: config.clone(),
             #[cfg(feature = "aws")]
             aws: aws::AwsExecutor::new(aws::Settings::from_config(config)),
+            #[cfg(feature = "azure")]
+            azure: azure::AzureExecutor::new(azure::Settings::from_config(config)),
         }
     }
 
@@ -165,7 +198,10 @@ impl CloudExecutors {
             "gcp" => &self.config.gcp.projects,
             _ => return false,
         };
-        names.iter().any(|n| n == name)
+        // `*` configures every Azure subscription the credential lists.
+        names
+            .iter()
+            .any(|n| n == name || (cloud == "azure" && n == "*"))
     }
 }
 
@@ -177,6 +213,8 @@ impl Executors for CloudExecutors {
         match entry.cloud {
             #[cfg(feature = "aws")]
             crate::core::model::Cloud::Aws => Ok(&self.aws),
+            #[cfg(feature = "azure")]
+            crate::core::model::Cloud::Azure => Ok(&self.azure),
             cloud => Err(format!(
                 "this fleetscope cannot change {cloud} instances (built without it, or not supported yet)"
             )),

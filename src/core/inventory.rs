@@ -25,7 +25,9 @@ pub struct ImageEntry {
 #[derive(Debug, Clone)]
 pub struct LineageEntry {
     pub name: String,
-    /// Oldest first, by (created, name, key) so ties order the same way every run.
+    /// Oldest first, by (created, name, key) so ties order the same way every run; names
+    /// compare digit runs as numbers, so undated versions (Azure marketplace `1.0.9` and
+    /// `1.0.10`) order as versions.
     pub images: Vec<ImageIdx>,
 }
 
@@ -178,12 +180,17 @@ impl Inventory {
             };
             self.images[idx as usize].lineage = Some(lineage_idx);
             let images = &self.images;
-            let order = |i: ImageIdx| {
-                let image = &images[i as usize].image;
-                (image.created, image.name.as_str(), image.key.as_str())
-            };
+            let new = &images[idx as usize].image;
             let lineage = &mut self.lineages[lineage_idx as usize];
-            let position = lineage.images.partition_point(|&i| order(i) < order(idx));
+            let position = lineage.images.partition_point(|&i| {
+                let image = &images[i as usize].image;
+                image
+                    .created
+                    .cmp(&new.created)
+                    .then_with(|| version_order(&image.name, &new.name))
+                    .then_with(|| image.key.cmp(&new.key))
+                    .is_lt()
+            });
             lineage.images.insert(position, idx);
         }
     }
@@ -329,5 +336,54 @@ impl Inventory {
         self.sources
             .iter()
             .all(|s| !matches!(s.state, SourceState::Collecting))
+    }
+}
+
+/// Text order, except that runs of digits compare as numbers: `1.0.9` < `1.0.10`.
+fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.first(), b.first()) {
+            (None, None) => return std::cmp::Ordering::Equal,
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let run = |s: &[u8]| s.iter().take_while(|c| c.is_ascii_digit()).count();
+                let (da, db) = (&a[..run(a)], &b[..run(b)]);
+                let trim = |d: &[u8]| {
+                    let zeros = d.iter().take_while(|&&c| c == b'0').count();
+                    d[zeros..].to_vec()
+                };
+                let (ta, tb) = (trim(da), trim(db));
+                let order = ta.len().cmp(&tb.len()).then_with(|| ta.cmp(&tb));
+                if order.is_ne() {
+                    return order;
+                }
+                a = &a[da.len()..];
+                b = &b[db.len()..];
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(y);
+                }
+                a = &a[1..];
+                b = &b[1..];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_order;
+
+    #[test]
+    fn digit_runs_compare_as_numbers() {
+        let mut names = vec!["a:1.0.10", "a:1.0.9", "a:1.0.09", "a:1.1", "a:1.0", "b"];
+        names.sort_by(|x, y| version_order(x, y));
+        assert_eq!(
+            names,
+            ["a:1.0", "a:1.0.9", "a:1.0.09", "a:1.0.10", "a:1.1", "b"]
+        );
     }
 }

@@ -348,14 +348,17 @@ pub fn evaluate(inventory: &Inventory, config: &PolicyConfig, now: DateTime<Utc>
                 let created = entry.image.created;
                 let position = lineage.images.iter().position(|&i| i as usize == idx);
                 let golden_position = lineage.images.iter().position(|&i| i == golden_idx);
-                if golden.created > created {
+                // Neither dated (Azure marketplace versions without a date token): the
+                // lineage's version order alone says which is newer.
+                let undated = created.is_none() && golden.created.is_none();
+                if golden.created > created || (undated && golden_position > position) {
                     // Newer images up to and including the golden one; images created at the
                     // same instant as this one are its peers, not its successors.
                     if let (Some(from), Some(to)) = (position, golden_position) {
                         let newer: Vec<ImageIdx> = lineage.images[from + 1..=to]
                             .iter()
                             .copied()
-                            .filter(|&i| inventory.image(i).image.created > created)
+                            .filter(|&i| undated || inventory.image(i).image.created > created)
                             .collect();
                         eval.behind_by = newer.len() as u32;
                         eval.behind_since = newer
@@ -376,6 +379,10 @@ pub fn evaluate(inventory: &Inventory, config: &PolicyConfig, now: DateTime<Utc>
                     ));
                 }
             }
+        }
+        if entry.image.created.is_none() {
+            eval.reasons
+                .push("image age unknown: its cloud gives no creation date".to_owned());
         }
         if let Some(created) = entry.image.created
             && now - created > max_image_age

@@ -55,9 +55,14 @@ impl Strategy {
     pub fn describe(&self) -> String {
         match self {
             Strategy::NotExecutable { why } => format!("not executable: {why}"),
-            Strategy::AwsTerminateInGroup { group }
-            | Strategy::AzureUpgradeToModel { group }
-            | Strategy::GcpRecreateInGroup { group } => format!("{} ({group})", self.label()),
+            // The calls, so a dry run's plan shows what would be sent.
+            Strategy::AzureUpgradeToModel { group } => format!(
+                "{} ({group}): updateInstances, then wait for provisioning and application health",
+                self.label()
+            ),
+            Strategy::AwsTerminateInGroup { group } | Strategy::GcpRecreateInGroup { group } => {
+                format!("{} ({group})", self.label())
+            }
             Strategy::AwsLaunchCopy => self.label().to_owned(),
         }
     }

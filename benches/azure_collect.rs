@@ -1,0 +1,211 @@
+//! Azure collection at scale against the local Resource Manager of the tests (tests/arm):
+//! 10,000 VMs over 5 subscriptions, 2,000 of them in 20 scale sets, collected by the release
+//! binary. Prints the wall time with every subscription at once and one at a time
+//! (`azure.concurrency = 1`), both with and without latency added to every call, the calls per
+//! kind beside the fewest the data needs, and peak RSS.
+//! `cargo bench --no-default-features --features azure --bench azure_collect`
+
+#[path = "../tests/arm/mod.rs"]
+mod arm;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use arm::{ArmServer, Fault, Upgrade, id_ref, marketplace_ref};
+
+const SUBSCRIPTIONS: usize = 5;
+const STANDALONE: usize = 1_600;
+const SCALE_SETS: usize = 4;
+const MEMBERS: usize = 100;
+/// VMs per page of the server's lists.
+const PAGE: usize = 500;
+
+fn subscription(i: usize) -> String {
+    format!("33333333-0000-0000-0000-{i:012}")
+}
+
+fn main() {
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_fleetscope"));
+    let server = ArmServer::start();
+    server.page_size(PAGE);
+    let seeding = Instant::now();
+    let mut references = Vec::new();
+    for s in 0..SUBSCRIPTIONS {
+        let sub = subscription(s);
+        server.subscription(&sub);
+        if s == 0 {
+            let web = format!(
+                "/subscriptions/{sub}/resourceGroups/rg-images/providers/Microsoft.Compute/galleries/golden/images/web"
+            );
+            for (version, published) in [
+                ("1.0.0", "2026-09-01T00:00:00Z"),
+                ("1.1.0", "2026-10-01T00:00:00Z"),
+                ("1.2.0", "2026-10-25T00:00:00Z"),
+            ] {
+                let id = server.gallery_version(&web, version, published, None, false, false);
+                references.push(id_ref(&id));
+            }
+            for version in ["24.04.202609010", "24.04.202610250"] {
+                server.marketplace("Canonical", "ubuntu-24_04-lts", "server", version, None);
+                references.push(marketplace_ref(
+                    "Canonical",
+                    "ubuntu-24_04-lts",
+                    "server",
+                    version,
+                    None,
+                ));
+            }
+        }
+        for v in 0..STANDALONE {
+            let image = references[v % references.len()].clone();
+            server.vm(&sub, &format!("vm-{s}-{v}"), image, "2026-10-20T00:00:00Z");
+        }
+        for set in 0..SCALE_SETS {
+            let members: Vec<_> = (0..MEMBERS)
+                .map(|m| {
+                    (
+                        references[(set + m) % 3].clone(),
+                        m % 2 == 0,
+                        Upgrade::Healthy,
+                    )
+                })
+                .collect();
+            server.scale_set(
+                &sub,
+                &format!("ss-{s}-{set}"),
+                references[2].clone(),
+                true,
+                &members,
+            );
+        }
+    }
+    let vms = SUBSCRIPTIONS * (STANDALONE + SCALE_SETS * MEMBERS);
+    eprintln!(
+        "seeded {vms} VMs ({} in scale sets) in {SUBSCRIPTIONS} subscriptions in {:.1} s",
+        SUBSCRIPTIONS * SCALE_SETS * MEMBERS,
+        seeding.elapsed().as_secs_f64()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let run = |concurrency: usize| {
+        let config = dir.path().join("config.toml");
+        let list: Vec<String> = (0..SUBSCRIPTIONS)
+            .map(|s| format!("\"{}\"", subscription(s)))
+            .collect();
+        std::fs::write(
+            &config,
+            format!(
+                "version = 1\n[azure]\nsubscriptions = [{}]\nendpoint_url = \"{}\"\nconcurrency = {concurrency}\ntimeout_secs = 120\n",
+                list.join(", "),
+                server.url()
+            ),
+        )
+        .unwrap();
+        let before = server.calls().len();
+        let started = Instant::now();
+        let output = Command::new("/usr/bin/time")
+            .args(["-f", "%M"])
+            .arg(binary)
+            .args([
+                "--report",
+                "--format",
+                "json",
+                "--output",
+                "/dev/null",
+                "--config",
+            ])
+            .arg(&config)
+            .env_remove("AZURE_CREDENTIAL_KIND")
+            .envs(server.env())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run fleetscope under /usr/bin/time (Debian package `time`)");
+        let secs = started.elapsed().as_secs_f64();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        let peak_mb = stderr
+            .lines()
+            .last()
+            .and_then(|l| l.trim().parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+            / 1024.0;
+        let calls = server.calls().split_off(before);
+        (secs, peak_mb, calls)
+    };
+
+    for latency in [None, Some(Duration::from_millis(200))] {
+        match latency {
+            None => println!("the local server as it is:"),
+            Some(l) => {
+                println!("with {} ms of latency on every call:", l.as_millis());
+                server.fault("", Fault::Slow(l), u32::MAX);
+            }
+        }
+        let (alone, _, _) = run(1);
+        let (secs, peak_mb, calls) = run(8);
+        println!(
+            "  one subscription at a time: {alone:.2} s; all {SUBSCRIPTIONS} at once: {secs:.2} s; peak RSS {peak_mb:.0} MB"
+        );
+        if latency.is_none() {
+            report_calls(&calls);
+        }
+    }
+}
+
+/// The calls by kind, beside the fewest the data needs.
+fn report_calls(calls: &[String]) {
+    let kind = |call: &str| {
+        let lower = call.to_ascii_lowercase();
+        if lower.ends_with("/oauth2/v2.0/token") {
+            "token"
+        } else if lower.ends_with("/providers/microsoft.compute/virtualmachines") {
+            "VMs listAll (pages)"
+        } else if lower.ends_with("/providers/microsoft.compute/virtualmachinescalesets") {
+            "scale sets listAll"
+        } else if lower.ends_with("/virtualmachines") {
+            "scale-set members list"
+        } else if lower.contains("/galleries/") {
+            "gallery versions list"
+        } else if lower.ends_with("/versions") {
+            "marketplace versions list"
+        } else if lower.contains("/publishers/") {
+            "marketplace version get (deprecation)"
+        } else {
+            "other"
+        }
+    };
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for call in calls {
+        *counts.entry(kind(call)).or_default() += 1;
+    }
+    let subs = SUBSCRIPTIONS;
+    // Per subscription: its VM pages, one scale-set list, one member page per scale set, one
+    // list per gallery definition and per marketplace sku in use, one get per marketplace
+    // version in use; one token for the process.
+    let minimum: BTreeMap<&str, usize> = [
+        ("token", 1),
+        ("VMs listAll (pages)", subs * STANDALONE.div_ceil(PAGE)),
+        ("scale sets listAll", subs),
+        (
+            "scale-set members list",
+            subs * SCALE_SETS * MEMBERS.div_ceil(PAGE),
+        ),
+        ("gallery versions list", subs),
+        ("marketplace versions list", subs),
+        ("marketplace version get (deprecation)", subs * 2),
+    ]
+    .into_iter()
+    .collect();
+    let total: usize = counts.values().sum();
+    let least: usize = minimum.values().sum();
+    for (kind, count) in &counts {
+        let fewest = minimum.get(kind).map_or("-".to_owned(), |m| m.to_string());
+        println!("    {kind:<40} {count:>4} calls (fewest the data needs: {fewest})");
+    }
+    println!(
+        "  calls: {total}, fewest the data needs {least} ({:+.0}%)",
+        (total as f64 / least as f64 - 1.0) * 100.0
+    );
+}

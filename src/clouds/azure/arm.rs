@@ -1,0 +1,867 @@
+//! The room's own small interface to Azure Resource Manager. This is the only file that names
+//! the generated `azure_mgmt_compute` 0.21 crate (frozen, unmaintained upstream): the collector
+//! and executor see plain structs and one-line errors, so replacing the crate touches this file.
+//!
+//! API versions: compute and marketplace 2024-07-01, galleries 2023-07-03 (both fixed by the
+//! crate's `package-2024-07-01`), subscriptions 2022-12-01 (called directly on `azure_core`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use azure_core::auth::TokenCredential;
+use azure_core::{ClientOptions, ExponentialRetryOptions, RetryOptions};
+use azure_mgmt_compute::package_2024_07_01::{Client, ClientBuilder, models};
+use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt};
+
+use super::Settings;
+use crate::core::model::Tags;
+
+/// API version of the subscriptions list, which the compute crate does not cover.
+const SUBSCRIPTIONS_API: &str = "2022-12-01";
+
+/// Why an ARM call failed, short enough for one line of the source status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArmError {
+    /// HTTP status, when the service answered.
+    pub status: Option<u16>,
+    pub message: String,
+}
+
+impl std::fmt::Display for ArmError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl ArmError {
+    pub fn is_not_found(&self) -> bool {
+        self.status == Some(404)
+    }
+
+    fn timed_out(what: &str, after: Duration) -> ArmError {
+        ArmError {
+            status: None,
+            message: format!("{what}: timed out after {}s", after.as_secs()),
+        }
+    }
+
+    /// One line from an `azure_core` error: the ARM code and message when the service
+    /// answered (the crate's own text for a 403 is only "will not be retried"), else the
+    /// first line of what failed on the way.
+    fn from_core(what: &str, error: &azure_core::Error) -> ArmError {
+        if let Some(http) = error.as_http_error() {
+            let status = u16::from(http.status());
+            let code = http.error_code().unwrap_or("");
+            let detail = http.error_message().unwrap_or("");
+            let hint = match status {
+                401 => "not authenticated (check the credential)",
+                403 => "access denied (the credential lacks Reader on it)",
+                404 => "not found",
+                429 => "throttled, still after retries",
+                s if s >= 500 => "service error, still after retries",
+                _ => "refused",
+            };
+            let mut message = format!("{what}: HTTP {status}, {hint}");
+            if !code.is_empty() {
+                message.push_str(&format!(": {code}"));
+            }
+            if !detail.is_empty() {
+                message.push_str(&format!(": {}", first_line(detail)));
+            }
+            return ArmError {
+                status: Some(status),
+                message,
+            };
+        }
+        let text = match error.kind() {
+            azure_core::error::ErrorKind::Credential => {
+                "cannot get a token from the Azure credential chain (environment service principal, managed identity, Azure CLI)".to_owned()
+            }
+            azure_core::error::ErrorKind::DataConversion => {
+                format!("unreadable answer: {}", first_line(&error.to_string()))
+            }
+            _ => first_line(&error.to_string()),
+        };
+        ArmError {
+            status: None,
+            message: format!("{what}: {text}"),
+        }
+    }
+}
+
+fn first_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .to_owned()
+}
+
+pub type ArmResult<T> = Result<T, ArmError>;
+
+/// A VM or scale-set member as fleetscope needs it.
+#[derive(Debug, Clone)]
+pub struct Vm {
+    pub id: String,
+    pub name: String,
+    pub location: String,
+    pub zone: String,
+    pub size: String,
+    pub state: String,
+    pub created: Option<DateTime<Utc>>,
+    pub image: Option<ImageRef>,
+    /// The scale set it belongs to (its id), if any.
+    pub scale_set: Option<String>,
+    /// For scale-set members: whether it runs the scale set's latest model.
+    pub latest_model_applied: Option<bool>,
+    pub tags: Tags,
+}
+
+/// What a VM's `imageReference` names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ImageRef {
+    Marketplace {
+        publisher: String,
+        offer: String,
+        sku: String,
+        /// The version that runs: `exactVersion` when the reference says `latest`.
+        version: String,
+    },
+    /// A gallery image version (or definition) by ARM id.
+    Gallery {
+        id: String,
+    },
+    SharedGallery {
+        id: String,
+    },
+    CommunityGallery {
+        id: String,
+    },
+    /// A managed image by ARM id.
+    Managed {
+        id: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct ScaleSet {
+    pub id: String,
+    pub name: String,
+    pub location: String,
+    pub capacity: Option<u32>,
+    pub image: Option<ImageRef>,
+    /// It runs the application health extension, whose state gates a member's health.
+    pub health_extension: bool,
+}
+
+/// A gallery image version, from a private, shared (direct) or community gallery.
+#[derive(Debug, Clone)]
+pub struct GalleryVersion {
+    /// The id a VM names it by.
+    pub id: String,
+    pub name: String,
+    pub published: Option<DateTime<Utc>>,
+    pub end_of_life: Option<DateTime<Utc>>,
+    pub exclude_from_latest: bool,
+    /// Azure's own safety flag: reported for a policy violation, with the categories.
+    pub violation: Option<String>,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone)]
+pub struct MarketplaceStatus {
+    /// `Active`, `ScheduledForDeprecation` or `Deprecated`, when the API says.
+    pub state: Option<String>,
+    pub scheduled: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ManagedImage {
+    pub name: String,
+    pub tags: Tags,
+    pub source_vm: Option<String>,
+}
+
+/// A scale-set member's health, from its instance view.
+#[derive(Debug, Clone, Default)]
+pub struct MemberHealth {
+    /// The `ProvisioningState/...` code's state, lowercase.
+    pub provisioning: Option<String>,
+    /// The application health extension's `HealthState/...`, lowercase, when reported.
+    pub application: Option<String>,
+}
+
+/// One ARM client for every subscription of the credential, with our retry and timeouts.
+#[derive(Clone)]
+pub struct Arm {
+    client: Client,
+    credential: Arc<dyn TokenCredential>,
+    endpoint: azure_core::Url,
+    scope: String,
+    options: ClientOptions,
+    timeout: Duration,
+}
+
+impl Arm {
+    pub fn new(settings: &Settings, credential: Arc<dyn TokenCredential>) -> Result<Arm, String> {
+        let endpoint = azure_core::Url::parse(&settings.endpoint)
+            .map_err(|e| format!("azure.endpoint_url {:?}: {e}", settings.endpoint))?;
+        // 429 and 503 wait out Retry-After (the policy takes the longer of it and its own
+        // backoff); 408/500/502/504 and connection errors back off; both a few times only.
+        let retry = RetryOptions::exponential(
+            ExponentialRetryOptions::default()
+                .initial_delay(Duration::from_millis(200))
+                .max_retries(settings.retries)
+                .max_delay(Duration::from_secs(10))
+                .max_total_elapsed(settings.timeout),
+        );
+        let scope = settings.scope.clone();
+        let client = ClientBuilder::new(credential.clone())
+            .endpoint(endpoint.clone())
+            .scopes(&[&scope])
+            .retry(retry.clone())
+            .build()
+            .map_err(|e| format!("azure client: {e}"))?;
+        Ok(Arm {
+            client,
+            credential,
+            endpoint,
+            scope,
+            options: ClientOptions::default().retry(retry),
+            timeout: settings.timeout,
+        })
+    }
+
+    /// Runs one call under the per-call timeout (the crate has none).
+    async fn call<T>(
+        &self,
+        what: &str,
+        call: impl std::future::Future<Output = azure_core::Result<T>>,
+    ) -> ArmResult<T> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(ArmError::from_core(what, &error)),
+            Err(_) => Err(ArmError::timed_out(what, self.timeout)),
+        }
+    }
+
+    /// Every page of a paged list, each page under the timeout, flattened.
+    async fn all_pages<P, T>(
+        &self,
+        what: &str,
+        pages: impl Stream<Item = azure_core::Result<P>>,
+        items: impl Fn(P) -> Vec<T>,
+    ) -> ArmResult<Vec<T>> {
+        let mut pages = std::pin::pin!(pages);
+        let mut all = Vec::new();
+        while let Some(page) = self.next_page(what, &mut pages).await {
+            all.extend(items(page?));
+        }
+        Ok(all)
+    }
+
+    async fn next_page<P>(
+        &self,
+        what: &str,
+        pages: &mut (impl Stream<Item = azure_core::Result<P>> + Unpin),
+    ) -> Option<ArmResult<P>> {
+        match tokio::time::timeout(self.timeout, pages.next()).await {
+            Ok(Some(Ok(page))) => Some(Ok(page)),
+            Ok(Some(Err(error))) => Some(Err(ArmError::from_core(what, &error))),
+            Ok(None) => None,
+            Err(_) => Some(Err(ArmError::timed_out(what, self.timeout))),
+        }
+    }
+
+    /// The subscription ids the credential can see (`"*"` in the config).
+    pub async fn subscriptions(&self) -> ArmResult<Vec<String>> {
+        let what = "listing subscriptions";
+        let pipeline = azure_core::Pipeline::new(
+            option_env!("CARGO_PKG_NAME"),
+            option_env!("CARGO_PKG_VERSION"),
+            self.options.clone(),
+            Vec::new(),
+            Vec::new(),
+        );
+        let mut url = self.endpoint.clone();
+        url.set_path("/subscriptions");
+        url.query_pairs_mut()
+            .append_pair("api-version", SUBSCRIPTIONS_API);
+        let mut ids = Vec::new();
+        let mut next = Some(url);
+        while let Some(url) = next.take() {
+            let page: SubscriptionPage = self
+                .call(what, async {
+                    let token = self.credential.get_token(&[&self.scope]).await?;
+                    let mut request = azure_core::Request::new(url, azure_core::Method::Get);
+                    request.insert_header(
+                        azure_core::headers::AUTHORIZATION,
+                        format!("Bearer {}", token.token.secret()),
+                    );
+                    let response = pipeline
+                        .send(&azure_core::Context::default(), &mut request)
+                        .await?;
+                    response.json().await
+                })
+                .await?;
+            ids.extend(page.value.into_iter().filter_map(|s| s.subscription_id));
+            next = match page.next_link {
+                Some(link) => Some(azure_core::Url::parse(&link).map_err(|e| ArmError {
+                    status: None,
+                    message: format!("{what}: bad nextLink {link:?}: {e}"),
+                })?),
+                None => None,
+            };
+        }
+        Ok(ids)
+    }
+
+    /// The subscription's VMs, page by page (`listAll`, following `nextLink`).
+    pub fn vms(&self, subscription: &str) -> impl Stream<Item = ArmResult<Vec<Vm>>> + '_ {
+        let pages = self
+            .client
+            .virtual_machines_client()
+            .list_all(subscription)
+            .into_stream();
+        futures::stream::unfold(Some(Box::pin(pages)), move |state| async move {
+            let mut pages = state?;
+            match self.next_page("listing VMs", &mut pages).await? {
+                Ok(page) => Some((Ok(page.value.iter().map(vm).collect()), Some(pages))),
+                Err(error) => Some((Err(error), None)),
+            }
+        })
+    }
+
+    pub async fn scale_sets(&self, subscription: &str) -> ArmResult<Vec<ScaleSet>> {
+        let pages = self
+            .client
+            .virtual_machine_scale_sets_client()
+            .list_all(subscription)
+            .into_stream();
+        self.all_pages("listing scale sets", pages, |page| {
+            page.value.iter().map(scale_set).collect()
+        })
+        .await
+    }
+
+    pub async fn scale_set(&self, id: &ArmId) -> ArmResult<ScaleSet> {
+        let (rg, name) = id.scale_set()?;
+        let call = self
+            .client
+            .virtual_machine_scale_sets_client()
+            .get(rg, name, &id.subscription)
+            .into_future();
+        Ok(scale_set(&self.call("reading the scale set", call).await?))
+    }
+
+    /// The members of a scale set, with `latestModelApplied`.
+    pub async fn scale_set_vms(&self, scale_set: &ScaleSet) -> ArmResult<Vec<Vm>> {
+        let id = ArmId::parse(&scale_set.id);
+        let (rg, name) = id.scale_set()?;
+        let pages = self
+            .client
+            .virtual_machine_scale_set_v_ms_client()
+            .list(rg, name, &id.subscription)
+            .into_stream();
+        let what = format!("listing the members of {}", scale_set.name);
+        let owner = scale_set.id.clone();
+        self.all_pages(&what, pages, |page| {
+            page.value.iter().map(|m| member(m, &owner)).collect()
+        })
+        .await
+    }
+
+    /// Every version of a gallery image definition in a gallery of the credential's.
+    pub async fn gallery_versions(&self, definition: &ArmId) -> ArmResult<Vec<GalleryVersion>> {
+        let rg = definition.get("resourcegroups");
+        let gallery = definition.get("galleries");
+        let image = definition.get("images");
+        let pages = self
+            .client
+            .gallery_image_versions_client()
+            .list_by_gallery_image(&definition.subscription, rg, gallery, image)
+            .into_stream();
+        self.all_pages("listing gallery image versions", pages, |page| {
+            page.value.iter().map(gallery_version).collect()
+        })
+        .await
+    }
+
+    /// Every version of an image shared directly with the subscription.
+    pub async fn shared_gallery_versions(
+        &self,
+        subscription: &str,
+        location: &str,
+        gallery: &str,
+        image: &str,
+    ) -> ArmResult<Vec<GalleryVersion>> {
+        let pages = self
+            .client
+            .shared_gallery_image_versions_client()
+            .list(subscription, location, gallery, image)
+            .into_stream();
+        self.all_pages("listing shared gallery image versions", pages, |page| {
+            page.value
+                .iter()
+                .filter_map(|v| {
+                    let properties = v.properties.as_ref();
+                    Some(GalleryVersion {
+                        id: v
+                            .pir_shared_gallery_resource
+                            .identifier
+                            .as_ref()?
+                            .unique_id
+                            .clone()?,
+                        name: v.pir_shared_gallery_resource.pir_resource.name.clone()?,
+                        published: properties.and_then(|p| p.published_date).map(to_chrono),
+                        end_of_life: properties.and_then(|p| p.end_of_life_date).map(to_chrono),
+                        exclude_from_latest: properties
+                            .and_then(|p| p.exclude_from_latest)
+                            .unwrap_or(false),
+                        violation: None,
+                        tags: Tags::new(),
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Every version of an image in a community gallery.
+    pub async fn community_gallery_versions(
+        &self,
+        subscription: &str,
+        location: &str,
+        gallery: &str,
+        image: &str,
+    ) -> ArmResult<Vec<GalleryVersion>> {
+        let pages = self
+            .client
+            .community_gallery_image_versions_client()
+            .list(subscription, location, gallery, image)
+            .into_stream();
+        self.all_pages("listing community gallery image versions", pages, |page| {
+            page.value
+                .iter()
+                .filter_map(|v| {
+                    let resource = &v.pir_community_gallery_resource;
+                    let properties = v.properties.as_ref();
+                    Some(GalleryVersion {
+                        id: resource.identifier.as_ref()?.unique_id.clone()?,
+                        name: resource.name.clone()?,
+                        published: properties.and_then(|p| p.published_date).map(to_chrono),
+                        end_of_life: properties.and_then(|p| p.end_of_life_date).map(to_chrono),
+                        exclude_from_latest: properties
+                            .and_then(|p| p.exclude_from_latest)
+                            .unwrap_or(false),
+                        violation: None,
+                        tags: Tags::new(),
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// The version names of a marketplace publisher:offer:sku in a region.
+    pub async fn marketplace_versions(
+        &self,
+        subscription: &str,
+        location: &str,
+        publisher: &str,
+        offer: &str,
+        sku: &str,
+    ) -> ArmResult<Vec<String>> {
+        let call = self
+            .client
+            .virtual_machine_images_client()
+            .list(location, publisher, offer, sku, subscription)
+            .into_future();
+        let found = self.call("listing marketplace versions", call).await?;
+        Ok(found.into_iter().map(|v| v.name).collect())
+    }
+
+    /// One marketplace version's deprecation status.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn marketplace_status(
+        &self,
+        subscription: &str,
+        location: &str,
+        publisher: &str,
+        offer: &str,
+        sku: &str,
+        version: &str,
+    ) -> ArmResult<MarketplaceStatus> {
+        let call = self
+            .client
+            .virtual_machine_images_client()
+            .get(location, publisher, offer, sku, version, subscription)
+            .into_future();
+        let found = self.call("reading a marketplace version", call).await?;
+        let status = found.properties.and_then(|p| p.image_deprecation_status);
+        Ok(MarketplaceStatus {
+            state: status
+                .as_ref()
+                .and_then(|s| s.image_state.as_ref())
+                .and_then(as_text),
+            scheduled: status
+                .and_then(|s| s.scheduled_deprecation_time)
+                .map(to_chrono),
+        })
+    }
+
+    /// A managed image; `None` when it is gone.
+    pub async fn managed_image(&self, id: &ArmId) -> ArmResult<Option<ManagedImage>> {
+        let call = self
+            .client
+            .images_client()
+            .get(id.get("resourcegroups"), id.get("images"), &id.subscription)
+            .into_future();
+        match self.call("reading a managed image", call).await {
+            Ok(image) => Ok(Some(ManagedImage {
+                name: image.resource.name.clone().unwrap_or_default(),
+                tags: tags(image.resource.tags.as_ref()),
+                source_vm: image
+                    .properties
+                    .and_then(|p| p.source_virtual_machine)
+                    .and_then(|s| s.id),
+            })),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A scale-set member as it is now; `None` when it is gone.
+    pub async fn member(&self, id: &ArmId) -> ArmResult<Option<Vm>> {
+        let (rg, name) = id.scale_set()?;
+        let instance = id.get("virtualmachines");
+        let call = self
+            .client
+            .virtual_machine_scale_set_v_ms_client()
+            .get(rg, name, instance, &id.subscription)
+            .into_future();
+        match self.call("reading the scale-set member", call).await {
+            Ok(found) => Ok(Some(member(&found, &id.scale_set_id()))),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A member's provisioning and application health.
+    pub async fn member_health(&self, id: &ArmId) -> ArmResult<MemberHealth> {
+        let (rg, name) = id.scale_set()?;
+        let instance = id.get("virtualmachines");
+        let call = self
+            .client
+            .virtual_machine_scale_set_v_ms_client()
+            .get_instance_view(rg, name, instance, &id.subscription)
+            .into_future();
+        let view = self
+            .call("reading the member's instance view", call)
+            .await?;
+        let state_of = |code: &Option<String>, prefix: &str| {
+            code.as_deref()
+                .and_then(|c| c.strip_prefix(prefix))
+                .map(str::to_ascii_lowercase)
+        };
+        Ok(MemberHealth {
+            provisioning: view
+                .statuses
+                .iter()
+                .find_map(|s| state_of(&s.code, "ProvisioningState/")),
+            application: view
+                .vm_health
+                .and_then(|h| h.status)
+                .and_then(|s| state_of(&s.code, "HealthState/")),
+        })
+    }
+
+    /// Starts upgrading members to the scale set's latest model (a long-running operation:
+    /// the caller waits on the members' health, not on the operation).
+    pub async fn update_instances(&self, scale_set: &ArmId, instances: &[String]) -> ArmResult<()> {
+        let (rg, name) = scale_set.scale_set()?;
+        let ids = models::VirtualMachineScaleSetVmInstanceRequiredIDs::new(instances.to_vec());
+        let call = self
+            .client
+            .virtual_machine_scale_sets_client()
+            .update_instances(rg, name, ids, &scale_set.subscription)
+            .send();
+        self.call("updateInstances", call).await.map(|_| ())
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct SubscriptionPage {
+    #[serde(default)]
+    value: Vec<SubscriptionEntry>,
+    #[serde(rename = "nextLink")]
+    next_link: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct SubscriptionEntry {
+    #[serde(rename = "subscriptionId")]
+    subscription_id: Option<String>,
+}
+
+/// An ARM resource id split into its `type/name` pairs (types lowercase: ARM ids are
+/// case-insensitive, and answers do not agree on case).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArmId {
+    pub subscription: String,
+    pairs: Vec<(String, String)>,
+}
+
+impl ArmId {
+    pub fn parse(id: &str) -> ArmId {
+        let parts: Vec<&str> = id.trim_matches('/').split('/').collect();
+        let mut pairs = Vec::new();
+        for pair in parts.chunks(2) {
+            if let [kind, name] = pair {
+                pairs.push((kind.to_ascii_lowercase(), (*name).to_owned()));
+            }
+        }
+        let subscription = pairs
+            .iter()
+            .find(|(k, _)| k == "subscriptions")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        ArmId {
+            subscription,
+            pairs,
+        }
+    }
+
+    /// The name after a type segment (`resourcegroups`, `galleries`, ...); empty if absent.
+    pub fn get(&self, kind: &str) -> &str {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    fn scale_set(&self) -> ArmResult<(&str, &str)> {
+        let rg = self.get("resourcegroups");
+        let name = self.get("virtualmachinescalesets");
+        if self.subscription.is_empty() || rg.is_empty() || name.is_empty() {
+            return Err(ArmError {
+                status: None,
+                message: "not a scale-set resource id".to_owned(),
+            });
+        }
+        Ok((rg, name))
+    }
+
+    /// The id of the scale set this id is in (or is).
+    pub fn scale_set_id(&self) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Compute/virtualMachineScaleSets/{}",
+            self.subscription,
+            self.get("resourcegroups"),
+            self.get("virtualmachinescalesets")
+        )
+    }
+}
+
+fn to_chrono(time: time::OffsetDateTime) -> DateTime<Utc> {
+    DateTime::from_timestamp(time.unix_timestamp(), time.nanosecond()).unwrap_or_default()
+}
+
+/// An enum of the generated crate as the text it has on the wire.
+fn as_text<T: serde::Serialize>(value: &T) -> Option<String> {
+    serde_json::to_value(value)
+        .ok()?
+        .as_str()
+        .map(str::to_owned)
+}
+
+fn tags(value: Option<&serde_json::Value>) -> Tags {
+    value
+        .and_then(serde_json::Value::as_object)
+        .map(|map| {
+            map.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn image_ref(reference: Option<&models::ImageReference>) -> Option<ImageRef> {
+    let r = reference?;
+    if let Some(id) = &r.shared_gallery_image_id {
+        return Some(ImageRef::SharedGallery { id: id.clone() });
+    }
+    if let Some(id) = &r.community_gallery_image_id {
+        return Some(ImageRef::CommunityGallery { id: id.clone() });
+    }
+    if let Some(id) = &r.sub_resource.id {
+        let is_gallery = ArmId::parse(id).pairs.iter().any(|(k, _)| k == "galleries");
+        return Some(if is_gallery {
+            ImageRef::Gallery { id: id.clone() }
+        } else {
+            ImageRef::Managed { id: id.clone() }
+        });
+    }
+    let version = match (r.version.as_deref(), r.exact_version.as_deref()) {
+        (Some(v), Some(exact)) if v.eq_ignore_ascii_case("latest") => exact,
+        (Some(v), _) => v,
+        (None, Some(exact)) => exact,
+        (None, None) => "latest",
+    };
+    Some(ImageRef::Marketplace {
+        publisher: r.publisher.clone()?,
+        offer: r.offer.clone()?,
+        sku: r.sku.clone()?,
+        version: version.to_owned(),
+    })
+}
+
+fn vm(found: &models::VirtualMachine) -> Vm {
+    let properties = found.properties.as_ref();
+    Vm {
+        id: found.resource.id.clone().unwrap_or_default(),
+        name: found.resource.name.clone().unwrap_or_default(),
+        location: found.resource.location.clone(),
+        zone: found.zones.first().cloned().unwrap_or_default(),
+        size: properties
+            .and_then(|p| p.hardware_profile.as_ref())
+            .and_then(|h| h.vm_size.as_ref())
+            .and_then(as_text)
+            .unwrap_or_default(),
+        state: properties
+            .and_then(|p| p.provisioning_state.clone())
+            .unwrap_or_else(|| "unknown".to_owned()),
+        created: properties.and_then(|p| p.time_created).map(to_chrono),
+        image: image_ref(
+            properties
+                .and_then(|p| p.storage_profile.as_ref())
+                .and_then(|s| s.image_reference.as_ref()),
+        ),
+        scale_set: properties
+            .and_then(|p| p.virtual_machine_scale_set.as_ref())
+            .and_then(|s| s.id.clone()),
+        latest_model_applied: None,
+        tags: tags(found.resource.tags.as_ref()),
+    }
+}
+
+fn member(found: &models::VirtualMachineScaleSetVm, scale_set: &str) -> Vm {
+    let properties = found.properties.as_ref();
+    Vm {
+        id: found.resource.id.clone().unwrap_or_default(),
+        name: found.resource.name.clone().unwrap_or_default(),
+        location: found.resource.location.clone(),
+        zone: found.zones.first().cloned().unwrap_or_default(),
+        size: found
+            .sku
+            .as_ref()
+            .and_then(|s| s.name.clone())
+            .or_else(|| {
+                properties
+                    .and_then(|p| p.hardware_profile.as_ref())
+                    .and_then(|h| h.vm_size.as_ref())
+                    .and_then(as_text)
+            })
+            .unwrap_or_default(),
+        state: properties
+            .and_then(|p| p.provisioning_state.clone())
+            .unwrap_or_else(|| "unknown".to_owned()),
+        created: properties.and_then(|p| p.time_created).map(to_chrono),
+        image: image_ref(
+            properties
+                .and_then(|p| p.storage_profile.as_ref())
+                .and_then(|s| s.image_reference.as_ref()),
+        ),
+        scale_set: Some(scale_set.to_owned()),
+        latest_model_applied: properties.and_then(|p| p.latest_model_applied),
+        tags: tags(found.resource.tags.as_ref()),
+    }
+}
+
+fn scale_set(found: &models::VirtualMachineScaleSet) -> ScaleSet {
+    let profile = found
+        .properties
+        .as_ref()
+        .and_then(|p| p.virtual_machine_profile.as_ref());
+    ScaleSet {
+        id: found.resource.id.clone().unwrap_or_default(),
+        name: found.resource.name.clone().unwrap_or_default(),
+        location: found.resource.location.clone(),
+        capacity: found
+            .sku
+            .as_ref()
+            .and_then(|s| s.capacity)
+            .and_then(|c| u32::try_from(c).ok()),
+        image: image_ref(
+            profile
+                .and_then(|p| p.storage_profile.as_ref())
+                .and_then(|s| s.image_reference.as_ref()),
+        ),
+        health_extension: profile
+            .and_then(|p| p.extension_profile.as_ref())
+            .is_some_and(|e| {
+                e.extensions.iter().any(|x| {
+                    x.properties
+                        .as_ref()
+                        .and_then(|p| p.type_.as_deref())
+                        .is_some_and(|t| t.starts_with("ApplicationHealth"))
+                })
+            }),
+    }
+}
+
+fn gallery_version(found: &models::GalleryImageVersion) -> GalleryVersion {
+    let properties = found.properties.as_ref();
+    let publishing = properties
+        .and_then(|p| p.publishing_profile.as_ref())
+        .map(|p| &p.gallery_artifact_publishing_profile_base);
+    let safety = properties.and_then(|p| p.safety_profile.as_ref());
+    let violation = safety
+        .filter(|s| {
+            s.reported_for_policy_violation == Some(true) || !s.policy_violations.is_empty()
+        })
+        .map(|s| {
+            let categories: Vec<String> = s
+                .policy_violations
+                .iter()
+                .filter_map(|v| v.category.as_ref().and_then(as_text))
+                .collect();
+            if categories.is_empty() {
+                "reported for policy violation".to_owned()
+            } else {
+                format!("reported for policy violation ({})", categories.join(", "))
+            }
+        });
+    GalleryVersion {
+        id: found.resource.id.clone().unwrap_or_default(),
+        name: found.resource.name.clone().unwrap_or_default(),
+        published: publishing.and_then(|p| p.published_date).map(to_chrono),
+        end_of_life: publishing.and_then(|p| p.end_of_life_date).map(to_chrono),
+        exclude_from_latest: publishing
+            .and_then(|p| p.exclude_from_latest)
+            .unwrap_or(false),
+        violation,
+        tags: tags(found.resource.tags.as_ref()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arm_ids_split_case_insensitively() {
+        let id = ArmId::parse(
+            "/subscriptions/s1/resourceGroups/RG/providers/Microsoft.Compute/virtualMachineScaleSets/web/virtualMachines/3",
+        );
+        assert_eq!(id.subscription, "s1");
+        assert_eq!(id.get("resourcegroups"), "RG");
+        assert_eq!(id.get("virtualmachines"), "3");
+        assert_eq!(
+            id.scale_set_id(),
+            "/subscriptions/s1/resourceGroups/RG/providers/Microsoft.Compute/virtualMachineScaleSets/web"
+        );
+        assert!(ArmId::parse("/subscriptions/s1").scale_set().is_err());
+    }
+}

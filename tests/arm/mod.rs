@@ -1,0 +1,930 @@
+//! A local Azure Resource Manager on a loopback port, plain HTTP, for the Azure tests. It also
+//! serves the Microsoft identity token endpoint, so fleetscope authenticates through the real
+//! credential chain (an environment service principal whose authority host is this server).
+//! Answers are built from the official examples in `tests/fixtures/azure/` with the fields a
+//! test sets; lists page with absolute `nextLink`s; faults (429, 500, slow, garbage) are
+//! injected per path.
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+pub const TENANT: &str = "test-tenant";
+pub const RG: &str = "rg-web";
+pub const LOCATION: &str = "westeurope";
+
+/// An official example's answer body, the template every answer of that kind starts from.
+pub fn fixture(name: &str) -> Value {
+    let path = format!("{}/tests/fixtures/azure/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let example: Value = serde_json::from_str(&text).unwrap();
+    let responses = &example["responses"];
+    responses["200"]["body"].clone()
+}
+
+/// What a member does when asked to upgrade to the latest model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upgrade {
+    /// Healthy at once.
+    Healthy,
+    /// Provisioning stays `updating` for this many instance-view reads, then healthy.
+    Slow(u32),
+    /// Provisioning fails.
+    Fails,
+    /// Provisioning succeeds; the application health extension says unhealthy.
+    Unhealthy,
+}
+
+#[derive(Debug, Clone)]
+pub enum Fault {
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+    },
+    Slow(Duration),
+    Garbage,
+}
+
+#[derive(Debug)]
+struct Injected {
+    path_contains: String,
+    fault: Fault,
+    times: u32,
+}
+
+struct Member {
+    json: Value,
+    provisioning: String,
+    health: Option<String>,
+    upgrade: Upgrade,
+    slow_reads: u32,
+}
+
+struct ScaleSetState {
+    json: Value,
+    members: Vec<String>,
+}
+
+#[derive(Default)]
+struct World {
+    subscriptions: Vec<String>,
+    forbidden: HashSet<String>,
+    vms: HashMap<String, Vec<Value>>,
+    scale_sets: HashMap<String, Vec<ScaleSetState>>,
+    members: HashMap<String, Member>,
+    galleries: HashMap<String, Vec<Value>>,
+    shared: HashMap<String, Vec<Value>>,
+    community: HashMap<String, Vec<Value>>,
+    marketplace: HashMap<String, Vec<(String, Option<String>)>>,
+    managed: HashMap<String, Value>,
+    page_size: usize,
+    faults: Vec<Injected>,
+    calls: Vec<String>,
+}
+
+pub struct ArmServer {
+    port: u16,
+    world: Arc<Mutex<World>>,
+}
+
+impl ArmServer {
+    pub fn start() -> ArmServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let world = Arc::new(Mutex::new(World {
+            page_size: 50,
+            ..World::default()
+        }));
+        let shared = world.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let world = shared.clone();
+                std::thread::spawn(move || {
+                    let _ = serve(stream, &world, port);
+                });
+            }
+        });
+        ArmServer { port, world }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+
+    /// The environment of a service principal whose authority host is this server, and no
+    /// proxy (reqwest would send loopback traffic to one).
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AZURE_TENANT_ID", TENANT),
+            ("AZURE_CLIENT_ID", "test-client"),
+            ("AZURE_CLIENT_SECRET", "test-secret"),
+            (
+                "AZURE_AUTHORITY_HOST",
+                &format!("http://127.0.0.1:{}", self.port),
+            ),
+            ("NO_PROXY", "*"),
+            ("HTTP_PROXY", ""),
+            ("HTTPS_PROXY", ""),
+            ("http_proxy", ""),
+            ("https_proxy", ""),
+            ("ALL_PROXY", ""),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
+        f(&mut self.world.lock().unwrap())
+    }
+
+    pub fn subscription(&self, id: &str) {
+        self.with(|w| w.subscriptions.push(id.to_owned()));
+    }
+
+    /// A subscription the credential may not read: every call on it answers 403.
+    pub fn forbid(&self, id: &str) {
+        self.with(|w| {
+            w.subscriptions.push(id.to_owned());
+            w.forbidden.insert(id.to_owned());
+        });
+    }
+
+    pub fn page_size(&self, size: usize) {
+        self.with(|w| w.page_size = size);
+    }
+
+    pub fn fault(&self, path_contains: &str, fault: Fault, times: u32) {
+        self.with(|w| {
+            w.faults.push(Injected {
+                path_contains: path_contains.to_owned(),
+                fault,
+                times,
+            })
+        });
+    }
+
+    /// Calls made, as `METHOD path` (no query).
+    pub fn calls(&self) -> Vec<String> {
+        self.with(|w| w.calls.clone())
+    }
+
+    pub fn count(&self, fragment: &str) -> usize {
+        self.calls().iter().filter(|c| c.contains(fragment)).count()
+    }
+
+    /// A standalone VM; returns its id.
+    pub fn vm(&self, subscription: &str, name: &str, image: Value, created: &str) -> String {
+        let id = format!(
+            "/subscriptions/{subscription}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/{name}"
+        );
+        let mut vm = fixture("VirtualMachine_Get.json");
+        vm["id"] = json!(id);
+        vm["name"] = json!(name);
+        vm["location"] = json!(LOCATION);
+        vm["tags"] = json!({"app": name});
+        let properties = &mut vm["properties"];
+        properties["storageProfile"]["imageReference"] = image;
+        properties["timeCreated"] = json!(created);
+        properties["provisioningState"] = json!("Succeeded");
+        self.with(|w| w.vms.entry(subscription.to_owned()).or_default().push(vm));
+        id
+    }
+
+    /// A scale set whose model launches `model`, with members on the given images (and
+    /// whether each runs the latest model); returns the member ids.
+    pub fn scale_set(
+        &self,
+        subscription: &str,
+        name: &str,
+        model: Value,
+        health_extension: bool,
+        members: &[(Value, bool, Upgrade)],
+    ) -> Vec<String> {
+        let set_id = format!(
+            "/subscriptions/{subscription}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachineScaleSets/{name}"
+        );
+        let mut set = fixture("VirtualMachineScaleSet_Get_WithUserData.json");
+        set["id"] = json!(set_id);
+        set["name"] = json!(name);
+        set["location"] = json!(LOCATION);
+        set["sku"]["capacity"] = json!(members.len());
+        set["properties"]["upgradePolicy"]["mode"] = json!("Manual");
+        let profile = &mut set["properties"]["virtualMachineProfile"];
+        profile["storageProfile"]["imageReference"] = model;
+        if health_extension {
+            profile["extensionProfile"] = json!({"extensions": [{
+                "name": "healthRepairExtension",
+                "properties": {
+                    "publisher": "Microsoft.ManagedServices",
+                    "type": "ApplicationHealthLinux",
+                    "typeHandlerVersion": "1.0",
+                    "settings": {"protocol": "http", "port": 80, "requestPath": "/health"}
+                }
+            }]});
+        }
+        let template =
+            fixture("VirtualMachineScaleSetVM_List_MinimumSet_Gen.json")["value"][0].clone();
+        let mut ids = Vec::new();
+        let mut states = Vec::new();
+        for (i, (image, latest, upgrade)) in members.iter().enumerate() {
+            let id = format!("{set_id}/virtualMachines/{i}");
+            let mut member = template.clone();
+            member["id"] = json!(id);
+            member["name"] = json!(format!("{name}_{i}"));
+            member["instanceId"] = json!(i.to_string());
+            member["location"] = json!(LOCATION);
+            member["sku"] = json!({"name": "Standard_D2s_v3", "tier": "Standard"});
+            member["properties"] = json!({
+                "latestModelApplied": latest,
+                "provisioningState": "Succeeded",
+                "storageProfile": {"imageReference": image},
+                "timeCreated": "2026-10-20T00:00:00Z",
+            });
+            states.push((
+                id.to_ascii_lowercase(),
+                Member {
+                    json: member,
+                    provisioning: "succeeded".into(),
+                    health: health_extension.then(|| "healthy".to_owned()),
+                    upgrade: *upgrade,
+                    slow_reads: 0,
+                },
+            ));
+            ids.push(id);
+        }
+        self.with(|w| {
+            w.scale_sets
+                .entry(subscription.to_owned())
+                .or_default()
+                .push(ScaleSetState {
+                    json: set,
+                    members: states.iter().map(|(id, _)| id.clone()).collect(),
+                });
+            w.members.extend(states);
+        });
+        ids
+    }
+
+    /// The image a member runs now, as its reference.
+    pub fn member_image(&self, id: &str) -> Value {
+        self.with(|w| {
+            w.members[&id.to_ascii_lowercase()].json["properties"]["storageProfile"]["imageReference"]
+                .clone()
+        })
+    }
+
+    /// Points a scale set's model at another image.
+    pub fn set_model(&self, subscription: &str, name: &str, model: Value) {
+        self.with(|w| {
+            for set in w.scale_sets.get_mut(subscription).into_iter().flatten() {
+                if set.json["name"] == name {
+                    set.json["properties"]["virtualMachineProfile"]["storageProfile"]
+                        ["imageReference"] = model.clone();
+                }
+            }
+        });
+    }
+
+    /// A version of a gallery image definition (`.../galleries/{g}/images/{i}`).
+    pub fn gallery_version(
+        &self,
+        definition: &str,
+        version: &str,
+        published: &str,
+        end_of_life: Option<&str>,
+        exclude_from_latest: bool,
+        violation: bool,
+    ) -> String {
+        let id = format!("{definition}/versions/{version}");
+        let mut body = fixture("GalleryImageVersion_Get.json");
+        body["id"] = json!(id);
+        body["name"] = json!(version);
+        body["location"] = json!(LOCATION);
+        let publishing = &mut body["properties"]["publishingProfile"];
+        publishing["publishedDate"] = json!(published);
+        publishing["excludeFromLatest"] = json!(exclude_from_latest);
+        match end_of_life {
+            Some(at) => publishing["endOfLifeDate"] = json!(at),
+            None => {
+                if let Some(map) = publishing.as_object_mut() {
+                    map.remove("endOfLifeDate");
+                }
+            }
+        }
+        let safety = &mut body["properties"]["safetyProfile"];
+        safety["reportedForPolicyViolation"] = json!(violation);
+        if !violation {
+            safety["policyViolations"] = json!([]);
+        }
+        self.with(|w| {
+            w.galleries
+                .entry(definition.to_ascii_lowercase())
+                .or_default()
+                .push(body)
+        });
+        id
+    }
+
+    fn pir_version(fixture_name: &str, unique: &str, version: &str, published: &str) -> Value {
+        let mut body = fixture(fixture_name);
+        body["name"] = json!(version);
+        body["location"] = json!(LOCATION);
+        body["identifier"]["uniqueId"] = json!(format!("{unique}/Versions/{version}"));
+        body["properties"]["publishedDate"] = json!(published);
+        body["properties"]["endOfLifeDate"] = json!("2030-01-01T00:00:00Z");
+        body
+    }
+
+    /// A version of an image shared directly: `/SharedGalleries/{g}/Images/{i}/Versions/{v}`.
+    pub fn shared_version(
+        &self,
+        gallery: &str,
+        image: &str,
+        version: &str,
+        published: &str,
+    ) -> String {
+        let unique = format!("/SharedGalleries/{gallery}/Images/{image}");
+        let body = Self::pir_version(
+            "SharedGalleryImageVersion_Get.json",
+            &unique,
+            version,
+            published,
+        );
+        self.with(|w| {
+            w.shared
+                .entry(format!("{gallery}/{image}").to_ascii_lowercase())
+                .or_default()
+                .push(body)
+        });
+        format!("{unique}/Versions/{version}")
+    }
+
+    pub fn community_version(
+        &self,
+        gallery: &str,
+        image: &str,
+        version: &str,
+        published: &str,
+    ) -> String {
+        let unique = format!("/CommunityGalleries/{gallery}/Images/{image}");
+        let body = Self::pir_version(
+            "CommunityGalleryImageVersion_Get.json",
+            &unique,
+            version,
+            published,
+        );
+        self.with(|w| {
+            w.community
+                .entry(format!("{gallery}/{image}").to_ascii_lowercase())
+                .or_default()
+                .push(body)
+        });
+        format!("{unique}/Versions/{version}")
+    }
+
+    /// A marketplace version, with the deprecation state `get` reports for it.
+    pub fn marketplace(
+        &self,
+        publisher: &str,
+        offer: &str,
+        sku: &str,
+        version: &str,
+        state: Option<&str>,
+    ) {
+        self.with(|w| {
+            w.marketplace
+                .entry(format!("{publisher}:{offer}:{sku}").to_ascii_lowercase())
+                .or_default()
+                .push((version.to_owned(), state.map(str::to_owned)))
+        });
+    }
+
+    /// A managed image; returns its id.
+    pub fn managed_image(&self, subscription: &str, name: &str) -> String {
+        let id = format!(
+            "/subscriptions/{subscription}/resourceGroups/{RG}/providers/Microsoft.Compute/images/{name}"
+        );
+        let mut body = fixture("Image_Get.json");
+        body["id"] = json!(id);
+        body["name"] = json!(name);
+        body["location"] = json!(LOCATION);
+        self.with(|w| w.managed.insert(id.to_ascii_lowercase(), body));
+        id
+    }
+}
+
+pub fn marketplace_ref(
+    publisher: &str,
+    offer: &str,
+    sku: &str,
+    version: &str,
+    exact: Option<&str>,
+) -> Value {
+    let mut reference =
+        json!({"publisher": publisher, "offer": offer, "sku": sku, "version": version});
+    if let Some(exact) = exact {
+        reference["exactVersion"] = json!(exact);
+    }
+    reference
+}
+
+pub fn id_ref(id: &str) -> Value {
+    json!({"id": id})
+}
+
+pub fn shared_ref(id: &str) -> Value {
+    json!({"sharedGalleryImageId": id})
+}
+
+pub fn community_ref(id: &str) -> Value {
+    json!({"communityGalleryImageId": id})
+}
+
+struct Request {
+    method: String,
+    path: String,
+    query: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+fn read_request(stream: &mut TcpStream) -> Option<Request> {
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_owned();
+    let target = parts.next()?.to_owned();
+    let mut length = 0;
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).ok()?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let query = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect();
+    Some(Request {
+        method,
+        path: path.to_owned(),
+        query,
+        body,
+    })
+}
+
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => out.push(b),
+                    Err(_) => out.extend_from_slice(&bytes[i..i + 3]),
+                }
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn respond(stream: &mut TcpStream, status: u16, headers: &[(&str, String)], body: &[u8]) {
+    let mut head = format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body);
+    let _ = stream.flush();
+}
+
+fn error(code: &str, message: &str) -> Vec<u8> {
+    json!({"error": {"code": code, "message": message}})
+        .to_string()
+        .into_bytes()
+}
+
+fn serve(mut stream: TcpStream, world: &Mutex<World>, port: u16) -> Option<()> {
+    let request = read_request(&mut stream)?;
+    let fault = {
+        let mut w = world.lock().ok()?;
+        w.calls.push(format!("{} {}", request.method, request.path));
+        let found = w
+            .faults
+            .iter_mut()
+            .find(|f| f.times > 0 && request.path.contains(&f.path_contains));
+        found.map(|f| {
+            f.times -= 1;
+            f.fault.clone()
+        })
+    };
+    match fault {
+        Some(Fault::Status {
+            status,
+            retry_after,
+        }) => {
+            let headers: Vec<(&str, String)> = retry_after
+                .map(|s| ("Retry-After", s.to_string()))
+                .into_iter()
+                .collect();
+            let code = if status == 429 {
+                "TooManyRequests"
+            } else {
+                "InternalServerError"
+            };
+            respond(&mut stream, status, &headers, &error(code, "injected"));
+            return Some(());
+        }
+        Some(Fault::Slow(delay)) => std::thread::sleep(delay),
+        Some(Fault::Garbage) => {
+            respond(&mut stream, 200, &[], b"{\"value\": [ this is not json");
+            return Some(());
+        }
+        None => {}
+    }
+    let (status, body) = route(&request, world, port);
+    respond(&mut stream, status, &[], &body);
+    Some(())
+}
+
+fn page(items: &[Value], request: &Request, size: usize, port: u16) -> Vec<u8> {
+    let start: usize = request
+        .query
+        .get("$skiptoken")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    let end = (start + size).min(items.len());
+    let mut body = json!({"value": items.get(start..end).unwrap_or(&[])});
+    if end < items.len() {
+        body["nextLink"] = json!(format!(
+            "http://127.0.0.1:{port}{}?api-version={}&$skiptoken={end}",
+            request.path,
+            request
+                .query
+                .get("api-version")
+                .cloned()
+                .unwrap_or_default()
+        ));
+    }
+    body.to_string().into_bytes()
+}
+
+fn route(request: &Request, world: &Mutex<World>, port: u16) -> (u16, Vec<u8>) {
+    let Ok(mut w) = world.lock() else {
+        return (500, error("InternalServerError", "poisoned"));
+    };
+    let path = request.path.clone();
+    let lower = path.to_ascii_lowercase();
+    if lower.ends_with("/oauth2/v2.0/token") {
+        let body = json!({
+            "token_type": "Bearer",
+            "expires_in": 3599,
+            "ext_expires_in": 3599,
+            "access_token": "test-access-token"
+        });
+        return (200, body.to_string().into_bytes());
+    }
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let seg = |i: usize| segments.get(i).copied().unwrap_or("");
+    let low: Vec<String> = segments.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let is = |pattern: &[&str]| {
+        low.len() == pattern.len() && pattern.iter().zip(&low).all(|(p, s)| *p == "*" || p == s)
+    };
+    if is(&["subscriptions"]) {
+        let items: Vec<Value> = w
+            .subscriptions
+            .iter()
+            .map(|s| json!({"id": format!("/subscriptions/{s}"), "subscriptionId": s, "displayName": s, "state": "Enabled"}))
+            .collect();
+        return (200, page(&items, request, 1, port));
+    }
+    let subscription = seg(1).to_owned();
+    if low.first().map(String::as_str) == Some("subscriptions") {
+        if w.forbidden.contains(&subscription) {
+            return (
+                403,
+                error(
+                    "AuthorizationFailed",
+                    &format!(
+                        "The client 'test-client' does not have authorization to perform action 'Microsoft.Compute/virtualMachines/read' over scope '/subscriptions/{subscription}'."
+                    ),
+                ),
+            );
+        }
+        if !w.subscriptions.contains(&subscription) {
+            return (
+                404,
+                error(
+                    "SubscriptionNotFound",
+                    &format!("The subscription '{subscription}' could not be found."),
+                ),
+            );
+        }
+    }
+    let size = w.page_size;
+    if is(&[
+        "subscriptions",
+        "*",
+        "providers",
+        "microsoft.compute",
+        "virtualmachines",
+    ]) {
+        let vms = w.vms.get(&subscription).cloned().unwrap_or_default();
+        return (200, page(&vms, request, size, port));
+    }
+    if is(&[
+        "subscriptions",
+        "*",
+        "providers",
+        "microsoft.compute",
+        "virtualmachinescalesets",
+    ]) {
+        let sets: Vec<Value> = w
+            .scale_sets
+            .get(&subscription)
+            .into_iter()
+            .flatten()
+            .map(|s| s.json.clone())
+            .collect();
+        return (200, page(&sets, request, size, port));
+    }
+    let set_path = [
+        "subscriptions",
+        "*",
+        "resourcegroups",
+        "*",
+        "providers",
+        "microsoft.compute",
+        "virtualmachinescalesets",
+        "*",
+    ];
+    let find_set = |w: &World| -> Option<usize> {
+        w.scale_sets.get(&subscription)?.iter().position(|s| {
+            s.json["name"]
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(seg(7)))
+        })
+    };
+    if low.len() >= 8 && set_path.iter().zip(&low).all(|(p, s)| *p == "*" || p == s) {
+        let Some(at) = find_set(&w) else {
+            return (404, error("ResourceNotFound", "scale set not found"));
+        };
+        let sets = &w.scale_sets[&subscription];
+        let set = &sets[at];
+        let member_ids = set.members.clone();
+        let model =
+            set.json["properties"]["virtualMachineProfile"]["storageProfile"]["imageReference"]
+                .clone();
+        match (request.method.as_str(), &low[8..]) {
+            ("GET", []) => return (200, set.json.to_string().into_bytes()),
+            ("GET", [vms]) if vms == "virtualmachines" => {
+                let members: Vec<Value> = member_ids
+                    .iter()
+                    .filter_map(|id| w.members.get(id).map(|m| m.json.clone()))
+                    .collect();
+                return (200, page(&members, request, size, port));
+            }
+            ("GET", [vms, instance]) if vms == "virtualmachines" => {
+                let id = format!("{}/virtualmachines/{instance}", low[..8].join("/"));
+                return match w.members.get(&format!("/{id}")) {
+                    Some(m) => (200, m.json.to_string().into_bytes()),
+                    None => (404, error("NotFound", "member not found")),
+                };
+            }
+            ("GET", [vms, instance, view])
+                if vms == "virtualmachines" && view == "instanceview" =>
+            {
+                let id = format!("/{}/virtualmachines/{instance}", low[..8].join("/"));
+                let Some(member) = w.members.get_mut(&id) else {
+                    return (404, error("NotFound", "member not found"));
+                };
+                if member.slow_reads > 0 {
+                    member.slow_reads -= 1;
+                    if member.slow_reads == 0 {
+                        member.provisioning = "succeeded".into();
+                    }
+                }
+                let mut view = fixture("VirtualMachine_Get_InstanceView.json");
+                view["statuses"] = json!([
+                    {"code": format!("ProvisioningState/{}", member.provisioning), "level": "Info"},
+                    {"code": "PowerState/running", "level": "Info"}
+                ]);
+                if let Some(health) = &member.health {
+                    view["vmHealth"] = json!({"status": {"code": format!("HealthState/{health}"), "level": "Info"}});
+                }
+                return (200, view.to_string().into_bytes());
+            }
+            ("POST", [action]) if action == "manualupgrade" => {
+                let asked: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+                let instances: Vec<String> = asked["instanceIds"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect();
+                for instance in instances {
+                    let id = format!("/{}/virtualmachines/{instance}", low[..8].join("/"));
+                    let Some(member) = w.members.get_mut(&id) else {
+                        return (404, error("NotFound", "member not found"));
+                    };
+                    member.json["properties"]["latestModelApplied"] = json!(true);
+                    member.json["properties"]["storageProfile"]["imageReference"] = model.clone();
+                    match member.upgrade {
+                        Upgrade::Healthy => member.provisioning = "succeeded".into(),
+                        Upgrade::Slow(reads) => {
+                            member.provisioning = "updating".into();
+                            member.slow_reads = reads;
+                        }
+                        Upgrade::Fails => member.provisioning = "failed".into(),
+                        Upgrade::Unhealthy => {
+                            member.provisioning = "succeeded".into();
+                            member.health = Some("unhealthy".into());
+                        }
+                    }
+                }
+                return (202, Vec::new());
+            }
+            _ => return (404, error("NotFound", "no such scale-set call")),
+        }
+    }
+    if is(&[
+        "subscriptions",
+        "*",
+        "resourcegroups",
+        "*",
+        "providers",
+        "microsoft.compute",
+        "galleries",
+        "*",
+        "images",
+        "*",
+        "versions",
+    ]) {
+        let definition = format!("/{}", segments[..10].join("/")).to_ascii_lowercase();
+        return match w.galleries.get(&definition) {
+            Some(versions) => (200, page(versions, request, size, port)),
+            None => (
+                404,
+                error(
+                    "ResourceNotFound",
+                    "The gallery image definition was not found.",
+                ),
+            ),
+        };
+    }
+    if is(&[
+        "subscriptions",
+        "*",
+        "providers",
+        "microsoft.compute",
+        "locations",
+        "*",
+        "sharedgalleries",
+        "*",
+        "images",
+        "*",
+        "versions",
+    ]) {
+        let key = format!("{}/{}", low[7], low[9]);
+        return match w.shared.get(&key) {
+            Some(versions) => (200, page(versions, request, size, port)),
+            None => (404, error("ResourceNotFound", "shared image not found")),
+        };
+    }
+    if is(&[
+        "subscriptions",
+        "*",
+        "providers",
+        "microsoft.compute",
+        "locations",
+        "*",
+        "communitygalleries",
+        "*",
+        "images",
+        "*",
+        "versions",
+    ]) {
+        let key = format!("{}/{}", low[7], low[9]);
+        return match w.community.get(&key) {
+            Some(versions) => (200, page(versions, request, size, port)),
+            None => (404, error("ResourceNotFound", "community image not found")),
+        };
+    }
+    let offer = [
+        "subscriptions",
+        "*",
+        "providers",
+        "microsoft.compute",
+        "locations",
+        "*",
+        "publishers",
+        "*",
+        "artifacttypes",
+        "vmimage",
+        "offers",
+        "*",
+        "skus",
+        "*",
+        "versions",
+    ];
+    if low.len() >= offer.len() && offer.iter().zip(&low).all(|(p, s)| *p == "*" || p == s) {
+        let key = format!("{}:{}:{}", low[7], low[11], low[13]);
+        let versions = w.marketplace.get(&key).cloned().unwrap_or_default();
+        if low.len() == offer.len() {
+            let template = fixture("VirtualMachineImage_List_MinimumSet_Gen.json")[0].clone();
+            let items: Vec<Value> = versions
+                .iter()
+                .map(|(v, _)| {
+                    let mut item = template.clone();
+                    item["name"] = json!(v);
+                    item["location"] = json!(seg(5));
+                    item["id"] = json!(format!("/{}/{v}", segments.join("/")));
+                    item
+                })
+                .collect();
+            return (200, Value::Array(items).to_string().into_bytes());
+        }
+        let wanted = seg(15);
+        return match versions.iter().find(|(v, _)| v == wanted) {
+            Some((v, state)) => {
+                let mut body = fixture("VirtualMachineImage_Get_MaximumSet_Gen.json");
+                body["name"] = json!(v);
+                body["location"] = json!(seg(5));
+                body["id"] = json!(path);
+                match state {
+                    Some(state) => {
+                        body["properties"]["imageDeprecationStatus"]["imageState"] = json!(state)
+                    }
+                    None => {
+                        if let Some(p) = body["properties"].as_object_mut() {
+                            p.remove("imageDeprecationStatus");
+                        }
+                    }
+                }
+                (200, body.to_string().into_bytes())
+            }
+            None => (404, error("NotFound", "version not found")),
+        };
+    }
+    if is(&[
+        "subscriptions",
+        "*",
+        "resourcegroups",
+        "*",
+        "providers",
+        "microsoft.compute",
+        "images",
+        "*",
+    ]) {
+        return match w.managed.get(&lower) {
+            Some(image) => (200, image.to_string().into_bytes()),
+            None => (
+                404,
+                error(
+                    "NotFound",
+                    "The Resource 'Microsoft.Compute/images' was not found.",
+                ),
+            ),
+        };
+    }
+    (
+        404,
+        error(
+            "NotFound",
+            &format!("no route for {} {path}", request.method),
+        ),
+    )
+}

@@ -1,0 +1,602 @@
+//! The Azure source against a local Resource Manager (tests/arm): the real binary, the real
+//! credential chain (an environment service principal whose authority host is the server) and
+//! the real `azure_mgmt_compute` client, collected and evaluated end to end.
+#![cfg(feature = "azure")]
+
+mod arm;
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use arm::{ArmServer, Fault, Upgrade, community_ref, id_ref, marketplace_ref, shared_ref};
+use serde_json::Value;
+
+const NOW: &str = "2026-11-01T00:00:00Z";
+const PROD: &str = "11111111-0000-0000-0000-000000000001";
+const STAGING: &str = "11111111-0000-0000-0000-000000000002";
+
+fn definition(name: &str) -> String {
+    format!(
+        "/subscriptions/{PROD}/resourceGroups/rg-images/providers/Microsoft.Compute/galleries/golden/images/{name}"
+    )
+}
+
+fn report(
+    server: &ArmServer,
+    dir: &std::path::Path,
+    subscriptions: &[&str],
+    args: &[&str],
+) -> (Output, Value) {
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\n[azure]\nsubscriptions = [{}]\nendpoint_url = \"{}\"\ntimeout_secs = 5\n",
+            subscriptions
+                .iter()
+                .map(|s| format!("\"{s}\""))
+                .collect::<Vec<_>>()
+                .join(", "),
+            server.url()
+        ),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
+        .args(["--report", "--format", "json", "--now", NOW, "--config"])
+        .arg(&config)
+        .args(args)
+        .env_remove("AZURE_CREDENTIAL_KIND")
+        .envs(server.env())
+        .env("FLEETSCOPE_DATA_DIR", dir.join("data"))
+        .output()
+        .unwrap();
+    let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    (output, json)
+}
+
+fn instance<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == id)
+        .unwrap_or_else(|| panic!("{id} missing from {report:#}"))
+}
+
+fn source<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("source {name} missing from {report:#}"))
+}
+
+/// A fleet with every kind of image reference and every verdict.
+fn fleet(server: &ArmServer) -> Vec<(&'static str, String)> {
+    server.subscription(PROD);
+    let web = definition("web");
+    let old = server.gallery_version(&web, "1.0.0", "2026-09-01T00:00:00Z", None, false, false);
+    let previous =
+        server.gallery_version(&web, "1.1.0", "2026-10-01T00:00:00Z", None, false, false);
+    let golden = server.gallery_version(&web, "1.2.0", "2026-10-25T00:00:00Z", None, false, false);
+    // Newer, but excluded from latest: never golden.
+    server.gallery_version(&web, "1.3.0", "2026-10-30T00:00:00Z", None, true, false);
+    let base = server.gallery_version(
+        &definition("base"),
+        "1.0.0",
+        "2026-08-01T00:00:00Z",
+        None,
+        false,
+        false,
+    );
+    let unsafe_version = server.gallery_version(
+        &definition("api"),
+        "2.0.0",
+        "2026-10-28T00:00:00Z",
+        None,
+        false,
+        true,
+    );
+    let retired = server.gallery_version(
+        &definition("legacy"),
+        "3.0.0",
+        "2026-10-20T00:00:00Z",
+        Some("2026-10-30T00:00:00Z"),
+        false,
+        false,
+    );
+    server.marketplace(
+        "Canonical",
+        "ubuntu-24_04-lts",
+        "server",
+        "24.04.202609010",
+        None,
+    );
+    server.marketplace(
+        "Canonical",
+        "ubuntu-24_04-lts",
+        "server",
+        "24.04.202610250",
+        Some("Active"),
+    );
+    server.marketplace(
+        "MicrosoftWindowsServer",
+        "WindowsServer",
+        "2016-Datacenter",
+        "14393.1.1",
+        Some("Deprecated"),
+    );
+    // Versions with no date token: no age, drift by version order.
+    server.marketplace(
+        "MicrosoftWindowsServer",
+        "WindowsServer",
+        "2022-datacenter",
+        "20348.1.9",
+        None,
+    );
+    server.marketplace(
+        "MicrosoftWindowsServer",
+        "WindowsServer",
+        "2022-datacenter",
+        "20348.1.10",
+        None,
+    );
+    let shared = server.shared_version("partner-gallery", "app", "1.0.0", "2026-10-28T00:00:00Z");
+    let community =
+        server.community_version("community-tools", "tool", "5.1.0", "2026-10-27T00:00:00Z");
+    let managed = server.managed_image(PROD, "custom-20261001");
+    let created = "2026-10-26T00:00:00Z";
+    vec![
+        (
+            "current",
+            server.vm(PROD, "web-current", id_ref(&golden), created),
+        ),
+        (
+            "outdated",
+            server.vm(PROD, "web-previous", id_ref(&previous), created),
+        ),
+        (
+            "outdated2",
+            server.vm(PROD, "web-old", id_ref(&old), created),
+        ),
+        ("stale", server.vm(PROD, "base", id_ref(&base), created)),
+        (
+            "flagged-unsafe",
+            server.vm(PROD, "api", id_ref(&unsafe_version), created),
+        ),
+        (
+            "flagged-eol",
+            server.vm(PROD, "legacy", id_ref(&retired), created),
+        ),
+        (
+            "unknown",
+            server.vm(
+                PROD,
+                "gone",
+                id_ref(&format!("{web}/versions/0.9.0")),
+                created,
+            ),
+        ),
+        (
+            "marketplace-latest",
+            server.vm(
+                PROD,
+                "ubuntu-latest",
+                marketplace_ref(
+                    "Canonical",
+                    "ubuntu-24_04-lts",
+                    "server",
+                    "latest",
+                    Some("24.04.202610250"),
+                ),
+                created,
+            ),
+        ),
+        (
+            "marketplace-old",
+            server.vm(
+                PROD,
+                "ubuntu-old",
+                marketplace_ref(
+                    "Canonical",
+                    "ubuntu-24_04-lts",
+                    "server",
+                    "24.04.202609010",
+                    None,
+                ),
+                created,
+            ),
+        ),
+        (
+            "marketplace-deprecated",
+            server.vm(
+                PROD,
+                "windows",
+                marketplace_ref(
+                    "MicrosoftWindowsServer",
+                    "WindowsServer",
+                    "2016-Datacenter",
+                    "14393.1.1",
+                    None,
+                ),
+                created,
+            ),
+        ),
+        (
+            "imageless",
+            server.vm(PROD, "from-disk", Value::Null, created),
+        ),
+        (
+            "marketplace-undated",
+            server.vm(
+                PROD,
+                "windows-2022",
+                marketplace_ref(
+                    "MicrosoftWindowsServer",
+                    "WindowsServer",
+                    "2022-datacenter",
+                    "20348.1.9",
+                    None,
+                ),
+                created,
+            ),
+        ),
+        (
+            "shared",
+            server.vm(PROD, "partner-app", shared_ref(&shared), created),
+        ),
+        (
+            "community",
+            server.vm(PROD, "tool", community_ref(&community), created),
+        ),
+        (
+            "managed",
+            server.vm(PROD, "custom", id_ref(&managed), created),
+        ),
+    ]
+}
+
+#[test]
+fn every_image_reference_kind_and_every_verdict_through_the_real_binary() {
+    let server = ArmServer::start();
+    let vms = fleet(&server);
+    let id = |label: &str| vms.iter().find(|(l, _)| *l == label).unwrap().1.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let (output, report) = report(&server, dir.path(), &[PROD], &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}\n{report:#}");
+    let verdict = |label: &str| instance(&report, &id(label))["verdict"].clone();
+    let reasons = |label: &str| instance(&report, &id(label))["reasons"].to_string();
+
+    assert_eq!(verdict("current"), "current", "{report:#}");
+    assert_eq!(verdict("outdated"), "outdated");
+    assert_eq!(instance(&report, &id("outdated"))["behind_by"], 1);
+    assert_eq!(verdict("outdated2"), "outdated");
+    assert_eq!(instance(&report, &id("outdated2"))["behind_by"], 2);
+    assert_eq!(verdict("stale"), "stale");
+    assert_eq!(verdict("flagged-unsafe"), "flagged");
+    assert_eq!(verdict("flagged-eol"), "flagged");
+    assert_eq!(verdict("unknown"), "unknown");
+    assert_eq!(verdict("marketplace-latest"), "current");
+    assert_eq!(
+        instance(&report, &id("marketplace-latest"))["image"],
+        "canonical:ubuntu-24_04-lts:server:24.04.202610250",
+        "latest resolves to exactVersion"
+    );
+    assert_eq!(verdict("marketplace-old"), "outdated");
+    assert_eq!(verdict("marketplace-deprecated"), "flagged");
+    assert_eq!(verdict("imageless"), "unknown");
+    assert!(
+        reasons("imageless").contains("created from a disk"),
+        "{}",
+        reasons("imageless")
+    );
+    assert_eq!(verdict("marketplace-undated"), "outdated");
+    assert!(
+        reasons("marketplace-undated").contains("age unknown"),
+        "{}",
+        reasons("marketplace-undated")
+    );
+    assert_eq!(verdict("shared"), "current");
+    assert_eq!(verdict("community"), "current");
+    assert_eq!(verdict("managed"), "current");
+
+    assert!(
+        reasons("flagged-unsafe").contains("policy violation"),
+        "{}",
+        reasons("flagged-unsafe")
+    );
+    assert!(
+        reasons("flagged-eol").contains("deprecated by azure"),
+        "{}",
+        reasons("flagged-eol")
+    );
+    assert!(
+        reasons("unknown").contains("not among the versions"),
+        "{}",
+        reasons("unknown")
+    );
+
+    // The golden web image skips the version excluded from latest.
+    let web = definition("web").to_ascii_lowercase();
+    let lineage = report["lineages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == web)
+        .unwrap_or_else(|| panic!("web lineage missing: {report:#}"));
+    assert_eq!(lineage["golden"], format!("{web}/versions/1.2.0"));
+
+    // The image of a managed image has no age; a marketplace version's comes from its token.
+    let image = |key: &str| {
+        report["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["key"] == key)
+            .unwrap_or_else(|| panic!("image {key} missing"))
+            .clone()
+    };
+    let managed_key = instance(&report, &id("managed"))["image"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        image(&managed_key)["age_days"].is_null(),
+        "{:#}",
+        image(&managed_key)
+    );
+    assert_eq!(
+        image("canonical:ubuntu-24_04-lts:server:24.04.202610250")["age_days"],
+        7
+    );
+
+    // Each version list or image fetched once, however many VMs run it.
+    assert_eq!(
+        server.count("/images/web/versions"),
+        1,
+        "{:#?}",
+        server.calls()
+    );
+    assert_eq!(
+        server.count("/skus/server/versions") - server.count("/skus/server/versions/"),
+        1
+    );
+    assert_eq!(source(&report, &format!("azure:{PROD}"))["state"], "done");
+    assert_eq!(server.count("oauth2/v2.0/token"), 1);
+}
+
+#[test]
+fn scale_set_skew_and_model_drift() {
+    let server = ArmServer::start();
+    server.subscription(PROD);
+    let web = definition("web");
+    let previous =
+        server.gallery_version(&web, "1.1.0", "2026-10-01T00:00:00Z", None, false, false);
+    let golden = server.gallery_version(&web, "1.2.0", "2026-10-25T00:00:00Z", None, false, false);
+    let drifting = server.scale_set(
+        PROD,
+        "web-old-model",
+        id_ref(&previous),
+        false,
+        &[
+            (id_ref(&previous), true, Upgrade::Healthy),
+            (id_ref(&golden), false, Upgrade::Healthy),
+        ],
+    );
+    server.scale_set(
+        PROD,
+        "web-golden-model",
+        id_ref(&golden),
+        true,
+        &[(id_ref(&golden), true, Upgrade::Healthy)],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (output, report) = report(&server, dir.path(), &[PROD], &[]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let group = |name: &str| {
+        report["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing: {report:#}"))
+            .clone()
+    };
+    let old_model = group("web-old-model");
+    assert_eq!(
+        old_model["template_status"]["status"], "drift",
+        "{old_model:#}"
+    );
+    assert_eq!(old_model["skew"], true, "{old_model:#}");
+    let golden_model = group("web-golden-model");
+    assert_eq!(
+        golden_model["template_status"]["status"], "golden",
+        "{golden_model:#}"
+    );
+    assert_eq!(golden_model["skew"], false, "{golden_model:#}");
+    let member = instance(&report, &drifting[1]);
+    assert_eq!(member["tags"]["azure:latestModelApplied"], "false");
+    assert_eq!(
+        member["group"],
+        drifting[1]
+            .to_ascii_lowercase()
+            .rsplit_once("/virtualmachines/")
+            .unwrap()
+            .0
+    );
+}
+
+#[test]
+fn one_failing_subscription_never_blocks_another() {
+    let server = ArmServer::start();
+    let vms = fleet(&server);
+    server.forbid(STAGING);
+    let missing = "11111111-0000-0000-0000-00000000dead";
+    let dir = tempfile::tempdir().unwrap();
+    // Staging comes from the command line, the others from the config.
+    let (output, report) = report(
+        &server,
+        dir.path(),
+        &[PROD, missing],
+        &["--azure-subscription", STAGING],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(source(&report, &format!("azure:{PROD}"))["state"], "done");
+    assert_eq!(instance(&report, &vms[0].1)["verdict"], "current");
+    let denied = source(&report, &format!("azure:{STAGING}"));
+    assert_eq!(denied["state"], "failed");
+    let error = denied["error"].as_str().unwrap();
+    assert!(
+        error.contains("403") && error.contains("AuthorizationFailed"),
+        "{error}"
+    );
+    assert!(!error.contains('\n'));
+    let gone = source(&report, &format!("azure:{missing}"));
+    assert!(
+        gone["error"]
+            .as_str()
+            .unwrap()
+            .contains("SubscriptionNotFound"),
+        "{gone:#}"
+    );
+}
+
+#[test]
+fn every_subscription_the_credential_lists_with_paging_throttling_and_retries() {
+    let server = ArmServer::start();
+    let vms = fleet(&server);
+    server.subscription(STAGING);
+    let staging_vm = server.vm(
+        STAGING,
+        "staging-web",
+        id_ref(&vms[0].1),
+        "2026-10-26T00:00:00Z",
+    );
+    server.page_size(2);
+    server.fault(
+        "/virtualMachines",
+        Fault::Status {
+            status: 429,
+            retry_after: Some(1),
+        },
+        1,
+    );
+    server.fault(
+        "/virtualMachineScaleSets",
+        Fault::Status {
+            status: 500,
+            retry_after: None,
+        },
+        2,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let (output, report) = report(&server, dir.path(), &["*"], &[]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The throttled call waited at least its Retry-After.
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    for sub in [PROD, STAGING] {
+        // The scale-set list answered 500 twice, then was retried into success.
+        assert!(
+            source(&report, &format!("azure:{sub}"))["warnings"].is_null(),
+            "{report:#}"
+        );
+        assert_eq!(
+            source(&report, &format!("azure:{sub}"))["state"],
+            "done",
+            "{report:#}"
+        );
+    }
+    let collected = report["instances"].as_array().unwrap().len();
+    assert_eq!(collected, vms.len() + 1);
+    // Fifteen VMs two to a page: eight pages, each a call; staging's one page; and the one
+    // try that was throttled.
+    let list_calls = server
+        .calls()
+        .iter()
+        .filter(|c| c.ends_with("/virtualMachines"))
+        .count();
+    assert_eq!(list_calls, 8 + 1 + 1, "{:#?}", server.calls());
+    assert_eq!(instance(&report, &staging_vm)["account"], STAGING);
+    // A marketplace version's own gallery was read through the other subscription's reference.
+    assert!(report["images"].as_array().unwrap().len() > 5);
+}
+
+#[test]
+fn slow_and_garbled_answers_fail_only_what_they_touch() {
+    let server = ArmServer::start();
+    let vms = fleet(&server);
+    server.subscription(STAGING);
+    server.vm(
+        STAGING,
+        "staging-web",
+        id_ref(&vms[0].1),
+        "2026-10-26T00:00:00Z",
+    );
+    server.fault(
+        &format!("{STAGING}/providers/Microsoft.Compute/virtualMachines"),
+        Fault::Slow(Duration::from_secs(8)),
+        10,
+    );
+    server.fault("/images/base/versions", Fault::Garbage, 1);
+    // Throttled past every retry.
+    let throttled_id = "11111111-0000-0000-0000-000000000003";
+    server.subscription(throttled_id);
+    server.fault(
+        &format!("{throttled_id}/providers"),
+        Fault::Status {
+            status: 429,
+            retry_after: Some(0),
+        },
+        100,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (output, report) = report(&server, dir.path(), &[PROD, STAGING, throttled_id], &[]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let slow = source(&report, &format!("azure:{STAGING}"));
+    assert_eq!(slow["state"], "failed");
+    assert!(
+        slow["error"]
+            .as_str()
+            .unwrap()
+            .contains("timed out after 5s"),
+        "{slow:#}"
+    );
+    let throttled = source(&report, &format!("azure:{throttled_id}"));
+    assert_eq!(throttled["state"], "failed");
+    let error = throttled["error"].as_str().unwrap();
+    assert!(error.contains("HTTP 429, throttled"), "{error}");
+    // The first try and three retries.
+    assert_eq!(server.count(&format!("{throttled_id}/providers")), 4);
+    let prod = source(&report, &format!("azure:{PROD}"));
+    assert_eq!(prod["state"], "done", "{prod:#}");
+    let stale = vms.iter().find(|(l, _)| *l == "stale").unwrap();
+    let base = instance(&report, &stale.1);
+    assert_eq!(base["verdict"], "unknown", "{base:#}");
+    assert!(
+        base["reasons"].to_string().contains("unreadable answer"),
+        "{base:#}"
+    );
+    assert!(
+        prod["warnings"].to_string().contains("unreadable answer"),
+        "{prod:#}"
+    );
+}
