@@ -557,7 +557,8 @@ fn free_text_finds_what_a_field_by_field_search_finds() {
     let mut app = demo_app();
     app.update(Action::Show(View::Instances));
     for needle in [
-        "prd-01", "EU-WEST", "api", "outdated", "1111", "acme", "x-none",
+        "prd-01", "EU-WEST", "api", "outdated", "1111", "acme", "x-none", "ami-0", "10.0.1",
+        "internal",
     ] {
         app.set_filter(format!("{needle} !{needle}z"));
         let lower = needle.to_lowercase();
@@ -580,8 +581,18 @@ fn free_text_finds_what_a_field_by_field_search_finds() {
                     app.data.lineage_of_image(image).unwrap_or(""),
                     app.data.verdict(i).as_str(),
                     instance.cloud.as_str(),
+                    &app.data.inventory.image(image).image.key,
                 ];
-                let has = |n: &str| fields.iter().any(|f| f.to_lowercase().contains(n));
+                let a = &instance.addresses;
+                let addresses = a
+                    .private_ips
+                    .iter()
+                    .chain(&a.public_ips)
+                    .chain(&a.dns_names);
+                let has = |n: &str| {
+                    fields.iter().any(|f| f.to_lowercase().contains(n))
+                        || addresses.clone().any(|f| f.to_lowercase().contains(n))
+                };
                 has(&lower) && !has(&format!("{lower}z"))
             })
             .count();

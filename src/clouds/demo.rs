@@ -10,7 +10,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use crate::core::event::{CollectEvent, Page};
-use crate::core::model::{Cloud, Deprecation, Group, GroupKind, Image, Instance, Tags};
+use crate::core::model::{Addresses, Cloud, Deprecation, Group, GroupKind, Image, Instance, Tags};
 use crate::queue::rollout::{Executor, Executors, Finish, GroupCapacity, Inspection, Steps};
 use crate::queue::{QueueEntry, Strategy};
 
@@ -496,6 +496,13 @@ impl DemoFleet {
         } else {
             Vec::new()
         };
+        let addresses = addresses(
+            source_index,
+            account,
+            n,
+            (&name, region, &zone),
+            lineage.spec.shape == Pet,
+        );
         Instance {
             id,
             cloud: account.cloud,
@@ -516,8 +523,52 @@ impl DemoFleet {
             group,
             tags,
             exposure,
-            addresses: Default::default(),
+            addresses,
         }
+    }
+}
+
+/// Addresses as each cloud shapes them. The private address follows from the source and the
+/// instance's number, so no two demo instances share one; hand-launched servers also get a
+/// public address, from the documentation ranges (RFC 5737) so the demo names nobody's host.
+fn addresses(
+    source_index: usize,
+    account: &AccountSpec,
+    n: usize,
+    (name, region, zone): (&str, &str, &str),
+    public: bool,
+) -> Addresses {
+    let private = format!(
+        "10.{}.{}.{}",
+        (source_index * 16 + (n >> 16) % 16) % 256,
+        (n >> 8) & 255,
+        n & 255
+    );
+    let public_ip = public.then(|| {
+        let range = ["192.0.2", "198.51.100", "203.0.113"][n % 3];
+        format!("{range}.{}", 1 + (n / 3) % 254)
+    });
+    let dashed = private.replace('.', "-");
+    let mut dns_names = match account.cloud {
+        Aws if region == "us-east-1" => vec![format!("ip-{dashed}.ec2.internal")],
+        Aws => vec![format!("ip-{dashed}.{region}.compute.internal")],
+        Azure => Vec::new(),
+        Gcp => vec![format!("{name}.{zone}.c.{}.internal", account.account)],
+    };
+    if let Some(ip) = &public_ip {
+        dns_names.push(match account.cloud {
+            Aws => format!("ec2-{}.compute-1.amazonaws.com", ip.replace('.', "-")),
+            Azure => format!("{name}.cloudapp.azure.com"),
+            Gcp => format!(
+                "{}.bc.googleusercontent.com",
+                ip.split('.').rev().collect::<Vec<_>>().join(".")
+            ),
+        });
+    }
+    Addresses {
+        private_ips: vec![private],
+        public_ips: public_ip.into_iter().collect(),
+        dns_names,
     }
 }
 
@@ -714,7 +765,7 @@ impl DemoExecutor {
 
     /// One in twelve replacements fails its health gate, the same ones for the same seed.
     fn fails(&self, instance_id: &str) -> bool {
-        mix(self.seed ^ hash(instance_id)) % 12 == 0
+        mix(self.seed ^ hash(instance_id)).is_multiple_of(12)
     }
 
     async fn simulate(&self, entry: &QueueEntry, steps: &Steps) -> Result<Finish, String> {

@@ -76,6 +76,8 @@ pub enum Action {
     ToggleMark,
     MarkAllVisible,
     ClearMarks,
+    /// Bring back the marks the last clearing took.
+    UndoClearMarks,
     /// Queue the marked instances, or the selected one.
     QueueSelected,
     /// Queue every non-current instance on the selected image, lineage or group.

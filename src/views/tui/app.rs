@@ -132,6 +132,10 @@ pub struct App {
     pub marked: HashSet<String>,
     /// Marked queue entries, by instance id.
     pub queue_marked: HashSet<String>,
+    /// Marks the last clearing took, until the next change to marks: one key brings them back.
+    cleared_marks: Option<(HashSet<String>, HashSet<String>)>,
+    /// Marked instances the Instances filter or scope hides, counted when either changes.
+    hidden_marks: usize,
     crumbs: Vec<Crumb>,
     pub status: Option<Status>,
     pub layout: Layout,
@@ -152,8 +156,12 @@ pub const INSTANCE_FIELDS: &[Field] = &[
     Field::Type,
     Field::Source,
     Field::Tag,
+    Field::Ip,
     Field::Age,
     Field::Uptime,
+    Field::Behind,
+    Field::Exposed,
+    Field::LongLived,
 ];
 /// Instance fields that are the image's: `ImageSubject` answers them as `InstanceSubject` would.
 const IMAGE_LEVEL: &[Field] = &[
@@ -162,6 +170,7 @@ const IMAGE_LEVEL: &[Field] = &[
     Field::Lineage,
     Field::Verdict,
     Field::Age,
+    Field::Behind,
 ];
 pub const IMAGE_FIELDS: &[Field] = &[
     Field::Cloud,
@@ -173,6 +182,7 @@ pub const IMAGE_FIELDS: &[Field] = &[
     Field::Verdict,
     Field::Tag,
     Field::Age,
+    Field::Behind,
 ];
 pub const DRIFT_FIELDS: &[Field] = &[Field::Cloud, Field::Name, Field::Lineage, Field::Group];
 pub const QUEUE_FIELDS: &[Field] = &[
@@ -236,6 +246,8 @@ impl App {
             queue_rows: ListState::new(0, false),
             marked: HashSet::new(),
             queue_marked: HashSet::new(),
+            cleared_marks: None,
+            hidden_marks: 0,
             crumbs: Vec::new(),
             status: None,
             layout: Layout::default(),
@@ -377,8 +389,7 @@ impl App {
                             let subject = ImageSubject { data, image };
                             IMAGE_LEVEL_TEXT.iter().any(|&f| {
                                 subject
-                                    .text(f)
-                                    .is_some_and(|t| filter::contains_ignore_case(t, needle))
+                                    .any_text(f, &mut |t| filter::contains_ignore_case(t, needle))
                             })
                         })
                         .collect();
@@ -396,6 +407,54 @@ impl App {
                         free_text: &free_text,
                     }))
         });
+        self.recount_hidden_marks();
+    }
+
+    fn recount_hidden_marks(&mut self) {
+        self.hidden_marks = if self.marked.is_empty() {
+            0
+        } else {
+            let inv = &self.data.inventory;
+            let mut visible = vec![false; inv.instances().len()];
+            for &i in &self.instances.rows {
+                visible[i as usize] = true;
+            }
+            self.marked
+                .iter()
+                .filter(|id| inv.instance_by_id(id).is_none_or(|i| !visible[i as usize]))
+                .count()
+        };
+    }
+
+    /// The current view's marked rows, and how many of them its filter hides.
+    pub fn marks(&self) -> Option<(usize, usize)> {
+        match self.view {
+            View::Instances if !self.marked.is_empty() => {
+                Some((self.marked.len(), self.hidden_marks))
+            }
+            View::Queue if !self.queue_marked.is_empty() => {
+                let entries = &self.queue.entries;
+                let visible = self
+                    .queue_rows
+                    .rows
+                    .iter()
+                    .filter(|&&e| self.queue_marked.contains(&entries[e].instance_id))
+                    .count();
+                Some((self.queue_marked.len(), self.queue_marked.len() - visible))
+            }
+            _ => None,
+        }
+    }
+
+    /// What `r` and `d` act on, in words: hidden marks are named, so nothing acts unseen.
+    fn marked_or_selected_label(&self) -> String {
+        match self.marks() {
+            None => "selected".to_owned(),
+            Some((marked, 0)) => format!("{marked} marked"),
+            Some((marked, hidden)) => {
+                format!("{marked} marked, {hidden} of them hidden by the filter")
+            }
+        }
     }
 
     fn rebuild_drift(&mut self) {
@@ -438,9 +497,15 @@ impl App {
 
     fn rebuild_queue_rows(&mut self) {
         let entries = &self.queue.entries;
+        let data = &self.data;
         let query = self.queue_rows.query().clone();
         let mut rows: Vec<usize> = (0..entries.len())
-            .filter(|&e| query.matches(&QueueSubject { entry: &entries[e] }))
+            .filter(|&e| {
+                query.matches(&QueueSubject {
+                    data,
+                    entry: &entries[e],
+                })
+            })
             .collect();
         let column = self.queue_rows.sort;
         rows.sort_by(|&a, &b| {
@@ -533,7 +598,7 @@ impl App {
         }
     }
 
-    fn dequeue(&mut self, ids: Vec<String>) {
+    fn dequeue(&mut self, ids: Vec<String>, what: &str) {
         if self.applying {
             return self.fail("the queue is being applied; change it when that is done".to_owned());
         }
@@ -547,7 +612,7 @@ impl App {
             return;
         }
         self.say(format!(
-            "took {removed} {} off the queue",
+            "took {removed} {} off the queue ({what})",
             plural(removed, "instance")
         ));
     }
@@ -702,17 +767,19 @@ impl App {
             Action::ToggleMark => self.toggle_mark(),
             Action::MarkAllVisible => self.mark_all_visible(),
             Action::ClearMarks => self.clear_marks(),
+            Action::UndoClearMarks => self.undo_clear_marks(),
             Action::QueueSelected => {
                 let targets = self.marked_or_selected_instances();
-                self.enqueue(targets, "marked or selected");
-                self.marked.clear();
+                let what = self.marked_or_selected_label();
+                self.enqueue(targets, &what);
+                self.forget_marks();
             }
             Action::QueueAllOnSelected => self.queue_all_on_selected(),
             Action::Dequeue => {
                 let ids = self.dequeue_targets();
-                self.dequeue(ids);
-                self.marked.clear();
-                self.queue_marked.clear();
+                let what = self.marked_or_selected_label();
+                self.dequeue(ids, &what);
+                self.forget_marks();
             }
             Action::Apply => self.ask_to_apply(),
             Action::StopApply if self.applying && !self.stopping => {
@@ -775,11 +842,10 @@ impl App {
             }),
             (Mode::Filter { .. }, Action::ClearInput) => self.edit_filter(String::clear),
             (Mode::Filter { .. }, Action::Complete) => self.complete_filter_field(),
-            (Mode::Filter { .. }, Action::Submit) => {
+            (Mode::Filter { previous }, Action::Submit) => {
+                let previous = std::mem::take(previous);
                 self.mode = Mode::Normal;
-                if let Some(error) = self.filter_error() {
-                    self.fail(format!("filter: {error}"));
-                }
+                self.keep_previous_on_error(previous);
             }
             (Mode::Filter { previous }, Action::Cancel) => {
                 let previous = std::mem::take(previous);
@@ -960,6 +1026,29 @@ impl App {
         }
     }
 
+    /// A committed filter that does not parse gives way to the one committed before it, and
+    /// the status says why: what is applied is always what the title shows.
+    fn keep_previous_on_error(&mut self, previous: String) {
+        let Some(error) = self.filter_error().map(str::to_owned) else {
+            return;
+        };
+        self.set_filter(previous);
+        let kept = match self.filter_input() {
+            Some(text) if !text.is_empty() => format!("kept /{text}"),
+            _ => "no filter applied".to_owned(),
+        };
+        self.fail(format!("filter: {error}; {kept}"));
+    }
+
+    /// The example `?` shows for a field in a view: the field's own, unless that view's rows
+    /// would not match it.
+    pub fn filter_example(view: View, field: Field) -> &'static str {
+        match (view, field) {
+            (View::Images, Field::Tag) => "tag:build",
+            _ => field.example(),
+        }
+    }
+
     pub fn fields_of(view: View) -> &'static [Field] {
         match view {
             View::Overview => &[],
@@ -1072,11 +1161,9 @@ impl App {
             "unmark" => self.update(Action::ClearMarks),
             "filter" => {
                 let rest: Vec<&str> = words.collect();
+                let previous = self.filter_input().unwrap_or_default().to_owned();
                 self.set_filter(rest.join(" "));
-                if let Some(error) = self.filter_error() {
-                    let error = format!("filter: {error}");
-                    self.fail(error);
-                }
+                self.keep_previous_on_error(previous);
                 None
             }
             "sort" => {
@@ -1104,6 +1191,8 @@ impl App {
                         self.marked.insert(id);
                     }
                     self.instances.move_by(1);
+                    self.cleared_marks = None;
+                    self.recount_hidden_marks();
                 }
             }
             View::Queue => {
@@ -1113,6 +1202,7 @@ impl App {
                         self.queue_marked.insert(id);
                     }
                     self.queue_rows.move_by(1);
+                    self.cleared_marks = None;
                 }
             }
             _ => {}
@@ -1148,6 +1238,8 @@ impl App {
             marks.extend(ids.iter().map(|id| (*id).to_owned()));
         }
         let count = ids.len();
+        self.cleared_marks = None;
+        self.recount_hidden_marks();
         self.say(format!(
             "{} {count} {}",
             if all_marked { "unmarked" } else { "marked" },
@@ -1155,9 +1247,43 @@ impl App {
         ));
     }
 
+    /// Clears every mark, says so, and keeps them for `U` until the next change to marks.
     fn clear_marks(&mut self) {
+        let count = self.marked.len() + self.queue_marked.len();
+        if count == 0 {
+            return;
+        }
+        let marked = std::mem::take(&mut self.marked);
+        let queue_marked = std::mem::take(&mut self.queue_marked);
+        self.cleared_marks = Some((marked, queue_marked));
+        self.recount_hidden_marks();
+        self.say(format!(
+            "cleared {count} {}; U brings {} back",
+            plural(count, "mark"),
+            if count == 1 { "it" } else { "them" }
+        ));
+    }
+
+    fn undo_clear_marks(&mut self) {
+        match self.cleared_marks.take() {
+            Some((marked, queue_marked)) => {
+                let count = marked.len() + queue_marked.len();
+                self.marked.extend(marked);
+                self.queue_marked.extend(queue_marked);
+                self.queue_marked.retain(|id| self.queued.contains(id));
+                self.recount_hidden_marks();
+                self.say(format!("{count} {} back", plural(count, "mark")));
+            }
+            None => self.say("no cleared marks to bring back".to_owned()),
+        }
+    }
+
+    /// Marks that were acted on are spent: they go without an undo.
+    fn forget_marks(&mut self) {
         self.marked.clear();
         self.queue_marked.clear();
+        self.cleared_marks = None;
+        self.hidden_marks = 0;
     }
 
     fn marked_or_selected_instances(&self) -> Vec<InstanceIdx> {
@@ -1403,6 +1529,7 @@ impl Subject for InstanceSubject<'_> {
             Field::Lineage,
             Field::Verdict,
             Field::Cloud,
+            Field::Ip,
         ]
     }
 
@@ -1427,7 +1554,31 @@ impl Subject for InstanceSubject<'_> {
             Field::State => Some(&instance.state),
             Field::Type => Some(&instance.instance_type),
             Field::Source => Some(&instance.source),
-            Field::Strategy | Field::Tag | Field::Age | Field::Uptime => None,
+            _ => None,
+        }
+    }
+
+    fn any_text(&self, field: Field, check: &mut dyn FnMut(&str) -> bool) -> bool {
+        match field {
+            Field::Image => image_texts(
+                self.data,
+                self.data.inventory.image_of(self.instance),
+                check,
+            ),
+            Field::Lineage => lineage_texts(
+                self.data,
+                self.data.inventory.image_of(self.instance),
+                check,
+            ),
+            Field::Ip => {
+                let a = &self.data.instance(self.instance).addresses;
+                a.private_ips
+                    .iter()
+                    .chain(&a.public_ips)
+                    .chain(&a.dns_names)
+                    .any(|t| check(t))
+            }
+            _ => self.text(field).is_some_and(check),
         }
     }
 
@@ -1435,6 +1586,15 @@ impl Subject for InstanceSubject<'_> {
         match field {
             Field::Age => self.data.instance_eval(self.instance).age_days,
             Field::Uptime => Some(self.data.uptime_days(self.instance)),
+            Field::Behind => Some(i64::from(self.data.instance_eval(self.instance).behind_by)),
+            _ => None,
+        }
+    }
+
+    fn flag(&self, field: Field) -> Option<bool> {
+        match field {
+            Field::Exposed => Some(!self.data.instance(self.instance).exposure.is_empty()),
+            Field::LongLived => Some(self.data.eval.long_lived[self.instance as usize]),
             _ => None,
         }
     }
@@ -1452,6 +1612,20 @@ impl Subject for InstanceSubject<'_> {
         let image = self.data.inventory.image_of(self.instance);
         Some(image_hits[image as usize] || instance_hits[self.instance as usize])
     }
+}
+
+/// An image answers by its name and by its key: an advisory names the AMI id, a person the name.
+fn image_texts(data: &Data, image: ImageIdx, check: &mut dyn FnMut(&str) -> bool) -> bool {
+    let entry = &data.inventory.image(image).image;
+    check(data.image_label(image)) || (!entry.name.is_empty() && check(&entry.key))
+}
+
+/// A lineage answers by its whole name and by the name without its owner (`web` for
+/// `999900001111/web`), so `lineage:web*` matches what the screen shows.
+fn lineage_texts(data: &Data, image: ImageIdx, check: &mut dyn FnMut(&str) -> bool) -> bool {
+    data.lineage_of_image(image).is_some_and(|name| {
+        check(name) || name.split_once('/').is_some_and(|(_, short)| check(short))
+    })
 }
 
 struct ImageSubject<'a> {
@@ -1484,10 +1658,21 @@ impl Subject for ImageSubject<'_> {
         }
     }
 
+    fn any_text(&self, field: Field, check: &mut dyn FnMut(&str) -> bool) -> bool {
+        match field {
+            Field::Image => image_texts(self.data, self.image, check),
+            Field::Lineage => lineage_texts(self.data, self.image, check),
+            _ => self.text(field).is_some_and(check),
+        }
+    }
+
     fn number(&self, field: Field) -> Option<i64> {
-        (field == Field::Age)
-            .then(|| self.data.image_eval(self.image).age_days)
-            .flatten()
+        let eval = self.data.image_eval(self.image);
+        match field {
+            Field::Age => eval.age_days,
+            Field::Behind => Some(i64::from(eval.behind_by)),
+            _ => None,
+        }
     }
 
     fn tags(&self) -> Option<&Tags> {
@@ -1523,9 +1708,20 @@ impl Subject for DriftSubject<'_> {
             _ => None,
         }
     }
+
+    fn any_text(&self, field: Field, check: &mut dyn FnMut(&str) -> bool) -> bool {
+        match (self.row, field) {
+            (DriftRow::Lineage(l), Field::Name | Field::Lineage) => {
+                let name = &self.data.inventory.lineage(l).name;
+                check(name) || name.split_once('/').is_some_and(|(_, short)| check(short))
+            }
+            _ => self.text(field).is_some_and(check),
+        }
+    }
 }
 
 struct QueueSubject<'a> {
+    data: &'a Data,
     entry: &'a QueueEntry,
 }
 
@@ -1552,6 +1748,21 @@ impl Subject for QueueSubject<'_> {
             Field::Verdict => Some(e.verdict.as_str()),
             Field::Strategy => Some(e.strategy.label()),
             _ => None,
+        }
+    }
+
+    fn any_text(&self, field: Field, check: &mut dyn FnMut(&str) -> bool) -> bool {
+        match field {
+            // The entry keeps the key; the name comes from the inventory when it knows it.
+            Field::Image => {
+                check(&self.entry.image)
+                    || self
+                        .data
+                        .inventory
+                        .image_by_key(&self.entry.image)
+                        .is_some_and(|i| check(self.data.image_label(i)))
+            }
+            _ => self.text(field).is_some_and(check),
         }
     }
 }

@@ -137,8 +137,9 @@ impl Data {
             .collect()
     }
 
-    /// Every instance's own searchable text (id, name, account, region, group), lowercased, in
-    /// one string: a free-text filter is then one pass over contiguous memory. Built on first use.
+    /// Every instance's own searchable text (id, name, account, region, group, addresses),
+    /// lowercased, in one string: a free-text filter is then one pass over contiguous memory.
+    /// Built on first use.
     pub fn instance_search_text(&self) -> &SearchText {
         self.search_text.get_or_init(|| {
             let inv = &self.inventory;
@@ -148,13 +149,21 @@ impl Data {
                 let group = inv
                     .group_of(i as InstanceIdx)
                     .map_or("", |g| self.group_label(g));
-                for field in [
+                let addresses = &instance.addresses;
+                let own = [
                     instance.id.as_str(),
                     &instance.name,
                     &instance.account,
                     &instance.region,
                     group,
-                ] {
+                ];
+                let reachable = addresses
+                    .private_ips
+                    .iter()
+                    .chain(&addresses.public_ips)
+                    .chain(&addresses.dns_names)
+                    .map(String::as_str);
+                for field in own.into_iter().chain(reachable) {
                     joined.push_str(&field.to_lowercase());
                     // A separator no one types, so a match never spans two fields or instances.
                     joined.push('\u{1}');

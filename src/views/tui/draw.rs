@@ -365,15 +365,30 @@ fn draw_list<T: Copy + PartialEq>(
     }
 }
 
-fn list_title(name: &str, scope: Option<String>, list_rows: usize, input: &str) -> String {
+/// The list's name, scope, row count, the filter in force (not what is being typed) and the
+/// marks, with how many of them the filter hides.
+fn list_title(
+    name: &str,
+    scope: Option<String>,
+    list_rows: usize,
+    applied: &str,
+    marks: Option<(usize, usize)>,
+) -> String {
     let mut title = format!(" {name}");
     if let Some(scope) = scope {
         title.push(' ');
         title.push_str(&scope);
     }
     title.push_str(&format!(" ({list_rows})"));
-    if !input.is_empty() {
-        title.push_str(&format!(" /{input}"));
+    if !applied.is_empty() {
+        title.push_str(&format!(" /{applied}"));
+    }
+    match marks {
+        Some((marked, 0)) => title.push_str(&format!(" · {marked} marked")),
+        Some((marked, hidden)) => {
+            title.push_str(&format!(" · {marked} marked, {hidden} hidden"));
+        }
+        None => {}
     }
     title.push(' ');
     title
@@ -393,7 +408,8 @@ fn draw_instances(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
         "Instances",
         app.instance_scope_label(),
         app.instances.rows.len(),
-        &app.instances.input,
+        app.instances.applied(),
+        app.marks(),
     );
     let spec = ListFrame {
         title,
@@ -445,7 +461,13 @@ fn draw_instances(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
 }
 
 fn draw_images(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
-    let title = list_title("Images", None, app.images.rows.len(), &app.images.input);
+    let title = list_title(
+        "Images",
+        None,
+        app.images.rows.len(),
+        app.images.applied(),
+        None,
+    );
     let spec = ListFrame {
         title,
         columns: IMAGE_COLUMNS,
@@ -476,7 +498,13 @@ fn draw_images(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
 }
 
 fn draw_drift(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
-    let title = list_title("Drift", None, app.drift.rows.len(), &app.drift.input);
+    let title = list_title(
+        "Drift",
+        None,
+        app.drift.rows.len(),
+        app.drift.applied(),
+        None,
+    );
     let spec = ListFrame {
         title,
         columns: DRIFT_COLUMNS,
@@ -587,7 +615,8 @@ fn draw_queue(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
         "Queue",
         scope,
         app.queue_rows.rows.len(),
-        &app.queue_rows.input,
+        app.queue_rows.applied(),
+        app.marks(),
     );
     let spec = ListFrame {
         title,
@@ -856,6 +885,29 @@ fn draw_help(frame: &mut Frame, view: View, scroll: u16, screen: Rect) {
             ),
             Span::raw(line.help),
         ]));
+    }
+    // The filter fields this view takes, each with a term that matches rows of the demo.
+    let fields = App::fields_of(view);
+    if !fields.is_empty() {
+        text.push(
+            Line::from("Filter fields (/): terms are ANDed, ! negates, a,b is either")
+                .bold()
+                .underlined(),
+        );
+        let example_width = fields
+            .iter()
+            .map(|f| App::filter_example(view, *f).chars().count())
+            .max()
+            .unwrap_or(0);
+        for &field in fields {
+            text.push(Line::from(vec![
+                Span::styled(
+                    format!("{:>example_width$}  ", App::filter_example(view, field)),
+                    Style::new().fg(Color::Cyan),
+                ),
+                Span::raw(field.meaning()),
+            ]));
+        }
     }
     let width = screen.width.saturating_sub(4).min(100);
     let height = screen.height.saturating_sub(2).min(text.len() as u16 + 2);

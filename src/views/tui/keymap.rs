@@ -359,7 +359,14 @@ pub const BINDINGS: &[Binding] = &[
         &[ch('u')],
         Action::ClearMarks,
         Scope::Views(MARKABLE),
-        "unmark all",
+        "unmark all (announced; U brings them back)",
+        None,
+    ),
+    bind(
+        &[ch('U')],
+        Action::UndoClearMarks,
+        Scope::Views(MARKABLE),
+        "bring back the marks just cleared",
         None,
     ),
     bind(

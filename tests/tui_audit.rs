@@ -1,0 +1,370 @@
+//! The incident audit in the UI, headless: find by image key and IP, filters that apply what
+//! they show, marks that are seen, and the documented filter examples against the demo.
+
+use chrono::{DateTime, TimeZone, Utc};
+use fleetscope::clouds::demo::DemoFleet;
+use fleetscope::core::inventory::Inventory;
+use fleetscope::core::lineage::LineageRules;
+use fleetscope::core::policy::PolicyConfig;
+use fleetscope::queue::Queue;
+use fleetscope::views::tui::action::{Action, View};
+use fleetscope::views::tui::app::{App, AppInit};
+use fleetscope::views::tui::draw;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()
+}
+
+fn rules() -> LineageRules {
+    LineageRules {
+        tag: Some("lineage".into()),
+        name_rules: Vec::new(),
+    }
+}
+
+fn demo_app(size: usize) -> App {
+    let mut inventory = Inventory::new(rules());
+    for event in DemoFleet::new(42, size, now()).events() {
+        inventory.apply(event);
+    }
+    let mut app = App::new(AppInit {
+        inventory,
+        rules: rules(),
+        policy: PolicyConfig::default(),
+        now: now(),
+        queue: Queue::default(),
+        queue_path: None,
+        live: true,
+        collecting: false,
+        read_only: false,
+    });
+    render(&mut app, 120, 40);
+    app
+}
+
+fn render(app: &mut App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|frame| draw::draw(frame, app)).unwrap();
+    let buffer = terminal.backend().buffer();
+    let mut text = String::new();
+    for y in 0..buffer.area.height {
+        let line: String = (0..buffer.area.width)
+            .map(|x| buffer[(x, y)].symbol())
+            .collect();
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        app.update(Action::Input(c));
+    }
+}
+
+/// Commits `query` as the operator would: `/`, the text, Enter.
+fn commit_filter(app: &mut App, query: &str) {
+    app.update(Action::StartFilter);
+    app.update(Action::ClearInput);
+    type_text(app, query);
+    app.update(Action::Submit);
+}
+
+fn status(app: &App) -> String {
+    app.status
+        .as_ref()
+        .map(|s| s.text.clone())
+        .unwrap_or_default()
+}
+
+fn ids(app: &App) -> Vec<String> {
+    let mut ids: Vec<String> = app
+        .instances
+        .rows
+        .iter()
+        .map(|&i| app.data.instance(i).id.clone())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn an_advisorys_image_key_finds_its_instances_in_the_instances_view() {
+    let mut app = demo_app(1_500);
+    // An AMI and an Azure gallery version, each run by several instances.
+    for prefix in ["ami-", "/subscriptions/"] {
+        let inv = &app.data.inventory;
+        let image = (0..inv.images().len() as u32)
+            .filter(|&i| inv.image(i).image.key.starts_with(prefix))
+            .max_by_key(|&i| inv.image(i).instances.len())
+            .unwrap();
+        let key = inv.image(image).image.key.clone();
+        let mut expected: Vec<String> = inv
+            .image(image)
+            .instances
+            .iter()
+            .map(|&i| inv.instance(i).id.clone())
+            .collect();
+        expected.sort();
+        assert!(expected.len() > 5, "{key}");
+        app.update(Action::Show(View::Instances));
+        for query in [key.clone(), format!("image:{key}")] {
+            commit_filter(&mut app, &query);
+            assert_eq!(ids(&app), expected, "{query}");
+        }
+        app.update(Action::Show(View::Images));
+        commit_filter(&mut app, &format!("image:{key}"));
+        assert_eq!(app.images.rows, [image]);
+    }
+}
+
+#[test]
+fn an_alerts_address_finds_its_instance() {
+    let mut app = demo_app(1_500);
+    app.update(Action::Show(View::Instances));
+    let instance = app.data.instance(700).clone();
+    let private = instance.addresses.private_ips[0].clone();
+    commit_filter(&mut app, &format!("ip:{private}"));
+    assert_eq!(
+        ids(&app),
+        std::slice::from_ref(&instance.id),
+        "an address is one instance"
+    );
+    commit_filter(&mut app, &private);
+    assert!(ids(&app).contains(&instance.id), "free text finds it too");
+    let network = format!("{}.0/24", private.rsplit_once('.').unwrap().0);
+    commit_filter(&mut app, &format!("ip:{network}"));
+    let rows = app.instances.rows.len();
+    assert!(rows > 1 && rows <= 256, "{network}: {rows}");
+    for &i in &app.instances.rows {
+        let ip = &app.data.instance(i).addresses.private_ips[0];
+        assert!(ip.starts_with(network.trim_end_matches("0/24")), "{ip}");
+    }
+    // Distinct private addresses across the fleet: an alert names one server.
+    let mut all: Vec<&str> = app
+        .data
+        .inventory
+        .instances()
+        .iter()
+        .map(|i| i.addresses.private_ips[0].as_str())
+        .collect();
+    all.sort_unstable();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(all.len(), before);
+}
+
+#[test]
+fn a_filter_that_does_not_parse_keeps_the_committed_one_and_the_title_says_so() {
+    let mut app = demo_app(1_500);
+    app.update(Action::Show(View::Instances));
+    commit_filter(&mut app, "cloud:aws");
+    let aws = app.instances.rows.clone();
+    commit_filter(&mut app, "verdict:flagged bogus:1");
+    assert_eq!(app.instances.rows, aws, "the previous filter stays");
+    assert_eq!(app.instances.input, "cloud:aws");
+    let said = status(&app);
+    assert!(
+        said.contains("unknown field \"bogus\"") && said.contains("kept /cloud:aws"),
+        "{said}"
+    );
+    let screen = render(&mut app, 120, 40);
+    assert!(screen.contains(" /cloud:aws "), "{screen}");
+    assert!(!screen.contains("bogus:1 "), "{screen}");
+
+    app.update(Action::StartCommand);
+    type_text(&mut app, "filter region:");
+    app.update(Action::Submit);
+    assert_eq!(app.instances.rows, aws);
+    assert!(render(&mut app, 120, 40).contains(" /cloud:aws "));
+
+    // While typing, the title shows what is applied, not the text being typed.
+    app.update(Action::StartFilter);
+    type_text(&mut app, " verdict:bog");
+    let screen = render(&mut app, 120, 40);
+    assert!(
+        screen.contains("is not one of flagged, unknown, outdated, stale, current"),
+        "{screen}"
+    );
+    assert!(screen.contains(" /cloud:aws ") && !screen.contains(" /cloud:aws verdict:bog "));
+    app.update(Action::Cancel);
+    assert_eq!(app.instances.rows, aws);
+}
+
+#[test]
+fn closed_values_several_values_order_and_findings_narrow_as_they_say() {
+    let mut app = demo_app(1_500);
+    app.update(Action::Show(View::Instances));
+    let verdict_count = |app: &mut App, query: &str| {
+        commit_filter(app, query);
+        assert!(app.filter_error().is_none(), "{query}");
+        app.instances.rows.len()
+    };
+    let outdated = verdict_count(&mut app, "verdict:outdated");
+    let stale = verdict_count(&mut app, "verdict:stale");
+    let either = verdict_count(&mut app, "verdict:outdated,stale");
+    assert_eq!(either, outdated + stale);
+    let at_least = verdict_count(&mut app, "verdict:>=outdated");
+    let worse = verdict_count(&mut app, "verdict:flagged,unknown");
+    assert_eq!(at_least, outdated + worse);
+
+    let exposed = verdict_count(&mut app, "exposed");
+    assert!(exposed > 0);
+    for &i in &app.instances.rows {
+        assert!(!app.data.instance(i).exposure.is_empty());
+    }
+    let long_lived = verdict_count(&mut app, "long-lived");
+    assert!(long_lived > 0);
+    for &i in &app.instances.rows {
+        assert!(app.data.eval.long_lived[i as usize]);
+    }
+    verdict_count(&mut app, "behind:>2");
+    assert!(!app.instances.rows.is_empty());
+    for &i in &app.instances.rows {
+        assert!(app.data.instance_eval(i).behind_by > 2);
+    }
+    for bad in ["verdict:bogus", "cloud:oracle", "state:melting"] {
+        commit_filter(&mut app, bad);
+        assert!(
+            status(&app).contains("is not one of"),
+            "{bad}: {}",
+            status(&app)
+        );
+    }
+}
+
+/// The filter examples `?` lists for a view, and the README's, all match rows of the demo.
+#[test]
+fn every_documented_filter_example_matches_demo_rows() {
+    let mut app = demo_app(1_500);
+    // Something queued, so the Queue view has rows to filter.
+    app.update(Action::Show(View::Instances));
+    commit_filter(&mut app, "verdict:>=outdated");
+    app.update(Action::MarkAllVisible);
+    app.update(Action::QueueSelected);
+    commit_filter(&mut app, "");
+    for view in [View::Images, View::Instances, View::Drift, View::Queue] {
+        app.update(Action::Show(view));
+        for &field in App::fields_of(view) {
+            let example = App::filter_example(view, field);
+            commit_filter(&mut app, example);
+            assert!(
+                app.filter_error().is_none(),
+                "{view:?} {example}: {:?}",
+                status(&app)
+            );
+            let rows = match view {
+                View::Images => app.images.rows.len(),
+                View::Instances => app.instances.rows.len(),
+                View::Drift => app.drift.rows.len(),
+                _ => app.queue_rows.rows.len(),
+            };
+            assert!(rows > 0, "{view:?}: {example} matches nothing");
+        }
+        commit_filter(&mut app, "");
+    }
+    let help = {
+        app.update(Action::Show(View::Instances));
+        app.update(Action::ToggleHelp);
+        let mut screen = String::new();
+        for _ in 0..40 {
+            screen.push_str(&render(&mut app, 120, 60));
+            app.update(Action::Down);
+        }
+        app.update(Action::ToggleHelp);
+        screen
+    };
+    assert!(help.contains("ip:10.0.0.0/8") && help.contains("verdict:>=outdated"));
+
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("The filter is whitespace-separated terms")
+        .unwrap();
+    let end = start + readme[start..].find("The title always shows").unwrap();
+    let examples: Vec<&str> = readme[start..end]
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|span| {
+            !span.contains('…')
+                && !span.starts_with("field:")
+                && (span.contains(':')
+                    || span.contains('.')
+                    || ["exposed", "long-lived"].contains(span))
+        })
+        .collect();
+    assert!(examples.len() > 20, "{examples:?}");
+    for example in examples {
+        app.update(Action::Show(View::Instances));
+        app.set_filter(example.to_owned());
+        if app.filter_error().is_some() {
+            app.update(Action::Show(View::Images));
+            app.set_filter(example.to_owned());
+        }
+        assert!(
+            app.filter_error().is_none(),
+            "README {example}: {:?}",
+            app.filter_error()
+        );
+        let rows = match app.view {
+            View::Images => app.images.rows.len(),
+            _ => app.instances.rows.len(),
+        };
+        assert!(rows > 0, "README {example} matches nothing in the demo");
+        app.set_filter(String::new());
+    }
+}
+
+#[test]
+fn hidden_marks_are_counted_named_and_a_clearing_can_be_undone() {
+    let mut app = demo_app(1_500);
+    app.update(Action::Show(View::Instances));
+    commit_filter(&mut app, "lineage:web* verdict:outdated");
+    let marked = app.instances.rows.len();
+    assert!(marked > 3);
+    app.update(Action::MarkAllVisible);
+    let screen = render(&mut app, 160, 48);
+    assert!(screen.contains(&format!("· {marked} marked ")), "{screen}");
+    commit_filter(&mut app, "cloud:gcp");
+    let screen = render(&mut app, 160, 48);
+    assert!(
+        screen.contains(&format!("· {marked} marked, {marked} hidden")),
+        "{screen}"
+    );
+
+    // Esc clears the filter; the marks stay, still counted.
+    app.update(Action::Back);
+    let shown = render(&mut app, 160, 48);
+    assert!(shown.contains(&format!("· {marked} marked ")), "{shown}");
+    // A second Esc clears the marks, says so, and U brings them back.
+    app.update(Action::Back);
+    assert!(
+        status(&app).contains(&format!("cleared {marked} marks")),
+        "{}",
+        status(&app)
+    );
+    assert!(!render(&mut app, 160, 48).contains("marked"));
+    app.update(Action::UndoClearMarks);
+    assert_eq!(app.marked.len(), marked);
+    // Filtered away, `r` acts on the hidden marks and says so.
+    commit_filter(&mut app, "cloud:gcp");
+    app.update(Action::QueueSelected);
+    let said = status(&app);
+    assert!(
+        said.contains(&format!(
+            "queued {marked} instances ({marked} marked, {marked} of them hidden by the filter)"
+        )),
+        "{said}"
+    );
+    assert!(app.marked.is_empty());
+    app.update(Action::UndoClearMarks);
+    assert!(
+        app.marked.is_empty(),
+        "marks acted on are spent: {}",
+        status(&app)
+    );
+}
