@@ -368,3 +368,81 @@ fn hidden_marks_are_counted_named_and_a_clearing_can_be_undone() {
         status(&app)
     );
 }
+
+/// An exposed, flagged-or-worse instance: the pane shows every reason, the exposure, the image
+/// name and key, the group's template state, the addresses and the tags, wrapped, not cut.
+#[test]
+fn the_detail_pane_shows_everything_known_about_an_instance() {
+    let mut app = demo_app(1_500);
+    app.update(Action::Show(View::Instances));
+    commit_filter(&mut app, "exposed long-lived");
+    assert!(!app.instances.rows.is_empty());
+    let i = app.instances.selected_row().unwrap();
+    let instance = app.data.instance(i).clone();
+    let image = app
+        .data
+        .inventory
+        .image(app.data.inventory.image_of(i))
+        .image
+        .clone();
+    app.update(Action::ShowDetail);
+    assert_eq!(app.detail, Some(0));
+    for (width, height) in [(160, 48), (80, 24)] {
+        let mut screen = String::new();
+        app.detail = Some(0);
+        for _ in 0..30 {
+            screen.push_str(&render(&mut app, width, height));
+            app.update(Action::Down);
+        }
+        let joined: String = screen.split_whitespace().collect::<Vec<_>>().join("");
+        let squeeze = |s: &str| s.split_whitespace().collect::<Vec<_>>().join("");
+        for wanted in [
+            instance.id.as_str(),
+            &image.key,
+            &instance.exposure[0],
+            &instance.addresses.private_ips[0],
+            "long-lived",
+            "service=",
+            "tags",
+        ] {
+            assert!(
+                joined.contains(&squeeze(wanted)),
+                "{width}x{height}: {wanted}\n{screen}"
+            );
+        }
+        if !image.name.is_empty() {
+            assert!(joined.contains(&squeeze(&image.name)), "{}", image.name);
+        }
+        for reason in &app.data.instance_eval(i).reasons {
+            assert!(
+                joined.contains(&squeeze(reason)),
+                "{width}x{height}: {reason}"
+            );
+        }
+    }
+    app.update(Action::Back);
+    assert_eq!(app.detail, None, "Esc closes the pane");
+    assert_eq!(app.view, View::Instances);
+    app.detail = None;
+    insta::assert_snapshot!("detail_instance_80x24", {
+        app.update(Action::ShowDetail);
+        render(&mut app, 80, 24)
+    });
+    insta::assert_snapshot!("detail_instance_160x48", render(&mut app, 160, 48));
+    app.update(Action::Back);
+    app.update(Action::Show(View::Images));
+    app.update(Action::ShowDetail);
+    insta::assert_snapshot!("detail_image_80x24", render(&mut app, 80, 24));
+}
+
+#[test]
+fn marked_counts_and_the_filter_in_force_on_screen() {
+    let mut app = demo_app(1_500);
+    app.update(Action::Show(View::Instances));
+    commit_filter(&mut app, "lineage:web* verdict:>=outdated");
+    app.update(Action::MarkAllVisible);
+    commit_filter(&mut app, "lineage:web* uptime:<20");
+    app.status = None;
+    insta::assert_snapshot!("marks_80x24", render(&mut app, 80, 24));
+    insta::assert_snapshot!("marks_160x48", render(&mut app, 160, 48));
+}

@@ -89,6 +89,8 @@ pub enum Action {
     /// Ask the running apply to start nothing new.
     StopApply,
     DrillDown,
+    /// Open the detail pane of the selected row.
+    ShowDetail,
     Back,
     Refresh,
     CopyId,

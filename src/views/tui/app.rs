@@ -123,6 +123,8 @@ pub struct App {
     pub view: View,
     pub mode: Mode,
     pub help: Option<u16>,
+    /// The detail pane of the selected row is open, scrolled this far.
+    pub detail: Option<u16>,
     pub images: ListState<ImageIdx>,
     pub instances: ListState<InstanceIdx>,
     pub instance_scope: InstanceScope,
@@ -239,6 +241,7 @@ impl App {
             view: View::Overview,
             mode: Mode::Normal,
             help: None,
+            detail: None,
             images: ListState::new(data::IMAGE_VERDICT, true),
             instances: ListState::new(data::INSTANCE_VERDICT, true),
             instance_scope: InstanceScope::All,
@@ -729,6 +732,9 @@ impl App {
         if self.help.is_some() {
             return self.update_help(action);
         }
+        if self.detail.is_some() {
+            return self.update_detail(action);
+        }
         if self.typing() {
             return self.update_input(action);
         }
@@ -789,6 +795,11 @@ impl App {
             }
             Action::StopApply => self.say("no apply is running".to_owned()),
             Action::DrillDown => self.drill_down(),
+            Action::ShowDetail => {
+                if super::detail::content(self).is_some() {
+                    self.detail = Some(0);
+                }
+            }
             Action::Back => self.back(),
             Action::Refresh => {
                 if !self.live {
@@ -814,6 +825,32 @@ impl App {
             | Action::Complete
             | Action::Submit
             | Action::Cancel => {}
+        }
+        None
+    }
+
+    /// Whether an overlay (help, detail pane) takes the keys.
+    pub fn modal(&self) -> bool {
+        self.help.is_some() || self.detail.is_some()
+    }
+
+    pub fn policy(&self) -> &PolicyConfig {
+        &self.policy
+    }
+
+    fn update_detail(&mut self, action: Action) -> Option<Effect> {
+        match action {
+            Action::Quit | Action::ForceQuit => return Some(Effect::Quit),
+            Action::Down | Action::ScrollDown => {
+                self.detail = self.detail.map(|s| s.saturating_add(1));
+            }
+            Action::Up | Action::ScrollUp => {
+                self.detail = self.detail.map(|s| s.saturating_sub(1));
+            }
+            Action::ToggleHelp | Action::Back | Action::Cancel | Action::ShowDetail => {
+                self.detail = None;
+            }
+            _ => {}
         }
         None
     }

@@ -129,6 +129,9 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     if let Some(scroll) = app.help {
         draw_help(frame, app.view, scroll, frame.area());
     }
+    if let Some(scroll) = app.detail {
+        super::detail::draw(frame, app, scroll);
+    }
     if let Mode::Confirm { phrase, typed, .. } = &app.mode {
         draw_confirm(frame, app, phrase, typed);
     }
@@ -692,13 +695,16 @@ fn draw_detail(frame: &mut Frame, app: &App, area: Rect) {
             if app.is_queued(&instance.id) {
                 first.push(Span::styled(" · queued", Style::new().fg(Color::Cyan)));
             }
+            // The verdict's reasons come first, the exposure after them: neither pushes the
+            // other out, and Enter shows everything.
+            let mut reasons = reasons_line(eval.verdict, &eval.reasons);
             if !instance.exposure.is_empty() {
-                first.push(Span::styled(
+                reasons.push_span(Span::styled(
                     format!(" · exposed: {}", instance.exposure.join(", ")),
                     Style::new().fg(Color::Red),
                 ));
             }
-            vec![Line::from(first), reasons_line(eval.verdict, &eval.reasons)]
+            vec![reasons, Line::from(first)]
         }),
         View::Images => app.images.selected_row().map_or_else(Vec::new, |i| {
             let entry = inv.image(i);

@@ -140,6 +140,8 @@ const fn bind(
 const INSTANCE_ROWS: &[View] = &[View::Instances];
 const QUEUE_SOURCES: &[View] = &[View::Images, View::Instances, View::Drift];
 const DRILLABLE: &[View] = &[View::Images, View::Drift];
+const DETAILED: &[View] = &[View::Images, View::Instances, View::Queue];
+const ENTER_DETAILS: &[View] = &[View::Instances, View::Queue];
 const MARKABLE: &[View] = &[View::Instances, View::Queue];
 const DEQUEUE: &[View] = &[View::Instances, View::Queue];
 const APPLY: &[View] = &[View::Queue];
@@ -325,6 +327,20 @@ pub const BINDINGS: &[Binding] = &[
         Scope::Views(DRILLABLE),
         "list the instances on the selected image, lineage or group",
         Some("instances"),
+    ),
+    bind(
+        &[key(KeyCode::Enter)],
+        Action::ShowDetail,
+        Scope::Views(ENTER_DETAILS),
+        "everything known about the selected row (j/k scroll, Esc closes)",
+        Some("detail"),
+    ),
+    bind(
+        &[ch('i')],
+        Action::ShowDetail,
+        Scope::Views(DETAILED),
+        "everything known about the selected row",
+        None,
     ),
     bind(
         &[key(KeyCode::Esc)],

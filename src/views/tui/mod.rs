@@ -5,6 +5,7 @@
 pub mod action;
 pub mod app;
 pub mod data;
+pub mod detail;
 pub mod draw;
 pub mod filter;
 pub mod keymap;
@@ -280,7 +281,7 @@ async fn next_collected(collection: &mut Option<Collection>) -> Option<CollectEv
 fn translate(event: Event, app: &App) -> Option<Action> {
     match event {
         Event::Key(key) if key.kind != KeyEventKind::Release => {
-            keymap::action_for(&key, app.view, app.typing(), app.help.is_some())
+            keymap::action_for(&key, app.view, app.typing(), app.modal())
         }
         Event::Mouse(mouse) => match mouse.kind {
             MouseEventKind::ScrollDown => Some(Action::ScrollDown),
