@@ -142,9 +142,15 @@ fn run_tui(global: &GlobalArgs, run: &RunArgs) -> Result<ExitCode> {
     let rules = loaded.lineage_rules()?;
     let paths = queue::apply::Paths::for_fleet(&queue::data_dir()?, run.demo);
     let queue = Queue::load(&paths.queue)?;
+    let mut badges = tui::app::Badges {
+        demo: run.demo,
+        snapshot: None,
+        fixed_now: global.now,
+    };
     let (plan, inventory, fixed_now) = match &run.snapshot {
         Some(path) => {
             let snapshot = snapshot::load(path)?;
+            badges.snapshot = Some(snapshot.taken_at);
             let now = global.now.unwrap_or(snapshot.taken_at);
             (None, snapshot.into_inventory(rules.clone()), Some(now))
         }
@@ -169,6 +175,7 @@ fn run_tui(global: &GlobalArgs, run: &RunArgs) -> Result<ExitCode> {
         save_snapshot: run.save_snapshot.clone(),
         rollout: rollout::Settings::from_config(&loaded.config.rollout),
         read_only: run.read_only,
+        badges,
     })?;
     Ok(ExitCode::SUCCESS)
 }

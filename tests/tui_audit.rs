@@ -446,3 +446,41 @@ fn marked_counts_and_the_filter_in_force_on_screen() {
     insta::assert_snapshot!("marks_80x24", render(&mut app, 80, 24));
     insta::assert_snapshot!("marks_160x48", render(&mut app, 160, 48));
 }
+
+#[test]
+fn badges_say_what_kind_of_fleet_is_on_screen() {
+    use fleetscope::views::tui::app::Badges;
+    let mut app = demo_app(1_500);
+    let plain = render(&mut app, 160, 48);
+    assert!(!plain.contains("DEMO") && !plain.contains("SNAPSHOT"));
+    app.badges = Badges {
+        demo: true,
+        snapshot: None,
+        fixed_now: Some(now()),
+    };
+    insta::assert_snapshot!("badges_demo_now_80x24", render(&mut app, 80, 24));
+    let wide = render(&mut app, 160, 48);
+    assert!(
+        wide.lines()
+            .next()
+            .unwrap()
+            .contains(" DEMO   NOW 2026-11-01 00:00 "),
+        "{wide}"
+    );
+    app.badges = Badges {
+        demo: false,
+        snapshot: Some(now()),
+        fixed_now: None,
+    };
+    let first = render(&mut app, 160, 48);
+    let top = first.lines().next().unwrap();
+    assert!(
+        top.contains(" SNAPSHOT 2026-11-01 00:00 · ") && top.contains("d old "),
+        "{top}"
+    );
+    let narrow = render(&mut app, 80, 24);
+    assert!(
+        narrow.lines().next().unwrap().contains(" SNAP "),
+        "{narrow}"
+    );
+}

@@ -86,6 +86,17 @@ pub struct AppInit {
     pub read_only: bool,
 }
 
+/// What kind of fleet is on screen, when it is not a live one judged as of now: shown as badges
+/// so a demo, an old snapshot or a fixed time never passes for the live fleet.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Badges {
+    pub demo: bool,
+    /// A snapshot, and when it was taken.
+    pub snapshot: Option<DateTime<Utc>>,
+    /// `--now`: the time the fleet is judged as of.
+    pub fixed_now: Option<DateTime<Utc>>,
+}
+
 /// Screen regions from the last frame, for mouse clicks and page sizes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Layout {
@@ -141,6 +152,7 @@ pub struct App {
     crumbs: Vec<Crumb>,
     pub status: Option<Status>,
     pub layout: Layout,
+    pub badges: Badges,
 }
 
 pub const INSTANCE_FIELDS: &[Field] = &[
@@ -254,6 +266,7 @@ impl App {
             crumbs: Vec::new(),
             status: None,
             layout: Layout::default(),
+            badges: Badges::default(),
         };
         app.rebuild_all();
         app
@@ -644,6 +657,10 @@ impl App {
                 ids,
             };
         }
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.read_only
     }
 
     pub fn applying(&self) -> bool {

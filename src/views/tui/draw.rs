@@ -201,6 +201,52 @@ fn draw_confirm(frame: &mut Frame, app: &App, phrase: &str, typed: &str) {
     );
 }
 
+/// DEMO, SNAPSHOT with its time and age, READ-ONLY, and a fixed NOW, each on its own colour.
+fn badges(app: &App, long: bool) -> Vec<Span<'static>> {
+    let badge = |text: String, color: Color| {
+        [
+            Span::styled(
+                format!(" {text} "),
+                Style::new().fg(Color::Black).bg(color).bold(),
+            ),
+            Span::raw(" "),
+        ]
+    };
+    let mut spans = Vec::new();
+    let b = &app.badges;
+    if b.demo {
+        spans.extend(badge("DEMO".to_owned(), Color::Magenta));
+    }
+    if let Some(taken) = b.snapshot {
+        let age = crate::core::policy::days_between(taken, chrono::Utc::now());
+        spans.extend(badge(
+            if long {
+                format!("SNAPSHOT {} · {age}d old", taken.format("%Y-%m-%d %H:%M"))
+            } else {
+                format!("SNAP {age}d")
+            },
+            Color::Yellow,
+        ));
+    }
+    if app.read_only() {
+        spans.extend(badge(
+            if long { "READ-ONLY" } else { "RO" }.to_owned(),
+            Color::Red,
+        ));
+    }
+    if let Some(now) = b.fixed_now {
+        spans.extend(badge(
+            if long {
+                format!("NOW {}", now.format("%Y-%m-%d %H:%M"))
+            } else {
+                "NOW".to_owned()
+            },
+            Color::Blue,
+        ));
+    }
+    spans
+}
+
 fn draw_tabs(frame: &mut Frame, app: &App, area: Rect) {
     let mut spans = vec![Span::styled(BRAND, Style::new().bold().reversed())];
     for view in View::ALL {
@@ -220,7 +266,14 @@ fn draw_tabs(frame: &mut Frame, app: &App, area: Rect) {
         .iter()
         .filter(|s| matches!(s.state, SourceState::Failed { .. }))
         .count();
-    let mut right = Vec::new();
+    // Badges first: what kind of fleet this is matters more than progress or the clock.
+    let room = area.width.saturating_sub(tabs_width + 1);
+    let long = badges(app, true);
+    let mut right = if Line::from(long.clone()).width() as u16 <= room {
+        long
+    } else {
+        badges(app, false)
+    };
     if app.collecting() {
         let done = sources
             .iter()
@@ -247,7 +300,6 @@ fn draw_tabs(frame: &mut Frame, app: &App, area: Rect) {
         Style::new().dim(),
     ));
     // Progress and failures matter more than the clock: drop from the right end until it fits.
-    let room = area.width.saturating_sub(tabs_width + 1);
     while right.len() > 1 && Line::from(right.clone()).width() as u16 > room {
         right.pop();
     }

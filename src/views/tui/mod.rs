@@ -53,6 +53,7 @@ pub struct Options {
     pub save_snapshot: Option<PathBuf>,
     pub rollout: rollout::Settings,
     pub read_only: bool,
+    pub badges: app::Badges,
 }
 
 /// What the background apply reports.
@@ -163,6 +164,7 @@ async fn run_loop(options: Options) -> color_eyre::Result<()> {
         collecting: live,
         read_only: options.read_only,
     });
+    app.badges = options.badges;
     let (apply_events_tx, mut apply_events) = mpsc::unbounded_channel();
     let mut stop_apply: Option<watch::Sender<bool>> = None;
     let mut collection = options
