@@ -41,7 +41,7 @@ pub struct GlobalArgs {
 pub struct RunArgs {
     /// Browse a built-in synthetic multi-cloud fleet instead of real clouds (with `queue`: the
     /// demo's own queue, applied by a simulation that reaches no cloud).
-    #[arg(long, global = true, conflicts_with = "snapshot")]
+    #[arg(long, global = true)]
     pub demo: bool,
 
     /// Instances in the demo fleet.
@@ -63,7 +63,8 @@ pub struct RunArgs {
     pub aws_profiles: Vec<String>,
 
     /// Read a saved snapshot (or JSON report) instead of collecting.
-    #[arg(long, value_name = "FILE")]
+    // The conflict is declared here, not on the global --demo: subcommands have no --snapshot.
+    #[arg(long, value_name = "FILE", conflicts_with = "demo")]
     pub snapshot: Option<PathBuf>,
 
     /// Also save what was collected as a snapshot.

@@ -141,7 +141,17 @@ fn run_tui(global: &GlobalArgs, run: &RunArgs) -> Result<ExitCode> {
     let loaded = load_config(global)?;
     let rules = loaded.lineage_rules()?;
     let paths = queue::apply::Paths::for_fleet(&queue::data_dir()?, run.demo);
-    let queue = Queue::load(&paths.queue)?;
+    // A damaged queue file opens the UI with the queue disabled rather than not at all.
+    let (queue, queue_disabled) = match Queue::load(&paths.queue) {
+        Ok(queue) => (queue, None),
+        Err(error) => (
+            Queue::default(),
+            Some(format!(
+                "queue disabled: {error}; `fleetscope{} queue clear --yes` moves it aside",
+                if run.demo { " --demo" } else { "" }
+            )),
+        ),
+    };
     let mut badges = tui::app::Badges {
         demo: run.demo,
         snapshot: None,
@@ -176,6 +186,7 @@ fn run_tui(global: &GlobalArgs, run: &RunArgs) -> Result<ExitCode> {
         rollout: rollout::Settings::from_config(&loaded.config.rollout),
         read_only: run.read_only,
         badges,
+        queue_disabled,
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -330,7 +341,22 @@ fn run_queue(global: &GlobalArgs, run: &RunArgs, action: QueueAction) -> Result<
 }
 
 fn clear_queue(path: &Path, yes: bool) -> Result<ExitCode> {
-    let count = Queue::load(path).map(|q| q.entries.len()).unwrap_or(0);
+    let count = match Queue::load(path) {
+        Ok(queue) => queue.entries.len(),
+        // A file that cannot be read must not lock anyone out: it goes aside, kept for a look.
+        Err(error) => {
+            if !yes && !confirm(&format!("{error}. Move it aside and start an empty queue?"))? {
+                eprintln!("Queue left as it was.");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let aside = Queue::move_aside(path)?;
+            eprintln!(
+                "Moved the damaged queue to {}; the queue is empty.",
+                aside.display()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
     if !yes
         && !confirm(&format!(
             "Remove all {count} queued instances from the queue?"

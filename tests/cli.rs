@@ -519,3 +519,31 @@ fn queue_commands_on_an_empty_queue() {
     let damaged = env.run(&["queue", "list"]);
     assert_one_line_error(&damaged, &env.path("data/queue.json"), "damaged queue file");
 }
+
+#[test]
+fn queue_clear_moves_a_damaged_queue_aside_and_starts_empty() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("data")).unwrap();
+    env.write("data/queue.json", b"garbage");
+    let clear = env.run(&["queue", "clear", "--yes"]);
+    assert!(clear.status.success(), "{}", stderr(&clear));
+    assert!(
+        stderr(&clear).contains("Moved the damaged queue to"),
+        "{}",
+        stderr(&clear)
+    );
+    let aside: Vec<String> = std::fs::read_dir(env.path("data"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("queue.json.damaged-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(
+        std::fs::read(env.path("data").join(&aside[0])).unwrap(),
+        b"garbage",
+        "kept as it was for a look"
+    );
+    let list = env.run(&["queue", "list"]);
+    assert!(list.status.success(), "{}", stderr(&list));
+    assert!(stdout(&list).contains("The queue is empty."));
+}

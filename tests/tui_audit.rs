@@ -484,3 +484,85 @@ fn badges_say_what_kind_of_fleet_is_on_screen() {
         "{narrow}"
     );
 }
+
+#[test]
+fn a_failed_save_shows_unsaved_until_one_succeeds_and_quitting_asks() {
+    use fleetscope::views::tui::action::Effect;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.json");
+    // A directory where the file should be: saves fail until it goes.
+    std::fs::create_dir(&path).unwrap();
+    let mut inventory = Inventory::new(rules());
+    for event in DemoFleet::new(42, 300, now()).events() {
+        inventory.apply(event);
+    }
+    let mut app = App::new(AppInit {
+        inventory,
+        rules: rules(),
+        policy: PolicyConfig::default(),
+        now: now(),
+        queue: Queue::default(),
+        queue_path: Some(path.clone()),
+        live: true,
+        collecting: false,
+        read_only: false,
+    });
+    app.update(Action::Show(View::Instances));
+    let before = chrono::Utc::now();
+    app.update(Action::QueueSelected);
+    assert!(app.unsaved());
+    assert!(
+        app.queue.entries[0].queued_at >= before,
+        "queued_at is when the key was pressed"
+    );
+    assert!(
+        render(&mut app, 160, 48)
+            .lines()
+            .next()
+            .unwrap()
+            .contains("QUEUE UNSAVED")
+    );
+    assert_eq!(
+        app.update(Action::Quit),
+        None,
+        "q with unsaved changes asks first"
+    );
+    assert!(status(&app).contains("q again quits without them"));
+    app.update(Action::Down);
+    assert_eq!(
+        app.update(Action::Quit),
+        None,
+        "any other key in between stays"
+    );
+    assert_eq!(app.update(Action::Quit), Some(Effect::Quit));
+
+    std::fs::remove_dir(&path).unwrap();
+    app.update(Action::Down);
+    app.update(Action::QueueSelected);
+    assert!(!app.unsaved(), "{}", status(&app));
+    assert_eq!(
+        Queue::load(&path).unwrap().entries.len(),
+        2,
+        "the whole queue is saved"
+    );
+    assert!(!render(&mut app, 160, 48).contains("UNSAVED"));
+    assert_eq!(app.update(Action::Quit), Some(Effect::Quit));
+}
+
+#[test]
+fn a_disabled_queue_refuses_changes_and_says_what_to_do() {
+    let mut app = demo_app(300);
+    app.disable_queue("queue disabled: /x/queue.json: damaged queue file: expected value; `fleetscope queue clear --yes` moves it aside".to_owned());
+    app.update(Action::Show(View::Instances));
+    app.update(Action::QueueSelected);
+    assert!(app.queue.entries.is_empty());
+    assert!(
+        status(&app).contains("queue clear --yes"),
+        "{}",
+        status(&app)
+    );
+    assert!(render(&mut app, 160, 48).contains("QUEUE DISABLED"));
+    app.update(Action::Show(View::Queue));
+    app.update(Action::Apply);
+    assert!(status(&app).contains("queue disabled"));
+}

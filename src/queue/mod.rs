@@ -160,6 +160,29 @@ impl Queue {
         Ok(queue)
     }
 
+    /// Renames a queue file that cannot be read to `queue.json.damaged-<time>`, under the queue
+    /// lock, so the next change starts an empty queue and the old file stays for inspection.
+    /// Returns where it went.
+    pub fn move_aside(path: &Path) -> Result<PathBuf, QueueError> {
+        let lock_path = path.with_extension("lock");
+        let lock = open_lock_file(&lock_path)?;
+        lock.lock()
+            .map_err(|e| QueueError(format!("{}: cannot lock: {e}", lock_path.display())))?;
+        let stamp = Utc::now().format("%Y%m%dT%H%M%SZ");
+        let mut aside = path.as_os_str().to_owned();
+        aside.push(format!(".damaged-{stamp}"));
+        let aside = PathBuf::from(aside);
+        std::fs::rename(path, &aside).map_err(|e| {
+            QueueError(format!(
+                "{}: cannot move it aside to {}: {e}",
+                path.display(),
+                aside.display()
+            ))
+        })?;
+        drop(lock);
+        Ok(aside)
+    }
+
     /// Changes the queue on disk under the queue lock: loaded, changed and saved as one step,
     /// so a change made meanwhile by another process (an apply taking entries off, another UI)
     /// is kept, never undone. Returns the queue as saved.

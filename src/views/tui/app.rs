@@ -130,6 +130,10 @@ pub struct App {
     queue_path: Option<PathBuf>,
     /// A change the file could not take is only here; the next change saves the whole queue.
     unsaved: bool,
+    /// The queue file cannot be read: the queue is off, and this says which file and what to do.
+    queue_disabled: Option<String>,
+    /// `q` was pressed with unsaved queue changes: a second `q` quits without them.
+    quit_armed: bool,
     pub(super) queued: HashSet<String>,
     pub view: View,
     pub mode: Mode,
@@ -249,6 +253,8 @@ impl App {
             queue: init.queue,
             queue_path: init.queue_path,
             unsaved: false,
+            queue_disabled: None,
+            quit_armed: false,
             queued,
             view: View::Overview,
             mode: Mode::Normal,
@@ -548,6 +554,21 @@ impl App {
 
     // ---- the queue --------------------------------------------------------------------------
 
+    /// Turns the queue off, saying why; nothing is queued, taken off or applied until restart.
+    pub fn disable_queue(&mut self, why: String) {
+        self.fail(why.clone());
+        self.queue_disabled = Some(why);
+    }
+
+    pub fn queue_disabled(&self) -> Option<&str> {
+        self.queue_disabled.as_deref()
+    }
+
+    /// Queue changes live only in memory: the last save failed and none succeeded since.
+    pub fn unsaved(&self) -> bool {
+        self.unsaved
+    }
+
     pub fn is_queued(&self, instance_id: &str) -> bool {
         self.queued.contains(instance_id)
     }
@@ -584,6 +605,9 @@ impl App {
     }
 
     fn enqueue(&mut self, instances: Vec<InstanceIdx>, what: &str) {
+        if let Some(why) = self.queue_disabled.clone() {
+            return self.fail(why);
+        }
         if self.applying {
             return self.fail("the queue is being applied; change it when that is done".to_owned());
         }
@@ -591,7 +615,8 @@ impl App {
             self.say(format!("nothing to queue: {what}"));
             return;
         }
-        let queued_at = self.data.now();
+        // When the key was pressed, not when the fleet was judged.
+        let queued_at = Utc::now();
         let entries: Vec<QueueEntry> = instances
             .iter()
             .filter(|&&i| !self.is_queued(&self.data.instance(i).id))
@@ -615,6 +640,9 @@ impl App {
     }
 
     fn dequeue(&mut self, ids: Vec<String>, what: &str) {
+        if let Some(why) = self.queue_disabled.clone() {
+            return self.fail(why);
+        }
         if self.applying {
             return self.fail("the queue is being applied; change it when that is done".to_owned());
         }
@@ -641,7 +669,9 @@ impl App {
             .applicable()
             .map(|e| e.instance_id.clone())
             .collect();
-        if self.read_only {
+        if let Some(why) = self.queue_disabled.clone() {
+            self.fail(why);
+        } else if self.read_only {
             self.fail("--read-only: applying the queue is refused".to_owned());
         } else if self.applying {
             self.say("an apply is already running".to_owned());
@@ -758,7 +788,15 @@ impl App {
         if !matches!(action, Action::ScrollUp | Action::ScrollDown) {
             self.status = None;
         }
+        let quit_armed = std::mem::take(&mut self.quit_armed);
         match action {
+            Action::Quit if self.unsaved && !quit_armed => {
+                self.quit_armed = true;
+                self.fail(
+                    "the queue has changes the file did not take: q again quits without them, any other key stays"
+                        .to_owned(),
+                );
+            }
             Action::Quit if self.applying => self.fail(
                 "an apply is running: wait for it to finish (Ctrl-C quits anyway, stopping it mid-step)"
                     .to_owned(),

@@ -12,7 +12,7 @@ use super::app::App;
 use super::data::Data;
 use super::draw::verdict_style;
 use crate::core::inventory::{ImageIdx, InstanceIdx};
-use crate::core::policy::{self, TemplateStatus};
+use crate::core::policy::TemplateStatus;
 
 /// The pane's title and lines for the selected row of the current view, if it has one.
 pub fn content(app: &App) -> Option<(String, Vec<Line<'static>>)> {
@@ -377,13 +377,6 @@ fn queue_lines(app: &App, e: usize) -> Vec<Line<'static>> {
                 entry.cloud, entry.account, entry.region, entry.source
             ),
         ),
-        fact(
-            "queued",
-            format!(
-                "{} ({} days ago)",
-                date(entry.queued_at),
-                policy::days_between(entry.queued_at, data.now())
-            ),
-        ),
+        fact("queued", date(entry.queued_at)),
     ]
 }

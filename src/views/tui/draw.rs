@@ -213,6 +213,18 @@ fn badges(app: &App, long: bool) -> Vec<Span<'static>> {
         ]
     };
     let mut spans = Vec::new();
+    if app.unsaved() {
+        spans.extend(badge(
+            if long { "QUEUE UNSAVED" } else { "UNSAVED" }.to_owned(),
+            Color::Red,
+        ));
+    }
+    if app.queue_disabled().is_some() {
+        spans.extend(badge(
+            if long { "QUEUE DISABLED" } else { "NO QUEUE" }.to_owned(),
+            Color::Red,
+        ));
+    }
     let b = &app.badges;
     if b.demo {
         spans.extend(badge("DEMO".to_owned(), Color::Magenta));

@@ -54,6 +54,8 @@ pub struct Options {
     pub rollout: rollout::Settings,
     pub read_only: bool,
     pub badges: app::Badges,
+    /// Why the queue cannot be used (its file is damaged), if it cannot.
+    pub queue_disabled: Option<String>,
 }
 
 /// What the background apply reports.
@@ -165,6 +167,9 @@ async fn run_loop(options: Options) -> color_eyre::Result<()> {
         read_only: options.read_only,
     });
     app.badges = options.badges;
+    if let Some(why) = options.queue_disabled {
+        app.disable_queue(why);
+    }
     let (apply_events_tx, mut apply_events) = mpsc::unbounded_channel();
     let mut stop_apply: Option<watch::Sender<bool>> = None;
     let mut collection = options
