@@ -187,6 +187,7 @@ fn run_tui(global: &GlobalArgs, run: &RunArgs) -> Result<ExitCode> {
         read_only: run.read_only,
         badges,
         queue_disabled,
+        confirm_queue_over: loaded.config.ui.confirm_queue_over,
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -245,6 +245,7 @@ fn every_documented_filter_example_matches_demo_rows() {
     commit_filter(&mut app, "verdict:>=outdated");
     app.update(Action::MarkAllVisible);
     app.update(Action::QueueSelected);
+    app.update(Action::Input('y'));
     commit_filter(&mut app, "");
     for view in [View::Images, View::Instances, View::Drift, View::Queue] {
         app.update(Action::Show(view));
@@ -464,7 +465,7 @@ fn badges_say_what_kind_of_fleet_is_on_screen() {
         wide.lines()
             .next()
             .unwrap()
-            .contains(" DEMO   NOW 2026-11-01 00:00 "),
+            .contains(" DEMO   FIXED TIME  2026-11-01 00:00 UTC"),
         "{wide}"
     );
     app.badges = Badges {
@@ -510,6 +511,7 @@ fn a_failed_save_shows_unsaved_until_one_succeeds_and_quitting_asks() {
     app.update(Action::Show(View::Instances));
     let before = chrono::Utc::now();
     app.update(Action::QueueSelected);
+    app.save_now();
     assert!(app.unsaved());
     assert!(
         app.queue.entries[0].queued_at >= before,
@@ -539,6 +541,7 @@ fn a_failed_save_shows_unsaved_until_one_succeeds_and_quitting_asks() {
     std::fs::remove_dir(&path).unwrap();
     app.update(Action::Down);
     app.update(Action::QueueSelected);
+    app.save_now();
     assert!(!app.unsaved(), "{}", status(&app));
     assert_eq!(
         Queue::load(&path).unwrap().entries.len(),
@@ -565,4 +568,91 @@ fn a_disabled_queue_refuses_changes_and_says_what_to_do() {
     app.update(Action::Show(View::Queue));
     app.update(Action::Apply);
     assert!(status(&app).contains("queue disabled"));
+}
+
+#[test]
+fn queueing_many_at_once_asks_with_the_count_per_verdict() {
+    let mut app = demo_app(1_500);
+    app.update(Action::Show(View::Instances));
+    commit_filter(&mut app, "verdict:>=outdated");
+    let rows = app.instances.rows.len();
+    assert!(rows > 100, "{rows}");
+    app.update(Action::MarkAllVisible);
+    app.update(Action::QueueSelected);
+    let question = status(&app);
+    assert!(
+        question.starts_with(&format!("queue {rows} instances (")),
+        "{question}"
+    );
+    assert!(
+        question.contains(" outdated") && question.ends_with("? y/N"),
+        "{question}"
+    );
+    assert!(app.typing(), "the answer is typed");
+    assert!(app.queue.entries.is_empty(), "nothing before the answer");
+    app.update(Action::Input('n'));
+    assert!(app.queue.entries.is_empty());
+    assert_eq!(status(&app), "nothing was queued");
+    assert!(!app.typing());
+
+    // At the limit it does not ask; past it, y queues them all.
+    app.confirm_queue_over = rows;
+    app.update(Action::MarkAllVisible);
+    app.update(Action::QueueSelected);
+    assert_eq!(app.queue.entries.len(), rows, "{}", status(&app));
+    app.update(Action::Show(View::Queue));
+    app.update(Action::MarkAllVisible);
+    app.update(Action::Dequeue);
+    app.confirm_queue_over = 100;
+    app.update(Action::Show(View::Drift));
+    app.update(Action::QueueAllOnSelected);
+    if app.typing() {
+        app.update(Action::Input('y'));
+    }
+    assert!(!app.queue.entries.is_empty());
+}
+
+/// 50,000 queued in one key: the key returns with the queue changed in memory, the file is
+/// written by the saver as one compact document.
+#[test]
+fn a_large_bulk_queue_is_saved_compact_by_the_saver() {
+    use fleetscope::views::tui::save;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.json");
+    let mut inventory = Inventory::new(rules());
+    for event in DemoFleet::new(42, 60_000, now()).events() {
+        inventory.apply(event);
+    }
+    let mut app = App::new(AppInit {
+        inventory,
+        rules: rules(),
+        policy: PolicyConfig::default(),
+        now: now(),
+        queue: Queue::default(),
+        queue_path: Some(path.clone()),
+        live: true,
+        collecting: false,
+        read_only: false,
+    });
+    app.update(Action::Show(View::Instances));
+    commit_filter(&mut app, "!verdict:current");
+    app.update(Action::MarkAllVisible);
+    let marked = app.marked.len();
+    assert!(marked > 20_000, "{marked}");
+    app.update(Action::QueueSelected);
+    app.update(Action::Input('y'));
+    assert_eq!(app.queue.entries.len(), marked);
+    let changes = app.take_queue_changes().unwrap();
+    assert_eq!(app.saves_in_flight(), 1);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let saver = save::start(path.clone(), tx);
+    saver.send(changes).unwrap();
+    let done = rx.blocking_recv().unwrap();
+    app.queue_saved(done);
+    assert_eq!(app.saves_in_flight(), 0);
+    assert!(!app.unsaved());
+    assert_eq!(Queue::load(&path).unwrap().entries.len(), marked);
+    let size = std::fs::metadata(&path).unwrap().len();
+    let per_entry = size / marked as u64;
+    assert!(per_entry < 700, "{per_entry} bytes per entry");
 }

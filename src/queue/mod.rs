@@ -204,7 +204,8 @@ impl Queue {
     pub fn save(&self, path: &Path) -> Result<(), QueueError> {
         create_parent(path)?;
         crate::snapshot::write_atomic(path, |w| {
-            serde_json::to_writer_pretty(&mut *w, self).map_err(std::io::Error::other)?;
+            // Compact: a queue of 50,000 entries is read and written whole on every change.
+            serde_json::to_writer(&mut *w, self).map_err(std::io::Error::other)?;
             w.write_all(b"\n")
         })
         .map_err(|e| QueueError(format!("{}: cannot write queue: {e}", path.display())))
@@ -223,8 +224,11 @@ impl Queue {
     /// Adds the instances not queued yet; returns how many were added.
     pub fn add(&mut self, entries: impl IntoIterator<Item = QueueEntry>) -> usize {
         let before = self.entries.len();
+        // A set, not a scan per entry: bulk queueing adds tens of thousands at once.
+        let mut queued: std::collections::HashSet<String> =
+            self.entries.iter().map(|e| e.instance_id.clone()).collect();
         for entry in entries {
-            if !self.contains(&entry.instance_id) {
+            if queued.insert(entry.instance_id.clone()) {
                 self.entries.push(entry);
             }
         }
@@ -234,8 +238,9 @@ impl Queue {
     /// Removes the given instances; returns how many were removed.
     pub fn remove(&mut self, instance_ids: &[&str]) -> usize {
         let before = self.entries.len();
+        let gone: std::collections::HashSet<&str> = instance_ids.iter().copied().collect();
         self.entries
-            .retain(|e| !instance_ids.contains(&e.instance_id.as_str()));
+            .retain(|e| !gone.contains(e.instance_id.as_str()));
         before - self.entries.len()
     }
 }

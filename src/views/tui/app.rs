@@ -9,12 +9,13 @@ use chrono::{DateTime, Utc};
 use super::action::{Action, Effect, View};
 use super::data::{self, Data};
 use super::filter::{self, Field, Subject};
+use super::save::{self, QueueChange, Saved};
 use super::table::ListState;
 use crate::core::event::CollectEvent;
 use crate::core::inventory::{GroupIdx, ImageIdx, InstanceIdx, Inventory, LineageIdx};
 use crate::core::lineage::LineageRules;
 use crate::core::model::{SourceStatus, Tags};
-use crate::core::policy::PolicyConfig;
+use crate::core::policy::{PolicyConfig, Verdict};
 use crate::queue::rollout::{Phase, RolloutEvent};
 use crate::queue::{self, Queue, QueueEntry};
 
@@ -128,8 +129,19 @@ pub struct App {
     rollout_wave: Option<(usize, usize)>,
     pub queue: Queue,
     queue_path: Option<PathBuf>,
-    /// A change the file could not take is only here; the next change saves the whole queue.
+    /// The last save failed and none succeeded since: the queue's changes are only here.
     unsaved: bool,
+    /// Changes not handed to the saver yet, and those a failed save gave back.
+    pending_changes: Vec<QueueChange>,
+    failed_changes: Vec<QueueChange>,
+    /// Batches handed to the saver and not answered yet.
+    saves_in_flight: usize,
+    /// The second `q` was pressed: quit even with unsaved changes.
+    quit_confirmed: bool,
+    /// Instances waiting for the answer to "queue N instances? y/N", and what they are.
+    pending_queue: Option<(Vec<InstanceIdx>, String)>,
+    /// Queueing more instances than this at once asks first.
+    pub confirm_queue_over: usize,
     /// The queue file cannot be read: the queue is off, and this says which file and what to do.
     queue_disabled: Option<String>,
     /// `q` was pressed with unsaved queue changes: a second `q` quits without them.
@@ -214,6 +226,9 @@ pub const QUEUE_FIELDS: &[Field] = &[
     Field::Strategy,
 ];
 
+/// Queueing more instances than this at once asks first, unless the config says otherwise.
+pub const DEFAULT_CONFIRM_QUEUE_OVER: usize = 100;
+
 const COMMANDS: &[&str] = &[
     "overview",
     "images",
@@ -253,6 +268,12 @@ impl App {
             queue: init.queue,
             queue_path: init.queue_path,
             unsaved: false,
+            pending_changes: Vec::new(),
+            failed_changes: Vec::new(),
+            saves_in_flight: 0,
+            quit_confirmed: false,
+            pending_queue: None,
+            confirm_queue_over: DEFAULT_CONFIRM_QUEUE_OVER,
             queue_disabled: None,
             quit_armed: false,
             queued,
@@ -351,6 +372,10 @@ impl App {
     // ---- rows -------------------------------------------------------------------------------
 
     fn rebuild_all(&mut self) {
+        // Rows index the fleet as it was: a question about them is void once it changes.
+        if self.pending_queue.take().is_some() {
+            self.say("the fleet changed while asking: nothing was queued; ask again".to_owned());
+        }
         self.resort_images();
         self.resort_instances();
         self.rebuild_drift();
@@ -573,35 +598,83 @@ impl App {
         self.queued.contains(instance_id)
     }
 
-    /// Changes the queue on disk (under its lock, so what others changed meanwhile stays), and
-    /// shows the queue as saved. If the file cannot be written the change is kept here, and the
-    /// next change saves this whole queue.
-    fn change_queue<R>(&mut self, change: impl Fn(&mut Queue) -> R) -> R {
-        let result = match &self.queue_path {
-            Some(path) if !self.unsaved => match Queue::update(path, &change) {
-                Ok((queue, result)) => {
-                    self.queue = queue;
-                    result
-                }
-                Err(error) => {
-                    self.unsaved = true;
-                    self.fail(error.to_string());
-                    change(&mut self.queue)
-                }
-            },
-            Some(path) => {
-                let result = change(&mut self.queue);
-                let whole = self.queue.clone();
-                match Queue::update(path, move |queue| *queue = whole) {
-                    Ok(_) => self.unsaved = false,
-                    Err(error) => self.fail(error.to_string()),
-                }
-                result
-            }
-            None => change(&mut self.queue),
-        };
+    /// Changes the queue here at once and keeps the change for the saver (see `save`); returns
+    /// how many entries it added or removed.
+    fn change_queue(&mut self, change: QueueChange) -> usize {
+        let before = self.queue.entries.len();
+        change.apply(&mut self.queue);
+        let changed = self.queue.entries.len().abs_diff(before);
+        if self.queue_path.is_some() && changed > 0 {
+            self.pending_changes.push(change);
+        }
         self.queue_entries_changed();
-        result
+        changed
+    }
+
+    /// The changes to hand to the saver, if any; each call is one batch in flight.
+    pub fn take_queue_changes(&mut self) -> Option<Vec<QueueChange>> {
+        if self.queue_path.is_none()
+            || (self.pending_changes.is_empty() && self.failed_changes.is_empty())
+        {
+            return None;
+        }
+        self.saves_in_flight += 1;
+        let mut changes = std::mem::take(&mut self.failed_changes);
+        changes.append(&mut self.pending_changes);
+        Some(changes)
+    }
+
+    pub fn saves_in_flight(&self) -> usize {
+        self.saves_in_flight
+    }
+
+    /// A save's answer. Once nothing else is on its way, the queue shown is the file's, with
+    /// what other processes changed; a failed save keeps its changes for the next one and shows
+    /// the queue as unsaved until one succeeds.
+    pub fn queue_saved(&mut self, saved: Saved) {
+        self.saves_in_flight = self.saves_in_flight.saturating_sub(saved.batches);
+        match saved.result {
+            Ok(queue) => {
+                self.unsaved = false;
+                if self.saves_in_flight == 0 && self.pending_changes.is_empty() {
+                    self.queue = queue;
+                    self.queue_entries_changed();
+                }
+            }
+            Err(error) => {
+                self.unsaved = true;
+                let mut changes = saved.changes;
+                changes.append(&mut self.failed_changes);
+                self.failed_changes = changes;
+                self.fail(format!(
+                    "{error}: the queue's changes are kept here; the next change tries again"
+                ));
+            }
+        }
+    }
+
+    /// Saves what is pending now, on this thread: before an apply reads the file, at quit, and
+    /// wherever no saver runs.
+    pub fn save_now(&mut self) {
+        let Some(path) = self.queue_path.clone() else {
+            return;
+        };
+        if let Some(changes) = self.take_queue_changes() {
+            self.queue_saved(save::save(&path, 1, changes));
+        }
+    }
+
+    /// Whether quitting may go ahead: not with unsaved changes, unless `q` was pressed twice.
+    pub fn confirm_quit(&mut self) -> bool {
+        if !self.unsaved || self.quit_confirmed {
+            return true;
+        }
+        self.quit_armed = true;
+        self.fail(
+            "the queue has changes the file did not take: q again quits without them, any other key stays"
+                .to_owned(),
+        );
+        false
     }
 
     fn enqueue(&mut self, instances: Vec<InstanceIdx>, what: &str) {
@@ -615,6 +688,40 @@ impl App {
             self.say(format!("nothing to queue: {what}"));
             return;
         }
+        let new = instances
+            .iter()
+            .filter(|&&i| !self.is_queued(&self.data.instance(i).id))
+            .count();
+        if new > self.confirm_queue_over {
+            let mut counts: Vec<String> = Vec::new();
+            for verdict in Verdict::BY_SEVERITY {
+                let n = instances
+                    .iter()
+                    .filter(|&&i| self.data.verdict(i) == verdict)
+                    .count();
+                if n > 0 {
+                    counts.push(format!("{n} {verdict}"));
+                }
+            }
+            self.say(format!(
+                "queue {new} instances ({what}: {})? y/N",
+                counts.join(", ")
+            ));
+            self.pending_queue = Some((instances, what.to_owned()));
+            return;
+        }
+        self.enqueue_now(instances, what);
+    }
+
+    /// The answer to "queue N instances? y/N": only `y` queues them.
+    fn answer_queue(&mut self, (instances, what): (Vec<InstanceIdx>, String), action: Action) {
+        match action {
+            Action::Input('y' | 'Y') => self.enqueue_now(instances, &what),
+            _ => self.say("nothing was queued".to_owned()),
+        }
+    }
+
+    fn enqueue_now(&mut self, instances: Vec<InstanceIdx>, what: &str) {
         // When the key was pressed, not when the fleet was judged.
         let queued_at = Utc::now();
         let entries: Vec<QueueEntry> = instances
@@ -623,7 +730,7 @@ impl App {
             .map(|&i| queue::entry_for(&self.data.inventory, &self.data.eval, i, queued_at))
             .collect();
         let not_executable = entries.iter().filter(|e| !e.strategy.executable()).count();
-        let added = self.change_queue(|queue| queue.add(entries.clone()));
+        let added = self.change_queue(QueueChange::Add(entries));
         let already = instances.len() - added;
         let mut text = format!("queued {added} {} ({what})", plural(added, "instance"));
         if already > 0 {
@@ -646,8 +753,7 @@ impl App {
         if self.applying {
             return self.fail("the queue is being applied; change it when that is done".to_owned());
         }
-        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let removed = self.change_queue(|queue| queue.remove(&ids));
+        let removed = self.change_queue(QueueChange::Remove(ids));
         if matches!(&self.status, Some(s) if s.error) {
             return;
         }
@@ -762,8 +868,9 @@ impl App {
 
     // ---- update -----------------------------------------------------------------------------
 
+    /// Whether keys are text: a filter, a command, a confirmation or a y/N answer.
     pub fn typing(&self) -> bool {
-        !matches!(self.mode, Mode::Normal)
+        !matches!(self.mode, Mode::Normal) || self.pending_queue.is_some()
     }
 
     fn say(&mut self, text: String) {
@@ -776,6 +883,18 @@ impl App {
 
     /// Applies one action; returns what the runtime must do, if anything.
     pub fn update(&mut self, action: Action) -> Option<Effect> {
+        // Ctrl-C quits whatever is open or unsaved.
+        if action == Action::ForceQuit {
+            self.quit_confirmed = true;
+        }
+        if let Some(pending) = self.pending_queue.take() {
+            if action == Action::ForceQuit {
+                return Some(Effect::Quit);
+            }
+            self.status = None;
+            self.answer_queue(pending, action);
+            return None;
+        }
         if self.help.is_some() {
             return self.update_help(action);
         }
@@ -791,17 +910,17 @@ impl App {
         let quit_armed = std::mem::take(&mut self.quit_armed);
         match action {
             Action::Quit if self.unsaved && !quit_armed => {
-                self.quit_armed = true;
-                self.fail(
-                    "the queue has changes the file did not take: q again quits without them, any other key stays"
-                        .to_owned(),
-                );
+                self.confirm_quit();
             }
             Action::Quit if self.applying => self.fail(
                 "an apply is running: wait for it to finish (Ctrl-C quits anyway, stopping it mid-step)"
                     .to_owned(),
             ),
-            Action::Quit | Action::ForceQuit => return Some(Effect::Quit),
+            Action::Quit => {
+                self.quit_confirmed = quit_armed;
+                return Some(Effect::Quit);
+            }
+            Action::ForceQuit => return Some(Effect::Quit),
             Action::Show(view) => self.view = view,
             Action::NextView => self.view = self.view.next(),
             Action::PreviousView => self.view = self.view.previous(),

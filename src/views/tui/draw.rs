@@ -246,13 +246,10 @@ fn badges(app: &App, long: bool) -> Vec<Span<'static>> {
             Color::Red,
         ));
     }
-    if let Some(now) = b.fixed_now {
+    // The clock beside it shows the time itself.
+    if b.fixed_now.is_some() {
         spans.extend(badge(
-            if long {
-                format!("NOW {}", now.format("%Y-%m-%d %H:%M"))
-            } else {
-                "NOW".to_owned()
-            },
+            if long { "FIXED TIME" } else { "NOW" }.to_owned(),
             Color::Blue,
         ));
     }
