@@ -656,3 +656,56 @@ fn a_large_bulk_queue_is_saved_compact_by_the_saver() {
     let per_entry = size / marked as u64;
     assert!(per_entry < 700, "{per_entry} bytes per entry");
 }
+
+#[test]
+fn a_failed_sources_whole_error_is_one_key_away() {
+    use fleetscope::core::event::CollectEvent;
+    use fleetscope::core::model::Cloud;
+    let mut app = demo_app(300);
+    let error = "us-east-1: DescribeInstances: UnauthorizedOperation: You are not authorized to perform this operation. User: arn:aws:iam::111111111111:user/audit is not authorized to perform: ec2:DescribeInstances because no identity-based policy allows the ec2:DescribeInstances action";
+    for event in [
+        CollectEvent::Started {
+            source: "aws:audit".into(),
+            cloud: Cloud::Aws,
+            expected_pages: None,
+        },
+        CollectEvent::Failed {
+            source: "aws:audit".into(),
+            error: error.into(),
+        },
+    ] {
+        app.apply_event(event);
+    }
+    app.update(Action::Show(View::Overview));
+    let overview = render(&mut app, 80, 24);
+    assert!(
+        !overview.contains("identity-based policy"),
+        "the list cuts it"
+    );
+    let position = app
+        .sources()
+        .iter()
+        .position(|s| s.name == "aws:audit")
+        .unwrap();
+    for _ in 0..position {
+        app.update(Action::Down);
+    }
+    assert_eq!(app.selected_source, position);
+    app.update(Action::ShowDetail);
+    let screen = render(&mut app, 80, 24);
+    for part in [
+        "UnauthorizedOperation: You are",
+        "arn:aws:iam::111111111111:user/audit is not authorized to perform:",
+        "identity-based policy allows the",
+        "ec2:DescribeInstances action",
+    ] {
+        assert!(screen.contains(part), "{part}\n{screen}");
+    }
+    assert!(screen.contains("state      failed"), "{screen}");
+    // When it happened is this run's clock: scrubbed for the snapshot.
+    let when = screen.find("when       ").unwrap() + "when       ".len();
+    let stamp = &screen[when..when + "2026-11-26 14:51 UTC".len()];
+    assert!(stamp.ends_with(" UTC"), "{stamp}");
+    let screen = screen.replace(stamp, "[time]");
+    insta::assert_snapshot!("source_error_80x24", screen);
+}

@@ -138,6 +138,10 @@ pub struct App {
     saves_in_flight: usize,
     /// The second `q` was pressed: quit even with unsaved changes.
     quit_confirmed: bool,
+    /// The Overview's selected source, for its whole error.
+    pub selected_source: usize,
+    /// When each source finished or failed, as this UI saw it.
+    source_ended: std::collections::HashMap<String, DateTime<Utc>>,
     /// Instances waiting for the answer to "queue N instances? y/N", and what they are.
     pending_queue: Option<(Vec<InstanceIdx>, String)>,
     /// Queueing more instances than this at once asks first.
@@ -273,6 +277,8 @@ impl App {
             saves_in_flight: 0,
             quit_confirmed: false,
             pending_queue: None,
+            selected_source: 0,
+            source_ended: std::collections::HashMap::new(),
             confirm_queue_over: DEFAULT_CONFIRM_QUEUE_OVER,
             queue_disabled: None,
             quit_armed: false,
@@ -324,6 +330,10 @@ impl App {
     }
 
     pub fn apply_event(&mut self, event: CollectEvent) {
+        // When each source ended, for its detail: the events carry no time of their own.
+        if let CollectEvent::Finished { source } | CollectEvent::Failed { source, .. } = &event {
+            self.source_ended.insert(source.clone(), Utc::now());
+        }
         match &mut self.pending {
             Some(pending) => pending.apply(event),
             // Pages wait for the next evaluation: rows, verdicts and sort keys index the
@@ -795,6 +805,11 @@ impl App {
         }
     }
 
+    /// When a source finished or failed, if this UI saw it happen (not for a snapshot).
+    pub fn source_ended(&self, source: &str) -> Option<DateTime<Utc>> {
+        self.source_ended.get(source).copied()
+    }
+
     pub fn read_only(&self) -> bool {
         self.read_only
     }
@@ -1110,7 +1125,10 @@ impl App {
 
     fn move_selection(&mut self, delta: isize) {
         match self.view {
-            View::Overview => {}
+            View::Overview => {
+                let last = self.sources().len().saturating_sub(1);
+                self.selected_source = self.selected_source.saturating_add_signed(delta).min(last);
+            }
             View::Images => self.images.move_by(delta),
             View::Instances => self.instances.move_by(delta),
             View::Drift => self.drift.move_by(delta),

@@ -12,6 +12,7 @@ use super::app::App;
 use super::data::Data;
 use super::draw::verdict_style;
 use crate::core::inventory::{ImageIdx, InstanceIdx};
+use crate::core::model::{SourceState, SourceStatus};
 use crate::core::policy::TemplateStatus;
 
 /// The pane's title and lines for the selected row of the current view, if it has one.
@@ -29,7 +30,11 @@ pub fn content(app: &App) -> Option<(String, Vec<Line<'static>>)> {
             .queue_rows
             .selected_row()
             .map(|e| (" Queued instance ".to_owned(), queue_lines(app, e))),
-        View::Overview | View::Drift => None,
+        View::Overview => app
+            .sources()
+            .get(app.selected_source)
+            .map(|s| (" Source ".to_owned(), source_lines(app, s))),
+        View::Drift => None,
     }
 }
 
@@ -329,6 +334,51 @@ fn image_lines(data: &Data, i: ImageIdx) -> Vec<Line<'static>> {
     }
     lines.push(fact("instances", entry.instances.len().to_string()));
     tag_lines(&mut lines, image.tags.iter());
+    lines
+}
+
+fn source_lines(app: &App, source: &SourceStatus) -> Vec<Line<'static>> {
+    let mut lines = vec![
+        Line::from(source.name.clone()).bold(),
+        fact("cloud", source.cloud.as_str()),
+    ];
+    let (state, style) = match &source.state {
+        SourceState::Collecting => ("collecting".to_owned(), Style::new().fg(Color::Yellow)),
+        SourceState::Done => ("done".to_owned(), Style::new().fg(Color::Green)),
+        SourceState::Failed { .. } => ("failed".to_owned(), Style::new().fg(Color::Red)),
+    };
+    lines.push(Line::from(vec![label("state"), Span::styled(state, style)]));
+    lines.push(fact(
+        "when",
+        app.source_ended(&source.name).map_or_else(
+            || "not seen by this UI (still collecting, or from a snapshot)".to_owned(),
+            date,
+        ),
+    ));
+    if let SourceState::Failed { error } = &source.state {
+        // The whole error, wrapped: the list cuts it to a line.
+        lines.push(Line::from(vec![
+            label("error"),
+            Span::styled(error.clone(), Style::new().fg(Color::Red)),
+        ]));
+    }
+    lines.push(fact(
+        "collected",
+        format!(
+            "{} instances in {} pages{}",
+            source.instances,
+            source.pages,
+            source
+                .expected_pages
+                .map_or(String::new(), |n| format!(" of {n}"))
+        ),
+    ));
+    for (n, warning) in source.warnings.iter().enumerate() {
+        lines.push(Line::from(vec![
+            label(if n == 0 { "warnings" } else { "" }),
+            Span::styled(warning.clone(), Style::new().fg(Color::Yellow)),
+        ]));
+    }
     lines
 }
 

@@ -1077,7 +1077,8 @@ fn draw_sources(frame: &mut Frame, app: &App, area: Rect) {
     let lines: Vec<Line> = app
         .sources()
         .iter()
-        .map(|s| {
+        .enumerate()
+        .map(|(n, s)| {
             let (state, style) = match &s.state {
                 SourceState::Collecting => (
                     match s.expected_pages {
@@ -1097,10 +1098,15 @@ fn draw_sources(frame: &mut Frame, app: &App, area: Rect) {
                     (format!("failed: {error}"), Style::new().fg(Color::Red))
                 }
             };
-            Line::from(vec![
+            let line = Line::from(vec![
                 Span::raw(format!("{:<14} {:>7} ", s.name, s.instances)),
                 Span::styled(state, style),
-            ])
+            ]);
+            if n == app.selected_source {
+                line.reversed()
+            } else {
+                line
+            }
         })
         .collect();
     let empty = lines.is_empty();
@@ -1109,7 +1115,10 @@ fn draw_sources(frame: &mut Frame, app: &App, area: Rect) {
     } else {
         Paragraph::new(lines)
     };
-    frame.render_widget(paragraph.block(Block::bordered().title(" Sources ")), area);
+    frame.render_widget(
+        paragraph.block(Block::bordered().title(" Sources (j/k, Enter: all of it) ")),
+        area,
+    );
 }
 
 fn draw_age_histogram(frame: &mut Frame, data: &Data, area: Rect) {

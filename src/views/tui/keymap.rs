@@ -141,7 +141,8 @@ const INSTANCE_ROWS: &[View] = &[View::Instances];
 const QUEUE_SOURCES: &[View] = &[View::Images, View::Instances, View::Drift];
 const DRILLABLE: &[View] = &[View::Images, View::Drift];
 const DETAILED: &[View] = &[View::Images, View::Instances, View::Queue];
-const ENTER_DETAILS: &[View] = &[View::Instances, View::Queue];
+const ENTER_DETAILS: &[View] = &[View::Overview, View::Instances, View::Queue];
+const OVERVIEW: &[View] = &[View::Overview];
 const MARKABLE: &[View] = &[View::Instances, View::Queue];
 const DEQUEUE: &[View] = &[View::Instances, View::Queue];
 const APPLY: &[View] = &[View::Queue];
@@ -261,6 +262,20 @@ pub const BINDINGS: &[Binding] = &[
     bind(
         &[ch('j'), key(KeyCode::Down)],
         Action::Down,
+        Scope::Views(OVERVIEW),
+        "next source",
+        None,
+    ),
+    bind(
+        &[ch('k'), key(KeyCode::Up)],
+        Action::Up,
+        Scope::Views(OVERVIEW),
+        "previous source",
+        None,
+    ),
+    bind(
+        &[ch('j'), key(KeyCode::Down)],
+        Action::Down,
         Scope::Lists,
         "down",
         None,
@@ -332,7 +347,7 @@ pub const BINDINGS: &[Binding] = &[
         &[key(KeyCode::Enter)],
         Action::ShowDetail,
         Scope::Views(ENTER_DETAILS),
-        "everything known about the selected row (j/k scroll, Esc closes)",
+        "everything known about the selected row or source (j/k scroll, Esc closes)",
         Some("detail"),
     ),
     bind(
@@ -542,7 +557,11 @@ mod tests {
             action_for(&enter, View::Images, false, false),
             Some(Action::DrillDown)
         );
-        assert_eq!(action_for(&enter, View::Overview, false, false), None);
+        assert_eq!(
+            action_for(&enter, View::Overview, false, false),
+            Some(Action::ShowDetail),
+            "the selected source's detail"
+        );
         assert_eq!(
             action_for(&enter, View::Images, true, false),
             Some(Action::Submit)
