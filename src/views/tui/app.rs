@@ -428,42 +428,8 @@ impl App {
 
     fn refilter_instances(&mut self) {
         let data = &self.data;
-        let inv = &data.inventory;
-        // Terms on what an instance inherits from its image are decided once per image (5,000)
-        // rather than once per instance (100,000); the rest are decided per instance.
-        let (image_terms, row_terms) = self.instances.query().split(|f| IMAGE_LEVEL.contains(&f));
-        let image_ok: Vec<bool> = (0..inv.images().len() as ImageIdx)
-            .map(|image| image_terms.matches(&ImageSubject { data, image }))
-            .collect();
-        // Free text, likewise: the image's half once per image, the instance's half in one pass
-        // over every instance's search text.
-        let free_text = FreeText {
-            needles: row_terms
-                .free_text_needles()
-                .map(|needle| {
-                    let image_hits = (0..inv.images().len() as ImageIdx)
-                        .map(|image| {
-                            let subject = ImageSubject { data, image };
-                            IMAGE_LEVEL_TEXT.iter().any(|&f| {
-                                subject
-                                    .any_text(f, &mut |t| filter::contains_ignore_case(t, needle))
-                            })
-                        })
-                        .collect();
-                    let instance_hits = data.instance_search_text().instances_containing(needle);
-                    (needle.to_owned(), image_hits, instance_hits)
-                })
-                .collect(),
-        };
-        self.instances.refilter(|i| {
-            image_ok[inv.image_of(i) as usize]
-                && (row_terms.is_empty()
-                    || row_terms.matches(&InstanceSubject {
-                        data,
-                        instance: i,
-                        free_text: &free_text,
-                    }))
-        });
+        let filter = InstanceFilter::new(data, self.instances.query());
+        self.instances.refilter(|i| filter.keep(data, i));
         self.recount_hidden_marks();
     }
 
@@ -1730,6 +1696,66 @@ fn common_prefix(words: &[&str]) -> String {
 }
 
 // ---- what the filter sees of each kind of row ---------------------------------------------
+
+/// A query made ready for many instances: terms on what an instance inherits from its image
+/// are decided once per image (5,000) rather than once per instance (100,000), and free text
+/// likewise, the instance's half in one pass over every instance's search text.
+struct InstanceFilter {
+    image_ok: Vec<bool>,
+    row_terms: filter::Query,
+    free_text: FreeText,
+}
+
+impl InstanceFilter {
+    fn new(data: &Data, query: &filter::Query) -> InstanceFilter {
+        let inv = &data.inventory;
+        let (image_terms, row_terms) = query.split(|f| IMAGE_LEVEL.contains(&f));
+        let image_ok = (0..inv.images().len() as ImageIdx)
+            .map(|image| image_terms.matches(&ImageSubject { data, image }))
+            .collect();
+        let free_text = FreeText {
+            needles: row_terms
+                .free_text_needles()
+                .map(|needle| {
+                    let image_hits = (0..inv.images().len() as ImageIdx)
+                        .map(|image| {
+                            let subject = ImageSubject { data, image };
+                            IMAGE_LEVEL_TEXT.iter().any(|&f| {
+                                subject
+                                    .any_text(f, &mut |t| filter::contains_ignore_case(t, needle))
+                            })
+                        })
+                        .collect();
+                    let instance_hits = data.instance_search_text().instances_containing(needle);
+                    (needle.to_owned(), image_hits, instance_hits)
+                })
+                .collect(),
+        };
+        InstanceFilter {
+            image_ok,
+            row_terms,
+            free_text,
+        }
+    }
+
+    fn keep(&self, data: &Data, i: InstanceIdx) -> bool {
+        self.image_ok[data.inventory.image_of(i) as usize]
+            && (self.row_terms.is_empty()
+                || self.row_terms.matches(&InstanceSubject {
+                    data,
+                    instance: i,
+                    free_text: &self.free_text,
+                }))
+    }
+}
+
+/// The instances `query` (the Instances view's language) selects, for `--report --filter`.
+pub fn select_instances(data: &Data, query: &filter::Query) -> Vec<InstanceIdx> {
+    let filter = InstanceFilter::new(data, query);
+    (0..data.inventory.instances().len() as InstanceIdx)
+        .filter(|&i| filter.keep(data, i))
+        .collect()
+}
 
 struct InstanceSubject<'a> {
     data: &'a Data,
