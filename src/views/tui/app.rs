@@ -359,6 +359,9 @@ impl App {
         } else {
             self.reevaluate(now);
         }
+        // The fleet is complete: its free-text index is built now, while nobody types, rather
+        // than on the first keystroke of a search.
+        self.data.instance_search_text();
     }
 
     /// Evaluates again if the inventory changed; the runtime paces this while pages arrive.

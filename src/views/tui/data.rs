@@ -194,7 +194,7 @@ impl Data {
     fn id_rank(&self) -> &[u32] {
         self.id_rank.get_or_init(|| {
             let instances = self.inventory.instances();
-            dense_ranks(instances.iter().map(|i| i.id.as_str()))
+            dense_text_ranks(instances.iter().map(|i| i.id.as_str()))
         })
     }
 
@@ -206,13 +206,13 @@ impl Data {
         let age_key = |age: Option<i64>| age.map_or(0, |d| (d + 1).clamp(1, (1 << 28) - 1) as u32);
         match column {
             INSTANCE_ID => vec![0; instances.len()],
-            INSTANCE_NAME => dense_ranks(instances.iter().map(|i| i.name.as_str())),
+            INSTANCE_NAME => dense_text_ranks(instances.iter().map(|i| i.name.as_str())),
             INSTANCE_CLOUD => dense_ranks(
                 instances
                     .iter()
                     .map(|i| (i.cloud, i.account.as_str(), i.region.as_str())),
             ),
-            INSTANCE_ACCOUNT => dense_ranks(instances.iter().map(|i| i.account.as_str())),
+            INSTANCE_ACCOUNT => dense_text_ranks(instances.iter().map(|i| i.account.as_str())),
             INSTANCE_REGION => dense_ranks(
                 instances
                     .iter()
@@ -311,6 +311,44 @@ impl SearchText {
     }
 }
 
+/// `dense_ranks` for text, faster: each value's first 16 bytes, read as one big-endian integer,
+/// order it against most others with one integer comparison (names such as `web-prd-0123`
+/// fit whole); only equal prefixes compare the rest. At 1,000,000 names this is the first sort
+/// by a text column.
+fn dense_text_ranks<'a>(values: impl Iterator<Item = &'a str>) -> Vec<u32> {
+    let values: Vec<&str> = values.collect();
+    let prefix = |text: &str| {
+        let mut bytes = [0u8; 16];
+        let head = &text.as_bytes()[..text.len().min(16)];
+        bytes[..head.len()].copy_from_slice(head);
+        u128::from_be_bytes(bytes)
+    };
+    // A shorter text sorts before a longer one it begins: zero padding does that, except
+    // against a NUL byte, which names do not hold; the full comparison settles ties anyway.
+    let mut order: Vec<(u128, u32)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (prefix(v), i as u32))
+        .collect();
+    order.sort_unstable_by(|&(pa, a), &(pb, b)| {
+        pa.cmp(&pb)
+            .then_with(|| values[a as usize].cmp(values[b as usize]))
+    });
+    let mut ranks = vec![0u32; values.len()];
+    let mut rank = 0;
+    for position in 0..order.len() {
+        let (key, row) = order[position];
+        if position > 0 {
+            let (previous_key, previous) = order[position - 1];
+            if previous_key != key || values[previous as usize] != values[row as usize] {
+                rank += 1;
+            }
+        }
+        ranks[row as usize] = rank;
+    }
+    ranks
+}
+
 /// Each value's rank among the distinct values, in value order: equal values share a rank.
 fn dense_ranks<K: Ord + Copy>(values: impl Iterator<Item = K>) -> Vec<u32> {
     let values: Vec<K> = values.collect();
@@ -334,5 +372,39 @@ pub fn short_id(id: &str) -> &str {
         id.trim_end_matches('/').rsplit('/').next().unwrap_or(id)
     } else {
         id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_ranks_agree_with_plain_ranks() {
+        let mut values: Vec<String> = vec![
+            String::new(),
+            "a".into(),
+            "ab".into(),
+            "ab!".into(),
+            "web-prd-0001".into(),
+            "web-prd-0001".into(),
+            "web-prd-00010".into(),
+        ];
+        // Long shared prefixes, as Azure's resource paths have.
+        for n in [3u32, 1, 20, 2, 10, 1] {
+            values.push(format!(
+                "/subscriptions/6f1c2a7e/resourceGroups/rg/virtualMachines/{n}"
+            ));
+        }
+        let mut x = 7u64;
+        for _ in 0..200 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            values.push(format!("{:x}", x >> (x % 50)));
+        }
+        let plain = dense_ranks(values.iter().map(String::as_str));
+        let text = dense_text_ranks(values.iter().map(String::as_str));
+        assert_eq!(plain, text);
     }
 }
