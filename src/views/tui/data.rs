@@ -1,6 +1,7 @@
 //! What the screen shows, derived from the inventory once per change (never per frame): the
 //! evaluation, the age histogram, lineages ranked by lag, and the row accessors views share.
 
+use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::cmp::Ordering;
 
@@ -365,19 +366,51 @@ fn dense_ranks<K: Ord + Copy>(values: impl Iterator<Item = K>) -> Vec<u32> {
     ranks
 }
 
-/// Azure ids are whole resource paths and GCP images self-links; the last segment is what people
-/// recognise in a table (the detail line shows the whole id).
-pub fn short_id(id: &str) -> &str {
-    if id.contains('/') {
-        id.trim_end_matches('/').rsplit('/').next().unwrap_or(id)
-    } else {
-        id
+/// Azure ids are whole resource paths and GCP images self-links; what people recognise in a
+/// table is the last segment (the detail pane shows the whole id), except where the last
+/// segment alone repeats: an Azure gallery image version shows as `gallery/image/version`, a
+/// scale-set member as `scaleset_instance`, as the portal names it.
+pub fn short_id(id: &str) -> Cow<'_, str> {
+    let segments: Vec<&str> = id.trim_end_matches('/').split('/').collect();
+    let after = |name: &str| {
+        segments
+            .iter()
+            .position(|s| s.eq_ignore_ascii_case(name))
+            .and_then(|at| segments.get(at + 1).copied())
+    };
+    if let (Some(gallery), Some(image), Some(version)) =
+        (after("galleries"), after("images"), after("versions"))
+    {
+        return Cow::Owned(format!("{gallery}/{image}/{version}"));
     }
+    if let (Some(scale_set), Some(member)) =
+        (after("virtualMachineScaleSets"), after("virtualMachines"))
+    {
+        return Cow::Owned(format!("{scale_set}_{member}"));
+    }
+    Cow::Borrowed(segments.last().copied().unwrap_or(id))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_ids_tell_rows_apart() {
+        let gallery = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/galleries/acme/images/frontend/versions/1.0.0";
+        assert_eq!(short_id(gallery), "acme/frontend/1.0.0");
+        let member = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/web-prd/virtualMachines/250";
+        assert_eq!(short_id(member), "web-prd_250");
+        let vm =
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/db-1";
+        assert_eq!(short_id(vm), "db-1");
+        assert_eq!(short_id("projects/p/global/images/etl-1-5-0"), "etl-1-5-0");
+        assert_eq!(short_id("i-0abc"), "i-0abc");
+        assert_eq!(
+            short_id("Canonical:offer:sku:22.04.1"),
+            "Canonical:offer:sku:22.04.1"
+        );
+    }
 
     #[test]
     fn text_ranks_agree_with_plain_ranks() {

@@ -555,7 +555,7 @@ fn draw_instances(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
         let image = data.inventory.image_of(i);
         let eval = data.image_eval(image);
         let cells = vec![
-            text(short_id(&instance.id).to_owned()),
+            text(short_id(&instance.id).into_owned()),
             text(instance.name.clone()),
             text(instance.cloud.as_str()),
             text(instance.account.clone()),
@@ -606,7 +606,7 @@ fn draw_images(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
         let golden = eval.golden == Some(i);
         let cells = vec![
             text(entry.image.cloud.as_str()),
-            text(short_id(&entry.image.key).to_owned()),
+            text(short_id(&entry.image.key).into_owned()),
             text(data.image_label(i).to_owned()),
             text(data.lineage_of_image(i).unwrap_or("").to_owned()),
             text(days(eval.age_days)),
@@ -755,7 +755,7 @@ fn draw_queue(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
         let entry = &entries[e];
         let executable = entry.strategy.executable();
         let cells = vec![
-            text(short_id(&entry.instance_id).to_owned()),
+            text(short_id(&entry.instance_id).into_owned()),
             text(entry.name.clone()),
             text(entry.cloud.as_str()),
             text(entry.verdict.as_str()).style(verdict_style(entry.verdict)),
@@ -769,8 +769,8 @@ fn draw_queue(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
                 entry
                     .target_image
                     .as_deref()
-                    .map_or("-", short_id)
-                    .to_owned(),
+                    .map_or(Cow::Borrowed("-"), short_id)
+                    .into_owned(),
             ),
             text(entry.reason.clone()),
         ];
