@@ -460,6 +460,7 @@ fn badges_say_what_kind_of_fleet_is_on_screen() {
         fixed_now: Some(now()),
     };
     insta::assert_snapshot!("badges_demo_now_80x24", render(&mut app, 80, 24));
+    insta::assert_snapshot!("badges_demo_now_160x48", render(&mut app, 160, 48));
     let wide = render(&mut app, 160, 48);
     assert!(
         wide.lines()
