@@ -225,7 +225,7 @@ fn incident_flow_find_by_image_and_ip_mark_filter_away_queue_confirm() {
     tmux.keys(&["Enter"]);
     tmux.wait_for("the alerted instance", |s| {
         s.contains(&format!("Instances (1) /ip:{address}"))
-            && s.contains(&*fleetscope::views::tui::data::short_id(&alerted.id))
+            && s.contains(&format!(" {} ", alerted.region))
     });
     tmux.keys(&["/", "C-u"]);
     tmux.literal(&format!("image:{ami}"));
