@@ -115,6 +115,36 @@ fn bench(c: &mut Criterion) {
                 black_box(app.instances.selected)
             })
         });
+
+        // `R` on the most lagging lineage, then `y` to the "queue N instances?" question: the
+        // entries are made and the queue changed in memory (saving is the saver thread's).
+        // Each iteration starts from an empty queue, emptied outside the timing.
+        app.update(Action::Show(View::Drift));
+        app.update(Action::Top);
+        group.bench_function("queue_lineage_keystrokes_to_frame", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let started = std::time::Instant::now();
+                    app.update(Action::QueueAllOnSelected);
+                    app.update(Action::Input('y'));
+                    terminal.draw(|frame| draw::draw(frame, &mut app)).unwrap();
+                    total += started.elapsed();
+                    black_box(app.queue.entries.len());
+                    app.update(Action::Show(View::Queue));
+                    app.update(Action::MarkAllVisible);
+                    app.update(Action::Dequeue);
+                    app.update(Action::Show(View::Drift));
+                }
+                total
+            })
+        });
+        app.update(Action::QueueAllOnSelected);
+        app.update(Action::Input('y'));
+        println!(
+            "tui_{label}: R on the most lagging lineage queues {} instances",
+            app.queue.entries.len()
+        );
         group.finish();
     }
 }

@@ -68,7 +68,8 @@ pub struct RunArgs {
     pub azure_subscriptions: Vec<String>,
 
     /// Read a saved snapshot (or JSON report) instead of collecting.
-    #[arg(long, global = true, value_name = "FILE")]
+    // The conflict is declared here, not on the global --demo: subcommands have no --snapshot.
+    #[arg(long, value_name = "FILE", conflicts_with = "demo")]
     pub snapshot: Option<PathBuf>,
 
     /// Also save what was collected as a snapshot.
@@ -87,9 +88,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", requires = "report")]
     pub output: Option<PathBuf>,
 
-    /// Exit 1 when any instance's verdict is at or above this one.
-    #[arg(long, value_name = "VERDICT", value_parser = parse_fail_on, requires = "report")]
-    pub fail_on: Option<crate::core::policy::Verdict>,
+    /// Exit 1 when any instance's verdict is at or above this one, or it is exposed or
+    /// long-lived.
+    #[arg(long, value_name = "VERDICT|exposed|long-lived", value_parser = parse_fail_on, requires = "report")]
+    pub fail_on: Option<crate::views::report::FailOn>,
+
+    /// Report only the instances this filter selects (the UI's filter language).
+    #[arg(long, value_name = "QUERY", requires = "report")]
+    pub filter: Option<String>,
 
     /// Markdown: list at most N non-current instances (JSON and CSV always list all).
     #[arg(long, value_name = "N", requires = "report")]
@@ -113,6 +119,10 @@ pub enum Command {
         /// Write here instead of stdout.
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Exit 1 when an instance newly reaches this verdict or worse (added at it, or
+        /// changed to it from a milder one).
+        #[arg(long, value_name = "VERDICT", value_parser = parse_verdict)]
+        fail_on: Option<crate::core::policy::Verdict>,
     },
     /// The replacement queue: list, export for review, apply, clear.
     Queue {
@@ -157,7 +167,13 @@ fn parse_now(text: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|e| format!("{e}; expected RFC 3339 such as 2026-11-01T00:00:00Z"))
 }
 
-fn parse_fail_on(text: &str) -> Result<crate::core::policy::Verdict, String> {
+fn parse_fail_on(text: &str) -> Result<crate::views::report::FailOn, String> {
+    crate::views::report::FailOn::parse(text).ok_or_else(|| {
+        "expected one of flagged, unknown, outdated, stale, exposed, long-lived".to_owned()
+    })
+}
+
+fn parse_verdict(text: &str) -> Result<crate::core::policy::Verdict, String> {
     crate::views::report::verdict_threshold(text)
         .ok_or_else(|| "expected one of flagged, unknown, outdated, stale".to_owned())
 }

@@ -20,13 +20,6 @@ use crate::snapshot;
 use crate::views::{diff, report, tui};
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    // Checked here rather than by clap: `--demo` is global (it picks the queue's fleet too),
-    // and clap cannot declare a conflict between a global flag and a top-level one.
-    if cli.run.demo && cli.run.snapshot.is_some() {
-        return Err(eyre!(
-            "--demo and --snapshot cannot be used together: choose the demo fleet or a saved one"
-        ));
-    }
     match cli.command {
         Some(Command::Config) => {
             let loaded = load_config(&cli.global)?;
@@ -38,7 +31,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             new,
             format,
             output,
-        }) => run_diff(&cli.global, &old, &new, format, output.as_deref()),
+            fail_on,
+        }) => run_diff(&cli.global, &old, &new, format, output.as_deref(), fail_on),
         Some(Command::Queue { action }) => run_queue(&cli.global, &cli.run, action),
         None if cli.run.report => run_report(&cli.global, &cli.run),
         None => run_tui(&cli.global, &cli.run),
@@ -132,22 +126,57 @@ fn run_report(global: &GlobalArgs, run: &RunArgs) -> Result<ExitCode> {
     if let Some(path) = &run.save_snapshot {
         snapshot::save(path, &inventory, now)?;
     }
+    let inventory = match &run.filter {
+        Some(query) => filtered(inventory, query, &loaded, now)?,
+        None => inventory,
+    };
     let eval = policy::evaluate(&inventory, &loaded.config.policy, now);
     let input = report::ReportInput {
         inventory: &inventory,
         eval: &eval,
         policy: &loaded.config.policy,
         limit: run.limit,
+        filter: run.filter.as_deref(),
     };
     write_output(run.output.as_deref(), |out| {
         report::write(run.format, &input, out)
     })?;
-    let failing = run.fail_on.is_some_and(|t| eval.total.at_or_above(t) > 0);
+    let failing = run.fail_on.is_some_and(|f| f.count(&inventory, &eval) > 0);
     Ok(if failing {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The inventory with only the instances `query` selects, and every image and group: verdicts,
+/// golden images and lineages stay what the whole fleet makes them, while counts and lists
+/// cover the selection.
+fn filtered(
+    inventory: Inventory,
+    query: &str,
+    loaded: &LoadedConfig,
+    now: DateTime<Utc>,
+) -> Result<Inventory> {
+    let parsed = tui::filter::Query::parse(query, tui::app::INSTANCE_FIELDS)
+        .map_err(|e| eyre!("--filter: {e}"))?;
+    let data = tui::data::Data::new(inventory, &loaded.config.policy, now);
+    let selected = tui::app::select_instances(&data, &parsed);
+    let whole = &data.inventory;
+    let mut kept = Inventory::new(loaded.lineage_rules()?);
+    for entry in whole.images() {
+        kept.upsert_image(entry.image.clone());
+    }
+    for group in whole.groups().iter().filter_map(|g| g.group.clone()) {
+        kept.upsert_group(group);
+    }
+    for i in selected {
+        kept.upsert_instance(whole.instance(i).clone());
+    }
+    for status in whole.sources() {
+        kept.restore_source(status.clone());
+    }
+    Ok(kept)
 }
 
 /// Pause between a demo page and the next, so the UI shows collection progressing.
@@ -162,10 +191,26 @@ fn run_tui(global: &GlobalArgs, run: &RunArgs) -> Result<ExitCode> {
     let loaded = load_config(global)?;
     let rules = loaded.lineage_rules()?;
     let paths = queue::apply::Paths::for_fleet(&queue::data_dir()?, run.demo);
-    let queue = Queue::load(&paths.queue)?;
+    // A damaged queue file opens the UI with the queue disabled rather than not at all.
+    let (queue, queue_disabled) = match Queue::load(&paths.queue) {
+        Ok(queue) => (queue, None),
+        Err(error) => (
+            Queue::default(),
+            Some(format!(
+                "queue disabled: {error}; `fleetscope{} queue clear --yes` moves it aside",
+                if run.demo { " --demo" } else { "" }
+            )),
+        ),
+    };
+    let mut badges = tui::app::Badges {
+        demo: run.demo,
+        snapshot: None,
+        fixed_now: global.now,
+    };
     let (plan, inventory, fixed_now) = match &run.snapshot {
         Some(path) => {
             let snapshot = snapshot::load(path)?;
+            badges.snapshot = Some(snapshot.taken_at);
             let now = global.now.unwrap_or(snapshot.taken_at);
             (None, snapshot.into_inventory(rules.clone()), Some(now))
         }
@@ -190,6 +235,9 @@ fn run_tui(global: &GlobalArgs, run: &RunArgs) -> Result<ExitCode> {
         save_snapshot: run.save_snapshot.clone(),
         rollout: rollout::Settings::from_config(&loaded.config.rollout),
         read_only: run.read_only,
+        badges,
+        queue_disabled,
+        confirm_queue_over: loaded.config.ui.confirm_queue_over,
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -200,6 +248,7 @@ fn run_diff(
     new: &Path,
     format: diff::DiffFormat,
     output: Option<&Path>,
+    fail_on: Option<policy::Verdict>,
 ) -> Result<ExitCode> {
     let loaded = load_config(global)?;
     let rules = loaded.lineage_rules()?;
@@ -221,7 +270,12 @@ fn run_diff(
         },
     );
     write_output(output, |out| diff::write(&changes, format, out))?;
-    Ok(ExitCode::SUCCESS)
+    let failing = fail_on.is_some_and(|v| changes.newly_at_or_above(v) > 0);
+    Ok(if failing {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// To a file atomically, or to stdout; a closed pipe (`| head`) is not an error.
@@ -236,13 +290,35 @@ fn write_output(
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             match write(&mut out).and_then(|()| out.flush()) {
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                    Err(eyre!("cannot write to stdout: {e}"))
-                }
+                Err(e) if !is_broken_pipe(&e) => Err(eyre!("cannot write to stdout: {e}")),
                 _ => Ok(()),
             }
         }
     }
+}
+
+/// Whether a write failed because the reader went away (`| head`), however deep a writer
+/// (the CSV one, say) wrapped the I/O error.
+fn is_broken_pipe(error: &std::io::Error) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::BrokenPipe {
+                return true;
+            }
+            if let Some(inner) = io.get_ref() {
+                current = Some(inner);
+                continue;
+            }
+        }
+        if let Some(csv) = e.downcast_ref::<::csv::Error>()
+            && let ::csv::ErrorKind::Io(io) = csv.kind()
+        {
+            return io.kind() == std::io::ErrorKind::BrokenPipe;
+        }
+        current = e.source();
+    }
+    false
 }
 
 /// One progress bar per source on stderr, only when a person is watching.
@@ -341,7 +417,22 @@ fn run_queue(global: &GlobalArgs, run: &RunArgs, action: QueueAction) -> Result<
 }
 
 fn clear_queue(path: &Path, yes: bool) -> Result<ExitCode> {
-    let count = Queue::load(path).map(|q| q.entries.len()).unwrap_or(0);
+    let count = match Queue::load(path) {
+        Ok(queue) => queue.entries.len(),
+        // A file that cannot be read must not lock anyone out: it goes aside, kept for a look.
+        Err(error) => {
+            if !yes && !confirm(&format!("{error}. Move it aside and start an empty queue?"))? {
+                eprintln!("Queue left as it was.");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let aside = Queue::move_aside(path)?;
+            eprintln!(
+                "Moved the damaged queue to {}; the queue is empty.",
+                aside.display()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
     if !yes
         && !confirm(&format!(
             "Remove all {count} queued instances from the queue?"

@@ -24,6 +24,7 @@ pub struct Config {
     pub azure: AzureConfig,
     pub gcp: GcpConfig,
     pub rollout: RolloutConfig,
+    pub ui: UiConfig,
 }
 
 impl Default for Config {
@@ -36,6 +37,23 @@ impl Default for Config {
             azure: AzureConfig::default(),
             gcp: GcpConfig::default(),
             rollout: RolloutConfig::default(),
+            ui: UiConfig::default(),
+        }
+    }
+}
+
+/// The interactive view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UiConfig {
+    /// Queueing more instances than this with one key asks first, with the count per verdict.
+    pub confirm_queue_over: usize,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        UiConfig {
+            confirm_queue_over: crate::views::tui::app::DEFAULT_CONFIRM_QUEUE_OVER,
         }
     }
 }

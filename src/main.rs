@@ -1,11 +1,46 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use clap::error::ErrorKind;
+
+/// `--help` and `--version` print as clap writes them; a usage error is one line and a pointer
+/// to `--help`, exit 2, like every other error here.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = error.print();
+        return if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let rendered = error.render().to_string();
+    // clap's first paragraph is "error: <what>" (a list of missing arguments may follow on
+    // its own lines); after it come tips and usage, which --help has.
+    let what: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| l.is_empty())
+        .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+        .collect();
+    let what = what.join(" ");
+    let what = what.strip_prefix("error: ").unwrap_or(&what);
+    eprintln!("fleetscope: {what} (see fleetscope --help)");
+    ExitCode::from(2)
+}
 
 fn main() -> ExitCode {
     // Readable panic reports; errors themselves are printed below as one line.
     let _ = color_eyre::install();
-    let cli = fleetscope::cli::Cli::parse();
+    let cli = match fleetscope::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
     match fleetscope::commands::run(cli) {
         Ok(code) => code,
         Err(error) => {

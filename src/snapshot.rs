@@ -25,13 +25,16 @@ pub struct SnapshotOut<'a> {
     pub instances: Vec<&'a Instance>,
 }
 
+// `expecting` words what serde says it expected: never a type name of ours.
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "a JSON object with schema_version and kind (a fleetscope snapshot)")]
 struct SnapshotHeader {
     schema_version: Option<u32>,
     kind: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "a fleetscope snapshot object")]
 pub struct SnapshotIn {
     pub taken_at: DateTime<Utc>,
     pub sources: Vec<SourceStatus>,
@@ -162,6 +165,12 @@ pub fn parse(bytes: &[u8]) -> Result<SnapshotIn, String> {
         serde_json::error::Category::Syntax => format!("not valid JSON: {e}"),
         _ => format!("not a fleetscope snapshot: {e}"),
     };
+    // serde would read a struct from an array too; a snapshot is an object.
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        Some(b'[') => return Err("not a fleetscope snapshot: a JSON array, not an object".into()),
+        _ => {}
+    }
     let header: SnapshotHeader = serde_json::from_slice(bytes).map_err(describe)?;
     match (header.schema_version, header.kind.as_deref()) {
         (None, _) | (_, None) => {

@@ -519,3 +519,194 @@ fn queue_commands_on_an_empty_queue() {
     let damaged = env.run(&["queue", "list"]);
     assert_one_line_error(&damaged, &env.path("data/queue.json"), "damaged queue file");
 }
+
+#[test]
+fn queue_clear_moves_a_damaged_queue_aside_and_starts_empty() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("data")).unwrap();
+    env.write("data/queue.json", b"garbage");
+    let clear = env.run(&["queue", "clear", "--yes"]);
+    assert!(clear.status.success(), "{}", stderr(&clear));
+    assert!(
+        stderr(&clear).contains("Moved the damaged queue to"),
+        "{}",
+        stderr(&clear)
+    );
+    let aside: Vec<String> = std::fs::read_dir(env.path("data"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("queue.json.damaged-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(
+        std::fs::read(env.path("data").join(&aside[0])).unwrap(),
+        b"garbage",
+        "kept as it was for a look"
+    );
+    let list = env.run(&["queue", "list"]);
+    assert!(list.status.success(), "{}", stderr(&list));
+    assert!(stdout(&list).contains("The queue is empty."));
+}
+
+#[test]
+fn usage_errors_are_one_line_with_a_pointer_to_help() {
+    let env = Env::new();
+    for args in [
+        &["--bogus"][..],
+        &["--format", "json"],
+        &["diff", "only-one.json"],
+        &["--demo", "--report", "--fail-on", "sometimes"],
+    ] {
+        let output = env.run(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let err = stderr(&output);
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("fleetscope: "), "{err}");
+        assert!(err.contains("(see fleetscope --help)"), "{err}");
+        assert!(output.stdout.is_empty());
+    }
+    let help = env.run(&["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(stdout(&help).contains("--filter <QUERY>"));
+}
+
+#[test]
+fn no_error_names_an_internal_type() {
+    let env = Env::new();
+    for (name, bytes) in [
+        ("array.json", &b"[1, 2]"[..]),
+        (
+            "bad-instance.json",
+            br#"{"schema_version": 1, "kind": "snapshot", "taken_at": "2026-11-01T00:00:00Z",
+                "sources": [], "images": [], "instances": [3]}"#,
+        ),
+    ] {
+        let path = env.write(name, bytes);
+        let output = env.run(&["--snapshot", path.to_str().unwrap(), "--report"]);
+        assert_one_line_error(&output, &path, "not a fleetscope snapshot");
+        let err = stderr(&output);
+        for internal in ["Snapshot", "struct", "Instance", "Header"] {
+            assert!(!err.contains(internal), "{internal}: {err}");
+        }
+    }
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
+        .args([
+            "--demo",
+            "--demo-size",
+            "20000",
+            "--report",
+            "--format",
+            "csv",
+            "--now",
+            NOW,
+        ])
+        .env(
+            "FLEETSCOPE_DATA_DIR",
+            std::env::temp_dir().join("fleetscope-pipe-test"),
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 64];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The reader is gone, as `| head` goes.
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(stderr(&output), "", "nothing said about the pipe");
+    assert_eq!(output.status.code(), Some(0));
+}
+
+#[test]
+fn report_filter_and_the_new_fail_on_terms() {
+    let env = Env::new();
+    let exposed = env.run(&[
+        "--demo", "--report", "--now", NOW, "--format", "json", "--filter", "exposed",
+    ]);
+    assert!(exposed.status.success(), "{}", stderr(&exposed));
+    let report: serde_json::Value = serde_json::from_slice(&exposed.stdout).unwrap();
+    assert_eq!(report["filter"], "exposed");
+    let instances = report["instances"].as_array().unwrap();
+    assert!(!instances.is_empty());
+    assert_eq!(report["summary"]["instances"], instances.len());
+    let csv = env.run(&[
+        "--demo", "--report", "--now", NOW, "--format", "csv", "--filter", "exposed",
+    ]);
+    assert_eq!(
+        stdout(&csv).lines().count(),
+        instances.len() + 1,
+        "a header and the rows"
+    );
+
+    let bad = env.run(&["--demo", "--report", "--filter", "verdict:bogus"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("--filter: verdict: \"bogus\" is not one of"));
+
+    for (fail_on, filter, code) in [
+        ("exposed", None, 1),
+        ("exposed", Some("cloud:gcp"), 0),
+        ("long-lived", None, 1),
+        ("long-lived", Some("uptime:<10"), 0),
+    ] {
+        let mut args = vec!["--demo", "--report", "--now", NOW, "--fail-on", fail_on];
+        if let Some(filter) = filter {
+            args.extend(["--filter", filter]);
+        }
+        let output = env.run(&args);
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+}
+
+#[test]
+fn diff_fail_on_is_about_instances_newly_at_the_verdict() {
+    let env = Env::new();
+    let old = env.path("old.json");
+    let new = env.path("new.json");
+    let save = |path: &Path, more: &[&str]| {
+        let mut args = vec!["--demo", "--report", "--now", NOW, "--save-snapshot"];
+        args.push(path.to_str().unwrap());
+        args.extend(more);
+        let output = env.run(&args);
+        assert!(output.status.success(), "{}", stderr(&output));
+    };
+    save(&old, &[]);
+    // A larger demo is the same fleet plus more instances, some of them stale or worse.
+    save(&new, &["--demo-size", "1600"]);
+    let same = env.run(&[
+        "diff",
+        old.to_str().unwrap(),
+        old.to_str().unwrap(),
+        "--fail-on",
+        "stale",
+    ]);
+    assert_eq!(same.status.code(), Some(0), "{}", stderr(&same));
+    let later = env.run(&[
+        "diff",
+        old.to_str().unwrap(),
+        new.to_str().unwrap(),
+        "--fail-on",
+        "stale",
+    ]);
+    assert_eq!(later.status.code(), Some(1), "{}", stderr(&later));
+    let back = env.run(&[
+        "diff",
+        new.to_str().unwrap(),
+        old.to_str().unwrap(),
+        "--fail-on",
+        "flagged",
+    ]);
+    assert_eq!(
+        back.status.code(),
+        Some(0),
+        "going back in time flags nothing new"
+    );
+}

@@ -712,3 +712,32 @@ fn undated_versions_drift_by_version_order_and_say_their_age_is_unknown() {
     assert_eq!(new.verdict, Verdict::Current, "{:?}", new.reasons);
     assert!(new.reasons.iter().any(|r| r.contains("age unknown")));
 }
+
+#[test]
+fn duplicate_instance_ids_are_counted_once_and_reported() {
+    let images = vec![image("ami-1", "web-1", 3)];
+    let instances = vec![
+        instance("i-1", "ami-1"),
+        instance("i-2", "ami-1"),
+        instance("i-1", "ami-1"),
+        instance("i-2", "ami-1"),
+        instance("i-3", "ami-1"),
+    ];
+    let inv = inventory(images, instances, Vec::new());
+    assert_eq!(inv.instances().len(), 3);
+    let source = &inv.sources()[0];
+    assert_eq!(
+        source.instances, 3,
+        "the source counts what the fleet holds"
+    );
+    assert_eq!(
+        source.warnings,
+        ["2 instances were reported again under an id already seen: counted once"]
+    );
+    let clean = inventory(
+        vec![image("ami-1", "web-1", 3)],
+        vec![instance("i-1", "ami-1")],
+        Vec::new(),
+    );
+    assert!(clean.sources()[0].warnings.is_empty());
+}

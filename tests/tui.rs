@@ -289,6 +289,8 @@ fn queueing_marked_instances_persists_and_dequeues() {
     };
     press(&mut app, KeyCode::Char('r'));
     assert!(app.marked.is_empty(), "marks are used up by the queueing");
+    // The runtime hands changes to a saver thread; headless, they are saved here.
+    app.save_now();
     let saved = Queue::load(&path).unwrap();
     let mut saved_ids: Vec<String> = saved
         .entries
@@ -305,6 +307,7 @@ fn queueing_marked_instances_persists_and_dequeues() {
         app.marked.insert(id.clone());
     }
     press(&mut app, KeyCode::Char('r'));
+    app.save_now();
     assert_eq!(Queue::load(&path).unwrap().entries.len(), 3);
     assert!(
         app.status
@@ -317,9 +320,11 @@ fn queueing_marked_instances_persists_and_dequeues() {
     press(&mut app, KeyCode::Char('5'));
     assert_eq!(app.queue_rows.rows.len(), 3);
     press(&mut app, KeyCode::Char('d'));
+    app.save_now();
     assert_eq!(Queue::load(&path).unwrap().entries.len(), 2);
     press(&mut app, KeyCode::Char('a'));
     press(&mut app, KeyCode::Delete);
+    app.save_now();
     assert!(Queue::load(&path).unwrap().entries.is_empty());
 }
 
@@ -546,6 +551,7 @@ fn a_queue_that_cannot_be_saved_stays_in_memory_with_an_error() {
     let mut app = app_with(demo_inventory(100), Some(path));
     app.update(Action::Show(View::Instances));
     app.update(Action::QueueSelected);
+    app.save_now();
     assert_eq!(app.queue.entries.len(), 1);
     let status = app.status.unwrap();
     assert!(
@@ -560,7 +566,8 @@ fn free_text_finds_what_a_field_by_field_search_finds() {
     let mut app = demo_app();
     app.update(Action::Show(View::Instances));
     for needle in [
-        "prd-01", "EU-WEST", "api", "outdated", "1111", "acme", "x-none",
+        "prd-01", "EU-WEST", "api", "outdated", "1111", "acme", "x-none", "ami-0", "10.0.1",
+        "internal",
     ] {
         app.set_filter(format!("{needle} !{needle}z"));
         let lower = needle.to_lowercase();
@@ -583,8 +590,18 @@ fn free_text_finds_what_a_field_by_field_search_finds() {
                     app.data.lineage_of_image(image).unwrap_or(""),
                     app.data.verdict(i).as_str(),
                     instance.cloud.as_str(),
+                    &app.data.inventory.image(image).image.key,
                 ];
-                let has = |n: &str| fields.iter().any(|f| f.to_lowercase().contains(n));
+                let a = &instance.addresses;
+                let addresses = a
+                    .private_ips
+                    .iter()
+                    .chain(&a.public_ips)
+                    .chain(&a.dns_names);
+                let has = |n: &str| {
+                    fields.iter().any(|f| f.to_lowercase().contains(n))
+                        || addresses.clone().any(|f| f.to_lowercase().contains(n))
+                };
                 has(&lower) && !has(&format!("{lower}z"))
             })
             .count();
@@ -717,6 +734,7 @@ fn queue_changes_keep_what_another_process_changed_meanwhile() {
         .map(|&i| app.data.instance(i).id.clone())
         .collect();
     app.update(Action::QueueSelected); // ids[0]
+    app.save_now();
     // Another process queues ids[1] (say, a second UI).
     let other = fleetscope::queue::entry_for(
         &app.data.inventory,
@@ -728,6 +746,7 @@ fn queue_changes_keep_what_another_process_changed_meanwhile() {
     app.update(Action::Down);
     app.update(Action::Down);
     app.update(Action::QueueSelected); // ids[2]
+    app.save_now();
     let on_disk = |path: &std::path::Path| -> Vec<String> {
         let mut ids: Vec<String> = Queue::load(path)
             .unwrap()
@@ -749,5 +768,6 @@ fn queue_changes_keep_what_another_process_changed_meanwhile() {
     // An apply elsewhere replaces ids[0] and takes it off; the UI's next change keeps it off.
     Queue::update(&path, |queue| queue.remove(&[ids[0].as_str()])).unwrap();
     app.update(Action::Dequeue); // ids[2], the selected row
+    app.save_now();
     assert_eq!(on_disk(&path), vec![ids[1].clone()]);
 }

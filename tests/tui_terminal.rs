@@ -109,7 +109,7 @@ fn command_line(dir: &Path) -> String {
 fn filter_mark_queue_quit_and_the_queue_is_still_there() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.toml"), "version = 1\n").unwrap();
-    // The demo keeps its own queue, apart from the configured clouds'.
+    // The demo's queue is its own, apart from the configured clouds'.
     let queue_path = dir.path().join("data/demo/queue.json");
 
     let tmux = Tmux::new("queue");
@@ -163,4 +163,101 @@ fn without_a_terminal_it_says_to_use_report() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("--report"), "{stderr}");
+}
+
+/// An incident, end to end: an advisory names an AMI, an alert an address; find both from the
+/// Instances view, mark the AMI's instances, filter them out of sight, queue them (the hidden
+/// marks are named, the count asks for a y), quit; the queue holds exactly those instances.
+#[test]
+fn incident_flow_find_by_image_and_ip_mark_filter_away_queue_confirm() {
+    use fleetscope::clouds::demo::DemoFleet;
+    use fleetscope::core::inventory::Inventory;
+    use fleetscope::core::lineage::LineageRules;
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "version = 1\n[ui]\nconfirm_queue_over = 5\n",
+    )
+    .unwrap();
+    let queue_path = dir.path().join("data/demo/queue.json");
+    // The demo fleet the binary shows: the same seed, size and --now.
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z")
+        .unwrap()
+        .to_utc();
+    let mut inventory = Inventory::new(LineageRules {
+        tag: Some("lineage".into()),
+        name_rules: Vec::new(),
+    });
+    for event in DemoFleet::new(42, 1_500, now).events() {
+        inventory.apply(event);
+    }
+    let image = (0..inventory.images().len() as u32)
+        .filter(|&i| inventory.image(i).image.key.starts_with("ami-"))
+        .max_by_key(|&i| inventory.image(i).instances.len())
+        .unwrap();
+    let ami = inventory.image(image).image.key.clone();
+    let mut on_ami: Vec<String> = inventory
+        .image(image)
+        .instances
+        .iter()
+        .map(|&i| inventory.instance(i).id.clone())
+        .collect();
+    on_ami.sort();
+    assert!(on_ami.len() > 5);
+    let alerted = inventory.instance(1_000).clone();
+    let address = alerted.addresses.private_ips[0].clone();
+
+    let tmux = Tmux::new("incident");
+    tmux.start(&command_line(dir.path()));
+    tmux.wait_for("collection to finish", |s| {
+        s.contains("Fleet by verdict") && s.contains("gcp:acme-batch") && !s.contains("collecting")
+    });
+    let count = on_ami.len();
+    tmux.keys(&["3", "/"]);
+    tmux.literal(&ami);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the AMI's instances", |s| {
+        s.contains(&format!("Instances ({count}) /{ami}"))
+    });
+    tmux.keys(&["/", "C-u"]);
+    tmux.literal(&format!("ip:{address}"));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the alerted instance", |s| {
+        s.contains(&format!("Instances (1) /ip:{address}"))
+            && s.contains(&format!(" {} ", alerted.region))
+    });
+    tmux.keys(&["/", "C-u"]);
+    tmux.literal(&format!("image:{ami}"));
+    tmux.keys(&["Enter", "a"]);
+    tmux.wait_for("the marks", |s| s.contains(&format!("· {count} marked ")));
+    tmux.keys(&["/", "C-u"]);
+    tmux.literal("cloud:gcp");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the hidden marks", |s| {
+        s.contains(&format!("· {count} marked, {count} hidden"))
+    });
+    tmux.keys(&["r"]);
+    tmux.wait_for("the question", |s| {
+        s.contains(&format!(
+            "queue {count} instances ({count} marked, {count} of them hidden by the filter"
+        )) && s.contains("? y/N")
+    });
+    tmux.keys(&["y"]);
+    tmux.wait_for("the queueing", |s| {
+        s.contains(&format!("queued {count} instances"))
+    });
+    tmux.keys(&["q"]);
+    tmux.wait_for_exit();
+
+    let queue: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&queue_path).expect("the queue was saved")).unwrap();
+    let mut queued: Vec<String> = queue["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["instance_id"].as_str().unwrap().to_owned())
+        .collect();
+    queued.sort();
+    assert_eq!(queued, on_ami);
 }

@@ -12,7 +12,9 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use crate::core::event::{CollectEvent, Page};
-use crate::core::model::{Cloud, Deprecation, Group, GroupKind, Image, Instance, Tags};
+use crate::core::model::{
+    Addresses, Cloud, Deprecation, Group, GroupKind, Image, Instance, Tags,
+};
 use crate::queue::journal::Replacement;
 use crate::queue::rollout::{Executor, Executors, Finish, GroupCapacity, Inspection, Steps};
 use crate::queue::{QueueEntry, Strategy};
@@ -468,7 +470,8 @@ impl DemoFleet {
             }
         };
         let version = &lineage.versions[version];
-        let serial = rng.next();
+        // Once the id's randomness; still drawn so every later draw, and the demo, stay as they were.
+        rng.next();
         let env = if account.source.contains("staging") {
             "stg"
         } else {
@@ -489,9 +492,12 @@ impl DemoFleet {
                 .min(self.now);
         let group = in_group.then(|| group_key(account, region, lineage.spec.name));
         let zone_letter = (b'a' + rng.below(3) as u8) as char;
+        // A bijection of (source, number): every demo instance has its own id at any size.
+        let key = ((source_index as u64) << 40) | n as u64;
+        let unique = mix(mix(key) ^ self.seed);
         let (id, zone, instance_type) = match account.cloud {
             Aws => (
-                format!("i-0{:016x}", serial),
+                format!("i-0{unique:016x}"),
                 format!("{region}{zone_letter}"),
                 ["m6i.large", "c7g.xlarge", "t3.medium", "r6i.2xlarge"][rng.below(4) as usize],
             ),
@@ -502,23 +508,19 @@ impl DemoFleet {
                         account.account,
                         lineage.spec.name,
                         group_name(account, region, lineage.spec.name),
-                        serial % 100_000
+                        n
                     ),
                     None => format!(
                         "/subscriptions/{}/resourceGroups/rg-{}/providers/Microsoft.Compute/virtualMachines/{name}-{:x}",
-                        account.account,
-                        lineage.spec.name,
-                        serial % 0xfff
+                        account.account, lineage.spec.name, n
                     ),
                 },
                 format!("{}", 1 + rng.below(3)),
                 ["Standard_D4s_v5", "Standard_B2ms", "Standard_E8s_v5"][rng.below(3) as usize],
             ),
             Gcp => (
-                format!(
-                    "{}",
-                    serial % 9_000_000_000_000_000_000 + 1_000_000_000_000_000_000
-                ),
+                // 19 digits, as GCP's own ids mostly are.
+                (1_000_000_000_000_000_000 + scramble60(key ^ self.seed)).to_string(),
                 format!("{region}-{zone_letter}"),
                 ["e2-standard-4", "n2-standard-8", "c3-highcpu-4"][rng.below(3) as usize],
             ),
@@ -531,6 +533,13 @@ impl DemoFleet {
         } else {
             Vec::new()
         };
+        let addresses = addresses(
+            source_index,
+            account,
+            n,
+            (&name, region, &zone),
+            lineage.spec.shape == Pet,
+        );
         Instance {
             id,
             cloud: account.cloud,
@@ -551,9 +560,64 @@ impl DemoFleet {
             group,
             tags,
             exposure,
-            addresses: Default::default(),
+            addresses,
         }
     }
+}
+
+/// Addresses as each cloud shapes them. The private address follows from the source and the
+/// instance's number, so no two demo instances share one; hand-launched servers also get a
+/// public address, from the documentation ranges (RFC 5737) so the demo names nobody's host.
+fn addresses(
+    source_index: usize,
+    account: &AccountSpec,
+    n: usize,
+    (name, region, zone): (&str, &str, &str),
+    public: bool,
+) -> Addresses {
+    let private = format!(
+        "10.{}.{}.{}",
+        (source_index * 16 + (n >> 16) % 16) % 256,
+        (n >> 8) & 255,
+        n & 255
+    );
+    let public_ip = public.then(|| {
+        let range = ["192.0.2", "198.51.100", "203.0.113"][n % 3];
+        format!("{range}.{}", 1 + (n / 3) % 254)
+    });
+    let dashed = private.replace('.', "-");
+    let mut dns_names = match account.cloud {
+        Aws if region == "us-east-1" => vec![format!("ip-{dashed}.ec2.internal")],
+        Aws => vec![format!("ip-{dashed}.{region}.compute.internal")],
+        Azure => Vec::new(),
+        Gcp => vec![format!("{name}.{zone}.c.{}.internal", account.account)],
+    };
+    if let Some(ip) = &public_ip {
+        dns_names.push(match account.cloud {
+            Aws => format!("ec2-{}.compute-1.amazonaws.com", ip.replace('.', "-")),
+            Azure => format!("{name}.cloudapp.azure.com"),
+            Gcp => format!(
+                "{}.bc.googleusercontent.com",
+                ip.split('.').rev().collect::<Vec<_>>().join(".")
+            ),
+        });
+    }
+    Addresses {
+        private_ips: vec![private],
+        public_ips: public_ip.into_iter().collect(),
+        dns_names,
+    }
+}
+
+/// A bijection on 60 bits (odd multiplications and xor-shifts, each invertible mod 2^60), so
+/// distinct keys below 2^60 give distinct results.
+fn scramble60(x: u64) -> u64 {
+    const MASK: u64 = (1 << 60) - 1;
+    let mut x = x & MASK;
+    x = x.wrapping_mul(0x9E37_79B9_7F4A_7C15) & MASK;
+    x ^= x >> 29;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9) & MASK;
+    x ^ (x >> 32)
 }
 
 fn hash(text: &str) -> u64 {
@@ -847,6 +911,29 @@ mod tests {
                 size,
                 "size {size}"
             );
+        }
+    }
+
+    #[test]
+    fn every_instance_has_its_own_id_and_address_at_any_size() {
+        for size in [1_500, 100_000] {
+            let fleet = DemoFleet::new(42, size, now());
+            let mut inventory = crate::core::inventory::Inventory::new(Default::default());
+            for event in fleet.events() {
+                inventory.apply(event);
+            }
+            assert_eq!(inventory.instances().len(), size);
+            let counted: u32 = inventory.sources().iter().map(|s| s.instances).sum();
+            assert_eq!(counted as usize, size, "sources add up to the total");
+            assert!(inventory.sources().iter().all(|s| s.warnings.is_empty()));
+            let mut ips: Vec<&str> = inventory
+                .instances()
+                .iter()
+                .map(|i| i.addresses.private_ips[0].as_str())
+                .collect();
+            ips.sort_unstable();
+            ips.dedup();
+            assert_eq!(ips.len(), size);
         }
     }
 

@@ -53,6 +53,9 @@ pub struct Inventory {
     groups: Vec<GroupEntry>,
     group_slots: HashMap<String, GroupIdx>,
     sources: Vec<SourceStatus>,
+    /// Per source, instances whose id had already arrived: merged into one, and reported as a
+    /// warning when the source ends, so nothing vanishes without a word.
+    duplicates: HashMap<String, u32>,
     /// Bumped on every change, so views know when to recompute.
     revision: u64,
 }
@@ -96,9 +99,11 @@ impl Inventory {
                 self.source_mut(&source).warnings.push(message);
             }
             CollectEvent::Finished { source } => {
+                self.report_duplicates(&source);
                 self.source_mut(&source).state = SourceState::Done;
             }
             CollectEvent::Failed { source, error } => {
+                self.report_duplicates(&source);
                 self.source_mut(&source).state = SourceState::Failed { error };
             }
         }
@@ -125,10 +130,22 @@ impl Inventory {
         &mut self.sources[position]
     }
 
+    fn report_duplicates(&mut self, source: &str) {
+        if let Some(count) = self.duplicates.remove(source) {
+            self.source_mut(source).warnings.push(format!(
+                "{count} {} reported again under an id already seen: counted once",
+                if count == 1 {
+                    "instance was"
+                } else {
+                    "instances were"
+                }
+            ));
+        }
+    }
+
     fn apply_page(&mut self, page: Page) {
         let status = self.source_mut(&page.source);
         status.pages += 1;
-        status.instances += page.instances.len() as u32;
         if let Some(cloud) = page
             .instances
             .first()
@@ -143,8 +160,20 @@ impl Inventory {
         for group in page.groups {
             self.upsert_group(group);
         }
+        // Counted once each, so the sources add up to the fleet's total.
+        let mut repeated = 0;
+        let mut added = 0;
         for instance in page.instances {
+            if self.instance_slots.contains_key(&instance.id) {
+                repeated += 1;
+            } else {
+                added += 1;
+            }
             self.upsert_instance(instance);
+        }
+        self.source_mut(&page.source).instances += added;
+        if repeated > 0 {
+            *self.duplicates.entry(page.source).or_insert(0) += repeated;
         }
     }
 

@@ -110,6 +110,7 @@ impl<'de> Deserialize<'de> for Tags {
 
 /// One server. `image` is the cloud's own identity of the image it was launched from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(expecting = "an instance object")]
 pub struct Instance {
     pub id: String,
     pub cloud: Cloud,
@@ -181,6 +182,7 @@ impl Deprecation {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(expecting = "an image object")]
 pub struct Image {
     pub key: String,
     pub cloud: Cloud,
@@ -254,6 +256,7 @@ impl GroupKind {
 /// A group that launches its members from a template, so replacing a member brings back whatever
 /// image the template names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(expecting = "a group object")]
 pub struct Group {
     pub key: String,
     pub cloud: Cloud,

@@ -165,6 +165,29 @@ impl Queue {
         Ok(queue)
     }
 
+    /// Renames a queue file that cannot be read to `queue.json.damaged-<time>`, under the queue
+    /// lock, so the next change starts an empty queue and the old file stays for inspection.
+    /// Returns where it went.
+    pub fn move_aside(path: &Path) -> Result<PathBuf, QueueError> {
+        let lock_path = path.with_extension("lock");
+        let lock = open_lock_file(&lock_path)?;
+        lock.lock()
+            .map_err(|e| QueueError(format!("{}: cannot lock: {e}", lock_path.display())))?;
+        let stamp = Utc::now().format("%Y%m%dT%H%M%SZ");
+        let mut aside = path.as_os_str().to_owned();
+        aside.push(format!(".damaged-{stamp}"));
+        let aside = PathBuf::from(aside);
+        std::fs::rename(path, &aside).map_err(|e| {
+            QueueError(format!(
+                "{}: cannot move it aside to {}: {e}",
+                path.display(),
+                aside.display()
+            ))
+        })?;
+        drop(lock);
+        Ok(aside)
+    }
+
     /// Changes the queue on disk under the queue lock: loaded, changed and saved as one step,
     /// so a change made meanwhile by another process (an apply taking entries off, another UI)
     /// is kept, never undone. Returns the queue as saved.
@@ -186,7 +209,8 @@ impl Queue {
     pub fn save(&self, path: &Path) -> Result<(), QueueError> {
         create_parent(path)?;
         crate::snapshot::write_atomic(path, |w| {
-            serde_json::to_writer_pretty(&mut *w, self).map_err(std::io::Error::other)?;
+            // Compact: a queue of 50,000 entries is read and written whole on every change.
+            serde_json::to_writer(&mut *w, self).map_err(std::io::Error::other)?;
             w.write_all(b"\n")
         })
         .map_err(|e| QueueError(format!("{}: cannot write queue: {e}", path.display())))
@@ -205,8 +229,11 @@ impl Queue {
     /// Adds the instances not queued yet; returns how many were added.
     pub fn add(&mut self, entries: impl IntoIterator<Item = QueueEntry>) -> usize {
         let before = self.entries.len();
+        // A set, not a scan per entry: bulk queueing adds tens of thousands at once.
+        let mut queued: std::collections::HashSet<String> =
+            self.entries.iter().map(|e| e.instance_id.clone()).collect();
         for entry in entries {
-            if !self.contains(&entry.instance_id) {
+            if queued.insert(entry.instance_id.clone()) {
                 self.entries.push(entry);
             }
         }
@@ -216,8 +243,9 @@ impl Queue {
     /// Removes the given instances; returns how many were removed.
     pub fn remove(&mut self, instance_ids: &[&str]) -> usize {
         let before = self.entries.len();
+        let gone: std::collections::HashSet<&str> = instance_ids.iter().copied().collect();
         self.entries
-            .retain(|e| !instance_ids.contains(&e.instance_id.as_str()));
+            .retain(|e| !gone.contains(e.instance_id.as_str()));
         before - self.entries.len()
     }
 }

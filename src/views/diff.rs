@@ -74,6 +74,20 @@ fn reference(side: &Side<'_>, idx: u32) -> InstanceRef {
     }
 }
 
+impl Diff {
+    /// Instances that reached `threshold` or worse since the old snapshot: added at it, or
+    /// changed to it from a milder verdict.
+    pub fn newly_at_or_above(&self, threshold: Verdict) -> usize {
+        let added = self.added.iter().filter(|i| i.verdict >= threshold).count();
+        let worsened = self
+            .verdict_changes
+            .iter()
+            .filter(|c| c.from < threshold && c.to >= threshold)
+            .count();
+        added + worsened
+    }
+}
+
 pub fn diff(old: &Side<'_>, new: &Side<'_>) -> Diff {
     let old_ids = by_id(old);
     let new_ids = by_id(new);

@@ -19,6 +19,9 @@ struct Report<'a> {
     fleetscope_version: &'static str,
     taken_at: DateTime<Utc>,
     policy: &'a PolicyConfig,
+    /// The `--filter` the instances were chosen by; absent for the whole fleet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    filter: Option<&'a str>,
     summary: Summary<'a>,
     sources: Vec<&'a SourceStatus>,
     lineages: Vec<LineageRow<'a>>,
@@ -99,6 +102,7 @@ pub fn write(input: &ReportInput<'_>, out: &mut dyn Write) -> io::Result<()> {
         fleetscope_version: env!("CARGO_PKG_VERSION"),
         taken_at: eval.now,
         policy: input.policy,
+        filter: input.filter,
         summary: Summary {
             instances: inv.instances().len(),
             total: &eval.total,

@@ -32,6 +32,13 @@ pub fn write(input: &ReportInput<'_>, out: &mut dyn Write) -> io::Result<()> {
         inv.sources().len(),
         input.failed_sources(),
     )?;
+    if let Some(filter) = input.filter {
+        writeln!(
+            out,
+            "Filter: `{}`: only the instances it selects are counted and listed.\n",
+            filter.replace('`', "'")
+        )?;
+    }
     writeln!(
         out,
         "Policy: images older than {} days are stale; instances older than {} days are long-lived; flag tags: {}.\n",

@@ -25,6 +25,8 @@ pub struct ReportInput<'a> {
     pub policy: &'a PolicyConfig,
     /// Markdown lists at most this many non-current instances.
     pub limit: Option<usize>,
+    /// The `--filter` that chose the instances, if one did.
+    pub filter: Option<&'a str>,
 }
 
 pub fn write(format: Format, input: &ReportInput<'_>, out: &mut dyn Write) -> std::io::Result<()> {
@@ -161,4 +163,35 @@ fn timestamp(t: DateTime<Utc>) -> String {
 /// Verdicts as the flag `--fail-on` takes them.
 pub fn verdict_threshold(text: &str) -> Option<Verdict> {
     Verdict::parse(text).filter(|v| *v != Verdict::Current)
+}
+
+/// What `--fail-on` fails on: a verdict or worse, or a finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOn {
+    Verdict(Verdict),
+    Exposed,
+    LongLived,
+}
+
+impl FailOn {
+    pub fn parse(text: &str) -> Option<FailOn> {
+        match text.to_ascii_lowercase().as_str() {
+            "exposed" => Some(FailOn::Exposed),
+            "long-lived" => Some(FailOn::LongLived),
+            other => verdict_threshold(other).map(FailOn::Verdict),
+        }
+    }
+
+    /// How many instances meet it.
+    pub fn count(self, inventory: &Inventory, eval: &Evaluation) -> usize {
+        match self {
+            FailOn::Verdict(threshold) => eval.total.at_or_above(threshold) as usize,
+            FailOn::Exposed => inventory
+                .instances()
+                .iter()
+                .filter(|i| !i.exposure.is_empty())
+                .count(),
+            FailOn::LongLived => eval.long_lived.iter().filter(|&&l| l).count(),
+        }
+    }
 }

@@ -76,6 +76,8 @@ pub enum Action {
     ToggleMark,
     MarkAllVisible,
     ClearMarks,
+    /// Bring back the marks the last clearing took.
+    UndoClearMarks,
     /// Queue the marked instances, or the selected one.
     QueueSelected,
     /// Queue every non-current instance on the selected image, lineage or group.
@@ -87,6 +89,8 @@ pub enum Action {
     /// Ask the running apply to start nothing new.
     StopApply,
     DrillDown,
+    /// Open the detail pane of the selected row.
+    ShowDetail,
     Back,
     Refresh,
     CopyId,

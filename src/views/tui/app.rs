@@ -9,12 +9,13 @@ use chrono::{DateTime, Utc};
 use super::action::{Action, Effect, View};
 use super::data::{self, Data};
 use super::filter::{self, Field, Subject};
+use super::save::{self, QueueChange, Saved};
 use super::table::ListState;
 use crate::core::event::CollectEvent;
 use crate::core::inventory::{GroupIdx, ImageIdx, InstanceIdx, Inventory, LineageIdx};
 use crate::core::lineage::LineageRules;
 use crate::core::model::{SourceStatus, Tags};
-use crate::core::policy::PolicyConfig;
+use crate::core::policy::{PolicyConfig, Verdict};
 use crate::queue::rollout::{Phase, Plan, RolloutEvent};
 use crate::queue::{self, Queue, QueueEntry};
 
@@ -86,6 +87,17 @@ pub struct AppInit {
     pub read_only: bool,
 }
 
+/// What kind of fleet is on screen, when it is not a live one judged as of now: shown as badges
+/// so a demo, an old snapshot or a fixed time never passes for the live fleet.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Badges {
+    pub demo: bool,
+    /// A snapshot, and when it was taken.
+    pub snapshot: Option<DateTime<Utc>>,
+    /// `--now`: the time the fleet is judged as of.
+    pub fixed_now: Option<DateTime<Utc>>,
+}
+
 /// Screen regions from the last frame, for mouse clicks and page sizes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Layout {
@@ -119,12 +131,33 @@ pub struct App {
     rollout_wave: Option<(usize, usize)>,
     pub queue: Queue,
     queue_path: Option<PathBuf>,
-    /// A change the file could not take is only here; the next change saves the whole queue.
+    /// The last save failed and none succeeded since: the queue's changes are only here.
     unsaved: bool,
+    /// Changes not handed to the saver yet, and those a failed save gave back.
+    pending_changes: Vec<QueueChange>,
+    failed_changes: Vec<QueueChange>,
+    /// Batches handed to the saver and not answered yet.
+    saves_in_flight: usize,
+    /// The second `q` was pressed: quit even with unsaved changes.
+    quit_confirmed: bool,
+    /// The Overview's selected source, for its whole error.
+    pub selected_source: usize,
+    /// When each source finished or failed, as this UI saw it.
+    source_ended: std::collections::HashMap<String, DateTime<Utc>>,
+    /// Instances waiting for the answer to "queue N instances? y/N", and what they are.
+    pending_queue: Option<(Vec<InstanceIdx>, String)>,
+    /// Queueing more instances than this at once asks first.
+    pub confirm_queue_over: usize,
+    /// The queue file cannot be read: the queue is off, and this says which file and what to do.
+    queue_disabled: Option<String>,
+    /// `q` was pressed with unsaved queue changes: a second `q` quits without them.
+    quit_armed: bool,
     pub(super) queued: HashSet<String>,
     pub view: View,
     pub mode: Mode,
     pub help: Option<u16>,
+    /// The detail pane of the selected row is open, scrolled this far.
+    pub detail: Option<u16>,
     pub images: ListState<ImageIdx>,
     pub instances: ListState<InstanceIdx>,
     pub instance_scope: InstanceScope,
@@ -134,9 +167,14 @@ pub struct App {
     pub marked: HashSet<String>,
     /// Marked queue entries, by instance id.
     pub queue_marked: HashSet<String>,
+    /// Marks the last clearing took, until the next change to marks: one key brings them back.
+    cleared_marks: Option<(HashSet<String>, HashSet<String>)>,
+    /// Marked instances the Instances filter or scope hides, counted when either changes.
+    hidden_marks: usize,
     crumbs: Vec<Crumb>,
     pub status: Option<Status>,
     pub layout: Layout,
+    pub badges: Badges,
 }
 
 pub const INSTANCE_FIELDS: &[Field] = &[
@@ -154,8 +192,12 @@ pub const INSTANCE_FIELDS: &[Field] = &[
     Field::Type,
     Field::Source,
     Field::Tag,
+    Field::Ip,
     Field::Age,
     Field::Uptime,
+    Field::Behind,
+    Field::Exposed,
+    Field::LongLived,
 ];
 /// Instance fields that are the image's: `ImageSubject` answers them as `InstanceSubject` would.
 const IMAGE_LEVEL: &[Field] = &[
@@ -164,6 +206,7 @@ const IMAGE_LEVEL: &[Field] = &[
     Field::Lineage,
     Field::Verdict,
     Field::Age,
+    Field::Behind,
 ];
 pub const IMAGE_FIELDS: &[Field] = &[
     Field::Cloud,
@@ -175,6 +218,7 @@ pub const IMAGE_FIELDS: &[Field] = &[
     Field::Verdict,
     Field::Tag,
     Field::Age,
+    Field::Behind,
 ];
 pub const DRIFT_FIELDS: &[Field] = &[Field::Cloud, Field::Name, Field::Lineage, Field::Group];
 pub const QUEUE_FIELDS: &[Field] = &[
@@ -187,6 +231,9 @@ pub const QUEUE_FIELDS: &[Field] = &[
     Field::Verdict,
     Field::Strategy,
 ];
+
+/// Queueing more instances than this at once asks first, unless the config says otherwise.
+pub const DEFAULT_CONFIRM_QUEUE_OVER: usize = 100;
 
 const COMMANDS: &[&str] = &[
     "overview",
@@ -228,10 +275,21 @@ impl App {
             queue: init.queue,
             queue_path: init.queue_path,
             unsaved: false,
+            pending_changes: Vec::new(),
+            failed_changes: Vec::new(),
+            saves_in_flight: 0,
+            quit_confirmed: false,
+            pending_queue: None,
+            selected_source: 0,
+            source_ended: std::collections::HashMap::new(),
+            confirm_queue_over: DEFAULT_CONFIRM_QUEUE_OVER,
+            queue_disabled: None,
+            quit_armed: false,
             queued,
             view: View::Overview,
             mode: Mode::Normal,
             help: None,
+            detail: None,
             images: ListState::new(data::IMAGE_VERDICT, true),
             instances: ListState::new(data::INSTANCE_VERDICT, true),
             instance_scope: InstanceScope::All,
@@ -239,9 +297,12 @@ impl App {
             queue_rows: ListState::new(0, false),
             marked: HashSet::new(),
             queue_marked: HashSet::new(),
+            cleared_marks: None,
+            hidden_marks: 0,
             crumbs: Vec::new(),
             status: None,
             layout: Layout::default(),
+            badges: Badges::default(),
         };
         app.rebuild_all();
         app
@@ -272,6 +333,10 @@ impl App {
     }
 
     pub fn apply_event(&mut self, event: CollectEvent) {
+        // When each source ended, for its detail: the events carry no time of their own.
+        if let CollectEvent::Finished { source } | CollectEvent::Failed { source, .. } = &event {
+            self.source_ended.insert(source.clone(), Utc::now());
+        }
         match &mut self.pending {
             Some(pending) => pending.apply(event),
             // Pages wait for the next evaluation: rows, verdicts and sort keys index the
@@ -297,6 +362,9 @@ impl App {
         } else {
             self.reevaluate(now);
         }
+        // The fleet is complete: its free-text index is built now, while nobody types, rather
+        // than on the first keystroke of a search.
+        self.data.instance_search_text();
     }
 
     /// Evaluates again if the inventory changed; the runtime paces this while pages arrive.
@@ -320,6 +388,10 @@ impl App {
     // ---- rows -------------------------------------------------------------------------------
 
     fn rebuild_all(&mut self) {
+        // Rows index the fleet as it was: a question about them is void once it changes.
+        if self.pending_queue.take().is_some() {
+            self.say("the fleet changed while asking: nothing was queued; ask again".to_owned());
+        }
         self.resort_images();
         self.resort_instances();
         self.rebuild_drift();
@@ -362,43 +434,56 @@ impl App {
 
     fn refilter_instances(&mut self) {
         let data = &self.data;
-        let inv = &data.inventory;
-        // Terms on what an instance inherits from its image are decided once per image (5,000)
-        // rather than once per instance (100,000); the rest are decided per instance.
-        let (image_terms, row_terms) = self.instances.query().split(|f| IMAGE_LEVEL.contains(&f));
-        let image_ok: Vec<bool> = (0..inv.images().len() as ImageIdx)
-            .map(|image| image_terms.matches(&ImageSubject { data, image }))
-            .collect();
-        // Free text, likewise: the image's half once per image, the instance's half in one pass
-        // over every instance's search text.
-        let free_text = FreeText {
-            needles: row_terms
-                .free_text_needles()
-                .map(|needle| {
-                    let image_hits = (0..inv.images().len() as ImageIdx)
-                        .map(|image| {
-                            let subject = ImageSubject { data, image };
-                            IMAGE_LEVEL_TEXT.iter().any(|&f| {
-                                subject
-                                    .text(f)
-                                    .is_some_and(|t| filter::contains_ignore_case(t, needle))
-                            })
-                        })
-                        .collect();
-                    let instance_hits = data.instance_search_text().instances_containing(needle);
-                    (needle.to_owned(), image_hits, instance_hits)
-                })
-                .collect(),
+        let filter = InstanceFilter::new(data, self.instances.query());
+        self.instances.refilter(|i| filter.keep(data, i));
+        self.recount_hidden_marks();
+    }
+
+    fn recount_hidden_marks(&mut self) {
+        self.hidden_marks = if self.marked.is_empty() {
+            0
+        } else {
+            let inv = &self.data.inventory;
+            let mut visible = vec![false; inv.instances().len()];
+            for &i in &self.instances.rows {
+                visible[i as usize] = true;
+            }
+            self.marked
+                .iter()
+                .filter(|id| inv.instance_by_id(id).is_none_or(|i| !visible[i as usize]))
+                .count()
         };
-        self.instances.refilter(|i| {
-            image_ok[inv.image_of(i) as usize]
-                && (row_terms.is_empty()
-                    || row_terms.matches(&InstanceSubject {
-                        data,
-                        instance: i,
-                        free_text: &free_text,
-                    }))
-        });
+    }
+
+    /// The current view's marked rows, and how many of them its filter hides.
+    pub fn marks(&self) -> Option<(usize, usize)> {
+        match self.view {
+            View::Instances if !self.marked.is_empty() => {
+                Some((self.marked.len(), self.hidden_marks))
+            }
+            View::Queue if !self.queue_marked.is_empty() => {
+                let entries = &self.queue.entries;
+                let visible = self
+                    .queue_rows
+                    .rows
+                    .iter()
+                    .filter(|&&e| self.queue_marked.contains(&entries[e].instance_id))
+                    .count();
+                Some((self.queue_marked.len(), self.queue_marked.len() - visible))
+            }
+            _ => None,
+        }
+    }
+
+    /// What `r` and `d` act on, in words: hidden marks are named, so nothing acts unseen.
+    fn marked_or_selected_label(&self) -> String {
+        match self.marks() {
+            None => "selected".to_owned(),
+            Some((marked, 0)) => format!("{marked} marked"),
+            Some((marked, hidden)) => {
+                format!("{marked} marked, {hidden} of them hidden by the filter")
+            }
+        }
     }
 
     fn rebuild_drift(&mut self) {
@@ -441,9 +526,15 @@ impl App {
 
     fn rebuild_queue_rows(&mut self) {
         let entries = &self.queue.entries;
+        let data = &self.data;
         let query = self.queue_rows.query().clone();
         let mut rows: Vec<usize> = (0..entries.len())
-            .filter(|&e| query.matches(&QueueSubject { entry: &entries[e] }))
+            .filter(|&e| {
+                query.matches(&QueueSubject {
+                    data,
+                    entry: &entries[e],
+                })
+            })
             .collect();
         let column = self.queue_rows.sort;
         rows.sort_by(|&a, &b| {
@@ -470,42 +561,108 @@ impl App {
 
     // ---- the queue --------------------------------------------------------------------------
 
+    /// Turns the queue off, saying why; nothing is queued, taken off or applied until restart.
+    pub fn disable_queue(&mut self, why: String) {
+        self.fail(why.clone());
+        self.queue_disabled = Some(why);
+    }
+
+    pub fn queue_disabled(&self) -> Option<&str> {
+        self.queue_disabled.as_deref()
+    }
+
+    /// Queue changes live only in memory: the last save failed and none succeeded since.
+    pub fn unsaved(&self) -> bool {
+        self.unsaved
+    }
+
     pub fn is_queued(&self, instance_id: &str) -> bool {
         self.queued.contains(instance_id)
     }
 
-    /// Changes the queue on disk (under its lock, so what others changed meanwhile stays), and
-    /// shows the queue as saved. If the file cannot be written the change is kept here, and the
-    /// next change saves this whole queue.
-    fn change_queue<R>(&mut self, change: impl Fn(&mut Queue) -> R) -> R {
-        let result = match &self.queue_path {
-            Some(path) if !self.unsaved => match Queue::update(path, &change) {
-                Ok((queue, result)) => {
-                    self.queue = queue;
-                    result
-                }
-                Err(error) => {
-                    self.unsaved = true;
-                    self.fail(error.to_string());
-                    change(&mut self.queue)
-                }
-            },
-            Some(path) => {
-                let result = change(&mut self.queue);
-                let whole = self.queue.clone();
-                match Queue::update(path, move |queue| *queue = whole) {
-                    Ok(_) => self.unsaved = false,
-                    Err(error) => self.fail(error.to_string()),
-                }
-                result
-            }
-            None => change(&mut self.queue),
-        };
+    /// Changes the queue here at once and keeps the change for the saver (see `save`); returns
+    /// how many entries it added or removed.
+    fn change_queue(&mut self, change: QueueChange) -> usize {
+        let before = self.queue.entries.len();
+        change.apply(&mut self.queue);
+        let changed = self.queue.entries.len().abs_diff(before);
+        if self.queue_path.is_some() && changed > 0 {
+            self.pending_changes.push(change);
+        }
         self.queue_entries_changed();
-        result
+        changed
+    }
+
+    /// The changes to hand to the saver, if any; each call is one batch in flight.
+    pub fn take_queue_changes(&mut self) -> Option<Vec<QueueChange>> {
+        if self.queue_path.is_none()
+            || (self.pending_changes.is_empty() && self.failed_changes.is_empty())
+        {
+            return None;
+        }
+        self.saves_in_flight += 1;
+        let mut changes = std::mem::take(&mut self.failed_changes);
+        changes.append(&mut self.pending_changes);
+        Some(changes)
+    }
+
+    pub fn saves_in_flight(&self) -> usize {
+        self.saves_in_flight
+    }
+
+    /// A save's answer. Once nothing else is on its way, the queue shown is the file's, with
+    /// what other processes changed; a failed save keeps its changes for the next one and shows
+    /// the queue as unsaved until one succeeds.
+    pub fn queue_saved(&mut self, saved: Saved) {
+        self.saves_in_flight = self.saves_in_flight.saturating_sub(saved.batches);
+        match saved.result {
+            Ok(queue) => {
+                self.unsaved = false;
+                if self.saves_in_flight == 0 && self.pending_changes.is_empty() {
+                    self.queue = queue;
+                    self.queue_entries_changed();
+                }
+            }
+            Err(error) => {
+                self.unsaved = true;
+                let mut changes = saved.changes;
+                changes.append(&mut self.failed_changes);
+                self.failed_changes = changes;
+                self.fail(format!(
+                    "{error}: the queue's changes are kept here; the next change tries again"
+                ));
+            }
+        }
+    }
+
+    /// Saves what is pending now, on this thread: before an apply reads the file, at quit, and
+    /// wherever no saver runs.
+    pub fn save_now(&mut self) {
+        let Some(path) = self.queue_path.clone() else {
+            return;
+        };
+        if let Some(changes) = self.take_queue_changes() {
+            self.queue_saved(save::save(&path, 1, changes));
+        }
+    }
+
+    /// Whether quitting may go ahead: not with unsaved changes, unless `q` was pressed twice.
+    pub fn confirm_quit(&mut self) -> bool {
+        if !self.unsaved || self.quit_confirmed {
+            return true;
+        }
+        self.quit_armed = true;
+        self.fail(
+            "the queue has changes the file did not take: q again quits without them, any other key stays"
+                .to_owned(),
+        );
+        false
     }
 
     fn enqueue(&mut self, instances: Vec<InstanceIdx>, what: &str) {
+        if let Some(why) = self.queue_disabled.clone() {
+            return self.fail(why);
+        }
         if self.applying {
             return self.fail("the queue is being applied; change it when that is done".to_owned());
         }
@@ -513,14 +670,49 @@ impl App {
             self.say(format!("nothing to queue: {what}"));
             return;
         }
-        let queued_at = self.data.now();
+        let new = instances
+            .iter()
+            .filter(|&&i| !self.is_queued(&self.data.instance(i).id))
+            .count();
+        if new > self.confirm_queue_over {
+            let mut counts: Vec<String> = Vec::new();
+            for verdict in Verdict::BY_SEVERITY {
+                let n = instances
+                    .iter()
+                    .filter(|&&i| self.data.verdict(i) == verdict)
+                    .count();
+                if n > 0 {
+                    counts.push(format!("{n} {verdict}"));
+                }
+            }
+            self.say(format!(
+                "queue {new} instances ({what}: {})? y/N",
+                counts.join(", ")
+            ));
+            self.pending_queue = Some((instances, what.to_owned()));
+            return;
+        }
+        self.enqueue_now(instances, what);
+    }
+
+    /// The answer to "queue N instances? y/N": only `y` queues them.
+    fn answer_queue(&mut self, (instances, what): (Vec<InstanceIdx>, String), action: Action) {
+        match action {
+            Action::Input('y' | 'Y') => self.enqueue_now(instances, &what),
+            _ => self.say("nothing was queued".to_owned()),
+        }
+    }
+
+    fn enqueue_now(&mut self, instances: Vec<InstanceIdx>, what: &str) {
+        // When the key was pressed, not when the fleet was judged.
+        let queued_at = Utc::now();
         let entries: Vec<QueueEntry> = instances
             .iter()
             .filter(|&&i| !self.is_queued(&self.data.instance(i).id))
             .map(|&i| queue::entry_for(&self.data.inventory, &self.data.eval, i, queued_at))
             .collect();
         let not_executable = entries.iter().filter(|e| !e.strategy.executable()).count();
-        let added = self.change_queue(|queue| queue.add(entries.clone()));
+        let added = self.change_queue(QueueChange::Add(entries));
         let already = instances.len() - added;
         let mut text = format!("queued {added} {} ({what})", plural(added, "instance"));
         if already > 0 {
@@ -536,12 +728,14 @@ impl App {
         }
     }
 
-    fn dequeue(&mut self, ids: Vec<String>) {
+    fn dequeue(&mut self, ids: Vec<String>, what: &str) {
+        if let Some(why) = self.queue_disabled.clone() {
+            return self.fail(why);
+        }
         if self.applying {
             return self.fail("the queue is being applied; change it when that is done".to_owned());
         }
-        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let removed = self.change_queue(|queue| queue.remove(&ids));
+        let removed = self.change_queue(QueueChange::Remove(ids));
         if matches!(&self.status, Some(s) if s.error) {
             return;
         }
@@ -550,7 +744,7 @@ impl App {
             return;
         }
         self.say(format!(
-            "took {removed} {} off the queue",
+            "took {removed} {} off the queue ({what})",
             plural(removed, "instance")
         ));
     }
@@ -564,7 +758,9 @@ impl App {
             .applicable()
             .map(|e| e.instance_id.clone())
             .collect();
-        if self.read_only {
+        if let Some(why) = self.queue_disabled.clone() {
+            self.fail(why);
+        } else if self.read_only {
             self.fail("--read-only: applying the queue is refused".to_owned());
         } else if self.applying {
             self.say("an apply is already running".to_owned());
@@ -605,6 +801,15 @@ impl App {
             typed: String::new(),
             plan: Box::new(plan),
         };
+    }
+
+    /// When a source finished or failed, if this UI saw it happen (not for a snapshot).
+    pub fn source_ended(&self, source: &str) -> Option<DateTime<Utc>> {
+        self.source_ended.get(source).copied()
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.read_only
     }
 
     pub fn applying(&self) -> bool {
@@ -680,8 +885,9 @@ impl App {
 
     // ---- update -----------------------------------------------------------------------------
 
+    /// Whether keys are text: a filter, a command, a confirmation or a y/N answer.
     pub fn typing(&self) -> bool {
-        !matches!(self.mode, Mode::Normal)
+        !matches!(self.mode, Mode::Normal) || self.pending_queue.is_some()
     }
 
     fn say(&mut self, text: String) {
@@ -694,8 +900,23 @@ impl App {
 
     /// Applies one action; returns what the runtime must do, if anything.
     pub fn update(&mut self, action: Action) -> Option<Effect> {
+        // Ctrl-C quits whatever is open or unsaved.
+        if action == Action::ForceQuit {
+            self.quit_confirmed = true;
+        }
+        if let Some(pending) = self.pending_queue.take() {
+            if action == Action::ForceQuit {
+                return Some(Effect::Quit);
+            }
+            self.status = None;
+            self.answer_queue(pending, action);
+            return None;
+        }
         if self.help.is_some() {
             return self.update_help(action);
+        }
+        if self.detail.is_some() {
+            return self.update_detail(action);
         }
         if self.typing() {
             return self.update_input(action);
@@ -703,12 +924,20 @@ impl App {
         if !matches!(action, Action::ScrollUp | Action::ScrollDown) {
             self.status = None;
         }
+        let quit_armed = std::mem::take(&mut self.quit_armed);
         match action {
+            Action::Quit if self.unsaved && !quit_armed => {
+                self.confirm_quit();
+            }
             Action::Quit if self.applying => self.fail(
                 "an apply is running: wait for it to finish (Ctrl-C quits anyway, stopping it mid-step)"
                     .to_owned(),
             ),
-            Action::Quit | Action::ForceQuit => return Some(Effect::Quit),
+            Action::Quit => {
+                self.quit_confirmed = quit_armed;
+                return Some(Effect::Quit);
+            }
+            Action::ForceQuit => return Some(Effect::Quit),
             Action::Show(view) => self.view = view,
             Action::NextView => self.view = self.view.next(),
             Action::PreviousView => self.view = self.view.previous(),
@@ -735,17 +964,19 @@ impl App {
             Action::ToggleMark => self.toggle_mark(),
             Action::MarkAllVisible => self.mark_all_visible(),
             Action::ClearMarks => self.clear_marks(),
+            Action::UndoClearMarks => self.undo_clear_marks(),
             Action::QueueSelected => {
                 let targets = self.marked_or_selected_instances();
-                self.enqueue(targets, "marked or selected");
-                self.marked.clear();
+                let what = self.marked_or_selected_label();
+                self.enqueue(targets, &what);
+                self.forget_marks();
             }
             Action::QueueAllOnSelected => self.queue_all_on_selected(),
             Action::Dequeue => {
                 let ids = self.dequeue_targets();
-                self.dequeue(ids);
-                self.marked.clear();
-                self.queue_marked.clear();
+                let what = self.marked_or_selected_label();
+                self.dequeue(ids, &what);
+                self.forget_marks();
             }
             Action::Apply => return self.ask_to_apply(),
             Action::StopApply if self.applying && !self.stopping => {
@@ -755,6 +986,11 @@ impl App {
             }
             Action::StopApply => self.say("no apply is running".to_owned()),
             Action::DrillDown => self.drill_down(),
+            Action::ShowDetail => {
+                if super::detail::content(self).is_some() {
+                    self.detail = Some(0);
+                }
+            }
             Action::Back => self.back(),
             Action::Refresh => {
                 if !self.live {
@@ -784,6 +1020,32 @@ impl App {
         None
     }
 
+    /// Whether an overlay (help, detail pane) takes the keys.
+    pub fn modal(&self) -> bool {
+        self.help.is_some() || self.detail.is_some()
+    }
+
+    pub fn policy(&self) -> &PolicyConfig {
+        &self.policy
+    }
+
+    fn update_detail(&mut self, action: Action) -> Option<Effect> {
+        match action {
+            Action::Quit | Action::ForceQuit => return Some(Effect::Quit),
+            Action::Down | Action::ScrollDown => {
+                self.detail = self.detail.map(|s| s.saturating_add(1));
+            }
+            Action::Up | Action::ScrollUp => {
+                self.detail = self.detail.map(|s| s.saturating_sub(1));
+            }
+            Action::ToggleHelp | Action::Back | Action::Cancel | Action::ShowDetail => {
+                self.detail = None;
+            }
+            _ => {}
+        }
+        None
+    }
+
     fn update_help(&mut self, action: Action) -> Option<Effect> {
         match action {
             Action::Quit | Action::ForceQuit => return Some(Effect::Quit),
@@ -808,11 +1070,10 @@ impl App {
             }),
             (Mode::Filter { .. }, Action::ClearInput) => self.edit_filter(String::clear),
             (Mode::Filter { .. }, Action::Complete) => self.complete_filter_field(),
-            (Mode::Filter { .. }, Action::Submit) => {
+            (Mode::Filter { previous }, Action::Submit) => {
+                let previous = std::mem::take(previous);
                 self.mode = Mode::Normal;
-                if let Some(error) = self.filter_error() {
-                    self.fail(format!("filter: {error}"));
-                }
+                self.keep_previous_on_error(previous);
             }
             (Mode::Filter { previous }, Action::Cancel) => {
                 let previous = std::mem::take(previous);
@@ -879,7 +1140,10 @@ impl App {
 
     fn move_selection(&mut self, delta: isize) {
         match self.view {
-            View::Overview => {}
+            View::Overview => {
+                let last = self.sources().len().saturating_sub(1);
+                self.selected_source = self.selected_source.saturating_add_signed(delta).min(last);
+            }
             View::Images => self.images.move_by(delta),
             View::Instances => self.instances.move_by(delta),
             View::Drift => self.drift.move_by(delta),
@@ -1006,6 +1270,29 @@ impl App {
         }
     }
 
+    /// A committed filter that does not parse gives way to the one committed before it, and
+    /// the status says why: what is applied is always what the title shows.
+    fn keep_previous_on_error(&mut self, previous: String) {
+        let Some(error) = self.filter_error().map(str::to_owned) else {
+            return;
+        };
+        self.set_filter(previous);
+        let kept = match self.filter_input() {
+            Some(text) if !text.is_empty() => format!("kept /{text}"),
+            _ => "no filter applied".to_owned(),
+        };
+        self.fail(format!("filter: {error}; {kept}"));
+    }
+
+    /// The example `?` shows for a field in a view: the field's own, unless that view's rows
+    /// would not match it.
+    pub fn filter_example(view: View, field: Field) -> &'static str {
+        match (view, field) {
+            (View::Images, Field::Tag) => "tag:build",
+            _ => field.example(),
+        }
+    }
+
     pub fn fields_of(view: View) -> &'static [Field] {
         match view {
             View::Overview => &[],
@@ -1118,11 +1405,9 @@ impl App {
             "unmark" => self.update(Action::ClearMarks),
             "filter" => {
                 let rest: Vec<&str> = words.collect();
+                let previous = self.filter_input().unwrap_or_default().to_owned();
                 self.set_filter(rest.join(" "));
-                if let Some(error) = self.filter_error() {
-                    let error = format!("filter: {error}");
-                    self.fail(error);
-                }
+                self.keep_previous_on_error(previous);
                 None
             }
             "sort" => {
@@ -1150,6 +1435,8 @@ impl App {
                         self.marked.insert(id);
                     }
                     self.instances.move_by(1);
+                    self.cleared_marks = None;
+                    self.recount_hidden_marks();
                 }
             }
             View::Queue => {
@@ -1159,6 +1446,7 @@ impl App {
                         self.queue_marked.insert(id);
                     }
                     self.queue_rows.move_by(1);
+                    self.cleared_marks = None;
                 }
             }
             _ => {}
@@ -1194,6 +1482,8 @@ impl App {
             marks.extend(ids.iter().map(|id| (*id).to_owned()));
         }
         let count = ids.len();
+        self.cleared_marks = None;
+        self.recount_hidden_marks();
         self.say(format!(
             "{} {count} {}",
             if all_marked { "unmarked" } else { "marked" },
@@ -1201,9 +1491,43 @@ impl App {
         ));
     }
 
+    /// Clears every mark, says so, and keeps them for `U` until the next change to marks.
     fn clear_marks(&mut self) {
+        let count = self.marked.len() + self.queue_marked.len();
+        if count == 0 {
+            return;
+        }
+        let marked = std::mem::take(&mut self.marked);
+        let queue_marked = std::mem::take(&mut self.queue_marked);
+        self.cleared_marks = Some((marked, queue_marked));
+        self.recount_hidden_marks();
+        self.say(format!(
+            "cleared {count} {}; U brings {} back",
+            plural(count, "mark"),
+            if count == 1 { "it" } else { "them" }
+        ));
+    }
+
+    fn undo_clear_marks(&mut self) {
+        match self.cleared_marks.take() {
+            Some((marked, queue_marked)) => {
+                let count = marked.len() + queue_marked.len();
+                self.marked.extend(marked);
+                self.queue_marked.extend(queue_marked);
+                self.queue_marked.retain(|id| self.queued.contains(id));
+                self.recount_hidden_marks();
+                self.say(format!("{count} {} back", plural(count, "mark")));
+            }
+            None => self.say("no cleared marks to bring back".to_owned()),
+        }
+    }
+
+    /// Marks that were acted on are spent: they go without an undo.
+    fn forget_marks(&mut self) {
         self.marked.clear();
         self.queue_marked.clear();
+        self.cleared_marks = None;
+        self.hidden_marks = 0;
     }
 
     fn marked_or_selected_instances(&self) -> Vec<InstanceIdx> {
@@ -1422,6 +1746,66 @@ fn common_prefix(words: &[&str]) -> String {
 
 // ---- what the filter sees of each kind of row ---------------------------------------------
 
+/// A query made ready for many instances: terms on what an instance inherits from its image
+/// are decided once per image (5,000) rather than once per instance (100,000), and free text
+/// likewise, the instance's half in one pass over every instance's search text.
+struct InstanceFilter {
+    image_ok: Vec<bool>,
+    row_terms: filter::Query,
+    free_text: FreeText,
+}
+
+impl InstanceFilter {
+    fn new(data: &Data, query: &filter::Query) -> InstanceFilter {
+        let inv = &data.inventory;
+        let (image_terms, row_terms) = query.split(|f| IMAGE_LEVEL.contains(&f));
+        let image_ok = (0..inv.images().len() as ImageIdx)
+            .map(|image| image_terms.matches(&ImageSubject { data, image }))
+            .collect();
+        let free_text = FreeText {
+            needles: row_terms
+                .free_text_needles()
+                .map(|needle| {
+                    let image_hits = (0..inv.images().len() as ImageIdx)
+                        .map(|image| {
+                            let subject = ImageSubject { data, image };
+                            IMAGE_LEVEL_TEXT.iter().any(|&f| {
+                                subject
+                                    .any_text(f, &mut |t| filter::contains_ignore_case(t, needle))
+                            })
+                        })
+                        .collect();
+                    let instance_hits = data.instance_search_text().instances_containing(needle);
+                    (needle.to_owned(), image_hits, instance_hits)
+                })
+                .collect(),
+        };
+        InstanceFilter {
+            image_ok,
+            row_terms,
+            free_text,
+        }
+    }
+
+    fn keep(&self, data: &Data, i: InstanceIdx) -> bool {
+        self.image_ok[data.inventory.image_of(i) as usize]
+            && (self.row_terms.is_empty()
+                || self.row_terms.matches(&InstanceSubject {
+                    data,
+                    instance: i,
+                    free_text: &self.free_text,
+                }))
+    }
+}
+
+/// The instances `query` (the Instances view's language) selects, for `--report --filter`.
+pub fn select_instances(data: &Data, query: &filter::Query) -> Vec<InstanceIdx> {
+    let filter = InstanceFilter::new(data, query);
+    (0..data.inventory.instances().len() as InstanceIdx)
+        .filter(|&i| filter.keep(data, i))
+        .collect()
+}
+
 struct InstanceSubject<'a> {
     data: &'a Data,
     instance: InstanceIdx,
@@ -1449,6 +1833,7 @@ impl Subject for InstanceSubject<'_> {
             Field::Lineage,
             Field::Verdict,
             Field::Cloud,
+            Field::Ip,
         ]
     }
 
@@ -1473,7 +1858,31 @@ impl Subject for InstanceSubject<'_> {
             Field::State => Some(&instance.state),
             Field::Type => Some(&instance.instance_type),
             Field::Source => Some(&instance.source),
-            Field::Strategy | Field::Tag | Field::Age | Field::Uptime => None,
+            _ => None,
+        }
+    }
+
+    fn any_text(&self, field: Field, check: &mut dyn FnMut(&str) -> bool) -> bool {
+        match field {
+            Field::Image => image_texts(
+                self.data,
+                self.data.inventory.image_of(self.instance),
+                check,
+            ),
+            Field::Lineage => lineage_texts(
+                self.data,
+                self.data.inventory.image_of(self.instance),
+                check,
+            ),
+            Field::Ip => {
+                let a = &self.data.instance(self.instance).addresses;
+                a.private_ips
+                    .iter()
+                    .chain(&a.public_ips)
+                    .chain(&a.dns_names)
+                    .any(|t| check(t))
+            }
+            _ => self.text(field).is_some_and(check),
         }
     }
 
@@ -1481,6 +1890,15 @@ impl Subject for InstanceSubject<'_> {
         match field {
             Field::Age => self.data.instance_eval(self.instance).age_days,
             Field::Uptime => Some(self.data.uptime_days(self.instance)),
+            Field::Behind => Some(i64::from(self.data.instance_eval(self.instance).behind_by)),
+            _ => None,
+        }
+    }
+
+    fn flag(&self, field: Field) -> Option<bool> {
+        match field {
+            Field::Exposed => Some(!self.data.instance(self.instance).exposure.is_empty()),
+            Field::LongLived => Some(self.data.eval.long_lived[self.instance as usize]),
             _ => None,
         }
     }
@@ -1498,6 +1916,20 @@ impl Subject for InstanceSubject<'_> {
         let image = self.data.inventory.image_of(self.instance);
         Some(image_hits[image as usize] || instance_hits[self.instance as usize])
     }
+}
+
+/// An image answers by its name and by its key: an advisory names the AMI id, a person the name.
+fn image_texts(data: &Data, image: ImageIdx, check: &mut dyn FnMut(&str) -> bool) -> bool {
+    let entry = &data.inventory.image(image).image;
+    check(data.image_label(image)) || (!entry.name.is_empty() && check(&entry.key))
+}
+
+/// A lineage answers by its whole name and by the name without its owner (`web` for
+/// `999900001111/web`), so `lineage:web*` matches what the screen shows.
+fn lineage_texts(data: &Data, image: ImageIdx, check: &mut dyn FnMut(&str) -> bool) -> bool {
+    data.lineage_of_image(image).is_some_and(|name| {
+        check(name) || name.split_once('/').is_some_and(|(_, short)| check(short))
+    })
 }
 
 struct ImageSubject<'a> {
@@ -1530,10 +1962,21 @@ impl Subject for ImageSubject<'_> {
         }
     }
 
+    fn any_text(&self, field: Field, check: &mut dyn FnMut(&str) -> bool) -> bool {
+        match field {
+            Field::Image => image_texts(self.data, self.image, check),
+            Field::Lineage => lineage_texts(self.data, self.image, check),
+            _ => self.text(field).is_some_and(check),
+        }
+    }
+
     fn number(&self, field: Field) -> Option<i64> {
-        (field == Field::Age)
-            .then(|| self.data.image_eval(self.image).age_days)
-            .flatten()
+        let eval = self.data.image_eval(self.image);
+        match field {
+            Field::Age => eval.age_days,
+            Field::Behind => Some(i64::from(eval.behind_by)),
+            _ => None,
+        }
     }
 
     fn tags(&self) -> Option<&Tags> {
@@ -1569,9 +2012,20 @@ impl Subject for DriftSubject<'_> {
             _ => None,
         }
     }
+
+    fn any_text(&self, field: Field, check: &mut dyn FnMut(&str) -> bool) -> bool {
+        match (self.row, field) {
+            (DriftRow::Lineage(l), Field::Name | Field::Lineage) => {
+                let name = &self.data.inventory.lineage(l).name;
+                check(name) || name.split_once('/').is_some_and(|(_, short)| check(short))
+            }
+            _ => self.text(field).is_some_and(check),
+        }
+    }
 }
 
 struct QueueSubject<'a> {
+    data: &'a Data,
     entry: &'a QueueEntry,
 }
 
@@ -1598,6 +2052,21 @@ impl Subject for QueueSubject<'_> {
             Field::Verdict => Some(e.verdict.as_str()),
             Field::Strategy => Some(e.strategy.label()),
             _ => None,
+        }
+    }
+
+    fn any_text(&self, field: Field, check: &mut dyn FnMut(&str) -> bool) -> bool {
+        match field {
+            // The entry keeps the key; the name comes from the inventory when it knows it.
+            Field::Image => {
+                check(&self.entry.image)
+                    || self
+                        .data
+                        .inventory
+                        .image_by_key(&self.entry.image)
+                        .is_some_and(|i| check(self.data.image_label(i)))
+            }
+            _ => self.text(field).is_some_and(check),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! What the screen shows, derived from the inventory once per change (never per frame): the
 //! evaluation, the age histogram, lineages ranked by lag, and the row accessors views share.
 
+use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::cmp::Ordering;
 
@@ -137,8 +138,9 @@ impl Data {
             .collect()
     }
 
-    /// Every instance's own searchable text (id, name, account, region, group), lowercased, in
-    /// one string: a free-text filter is then one pass over contiguous memory. Built on first use.
+    /// Every instance's own searchable text (id, name, account, region, group, addresses),
+    /// lowercased, in one string: a free-text filter is then one pass over contiguous memory.
+    /// Built on first use.
     pub fn instance_search_text(&self) -> &SearchText {
         self.search_text.get_or_init(|| {
             let inv = &self.inventory;
@@ -148,13 +150,21 @@ impl Data {
                 let group = inv
                     .group_of(i as InstanceIdx)
                     .map_or("", |g| self.group_label(g));
-                for field in [
+                let addresses = &instance.addresses;
+                let own = [
                     instance.id.as_str(),
                     &instance.name,
                     &instance.account,
                     &instance.region,
                     group,
-                ] {
+                ];
+                let reachable = addresses
+                    .private_ips
+                    .iter()
+                    .chain(&addresses.public_ips)
+                    .chain(&addresses.dns_names)
+                    .map(String::as_str);
+                for field in own.into_iter().chain(reachable) {
                     joined.push_str(&field.to_lowercase());
                     // A separator no one types, so a match never spans two fields or instances.
                     joined.push('\u{1}');
@@ -185,7 +195,7 @@ impl Data {
     fn id_rank(&self) -> &[u32] {
         self.id_rank.get_or_init(|| {
             let instances = self.inventory.instances();
-            dense_ranks(instances.iter().map(|i| i.id.as_str()))
+            dense_text_ranks(instances.iter().map(|i| i.id.as_str()))
         })
     }
 
@@ -197,13 +207,13 @@ impl Data {
         let age_key = |age: Option<i64>| age.map_or(0, |d| (d + 1).clamp(1, (1 << 28) - 1) as u32);
         match column {
             INSTANCE_ID => vec![0; instances.len()],
-            INSTANCE_NAME => dense_ranks(instances.iter().map(|i| i.name.as_str())),
+            INSTANCE_NAME => dense_text_ranks(instances.iter().map(|i| i.name.as_str())),
             INSTANCE_CLOUD => dense_ranks(
                 instances
                     .iter()
                     .map(|i| (i.cloud, i.account.as_str(), i.region.as_str())),
             ),
-            INSTANCE_ACCOUNT => dense_ranks(instances.iter().map(|i| i.account.as_str())),
+            INSTANCE_ACCOUNT => dense_text_ranks(instances.iter().map(|i| i.account.as_str())),
             INSTANCE_REGION => dense_ranks(
                 instances
                     .iter()
@@ -302,6 +312,44 @@ impl SearchText {
     }
 }
 
+/// `dense_ranks` for text, faster: each value's first 16 bytes, read as one big-endian integer,
+/// order it against most others with one integer comparison (names such as `web-prd-0123`
+/// fit whole); only equal prefixes compare the rest. At 1,000,000 names this is the first sort
+/// by a text column.
+fn dense_text_ranks<'a>(values: impl Iterator<Item = &'a str>) -> Vec<u32> {
+    let values: Vec<&str> = values.collect();
+    let prefix = |text: &str| {
+        let mut bytes = [0u8; 16];
+        let head = &text.as_bytes()[..text.len().min(16)];
+        bytes[..head.len()].copy_from_slice(head);
+        u128::from_be_bytes(bytes)
+    };
+    // A shorter text sorts before a longer one it begins: zero padding does that, except
+    // against a NUL byte, which names do not hold; the full comparison settles ties anyway.
+    let mut order: Vec<(u128, u32)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (prefix(v), i as u32))
+        .collect();
+    order.sort_unstable_by(|&(pa, a), &(pb, b)| {
+        pa.cmp(&pb)
+            .then_with(|| values[a as usize].cmp(values[b as usize]))
+    });
+    let mut ranks = vec![0u32; values.len()];
+    let mut rank = 0;
+    for position in 0..order.len() {
+        let (key, row) = order[position];
+        if position > 0 {
+            let (previous_key, previous) = order[position - 1];
+            if previous_key != key || values[previous as usize] != values[row as usize] {
+                rank += 1;
+            }
+        }
+        ranks[row as usize] = rank;
+    }
+    ranks
+}
+
 /// Each value's rank among the distinct values, in value order: equal values share a rank.
 fn dense_ranks<K: Ord + Copy>(values: impl Iterator<Item = K>) -> Vec<u32> {
     let values: Vec<K> = values.collect();
@@ -318,12 +366,78 @@ fn dense_ranks<K: Ord + Copy>(values: impl Iterator<Item = K>) -> Vec<u32> {
     ranks
 }
 
-/// Azure ids are whole resource paths and GCP images self-links; the last segment is what people
-/// recognise in a table (the detail line shows the whole id).
-pub fn short_id(id: &str) -> &str {
-    if id.contains('/') {
-        id.trim_end_matches('/').rsplit('/').next().unwrap_or(id)
-    } else {
-        id
+/// Azure ids are whole resource paths and GCP images self-links; what people recognise in a
+/// table is the last segment (the detail pane shows the whole id), except where the last
+/// segment alone repeats: an Azure gallery image version shows as `gallery/image/version`, a
+/// scale-set member as `scaleset_instance`, as the portal names it.
+pub fn short_id(id: &str) -> Cow<'_, str> {
+    let segments: Vec<&str> = id.trim_end_matches('/').split('/').collect();
+    let after = |name: &str| {
+        segments
+            .iter()
+            .position(|s| s.eq_ignore_ascii_case(name))
+            .and_then(|at| segments.get(at + 1).copied())
+    };
+    if let (Some(gallery), Some(image), Some(version)) =
+        (after("galleries"), after("images"), after("versions"))
+    {
+        return Cow::Owned(format!("{gallery}/{image}/{version}"));
+    }
+    if let (Some(scale_set), Some(member)) =
+        (after("virtualMachineScaleSets"), after("virtualMachines"))
+    {
+        return Cow::Owned(format!("{scale_set}_{member}"));
+    }
+    Cow::Borrowed(segments.last().copied().unwrap_or(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_ids_tell_rows_apart() {
+        let gallery = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/galleries/acme/images/frontend/versions/1.0.0";
+        assert_eq!(short_id(gallery), "acme/frontend/1.0.0");
+        let member = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/web-prd/virtualMachines/250";
+        assert_eq!(short_id(member), "web-prd_250");
+        let vm =
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/db-1";
+        assert_eq!(short_id(vm), "db-1");
+        assert_eq!(short_id("projects/p/global/images/etl-1-5-0"), "etl-1-5-0");
+        assert_eq!(short_id("i-0abc"), "i-0abc");
+        assert_eq!(
+            short_id("Canonical:offer:sku:22.04.1"),
+            "Canonical:offer:sku:22.04.1"
+        );
+    }
+
+    #[test]
+    fn text_ranks_agree_with_plain_ranks() {
+        let mut values: Vec<String> = vec![
+            String::new(),
+            "a".into(),
+            "ab".into(),
+            "ab!".into(),
+            "web-prd-0001".into(),
+            "web-prd-0001".into(),
+            "web-prd-00010".into(),
+        ];
+        // Long shared prefixes, as Azure's resource paths have.
+        for n in [3u32, 1, 20, 2, 10, 1] {
+            values.push(format!(
+                "/subscriptions/6f1c2a7e/resourceGroups/rg/virtualMachines/{n}"
+            ));
+        }
+        let mut x = 7u64;
+        for _ in 0..200 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            values.push(format!("{:x}", x >> (x % 50)));
+        }
+        let plain = dense_ranks(values.iter().map(String::as_str));
+        let text = dense_text_ranks(values.iter().map(String::as_str));
+        assert_eq!(plain, text);
     }
 }

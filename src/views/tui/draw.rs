@@ -23,7 +23,7 @@ const INSTANCE_COLUMNS: &[Column] = &[
     column("NAME", 12, true, 6),
     column("CLOUD", 5, false, 7),
     column("ACCOUNT", 12, false, 2),
-    column("REGION", 10, false, 3),
+    column("REGION", 10, false, 5),
     column("GROUP", 12, true, 1),
     column("IMAGE", 16, true, 8),
     column("AGE", 5, false, 9),
@@ -131,6 +131,9 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     if let Some(scroll) = app.help {
         draw_help(frame, app.view, scroll, frame.area());
     }
+    if let Some(scroll) = app.detail {
+        super::detail::draw(frame, app, scroll);
+    }
     if let Mode::Confirm {
         phrase,
         typed,
@@ -221,6 +224,61 @@ fn draw_confirm(frame: &mut Frame, plan: &Plan, phrase: &str, typed: &str) {
     );
 }
 
+/// DEMO, SNAPSHOT with its time and age, READ-ONLY, and a fixed NOW, each on its own colour.
+fn badges(app: &App, long: bool) -> Vec<Span<'static>> {
+    let badge = |text: String, color: Color| {
+        [
+            Span::styled(
+                format!(" {text} "),
+                Style::new().fg(Color::Black).bg(color).bold(),
+            ),
+            Span::raw(" "),
+        ]
+    };
+    let mut spans = Vec::new();
+    if app.unsaved() {
+        spans.extend(badge(
+            if long { "QUEUE UNSAVED" } else { "UNSAVED" }.to_owned(),
+            Color::Red,
+        ));
+    }
+    if app.queue_disabled().is_some() {
+        spans.extend(badge(
+            if long { "QUEUE DISABLED" } else { "NO QUEUE" }.to_owned(),
+            Color::Red,
+        ));
+    }
+    let b = &app.badges;
+    if b.demo {
+        spans.extend(badge("DEMO".to_owned(), Color::Magenta));
+    }
+    if let Some(taken) = b.snapshot {
+        let age = crate::core::policy::days_between(taken, chrono::Utc::now());
+        spans.extend(badge(
+            if long {
+                format!("SNAPSHOT {} · {age}d old", taken.format("%Y-%m-%d %H:%M"))
+            } else {
+                format!("SNAP {age}d")
+            },
+            Color::Yellow,
+        ));
+    }
+    if app.read_only() {
+        spans.extend(badge(
+            if long { "READ-ONLY" } else { "RO" }.to_owned(),
+            Color::Red,
+        ));
+    }
+    // The clock beside it shows the time itself.
+    if b.fixed_now.is_some() {
+        spans.extend(badge(
+            if long { "FIXED TIME" } else { "NOW" }.to_owned(),
+            Color::Blue,
+        ));
+    }
+    spans
+}
+
 fn draw_tabs(frame: &mut Frame, app: &App, area: Rect) {
     let mut spans = vec![Span::styled(BRAND, Style::new().bold().reversed())];
     for view in View::ALL {
@@ -240,7 +298,14 @@ fn draw_tabs(frame: &mut Frame, app: &App, area: Rect) {
         .iter()
         .filter(|s| matches!(s.state, SourceState::Failed { .. }))
         .count();
-    let mut right = Vec::new();
+    // Badges first: what kind of fleet this is matters more than progress or the clock.
+    let room = area.width.saturating_sub(tabs_width + 1);
+    let long = badges(app, true);
+    let mut right = if Line::from(long.clone()).width() as u16 <= room {
+        long
+    } else {
+        badges(app, false)
+    };
     if app.collecting() {
         let done = sources
             .iter()
@@ -267,7 +332,6 @@ fn draw_tabs(frame: &mut Frame, app: &App, area: Rect) {
         Style::new().dim(),
     ));
     // Progress and failures matter more than the clock: drop from the right end until it fits.
-    let room = area.width.saturating_sub(tabs_width + 1);
     while right.len() > 1 && Line::from(right.clone()).width() as u16 > room {
         right.pop();
     }
@@ -279,9 +343,36 @@ fn draw_tabs(frame: &mut Frame, app: &App, area: Rect) {
 
 // ---- lists ----------------------------------------------------------------------------------
 
-/// Which columns fit in `width`, and how wide each is: minimums first, spare width to the
-/// filling columns, low-priority columns dropped when even the minimums do not fit.
-fn fit_columns(columns: &[Column], width: u16) -> Vec<(usize, u16)> {
+/// How wide a column grows to its content before less important columns get theirs.
+const SHARE: u16 = 24;
+
+/// A cell and how wide its text is, so columns can be sized by what they hold.
+struct Text {
+    cell: Cell<'static>,
+    width: u16,
+}
+
+fn text(content: impl Into<Cow<'static, str>>) -> Text {
+    let content = content.into();
+    Text {
+        width: u16::try_from(content.chars().count()).unwrap_or(u16::MAX),
+        cell: Cell::from(content),
+    }
+}
+
+impl Text {
+    fn style(self, style: Style) -> Text {
+        Text {
+            cell: self.cell.style(style),
+            width: self.width,
+        }
+    }
+}
+
+/// Which columns fit in `width`, and how wide each is. Columns are dropped, least important
+/// first, while even their minimums do not fit; then each column, most important first, widens
+/// to what its visible cells hold (`content`); what is left goes to the filling columns.
+fn fit_columns(columns: &[Column], width: u16, content: &[u16]) -> Vec<(usize, u16)> {
     let mut shown: Vec<usize> = (0..columns.len()).collect();
     let needed = |shown: &[usize]| -> u16 {
         shown.iter().map(|&c| columns[c].min + 1).sum::<u16>() + GUTTER
@@ -295,15 +386,28 @@ fn fit_columns(columns: &[Column], width: u16) -> Vec<(usize, u16)> {
             .unwrap_or(0);
         shown.remove(drop);
     }
-    let spare = width.saturating_sub(needed(&shown));
+    let mut spare = width.saturating_sub(needed(&shown));
+    let mut widths: Vec<u16> = shown.iter().map(|&c| columns[c].min).collect();
+    let mut by_priority: Vec<usize> = (0..shown.len()).collect();
+    by_priority.sort_by_key(|&s| std::cmp::Reverse(columns[shown[s]].priority));
+    // Twice: first up to a modest width each, so one long value (an image shown by its whole
+    // key) cannot starve the columns after it; then to the whole content.
+    for cap in [SHARE, u16::MAX] {
+        for &s in &by_priority {
+            let wanted = content.get(shown[s]).copied().unwrap_or(0).min(cap);
+            let extra = wanted.saturating_sub(widths[s]).min(spare);
+            widths[s] += extra;
+            spare -= extra;
+        }
+    }
     let fillers = shown.iter().filter(|&&c| columns[c].fill).count() as u16;
-    // Equal shares; the first `spare % fillers` filling columns take one more each.
+    // Equal shares of the rest; the first `spare % fillers` filling columns take one more.
     let mut filler = 0;
     shown
         .iter()
-        .map(|&c| {
-            let mut w = columns[c].min;
-            if columns[c].fill {
+        .zip(widths)
+        .map(|(&c, mut w)| {
+            if columns[c].fill && fillers > 0 {
                 w += spare / fillers + u16::from(filler < spare % fillers);
                 filler += 1;
             }
@@ -324,7 +428,7 @@ fn draw_list<T: Copy + PartialEq>(
     frame: &mut Frame,
     list: &mut ListState<T>,
     spec: ListFrame,
-    mut cells: impl FnMut(T) -> (Vec<Cell<'static>>, Style, &'static str),
+    mut cells: impl FnMut(T) -> (Vec<Text>, Style, &'static str),
 ) -> Rect {
     let block = Block::new()
         .borders(Borders::TOP)
@@ -333,7 +437,30 @@ fn draw_list<T: Copy + PartialEq>(
     frame.render_widget(block, spec.area);
     let height = usize::from(inner.height.saturating_sub(1));
     list.scroll_into_view(height);
-    let fitted = fit_columns(spec.columns, inner.width);
+    // The visible rows' cells first: their widths size the columns.
+    let built: Vec<(Vec<Text>, Style, &'static str)> = list
+        .window(height)
+        .to_vec()
+        .into_iter()
+        .map(&mut cells)
+        .collect();
+    let content: Vec<u16> = spec
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(c, column)| {
+            // The sort arrow takes a column of its own after the sorted column's title.
+            let arrow = u16::from(spec.sort.is_some_and(|(sorted, _)| sorted == c));
+            let title = column.title.chars().count() as u16 + arrow;
+            built
+                .iter()
+                .filter_map(|(texts, _, _)| texts.get(c).map(|t| t.width))
+                .max()
+                .unwrap_or(0)
+                .max(title)
+        })
+        .collect();
+    let fitted = fit_columns(spec.columns, inner.width, &content);
     let header = Row::new(
         std::iter::once(Cell::from(""))
             .chain(fitted.iter().map(|&(c, _)| {
@@ -349,12 +476,10 @@ fn draw_list<T: Copy + PartialEq>(
             .collect::<Vec<_>>(),
     )
     .style(Style::new().bold());
-    let rows: Vec<Row> = list
-        .window(height)
-        .iter()
-        .map(|&row| {
-            let (all, style, gutter) = cells(row);
-            let mut all: Vec<Option<Cell>> = all.into_iter().map(Some).collect();
+    let rows: Vec<Row> = built
+        .into_iter()
+        .map(|(all, style, gutter)| {
+            let mut all: Vec<Option<Cell>> = all.into_iter().map(|t| Some(t.cell)).collect();
             let shown = fitted
                 .iter()
                 .map(|&(c, _)| all.get_mut(c).and_then(Option::take).unwrap_or_default());
@@ -388,15 +513,30 @@ fn draw_list<T: Copy + PartialEq>(
     }
 }
 
-fn list_title(name: &str, scope: Option<String>, list_rows: usize, input: &str) -> String {
+/// The list's name, scope, row count, the filter in force (not what is being typed) and the
+/// marks, with how many of them the filter hides.
+fn list_title(
+    name: &str,
+    scope: Option<String>,
+    list_rows: usize,
+    applied: &str,
+    marks: Option<(usize, usize)>,
+) -> String {
     let mut title = format!(" {name}");
     if let Some(scope) = scope {
         title.push(' ');
         title.push_str(&scope);
     }
     title.push_str(&format!(" ({list_rows})"));
-    if !input.is_empty() {
-        title.push_str(&format!(" /{input}"));
+    if !applied.is_empty() {
+        title.push_str(&format!(" /{applied}"));
+    }
+    match marks {
+        Some((marked, 0)) => title.push_str(&format!(" · {marked} marked")),
+        Some((marked, hidden)) => {
+            title.push_str(&format!(" · {marked} marked, {hidden} hidden"));
+        }
+        None => {}
     }
     title.push(' ');
     title
@@ -416,7 +556,8 @@ fn draw_instances(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
         "Instances",
         app.instance_scope_label(),
         app.instances.rows.len(),
-        &app.instances.input,
+        app.instances.applied(),
+        app.marks(),
     );
     let spec = ListFrame {
         title,
@@ -437,21 +578,21 @@ fn draw_instances(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
         let image = data.inventory.image_of(i);
         let eval = data.image_eval(image);
         let cells = vec![
-            Cell::from(short_id(&instance.id).to_owned()),
-            Cell::from(instance.name.clone()),
-            Cell::from(instance.cloud.as_str()),
-            Cell::from(instance.account.clone()),
-            Cell::from(instance.region.clone()),
-            Cell::from(
+            text(short_id(&instance.id).into_owned()),
+            text(instance.name.clone()),
+            text(instance.cloud.as_str()),
+            text(instance.account.clone()),
+            text(instance.region.clone()),
+            text(
                 data.inventory
                     .group_of(i)
                     .map_or("", |g| data.group_label(g))
                     .to_owned(),
             ),
-            Cell::from(data.image_label(image).to_owned()),
-            Cell::from(days(eval.age_days)),
-            Cell::from(days(Some(data.uptime_days(i)))),
-            Cell::from(eval.verdict.as_str()).style(verdict_style(eval.verdict)),
+            text(data.image_label(image).to_owned()),
+            text(days(eval.age_days)),
+            text(days(Some(data.uptime_days(i)))),
+            text(eval.verdict.as_str()).style(verdict_style(eval.verdict)),
         ];
         let is_marked = marked.contains(&instance.id);
         let style = if is_marked {
@@ -468,7 +609,13 @@ fn draw_instances(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
 }
 
 fn draw_images(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
-    let title = list_title("Images", None, app.images.rows.len(), &app.images.input);
+    let title = list_title(
+        "Images",
+        None,
+        app.images.rows.len(),
+        app.images.applied(),
+        None,
+    );
     let spec = ListFrame {
         title,
         columns: IMAGE_COLUMNS,
@@ -481,13 +628,13 @@ fn draw_images(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
         let eval = data.image_eval(i);
         let golden = eval.golden == Some(i);
         let cells = vec![
-            Cell::from(entry.image.cloud.as_str()),
-            Cell::from(short_id(&entry.image.key).to_owned()),
-            Cell::from(data.image_label(i).to_owned()),
-            Cell::from(data.lineage_of_image(i).unwrap_or("").to_owned()),
-            Cell::from(days(eval.age_days)),
-            Cell::from(entry.instances.len().to_string()),
-            Cell::from(eval.verdict.as_str()).style(verdict_style(eval.verdict)),
+            text(entry.image.cloud.as_str()),
+            text(short_id(&entry.image.key).into_owned()),
+            text(data.image_label(i).to_owned()),
+            text(data.lineage_of_image(i).unwrap_or("").to_owned()),
+            text(days(eval.age_days)),
+            text(entry.instances.len().to_string()),
+            text(eval.verdict.as_str()).style(verdict_style(eval.verdict)),
         ];
         let style = if entry.instances.is_empty() {
             Style::new().dim()
@@ -499,7 +646,13 @@ fn draw_images(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
 }
 
 fn draw_drift(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
-    let title = list_title("Drift", None, app.drift.rows.len(), &app.drift.input);
+    let title = list_title(
+        "Drift",
+        None,
+        app.drift.rows.len(),
+        app.drift.applied(),
+        None,
+    );
     let spec = ListFrame {
         title,
         columns: DRIFT_COLUMNS,
@@ -534,11 +687,11 @@ fn draw_drift(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
                 )
             };
             let cells = vec![
-                Cell::from(format!("▾ {}", lineage.name)),
-                Cell::from(cloud),
-                Cell::from(""),
-                Cell::from(eval.instances.to_string()),
-                Cell::from(status).style(if eval.lagging_instances > 0 {
+                text(format!("▾ {}", lineage.name)),
+                text(cloud),
+                text(""),
+                text(eval.instances.to_string()),
+                text(status).style(if eval.lagging_instances > 0 {
                     Style::new().fg(Color::Yellow)
                 } else {
                     Style::new().fg(Color::Green)
@@ -558,11 +711,11 @@ fn draw_drift(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
                 eval.verdict.to_string()
             };
             let cells = vec![
-                Cell::from(format!("    {}", data.image_label(i))),
-                Cell::from(entry.image.cloud.as_str()),
-                Cell::from(days(eval.age_days)),
-                Cell::from(entry.instances.len().to_string()),
-                Cell::from(status).style(verdict_style(eval.verdict)),
+                text(format!("    {}", data.image_label(i))),
+                text(entry.image.cloud.as_str()),
+                text(days(eval.age_days)),
+                text(entry.instances.len().to_string()),
+                text(status).style(verdict_style(eval.verdict)),
             ];
             let style = if entry.instances.is_empty() && !golden {
                 Style::new().dim()
@@ -584,11 +737,11 @@ fn draw_drift(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
                 status.push(format!("template drift: launches {}", short_id(points_at)));
             }
             let cells = vec![
-                Cell::from(format!("⚑ {kind} {}", data.group_label(g))),
-                Cell::from(cloud),
-                Cell::from(""),
-                Cell::from(entry.members.len().to_string()),
-                Cell::from(status.join("; ")).style(Style::new().fg(Color::Red)),
+                text(format!("⚑ {kind} {}", data.group_label(g))),
+                text(cloud),
+                text(""),
+                text(entry.members.len().to_string()),
+                text(status.join("; ")).style(Style::new().fg(Color::Red)),
             ];
             (cells, Style::new(), " ")
         }
@@ -614,7 +767,8 @@ fn draw_queue(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
         "Queue",
         scope,
         app.queue_rows.rows.len(),
-        &app.queue_rows.input,
+        app.queue_rows.applied(),
+        app.marks(),
     );
     let spec = ListFrame {
         title,
@@ -629,28 +783,28 @@ fn draw_queue(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
         let entry = &entries[e];
         let executable = entry.strategy.executable();
         let step = match phases.get(&entry.instance_id) {
-            Some(phase) => Cell::from(phase.label()).style(phase_style(phase)),
-            None => Cell::from(if executable { "ready" } else { "blocked" }).style(if executable {
+            Some(phase) => text(phase.label()).style(phase_style(phase)),
+            None => text(if executable { "ready" } else { "blocked" }).style(if executable {
                 Style::new().fg(Color::Green)
             } else {
                 Style::new().fg(Color::Red)
             }),
         };
         let cells = vec![
-            Cell::from(short_id(&entry.instance_id).to_owned()),
-            Cell::from(entry.name.clone()),
-            Cell::from(entry.cloud.as_str()),
-            Cell::from(entry.verdict.as_str()).style(verdict_style(entry.verdict)),
-            Cell::from(entry.strategy.label()),
+            text(short_id(&entry.instance_id).into_owned()),
+            text(entry.name.clone()),
+            text(entry.cloud.as_str()),
+            text(entry.verdict.as_str()).style(verdict_style(entry.verdict)),
+            text(entry.strategy.label()),
             step,
-            Cell::from(
+            text(
                 entry
                     .target_image
                     .as_deref()
-                    .map_or("-", short_id)
-                    .to_owned(),
+                    .map_or(Cow::Borrowed("-"), short_id)
+                    .into_owned(),
             ),
-            Cell::from(entry.reason.clone()),
+            text(entry.reason.clone()),
         ];
         let is_marked = marked.contains(&entry.instance_id);
         (
@@ -705,13 +859,16 @@ fn draw_detail(frame: &mut Frame, app: &App, area: Rect) {
             if app.is_queued(&instance.id) {
                 first.push(Span::styled(" · queued", Style::new().fg(Color::Cyan)));
             }
+            // The verdict's reasons come first, the exposure after them: neither pushes the
+            // other out, and Enter shows everything.
+            let mut reasons = reasons_line(eval.verdict, &eval.reasons);
             if !instance.exposure.is_empty() {
-                first.push(Span::styled(
+                reasons.push_span(Span::styled(
                     format!(" · exposed: {}", instance.exposure.join(", ")),
                     Style::new().fg(Color::Red),
                 ));
             }
-            vec![Line::from(first), reasons_line(eval.verdict, &eval.reasons)]
+            vec![reasons, Line::from(first)]
         }),
         View::Images => app.images.selected_row().map_or_else(Vec::new, |i| {
             let entry = inv.image(i);
@@ -899,6 +1056,29 @@ fn draw_help(frame: &mut Frame, view: View, scroll: u16, screen: Rect) {
             Span::raw(line.help),
         ]));
     }
+    // The filter fields this view takes, each with a term that matches rows of the demo.
+    let fields = App::fields_of(view);
+    if !fields.is_empty() {
+        text.push(
+            Line::from("Filter fields (/): terms are ANDed, ! negates, a,b is either")
+                .bold()
+                .underlined(),
+        );
+        let example_width = fields
+            .iter()
+            .map(|f| App::filter_example(view, *f).chars().count())
+            .max()
+            .unwrap_or(0);
+        for &field in fields {
+            text.push(Line::from(vec![
+                Span::styled(
+                    format!("{:>example_width$}  ", App::filter_example(view, field)),
+                    Style::new().fg(Color::Cyan),
+                ),
+                Span::raw(field.meaning()),
+            ]));
+        }
+    }
     let width = screen.width.saturating_sub(4).min(100);
     let height = screen.height.saturating_sub(2).min(text.len() as u16 + 2);
     let area = Rect {
@@ -1000,7 +1180,8 @@ fn draw_sources(frame: &mut Frame, app: &App, area: Rect) {
     let lines: Vec<Line> = app
         .sources()
         .iter()
-        .map(|s| {
+        .enumerate()
+        .map(|(n, s)| {
             let (state, style) = match &s.state {
                 SourceState::Collecting => (
                     match s.expected_pages {
@@ -1020,10 +1201,15 @@ fn draw_sources(frame: &mut Frame, app: &App, area: Rect) {
                     (format!("failed: {error}"), Style::new().fg(Color::Red))
                 }
             };
-            Line::from(vec![
+            let line = Line::from(vec![
                 Span::raw(format!("{:<14} {:>7} ", s.name, s.instances)),
                 Span::styled(state, style),
-            ])
+            ]);
+            if n == app.selected_source {
+                line.reversed()
+            } else {
+                line
+            }
         })
         .collect();
     let empty = lines.is_empty();
@@ -1032,7 +1218,10 @@ fn draw_sources(frame: &mut Frame, app: &App, area: Rect) {
     } else {
         Paragraph::new(lines)
     };
-    frame.render_widget(paragraph.block(Block::bordered().title(" Sources ")), area);
+    frame.render_widget(
+        paragraph.block(Block::bordered().title(" Sources (j/k, Enter: all of it) ")),
+        area,
+    );
 }
 
 fn draw_age_histogram(frame: &mut Frame, data: &Data, area: Rect) {
@@ -1120,14 +1309,15 @@ mod tests {
 
     #[test]
     fn columns_fit_any_width_by_dropping_the_least_important() {
-        let wide = fit_columns(INSTANCE_COLUMNS, 200);
+        let none = [0; 10];
+        let wide = fit_columns(INSTANCE_COLUMNS, 200, &none);
         assert_eq!(wide.len(), INSTANCE_COLUMNS.len());
         assert_eq!(
             wide.iter().map(|(_, w)| w + 1).sum::<u16>() + GUTTER,
             200,
             "spare width goes to filling columns"
         );
-        let narrow = fit_columns(INSTANCE_COLUMNS, 78);
+        let narrow = fit_columns(INSTANCE_COLUMNS, 78, &none);
         assert!(narrow.iter().map(|(_, w)| w + 1).sum::<u16>() + GUTTER <= 78);
         let kept: Vec<&str> = narrow
             .iter()
@@ -1138,7 +1328,37 @@ mod tests {
             "{kept:?}"
         );
         assert!(!kept.contains(&"GROUP"), "{kept:?}");
-        assert_eq!(fit_columns(INSTANCE_COLUMNS, 3).len(), 1);
+        assert_eq!(fit_columns(INSTANCE_COLUMNS, 3, &none).len(), 1);
+    }
+
+    #[test]
+    fn columns_widen_to_their_content_most_important_first() {
+        // REGION holds "europe-west1" (12) and IMAGE a 30-character name.
+        let mut content = [0u16; 10];
+        content[4] = 12;
+        content[6] = 30;
+        let roomy = fit_columns(INSTANCE_COLUMNS, 300, &content);
+        let width_of = |fitted: &[(usize, u16)], title: &str| {
+            fitted
+                .iter()
+                .find(|(c, _)| INSTANCE_COLUMNS[*c].title == title)
+                .map(|(_, w)| *w)
+        };
+        assert_eq!(
+            width_of(&roomy, "REGION"),
+            Some(12),
+            "never cut when space exists"
+        );
+        assert!(width_of(&roomy, "IMAGE") >= Some(30));
+        // Tight: the minimums plus 14 spare columns. IMAGE (more important) widens first, to
+        // its share; then REGION to its whole content; then IMAGE takes what is left.
+        let minimums: u16 = INSTANCE_COLUMNS.iter().map(|c| c.min + 1).sum::<u16>() + GUTTER;
+        let tight = fit_columns(INSTANCE_COLUMNS, minimums + 14, &content);
+        assert_eq!(width_of(&tight, "IMAGE"), Some(28));
+        assert_eq!(width_of(&tight, "REGION"), Some(12));
+        let tighter = fit_columns(INSTANCE_COLUMNS, minimums + 6, &content);
+        assert_eq!(width_of(&tighter, "IMAGE"), Some(22));
+        assert_eq!(width_of(&tighter, "REGION"), Some(10));
     }
 
     #[test]

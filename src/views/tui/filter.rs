@@ -1,13 +1,23 @@
 //! The `/` filter language: whitespace-separated terms, all of which must match.
 //!
-//! - `web` free text: any of the row's text fields contains it (case-insensitive);
+//! - `web` free text: any of the row's text fields contains it (case-insensitive); for
+//!   instances that includes the image's name and key (AMI id, self-link, Azure id), the
+//!   lineage, IP addresses and DNS names;
 //! - `field:value` one field contains the value; `*` in the value makes it a whole-value glob
-//!   (`lineage:ubuntu*`);
-//! - `age:>30`, `uptime:<=7`: numeric fields (days) compare with `>`, `>=`, `<`, `<=`, `=`;
+//!   (`lineage:web*`; a lineage also answers by its name without the owner in front);
+//! - `field:a,b` any of several values (`verdict:outdated,stale`);
+//! - closed fields (`cloud`, `verdict`, `state`) take only their known values, or a prefix of
+//!   one; `verdict:>=outdated` compares by severity;
+//! - `age:>30`, `uptime:<=7`, `behind:>2`: numeric fields compare with `>`, `>=`, `<`, `<=`, `=`;
+//! - `ip:10.0.3.17` one address, `ip:10.0.3.0/24` a network, `ip:internal` a DNS name part;
 //! - `tag:key` or `tag:key=value` on the instance's (or image's) tags;
+//! - `exposed`, `long-lived`: the instance's findings, as bare words;
 //! - `!term` negates any term.
 
-use crate::core::model::Tags;
+use std::net::IpAddr;
+
+use crate::core::model::{Cloud, Tags};
+use crate::core::policy::Verdict;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
@@ -26,12 +36,35 @@ pub enum Field {
     Source,
     Strategy,
     Tag,
+    Ip,
     Age,
     Uptime,
+    Behind,
+    /// Bare-word findings: they take no value.
+    Exposed,
+    LongLived,
 }
 
+/// Instance states as the clouds report them (lowercased): AWS, Azure power states, GCP.
+const STATES: &[&str] = &[
+    "pending",
+    "running",
+    "stopping",
+    "stopped",
+    "shutting-down",
+    "terminated",
+    "starting",
+    "deallocating",
+    "deallocated",
+    "provisioning",
+    "staging",
+    "suspending",
+    "suspended",
+    "repairing",
+];
+
 impl Field {
-    pub const ALL: [Field; 17] = [
+    pub const ALL: [Field; 21] = [
         Field::Cloud,
         Field::Account,
         Field::Region,
@@ -47,8 +80,12 @@ impl Field {
         Field::Source,
         Field::Strategy,
         Field::Tag,
+        Field::Ip,
         Field::Age,
         Field::Uptime,
+        Field::Behind,
+        Field::Exposed,
+        Field::LongLived,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -68,13 +105,85 @@ impl Field {
             Field::Source => "source",
             Field::Strategy => "strategy",
             Field::Tag => "tag",
+            Field::Ip => "ip",
             Field::Age => "age",
             Field::Uptime => "uptime",
+            Field::Behind => "behind",
+            Field::Exposed => "exposed",
+            Field::LongLived => "long-lived",
+        }
+    }
+
+    /// One term using the field, for the help; every one of them matches rows of the demo.
+    pub fn example(self) -> &'static str {
+        match self {
+            Field::Cloud => "cloud:aws,gcp",
+            Field::Account => "account:acme",
+            Field::Region => "region:eu-west-1",
+            Field::Zone => "zone:us-east-1a",
+            Field::Name => "name:web",
+            Field::Id => "id:i-0",
+            Field::Image => "image:web-1.",
+            Field::Lineage => "lineage:web*",
+            Field::Group => "group:api-prd",
+            Field::Verdict => "verdict:>=outdated",
+            Field::State => "state:stopped",
+            Field::Type => "type:m6i",
+            Field::Source => "source:aws:prod",
+            Field::Strategy => "strategy:asg",
+            Field::Tag => "tag:env=prd",
+            Field::Ip => "ip:10.0.0.0/8",
+            Field::Age => "age:>30",
+            Field::Uptime => "uptime:<=7",
+            Field::Behind => "behind:>2",
+            Field::Exposed => "exposed",
+            Field::LongLived => "long-lived",
+        }
+    }
+
+    /// What the field means, for the help.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Field::Cloud => "aws, azure or gcp",
+            Field::Account => "AWS account, Azure subscription, GCP project",
+            Field::Region => "region",
+            Field::Zone => "availability zone",
+            Field::Name => "name",
+            Field::Id => "the cloud's id",
+            Field::Image => "image name or key (AMI id, self-link, Azure id)",
+            Field::Lineage => "lineage, with or without its owner",
+            Field::Group => "ASG, scale set or MIG",
+            Field::Verdict => "flagged, unknown, outdated, stale, current; >=, <= by severity",
+            Field::State => "running, stopped, …",
+            Field::Type => "instance type or size",
+            Field::Source => "the source that reported it",
+            Field::Strategy => "how it would be replaced",
+            Field::Tag => "tag key, or key=value",
+            Field::Ip => "an address, a network (CIDR) or part of a DNS name",
+            Field::Age => "image age in days",
+            Field::Uptime => "days since launch",
+            Field::Behind => "newer images in its lineage",
+            Field::Exposed => "has a network exposure finding",
+            Field::LongLived => "launched longer ago than the configured limit",
         }
     }
 
     fn numeric(self) -> bool {
-        matches!(self, Field::Age | Field::Uptime)
+        matches!(self, Field::Age | Field::Uptime | Field::Behind)
+    }
+
+    fn is_flag(self) -> bool {
+        matches!(self, Field::Exposed | Field::LongLived)
+    }
+
+    /// The only values a closed field takes, lowercase.
+    fn closed_values(self) -> Option<Vec<&'static str>> {
+        match self {
+            Field::Cloud => Some(Cloud::ALL.iter().map(|c| c.as_str()).collect()),
+            Field::Verdict => Some(Verdict::BY_SEVERITY.iter().map(|v| v.as_str()).collect()),
+            Field::State => Some(STATES.to_vec()),
+            _ => None,
+        }
     }
 }
 
@@ -83,8 +192,17 @@ pub trait Subject {
     /// The fields free text is looked for in.
     fn free_text_fields(&self) -> &'static [Field];
     fn text(&self, field: Field) -> Option<&str>;
-    /// Days, for `age` and `uptime`.
+    /// Whether `check` holds for any of the field's values: fields with several (an image's
+    /// name and key, an instance's addresses) override this.
+    fn any_text(&self, field: Field, check: &mut dyn FnMut(&str) -> bool) -> bool {
+        self.text(field).is_some_and(check)
+    }
+    /// For `age`, `uptime` (days) and `behind` (images).
     fn number(&self, _field: Field) -> Option<i64> {
+        None
+    }
+    /// For the bare-word findings.
+    fn flag(&self, _field: Field) -> Option<bool> {
         None
     }
     fn tags(&self) -> Option<&Tags> {
@@ -106,17 +224,32 @@ enum Comparison {
     Greater,
 }
 
+const COMPARISONS: [(&str, Comparison); 5] = [
+    (">=", Comparison::GreaterOrEqual),
+    ("<=", Comparison::LessOrEqual),
+    (">", Comparison::Greater),
+    ("<", Comparison::Less),
+    ("=", Comparison::Equal),
+];
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Matcher {
     /// Lowercased needle, found anywhere.
     Contains(String),
     /// Lowercased pattern with `*`, matching the whole value.
     Glob(String),
+    /// A closed field's values, lowercase; the whole value must be one of them.
+    OneOf(Vec<&'static str>),
+    Address(IpAddr),
+    Network(IpAddr, u8),
     Number(Comparison, i64),
     Tag {
         key: Box<Matcher>,
         value: Option<Box<Matcher>>,
     },
+    Flag,
+    /// Several values given with commas: any of them.
+    Any(Vec<Matcher>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,8 +277,17 @@ impl Query {
             if word.is_empty() {
                 continue;
             }
-            let term = match word.split_once(':') {
-                Some((name, value)) => {
+            let flag = allowed
+                .iter()
+                .copied()
+                .find(|f| f.is_flag() && f.as_str().eq_ignore_ascii_case(word));
+            let term = match (flag, word.split_once(':')) {
+                (Some(field), _) => Term {
+                    negate,
+                    field: Some(field),
+                    matcher: Matcher::Flag,
+                },
+                (None, Some((name, value))) => {
                     let field = Field::ALL
                         .into_iter()
                         .find(|f| f.as_str().eq_ignore_ascii_case(name))
@@ -158,13 +300,16 @@ impl Query {
                             field_names(allowed)
                         ));
                     }
+                    if field.is_flag() {
+                        return Err(format!("{name} takes no value: write {name}"));
+                    }
                     Term {
                         negate,
                         field: Some(field),
                         matcher: field_matcher(field, value)?,
                     }
                 }
-                None => Term {
+                (None, None) => Term {
                     negate,
                     field: None,
                     matcher: text_matcher(word),
@@ -219,8 +364,9 @@ fn text_matcher(value: &str) -> Matcher {
 }
 
 fn field_matcher(field: Field, value: &str) -> Result<Matcher, String> {
+    let name = field.as_str();
     if value.is_empty() {
-        return Err(format!("{}: needs a value", field.as_str()));
+        return Err(format!("{name}: needs a value (try {})", field.example()));
     }
     if field == Field::Tag {
         return Ok(match value.split_once('=') {
@@ -234,28 +380,129 @@ fn field_matcher(field: Field, value: &str) -> Result<Matcher, String> {
             },
         });
     }
+    let mut any = Vec::new();
+    for one in value.split(',') {
+        if one.is_empty() {
+            return Err(format!(
+                "{name}: an empty value between commas (try {})",
+                field.example()
+            ));
+        }
+        any.push(value_matcher(field, one)?);
+    }
+    Ok(if any.len() == 1 {
+        any.remove(0)
+    } else {
+        Matcher::Any(any)
+    })
+}
+
+fn value_matcher(field: Field, value: &str) -> Result<Matcher, String> {
+    let name = field.as_str();
+    if let Some(allowed) = field.closed_values() {
+        return closed_matcher(field, &allowed, value);
+    }
+    if field == Field::Ip {
+        return ip_matcher(value);
+    }
     if !field.numeric() {
         return Ok(text_matcher(value));
     }
-    let (comparison, number) = [
-        (">=", Comparison::GreaterOrEqual),
-        ("<=", Comparison::LessOrEqual),
-        (">", Comparison::Greater),
-        ("<", Comparison::Less),
-        ("=", Comparison::Equal),
-    ]
-    .into_iter()
-    .find_map(|(prefix, c)| value.strip_prefix(prefix).map(|rest| (c, rest)))
-    .unwrap_or((Comparison::Equal, value));
+    let (comparison, number) = split_comparison(value).unwrap_or((Comparison::Equal, value));
     let number = number.strip_suffix('d').unwrap_or(number);
-    let days = number.parse::<i64>().map_err(|_| {
+    let unit = if field == Field::Behind {
+        "number of images"
+    } else {
+        "number of days"
+    };
+    let count = number.parse::<i64>().map_err(|_| {
         format!(
-            "{}: {value:?} is not a number of days (try {}:>30)",
-            field.as_str(),
-            field.as_str()
+            "{name}: {value:?} is not a {unit} (try {})",
+            field.example()
         )
     })?;
-    Ok(Matcher::Number(comparison, days))
+    Ok(Matcher::Number(comparison, count))
+}
+
+fn split_comparison(value: &str) -> Option<(Comparison, &str)> {
+    COMPARISONS
+        .into_iter()
+        .find_map(|(prefix, c)| value.strip_prefix(prefix).map(|rest| (c, rest)))
+}
+
+/// A closed field's value: one of `allowed`, a prefix of some (`verdict:out`), a glob, or for
+/// verdicts a comparison by severity (`verdict:>=outdated`).
+fn closed_matcher(field: Field, allowed: &[&'static str], value: &str) -> Result<Matcher, String> {
+    let name = field.as_str();
+    let lower = value.to_lowercase();
+    let bad = || format!("{name}: {value:?} is not one of {}", allowed.join(", "));
+    if let Some((comparison, rest)) = split_comparison(&lower) {
+        let pivot = (field == Field::Verdict)
+            .then(|| Verdict::parse(rest))
+            .flatten()
+            .ok_or_else(|| {
+                if field == Field::Verdict {
+                    bad()
+                } else {
+                    format!("{name}: only verdict compares (try verdict:>=outdated)")
+                }
+            })?;
+        let chosen = Verdict::BY_SEVERITY
+            .into_iter()
+            .filter(|v| compare(*v as i64, comparison, pivot as i64))
+            .map(Verdict::as_str)
+            .collect();
+        return Ok(Matcher::OneOf(chosen));
+    }
+    let chosen: Vec<&'static str> = if lower.contains('*') {
+        allowed
+            .iter()
+            .copied()
+            .filter(|a| glob_ignore_case(lower.as_bytes(), a.as_bytes()))
+            .collect()
+    } else {
+        allowed
+            .iter()
+            .copied()
+            .filter(|a| a.starts_with(lower.as_str()))
+            .collect()
+    };
+    if chosen.is_empty() {
+        return Err(bad());
+    }
+    Ok(Matcher::OneOf(chosen))
+}
+
+/// An address, a network in CIDR notation, or else part of a DNS name.
+fn ip_matcher(value: &str) -> Result<Matcher, String> {
+    if let Some((address, bits)) = value.split_once('/') {
+        let bad = || format!("ip: {value:?} is not a network (try ip:10.0.3.0/24)");
+        let address: IpAddr = address.parse().map_err(|_| bad())?;
+        let bits: u8 = bits.parse().map_err(|_| bad())?;
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        if bits > max {
+            return Err(bad());
+        }
+        return Ok(Matcher::Network(address, bits));
+    }
+    Ok(match value.parse::<IpAddr>() {
+        Ok(address) => Matcher::Address(address),
+        Err(_) => text_matcher(value),
+    })
+}
+
+fn in_network(address: IpAddr, network: IpAddr, bits: u8) -> bool {
+    match (address, network) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
 }
 
 impl Term {
@@ -266,36 +513,37 @@ impl Term {
                     key.matches_text(k) && value.as_ref().is_none_or(|m| m.matches_text(v))
                 })
             }),
-            (_, Matcher::Number(comparison, days)) => self
-                .field
-                .and_then(|f| subject.number(f))
-                .is_some_and(|n| compare(n, *comparison, *days)),
-            (Some(field), matcher) => subject.text(field).is_some_and(|t| matcher.matches_text(t)),
+            (Some(field), Matcher::Flag) => subject.flag(field).unwrap_or(false),
+            (Some(field), matcher) if field.numeric() => subject
+                .number(field)
+                .is_some_and(|n| matcher.matches_number(n)),
+            (Some(field), matcher) => {
+                subject.any_text(field, &mut |text| matcher.matches_text(text))
+            }
             (None, Matcher::Contains(needle)) => {
                 subject.contains_anywhere(needle).unwrap_or_else(|| {
-                    subject.free_text_fields().iter().any(|&f| {
-                        subject
-                            .text(f)
-                            .is_some_and(|t| contains_ignore_case(t, needle))
-                    })
+                    subject
+                        .free_text_fields()
+                        .iter()
+                        .any(|&f| subject.any_text(f, &mut |t| contains_ignore_case(t, needle)))
                 })
             }
             (None, matcher) => subject
                 .free_text_fields()
                 .iter()
-                .any(|&f| subject.text(f).is_some_and(|t| matcher.matches_text(t))),
+                .any(|&f| subject.any_text(f, &mut |t| matcher.matches_text(t))),
         };
         hit != self.negate
     }
 }
 
-fn compare(n: i64, comparison: Comparison, days: i64) -> bool {
+fn compare(n: i64, comparison: Comparison, than: i64) -> bool {
     match comparison {
-        Comparison::Less => n < days,
-        Comparison::LessOrEqual => n <= days,
-        Comparison::Equal => n == days,
-        Comparison::GreaterOrEqual => n >= days,
-        Comparison::Greater => n > days,
+        Comparison::Less => n < than,
+        Comparison::LessOrEqual => n <= than,
+        Comparison::Equal => n == than,
+        Comparison::GreaterOrEqual => n >= than,
+        Comparison::Greater => n > than,
     }
 }
 
@@ -304,7 +552,21 @@ impl Matcher {
         match self {
             Matcher::Contains(needle) => contains_ignore_case(text, needle),
             Matcher::Glob(pattern) => glob_ignore_case(pattern.as_bytes(), text.as_bytes()),
-            Matcher::Number(..) | Matcher::Tag { .. } => false,
+            Matcher::OneOf(values) => values.iter().any(|v| v.eq_ignore_ascii_case(text)),
+            Matcher::Address(address) => text.parse::<IpAddr>().is_ok_and(|a| a == *address),
+            Matcher::Network(network, bits) => text
+                .parse::<IpAddr>()
+                .is_ok_and(|a| in_network(a, *network, *bits)),
+            Matcher::Any(any) => any.iter().any(|m| m.matches_text(text)),
+            Matcher::Number(..) | Matcher::Tag { .. } | Matcher::Flag => false,
+        }
+    }
+
+    fn matches_number(&self, n: i64) -> bool {
+        match self {
+            Matcher::Number(comparison, than) => compare(n, *comparison, *than),
+            Matcher::Any(any) => any.iter().any(|m| m.matches_number(n)),
+            _ => false,
         }
     }
 }
@@ -354,6 +616,9 @@ mod tests {
         cloud: &'static str,
         age: Option<i64>,
         tags: Tags,
+        verdict: &'static str,
+        ips: &'static [&'static str],
+        exposed: bool,
     }
 
     impl Subject for Row {
@@ -364,11 +629,21 @@ mod tests {
             match field {
                 Field::Name => Some(self.name),
                 Field::Cloud => Some(self.cloud),
+                Field::Verdict => Some(self.verdict),
                 _ => None,
+            }
+        }
+        fn any_text(&self, field: Field, check: &mut dyn FnMut(&str) -> bool) -> bool {
+            match field {
+                Field::Ip => self.ips.iter().any(|ip| check(ip)),
+                _ => self.text(field).is_some_and(check),
             }
         }
         fn number(&self, field: Field) -> Option<i64> {
             (field == Field::Age).then_some(self.age).flatten()
+        }
+        fn flag(&self, field: Field) -> Option<bool> {
+            (field == Field::Exposed).then_some(self.exposed)
         }
         fn tags(&self) -> Option<&Tags> {
             Some(&self.tags)
@@ -383,6 +658,9 @@ mod tests {
             cloud,
             age,
             tags,
+            verdict: "outdated",
+            ips: &["10.0.3.17", "203.0.113.9", "ip-10-0-3-17.ec2.internal"],
+            exposed: false,
         }
     }
 
@@ -482,6 +760,111 @@ mod tests {
         );
         let r = row("web", "aws", Some(1));
         assert_eq!(query.matches(&r), image.matches(&r) && rest.matches(&r));
+    }
+
+    fn error(query: &str) -> String {
+        Query::parse(query, &Field::ALL).unwrap_err()
+    }
+
+    #[test]
+    fn closed_fields_take_known_values_prefixes_and_several() {
+        let r = row("web", "aws", None);
+        assert!(hits("cloud:aws", &r));
+        assert!(hits("cloud:AW", &r), "a prefix of a known value");
+        assert!(!hits("cloud:gcp", &r));
+        assert!(hits("cloud:gcp,aws", &r), "any of several");
+        assert!(hits("verdict:outdated,stale", &r));
+        assert!(!hits("verdict:stale,current", &r));
+        for bad in [
+            "verdict:dated",
+            "cloud:oracle",
+            "verdict:bogus",
+            "state:melting",
+            "verdict:>=bogus",
+        ] {
+            let message = error(bad);
+            assert!(message.contains("is not one of"), "{bad}: {message}");
+        }
+        assert!(error("verdict:bogus").contains("flagged, unknown, outdated, stale, current"));
+        assert!(error("cloud:>aws").contains("only verdict compares"));
+        assert!(error("region:eu,").contains("empty value"));
+    }
+
+    #[test]
+    fn verdicts_compare_by_severity() {
+        let mut r = row("web", "aws", None);
+        for (verdict, at_least_outdated) in [
+            ("flagged", true),
+            ("unknown", true),
+            ("outdated", true),
+            ("stale", false),
+            ("current", false),
+        ] {
+            r.verdict = verdict;
+            assert_eq!(
+                hits("verdict:>=outdated", &r),
+                at_least_outdated,
+                "{verdict}"
+            );
+            assert_eq!(
+                hits("verdict:<outdated", &r),
+                !at_least_outdated,
+                "{verdict}"
+            );
+        }
+        r.verdict = "stale";
+        assert!(hits("verdict:>current", &r));
+        assert!(!hits("verdict:>stale", &r));
+    }
+
+    #[test]
+    fn several_values_on_open_and_numeric_fields() {
+        let r = row("web-prod", "aws", Some(30));
+        assert!(hits("name:db,web", &r));
+        assert!(!hits("name:db,api", &r));
+        assert!(hits("age:<3,>29", &r));
+        assert!(!hits("age:<3,>30", &r));
+    }
+
+    #[test]
+    fn addresses_exactly_by_network_or_by_name() {
+        let r = row("web", "aws", None);
+        assert!(hits("ip:10.0.3.17", &r));
+        assert!(!hits("ip:10.0.3.1", &r), "an address is matched whole");
+        assert!(hits("ip:10.0.3.0/24", &r));
+        assert!(hits("ip:10.0.0.0/8", &r));
+        assert!(!hits("ip:10.0.4.0/24", &r));
+        assert!(hits("ip:203.0.113.0/24", &r));
+        assert!(hits("ip:0.0.0.0/0", &r));
+        assert!(!hits("ip:fd00::/8", &r), "v6 networks hold no v4 address");
+        assert!(hits("ip:ec2.internal", &r), "part of a DNS name");
+        for bad in ["ip:10.0.3.0/33", "ip:10.0.3/24", "ip:x/8"] {
+            assert!(error(bad).contains("not a network"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn findings_are_bare_words_where_the_view_has_them() {
+        let mut r = row("web", "aws", None);
+        assert!(!hits("exposed", &r));
+        assert!(hits("!exposed", &r));
+        r.exposed = true;
+        assert!(hits("exposed", &r));
+        assert!(hits("EXPOSED", &r));
+        assert!(error("exposed:yes").contains("takes no value"));
+        let elsewhere = Query::parse("exposed", &[Field::Name]).unwrap();
+        let plain = row("exposed-host", "aws", None);
+        assert!(
+            elsewhere.matches(&plain),
+            "free text where the view has no findings"
+        );
+    }
+
+    #[test]
+    fn behind_counts_images() {
+        let message = error("behind:>many");
+        assert!(message.contains("not a number of images"), "{message}");
+        assert!(Query::parse("behind:>2", &Field::ALL).is_ok());
     }
 
     #[test]

@@ -140,6 +140,9 @@ const fn bind(
 const INSTANCE_ROWS: &[View] = &[View::Instances];
 const QUEUE_SOURCES: &[View] = &[View::Images, View::Instances, View::Drift];
 const DRILLABLE: &[View] = &[View::Images, View::Drift];
+const DETAILED: &[View] = &[View::Images, View::Instances, View::Queue];
+const ENTER_DETAILS: &[View] = &[View::Overview, View::Instances, View::Queue];
+const OVERVIEW: &[View] = &[View::Overview];
 const MARKABLE: &[View] = &[View::Instances, View::Queue];
 const DEQUEUE: &[View] = &[View::Instances, View::Queue];
 const APPLY: &[View] = &[View::Queue];
@@ -259,6 +262,20 @@ pub const BINDINGS: &[Binding] = &[
     bind(
         &[ch('j'), key(KeyCode::Down)],
         Action::Down,
+        Scope::Views(OVERVIEW),
+        "next source",
+        None,
+    ),
+    bind(
+        &[ch('k'), key(KeyCode::Up)],
+        Action::Up,
+        Scope::Views(OVERVIEW),
+        "previous source",
+        None,
+    ),
+    bind(
+        &[ch('j'), key(KeyCode::Down)],
+        Action::Down,
         Scope::Lists,
         "down",
         None,
@@ -327,6 +344,20 @@ pub const BINDINGS: &[Binding] = &[
         Some("instances"),
     ),
     bind(
+        &[key(KeyCode::Enter)],
+        Action::ShowDetail,
+        Scope::Views(ENTER_DETAILS),
+        "everything known about the selected row or source (j/k scroll, Esc closes)",
+        Some("detail"),
+    ),
+    bind(
+        &[ch('i')],
+        Action::ShowDetail,
+        Scope::Views(DETAILED),
+        "everything known about the selected row",
+        None,
+    ),
+    bind(
         &[key(KeyCode::Esc)],
         Action::Back,
         Scope::Global,
@@ -359,7 +390,14 @@ pub const BINDINGS: &[Binding] = &[
         &[ch('u')],
         Action::ClearMarks,
         Scope::Views(MARKABLE),
-        "unmark all",
+        "unmark all (announced; U brings them back)",
+        None,
+    ),
+    bind(
+        &[ch('U')],
+        Action::UndoClearMarks,
+        Scope::Views(MARKABLE),
+        "bring back the marks just cleared",
         None,
     ),
     bind(
@@ -519,7 +557,11 @@ mod tests {
             action_for(&enter, View::Images, false, false),
             Some(Action::DrillDown)
         );
-        assert_eq!(action_for(&enter, View::Overview, false, false), None);
+        assert_eq!(
+            action_for(&enter, View::Overview, false, false),
+            Some(Action::ShowDetail),
+            "the selected source's detail"
+        );
         assert_eq!(
             action_for(&enter, View::Images, true, false),
             Some(Action::Submit)

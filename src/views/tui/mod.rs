@@ -5,9 +5,11 @@
 pub mod action;
 pub mod app;
 pub mod data;
+pub mod detail;
 pub mod draw;
 pub mod filter;
 pub mod keymap;
+pub mod save;
 pub mod table;
 
 use std::io::Write;
@@ -52,6 +54,11 @@ pub struct Options {
     pub save_snapshot: Option<PathBuf>,
     pub rollout: rollout::Settings,
     pub read_only: bool,
+    pub badges: app::Badges,
+    /// Why the queue cannot be used (its file is damaged), if it cannot.
+    pub queue_disabled: Option<String>,
+    /// Queueing more instances than this at once asks first.
+    pub confirm_queue_over: usize,
 }
 
 /// What the background apply reports.
@@ -163,6 +170,13 @@ async fn run_loop(options: Options) -> color_eyre::Result<()> {
         collecting: live,
         read_only: options.read_only,
     });
+    app.badges = options.badges;
+    app.confirm_queue_over = options.confirm_queue_over;
+    if let Some(why) = options.queue_disabled {
+        app.disable_queue(why);
+    }
+    let (saved_tx, mut saved) = mpsc::unbounded_channel();
+    let saver = save::start(options.paths.queue.clone(), saved_tx);
     let (apply_events_tx, mut apply_events) = mpsc::unbounded_channel();
     let mut stop_apply: Option<watch::Sender<bool>> = None;
     let mut collection = options
@@ -203,8 +217,18 @@ async fn run_loop(options: Options) -> color_eyre::Result<()> {
                     continue;
                 };
                 needs_render = true;
-                match app.update(action) {
-                    Some(Effect::Quit) => break,
+                let effect = app.update(action);
+                if let Some(changes) = app.take_queue_changes() {
+                    // The saver outlives the loop; were it gone, the flush at quit saves.
+                    let _ = saver.send(changes);
+                }
+                match effect {
+                    Some(Effect::Quit) => {
+                        flush_saves(&mut app, &mut saved).await;
+                        if app.confirm_quit() {
+                            break;
+                        }
+                    }
                     Some(Effect::Refresh) => {
                         if let Some(plan) = options.plan.clone() {
                             collection = Some(Collection::start(plan, now_for_collection(options.fixed_now)));
@@ -212,6 +236,8 @@ async fn run_loop(options: Options) -> color_eyre::Result<()> {
                     }
                     Some(Effect::Copy(text)) => copy_to_clipboard(&text),
                     Some(Effect::Apply(confirmed)) => {
+                        // The apply reads the file: everything queued must be in it first.
+                        flush_saves(&mut app, &mut saved).await;
                         stop_apply = Some(start_apply(
                             options.executors.clone(),
                             options.rollout.clone(),
@@ -261,6 +287,10 @@ async fn run_loop(options: Options) -> color_eyre::Result<()> {
                     }
                 }
             }
+            Some(done) = saved.recv() => {
+                needs_render = true;
+                app.queue_saved(done);
+            }
             Some(event) = apply_events.recv() => {
                 needs_render = true;
                 match event {
@@ -285,6 +315,17 @@ async fn run_loop(options: Options) -> color_eyre::Result<()> {
     Ok(())
 }
 
+/// Waits for the saves on their way, then saves what is left here.
+async fn flush_saves(app: &mut App, saved: &mut mpsc::UnboundedReceiver<save::Saved>) {
+    while app.saves_in_flight() > 0 {
+        match saved.recv().await {
+            Some(done) => app.queue_saved(done),
+            None => break,
+        }
+    }
+    app.save_now();
+}
+
 async fn next_collected(collection: &mut Option<Collection>) -> Option<CollectEvent> {
     match collection {
         Some(c) => c.events.recv().await,
@@ -296,7 +337,7 @@ async fn next_collected(collection: &mut Option<Collection>) -> Option<CollectEv
 fn translate(event: Event, app: &App) -> Option<Action> {
     match event {
         Event::Key(key) if key.kind != KeyEventKind::Release => {
-            keymap::action_for(&key, app.view, app.typing(), app.help.is_some())
+            keymap::action_for(&key, app.view, app.typing(), app.modal())
         }
         Event::Mouse(mouse) => match mouse.kind {
             MouseEventKind::ScrollDown => Some(Action::ScrollDown),

@@ -32,6 +32,8 @@ pub struct ListState<T> {
     pub input: String,
     /// The last filter that parsed; it stays in force while the input has an error.
     query: Query,
+    /// The text of `query`: what the title shows, since it is what is applied.
+    applied: String,
     pub input_error: Option<String>,
     pub sort: usize,
     pub descending: bool,
@@ -48,6 +50,7 @@ impl<T: Copy + PartialEq> ListState<T> {
         ListState {
             input: String::new(),
             query: Query::default(),
+            applied: String::new(),
             input_error: None,
             sort,
             descending,
@@ -66,11 +69,17 @@ impl<T: Copy + PartialEq> ListState<T> {
         &self.query
     }
 
+    /// The filter in force, as typed when it parsed.
+    pub fn applied(&self) -> &str {
+        &self.applied
+    }
+
     /// Parses the typed filter with the view's fields; on error the previous query stays.
     pub fn set_input(&mut self, input: String, fields: &[Field]) {
         match Query::parse(&input, fields) {
             Ok(query) => {
                 self.query = query;
+                self.applied = input.trim().to_owned();
                 self.input_error = None;
             }
             Err(error) => self.input_error = Some(error),

@@ -1,0 +1,432 @@
+//! The detail pane: everything known about the selected instance, image or queue entry, one fact
+//! a line, wrapped rather than cut, so no reason pushes another out of sight.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Style, Stylize};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+
+use super::action::View;
+use super::app::App;
+use super::data::Data;
+use super::draw::verdict_style;
+use crate::core::inventory::{ImageIdx, InstanceIdx};
+use crate::core::model::{SourceState, SourceStatus};
+use crate::core::policy::TemplateStatus;
+
+/// The pane's title and lines for the selected row of the current view, if it has one.
+pub fn content(app: &App) -> Option<(String, Vec<Line<'static>>)> {
+    match app.view {
+        View::Instances => app
+            .instances
+            .selected_row()
+            .map(|i| (" Instance ".to_owned(), instance_lines(app, i))),
+        View::Images => app
+            .images
+            .selected_row()
+            .map(|i| (" Image ".to_owned(), image_lines(&app.data, i))),
+        View::Queue => app
+            .queue_rows
+            .selected_row()
+            .map(|e| (" Queued instance ".to_owned(), queue_lines(app, e))),
+        View::Overview => app
+            .sources()
+            .get(app.selected_source)
+            .map(|s| (" Source ".to_owned(), source_lines(app, s))),
+        View::Drift => None,
+    }
+}
+
+pub fn draw(frame: &mut Frame, app: &App, scroll: u16) {
+    let Some((title, lines)) = content(app) else {
+        return;
+    };
+    let screen = frame.area();
+    let width = screen.width.saturating_sub(4).min(120);
+    let height = screen.height.saturating_sub(2);
+    let area = Rect {
+        x: screen.x + (screen.width - width) / 2,
+        y: screen.y + (screen.height - height) / 2,
+        width,
+        height,
+    };
+    let block = Block::bordered()
+        .title(Line::from(title).bold())
+        .title_bottom(Line::from(" j/k scroll · Esc closes ").dim());
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block)
+            .scroll((scroll, 0)),
+        area,
+    );
+}
+
+fn label(name: &str) -> Span<'static> {
+    Span::styled(format!("{name:<10} "), Style::new().fg(Color::Cyan).bold())
+}
+
+fn fact(name: &str, value: impl Into<String>) -> Line<'static> {
+    Line::from(vec![label(name), Span::raw(value.into())])
+}
+
+fn date(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+fn verdict_lines(data: &Data, image: ImageIdx) -> Vec<Line<'static>> {
+    let eval = data.image_eval(image);
+    let mut lines = vec![Line::from(vec![
+        label("verdict"),
+        Span::styled(eval.verdict.as_str(), verdict_style(eval.verdict)),
+    ])];
+    if eval.reasons.is_empty() {
+        lines.push(fact("", "on the golden image, within the age limit"));
+    }
+    // Every reason on its own line: the most severe first, none hiding the next.
+    for reason in &eval.reasons {
+        lines.push(fact("", format!("· {reason}")));
+    }
+    lines
+}
+
+fn instance_lines(app: &App, i: InstanceIdx) -> Vec<Line<'static>> {
+    let data = &app.data;
+    let inv = &data.inventory;
+    let instance = data.instance(i);
+    let image = inv.image_of(i);
+    let entry = inv.image(image);
+    let eval = data.image_eval(image);
+    let mut lines = vec![
+        Line::from(instance.id.clone()).bold(),
+        fact(
+            "name",
+            if instance.name.is_empty() {
+                "(none)"
+            } else {
+                &instance.name
+            },
+        ),
+    ];
+    lines.extend(verdict_lines(data, image));
+    for exposure in &instance.exposure {
+        lines.push(Line::from(vec![
+            label("exposed"),
+            Span::styled(exposure.clone(), Style::new().fg(Color::Red)),
+        ]));
+    }
+    let uptime = data.uptime_days(i);
+    if data.eval.long_lived[i as usize] {
+        lines.push(Line::from(vec![
+            label("long-lived"),
+            Span::styled(
+                format!(
+                    "up {uptime} days, longer than the {}-day limit: recycle it",
+                    app.policy().max_instance_age_days
+                ),
+                Style::new().fg(Color::Yellow),
+            ),
+        ]));
+    }
+    if app.is_queued(&instance.id) {
+        lines.push(fact("queued", "yes: see the Queue view"));
+    }
+    lines.push(Line::from(""));
+    lines.push(fact(
+        "image",
+        if entry.image.name.is_empty() {
+            "(name unknown)".to_owned()
+        } else {
+            entry.image.name.clone()
+        },
+    ));
+    lines.push(fact("key", entry.image.key.clone()));
+    lines.push(fact(
+        "created",
+        match (entry.image.created, eval.age_days) {
+            (Some(created), Some(age)) => format!("{} ({age} days ago)", date(created)),
+            _ => "unknown".to_owned(),
+        },
+    ));
+    lines.push(fact(
+        "lineage",
+        data.lineage_of_image(image)
+            .unwrap_or("none (no readable metadata)")
+            .to_owned(),
+    ));
+    lines.push(fact(
+        "golden",
+        match eval.golden {
+            Some(g) if g == image => "this image".to_owned(),
+            Some(g) => format!(
+                "{} ({}){}",
+                data.image_label(g),
+                inv.image(g).image.key,
+                if eval.behind_by > 0 {
+                    format!(", {} newer", eval.behind_by)
+                } else {
+                    String::new()
+                }
+            ),
+            None => "none".to_owned(),
+        },
+    ));
+    lines.push(Line::from(""));
+    lines.push(fact(
+        "launched",
+        format!("{} (up {uptime} days)", date(instance.launched)),
+    ));
+    lines.push(fact(
+        "where",
+        format!(
+            "{} · account {} · {} · zone {}",
+            instance.cloud,
+            instance.account,
+            instance.region,
+            if instance.zone.is_empty() {
+                "?"
+            } else {
+                &instance.zone
+            }
+        ),
+    ));
+    lines.push(fact(
+        "runs",
+        format!(
+            "{} · {} · source {}",
+            instance.state, instance.instance_type, instance.source
+        ),
+    ));
+    match inv.group_of(i) {
+        Some(g) => {
+            let group = inv.group(g);
+            let geval = data.eval.group_eval(g);
+            lines.push(fact(
+                "group",
+                format!("{} ({})", data.group_label(g), group.key),
+            ));
+            let template = group
+                .group
+                .as_ref()
+                .and_then(|d| d.template.clone())
+                .unwrap_or_else(|| "unknown template".to_owned());
+            let state = match &geval.template {
+                TemplateStatus::Unresolved => "its image could not be resolved".to_owned(),
+                TemplateStatus::Golden => "points at the golden image".to_owned(),
+                TemplateStatus::Drift { points_at, golden } => format!(
+                    "launches {points_at}, golden is {}: replacing members brings the old image back",
+                    golden.as_deref().unwrap_or("unknown")
+                ),
+            };
+            lines.push(fact("template", format!("{template}: {state}")));
+            if geval.skew() {
+                lines.push(fact(
+                    "skew",
+                    format!("members run {} images", geval.images.len()),
+                ));
+            }
+        }
+        None => lines.push(fact("group", "none: a standalone instance")),
+    }
+    let a = &instance.addresses;
+    lines.push(Line::from(""));
+    for (name, values) in [
+        ("private ip", &a.private_ips),
+        ("public ip", &a.public_ips),
+        ("dns", &a.dns_names),
+    ] {
+        if !values.is_empty() {
+            lines.push(fact(name, values.join(", ")));
+        }
+    }
+    if a.is_empty() {
+        lines.push(fact("addresses", "none reported"));
+    }
+    tag_lines(&mut lines, instance.tags.iter());
+    lines
+}
+
+fn tag_lines<'a>(
+    lines: &mut Vec<Line<'static>>,
+    tags: impl Iterator<Item = (&'a String, &'a String)>,
+) {
+    let mut first = true;
+    for (key, value) in tags {
+        lines.push(fact(
+            if first { "tags" } else { "" },
+            format!("{key}={value}"),
+        ));
+        first = false;
+    }
+    if first {
+        lines.push(fact("tags", "none"));
+    }
+}
+
+fn image_lines(data: &Data, i: ImageIdx) -> Vec<Line<'static>> {
+    let inv = &data.inventory;
+    let entry = inv.image(i);
+    let eval = data.image_eval(i);
+    let image = &entry.image;
+    let mut lines = vec![Line::from(image.key.clone()).bold()];
+    lines.push(fact(
+        "name",
+        if image.name.is_empty() {
+            "(unknown)".to_owned()
+        } else {
+            image.name.clone()
+        },
+    ));
+    lines.extend(verdict_lines(data, i));
+    if let Some(reason) = &image.unreadable_reason {
+        lines.push(fact("unreadable", reason.clone()));
+    }
+    lines.push(Line::from(""));
+    lines.push(fact(
+        "created",
+        match (image.created, eval.age_days) {
+            (Some(created), Some(age)) => format!("{} ({age} days ago)", date(created)),
+            _ => "unknown".to_owned(),
+        },
+    ));
+    lines.push(fact(
+        "owner",
+        format!(
+            "{} · {}",
+            image.cloud,
+            if image.owner.is_empty() {
+                "?"
+            } else {
+                &image.owner
+            }
+        ),
+    ));
+    lines.push(fact(
+        "lineage",
+        data.lineage_of_image(i).unwrap_or("none").to_owned(),
+    ));
+    lines.push(fact(
+        "golden",
+        match eval.golden {
+            Some(g) if g == i => "this image".to_owned(),
+            Some(g) => format!(
+                "{} ({}), {} newer",
+                data.image_label(g),
+                inv.image(g).image.key,
+                eval.behind_by
+            ),
+            None => "none".to_owned(),
+        },
+    ));
+    if let Some(deprecation) = &image.deprecation {
+        let when = deprecation.at.map(date);
+        let state = deprecation.state.clone();
+        lines.push(fact(
+            "deprecated",
+            [state, when]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" · "),
+        ));
+    }
+    lines.push(fact("instances", entry.instances.len().to_string()));
+    tag_lines(&mut lines, image.tags.iter());
+    lines
+}
+
+fn source_lines(app: &App, source: &SourceStatus) -> Vec<Line<'static>> {
+    let mut lines = vec![
+        Line::from(source.name.clone()).bold(),
+        fact("cloud", source.cloud.as_str()),
+    ];
+    let (state, style) = match &source.state {
+        SourceState::Collecting => ("collecting".to_owned(), Style::new().fg(Color::Yellow)),
+        SourceState::Done => ("done".to_owned(), Style::new().fg(Color::Green)),
+        SourceState::Failed { .. } => ("failed".to_owned(), Style::new().fg(Color::Red)),
+    };
+    lines.push(Line::from(vec![label("state"), Span::styled(state, style)]));
+    lines.push(fact(
+        "when",
+        app.source_ended(&source.name).map_or_else(
+            || "not seen by this UI (still collecting, or from a snapshot)".to_owned(),
+            date,
+        ),
+    ));
+    if let SourceState::Failed { error } = &source.state {
+        // The whole error, wrapped: the list cuts it to a line.
+        lines.push(Line::from(vec![
+            label("error"),
+            Span::styled(error.clone(), Style::new().fg(Color::Red)),
+        ]));
+    }
+    lines.push(fact(
+        "collected",
+        format!(
+            "{} instances in {} pages{}",
+            source.instances,
+            source.pages,
+            source
+                .expected_pages
+                .map_or(String::new(), |n| format!(" of {n}"))
+        ),
+    ));
+    for (n, warning) in source.warnings.iter().enumerate() {
+        lines.push(Line::from(vec![
+            label(if n == 0 { "warnings" } else { "" }),
+            Span::styled(warning.clone(), Style::new().fg(Color::Yellow)),
+        ]));
+    }
+    lines
+}
+
+fn queue_lines(app: &App, e: usize) -> Vec<Line<'static>> {
+    let entry = &app.queue.entries[e];
+    let data = &app.data;
+    let image_name = |key: &str| {
+        data.inventory
+            .image_by_key(key)
+            .map(|i| data.image_label(i).to_owned())
+            .filter(|name| name != key)
+            .map_or(key.to_owned(), |name| format!("{name} ({key})"))
+    };
+    let executable = entry.strategy.executable();
+    vec![
+        Line::from(entry.instance_id.clone()).bold(),
+        fact("name", entry.name.clone()),
+        Line::from(vec![
+            label("verdict"),
+            Span::styled(entry.verdict.as_str(), verdict_style(entry.verdict)),
+        ]),
+        fact("", format!("· {}", entry.reason)),
+        Line::from(vec![
+            label("strategy"),
+            Span::styled(
+                entry.strategy.describe(),
+                if executable {
+                    Style::new().fg(Color::Green)
+                } else {
+                    Style::new().fg(Color::Red)
+                },
+            ),
+        ]),
+        fact("image", image_name(&entry.image)),
+        fact(
+            "target",
+            entry
+                .target_image
+                .as_deref()
+                .map_or("no golden image".to_owned(), image_name),
+        ),
+        fact(
+            "where",
+            format!(
+                "{} · account {} · {} · source {}",
+                entry.cloud, entry.account, entry.region, entry.source
+            ),
+        ),
+        fact("queued", date(entry.queued_at)),
+    ]
+}

@@ -1,0 +1,712 @@
+//! The incident audit in the UI, headless: find by image key and IP, filters that apply what
+//! they show, marks that are seen, and the documented filter examples against the demo.
+
+use chrono::{DateTime, TimeZone, Utc};
+use fleetscope::clouds::demo::DemoFleet;
+use fleetscope::core::inventory::Inventory;
+use fleetscope::core::lineage::LineageRules;
+use fleetscope::core::policy::PolicyConfig;
+use fleetscope::queue::Queue;
+use fleetscope::views::tui::action::{Action, View};
+use fleetscope::views::tui::app::{App, AppInit};
+use fleetscope::views::tui::draw;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()
+}
+
+fn rules() -> LineageRules {
+    LineageRules {
+        tag: Some("lineage".into()),
+        name_rules: Vec::new(),
+    }
+}
+
+fn demo_app(size: usize) -> App {
+    let mut inventory = Inventory::new(rules());
+    for event in DemoFleet::new(42, size, now()).events() {
+        inventory.apply(event);
+    }
+    let mut app = App::new(AppInit {
+        inventory,
+        rules: rules(),
+        policy: PolicyConfig::default(),
+        now: now(),
+        queue: Queue::default(),
+        queue_path: None,
+        live: true,
+        collecting: false,
+        read_only: false,
+    });
+    render(&mut app, 120, 40);
+    app
+}
+
+fn render(app: &mut App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|frame| draw::draw(frame, app)).unwrap();
+    let buffer = terminal.backend().buffer();
+    let mut text = String::new();
+    for y in 0..buffer.area.height {
+        let line: String = (0..buffer.area.width)
+            .map(|x| buffer[(x, y)].symbol())
+            .collect();
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        app.update(Action::Input(c));
+    }
+}
+
+/// Commits `query` as the operator would: `/`, the text, Enter.
+fn commit_filter(app: &mut App, query: &str) {
+    app.update(Action::StartFilter);
+    app.update(Action::ClearInput);
+    type_text(app, query);
+    app.update(Action::Submit);
+}
+
+fn status(app: &App) -> String {
+    app.status
+        .as_ref()
+        .map(|s| s.text.clone())
+        .unwrap_or_default()
+}
+
+fn ids(app: &App) -> Vec<String> {
+    let mut ids: Vec<String> = app
+        .instances
+        .rows
+        .iter()
+        .map(|&i| app.data.instance(i).id.clone())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn an_advisorys_image_key_finds_its_instances_in_the_instances_view() {
+    let mut app = demo_app(1_500);
+    // An AMI and an Azure gallery version, each run by several instances.
+    for prefix in ["ami-", "/subscriptions/"] {
+        let inv = &app.data.inventory;
+        let image = (0..inv.images().len() as u32)
+            .filter(|&i| inv.image(i).image.key.starts_with(prefix))
+            .max_by_key(|&i| inv.image(i).instances.len())
+            .unwrap();
+        let key = inv.image(image).image.key.clone();
+        let mut expected: Vec<String> = inv
+            .image(image)
+            .instances
+            .iter()
+            .map(|&i| inv.instance(i).id.clone())
+            .collect();
+        expected.sort();
+        assert!(expected.len() > 5, "{key}");
+        app.update(Action::Show(View::Instances));
+        for query in [key.clone(), format!("image:{key}")] {
+            commit_filter(&mut app, &query);
+            assert_eq!(ids(&app), expected, "{query}");
+        }
+        app.update(Action::Show(View::Images));
+        commit_filter(&mut app, &format!("image:{key}"));
+        assert_eq!(app.images.rows, [image]);
+    }
+}
+
+#[test]
+fn an_alerts_address_finds_its_instance() {
+    let mut app = demo_app(1_500);
+    app.update(Action::Show(View::Instances));
+    let instance = app.data.instance(700).clone();
+    let private = instance.addresses.private_ips[0].clone();
+    commit_filter(&mut app, &format!("ip:{private}"));
+    assert_eq!(
+        ids(&app),
+        std::slice::from_ref(&instance.id),
+        "an address is one instance"
+    );
+    commit_filter(&mut app, &private);
+    assert!(ids(&app).contains(&instance.id), "free text finds it too");
+    let network = format!("{}.0/24", private.rsplit_once('.').unwrap().0);
+    commit_filter(&mut app, &format!("ip:{network}"));
+    let rows = app.instances.rows.len();
+    assert!(rows > 1 && rows <= 256, "{network}: {rows}");
+    for &i in &app.instances.rows {
+        let ip = &app.data.instance(i).addresses.private_ips[0];
+        assert!(ip.starts_with(network.trim_end_matches("0/24")), "{ip}");
+    }
+    // Distinct private addresses across the fleet: an alert names one server.
+    let mut all: Vec<&str> = app
+        .data
+        .inventory
+        .instances()
+        .iter()
+        .map(|i| i.addresses.private_ips[0].as_str())
+        .collect();
+    all.sort_unstable();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(all.len(), before);
+}
+
+#[test]
+fn a_filter_that_does_not_parse_keeps_the_committed_one_and_the_title_says_so() {
+    let mut app = demo_app(1_500);
+    app.update(Action::Show(View::Instances));
+    commit_filter(&mut app, "cloud:aws");
+    let aws = app.instances.rows.clone();
+    commit_filter(&mut app, "verdict:flagged bogus:1");
+    assert_eq!(app.instances.rows, aws, "the previous filter stays");
+    assert_eq!(app.instances.input, "cloud:aws");
+    let said = status(&app);
+    assert!(
+        said.contains("unknown field \"bogus\"") && said.contains("kept /cloud:aws"),
+        "{said}"
+    );
+    let screen = render(&mut app, 120, 40);
+    assert!(screen.contains(" /cloud:aws "), "{screen}");
+    assert!(!screen.contains("bogus:1 "), "{screen}");
+
+    app.update(Action::StartCommand);
+    type_text(&mut app, "filter region:");
+    app.update(Action::Submit);
+    assert_eq!(app.instances.rows, aws);
+    assert!(render(&mut app, 120, 40).contains(" /cloud:aws "));
+
+    // While typing, the title shows what is applied, not the text being typed.
+    app.update(Action::StartFilter);
+    type_text(&mut app, " verdict:bog");
+    let screen = render(&mut app, 120, 40);
+    assert!(
+        screen.contains("is not one of flagged, unknown, outdated, stale, current"),
+        "{screen}"
+    );
+    assert!(screen.contains(" /cloud:aws ") && !screen.contains(" /cloud:aws verdict:bog "));
+    app.update(Action::Cancel);
+    assert_eq!(app.instances.rows, aws);
+}
+
+#[test]
+fn closed_values_several_values_order_and_findings_narrow_as_they_say() {
+    let mut app = demo_app(1_500);
+    app.update(Action::Show(View::Instances));
+    let verdict_count = |app: &mut App, query: &str| {
+        commit_filter(app, query);
+        assert!(app.filter_error().is_none(), "{query}");
+        app.instances.rows.len()
+    };
+    let outdated = verdict_count(&mut app, "verdict:outdated");
+    let stale = verdict_count(&mut app, "verdict:stale");
+    let either = verdict_count(&mut app, "verdict:outdated,stale");
+    assert_eq!(either, outdated + stale);
+    let at_least = verdict_count(&mut app, "verdict:>=outdated");
+    let worse = verdict_count(&mut app, "verdict:flagged,unknown");
+    assert_eq!(at_least, outdated + worse);
+
+    let exposed = verdict_count(&mut app, "exposed");
+    assert!(exposed > 0);
+    for &i in &app.instances.rows {
+        assert!(!app.data.instance(i).exposure.is_empty());
+    }
+    let long_lived = verdict_count(&mut app, "long-lived");
+    assert!(long_lived > 0);
+    for &i in &app.instances.rows {
+        assert!(app.data.eval.long_lived[i as usize]);
+    }
+    verdict_count(&mut app, "behind:>2");
+    assert!(!app.instances.rows.is_empty());
+    for &i in &app.instances.rows {
+        assert!(app.data.instance_eval(i).behind_by > 2);
+    }
+    for bad in ["verdict:bogus", "cloud:oracle", "state:melting"] {
+        commit_filter(&mut app, bad);
+        assert!(
+            status(&app).contains("is not one of"),
+            "{bad}: {}",
+            status(&app)
+        );
+    }
+}
+
+/// The filter examples `?` lists for a view, and the README's, all match rows of the demo.
+#[test]
+fn every_documented_filter_example_matches_demo_rows() {
+    let mut app = demo_app(1_500);
+    // Something queued, so the Queue view has rows to filter.
+    app.update(Action::Show(View::Instances));
+    commit_filter(&mut app, "verdict:>=outdated");
+    app.update(Action::MarkAllVisible);
+    app.update(Action::QueueSelected);
+    app.update(Action::Input('y'));
+    commit_filter(&mut app, "");
+    for view in [View::Images, View::Instances, View::Drift, View::Queue] {
+        app.update(Action::Show(view));
+        for &field in App::fields_of(view) {
+            let example = App::filter_example(view, field);
+            commit_filter(&mut app, example);
+            assert!(
+                app.filter_error().is_none(),
+                "{view:?} {example}: {:?}",
+                status(&app)
+            );
+            let rows = match view {
+                View::Images => app.images.rows.len(),
+                View::Instances => app.instances.rows.len(),
+                View::Drift => app.drift.rows.len(),
+                _ => app.queue_rows.rows.len(),
+            };
+            assert!(rows > 0, "{view:?}: {example} matches nothing");
+        }
+        commit_filter(&mut app, "");
+    }
+    let help = {
+        app.update(Action::Show(View::Instances));
+        app.update(Action::ToggleHelp);
+        let mut screen = String::new();
+        for _ in 0..40 {
+            screen.push_str(&render(&mut app, 120, 60));
+            app.update(Action::Down);
+        }
+        app.update(Action::ToggleHelp);
+        screen
+    };
+    assert!(help.contains("ip:10.0.0.0/8") && help.contains("verdict:>=outdated"));
+
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("The filter is whitespace-separated terms")
+        .unwrap();
+    let end = start + readme[start..].find("The title always shows").unwrap();
+    let examples: Vec<&str> = readme[start..end]
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|span| {
+            !span.contains('…')
+                && !span.starts_with("field:")
+                && (span.contains(':')
+                    || span.contains('.')
+                    || ["exposed", "long-lived"].contains(span))
+        })
+        .collect();
+    assert!(examples.len() > 20, "{examples:?}");
+    for example in examples {
+        app.update(Action::Show(View::Instances));
+        app.set_filter(example.to_owned());
+        if app.filter_error().is_some() {
+            app.update(Action::Show(View::Images));
+            app.set_filter(example.to_owned());
+        }
+        assert!(
+            app.filter_error().is_none(),
+            "README {example}: {:?}",
+            app.filter_error()
+        );
+        let rows = match app.view {
+            View::Images => app.images.rows.len(),
+            _ => app.instances.rows.len(),
+        };
+        assert!(rows > 0, "README {example} matches nothing in the demo");
+        app.set_filter(String::new());
+    }
+}
+
+#[test]
+fn hidden_marks_are_counted_named_and_a_clearing_can_be_undone() {
+    let mut app = demo_app(1_500);
+    app.update(Action::Show(View::Instances));
+    commit_filter(&mut app, "lineage:web* verdict:outdated");
+    let marked = app.instances.rows.len();
+    assert!(marked > 3);
+    app.update(Action::MarkAllVisible);
+    let screen = render(&mut app, 160, 48);
+    assert!(screen.contains(&format!("· {marked} marked ")), "{screen}");
+    commit_filter(&mut app, "cloud:gcp");
+    let screen = render(&mut app, 160, 48);
+    assert!(
+        screen.contains(&format!("· {marked} marked, {marked} hidden")),
+        "{screen}"
+    );
+
+    // Esc clears the filter; the marks stay, still counted.
+    app.update(Action::Back);
+    let shown = render(&mut app, 160, 48);
+    assert!(shown.contains(&format!("· {marked} marked ")), "{shown}");
+    // A second Esc clears the marks, says so, and U brings them back.
+    app.update(Action::Back);
+    assert!(
+        status(&app).contains(&format!("cleared {marked} marks")),
+        "{}",
+        status(&app)
+    );
+    assert!(!render(&mut app, 160, 48).contains("marked"));
+    app.update(Action::UndoClearMarks);
+    assert_eq!(app.marked.len(), marked);
+    // Filtered away, `r` acts on the hidden marks and says so.
+    commit_filter(&mut app, "cloud:gcp");
+    app.update(Action::QueueSelected);
+    let said = status(&app);
+    assert!(
+        said.contains(&format!(
+            "queued {marked} instances ({marked} marked, {marked} of them hidden by the filter)"
+        )),
+        "{said}"
+    );
+    assert!(app.marked.is_empty());
+    app.update(Action::UndoClearMarks);
+    assert!(
+        app.marked.is_empty(),
+        "marks acted on are spent: {}",
+        status(&app)
+    );
+}
+
+/// An exposed, flagged-or-worse instance: the pane shows every reason, the exposure, the image
+/// name and key, the group's template state, the addresses and the tags, wrapped, not cut.
+#[test]
+fn the_detail_pane_shows_everything_known_about_an_instance() {
+    let mut app = demo_app(1_500);
+    app.update(Action::Show(View::Instances));
+    commit_filter(&mut app, "exposed long-lived");
+    assert!(!app.instances.rows.is_empty());
+    let i = app.instances.selected_row().unwrap();
+    let instance = app.data.instance(i).clone();
+    let image = app
+        .data
+        .inventory
+        .image(app.data.inventory.image_of(i))
+        .image
+        .clone();
+    app.update(Action::ShowDetail);
+    assert_eq!(app.detail, Some(0));
+    for (width, height) in [(160, 48), (80, 24)] {
+        let mut screen = String::new();
+        app.detail = Some(0);
+        for _ in 0..30 {
+            screen.push_str(&render(&mut app, width, height));
+            app.update(Action::Down);
+        }
+        let joined: String = screen.split_whitespace().collect::<Vec<_>>().join("");
+        let squeeze = |s: &str| s.split_whitespace().collect::<Vec<_>>().join("");
+        for wanted in [
+            instance.id.as_str(),
+            &image.key,
+            &instance.exposure[0],
+            &instance.addresses.private_ips[0],
+            "long-lived",
+            "service=",
+            "tags",
+        ] {
+            assert!(
+                joined.contains(&squeeze(wanted)),
+                "{width}x{height}: {wanted}\n{screen}"
+            );
+        }
+        if !image.name.is_empty() {
+            assert!(joined.contains(&squeeze(&image.name)), "{}", image.name);
+        }
+        for reason in &app.data.instance_eval(i).reasons {
+            assert!(
+                joined.contains(&squeeze(reason)),
+                "{width}x{height}: {reason}"
+            );
+        }
+    }
+    app.update(Action::Back);
+    assert_eq!(app.detail, None, "Esc closes the pane");
+    assert_eq!(app.view, View::Instances);
+    app.detail = None;
+    insta::assert_snapshot!("detail_instance_80x24", {
+        app.update(Action::ShowDetail);
+        render(&mut app, 80, 24)
+    });
+    insta::assert_snapshot!("detail_instance_160x48", render(&mut app, 160, 48));
+    app.update(Action::Back);
+    app.update(Action::Show(View::Images));
+    app.update(Action::ShowDetail);
+    insta::assert_snapshot!("detail_image_80x24", render(&mut app, 80, 24));
+}
+
+#[test]
+fn marked_counts_and_the_filter_in_force_on_screen() {
+    let mut app = demo_app(1_500);
+    app.update(Action::Show(View::Instances));
+    commit_filter(&mut app, "lineage:web* verdict:>=outdated");
+    app.update(Action::MarkAllVisible);
+    commit_filter(&mut app, "lineage:web* uptime:<20");
+    app.status = None;
+    insta::assert_snapshot!("marks_80x24", render(&mut app, 80, 24));
+    insta::assert_snapshot!("marks_160x48", render(&mut app, 160, 48));
+}
+
+#[test]
+fn badges_say_what_kind_of_fleet_is_on_screen() {
+    use fleetscope::views::tui::app::Badges;
+    let mut app = demo_app(1_500);
+    let plain = render(&mut app, 160, 48);
+    assert!(!plain.contains("DEMO") && !plain.contains("SNAPSHOT"));
+    app.badges = Badges {
+        demo: true,
+        snapshot: None,
+        fixed_now: Some(now()),
+    };
+    insta::assert_snapshot!("badges_demo_now_80x24", render(&mut app, 80, 24));
+    insta::assert_snapshot!("badges_demo_now_160x48", render(&mut app, 160, 48));
+    let wide = render(&mut app, 160, 48);
+    assert!(
+        wide.lines()
+            .next()
+            .unwrap()
+            .contains(" DEMO   FIXED TIME  2026-11-01 00:00 UTC"),
+        "{wide}"
+    );
+    app.badges = Badges {
+        demo: false,
+        snapshot: Some(now()),
+        fixed_now: None,
+    };
+    let first = render(&mut app, 160, 48);
+    let top = first.lines().next().unwrap();
+    assert!(
+        top.contains(" SNAPSHOT 2026-11-01 00:00 · ") && top.contains("d old "),
+        "{top}"
+    );
+    let narrow = render(&mut app, 80, 24);
+    assert!(
+        narrow.lines().next().unwrap().contains(" SNAP "),
+        "{narrow}"
+    );
+}
+
+#[test]
+fn a_failed_save_shows_unsaved_until_one_succeeds_and_quitting_asks() {
+    use fleetscope::views::tui::action::Effect;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.json");
+    // A directory where the file should be: saves fail until it goes.
+    std::fs::create_dir(&path).unwrap();
+    let mut inventory = Inventory::new(rules());
+    for event in DemoFleet::new(42, 300, now()).events() {
+        inventory.apply(event);
+    }
+    let mut app = App::new(AppInit {
+        inventory,
+        rules: rules(),
+        policy: PolicyConfig::default(),
+        now: now(),
+        queue: Queue::default(),
+        queue_path: Some(path.clone()),
+        live: true,
+        collecting: false,
+        read_only: false,
+    });
+    app.update(Action::Show(View::Instances));
+    let before = chrono::Utc::now();
+    app.update(Action::QueueSelected);
+    app.save_now();
+    assert!(app.unsaved());
+    assert!(
+        app.queue.entries[0].queued_at >= before,
+        "queued_at is when the key was pressed"
+    );
+    assert!(
+        render(&mut app, 160, 48)
+            .lines()
+            .next()
+            .unwrap()
+            .contains("QUEUE UNSAVED")
+    );
+    assert_eq!(
+        app.update(Action::Quit),
+        None,
+        "q with unsaved changes asks first"
+    );
+    assert!(status(&app).contains("q again quits without them"));
+    app.update(Action::Down);
+    assert_eq!(
+        app.update(Action::Quit),
+        None,
+        "any other key in between stays"
+    );
+    assert_eq!(app.update(Action::Quit), Some(Effect::Quit));
+
+    std::fs::remove_dir(&path).unwrap();
+    app.update(Action::Down);
+    app.update(Action::QueueSelected);
+    app.save_now();
+    assert!(!app.unsaved(), "{}", status(&app));
+    assert_eq!(
+        Queue::load(&path).unwrap().entries.len(),
+        2,
+        "the whole queue is saved"
+    );
+    assert!(!render(&mut app, 160, 48).contains("UNSAVED"));
+    assert_eq!(app.update(Action::Quit), Some(Effect::Quit));
+}
+
+#[test]
+fn a_disabled_queue_refuses_changes_and_says_what_to_do() {
+    let mut app = demo_app(300);
+    app.disable_queue("queue disabled: /x/queue.json: damaged queue file: expected value; `fleetscope queue clear --yes` moves it aside".to_owned());
+    app.update(Action::Show(View::Instances));
+    app.update(Action::QueueSelected);
+    assert!(app.queue.entries.is_empty());
+    assert!(
+        status(&app).contains("queue clear --yes"),
+        "{}",
+        status(&app)
+    );
+    assert!(render(&mut app, 160, 48).contains("QUEUE DISABLED"));
+    app.update(Action::Show(View::Queue));
+    app.update(Action::Apply);
+    assert!(status(&app).contains("queue disabled"));
+}
+
+#[test]
+fn queueing_many_at_once_asks_with_the_count_per_verdict() {
+    let mut app = demo_app(1_500);
+    app.update(Action::Show(View::Instances));
+    commit_filter(&mut app, "verdict:>=outdated");
+    let rows = app.instances.rows.len();
+    assert!(rows > 100, "{rows}");
+    app.update(Action::MarkAllVisible);
+    app.update(Action::QueueSelected);
+    let question = status(&app);
+    assert!(
+        question.starts_with(&format!("queue {rows} instances (")),
+        "{question}"
+    );
+    assert!(
+        question.contains(" outdated") && question.ends_with("? y/N"),
+        "{question}"
+    );
+    assert!(app.typing(), "the answer is typed");
+    assert!(app.queue.entries.is_empty(), "nothing before the answer");
+    app.update(Action::Input('n'));
+    assert!(app.queue.entries.is_empty());
+    assert_eq!(status(&app), "nothing was queued");
+    assert!(!app.typing());
+
+    // At the limit it does not ask; past it, y queues them all.
+    app.confirm_queue_over = rows;
+    app.update(Action::MarkAllVisible);
+    app.update(Action::QueueSelected);
+    assert_eq!(app.queue.entries.len(), rows, "{}", status(&app));
+    app.update(Action::Show(View::Queue));
+    app.update(Action::MarkAllVisible);
+    app.update(Action::Dequeue);
+    app.confirm_queue_over = 100;
+    app.update(Action::Show(View::Drift));
+    app.update(Action::QueueAllOnSelected);
+    if app.typing() {
+        app.update(Action::Input('y'));
+    }
+    assert!(!app.queue.entries.is_empty());
+}
+
+/// 50,000 queued in one key: the key returns with the queue changed in memory, the file is
+/// written by the saver as one compact document.
+#[test]
+fn a_large_bulk_queue_is_saved_compact_by_the_saver() {
+    use fleetscope::views::tui::save;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.json");
+    let mut inventory = Inventory::new(rules());
+    for event in DemoFleet::new(42, 60_000, now()).events() {
+        inventory.apply(event);
+    }
+    let mut app = App::new(AppInit {
+        inventory,
+        rules: rules(),
+        policy: PolicyConfig::default(),
+        now: now(),
+        queue: Queue::default(),
+        queue_path: Some(path.clone()),
+        live: true,
+        collecting: false,
+        read_only: false,
+    });
+    app.update(Action::Show(View::Instances));
+    commit_filter(&mut app, "!verdict:current");
+    app.update(Action::MarkAllVisible);
+    let marked = app.marked.len();
+    assert!(marked > 20_000, "{marked}");
+    app.update(Action::QueueSelected);
+    app.update(Action::Input('y'));
+    assert_eq!(app.queue.entries.len(), marked);
+    let changes = app.take_queue_changes().unwrap();
+    assert_eq!(app.saves_in_flight(), 1);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let saver = save::start(path.clone(), tx);
+    saver.send(changes).unwrap();
+    let done = rx.blocking_recv().unwrap();
+    app.queue_saved(done);
+    assert_eq!(app.saves_in_flight(), 0);
+    assert!(!app.unsaved());
+    assert_eq!(Queue::load(&path).unwrap().entries.len(), marked);
+    let size = std::fs::metadata(&path).unwrap().len();
+    let per_entry = size / marked as u64;
+    assert!(per_entry < 700, "{per_entry} bytes per entry");
+}
+
+#[test]
+fn a_failed_sources_whole_error_is_one_key_away() {
+    use fleetscope::core::event::CollectEvent;
+    use fleetscope::core::model::Cloud;
+    let mut app = demo_app(300);
+    let error = "us-east-1: DescribeInstances: UnauthorizedOperation: You are not authorized to perform this operation. User: arn:aws:iam::111111111111:user/audit is not authorized to perform: ec2:DescribeInstances because no identity-based policy allows the ec2:DescribeInstances action";
+    for event in [
+        CollectEvent::Started {
+            source: "aws:audit".into(),
+            cloud: Cloud::Aws,
+            expected_pages: None,
+        },
+        CollectEvent::Failed {
+            source: "aws:audit".into(),
+            error: error.into(),
+        },
+    ] {
+        app.apply_event(event);
+    }
+    app.update(Action::Show(View::Overview));
+    let overview = render(&mut app, 80, 24);
+    assert!(
+        !overview.contains("identity-based policy"),
+        "the list cuts it"
+    );
+    let position = app
+        .sources()
+        .iter()
+        .position(|s| s.name == "aws:audit")
+        .unwrap();
+    for _ in 0..position {
+        app.update(Action::Down);
+    }
+    assert_eq!(app.selected_source, position);
+    app.update(Action::ShowDetail);
+    let screen = render(&mut app, 80, 24);
+    for part in [
+        "UnauthorizedOperation: You are",
+        "arn:aws:iam::111111111111:user/audit is not authorized to perform:",
+        "identity-based policy allows the",
+        "ec2:DescribeInstances action",
+    ] {
+        assert!(screen.contains(part), "{part}\n{screen}");
+    }
+    assert!(screen.contains("state      failed"), "{screen}");
+    // When it happened is this run's clock: scrubbed for the snapshot.
+    let when = screen.find("when       ").unwrap() + "when       ".len();
+    let stamp = &screen[when..when + "2026-11-26 14:51 UTC".len()];
+    assert!(stamp.ends_with(" UTC"), "{stamp}");
+    let screen = screen.replace(stamp, "[time]");
+    insta::assert_snapshot!("source_error_80x24", screen);
+}
