@@ -41,7 +41,7 @@ pub struct GlobalArgs {
 pub struct RunArgs {
     /// Browse a built-in synthetic multi-cloud fleet instead of real clouds (with `queue`: the
     /// demo's own queue, applied by a simulation that reaches no cloud).
-    #[arg(long, global = true, conflicts_with = "snapshot")]
+    #[arg(long, global = true)]
     pub demo: bool,
 
     /// Instances in the demo fleet.
@@ -61,6 +61,10 @@ pub struct RunArgs {
     /// AWS profile to collect (repeatable); adds to the config's aws.profiles.
     #[arg(long = "aws-profile", global = true, value_name = "PROFILE")]
     pub aws_profiles: Vec<String>,
+
+    /// Google Cloud project to collect (repeatable); adds to the config's gcp.projects.
+    #[arg(long = "gcp-project", global = true, value_name = "PROJECT")]
+    pub gcp_projects: Vec<String>,
 
     /// Read a saved snapshot (or JSON report) instead of collecting.
     #[arg(long, value_name = "FILE")]
