@@ -64,6 +64,11 @@ pub fn plan(run: &RunArgs, loaded: &LoadedConfig, page_delay: Duration) -> Resul
             config.aws.profiles.push(profile.clone());
         }
     }
+    for project in &run.gcp_projects {
+        if !config.gcp.projects.contains(project) {
+            config.gcp.projects.push(project.clone());
+        }
+    }
     Plan::from_config(&config).map_err(|e| eyre!(e))
 }
 
@@ -292,6 +297,11 @@ fn queue_fleet(run: &RunArgs, loaded: &LoadedConfig) -> Plan {
     for profile in &run.aws_profiles {
         if !config.aws.profiles.contains(profile) {
             config.aws.profiles.push(profile.clone());
+        }
+    }
+    for project in &run.gcp_projects {
+        if !config.gcp.projects.contains(project) {
+            config.gcp.projects.push(project.clone());
         }
     }
     Plan::Clouds(Box::new(config))

@@ -92,11 +92,24 @@ pub struct AzureConfig {
     pub endpoint_url: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GcpConfig {
     pub projects: Vec<String>,
     pub endpoint_url: String,
+    pub concurrency: u32,
+    pub timeout_secs: u64,
+}
+
+impl Default for GcpConfig {
+    fn default() -> Self {
+        GcpConfig {
+            projects: Vec::new(),
+            endpoint_url: String::new(),
+            concurrency: 8,
+            timeout_secs: 30,
+        }
+    }
 }
 
 /// How an apply rolls out: waves, health gates and when to stop.
@@ -293,6 +306,9 @@ fn validate(config: &Config) -> Result<(), String> {
     }
     if config.aws.concurrency == 0 {
         return Err("aws.concurrency must be at least 1".into());
+    }
+    if config.gcp.concurrency == 0 {
+        return Err("gcp.concurrency must be at least 1".into());
     }
     crate::queue::rollout::MaxUnavailable::parse(&config.rollout.max_unavailable)
         .map_err(|e| format!("rollout.max_unavailable: {e}"))?;

@@ -4,6 +4,8 @@
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod demo;
+#[cfg(feature = "gcp")]
+pub mod gcp;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,10 +67,10 @@ async fn collect_clouds(config: Config, tx: mpsc::Sender<CollectEvent>) {
     if !config.aws.profiles.is_empty() {
         clouds.push(collect_aws(&config, tx.clone()));
     }
-    for (cloud, configured) in [
-        ("azure", !config.azure.subscriptions.is_empty()),
-        ("gcp", !config.gcp.projects.is_empty()),
-    ] {
+    if !config.gcp.projects.is_empty() {
+        clouds.push(collect_gcp(&config, tx.clone()));
+    }
+    for (cloud, configured) in [("azure", !config.azure.subscriptions.is_empty())] {
         if configured {
             let _ = tx
                 .send(CollectEvent::Failed {
@@ -100,6 +102,33 @@ fn collect_aws(
             let failed = CollectEvent::Failed {
                 source: format!("aws:{profile}"),
                 error: "this fleetscope was built without the aws feature".to_owned(),
+            };
+            if tx.send(failed).await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+#[cfg(feature = "gcp")]
+fn collect_gcp(
+    config: &Config,
+    tx: mpsc::Sender<CollectEvent>,
+) -> futures::future::BoxFuture<'static, ()> {
+    Box::pin(gcp::collect(gcp::Settings::from_config(config), tx))
+}
+
+#[cfg(not(feature = "gcp"))]
+fn collect_gcp(
+    config: &Config,
+    tx: mpsc::Sender<CollectEvent>,
+) -> futures::future::BoxFuture<'static, ()> {
+    let projects = config.gcp.projects.clone();
+    Box::pin(async move {
+        for project in projects {
+            let failed = CollectEvent::Failed {
+                source: format!("gcp:{project}"),
+                error: "this fleetscope was built without the gcp feature".to_owned(),
             };
             if tx.send(failed).await.is_err() {
                 return;
