@@ -157,6 +157,8 @@ pub struct CloudExecutors {
     config: Config,
     #[cfg(feature = "aws")]
     aws: aws::AwsExecutor,
+    #[cfg(feature = "gcp")]
+    gcp: gcp::GcpExecutor,
 }
 
 impl CloudExecutors {
@@ -165,6 +167,8 @@ impl CloudExecutors {
             config: config.clone(),
             #[cfg(feature = "aws")]
             aws: aws::AwsExecutor::new(aws::Settings::from_config(config)),
+            #[cfg(feature = "gcp")]
+            gcp: gcp::GcpExecutor::new(gcp::Settings::from_config(config)),
         }
     }
 
@@ -190,6 +194,8 @@ impl Executors for CloudExecutors {
         match entry.cloud {
             #[cfg(feature = "aws")]
             crate::core::model::Cloud::Aws => Ok(&self.aws),
+            #[cfg(feature = "gcp")]
+            crate::core::model::Cloud::Gcp => Ok(&self.gcp),
             cloud => Err(format!(
                 "this fleetscope cannot change {cloud} instances (built without it, or not supported yet)"
             )),

@@ -2,6 +2,7 @@
 //! executor (`replace`). The only place that imports the Google Cloud SDK.
 
 mod collect;
+mod replace;
 
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use google_cloud_gax::retry_state::RetryState;
 use crate::config::Config;
 
 pub use collect::collect;
+pub use replace::GcpExecutor;
 
 /// What the Google Cloud sources need from the config.
 #[derive(Debug, Clone)]
