@@ -521,3 +521,102 @@ fn refused_credentials_fail_every_project_with_one_line() {
     );
     assert_eq!(compute.world.lock().unwrap().calls, Vec::<String>::new());
 }
+
+#[test]
+fn recorded_compute_payloads_are_read_as_they_are() {
+    let mut world = World::default();
+    let project = "gcpdiag-gce1-aaaa";
+    world.recorded.insert(
+        format!("projects/{project}/aggregated/instances"),
+        compute::fixture("gcpdiag-gce1-compute-instances-aggregated.json"),
+    );
+    world.recorded.insert(
+        "projects/cloud-custodian/aggregated/disks".into(),
+        compute::fixture("c7n-disk-query-aggregated-disks.json"),
+    );
+    let migs = compute::fixture("gcpdiag-gce1-compute-migs-aggregated.json");
+    for group in migs["items"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|scoped| {
+            scoped["instanceGroupManagers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+    {
+        let path = group["selfLink"]
+            .as_str()
+            .unwrap()
+            .split("/compute/v1/")
+            .nth(1)
+            .unwrap()
+            .to_owned();
+        world.insert(path, group);
+    }
+    world.insert(
+        "projects/cloud-custodian/global/images/image-1-dev",
+        compute::fixture("c7n-image-refresh-images-get.json"),
+    );
+    world.insert(
+        "projects/cloud-custodian/global/images/image-1",
+        compute::fixture("c7n-image-filter-iam-images-list-deprecated.json")["items"][0].clone(),
+    );
+    // The recorded instances' boot disks, made from those recorded images.
+    for (disk, image) in [("gce1", "image-1-dev"), ("mig-bzvx", "image-1")] {
+        let path = format!("projects/{project}/zones/europe-west4-a/disks/{disk}");
+        world.insert(
+            path.clone(),
+            json!({"kind": "compute#disk", "name": disk, "selfLink": make::link(&path),
+                "sourceImage": make::link(&format!("projects/cloud-custodian/global/images/{image}"))}),
+        );
+    }
+    let compute = Compute::start(world);
+    let (output, report) = report(&compute, &[project, "cloud-custodian"], "");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        source(&report, "gcp:cloud-custodian")["state"],
+        "done",
+        "{report:#}"
+    );
+    let gcpdiag = source(&report, &format!("gcp:{project}"));
+    assert_eq!(gcpdiag["state"], "done", "{gcpdiag:#}");
+    assert_eq!(gcpdiag["instances"], 6);
+    // The templates were not recorded: said once per group, the groups still listed.
+    let warnings = gcpdiag["warnings"].to_string();
+    assert!(
+        warnings.contains("instanceTemplates.get: not found (404)"),
+        "{warnings}"
+    );
+
+    let gce1 = report["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == "7276406499315716343")
+        .unwrap();
+    assert_eq!(
+        gce1["image"],
+        "projects/cloud-custodian/global/images/image-1-dev"
+    );
+    assert_eq!(gce1["verdict"], "stale");
+    assert_eq!(gce1["zone"], "europe-west4-a");
+    assert_eq!(gce1["addresses"]["private_ips"], json!(["10.164.0.4"]));
+    assert_eq!(gce1["tags"]["foo"], "bar");
+    let mig = by_name(&report, "mig-bzvx");
+    assert_eq!(mig["verdict"], "flagged");
+    assert_eq!(mig["group"], format!("gcp:{project}:europe-west4-a:mig"));
+    assert_eq!(by_name(&report, "gce2")["verdict"], "unknown");
+    let group_mig = group(&report, "mig");
+    assert_eq!(group_mig["template"], "mig-template");
+    assert!(group_mig["template_image"].is_null());
+    assert_eq!(
+        group(&report, "gke-gke1-default-pool-35923fbc-grp")["template"],
+        "gke-gke1-default-pool-35923fbc (regional)"
+    );
+}

@@ -242,7 +242,10 @@ fn a_rollout_with_a_slow_and_an_unhealthy_member_stops_at_the_unhealthy_one() {
     };
     let recreating = at("101", |s| matches!(s, Step::Terminated));
     let healthy = at("101", |s| matches!(s, Step::Healthy { .. }));
-    assert!(healthy - recreating >= chrono::Duration::seconds(3), "{journal:?}");
+    assert!(
+        healthy - recreating >= chrono::Duration::seconds(3),
+        "{journal:?}"
+    );
     assert!(
         steps("102")
             .iter()

@@ -38,6 +38,8 @@ pub enum FaultKind {
 pub struct World {
     /// Resource path (`projects/p/zones/z/instances/n`) -> resource.
     pub resources: BTreeMap<String, Value>,
+    /// Answers recorded from Compute, served as they are for a GET of exactly this path.
+    pub recorded: BTreeMap<String, Value>,
     pub faults: Vec<Fault>,
     /// `METHOD path` of every Compute call, in order.
     pub calls: Vec<String>,
@@ -234,6 +236,11 @@ async fn respond(
     }
     let mut world = world.lock().unwrap();
     world.settle();
+    if method == "GET"
+        && let Some(recorded) = world.recorded.get(path)
+    {
+        return (200, recorded.to_string());
+    }
     let segments: Vec<&str> = path.split('/').collect();
     match (method, segments.as_slice()) {
         ("GET", ["projects", project, "aggregated", kind]) => {
@@ -326,6 +333,18 @@ fn decode(text: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A payload from `tests/fixtures/gcp/`: the body of a recorded exchange, or the file itself.
+pub fn fixture(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/gcp")
+        .join(name);
+    let value: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    match value.get("body") {
+        Some(body) => body.clone(),
+        None => value,
+    }
 }
 
 impl World {
@@ -532,7 +551,9 @@ impl World {
         let mut targets = Vec::new();
         for link in body["instances"].as_array().into_iter().flatten() {
             let link = link.as_str().unwrap_or("");
-            let tail = link.rfind("zones/").map_or("", |at| &link[at + "zones/".len()..]);
+            let tail = link
+                .rfind("zones/")
+                .map_or("", |at| &link[at + "zones/".len()..]);
             let key = format!("projects/{project}/zones/{tail}");
             if !members.contains(&key) {
                 return error(
