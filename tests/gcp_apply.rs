@@ -264,6 +264,26 @@ fn a_rollout_with_a_slow_and_an_unhealthy_member_stops_at_the_unhealthy_one() {
         .map(|e| e.instance_id.clone())
         .collect();
     assert_eq!(left, ["102", "103", "104", "301"]);
+
+    // Its health comes back: the next apply resumes waiting for the member it already asked to
+    // recreate (no second recreation: a second one would change its id again), then goes on.
+    compute.world.lock().unwrap().unhealthy.clear();
+    let out = env.run(&["queue", "apply", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(id_of(&compute, "us-central1-a", "web-b"), "1000102");
+    assert_eq!(id_of(&compute, "us-central1-a", "web-c"), "1000103");
+    assert_eq!(recreate_calls(&compute).len(), 4, "{:?}", compute.calls());
+    let left: Vec<String> = env
+        .saved_queue()
+        .entries
+        .iter()
+        .map(|e| e.instance_id.clone())
+        .collect();
+    assert_eq!(
+        left,
+        ["301"],
+        "the standalone instance stays, not executable"
+    );
 }
 
 #[test]

@@ -58,9 +58,13 @@ impl Executor for GcpExecutor {
         async move {
             let clients = self.clients().await?;
             let project = project_of(entry)?;
-            let Some(member) = find_member(clients, project, entry, &entry.instance_id).await?
-            else {
-                // Gone already: the replacement step skips it.
+            let member = match find_member(clients, project, entry, &entry.instance_id).await? {
+                Some(member) => Some(member),
+                // Recreated since it was queued (by an apply cut short, say): the name stays.
+                None => find_by_name(clients, project, entry).await?,
+            };
+            let Some(member) = member else {
+                // Gone: the replacement step skips it.
                 return Ok(Inspection::default());
             };
             let check = check_group(clients, &member, entry).await?;
@@ -101,7 +105,8 @@ impl GcpExecutor {
                     )
                 })?,
             None => {
-                let why = "the instance no longer exists".to_owned();
+                let why = "the instance no longer exists (its group may have recreated it already)"
+                    .to_owned();
                 steps.record(Step::Skipped { why: why.clone() })?;
                 return Ok(Finish::Skipped(why));
             }
