@@ -620,3 +620,39 @@ fn recorded_compute_payloads_are_read_as_they_are() {
         "gke-gke1-default-pool-35923fbc (regional)"
     );
 }
+
+#[test]
+fn public_images_are_read_once_for_all_projects() {
+    let mut world = World::default();
+    images(&mut world);
+    let projects = ["alpha", "beta", "gamma"];
+    for (i, project) in projects.iter().enumerate() {
+        let name = format!("{project}-vm");
+        let machine = Vm {
+            project,
+            ..vm(&name, "us-central1-a", 3_000 + i as u64, DEB_OLD)
+        };
+        add(&mut world, machine.resources());
+    }
+    let compute = Compute::start(world);
+    let (output, report) = report(&compute, &projects, "");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for project in projects {
+        assert_eq!(
+            by_name(&report, &format!("{project}-vm"))["verdict"],
+            "outdated"
+        );
+    }
+    let calls = compute.calls();
+    let count = |path: &str| calls.iter().filter(|c| c.ends_with(path)).count();
+    assert_eq!(
+        count("/global/images/debian-12-bookworm-v20260901"),
+        1,
+        "{calls:?}"
+    );
+    assert_eq!(count("/global/images/family/debian-12"), 1, "{calls:?}");
+}

@@ -50,6 +50,8 @@ pub struct World {
     pub recreate_delay: HashMap<String, Duration>,
     /// Instances whose recreated self never turns healthy.
     pub unhealthy: HashSet<String>,
+    /// Added to every Compute answer, as a distant endpoint would.
+    pub latency: Duration,
     next_operation: u64,
 }
 
@@ -209,18 +211,21 @@ async fn respond(
     let Some(path) = path.strip_prefix("/compute/v1/") else {
         return error(404, &format!("no such path {path}"), "notFound");
     };
-    let fault = {
+    let (fault, latency) = {
         let mut world = world.lock().unwrap();
         world.calls.push(format!("{method} {path}"));
+        let latency = world.latency;
         let found = world
             .faults
             .iter_mut()
             .find(|f| f.times > 0 && path.contains(&f.path));
-        found.map(|f| {
+        let fault = found.map(|f| {
             f.times -= 1;
             f.kind.clone()
-        })
+        });
+        (fault, latency)
     };
+    tokio::time::sleep(latency).await;
     match fault {
         Some(FaultKind::Status(code, body)) => return (code, body.to_string()),
         Some(FaultKind::Garbage) => return (200, "<html>not json".to_owned()),

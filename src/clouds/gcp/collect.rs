@@ -6,12 +6,13 @@
 //! templates' boot images.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use google_cloud_compute_v1::model;
 use google_cloud_gax::paginator::Paginator;
-use tokio::sync::mpsc;
+use tokio::sync::{OnceCell, mpsc};
 
 use super::{
     Clients, Settings, describe, last_segment, region_of_zone, resource_path, source_name,
@@ -25,7 +26,7 @@ pub(crate) const CREATED_BY: &str = "created-by";
 const PAGE_SIZE: u32 = 500;
 /// Ports whose exposure to the whole internet is a finding.
 const ADMIN_PORTS: [(u16, &str); 2] = [(22, "22/tcp"), (3389, "3389/tcp")];
-/// Image lookups in flight at once within a project.
+/// Image lookups in flight at once per project.
 const LOOKUPS: usize = 8;
 
 /// Collects every project at once (up to `concurrency`); each project is one source.
@@ -55,21 +56,26 @@ pub async fn collect(settings: Settings, tx: mpsc::Sender<CollectEvent>) {
             return;
         }
     };
-    let clients = &clients;
+    let (clients, lookups) = (&clients, &ImageLookups::default());
     futures::stream::iter(settings.projects.clone())
         .map(|project| {
             let tx = tx.clone();
-            async move { collect_project(clients, &project, tx).await }
+            async move { collect_project(clients, lookups, &project, tx).await }
         })
         .buffer_unordered(settings.concurrency)
         .collect::<Vec<()>>()
         .await;
 }
 
-async fn collect_project(clients: &Clients, project: &str, tx: mpsc::Sender<CollectEvent>) {
+async fn collect_project(
+    clients: &Clients,
+    lookups: &ImageLookups,
+    project: &str,
+    tx: mpsc::Sender<CollectEvent>,
+) {
     let source = source_name(project);
     let mut warnings = Vec::new();
-    let event = match collect_into(clients, project, &source, &tx, &mut warnings).await {
+    let event = match collect_into(clients, lookups, project, &source, &tx, &mut warnings).await {
         Ok(()) => {
             for message in warnings {
                 let warning = CollectEvent::Warning {
@@ -89,6 +95,7 @@ async fn collect_project(clients: &Clients, project: &str, tx: mpsc::Sender<Coll
 
 async fn collect_into(
     clients: &Clients,
+    lookups: &ImageLookups,
     project: &str,
     source: &str,
     tx: &mpsc::Sender<CollectEvent>,
@@ -142,8 +149,7 @@ async fn collect_into(
         }
     }
 
-    let mut lookups = ImageLookups::default();
-    let templates = group_templates(clients, project, &groups, &mut lookups, warnings).await;
+    let templates = group_templates(clients, project, &groups, lookups, warnings).await;
     image_keys.extend(templates.values().filter_map(|t| t.image.clone()));
     let mut images = lookups.get_all(clients, &image_keys).await;
     // The golden image of every family in use: the newest non-deprecated one, as Compute says.
@@ -335,7 +341,7 @@ async fn group_templates(
     clients: &Clients,
     project: &str,
     groups: &BTreeMap<String, GroupRef>,
-    lookups: &mut ImageLookups,
+    lookups: &ImageLookups,
     warnings: &mut Vec<String>,
 ) -> HashMap<String, TemplateSeen> {
     let mut by_template: HashMap<String, Option<String>> = HashMap::new();
@@ -426,7 +432,7 @@ pub(crate) async fn template_image(
     clients: &Clients,
     project: &str,
     template_path: &str,
-    lookups: &mut ImageLookups,
+    lookups: &ImageLookups,
 ) -> Result<String, String> {
     let template = read_template(clients, project, template_path).await?;
     let properties = template
@@ -486,61 +492,70 @@ async fn read_template(
     }
 }
 
-/// Image and family lookups, each asked once per collection.
+/// Image and family lookups, each asked once per collection whichever project asks first:
+/// every project's instances may run the same public images (debian-cloud's, say).
 #[derive(Default)]
 pub(crate) struct ImageLookups {
-    families: HashMap<(String, String), Result<Image, String>>,
+    images: Slots<String, Image>,
+    /// (project, family) -> the family's image, or why there is none.
+    families: Slots<(String, String), Result<Image, String>>,
+}
+
+/// Answers by key, each filled by whoever asks first while the others wait for it.
+type Slots<K, V> = Mutex<HashMap<K, Arc<OnceCell<V>>>>;
+
+/// The slot for `key`, made empty if nobody asked yet.
+fn slot<K: std::hash::Hash + Eq, V>(map: &Slots<K, V>, key: K) -> Arc<OnceCell<V>> {
+    // A poisoned map only means another lookup panicked; its entries are still whole.
+    let mut map = map.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    map.entry(key).or_default().clone()
 }
 
 impl ImageLookups {
     /// Each key once, a few at a time; an image that cannot be read is kept, unreadable, with
     /// the reason (deleted, no permission).
     async fn get_all(&self, clients: &Clients, keys: &BTreeSet<String>) -> Vec<Image> {
-        let known: Vec<Image> = self
-            .families
-            .values()
-            .filter_map(|f| f.as_ref().ok())
-            .filter(|i| keys.contains(&i.key))
-            .cloned()
-            .collect();
-        let wanted: Vec<String> = keys
-            .iter()
-            .filter(|k| !known.iter().any(|i| &i.key == *k))
-            .cloned()
-            .collect();
-        let mut images: Vec<Image> = futures::stream::iter(wanted)
-            .map(|key| async move { get_image(clients, &key).await })
+        let mut images: Vec<Image> = futures::stream::iter(keys.iter().cloned())
+            .map(|key| async move { self.image(clients, &key).await })
             .buffer_unordered(LOOKUPS)
             .collect()
             .await;
-        images.extend(known);
         images.sort_by(|a, b| a.key.cmp(&b.key));
         images
     }
 
+    async fn image(&self, clients: &Clients, key: &str) -> Image {
+        slot(&self.images, key.to_owned())
+            .get_or_init(|| get_image(clients, key))
+            .await
+            .clone()
+    }
+
     /// The family's image as Compute picks it (newest, not deprecated).
     async fn family_image(
-        &mut self,
+        &self,
         clients: &Clients,
         owner: &str,
         family: &str,
     ) -> Result<Image, String> {
-        let key = (owner.to_owned(), family.to_owned());
-        if let Some(found) = self.families.get(&key) {
-            return found.clone();
-        }
-        let found = clients
-            .images
-            .get_from_family()
-            .set_project(owner)
-            .set_family(family)
-            .send()
-            .await
-            .map_err(|e| format!("images.getFromFamily: {}", describe(&e)))
-            .and_then(|image| {
+        let found = slot(&self.families, (owner.to_owned(), family.to_owned()))
+            .get_or_init(|| async {
+                let image = clients
+                    .images
+                    .get_from_family()
+                    .set_project(owner)
+                    .set_family(family)
+                    .send()
+                    .await
+                    .map_err(|e| format!("images.getFromFamily: {}", describe(&e)))?;
                 to_image(owner, &image).ok_or_else(|| "the answer names no image".to_owned())
-            });
-        self.families.insert(key, found.clone());
+            })
+            .await
+            .clone();
+        if let Ok(image) = &found {
+            // The family's answer is the image itself: no images.get for it later.
+            let _ = slot(&self.images, image.key.clone()).set(image.clone());
+        }
         found
     }
 }

@@ -280,8 +280,7 @@ async fn check_group(
     let template = group_template(&manager)
         .ok_or_else(|| format!("group {} names no instance template", group.name))?;
     let template = resource_path(&template).to_owned();
-    let mut lookups = ImageLookups::default();
-    let image = template_image(clients, &group.project, &template, &mut lookups)
+    let image = template_image(clients, &group.project, &template, &ImageLookups::default())
         .await
         .map_err(|e| format!("group {}: template {template}: {e}", group.name))?;
     let drift = (image != target).then(|| {
