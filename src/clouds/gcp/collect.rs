@@ -163,8 +163,16 @@ async fn collect_into(
             ))
         })
         .collect();
-    for (owner, family) in families {
-        match lookups.family_image(clients, &owner, &family).await {
+    let goldens: Vec<(String, String, Result<Image, String>)> = futures::stream::iter(families)
+        .map(|(owner, family)| async move {
+            let golden = lookups.family_image(clients, &owner, &family).await;
+            (owner, family, golden)
+        })
+        .buffer_unordered(LOOKUPS)
+        .collect()
+        .await;
+    for (owner, family, golden) in goldens {
+        match golden {
             Ok(golden) => {
                 if !images.iter().any(|i| i.key == golden.key) {
                     images.push(golden);
@@ -335,8 +343,8 @@ pub(crate) struct TemplateSeen {
     pub image: Option<String>,
 }
 
-/// Group key -> its template and the image the template boots, one call per group and per
-/// distinct template.
+/// Group key -> its template and the image the template boots: one call per group and per
+/// distinct template, a few at a time.
 async fn group_templates(
     clients: &Clients,
     project: &str,
@@ -344,41 +352,49 @@ async fn group_templates(
     lookups: &ImageLookups,
     warnings: &mut Vec<String>,
 ) -> HashMap<String, TemplateSeen> {
-    let mut by_template: HashMap<String, Option<String>> = HashMap::new();
-    let mut seen = HashMap::new();
-    for group in groups.values() {
-        let manager = match group_manager(clients, group).await {
-            Ok(manager) => manager,
-            Err(error) => {
-                warnings.push(format!("group {}: {error}", group.name));
-                continue;
-            }
-        };
-        let Some(link) = group_template(&manager) else {
-            warnings.push(format!(
+    // Owned items: a stream of borrowed ones trips the compiler's lifetime inference here.
+    let managers: Vec<(GroupRef, Result<model::InstanceGroupManager, String>)> =
+        futures::stream::iter(groups.values().cloned())
+            .map(|group| async move {
+                let manager = group_manager(clients, &group).await;
+                (group, manager)
+            })
+            .buffer_unordered(LOOKUPS)
+            .collect()
+            .await;
+    let mut templates: Vec<(GroupRef, String)> = Vec::new();
+    for (group, manager) in managers {
+        match manager.map(|m| group_template(&m)) {
+            Ok(Some(link)) => templates.push((group, resource_path(&link).to_owned())),
+            Ok(None) => warnings.push(format!(
                 "group {}: it names no instance template",
                 group.name
-            ));
-            continue;
-        };
-        let path = resource_path(&link).to_owned();
-        let image = match by_template.get(&path) {
-            Some(image) => image.clone(),
-            None => {
-                let image = match template_image(clients, project, &path, lookups).await {
-                    Ok(image) => Some(image),
-                    Err(error) => {
-                        warnings.push(format!("group {}: template {path}: {error}", group.name));
-                        None
-                    }
-                };
-                by_template.insert(path.clone(), image.clone());
-                image
+            )),
+            Err(error) => warnings.push(format!("group {}: {error}", group.name)),
+        }
+    }
+    let distinct: BTreeSet<String> = templates.iter().map(|(_, path)| path.clone()).collect();
+    let images: HashMap<String, Result<String, String>> = futures::stream::iter(distinct)
+        .map(|path| async move {
+            let image = template_image(clients, project, &path, lookups).await;
+            (path, image)
+        })
+        .buffer_unordered(LOOKUPS)
+        .collect()
+        .await;
+    let mut seen = HashMap::new();
+    for (group, path) in &templates {
+        let image = match images.get(path) {
+            Some(Ok(image)) => Some(image.clone()),
+            Some(Err(error)) => {
+                warnings.push(format!("group {}: template {path}: {error}", group.name));
+                None
             }
+            None => None,
         };
         let name = match path.contains("/regions/") {
-            true => format!("{} (regional)", last_segment(&path)),
-            false => last_segment(&path).to_owned(),
+            true => format!("{} (regional)", last_segment(path)),
+            false => last_segment(path).to_owned(),
         };
         seen.insert(group.key.clone(), TemplateSeen { name, image });
     }
