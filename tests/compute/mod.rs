@@ -79,7 +79,7 @@ impl Compute {
                 };
                 let world = shared.clone();
                 tokio::spawn(async move {
-                    let _ = serve(stream, world, port).await;
+                    let _ = serve(stream, world).await;
                 });
             }
         });
@@ -137,11 +137,7 @@ impl Compute {
     }
 }
 
-async fn serve(
-    stream: tokio::net::TcpStream,
-    world: Arc<Mutex<World>>,
-    port: u16,
-) -> std::io::Result<()> {
+async fn serve(stream: tokio::net::TcpStream, world: Arc<Mutex<World>>) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     loop {
@@ -171,7 +167,7 @@ async fn serve(
         }
         let mut body = vec![0; length];
         reader.read_exact(&mut body).await?;
-        let (status, text) = respond(&world, &method, &target, &authorization, &body, port).await;
+        let (status, text) = respond(&world, &method, &target, &authorization, &body).await;
         let head = format!(
             "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
             if status < 400 { "OK" } else { "Error" },
@@ -193,8 +189,7 @@ async fn respond(
     method: &str,
     target: &str,
     authorization: &str,
-    _body: &[u8],
-    port: u16,
+    body: &[u8],
 ) -> (u16, String) {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let query: HashMap<String, String> = query
@@ -249,7 +244,7 @@ async fn respond(
     let segments: Vec<&str> = path.split('/').collect();
     match (method, segments.as_slice()) {
         ("GET", ["projects", project, "aggregated", kind]) => {
-            world.aggregated(project, kind, &query, port)
+            world.aggregated(project, kind, &query)
         }
         ("GET", ["projects", project, "global", "firewalls"]) => {
             let prefix = format!("projects/{project}/global/firewalls/");
@@ -306,7 +301,7 @@ async fn respond(
             ],
         ) => {
             let group = segments[..6].join("/");
-            let body: Value = serde_json::from_slice(_body).unwrap_or(Value::Null);
+            let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
             world.recreate(project, scope, place, &group, &body)
         }
         ("GET", _) => match world.resources.get(path) {
@@ -376,7 +371,6 @@ impl World {
         project: &str,
         kind: &str,
         query: &HashMap<String, String>,
-        _port: u16,
     ) -> (u16, String) {
         let (collection, list_kind) = match kind {
             "instances" => ("instances", "compute#instanceAggregatedList"),
