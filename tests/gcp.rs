@@ -656,3 +656,40 @@ fn public_images_are_read_once_for_all_projects() {
     );
     assert_eq!(count("/global/images/family/debian-12"), 1, "{calls:?}");
 }
+
+#[test]
+fn projects_come_from_the_command_line_too() {
+    let mut world = World::default();
+    shop(&mut world);
+    let compute = Compute::start(world);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!("version = 1\n[gcp]\nendpoint_url = \"{}\"\n", compute.url()),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
+        .args([
+            "--report",
+            "--format",
+            "json",
+            "--now",
+            NOW,
+            "--gcp-project",
+            SHOP,
+        ])
+        .arg("--config")
+        .arg(&config)
+        .envs(compute.env(dir.path()))
+        .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(source(&report, "gcp:shop")["state"], "done");
+}
