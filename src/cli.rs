@@ -67,6 +67,10 @@ pub struct RunArgs {
     #[arg(long = "azure-subscription", global = true, value_name = "ID")]
     pub azure_subscriptions: Vec<String>,
 
+    /// Google Cloud project to collect (repeatable); adds to the config's gcp.projects.
+    #[arg(long = "gcp-project", global = true, value_name = "PROJECT")]
+    pub gcp_projects: Vec<String>,
+
     /// Read a saved snapshot (or JSON report) instead of collecting.
     // The conflict is declared here, not on the global --demo: subcommands have no --snapshot.
     #[arg(long, value_name = "FILE", conflicts_with = "demo")]

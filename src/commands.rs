@@ -68,7 +68,7 @@ pub fn plan(run: &RunArgs, loaded: &LoadedConfig, page_delay: Duration) -> Resul
     Plan::from_config(&config).map_err(|e| eyre!(e))
 }
 
-/// `--aws-profile`s and `--azure-subscription`s, added to the configured ones.
+/// `--aws-profile`s, `--azure-subscription`s and `--gcp-project`s, added to the configured ones.
 fn add_cli_sources(config: &mut Config, run: &RunArgs) {
     for profile in &run.aws_profiles {
         if !config.aws.profiles.contains(profile) {
@@ -78,6 +78,11 @@ fn add_cli_sources(config: &mut Config, run: &RunArgs) {
     for subscription in &run.azure_subscriptions {
         if !config.azure.subscriptions.contains(subscription) {
             config.azure.subscriptions.push(subscription.clone());
+        }
+    }
+    for project in &run.gcp_projects {
+        if !config.gcp.projects.contains(project) {
+            config.gcp.projects.push(project.clone());
         }
     }
 }

@@ -129,11 +129,24 @@ impl Default for AzureConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GcpConfig {
     pub projects: Vec<String>,
     pub endpoint_url: String,
+    pub concurrency: u32,
+    pub timeout_secs: u64,
+}
+
+impl Default for GcpConfig {
+    fn default() -> Self {
+        GcpConfig {
+            projects: Vec::new(),
+            endpoint_url: String::new(),
+            concurrency: 8,
+            timeout_secs: 30,
+        }
+    }
 }
 
 /// How an apply rolls out: waves, health gates and when to stop.
@@ -333,6 +346,9 @@ fn validate(config: &Config) -> Result<(), String> {
     }
     if config.azure.concurrency == 0 {
         return Err("azure.concurrency must be at least 1".into());
+    }
+    if config.gcp.concurrency == 0 {
+        return Err("gcp.concurrency must be at least 1".into());
     }
     crate::queue::rollout::MaxUnavailable::parse(&config.rollout.max_unavailable)
         .map_err(|e| format!("rollout.max_unavailable: {e}"))?;

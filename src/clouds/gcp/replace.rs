@@ -1,0 +1,455 @@
+//! Replacing Compute Engine instances: a managed instance group member is recreated by its
+//! group (`recreateInstances`) once the group's template is checked to boot the golden image;
+//! the slot frees when the group reports the member recreated (a new instance id), with no
+//! action pending, RUNNING, and HEALTHY where the group has autohealing. Compute has no dry
+//! run: a dry run reads and checks everything and changes nothing.
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use google_cloud_compute_v1::model;
+use google_cloud_gax::paginator::Paginator;
+
+use super::collect::{
+    CREATED_BY, GroupRef, ImageLookups, Location, group_manager, group_template, template_image,
+};
+use super::{Clients, Settings, describe, last_segment, resource_path};
+use crate::queue::journal::Step;
+use crate::queue::rollout::{Executor, Finish, GroupCapacity, Inspection, Phase, Steps};
+use crate::queue::{QueueEntry, Strategy};
+
+pub struct GcpExecutor {
+    settings: Settings,
+    clients: tokio::sync::OnceCell<Result<Clients, String>>,
+}
+
+impl GcpExecutor {
+    pub fn new(settings: Settings) -> GcpExecutor {
+        GcpExecutor {
+            settings,
+            clients: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    async fn clients(&self) -> Result<&Clients, String> {
+        self.clients
+            .get_or_init(|| Clients::new(&self.settings))
+            .await
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+/// The member as Compute has it now.
+struct Member {
+    /// `zones/z/instances/name`, as recreateInstances takes it.
+    path: String,
+    name: String,
+    group: GroupRef,
+}
+
+/// What the group would bring back, checked against the golden image.
+struct GroupCheck {
+    manager: model::InstanceGroupManager,
+    drift: Option<String>,
+}
+
+impl Executor for GcpExecutor {
+    fn inspect<'a>(&'a self, entry: &'a QueueEntry) -> BoxFuture<'a, Result<Inspection, String>> {
+        async move {
+            let clients = self.clients().await?;
+            let project = project_of(entry)?;
+            let member = match find_member(clients, project, entry, &entry.instance_id).await? {
+                Some(member) => Some(member),
+                // Recreated since it was queued (by an apply cut short, say): the name stays.
+                None => find_by_name(clients, project, entry).await?,
+            };
+            let Some(member) = member else {
+                // Gone: the replacement step skips it.
+                return Ok(Inspection::default());
+            };
+            let check = check_group(clients, &member, entry).await?;
+            Ok(Inspection {
+                group: Some(GroupCapacity {
+                    key: member.group.key.clone(),
+                    desired: check.manager.target_size.unwrap_or(1).max(1) as u32,
+                }),
+                blocked: check.drift,
+            })
+        }
+        .boxed()
+    }
+
+    fn replace<'a>(
+        &'a self,
+        entry: &'a QueueEntry,
+        steps: &'a Steps,
+    ) -> BoxFuture<'a, Result<Finish, String>> {
+        self.replace_one(entry, steps).boxed()
+    }
+}
+
+impl GcpExecutor {
+    async fn replace_one(&self, entry: &QueueEntry, steps: &Steps) -> Result<Finish, String> {
+        let clients = self.clients().await?;
+        let project = project_of(entry)?;
+        let resumed = steps.progress.terminated && !steps.dry_run;
+        let member = match find_member(clients, project, entry, &entry.instance_id).await? {
+            Some(member) => member,
+            // Recreated by an earlier apply: the name stays, the id changes.
+            None if resumed => find_by_name(clients, project, entry)
+                .await?
+                .ok_or_else(|| {
+                    format!(
+                        "{} was recreated by an earlier apply but is no longer in its group",
+                        entry.name
+                    )
+                })?,
+            None => {
+                let why = "the instance no longer exists (its group may have recreated it already)"
+                    .to_owned();
+                steps.record(Step::Skipped { why: why.clone() })?;
+                return Ok(Finish::Skipped(why));
+            }
+        };
+        if !resumed {
+            let check = check_group(clients, &member, entry).await?;
+            if let Some(drift) = check.drift {
+                return Err(drift);
+            }
+            steps.record(Step::Checked)?;
+            if steps.dry_run {
+                return Ok(Finish::WouldSucceed);
+            }
+            let operation = recreate(clients, &member).await?;
+            steps.record(Step::Terminated)?;
+            wait_for_operation(clients, steps, &member, &operation).await?;
+        }
+        steps.phase(Phase::WaitingHealthy);
+        let manager = group_manager(clients, &member.group).await?;
+        let autohealing = !manager.auto_healing_policies.is_empty();
+        let old_id = entry.instance_id.as_str();
+        let new_id = std::sync::Mutex::new(String::new());
+        let (member, new_id_ref) = (&member, &new_id);
+        steps
+            .wait_until(
+                &format!("{} to be recreated and healthy", member.name),
+                move || async move {
+                    let Some(managed) = managed_instance(clients, member).await? else {
+                        return Ok(false);
+                    };
+                    let recreated = managed.id.is_some_and(|id| id.to_string() != old_id);
+                    let settled =
+                        managed.current_action.as_ref().and_then(|a| a.name()) == Some("NONE");
+                    let running =
+                        managed.instance_status.as_ref().and_then(|s| s.name()) == Some("RUNNING");
+                    let healthy = !autohealing
+                        || managed.instance_health.iter().any(|h| {
+                            h.detailed_health_state.as_ref().and_then(|s| s.name())
+                                == Some("HEALTHY")
+                        });
+                    if let Some(id) = managed.id
+                        && let Ok(mut seen) = new_id_ref.lock()
+                    {
+                        *seen = id.to_string();
+                    }
+                    Ok(recreated && settled && running && healthy)
+                },
+            )
+            .await?;
+        steps.record(Step::Healthy {
+            new_instance: new_id.into_inner().unwrap_or_default(),
+        })?;
+        steps.record(Step::Replaced)?;
+        Ok(Finish::Replaced)
+    }
+}
+
+fn project_of(entry: &QueueEntry) -> Result<&str, String> {
+    if !matches!(entry.strategy, Strategy::GcpRecreateInGroup { .. }) {
+        return Err(format!(
+            "not a Google Cloud strategy: {}",
+            entry.strategy.describe()
+        ));
+    }
+    entry
+        .source
+        .strip_prefix("gcp:")
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| {
+            format!(
+                "queued without its project (source {:?}); queue it again",
+                entry.source
+            )
+        })
+}
+
+/// The instance with this id, and the group that created it.
+async fn find_member(
+    clients: &Clients,
+    project: &str,
+    entry: &QueueEntry,
+    id: &str,
+) -> Result<Option<Member>, String> {
+    // Ids are numbers; anything else would change the filter's meaning.
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{id:?} is not a Compute instance id"));
+    }
+    lookup(clients, project, entry, &format!("id = {id}")).await
+}
+
+async fn find_by_name(
+    clients: &Clients,
+    project: &str,
+    entry: &QueueEntry,
+) -> Result<Option<Member>, String> {
+    let name = &entry.name;
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(format!("{name:?} is not a Compute instance name"));
+    }
+    lookup(clients, project, entry, &format!("name = \"{name}\"")).await
+}
+
+async fn lookup(
+    clients: &Clients,
+    project: &str,
+    entry: &QueueEntry,
+    filter: &str,
+) -> Result<Option<Member>, String> {
+    let mut pages = clients
+        .instances
+        .aggregated_list()
+        .set_project(project)
+        .set_filter(filter)
+        .by_page();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| format!("instances.aggregatedList: {}", describe(&e)))?;
+        for found in page.items.values().flat_map(|s| &s.instances) {
+            let (Some(zone), Some(name)) = (found.zone.as_deref(), found.name.as_deref()) else {
+                continue;
+            };
+            if last_segment(zone).rsplit_once('-').map(|(r, _)| r) != Some(entry.region.as_str()) {
+                continue;
+            }
+            let created_by = found
+                .metadata
+                .as_ref()
+                .and_then(|m| {
+                    m.items
+                        .iter()
+                        .find(|i| i.key.as_deref() == Some(CREATED_BY))
+                })
+                .and_then(|i| i.value.as_deref());
+            let Some(group) = created_by.and_then(|by| GroupRef::parse(project, by)) else {
+                return Err(format!(
+                    "{name} is not a member of a managed instance group (any more)"
+                ));
+            };
+            return Ok(Some(Member {
+                path: format!("zones/{}/instances/{name}", last_segment(zone)),
+                name: name.to_owned(),
+                group,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// Recreating brings whatever the group's template boots: only the golden image will do.
+async fn check_group(
+    clients: &Clients,
+    member: &Member,
+    entry: &QueueEntry,
+) -> Result<GroupCheck, String> {
+    let group = &member.group;
+    if let Strategy::GcpRecreateInGroup { group: queued } = &entry.strategy
+        && *queued != group.name
+    {
+        return Ok(GroupCheck {
+            manager: model::InstanceGroupManager::new(),
+            drift: Some(format!(
+                "queued as a member of {queued}, now in {}: queue it again",
+                group.name
+            )),
+        });
+    }
+    let target = entry
+        .target_image
+        .as_deref()
+        .ok_or("no golden image to replace it with")?;
+    let manager = group_manager(clients, group).await?;
+    let template = group_template(&manager)
+        .ok_or_else(|| format!("group {} names no instance template", group.name))?;
+    let template = resource_path(&template).to_owned();
+    let image = template_image(clients, &group.project, &template, &ImageLookups::default())
+        .await
+        .map_err(|e| format!("group {}: template {template}: {e}", group.name))?;
+    let drift = (image != target).then(|| {
+        format!(
+            "template drift: {} creates {image} (template {}), not the golden {target}: point the template at it first",
+            group.name,
+            last_segment(&template)
+        )
+    });
+    Ok(GroupCheck { manager, drift })
+}
+
+async fn recreate(clients: &Clients, member: &Member) -> Result<model::Operation, String> {
+    let group = &member.group;
+    match &group.location {
+        Location::Zone(zone) => clients
+            .zonal_groups
+            .recreate_instances()
+            .set_project(&group.project)
+            .set_zone(zone)
+            .set_instance_group_manager(&group.name)
+            .set_body(
+                model::InstanceGroupManagersRecreateInstancesRequest::new()
+                    .set_instances([member.path.clone()]),
+            )
+            .send()
+            .await
+            .map_err(|e| format!("instanceGroupManagers.recreateInstances: {}", describe(&e))),
+        Location::Region(region) => clients
+            .regional_groups
+            .recreate_instances()
+            .set_project(&group.project)
+            .set_region(region)
+            .set_instance_group_manager(&group.name)
+            .set_body(
+                model::RegionInstanceGroupManagersRecreateRequest::new()
+                    .set_instances([member.path.clone()]),
+            )
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "regionInstanceGroupManagers.recreateInstances: {}",
+                    describe(&e)
+                )
+            }),
+    }
+}
+
+/// Polls the zonal or regional operation until it is DONE; an operation that ends with errors
+/// fails the entry with Compute's messages.
+async fn wait_for_operation(
+    clients: &Clients,
+    steps: &Steps,
+    member: &Member,
+    operation: &model::Operation,
+) -> Result<(), String> {
+    let name = operation
+        .name
+        .clone()
+        .ok_or("recreateInstances answered without an operation name")?;
+    let group = &member.group;
+    let done = |operation: &model::Operation| {
+        operation.status.as_ref().and_then(|s| s.name()) == Some("DONE")
+    };
+    let current = std::sync::Mutex::new(operation.clone());
+    let (current, name) = (&current, &name);
+    steps
+        .wait_until(&format!("operation {name}"), move || async move {
+            let pending = current.lock().map(|c| !done(&c)).unwrap_or(true);
+            if pending {
+                let polled = match &group.location {
+                    Location::Zone(zone) => clients
+                        .zonal_groups
+                        .get_operation()
+                        .set_project(&group.project)
+                        .set_zone(zone)
+                        .set_operation(name)
+                        .send()
+                        .await
+                        .map_err(|e| format!("zoneOperations.get: {}", describe(&e)))?,
+                    Location::Region(region) => clients
+                        .regional_groups
+                        .get_operation()
+                        .set_project(&group.project)
+                        .set_region(region)
+                        .set_operation(name)
+                        .send()
+                        .await
+                        .map_err(|e| format!("regionOperations.get: {}", describe(&e)))?,
+                };
+                if let Ok(mut current) = current.lock() {
+                    *current = polled;
+                }
+            }
+            let current = current
+                .lock()
+                .map_err(|_| "the operation poll was interrupted".to_owned())?;
+            if !done(&current) {
+                return Ok(false);
+            }
+            match current.error.as_ref().filter(|e| !e.errors.is_empty()) {
+                Some(error) => Err(format!(
+                    "operation {name} failed: {}",
+                    error
+                        .errors
+                        .iter()
+                        .map(|e| e
+                            .message
+                            .as_deref()
+                            .or(e.code.as_deref())
+                            .unwrap_or("error"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )),
+                None => Ok(true),
+            }
+        })
+        .await
+}
+
+/// The member as its group lists it, by name (recreating keeps the name).
+async fn managed_instance(
+    clients: &Clients,
+    member: &Member,
+) -> Result<Option<model::ManagedInstance>, String> {
+    let group = &member.group;
+    let mut found = Vec::new();
+    match &group.location {
+        Location::Zone(zone) => {
+            let mut pages = clients
+                .zonal_groups
+                .list_managed_instances()
+                .set_project(&group.project)
+                .set_zone(zone)
+                .set_instance_group_manager(&group.name)
+                .by_page();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| {
+                    format!(
+                        "instanceGroupManagers.listManagedInstances: {}",
+                        describe(&e)
+                    )
+                })?;
+                found.extend(page.managed_instances);
+            }
+        }
+        Location::Region(region) => {
+            let mut pages = clients
+                .regional_groups
+                .list_managed_instances()
+                .set_project(&group.project)
+                .set_region(region)
+                .set_instance_group_manager(&group.name)
+                .by_page();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| {
+                    format!(
+                        "regionInstanceGroupManagers.listManagedInstances: {}",
+                        describe(&e)
+                    )
+                })?;
+                found.extend(page.managed_instances);
+            }
+        }
+    }
+    Ok(found.into_iter().find(|m| {
+        m.instance
+            .as_deref()
+            .is_some_and(|link| last_segment(link) == member.name)
+    }))
+}
