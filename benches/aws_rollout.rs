@@ -162,6 +162,12 @@ fn main() {
                 rest.split_whitespace().next()?.parse().ok()
             })
             .expect("the plan names its waves");
+        // The rollout's own summary, and anything it left queued or skipped, with why.
+        for line in stderr.lines().filter(|l| {
+            l.contains(" replaced, ") || l.contains("skipped:") || l.starts_with("Left queued")
+        }) {
+            println!("  {line}");
+        }
         let bound = waves as f64 * DELAY.as_secs_f64();
         println!(
             "{queued} instances ({} groups of {PER_GROUP} at 10 %, {STANDALONE} standalone {MAX_PARALLEL} at once), each replacement {} s to come into service:",
