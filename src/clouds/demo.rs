@@ -12,9 +12,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use crate::core::event::{CollectEvent, Page};
-use crate::core::model::{
-    Addresses, Cloud, Deprecation, Group, GroupKind, Image, Instance, Tags,
-};
+use crate::core::model::{Addresses, Cloud, Deprecation, Group, GroupKind, Image, Instance, Tags};
 use crate::queue::journal::Replacement;
 use crate::queue::rollout::{Executor, Executors, Finish, GroupCapacity, Inspection, Steps};
 use crate::queue::{QueueEntry, Strategy};
