@@ -481,9 +481,24 @@ fn apply_queue(
     let plan = runtime.block_on(rollout::plan(queue, &queued, executors.as_ref(), &settings));
     eprint!("{}", plan.describe());
     let count = plan.entries();
+    rollout::journal_unchecked(paths, &plan.unchecked, dry_run)?;
+    let unchecked = match plan.unchecked.first() {
+        Some((entry, error)) => Some(eyre!(
+            "{} queued entries could not be checked and stay queued ({}: {error}); the journal is {}",
+            plan.unchecked.len(),
+            entry.instance_id,
+            paths.journal.display()
+        )),
+        None => None,
+    };
     if count == 0 {
-        eprintln!("Nothing to apply: every confirmed entry is left queued (see above).");
-        return Ok(ExitCode::SUCCESS);
+        return match unchecked {
+            Some(error) => Err(error),
+            None => {
+                eprintln!("Nothing to apply: every confirmed entry is left queued (see above).");
+                Ok(ExitCode::SUCCESS)
+            }
+        };
     }
     if !dry_run && !yes {
         let phrase = format!("replace {count}");
@@ -541,6 +556,9 @@ fn apply_queue(
         }
     })?;
     eprintln!("{summary}");
+    if let Some(error) = unchecked {
+        return Err(error);
+    }
     if summary.failed > 0 || summary.stopped.is_some() {
         let mut why = Vec::new();
         if summary.failed > 0 {

@@ -1049,6 +1049,21 @@ async fn a_missing_profile_or_missing_credentials_is_one_short_line() {
         assert!(line.chars().count() < 200, "{} chars: {line}", line.len());
         assert!(!err.contains("DispatchFailure"), "{err}");
         assert_eq!(env.saved_queue().entries.len(), 1);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "a check that failed is a failure: {err}"
+        );
+        // The journal keeps the same short reason.
+        let journal = std::fs::read_to_string(env.data().join("journal.jsonl")).unwrap();
+        let record: serde_json::Value = journal
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|r| r["step"] == "failed" && r["instance_id"] == "i-0123456789abcdef0")
+            .unwrap_or_else(|| panic!("no failed record: {journal}"));
+        let error = record["error"].as_str().unwrap();
+        assert!(error.ends_with(expected), "{error}");
+        assert!(error.chars().count() < 200, "{error}");
     }
 }
 

@@ -281,6 +281,9 @@ pub struct Plan {
     pub waves: Vec<Vec<Planned>>,
     /// Entries left queued, each with why.
     pub left: Vec<(QueueEntry, String)>,
+    /// Entries whose cloud could not be asked (no credentials, access denied, timed out): each
+    /// is a failure, so the rollout starts nothing unless `max_failures` allows it.
+    pub unchecked: Vec<(QueueEntry, String)>,
     /// Per group: members replaced at once, of its desired capacity.
     pub group_slots: BTreeMap<String, (usize, u32)>,
     pub health_timeout: Duration,
@@ -330,6 +333,12 @@ impl Plan {
                 );
             }
         }
+        if !self.unchecked.is_empty() {
+            let _ = writeln!(out, "Could not be checked ({}):", self.unchecked.len());
+            for (entry, error) in &self.unchecked {
+                let _ = writeln!(out, "  {}: {error}", entry.instance_id);
+            }
+        }
         if !self.left.is_empty() {
             let _ = writeln!(out, "Left queued ({}):", self.left.len());
             for (entry, why) in &self.left {
@@ -365,7 +374,7 @@ pub fn make_plan(
     let mut standalone = Vec::new();
     for (entry, inspection) in inspected {
         match inspection {
-            Err(why) => plan.left.push((entry, why)),
+            Err(error) => plan.unchecked.push((entry, error)),
             Ok(Inspection {
                 blocked: Some(why), ..
             }) => plan.left.push((entry, why)),
@@ -467,17 +476,50 @@ pub async fn plan(
         .iter()
         .filter(|e| confirmed.contains(&e.instance_id))
         .collect();
+    let refused = |why: String| {
+        Ok(Inspection {
+            group: None,
+            blocked: Some(why),
+        })
+    };
     let inspections = futures::future::join_all(entries.iter().map(|entry| async move {
         if !entry.strategy.executable() {
-            return Err(entry.strategy.describe());
+            return refused(entry.strategy.describe());
         }
-        executors.for_entry(entry)?.inspect(entry).await
+        match executors.for_entry(entry) {
+            Ok(executor) => executor.inspect(entry).await,
+            Err(why) => refused(why),
+        }
     }))
     .await;
     make_plan(
         entries.into_iter().cloned().zip(inspections).collect(),
         settings,
     )
+}
+
+/// Journals each entry whose cloud could not be asked while the plan was made as failed, so
+/// the journal says why it was not replaced. They are never part of a confirmed plan.
+pub fn journal_unchecked(
+    paths: &Paths,
+    unchecked: &[(QueueEntry, String)],
+    dry_run: bool,
+) -> Result<(), QueueError> {
+    if unchecked.is_empty() {
+        return Ok(());
+    }
+    let mut journal = Journal::open(&paths.journal)?;
+    for (entry, error) in unchecked {
+        journal.append(&Record {
+            at: Utc::now(),
+            instance_id: entry.instance_id.clone(),
+            step: Step::Failed {
+                error: error.clone(),
+            },
+            dry_run,
+        })?;
+    }
+    Ok(())
 }
 
 /// Runs the rollout: one apply at a time (the apply lock), wave after wave, every step
@@ -501,6 +543,24 @@ pub async fn run(request: Request<'_>, executors: &dyn Executors) -> Result<Summ
         not_executable: plan.left.len(),
         ..Summary::default()
     };
+    for (entry, error) in &plan.unchecked {
+        summary.failed += 1;
+        let steps = Steps {
+            instance_id: entry.instance_id.clone(),
+            progress: Progress::default(),
+            dry_run,
+            health_timeout: settings.health_timeout,
+            poll: settings.poll,
+            journal: journal.clone(),
+            events: events.clone(),
+        };
+        steps
+            .record(Step::Failed {
+                error: error.clone(),
+            })
+            .map_err(QueueError)?;
+        steps.phase(Phase::Failed(error.clone()));
+    }
     let waves = plan.waves.len();
     let mut waves_left = plan.waves.into_iter().enumerate();
     let mut stopped = None;
@@ -686,7 +746,17 @@ mod tests {
             .collect();
         inspected.extend((0..4).map(|i| member(&format!("b{i}"), "asg-b", 20)));
         inspected.extend((0..5).map(|i| (entry(&format!("s{i}")), Ok(Inspection::default()))));
-        inspected.push((entry("x"), Err("source aws:gone is not configured".into())));
+        inspected.push((
+            entry("x"),
+            Ok(Inspection {
+                group: None,
+                blocked: Some("source aws:gone is not configured".into()),
+            }),
+        ));
+        inspected.push((
+            entry("y"),
+            Err("no AWS credentials for profile test".into()),
+        ));
         let plan = make_plan(inspected, &settings);
         assert_eq!(plan.waves.len(), 10, "asg-a: one member of ten per wave");
         for wave in &plan.waves {
@@ -701,6 +771,7 @@ mod tests {
         }
         assert_eq!(plan.entries(), 19);
         assert_eq!(plan.left.len(), 1);
+        assert_eq!(plan.unchecked.len(), 1);
         assert_eq!(plan.bound(), settings.health_timeout * 10);
         assert!(plan.describe().contains("group asg-a: 1 of 10 at once"));
     }

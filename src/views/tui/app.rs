@@ -785,6 +785,16 @@ impl App {
     /// The plan is made: ask for the typed confirmation, or say why there is nothing to do.
     pub fn plan_ready(&mut self, plan: Plan) {
         self.planning = false;
+        if plan.entries() == 0
+            && let Some((entry, error)) = plan.unchecked.first()
+        {
+            self.fail(format!(
+                "nothing to apply: {} could not be checked ({}: {error})",
+                plan.unchecked.len(),
+                entry.instance_id
+            ));
+            return;
+        }
         if plan.entries() == 0 {
             let why = plan.left.first().map_or(String::new(), |(entry, why)| {
                 format!(" ({}: {why})", entry.instance_id)

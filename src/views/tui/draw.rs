@@ -173,7 +173,10 @@ fn draw_confirm(frame: &mut Frame, plan: &Plan, phrase: &str, typed: &str) {
             .map(|(label, count)| Line::from(format!("  {count:>5}  {label}"))),
     );
     // The phrase and its input line always show: groups get what room is left.
-    let fixed = text.len() + 4 + usize::from(!plan.left.is_empty());
+    let fixed = text.len()
+        + 4
+        + usize::from(!plan.left.is_empty())
+        + usize::from(!plan.unchecked.is_empty());
     let room = usize::from(screen.height.saturating_sub(2)).saturating_sub(fixed);
     let groups = plan.group_slots.len();
     let shown = if groups > room {
@@ -189,6 +192,14 @@ fn draw_confirm(frame: &mut Frame, plan: &Plan, phrase: &str, typed: &str) {
     }
     if let Some(first) = plan.waves.first() {
         text.push(Line::from(format!("  wave 1: {} instances", first.len())).dim());
+    }
+    if let Some((_, error)) = plan.unchecked.first() {
+        let line = format!(
+            "  {:>5}  could not be checked: {error}",
+            plan.unchecked.len()
+        );
+        let width = usize::from(screen.width.saturating_sub(6).min(76));
+        text.push(Line::from(line.chars().take(width).collect::<String>()).red());
     }
     if let Some((_, why)) = plan.left.first() {
         // One line, so the input line below never scrolls away; the Queue view has the rest.

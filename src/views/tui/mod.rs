@@ -294,7 +294,14 @@ async fn run_loop(options: Options) -> color_eyre::Result<()> {
             Some(event) = apply_events.recv() => {
                 needs_render = true;
                 match event {
-                    ApplyEvent::Planned(plan) => app.plan_ready(plan),
+                    ApplyEvent::Planned(plan) => {
+                        // Entries the cloud could not be asked about are failures: journaled.
+                        let journaled = rollout::journal_unchecked(&options.paths, &plan.unchecked, false);
+                        app.plan_ready(plan);
+                        if let Err(error) = journaled {
+                            app.status = Some(app::Status { text: error.to_string(), error: true });
+                        }
+                    }
                     ApplyEvent::Rollout(event) => app.rollout_event(event),
                     ApplyEvent::Finished(outcome) => {
                         stop_apply = None;
