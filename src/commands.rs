@@ -20,6 +20,9 @@ use crate::snapshot;
 use crate::views::{diff, report, tui};
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    if let Ok(dir) = queue::data_dir() {
+        crate::log::open(&dir);
+    }
     match cli.command {
         Some(Command::Config) => {
             let loaded = load_config(&cli.global)?;

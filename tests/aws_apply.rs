@@ -1064,6 +1064,14 @@ async fn a_missing_profile_or_missing_credentials_is_one_short_line() {
         let error = record["error"].as_str().unwrap();
         assert!(error.ends_with(expected), "{error}");
         assert!(error.chars().count() < 200, "{error}");
+        // The full chain behind the short reason is kept in the log, for a bug report.
+        let log = std::fs::read_to_string(env.data().join("fleetscope.log")).unwrap();
+        let logged = log
+            .lines()
+            .find(|l| l.contains(expected))
+            .unwrap_or_else(|| panic!("not logged: {log}"));
+        let (_, full) = logged.split_once(" | ").unwrap();
+        assert!(full.len() > expected.len(), "the whole chain: {logged}");
     }
 }
 

@@ -131,7 +131,9 @@ where
             dispatch_reason(&chain, root_cause(other))
         }
     };
-    shorten(&reason, REASON_MAX)
+    let short = shorten(&reason, REASON_MAX);
+    crate::log::error(&short, &DisplayErrorContext(error).to_string());
+    short
 }
 
 fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {

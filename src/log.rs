@@ -1,0 +1,43 @@
+//! The whole text of errors that screens, reports and the journal show as one short sentence:
+//! appended, one line each, to `fleetscope.log` in the data directory, so the full chain is
+//! there for a bug report without ever reaching an operator's screen.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+static LOG: OnceLock<Option<Mutex<File>>> = OnceLock::new();
+
+pub fn path_in(data_dir: &Path) -> PathBuf {
+    data_dir.join("fleetscope.log")
+}
+
+/// Opens the log once per process; without a writable data directory nothing is logged, which
+/// never stops the program.
+pub fn open(data_dir: &Path) {
+    LOG.get_or_init(|| {
+        std::fs::create_dir_all(data_dir).ok()?;
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path_in(data_dir))
+            .ok()
+            .map(Mutex::new)
+    });
+}
+
+/// Records the full text behind a shortened error.
+pub fn error(short: &str, full: &str) {
+    let Some(Some(file)) = LOG.get() else {
+        return;
+    };
+    if let Ok(mut file) = file.lock() {
+        let full = full.replace('\n', " ");
+        let _ = writeln!(
+            file,
+            "{} error: {short} | {full}",
+            chrono::Utc::now().to_rfc3339()
+        );
+    }
+}
