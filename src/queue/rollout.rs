@@ -498,6 +498,19 @@ pub async fn plan(
     )
 }
 
+/// Why the rollout must start nothing new now, if it must.
+fn stop_reason(stop: &watch::Receiver<bool>, failed: usize, max_failures: usize) -> Option<String> {
+    if *stop.borrow() {
+        Some("stopped when asked".to_owned())
+    } else if failed > max_failures {
+        Some(format!(
+            "{failed} failed (rollout.max_failures is {max_failures})"
+        ))
+    } else {
+        None
+    }
+}
+
 /// Journals each entry whose cloud could not be asked while the plan was made as failed, so
 /// the journal says why it was not replaced. They are never part of a confirmed plan.
 pub fn journal_unchecked(
@@ -543,17 +556,18 @@ pub async fn run(request: Request<'_>, executors: &dyn Executors) -> Result<Summ
         not_executable: plan.left.len(),
         ..Summary::default()
     };
+    let steps_for = |instance_id: &str| Steps {
+        instance_id: instance_id.to_owned(),
+        progress: journal::progress_of(&records, instance_id),
+        dry_run,
+        health_timeout: settings.health_timeout,
+        poll: settings.poll,
+        journal: journal.clone(),
+        events: events.clone(),
+    };
     for (entry, error) in &plan.unchecked {
         summary.failed += 1;
-        let steps = Steps {
-            instance_id: entry.instance_id.clone(),
-            progress: Progress::default(),
-            dry_run,
-            health_timeout: settings.health_timeout,
-            poll: settings.poll,
-            journal: journal.clone(),
-            events: events.clone(),
-        };
+        let steps = steps_for(&entry.instance_id);
         steps
             .record(Step::Failed {
                 error: error.clone(),
@@ -565,15 +579,16 @@ pub async fn run(request: Request<'_>, executors: &dyn Executors) -> Result<Summ
     let mut waves_left = plan.waves.into_iter().enumerate();
     let mut stopped = None;
     while let Some((index, wave)) = waves_left.next() {
-        if *stop.borrow() {
-            stopped = Some("stopped when asked".to_owned());
-        } else if summary.failed > settings.max_failures {
-            stopped = Some(format!(
-                "{} failed (rollout.max_failures is {})",
-                summary.failed, settings.max_failures
-            ));
+        let mut why = stop_reason(&stop, summary.failed, settings.max_failures);
+        if why.is_none() && index > 0 && !settings.pause.is_zero() && !dry_run {
+            // A stop request ends the pause early.
+            tokio::select! {
+                () = tokio::time::sleep(settings.pause) => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
+            why = stop_reason(&stop, summary.failed, settings.max_failures);
         }
-        if let Some(why) = &stopped {
+        if let Some(why) = why {
             let rest = wave.into_iter().chain(waves_left.flat_map(|(_, w)| w));
             for planned in rest {
                 summary.not_started += 1;
@@ -582,41 +597,15 @@ pub async fn run(request: Request<'_>, executors: &dyn Executors) -> Result<Summ
                     phase: Phase::NotStarted(why.clone()),
                 });
             }
+            stopped = Some(why);
             break;
-        }
-        if index > 0 && !settings.pause.is_zero() && !dry_run {
-            // A stop request ends the pause early.
-            tokio::select! {
-                () = tokio::time::sleep(settings.pause) => {}
-                _ = stop.wait_for(|s| *s) => {}
-            }
-            if *stop.borrow() {
-                stopped = Some("stopped when asked".to_owned());
-                let rest = wave.into_iter().chain(waves_left.flat_map(|(_, w)| w));
-                for planned in rest {
-                    summary.not_started += 1;
-                    let _ = events.send(RolloutEvent::Phase {
-                        instance_id: planned.entry.instance_id.clone(),
-                        phase: Phase::NotStarted("stopped when asked".into()),
-                    });
-                }
-                break;
-            }
         }
         let _ = events.send(RolloutEvent::WaveStarted {
             wave: index + 1,
             of: waves,
         });
         let outcomes = futures::future::join_all(wave.iter().map(|planned| {
-            let steps = Steps {
-                instance_id: planned.entry.instance_id.clone(),
-                progress: journal::progress_of(&records, &planned.entry.instance_id),
-                dry_run,
-                health_timeout: settings.health_timeout,
-                poll: settings.poll,
-                journal: journal.clone(),
-                events: events.clone(),
-            };
+            let steps = steps_for(&planned.entry.instance_id);
             async move {
                 steps.phase(Phase::Checking);
                 let outcome = match executors.for_entry(&planned.entry) {
