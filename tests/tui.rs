@@ -611,7 +611,7 @@ fn free_text_finds_what_a_field_by_field_search_finds() {
 
 /// The rollout plan the loop would make for the app's apply request, by the demo's executor.
 fn demo_plan(app: &App, ids: &[String]) -> rollout::Plan {
-    let executor = DemoExecutor::new(&DemoFleet::new(42, 1_500, now()), Duration::ZERO);
+    let executor = DemoExecutor::new(DemoFleet::new(42, 1_500, now()), Duration::ZERO);
     futures::executor::block_on(rollout::plan(
         &app.queue,
         ids,

@@ -779,18 +779,31 @@ pub async fn collect(
 /// delay and fails a few on a fixed seed, so a new user can watch a rollout safely. It holds no
 /// client of any kind: nothing queued in the demo can reach a cloud.
 pub struct DemoExecutor {
-    seed: u64,
-    /// Members per group (`source/name`), for the waves.
-    group_sizes: HashMap<String, u32>,
+    fleet: DemoFleet,
+    /// Members per group (`source/name`), for the waves: counted on the first plan, not when
+    /// the UI starts, since it means generating the whole fleet.
+    group_sizes: std::sync::OnceLock<HashMap<String, u32>>,
     /// The time one replacement takes to become healthy, before its seeded jitter.
     pace: StdDuration,
 }
 
 impl DemoExecutor {
-    pub fn new(fleet: &DemoFleet, pace: StdDuration) -> DemoExecutor {
+    pub fn new(fleet: DemoFleet, pace: StdDuration) -> DemoExecutor {
+        DemoExecutor {
+            fleet,
+            group_sizes: std::sync::OnceLock::new(),
+            pace,
+        }
+    }
+
+    fn group_sizes(&self) -> &HashMap<String, u32> {
+        self.group_sizes.get_or_init(|| self.count_group_members())
+    }
+
+    fn count_group_members(&self) -> HashMap<String, u32> {
         let mut names = HashMap::new();
         let mut group_sizes = HashMap::new();
-        for event in fleet.events() {
+        for event in self.fleet.events() {
             if let CollectEvent::Page(page) = event {
                 for group in &page.groups {
                     names.insert(group.key.clone(), format!("{}/{}", page.source, group.name));
@@ -802,16 +815,12 @@ impl DemoExecutor {
                 }
             }
         }
-        DemoExecutor {
-            seed: fleet.seed,
-            group_sizes,
-            pace,
-        }
+        group_sizes
     }
 
     /// One in twelve replacements fails its health gate, the same ones for the same seed.
     fn fails(&self, instance_id: &str) -> bool {
-        mix(self.seed ^ hash(instance_id)).is_multiple_of(12)
+        mix(self.fleet.seed ^ hash(instance_id)).is_multiple_of(12)
     }
 
     async fn simulate(&self, entry: &QueueEntry, steps: &Steps) -> Result<Finish, String> {
@@ -821,7 +830,7 @@ impl DemoExecutor {
             steps.record(Step::Checked)?;
             return Ok(Finish::WouldSucceed);
         }
-        let jitter = mix(self.seed ^ hash(&entry.instance_id)) % 100;
+        let jitter = mix(self.fleet.seed ^ hash(&entry.instance_id)) % 100;
         let pace = self.pace + self.pace * jitter as u32 / 100;
         let new_instance = format!("{}-r", entry.instance_id);
         if !steps.progress.terminated {
@@ -853,7 +862,7 @@ impl Executor for DemoExecutor {
             | Strategy::AzureUpgradeToModel { group }
             | Strategy::GcpRecreateInGroup { group } => Some(GroupCapacity {
                 desired: self
-                    .group_sizes
+                    .group_sizes()
                     .get(&format!("{}/{group}", entry.source))
                     .copied()
                     .unwrap_or(1),

@@ -183,7 +183,7 @@ const DEMO_PACE: Duration = Duration::from_millis(800);
 pub fn executors(plan: &Plan) -> Box<dyn Executors> {
     match plan {
         Plan::Demo { size, seed, .. } => Box::new(demo::DemoExecutor::new(
-            &demo::DemoFleet::new(*seed, *size, Utc::now()),
+            demo::DemoFleet::new(*seed, *size, Utc::now()),
             DEMO_PACE,
         )),
         Plan::Clouds(config) => Box::new(CloudExecutors::new(config)),
