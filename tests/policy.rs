@@ -77,7 +77,7 @@ fn inventory(images: Vec<Image>, instances: Vec<Instance>, groups: Vec<Group>) -
 /// An image of lineage `111/web`, by its lineage tag.
 fn web(key: &str, name: &str, age_days: i64) -> Image {
     let mut image = image(key, name, age_days);
-    image.tags.insert("lineage".into(), "web".into());
+    image.tags.insert("lineage", "web");
     image
 }
 
@@ -243,9 +243,7 @@ fn verdict_rules() {
         Case {
             name: "scanner tag flags",
             images: with(|i| {
-                find(i, "ami-v5")
-                    .tags
-                    .insert("vulnerable".into(), "CVE-2026-0001".into());
+                find(i, "ami-v5").tags.insert("vulnerable", "CVE-2026-0001");
             }),
             config: PolicyConfig::default(),
             on: "ami-v5",
@@ -257,7 +255,7 @@ fn verdict_rules() {
         Case {
             name: "key=value rule needs the value",
             images: with(|i| {
-                find(i, "ami-v5").tags.insert("scan".into(), "clean".into());
+                find(i, "ami-v5").tags.insert("scan", "clean");
             }),
             config: config(|c| c.flag_tags = vec!["scan=bad".into()]),
             on: "ami-v5",
@@ -269,9 +267,7 @@ fn verdict_rules() {
         Case {
             name: "flagged newest image: the previous one is golden and current",
             images: with(|i| {
-                find(i, "ami-v5")
-                    .tags
-                    .insert("vulnerable".into(), "true".into());
+                find(i, "ami-v5").tags.insert("vulnerable", "true");
                 i.retain(|i| i.key != "ami-v1");
                 for image in i.iter_mut() {
                     if let Some(c) = image.created.as_mut() {
@@ -401,7 +397,7 @@ fn verdict_rules() {
             name: "every version flagged: no golden, never outdated",
             images: with(|i| {
                 for image in i.iter_mut() {
-                    image.tags.insert("vulnerable".into(), "yes".into());
+                    image.tags.insert("vulnerable", "yes");
                 }
             }),
             config: PolicyConfig::default(),
@@ -584,7 +580,7 @@ fn lineage_evidence_order_and_owner_scope() {
         }],
     };
     let mut tagged = image("ami-1", "api-golden-7", 1);
-    tagged.tags.insert("lineage".into(), "platform".into());
+    tagged.tags.insert("lineage", "platform");
     tagged.family = Some("ignored-family".into());
     let mut family = image("ami-2", "api-golden-7", 1);
     family.family = Some("proj/api".into());
@@ -625,7 +621,7 @@ fn verdicts_do_not_depend_on_arrival_order() {
         (0..inv.instances().len() as u32)
             .map(|i| {
                 let e = eval.image_eval_of(inv, i);
-                (inv.instance(i).id.clone(), (e.verdict, e.behind_by))
+                (inv.instance(i).id.to_string(), (e.verdict, e.behind_by))
             })
             .collect()
     };

@@ -538,7 +538,7 @@ fn copy_gives_the_full_id() {
         .data
         .instance(app.instances.selected_row().unwrap())
         .id
-        .clone();
+        .to_string();
     assert_eq!(press(&mut app, KeyCode::Char('y')), Some(Effect::Copy(id)));
 }
 
@@ -731,7 +731,7 @@ fn queue_changes_keep_what_another_process_changed_meanwhile() {
     app.update(Action::Show(View::Instances));
     let ids: Vec<String> = app.instances.rows[..3]
         .iter()
-        .map(|&i| app.data.instance(i).id.clone())
+        .map(|&i| app.data.instance(i).id.to_string())
         .collect();
     app.update(Action::QueueSelected); // ids[0]
     app.save_now();

@@ -85,7 +85,7 @@ fn ids(app: &App) -> Vec<String> {
         .instances
         .rows
         .iter()
-        .map(|&i| app.data.instance(i).id.clone())
+        .map(|&i| app.data.instance(i).id.to_string())
         .collect();
     ids.sort();
     ids
@@ -106,7 +106,7 @@ fn an_advisorys_image_key_finds_its_instances_in_the_instances_view() {
             .image(image)
             .instances
             .iter()
-            .map(|&i| inv.instance(i).id.clone())
+            .map(|&i| inv.instance(i).id.to_string())
             .collect();
         expected.sort();
         assert!(expected.len() > 5, "{key}");
@@ -134,7 +134,10 @@ fn an_alerts_address_finds_its_instance() {
         "an address is one instance"
     );
     commit_filter(&mut app, &private);
-    assert!(ids(&app).contains(&instance.id), "free text finds it too");
+    assert!(
+        ids(&app).contains(&instance.id.to_string()),
+        "free text finds it too"
+    );
     let network = format!("{}.0/24", private.rsplit_once('.').unwrap().0);
     commit_filter(&mut app, &format!("ip:{network}"));
     let rows = app.instances.rows.len();

@@ -201,7 +201,7 @@ fn incident_flow_find_by_image_and_ip_mark_filter_away_queue_confirm() {
         .image(image)
         .instances
         .iter()
-        .map(|&i| inventory.instance(i).id.clone())
+        .map(|&i| inventory.instance(i).id.to_string())
         .collect();
     on_ami.sort();
     assert!(on_ami.len() > 5);

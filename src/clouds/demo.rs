@@ -275,7 +275,7 @@ impl DemoFleet {
 
     /// The instance as a demo rollout left it: replaced ones run their lineage's golden image.
     fn as_left(&self, mut instance: Instance) -> Instance {
-        let Some(replacement) = self.replaced.get(&instance.id) else {
+        let Some(replacement) = self.replaced.get(instance.id.as_str()) else {
             return instance;
         };
         let golden = self.lineages.iter().find_map(|l| {
@@ -285,12 +285,12 @@ impl DemoFleet {
                 .then(|| l.versions[l.golden].image.key.clone())
         });
         if let Some(golden) = golden {
-            instance.image = golden;
+            instance.image = golden.into();
         }
-        instance.id = replacement
-            .new_instance
-            .clone()
-            .unwrap_or_else(|| format!("{}-r", instance.id));
+        instance.id = match &replacement.new_instance {
+            Some(new) => new.into(),
+            None => compact_str::format_compact!("{}-r", instance.id),
+        };
         instance.launched = replacement.at.min(self.now);
         instance
     }
@@ -524,8 +524,8 @@ impl DemoFleet {
             ),
         };
         let mut tags = Tags::new();
-        tags.insert("env".into(), env.into());
-        tags.insert("service".into(), lineage.spec.name.into());
+        tags.insert("env", env);
+        tags.insert("service", lineage.spec.name);
         let exposure = if lineage.spec.shape == Pet && account.cloud == Aws && rng.below(4) == 0 {
             vec!["sg-0a1b2c3d admits 22/tcp from 0.0.0.0/0".to_owned()]
         } else {
@@ -539,23 +539,23 @@ impl DemoFleet {
             lineage.spec.shape == Pet,
         );
         Instance {
-            id,
+            id: id.into(),
             cloud: account.cloud,
-            source: account.source.to_owned(),
-            account: account.account.to_owned(),
-            region: region.to_owned(),
-            zone,
-            name,
+            source: account.source.into(),
+            account: account.account.into(),
+            region: region.into(),
+            zone: zone.into(),
+            name: name.into(),
             state: if rng.below(100) < 4 {
                 "stopped"
             } else {
                 "running"
             }
-            .to_owned(),
-            instance_type: instance_type.to_owned(),
+            .into(),
+            instance_type: instance_type.into(),
             launched,
-            image: version.image.key.clone(),
-            group,
+            image: version.image.key.as_str().into(),
+            group: group.map(Into::into),
             tags,
             exposure,
             addresses,
@@ -601,9 +601,9 @@ fn addresses(
         });
     }
     Addresses {
-        private_ips: vec![private],
-        public_ips: public_ip.into_iter().collect(),
-        dns_names,
+        private_ips: vec![private.into()],
+        public_ips: public_ip.into_iter().map(Into::into).collect(),
+        dns_names: dns_names.into_iter().map(Into::into).collect(),
     }
 }
 
@@ -655,14 +655,14 @@ fn build_lineage(spec: &'static LineageSpec, now: DateTime<Utc>) -> LineageBuild
         let stamp = created.format("%Y%m%d");
         let name = format!("{}-{version_label}-{stamp}", spec.name);
         let mut tags = Tags::new();
-        tags.insert("build".into(), format!("{}", 1000 + v));
+        tags.insert("build", format!("{}", 1000 + v));
         let flagged = spec.quirk == Q::NewestFlagged && v == count - 1;
         if flagged {
             let key = match spec.cloud {
                 Gcp => "scanner-verdict",
                 _ => "vulnerable",
             };
-            tags.insert(key.into(), "true".into());
+            tags.insert(key, "true");
         }
         let deprecation =
             (spec.quirk == Q::OldDeprecated && v + 2 < count).then(|| match spec.cloud {
@@ -714,7 +714,7 @@ fn build_lineage(spec: &'static LineageSpec, now: DateTime<Utc>) -> LineageBuild
         } else {
             let mut tags = tags;
             if spec.cloud == Aws {
-                tags.insert("lineage".into(), spec.name.into());
+                tags.insert("lineage", spec.name);
             }
             Image {
                 key,
@@ -809,7 +809,7 @@ impl DemoExecutor {
                     names.insert(group.key.clone(), format!("{}/{}", page.source, group.name));
                 }
                 for key in page.instances.iter().filter_map(|i| i.group.as_ref()) {
-                    if let Some(name) = names.get(key) {
+                    if let Some(name) = names.get(key.as_str()) {
                         *group_sizes.entry(name.clone()).or_insert(0) += 1;
                     }
                 }

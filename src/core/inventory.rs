@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::event::{CollectEvent, Page};
 use super::lineage::LineageRules;
-use super::model::{Group, Image, Instance, SourceState, SourceStatus};
+use super::model::{Group, Image, Instance, SourceState, SourceStatus, Text};
 
 pub type InstanceIdx = u32;
 pub type ImageIdx = u32;
@@ -45,7 +45,7 @@ pub struct Inventory {
     instances: Vec<Instance>,
     instance_image: Vec<ImageIdx>,
     instance_group: Vec<Option<GroupIdx>>,
-    instance_slots: HashMap<String, InstanceIdx>,
+    instance_slots: HashMap<Text, InstanceIdx>,
     images: Vec<ImageEntry>,
     image_slots: HashMap<String, ImageIdx>,
     lineages: Vec<LineageEntry>,
@@ -259,7 +259,7 @@ impl Inventory {
     }
 
     pub fn upsert_instance(&mut self, instance: Instance) {
-        let image_idx = match self.image_slots.get(&instance.image) {
+        let image_idx = match self.image_slots.get(instance.image.as_str()) {
             Some(&idx) => idx,
             None => {
                 let placeholder = Image::unreadable(

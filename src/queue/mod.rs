@@ -263,13 +263,13 @@ pub fn entry_for(
         .golden
         .map(|g| inventory.image(g).image.key.clone());
     QueueEntry {
-        instance_id: record.id.clone(),
+        instance_id: record.id.to_string(),
         cloud: record.cloud,
-        source: record.source.clone(),
-        account: record.account.clone(),
-        region: record.region.clone(),
-        name: record.name.clone(),
-        image: record.image.clone(),
+        source: record.source.to_string(),
+        account: record.account.to_string(),
+        region: record.region.to_string(),
+        name: record.name.to_string(),
+        image: record.image.to_string(),
         target_image: target_image.clone(),
         verdict: image_eval.verdict,
         reason: if image_eval.reasons.is_empty() {

@@ -66,10 +66,10 @@ fn by_id<'a>(side: &Side<'a>) -> BTreeMap<&'a str, u32> {
 fn reference(side: &Side<'_>, idx: u32) -> InstanceRef {
     let instance = side.inventory.instance(idx);
     InstanceRef {
-        id: instance.id.clone(),
-        name: instance.name.clone(),
+        id: instance.id.to_string(),
+        name: instance.name.to_string(),
         cloud: instance.cloud,
-        image: instance.image.clone(),
+        image: instance.image.to_string(),
         verdict: side.eval.verdict_of(side.inventory, idx),
     }
 }

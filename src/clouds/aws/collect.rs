@@ -14,7 +14,9 @@ use tokio::sync::mpsc;
 use super::{Clients, Settings, describe, regional_clients, sdk_config, source_name};
 use crate::core::event::{CollectEvent, Page};
 use crate::core::lineage::strip_versions;
-use crate::core::model::{Addresses, Cloud, Deprecation, Group, GroupKind, Image, Instance, Tags};
+use crate::core::model::{
+    Addresses, Cloud, Deprecation, Group, GroupKind, Image, Instance, Tags, Text,
+};
 
 /// The tag AWS itself puts on the members of Auto Scaling groups.
 pub(crate) const GROUP_TAG: &str = "aws:autoscaling:groupName";
@@ -171,7 +173,7 @@ async fn collect_region(
                 else {
                     continue;
                 };
-                image_ids.insert(instance.image.clone());
+                image_ids.insert(instance.image.to_string());
                 if let Some(group) = tag_value(found.tags(), GROUP_TAG) {
                     groups.entry(group.to_owned()).or_insert_with(|| GroupSeen {
                         account: account.to_owned(),
@@ -305,30 +307,30 @@ fn to_instance(
     findings.sort();
     findings.dedup();
     Some(Instance {
-        id,
+        id: id.into(),
         cloud: Cloud::Aws,
-        source: source.to_owned(),
-        account: account.to_owned(),
-        region: region.to_owned(),
+        source: source.into(),
+        account: account.into(),
+        region: region.into(),
         zone: found
             .placement()
             .and_then(|p| p.availability_zone())
             .unwrap_or_default()
-            .to_owned(),
-        name: tag_value(tags, "Name").unwrap_or_default().to_owned(),
+            .into(),
+        name: tag_value(tags, "Name").unwrap_or_default().into(),
         state: found
             .state()
             .and_then(|s| s.name())
             .map_or("unknown", |n| n.as_str())
-            .to_owned(),
-        instance_type: found.instance_type().map_or("", |t| t.as_str()).to_owned(),
+            .into(),
+        instance_type: found.instance_type().map_or("", |t| t.as_str()).into(),
         // An instance without a launch time is brand new as far as anyone can tell.
         launched: found
             .launch_time()
             .and_then(to_time)
             .unwrap_or_else(Utc::now),
-        image,
-        group,
+        image: image.into(),
+        group: group.map(Into::into),
         tags: to_tags(tags),
         exposure: findings,
         addresses: addresses_of(found),
@@ -338,11 +340,11 @@ fn to_instance(
 /// Every private and public address of the instance, its interfaces' included.
 fn addresses_of(found: &aws_sdk_ec2::types::Instance) -> Addresses {
     let mut addresses = Addresses::default();
-    let add = |list: &mut Vec<String>, value: Option<&str>| {
+    let add = |list: &mut Vec<Text>, value: Option<&str>| {
         if let Some(value) = value.filter(|v| !v.is_empty())
             && !list.iter().any(|v| v == value)
         {
-            list.push(value.to_owned());
+            list.push(value.into());
         }
     };
     add(&mut addresses.private_ips, found.private_ip_address());
@@ -693,7 +695,7 @@ async fn lineage_candidates(
     for image in in_use.iter().filter(|i| i.readable && !i.owner.is_empty()) {
         let by_tag = lineage_tag.and_then(|tag| Some((tag, image.tags.get(tag)?)));
         let (filter, value) = match by_tag {
-            Some((tag, value)) => (format!("tag:{tag}"), value.clone()),
+            Some((tag, value)) => (format!("tag:{tag}"), value.to_owned()),
             None if !image.name.is_empty() => ("name".to_owned(), strip_versions(&image.name)),
             None => continue,
         };

@@ -261,19 +261,19 @@ fn to_instance(vm: &Vm, context: &Context<'_>, uses: &mut Uses) -> Instance {
         tags.insert(LATEST_MODEL_TAG.to_owned(), latest.to_string());
     }
     Instance {
-        id: vm.id.clone(),
+        id: vm.id.as_str().into(),
         cloud: Cloud::Azure,
-        source: context.source.clone(),
-        account: context.subscription.to_owned(),
-        region: vm.location.clone(),
-        zone: vm.zone.clone(),
-        name: vm.name.clone(),
-        state: vm.state.to_ascii_lowercase(),
-        instance_type: vm.size.clone(),
+        source: context.source.as_str().into(),
+        account: context.subscription.into(),
+        region: vm.location.as_str().into(),
+        zone: vm.zone.as_str().into(),
+        name: vm.name.as_str().into(),
+        state: vm.state.to_ascii_lowercase().into(),
+        instance_type: vm.size.as_str().into(),
         // A VM without a creation time is brand new as far as anyone can tell.
         launched: vm.created.unwrap_or_else(Utc::now),
-        image,
-        group: vm.scale_set.as_ref().map(|s| s.to_ascii_lowercase()),
+        image: image.into(),
+        group: vm.scale_set.as_ref().map(|s| s.to_ascii_lowercase().into()),
         tags,
         exposure: Vec::new(),
         // Addresses live on network interfaces (the network API), which is not read.

@@ -18,7 +18,9 @@ use super::{
     Clients, Settings, describe, last_segment, region_of_zone, resource_path, source_name,
 };
 use crate::core::event::{CollectEvent, Page};
-use crate::core::model::{Addresses, Cloud, Deprecation, Group, GroupKind, Image, Instance, Tags};
+use crate::core::model::{
+    Addresses, Cloud, Deprecation, Group, GroupKind, Image, Instance, Tags, Text,
+};
 
 /// The metadata key Compute sets on a managed instance group's members.
 pub(crate) const CREATED_BY: &str = "created-by";
@@ -132,7 +134,7 @@ async fn collect_into(
                 else {
                     continue;
                 };
-                image_keys.insert(instance.image.clone());
+                image_keys.insert(instance.image.to_string());
                 if let Some(group) = created_by(found).and_then(|by| GroupRef::parse(project, by)) {
                     groups.entry(group.key.clone()).or_insert(group);
                 }
@@ -684,37 +686,37 @@ fn to_instance(
         .and_then(|by| GroupRef::parse(project, by))
         .map(|g| g.key);
     Some(Instance {
-        id,
+        id: id.into(),
         cloud: Cloud::Gcp,
-        source: source.to_owned(),
-        account: project.to_owned(),
-        region: region_of_zone(&zone).to_owned(),
-        zone,
-        name: found.name.clone().unwrap_or_default(),
+        source: source.into(),
+        account: project.into(),
+        region: region_of_zone(&zone).into(),
+        zone: zone.into(),
+        name: found.name.as_deref().unwrap_or_default().into(),
         state: found
             .status
             .as_ref()
             .and_then(|s| s.name())
             .unwrap_or("UNKNOWN")
-            .to_owned(),
+            .into(),
         instance_type: found
             .machine_type
             .as_deref()
             .map(last_segment)
             .unwrap_or_default()
-            .to_owned(),
+            .into(),
         // An instance without a creation time is brand new as far as anyone can tell.
         launched: found
             .creation_timestamp
             .as_deref()
             .and_then(parse_time)
             .unwrap_or_else(Utc::now),
-        image,
-        group,
+        image: image.into(),
+        group: group.map(Into::into),
         tags: found
             .labels
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect(),
         exposure: exposure(found, firewalls),
         addresses: addresses_of(found),
@@ -731,11 +733,11 @@ const NO_IMAGE: &str = " (no source image)";
 
 fn addresses_of(found: &model::Instance) -> Addresses {
     let mut addresses = Addresses::default();
-    let add = |list: &mut Vec<String>, value: Option<&String>| {
+    let add = |list: &mut Vec<Text>, value: Option<&String>| {
         if let Some(value) = value.filter(|v| !v.is_empty())
-            && !list.contains(value)
+            && !list.iter().any(|known| known == value)
         {
-            list.push(value.clone());
+            list.push(value.into());
         }
     };
     for nic in &found.network_interfaces {

@@ -1440,7 +1440,7 @@ impl App {
         match self.view {
             View::Instances => {
                 if let Some(i) = self.instances.selected_row() {
-                    let id = self.data.instance(i).id.clone();
+                    let id = self.data.instance(i).id.to_string();
                     if !self.marked.remove(&id) {
                         self.marked.insert(id);
                     }
@@ -1564,7 +1564,7 @@ impl App {
             View::Instances => self
                 .marked_or_selected_instances()
                 .into_iter()
-                .map(|i| self.data.instance(i).id.clone())
+                .map(|i| self.data.instance(i).id.to_string())
                 .collect(),
             _ => Vec::new(),
         }
@@ -1685,7 +1685,7 @@ impl App {
             View::Instances => self
                 .instances
                 .selected_row()
-                .map(|i| data.instance(i).id.clone()),
+                .map(|i| data.instance(i).id.to_string()),
             View::Drift => self.drift.selected_row().map(|row| match row {
                 DriftRow::Lineage(l) => data.inventory.lineage(l).name.clone(),
                 DriftRow::Image(i) => data.inventory.image(i).image.key.clone(),

@@ -100,7 +100,7 @@ fn instance_lines(app: &App, i: InstanceIdx) -> Vec<Line<'static>> {
     let entry = inv.image(image);
     let eval = data.image_eval(image);
     let mut lines = vec![
-        Line::from(instance.id.clone()).bold(),
+        Line::from(instance.id.to_string()).bold(),
         fact(
             "name",
             if instance.name.is_empty() {
@@ -248,10 +248,7 @@ fn instance_lines(app: &App, i: InstanceIdx) -> Vec<Line<'static>> {
     lines
 }
 
-fn tag_lines<'a>(
-    lines: &mut Vec<Line<'static>>,
-    tags: impl Iterator<Item = (&'a String, &'a String)>,
-) {
+fn tag_lines<'a>(lines: &mut Vec<Line<'static>>, tags: impl Iterator<Item = (&'a str, &'a str)>) {
     let mut first = true;
     for (key, value) in tags {
         lines.push(fact(

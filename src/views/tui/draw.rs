@@ -605,7 +605,7 @@ fn draw_instances(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
             text(days(Some(data.uptime_days(i)))),
             text(eval.verdict.as_str()).style(verdict_style(eval.verdict)),
         ];
-        let is_marked = marked.contains(&instance.id);
+        let is_marked = marked.contains(instance.id.as_str());
         let style = if is_marked {
             Style::new().bold()
         } else {
@@ -614,7 +614,7 @@ fn draw_instances(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
         (
             cells,
             style,
-            gutter(is_marked, queued.contains(&instance.id)),
+            gutter(is_marked, queued.contains(instance.id.as_str())),
         )
     })
 }

@@ -652,7 +652,7 @@ mod tests {
 
     fn row(name: &'static str, cloud: &'static str, age: Option<i64>) -> Row {
         let mut tags = Tags::new();
-        tags.insert("team".into(), "Payments".into());
+        tags.insert("team", "Payments");
         Row {
             name,
             cloud,
