@@ -425,10 +425,22 @@ impl App {
     }
 
     fn resort_instances(&mut self) {
-        let rows = self.scoped_instances();
-        let data = &self.data;
-        let keys = data.instance_sort_keys(self.instances.sort);
-        self.instances.resort_by_key(rows, |i| keys[i as usize]);
+        let order = self.data.instance_order(self.instances.sort);
+        let sorted = if self.instance_scope == InstanceScope::All {
+            order.to_vec()
+        } else {
+            // A drill-down keeps the whole fleet's order: one pass, no sort.
+            let mut in_scope = vec![false; order.len()];
+            for i in self.scoped_instances() {
+                in_scope[i as usize] = true;
+            }
+            order
+                .iter()
+                .copied()
+                .filter(|&i| in_scope[i as usize])
+                .collect()
+        };
+        self.instances.set_sorted(sorted);
         self.refilter_instances();
     }
 

@@ -4,6 +4,8 @@
 use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::hash::Hash;
 
 use chrono::{DateTime, Utc};
 
@@ -25,10 +27,10 @@ pub const AGE_BUCKETS: [(i64, &str); 8] = [
 
 pub struct Data {
     pub inventory: Inventory,
-    /// Each instance's rank by id, and its sort key per Instances column, built on first use.
-    id_rank: OnceCell<Vec<u32>>,
+    /// Every instance in id order, and in each Instances column's order, built on first use.
+    by_id: OnceCell<Vec<InstanceIdx>>,
     search_text: OnceCell<SearchText>,
-    sort_keys: [OnceCell<Vec<u64>>; INSTANCE_VERDICT + 1],
+    orders: [OnceCell<Vec<InstanceIdx>>; INSTANCE_VERDICT + 1],
     pub eval: Evaluation,
     /// Running instances per image-age bucket, then those whose image age is unknown.
     pub age_histogram: [u64; AGE_BUCKETS.len() + 1],
@@ -61,9 +63,9 @@ impl Data {
         });
         Data {
             inventory,
-            id_rank: OnceCell::new(),
+            by_id: OnceCell::new(),
             search_text: OnceCell::new(),
-            sort_keys: Default::default(),
+            orders: Default::default(),
             eval,
             age_histogram,
             lineages_by_lag,
@@ -176,26 +178,26 @@ impl Data {
         })
     }
 
-    /// Sort keys of every instance for a column of the Instances view: the column's rank in the
-    /// high half, the id's rank in the low half, so keys are unique and sorting is an integer
-    /// sort. Built once per column and data, on first use.
-    pub fn instance_sort_keys(&self, column: usize) -> &[u64] {
+    /// Every instance in the ascending order of a column of the Instances view, ties in id
+    /// order: the instances in id order, bucketed by the column's rank (a counting sort, so
+    /// no comparison sort runs once ids are ranked). Built once per column and data.
+    pub fn instance_order(&self, column: usize) -> &[InstanceIdx] {
         let column = column.min(INSTANCE_VERDICT);
-        self.sort_keys[column].get_or_init(|| {
-            let id_rank = self.id_rank();
-            let primary = self.instance_primary_ranks(column);
-            id_rank
-                .iter()
-                .zip(primary)
-                .map(|(&id, primary)| (u64::from(primary) << 32) | u64::from(id))
-                .collect()
+        self.orders[column].get_or_init(|| {
+            let by_id = self.by_id();
+            if column == INSTANCE_ID {
+                return by_id.to_vec();
+            }
+            bucket_by_rank(by_id, &self.instance_primary_ranks(column))
         })
     }
 
-    fn id_rank(&self) -> &[u32] {
-        self.id_rank.get_or_init(|| {
+    fn by_id(&self) -> &[InstanceIdx] {
+        self.by_id.get_or_init(|| {
             let instances = self.inventory.instances();
-            dense_text_ranks(instances.iter().map(|i| i.id.as_str()))
+            let id_rank = dense_text_ranks(instances.iter().map(|i| i.id.as_str()));
+            let rows: Vec<InstanceIdx> = (0..instances.len() as InstanceIdx).collect();
+            bucket_by_rank(&rows, &id_rank)
         })
     }
 
@@ -206,14 +208,13 @@ impl Data {
         // Days, shifted so unknown (None) sorts first.
         let age_key = |age: Option<i64>| age.map_or(0, |d| (d + 1).clamp(1, (1 << 28) - 1) as u32);
         match column {
-            INSTANCE_ID => vec![0; instances.len()],
             INSTANCE_NAME => dense_text_ranks(instances.iter().map(|i| i.name.as_str())),
             INSTANCE_CLOUD => dense_ranks(
                 instances
                     .iter()
                     .map(|i| (i.cloud, i.account.as_str(), i.region.as_str())),
             ),
-            INSTANCE_ACCOUNT => dense_text_ranks(instances.iter().map(|i| i.account.as_str())),
+            INSTANCE_ACCOUNT => dense_ranks(instances.iter().map(|i| i.account.as_str())),
             INSTANCE_REGION => dense_ranks(
                 instances
                     .iter()
@@ -317,96 +318,203 @@ impl SearchText {
 /// chunk are sorted again by the next one. No comparison ever reads a string, which at
 /// 1,000,000 names (or Azure ids sharing 100-byte prefixes) is what the first sort by a text
 /// column costs.
-fn dense_text_ranks<'a>(values: impl Iterator<Item = &'a str>) -> Vec<u32> {
-    let values: Vec<&[u8]> = values.map(str::as_bytes).collect();
+fn dense_text_ranks<'a>(texts: impl Iterator<Item = &'a str>) -> Vec<u32> {
+    // The first chunk's keys are made in the pass that gathers the texts, so each text is
+    // read from memory once unless it ties.
+    let mut values: Vec<&[u8]> = Vec::with_capacity(texts.size_hint().0);
+    let mut keys: Vec<ChunkKey> = Vec::with_capacity(texts.size_hint().0);
+    for (row, text) in texts.enumerate() {
+        let text = text.as_bytes();
+        keys.push(chunk_key(text, 0, row as u32 & ROW_MASK));
+        values.push(text);
+    }
     if values.is_empty() || values.len() > ROW_MASK as usize {
         return dense_ranks(values.iter().copied());
     }
-    let mut rows: Vec<u32> = (0..values.len() as u32).collect();
-    // `starts_group[p]`: the value at sorted position `p` differs from the one before it.
-    let mut starts_group = vec![true; values.len()];
-    let mut keys: Vec<ChunkKey> = Vec::new();
-    // Ranges of sorted positions whose values agree on their first `offset` bytes.
-    let mut tied = vec![(0, values.len(), 0)];
-    while let Some((start, end, offset)) = tied.pop() {
+    let mut levels = Levels {
+        rows: vec![0; values.len()],
+        starts_group: vec![true; values.len()],
+        tied: Vec::new(),
+    };
+    levels.settle(&mut keys, 0, 0);
+    while let Some((start, end, offset)) = levels.tied.pop() {
         keys.clear();
-        keys.extend(rows[start..end].iter().map(|&row| {
-            let text = values[row as usize];
-            let rest = text.get(offset..).unwrap_or_default();
-            let mut chunk = [0u8; CHUNK];
-            let head = &rest[..rest.len().min(CHUNK)];
-            chunk[..head.len()].copy_from_slice(head);
-            // The length left, up to one more than a chunk: a shorter text sorts before a
-            // longer one it begins, even when the longer one continues with zero bytes.
-            let left = rest.len().min(CHUNK + 1) as u32;
-            let high = u64::from_be_bytes(chunk[..8].try_into().unwrap_or_default());
-            let low = u64::from_be_bytes(chunk[8..].try_into().unwrap_or_default());
-            (high, low, (left << ROW_BITS) | row)
-        }));
-        super::table::sort_large(&mut keys);
+        keys.extend(
+            levels.rows[start..end]
+                .iter()
+                .map(|&row| chunk_key(values[row as usize], offset, row)),
+        );
+        levels.settle(&mut keys, start, offset);
+    }
+    let mut ranks = vec![0u32; values.len()];
+    let mut rank = 0;
+    for (position, &row) in levels.rows.iter().enumerate() {
+        if position > 0 && levels.starts_group[position] {
+            rank += 1;
+        }
+        ranks[row as usize] = rank;
+    }
+    ranks
+}
+
+/// The text's chunk at `offset` as an integer key, with the length left and the row.
+fn chunk_key(text: &[u8], offset: usize, row: u32) -> ChunkKey {
+    let rest = text.get(offset..).unwrap_or_default();
+    let mut chunk = [0u8; CHUNK];
+    let head = &rest[..rest.len().min(CHUNK)];
+    chunk[..head.len()].copy_from_slice(head);
+    // The length left, up to one more than a chunk: a shorter text sorts before a longer one
+    // it begins, even when the longer one continues with zero bytes.
+    let left = rest.len().min(CHUNK + 1) as u32;
+    let word = |at: usize| u64::from_be_bytes(chunk[at..at + 8].try_into().unwrap_or_default());
+    (word(0), word(8), word(16), (left << ROW_BITS) | row)
+}
+
+/// The sorted positions settled so far, level by level of chunks.
+struct Levels {
+    rows: Vec<u32>,
+    /// The value at sorted position `p` differs from the one before it.
+    starts_group: Vec<bool>,
+    /// Ranges of sorted positions whose values agree on their first `offset` bytes.
+    tied: Vec<(usize, usize, usize)>,
+}
+
+impl Levels {
+    /// Sorts the keys of the positions from `start` by their chunk at `offset`, and notes the
+    /// runs that tie on a whole chunk and go on past it.
+    fn settle(&mut self, keys: &mut Vec<ChunkKey>, start: usize, offset: usize) {
+        sort_large(keys);
         let same = |a: &ChunkKey, b: &ChunkKey| {
-            a.0 == b.0 && a.1 == b.1 && a.2 >> ROW_BITS == b.2 >> ROW_BITS
+            a.0 == b.0 && a.1 == b.1 && a.2 == b.2 && a.3 >> ROW_BITS == b.3 >> ROW_BITS
         };
         let mut run = start;
         for (i, key) in keys.iter().enumerate() {
             let position = start + i;
-            rows[position] = key.2 & ROW_MASK;
+            self.rows[position] = key.3 & ROW_MASK;
             if i > 0 && !same(&keys[i - 1], key) {
-                starts_group[position] = true;
-                push_tied(&mut tied, &keys[run - start], run, position, offset);
+                self.starts_group[position] = true;
+                self.note_tied(&keys[run - start], run, position, offset);
                 run = position;
             } else if i > 0 {
-                starts_group[position] = false;
+                self.starts_group[position] = false;
             }
         }
-        push_tied(&mut tied, &keys[run - start], run, end, offset);
+        self.note_tied(&keys[run - start], run, start + keys.len(), offset);
     }
-    let mut ranks = vec![0u32; values.len()];
-    let mut rank = 0;
-    for (position, &row) in rows.iter().enumerate() {
-        if position > 0 && starts_group[position] {
-            rank += 1;
+
+    fn note_tied(&mut self, key: &ChunkKey, start: usize, end: usize, offset: usize) {
+        if end - start > 1 && key.3 >> ROW_BITS > CHUNK as u32 {
+            self.tied.push((start, end, offset + CHUNK));
         }
-        ranks[row as usize] = rank;
     }
-    ranks
 }
 
-const CHUNK: usize = 16;
+const CHUNK: usize = 24;
 /// A row's index shares a `u32` with the length class above it.
 const ROW_BITS: u32 = 27;
 const ROW_MASK: u32 = (1 << ROW_BITS) - 1;
-/// A chunk as two big-endian halves, then the length class and the row.
-type ChunkKey = (u64, u64, u32);
+/// A chunk as three big-endian words, then the length class and the row.
+type ChunkKey = (u64, u64, u64, u32);
 
-/// Rows `start..end` agree on a whole chunk: when their texts go on past it, they are ordered
-/// by the next chunk later.
-fn push_tied(
-    tied: &mut Vec<(usize, usize, usize)>,
-    key: &ChunkKey,
-    start: usize,
-    end: usize,
-    offset: usize,
-) {
-    if end - start > 1 && key.2 >> ROW_BITS > CHUNK as u32 {
-        tied.push((start, end, offset + CHUNK));
+/// `rows` reordered by `rank[row]`, keeping their order within a rank: one counting pass and
+/// one scattering pass.
+fn bucket_by_rank(rows: &[InstanceIdx], rank: &[u32]) -> Vec<InstanceIdx> {
+    let buckets = rank.iter().max().map_or(0, |&r| r as usize + 1);
+    if buckets > 2 * rows.len() + 1024 {
+        // Sparse values (uptime in seconds): sorting (rank, place) pairs beats a bucket each.
+        let mut keyed: Vec<(u32, u32)> = rows
+            .iter()
+            .enumerate()
+            .map(|(place, &row)| (rank[row as usize], place as u32))
+            .collect();
+        sort_large(&mut keyed);
+        return keyed
+            .into_iter()
+            .map(|(_, place)| rows[place as usize])
+            .collect();
     }
+    let mut next = vec![0u32; buckets + 1];
+    for &row in rows {
+        next[rank[row as usize] as usize + 1] += 1;
+    }
+    for b in 1..next.len() {
+        next[b] += next[b - 1];
+    }
+    let mut ordered = vec![0; rows.len()];
+    for &row in rows {
+        let slot = &mut next[rank[row as usize] as usize];
+        ordered[*slot as usize] = row;
+        *slot += 1;
+    }
+    ordered
+}
+
+/// Sorts, on two threads when there are many items and cores: each half sorted on its own,
+/// then merged. Ranking 1,000,000 names is most of a first sort by name, and the UI thread
+/// would otherwise leave the second core idle.
+fn sort_large<T: Ord + Copy + Send>(items: &mut Vec<T>) {
+    const ON_TWO_THREADS_FROM: usize = 1 << 16;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if items.len() < ON_TWO_THREADS_FROM || cores < 2 {
+        items.sort_unstable();
+        return;
+    }
+    let middle = items.len() / 2;
+    let (left, right) = items.split_at_mut(middle);
+    let left_sorted = std::thread::scope(|scope| {
+        let helper = std::thread::Builder::new().spawn_scoped(scope, || left.sort_unstable());
+        right.sort_unstable();
+        helper.is_ok()
+    });
+    // No thread to be had: this one sorts the other half too.
+    if !left_sorted {
+        items[..middle].sort_unstable();
+    }
+    let (left, right) = items.split_at(middle);
+    let mut merged = Vec::with_capacity(items.len());
+    let (mut l, mut r) = (0, 0);
+    while l < left.len() && r < right.len() {
+        if right[r] < left[l] {
+            merged.push(right[r]);
+            r += 1;
+        } else {
+            merged.push(left[l]);
+            l += 1;
+        }
+    }
+    merged.extend_from_slice(&left[l..]);
+    merged.extend_from_slice(&right[r..]);
+    *items = merged;
 }
 
 /// Each value's rank among the distinct values, in value order: equal values share a rank.
-fn dense_ranks<K: Ord + Copy>(values: impl Iterator<Item = K>) -> Vec<u32> {
-    let values: Vec<K> = values.collect();
-    let mut order: Vec<u32> = (0..values.len() as u32).collect();
-    order.sort_unstable_by(|&a, &b| values[a as usize].cmp(&values[b as usize]));
-    let mut ranks = vec![0u32; values.len()];
-    let mut rank = 0;
-    for (position, &row) in order.iter().enumerate() {
-        if position > 0 && values[order[position - 1] as usize] != values[row as usize] {
-            rank += 1;
-        }
-        ranks[row as usize] = rank;
+/// Columns such as region, account or group hold few distinct values among many rows: each
+/// row finds its value in a hash map (or reuses the previous row's, as rows of one source
+/// come together) and only the distinct values are sorted.
+fn dense_ranks<K: Ord + Hash + Copy>(values: impl Iterator<Item = K>) -> Vec<u32> {
+    let mut slots: HashMap<K, u32, foldhash::fast::RandomState> = HashMap::default();
+    let mut previous: Option<(K, u32)> = None;
+    let slot_of: Vec<u32> = values
+        .map(|value| match previous {
+            Some((known, slot)) if known == value => slot,
+            _ => {
+                let next = slots.len() as u32;
+                let slot = *slots.entry(value).or_insert(next);
+                previous = Some((value, slot));
+                slot
+            }
+        })
+        .collect();
+    let mut distinct: Vec<(K, u32)> = slots.into_iter().collect();
+    distinct.sort_unstable_by_key(|&(value, _)| value);
+    let mut rank_of_slot = vec![0u32; distinct.len()];
+    for (rank, &(_, slot)) in distinct.iter().enumerate() {
+        rank_of_slot[slot as usize] = rank as u32;
     }
-    ranks
+    slot_of
+        .into_iter()
+        .map(|slot| rank_of_slot[slot as usize])
+        .collect()
 }
 
 /// Azure ids are whole resource paths and GCP images self-links; what people recognise in a
@@ -453,6 +561,36 @@ mod tests {
             short_id("Canonical:offer:sku:22.04.1"),
             "Canonical:offer:sku:22.04.1"
         );
+    }
+
+    #[test]
+    fn large_sorts_agree_with_the_plain_sort() {
+        let mut x = 11u64;
+        let mut items: Vec<(u64, u32)> = (0..200_000u32)
+            .map(|i| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (x >> 40, i)
+            })
+            .collect();
+        let mut expected = items.clone();
+        expected.sort_unstable();
+        sort_large(&mut items);
+        assert_eq!(items, expected);
+    }
+    #[test]
+    fn rows_bucketed_by_rank_keep_their_order_within_a_rank() {
+        let rows: Vec<u32> = vec![4, 0, 3, 1, 2, 5];
+        for rank in [
+            vec![1, 0, 1, 2, 0, 1],
+            vec![7, 3_000_000, 7, 0, 3_000_000, 7],
+        ] {
+            let mut expected = rows.clone();
+            expected.sort_by_key(|&r| rank[r as usize]);
+            assert_eq!(bucket_by_rank(&rows, &rank), expected, "{rank:?}");
+        }
+        assert!(bucket_by_rank(&[], &[]).is_empty());
     }
 
     #[test]

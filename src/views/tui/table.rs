@@ -155,77 +155,19 @@ impl<T: Copy + PartialEq> ListState<T> {
 }
 
 impl ListState<u32> {
-    /// Sorts the rows in scope by a precomputed unique key: an integer sort, however costly the
-    /// column's own comparison would be.
-    pub fn resort_by_key(&mut self, rows: Vec<u32>, key: impl Fn(u32) -> u64) {
-        let mut keyed: Vec<(u64, u32)> = rows.into_iter().map(|r| (key(r), r)).collect();
-        sort_large(&mut keyed);
-        // Keys are unique, so descending is ascending read backwards.
+    /// Takes rows already in the column's ascending order (ties broken, so every row has one
+    /// place): descending is that order read backwards.
+    pub fn set_sorted(&mut self, mut ascending: Vec<u32>) {
         if self.descending {
-            keyed.reverse();
+            ascending.reverse();
         }
-        self.sorted = keyed.into_iter().map(|(_, r)| r).collect();
+        self.sorted = ascending;
     }
-}
-
-/// Sorts, on two threads when there are many items and cores: each half sorted on its own,
-/// then merged. A sort of 1,000,000 rows is most of a keystroke, and the UI thread would
-/// otherwise leave the second core idle.
-pub fn sort_large<T: Ord + Copy + Send>(items: &mut Vec<T>) {
-    const ON_TWO_THREADS_FROM: usize = 1 << 16;
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    if items.len() < ON_TWO_THREADS_FROM || cores < 2 {
-        items.sort_unstable();
-        return;
-    }
-    let middle = items.len() / 2;
-    let (left, right) = items.split_at_mut(middle);
-    let left_sorted = std::thread::scope(|scope| {
-        let helper = std::thread::Builder::new().spawn_scoped(scope, || left.sort_unstable());
-        right.sort_unstable();
-        helper.is_ok()
-    });
-    // No thread to be had: this one sorts the other half too.
-    if !left_sorted {
-        items[..middle].sort_unstable();
-    }
-    let (left, right) = items.split_at(middle);
-    let mut merged = Vec::with_capacity(items.len());
-    let (mut l, mut r) = (0, 0);
-    while l < left.len() && r < right.len() {
-        if right[r] < left[l] {
-            merged.push(right[r]);
-            r += 1;
-        } else {
-            merged.push(left[l]);
-            l += 1;
-        }
-    }
-    merged.extend_from_slice(&left[l..]);
-    merged.extend_from_slice(&right[r..]);
-    *items = merged;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn large_sorts_agree_with_the_plain_sort() {
-        let mut x = 11u64;
-        let mut items: Vec<(u64, u32)> = (0..200_000u32)
-            .map(|i| {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (x >> 40, i)
-            })
-            .collect();
-        let mut expected = items.clone();
-        expected.sort_unstable();
-        sort_large(&mut items);
-        assert_eq!(items, expected);
-    }
 
     fn list(values: &[u32]) -> ListState<u32> {
         let mut list = ListState::new(0, false);
@@ -245,13 +187,13 @@ mod tests {
     }
 
     #[test]
-    fn sorting_by_key_both_ways() {
+    fn sorted_rows_both_ways() {
         let mut l: ListState<u32> = ListState::new(0, false);
-        l.resort_by_key(vec![0, 1, 2], |r| [30, 10, 20][r as usize]);
+        l.set_sorted(vec![1, 2, 0]);
         l.refilter(|_| true);
         assert_eq!(l.rows, [1, 2, 0]);
         l.descending = true;
-        l.resort_by_key(vec![0, 1, 2], |r| [30, 10, 20][r as usize]);
+        l.set_sorted(vec![1, 2, 0]);
         l.refilter(|_| true);
         assert_eq!(l.rows, [0, 2, 1]);
     }
