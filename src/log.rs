@@ -41,3 +41,15 @@ pub fn error(short: &str, full: &str) {
         );
     }
 }
+
+/// An error and every cause under it, outermost first, on one line.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

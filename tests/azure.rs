@@ -461,6 +461,13 @@ fn one_failing_subscription_never_blocks_another() {
         "{error}"
     );
     assert!(!error.contains('\n'));
+    // The whole error behind the one line is kept in the log, for a bug report.
+    let log = std::fs::read_to_string(dir.path().join("data/fleetscope.log")).unwrap();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&format!(" error: {error} | "))),
+        "{log}"
+    );
     let gone = source(&report, &format!("azure:{missing}"));
     assert!(
         gone["error"]

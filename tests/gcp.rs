@@ -167,6 +167,12 @@ fn shop(world: &mut World) {
 }
 
 fn report(compute: &Compute, projects: &[&str], extra: &str) -> (Output, Value) {
+    let (output, json, _) = report_and_log(compute, projects, extra);
+    (output, json)
+}
+
+/// The report, and what the run appended to `fleetscope.log`.
+fn report_and_log(compute: &Compute, projects: &[&str], extra: &str) -> (Output, Value, String) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
     std::fs::write(
@@ -190,7 +196,8 @@ fn report(compute: &Compute, projects: &[&str], extra: &str) -> (Output, Value) 
         .output()
         .unwrap();
     let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-    (output, json)
+    let log = std::fs::read_to_string(dir.path().join("data/fleetscope.log")).unwrap_or_default();
+    (output, json, log)
 }
 
 fn by_name<'a>(report: &'a Value, name: &str) -> &'a Value {
@@ -417,7 +424,7 @@ fn a_failing_project_fails_alone_with_one_line() {
         usize::MAX,
     );
     let compute = Compute::start(world);
-    let (output, report) = report(&compute, &["ledger", SHOP, "quiet", "slow"], "");
+    let (output, report, log) = report_and_log(&compute, &["ledger", SHOP, "quiet", "slow"], "");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
 
@@ -434,6 +441,13 @@ fn a_failing_project_fails_alone_with_one_line() {
         "{error}"
     );
     assert!(!error.contains('\n'));
+    // The whole error behind the one line is kept in the log, for a bug report.
+    let reason = error.trim_start_matches("disks.aggregatedList: ");
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&format!(" error: {reason} | "))),
+        "{log}"
+    );
     let quiet = source(&report, "gcp:quiet")["error"]
         .as_str()
         .unwrap()

@@ -46,10 +46,16 @@ impl ArmError {
         }
     }
 
-    /// One line from an `azure_core` error: the ARM code and message when the service
-    /// answered (the crate's own text for a 403 is only "will not be retried"), else the
-    /// first line of what failed on the way.
+    /// One line from an `azure_core` error; the whole chain goes to the log.
     fn from_core(what: &str, error: &azure_core::Error) -> ArmError {
+        let failure = ArmError::describe(what, error);
+        crate::log::error(&failure.message, &crate::log::chain(error));
+        failure
+    }
+
+    /// The ARM code and message when the service answered (the crate's own text for a 403 is
+    /// only "will not be retried"), else the first line of what failed on the way.
+    fn describe(what: &str, error: &azure_core::Error) -> ArmError {
         if let Some(http) = error.as_http_error() {
             let status = u16::from(http.status());
             let code = http.error_code().unwrap_or("");

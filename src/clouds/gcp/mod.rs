@@ -131,8 +131,15 @@ impl RetryPolicy for Transient {
     }
 }
 
-/// One line about a failed call: what kind of failure, and Compute's own message.
+/// One line about a failed call: what kind of failure, and Compute's own message. The whole
+/// chain goes to the log.
 pub(crate) fn describe(error: &Error) -> String {
+    let short = reason(error);
+    crate::log::error(&short, &crate::log::chain(error));
+    short
+}
+
+fn reason(error: &Error) -> String {
     if error.is_timeout() {
         return "timed out".to_owned();
     }
