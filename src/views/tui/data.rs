@@ -6,6 +6,7 @@ use std::cell::OnceCell;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::ops::Range;
 
 use chrono::{DateTime, Utc};
 
@@ -195,7 +196,7 @@ impl Data {
     fn by_id(&self) -> &[InstanceIdx] {
         self.by_id.get_or_init(|| {
             let instances = self.inventory.instances();
-            let id_rank = dense_text_ranks(instances.iter().map(|i| i.id.as_str()));
+            let id_rank = dense_text_ranks(instances, |i| i.id.as_str());
             let rows: Vec<InstanceIdx> = (0..instances.len() as InstanceIdx).collect();
             bucket_by_rank(&rows, &id_rank)
         })
@@ -208,7 +209,7 @@ impl Data {
         // Days, shifted so unknown (None) sorts first.
         let age_key = |age: Option<i64>| age.map_or(0, |d| (d + 1).clamp(1, (1 << 28) - 1) as u32);
         match column {
-            INSTANCE_NAME => dense_text_ranks(instances.iter().map(|i| i.name.as_str())),
+            INSTANCE_NAME => dense_text_ranks(instances, |i| i.name.as_str()),
             INSTANCE_CLOUD => dense_ranks(
                 instances
                     .iter()
@@ -313,40 +314,37 @@ impl SearchText {
     }
 }
 
-/// `dense_ranks` for text, faster: rows are sorted by integer keys made of 16 bytes of text at a
-/// time (big-endian, so integer order is byte order), and only the rows still tied on a whole
-/// chunk are sorted again by the next one. No comparison ever reads a string, which at
-/// 1,000,000 names (or Azure ids sharing 100-byte prefixes) is what the first sort by a text
-/// column costs.
-fn dense_text_ranks<'a>(texts: impl Iterator<Item = &'a str>) -> Vec<u32> {
-    // The first chunk's keys are made in the pass that gathers the texts, so each text is
-    // read from memory once unless it ties.
-    let mut values: Vec<&[u8]> = Vec::with_capacity(texts.size_hint().0);
-    let mut keys: Vec<ChunkKey> = Vec::with_capacity(texts.size_hint().0);
-    for (row, text) in texts.enumerate() {
-        let text = text.as_bytes();
-        keys.push(chunk_key(text, 0, row as u32 & ROW_MASK));
-        values.push(text);
+/// `dense_ranks` for the text of each item, faster: rows are sorted by integer keys made of 24
+/// bytes of text at a time (big-endian, so integer order is byte order), and only rows still
+/// tied on a whole chunk are sorted again by the next one. No comparison reads a string; the
+/// first chunk's keys are made and sorted by two threads, half the items each. At 1,000,000
+/// names this is most of the first sort by a text column.
+fn dense_text_ranks<T: Sync>(items: &[T], text: impl Fn(&T) -> &str + Sync) -> Vec<u32> {
+    if items.is_empty() || items.len() > ROW_MASK as usize {
+        return dense_ranks(items.iter().map(&text));
     }
-    if values.is_empty() || values.len() > ROW_MASK as usize {
-        return dense_ranks(values.iter().copied());
-    }
+    let bytes = |row: u32| text(&items[row as usize]).as_bytes();
+    let mut keys = sorted_by_halves(items.len(), |part| {
+        part.map(|row| chunk_key(bytes(row as u32), 0, row as u32))
+            .collect()
+    });
     let mut levels = Levels {
-        rows: vec![0; values.len()],
-        starts_group: vec![true; values.len()],
+        rows: vec![0; items.len()],
+        starts_group: vec![true; items.len()],
         tied: Vec::new(),
     };
-    levels.settle(&mut keys, 0, 0);
+    levels.settle(&keys, 0, 0);
     while let Some((start, end, offset)) = levels.tied.pop() {
         keys.clear();
         keys.extend(
             levels.rows[start..end]
                 .iter()
-                .map(|&row| chunk_key(values[row as usize], offset, row)),
+                .map(|&row| chunk_key(bytes(row), offset, row)),
         );
-        levels.settle(&mut keys, start, offset);
+        keys.sort_unstable();
+        levels.settle(&keys, start, offset);
     }
-    let mut ranks = vec![0u32; values.len()];
+    let mut ranks = vec![0u32; items.len()];
     let mut rank = 0;
     for (position, &row) in levels.rows.iter().enumerate() {
         if position > 0 && levels.starts_group[position] {
@@ -380,10 +378,9 @@ struct Levels {
 }
 
 impl Levels {
-    /// Sorts the keys of the positions from `start` by their chunk at `offset`, and notes the
-    /// runs that tie on a whole chunk and go on past it.
-    fn settle(&mut self, keys: &mut Vec<ChunkKey>, start: usize, offset: usize) {
-        sort_large(keys);
+    /// Takes the sorted keys of the positions from `start` (their chunk at `offset`), and notes
+    /// the runs that tie on a whole chunk and go on past it.
+    fn settle(&mut self, keys: &[ChunkKey], start: usize, offset: usize) {
         let same = |a: &ChunkKey, b: &ChunkKey| {
             a.0 == b.0 && a.1 == b.1 && a.2 == b.2 && a.3 >> ROW_BITS == b.3 >> ROW_BITS
         };
@@ -409,11 +406,12 @@ impl Levels {
     }
 }
 
+/// Bytes of text per key: names and AWS ids fit whole, so they are ranked in one pass.
 const CHUNK: usize = 24;
-/// A row's index shares a `u32` with the length class above it.
+/// A row's index shares a `u32` with the length left above it.
 const ROW_BITS: u32 = 27;
 const ROW_MASK: u32 = (1 << ROW_BITS) - 1;
-/// A chunk as three big-endian words, then the length class and the row.
+/// A chunk as three big-endian words, then the length left and the row.
 type ChunkKey = (u64, u64, u64, u32);
 
 /// `rows` reordered by `rank[row]`, keeping their order within a rank: one counting pass and
@@ -422,12 +420,10 @@ fn bucket_by_rank(rows: &[InstanceIdx], rank: &[u32]) -> Vec<InstanceIdx> {
     let buckets = rank.iter().max().map_or(0, |&r| r as usize + 1);
     if buckets > 2 * rows.len() + 1024 {
         // Sparse values (uptime in seconds): sorting (rank, place) pairs beats a bucket each.
-        let mut keyed: Vec<(u32, u32)> = rows
-            .iter()
-            .enumerate()
-            .map(|(place, &row)| (rank[row as usize], place as u32))
-            .collect();
-        sort_large(&mut keyed);
+        let keyed = sorted_by_halves(rows.len(), |part| {
+            part.map(|place| (rank[rows[place] as usize], place as u32))
+                .collect()
+        });
         return keyed
             .into_iter()
             .map(|(_, place)| rows[place as usize])
@@ -449,29 +445,35 @@ fn bucket_by_rank(rows: &[InstanceIdx], rank: &[u32]) -> Vec<InstanceIdx> {
     ordered
 }
 
-/// Sorts, on two threads when there are many items and cores: each half sorted on its own,
-/// then merged. Ranking 1,000,000 names is most of a first sort by name, and the UI thread
-/// would otherwise leave the second core idle.
-fn sort_large<T: Ord + Copy + Send>(items: &mut Vec<T>) {
+/// The items `make` gives for `0..len`, sorted: on two threads when there are many items and
+/// cores, each making and sorting half, then merged. Ranking 1,000,000 names is most of a first
+/// sort by name, and the UI thread would otherwise leave the second core idle.
+fn sorted_by_halves<K: Ord + Copy + Send>(
+    len: usize,
+    make: impl Fn(Range<usize>) -> Vec<K> + Sync,
+) -> Vec<K> {
     const ON_TWO_THREADS_FROM: usize = 1 << 16;
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    if items.len() < ON_TWO_THREADS_FROM || cores < 2 {
+    let sorted = |part: Range<usize>| {
+        let mut items = make(part);
         items.sort_unstable();
-        return;
+        items
+    };
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if len < ON_TWO_THREADS_FROM || cores < 2 {
+        return sorted(0..len);
     }
-    let middle = items.len() / 2;
-    let (left, right) = items.split_at_mut(middle);
-    let left_sorted = std::thread::scope(|scope| {
-        let helper = std::thread::Builder::new().spawn_scoped(scope, || left.sort_unstable());
-        right.sort_unstable();
-        helper.is_ok()
+    let middle = len / 2;
+    let (left, right) = std::thread::scope(|scope| {
+        let helper = std::thread::Builder::new().spawn_scoped(scope, || sorted(0..middle));
+        let right = sorted(middle..len);
+        // No thread to be had (or it failed): this one does the other half too.
+        let left = helper
+            .ok()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_else(|| sorted(0..middle));
+        (left, right)
     });
-    // No thread to be had: this one sorts the other half too.
-    if !left_sorted {
-        items[..middle].sort_unstable();
-    }
-    let (left, right) = items.split_at(middle);
-    let mut merged = Vec::with_capacity(items.len());
+    let mut merged = Vec::with_capacity(len);
     let (mut l, mut r) = (0, 0);
     while l < left.len() && r < right.len() {
         if right[r] < left[l] {
@@ -484,7 +486,7 @@ fn sort_large<T: Ord + Copy + Send>(items: &mut Vec<T>) {
     }
     merged.extend_from_slice(&left[l..]);
     merged.extend_from_slice(&right[r..]);
-    *items = merged;
+    merged
 }
 
 /// Each value's rank among the distinct values, in value order: equal values share a rank.
@@ -564,9 +566,9 @@ mod tests {
     }
 
     #[test]
-    fn large_sorts_agree_with_the_plain_sort() {
+    fn sorts_by_halves_agree_with_the_plain_sort() {
         let mut x = 11u64;
-        let mut items: Vec<(u64, u32)> = (0..200_000u32)
+        let items: Vec<(u64, u32)> = (0..200_000u32)
             .map(|i| {
                 x = x
                     .wrapping_mul(6364136223846793005)
@@ -576,8 +578,8 @@ mod tests {
             .collect();
         let mut expected = items.clone();
         expected.sort_unstable();
-        sort_large(&mut items);
-        assert_eq!(items, expected);
+        let sorted = sorted_by_halves(items.len(), |part| items[part].to_vec());
+        assert_eq!(sorted, expected);
     }
     #[test]
     fn rows_bucketed_by_rank_keep_their_order_within_a_rank() {
@@ -635,8 +637,8 @@ mod tests {
             values.push(format!("{}{tail}", &long[..(x % 49) as usize]));
         }
         let plain = dense_ranks(values.iter().map(String::as_str));
-        let text = dense_text_ranks(values.iter().map(String::as_str));
+        let text = dense_text_ranks(&values, String::as_str);
         assert_eq!(plain, text);
-        assert!(dense_text_ranks(std::iter::empty()).is_empty());
+        assert!(dense_text_ranks(&[] as &[String], String::as_str).is_empty());
     }
 }
