@@ -581,6 +581,7 @@ mod tests {
         let sorted = sorted_by_halves(items.len(), |part| items[part].to_vec());
         assert_eq!(sorted, expected);
     }
+
     #[test]
     fn rows_bucketed_by_rank_keep_their_order_within_a_rank() {
         let rows: Vec<u32> = vec![4, 0, 3, 1, 2, 5];
