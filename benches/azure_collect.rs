@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use arm::{ArmServer, Fault, Upgrade, id_ref, marketplace_ref};
+use arm::{ArmServer, Fault};
 
 const SUBSCRIPTIONS: usize = 5;
 const STANDALONE: usize = 1_600;
@@ -30,56 +30,8 @@ fn main() {
     let server = ArmServer::start();
     server.page_size(PAGE);
     let seeding = Instant::now();
-    let mut references = Vec::new();
-    for s in 0..SUBSCRIPTIONS {
-        let sub = subscription(s);
-        server.subscription(&sub);
-        if s == 0 {
-            let web = format!(
-                "/subscriptions/{sub}/resourceGroups/rg-images/providers/Microsoft.Compute/galleries/golden/images/web"
-            );
-            for (version, published) in [
-                ("1.0.0", "2026-09-01T00:00:00Z"),
-                ("1.1.0", "2026-10-01T00:00:00Z"),
-                ("1.2.0", "2026-10-25T00:00:00Z"),
-            ] {
-                let id = server.gallery_version(&web, version, published, None, false, false);
-                references.push(id_ref(&id));
-            }
-            for version in ["24.04.202609010", "24.04.202610250"] {
-                server.marketplace("Canonical", "ubuntu-24_04-lts", "server", version, None);
-                references.push(marketplace_ref(
-                    "Canonical",
-                    "ubuntu-24_04-lts",
-                    "server",
-                    version,
-                    None,
-                ));
-            }
-        }
-        for v in 0..STANDALONE {
-            let image = references[v % references.len()].clone();
-            server.vm(&sub, &format!("vm-{s}-{v}"), image, "2026-10-20T00:00:00Z");
-        }
-        for set in 0..SCALE_SETS {
-            let members: Vec<_> = (0..MEMBERS)
-                .map(|m| {
-                    (
-                        references[(set + m) % 3].clone(),
-                        m % 2 == 0,
-                        Upgrade::Healthy,
-                    )
-                })
-                .collect();
-            server.scale_set(
-                &sub,
-                &format!("ss-{s}-{set}"),
-                references[2].clone(),
-                true,
-                &members,
-            );
-        }
-    }
+    let subscriptions: Vec<String> = (0..SUBSCRIPTIONS).map(subscription).collect();
+    server.fleet(&subscriptions, STANDALONE, SCALE_SETS, MEMBERS);
     let vms = SUBSCRIPTIONS * (STANDALONE + SCALE_SETS * MEMBERS);
     eprintln!(
         "seeded {vms} VMs ({} in scale sets) in {SUBSCRIPTIONS} subscriptions in {:.1} s",

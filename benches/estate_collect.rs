@@ -20,9 +20,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use arm::{ArmServer, Upgrade, id_ref, marketplace_ref};
-use compute::make::{self, Vm};
-use compute::{Compute, World};
+use arm::ArmServer;
+use compute::Compute;
 use moto::{Moto, ami};
 use serde::Deserialize;
 
@@ -56,14 +55,6 @@ const AZ_PAGE: usize = 500;
 const GCP_PROJECTS: usize = 8;
 const GCP_PER_PROJECT: usize = 5_625;
 const GCP_GROUP: usize = 10;
-const GCP_REGIONS: [&str; 5] = [
-    "us-central1",
-    "europe-west4",
-    "asia-east1",
-    "us-east1",
-    "australia-southeast1",
-];
-const GCP_ZONE_LETTERS: [&str; 4] = ["a", "b", "c", "f"];
 
 const AWS_INSTANCES: usize = AWS_REGIONS.len() * (AWS_STANDALONE + AWS_GROUP as usize);
 const AZ_INSTANCES: usize = AZ_SUBSCRIPTIONS * (AZ_STANDALONE + AZ_SCALE_SETS * AZ_MEMBERS);
@@ -97,7 +88,7 @@ fn main() {
     );
     let seeding = Instant::now();
     // Compute::start makes its own runtime, so it must not run inside another one.
-    let gcp = Compute::start(gcp_world());
+    let gcp = Compute::start(compute::fleet(GCP_PROJECTS, GCP_PER_PROJECT, GCP_GROUP));
     eprintln!(
         "seeded Google Cloud: {GCP_INSTANCES} instances in {GCP_PROJECTS} projects in {:.1} s",
         seeding.elapsed().as_secs_f64()
@@ -447,171 +438,11 @@ fn seed_aws() -> Moto {
     moto
 }
 
-/// azure_collect's subscriptions: gallery and marketplace images in the first, standalone VMs
-/// and scale sets over them in each.
+/// azure_collect's subscriptions, more of them.
 fn seed_azure() -> ArmServer {
     let server = ArmServer::start();
     server.page_size(AZ_PAGE);
-    let mut references = Vec::new();
-    for s in 0..AZ_SUBSCRIPTIONS {
-        let sub = subscription(s);
-        server.subscription(&sub);
-        if s == 0 {
-            let web = format!(
-                "/subscriptions/{sub}/resourceGroups/rg-images/providers/Microsoft.Compute/galleries/golden/images/web"
-            );
-            for (version, published) in [
-                ("1.0.0", "2026-09-01T00:00:00Z"),
-                ("1.1.0", "2026-10-01T00:00:00Z"),
-                ("1.2.0", "2026-10-25T00:00:00Z"),
-            ] {
-                let id = server.gallery_version(&web, version, published, None, false, false);
-                references.push(id_ref(&id));
-            }
-            for version in ["24.04.202609010", "24.04.202610250"] {
-                server.marketplace("Canonical", "ubuntu-24_04-lts", "server", version, None);
-                references.push(marketplace_ref(
-                    "Canonical",
-                    "ubuntu-24_04-lts",
-                    "server",
-                    version,
-                    None,
-                ));
-            }
-        }
-        for v in 0..AZ_STANDALONE {
-            let image = references[v % references.len()].clone();
-            server.vm(&sub, &format!("vm-{s}-{v}"), image, "2026-10-20T00:00:00Z");
-        }
-        for set in 0..AZ_SCALE_SETS {
-            let members: Vec<_> = (0..AZ_MEMBERS)
-                .map(|m| {
-                    (
-                        references[(set + m) % 3].clone(),
-                        m % 2 == 0,
-                        Upgrade::Healthy,
-                    )
-                })
-                .collect();
-            server.scale_set(
-                &sub,
-                &format!("ss-{s}-{set}"),
-                references[2].clone(),
-                true,
-                &members,
-            );
-        }
-    }
+    let subscriptions: Vec<String> = (0..AZ_SUBSCRIPTIONS).map(subscription).collect();
+    server.fleet(&subscriptions, AZ_STANDALONE, AZ_SCALE_SETS, AZ_MEMBERS);
     server
-}
-
-/// gcp_collect's projects: debian-cloud's family and one of each project's own, a zonal and a
-/// regional managed group, standalone instances over 4 zones of the project's region.
-fn gcp_world() -> World {
-    let mut world = World::default();
-    for (name, created) in [
-        (
-            "debian-12-bookworm-v20260901",
-            "2026-09-01T10:00:00.000-07:00",
-        ),
-        (
-            "debian-12-bookworm-v20261020",
-            "2026-10-20T10:00:00.000-07:00",
-        ),
-    ] {
-        let (path, image) = make::image("debian-cloud", name, "debian-12", created);
-        world.insert(path, image);
-    }
-    let mut id = 1_000_000u64;
-    for p in 0..GCP_PROJECTS {
-        let project = project(p);
-        let region = GCP_REGIONS[p % GCP_REGIONS.len()];
-        let mut resources = Vec::new();
-        for (name, created) in [
-            ("app-v1", "2026-08-01T00:00:00.000-07:00"),
-            ("app-v2", "2026-10-01T00:00:00.000-07:00"),
-            ("app-v3", "2026-10-25T00:00:00.000-07:00"),
-        ] {
-            resources.push(make::image(&project, name, "app", created));
-        }
-        let zones: Vec<String> = GCP_ZONE_LETTERS
-            .iter()
-            .map(|l| format!("{region}-{l}"))
-            .collect();
-        let images = [
-            "projects/debian-cloud/global/images/debian-12-bookworm-v20260901".to_owned(),
-            "projects/debian-cloud/global/images/debian-12-bookworm-v20261020".to_owned(),
-            format!("projects/{project}/global/images/app-v1"),
-            format!("projects/{project}/global/images/app-v2"),
-            format!("projects/{project}/global/images/app-v3"),
-        ];
-        let zonal = format!("zones/{}/instanceGroupManagers/web", zones[0]);
-        let regional = format!("regions/{region}/instanceGroupManagers/api");
-        resources.push(make::group(
-            &project,
-            &format!("zones/{}", zones[0]),
-            "web",
-            &format!("projects/{project}/global/instanceTemplates/web-3"),
-            GCP_GROUP as u32,
-            true,
-        ));
-        resources.push(make::template(
-            &project,
-            "global",
-            "web-3",
-            &make::link(&images[4]),
-        ));
-        resources.push(make::group(
-            &project,
-            &format!("regions/{region}"),
-            "api",
-            &format!("projects/{project}/regions/{region}/instanceTemplates/api-2"),
-            GCP_GROUP as u32,
-            false,
-        ));
-        resources.push(make::template(
-            &project,
-            &format!("regions/{region}"),
-            "api-2",
-            "projects/debian-cloud/global/images/family/debian-12",
-        ));
-        resources.push(make::firewall(
-            &project,
-            "allow-ssh",
-            &["22"],
-            "0.0.0.0/0",
-            &["bastion"],
-        ));
-        for i in 0..GCP_PER_PROJECT {
-            id += 1;
-            let name = format!("vm-{i:05}");
-            let group = match i {
-                i if i < GCP_GROUP => Some(zonal.as_str()),
-                i if i < 2 * GCP_GROUP => Some(regional.as_str()),
-                _ => None,
-            };
-            // The zonal group's members live in its zone.
-            let zone = if i < GCP_GROUP {
-                &zones[0]
-            } else {
-                &zones[i % zones.len()]
-            };
-            let vm = Vm {
-                project: &project,
-                zone,
-                name: &name,
-                id,
-                image: &images[i % images.len()],
-                created: "2026-10-26T09:00:00.000-07:00",
-                group,
-                tags: if i % 100 == 0 { &["bastion"] } else { &[] },
-                nat_ip: None,
-            };
-            resources.extend(vm.resources());
-        }
-        for (path, resource) in resources {
-            world.insert(path, resource);
-        }
-    }
-    world
 }

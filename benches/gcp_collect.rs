@@ -13,135 +13,16 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use compute::make::{self, Vm};
-use compute::{Compute, World};
+use compute::Compute;
 
 const PROJECTS: usize = 5;
+/// Zones per project, as `compute::fleet` spreads them.
 const ZONES_PER_PROJECT: usize = 4;
 const PER_PROJECT: usize = 2_000;
 const GROUP_SIZE: usize = 10;
-const REGIONS: [&str; 5] = [
-    "us-central1",
-    "europe-west4",
-    "asia-east1",
-    "us-east1",
-    "australia-southeast1",
-];
-const ZONE_LETTERS: [&str; 4] = ["a", "b", "c", "f"];
 
 fn project(i: usize) -> String {
     format!("shop-{i}")
-}
-
-fn world() -> World {
-    let mut world = World::default();
-    let insert = |world: &mut World, (path, value): (String, serde_json::Value)| {
-        world.insert(path, value);
-    };
-    for (name, created) in [
-        (
-            "debian-12-bookworm-v20260901",
-            "2026-09-01T10:00:00.000-07:00",
-        ),
-        (
-            "debian-12-bookworm-v20261020",
-            "2026-10-20T10:00:00.000-07:00",
-        ),
-    ] {
-        insert(
-            &mut world,
-            make::image("debian-cloud", name, "debian-12", created),
-        );
-    }
-    let mut id = 1_000_000u64;
-    for (p, region) in REGIONS.iter().enumerate().take(PROJECTS) {
-        let project = project(p);
-        for (name, created) in [
-            ("app-v1", "2026-08-01T00:00:00.000-07:00"),
-            ("app-v2", "2026-10-01T00:00:00.000-07:00"),
-            ("app-v3", "2026-10-25T00:00:00.000-07:00"),
-        ] {
-            insert(&mut world, make::image(&project, name, "app", created));
-        }
-        let zones: Vec<String> = ZONE_LETTERS[..ZONES_PER_PROJECT]
-            .iter()
-            .map(|l| format!("{region}-{l}"))
-            .collect();
-        let images = [
-            "projects/debian-cloud/global/images/debian-12-bookworm-v20260901".to_owned(),
-            "projects/debian-cloud/global/images/debian-12-bookworm-v20261020".to_owned(),
-            format!("projects/{project}/global/images/app-v1"),
-            format!("projects/{project}/global/images/app-v2"),
-            format!("projects/{project}/global/images/app-v3"),
-        ];
-        let zonal = format!("zones/{}/instanceGroupManagers/web", zones[0]);
-        let regional = format!("regions/{region}/instanceGroupManagers/api");
-        insert(
-            &mut world,
-            make::group(
-                &project,
-                &format!("zones/{}", zones[0]),
-                "web",
-                &format!("projects/{project}/global/instanceTemplates/web-3"),
-                GROUP_SIZE as u32,
-                true,
-            ),
-        );
-        insert(
-            &mut world,
-            make::template(&project, "global", "web-3", &make::link(&images[4])),
-        );
-        insert(
-            &mut world,
-            make::group(
-                &project,
-                &format!("regions/{region}"),
-                "api",
-                &format!("projects/{project}/regions/{region}/instanceTemplates/api-2"),
-                GROUP_SIZE as u32,
-                false,
-            ),
-        );
-        insert(
-            &mut world,
-            make::template(
-                &project,
-                &format!("regions/{region}"),
-                "api-2",
-                "projects/debian-cloud/global/images/family/debian-12",
-            ),
-        );
-        insert(
-            &mut world,
-            make::firewall(&project, "allow-ssh", &["22"], "0.0.0.0/0", &["bastion"]),
-        );
-        for i in 0..PER_PROJECT {
-            id += 1;
-            let name = format!("vm-{i:05}");
-            let zone = &zones[i % zones.len()];
-            let group = match i {
-                i if i < GROUP_SIZE => Some(zonal.as_str()),
-                i if i < 2 * GROUP_SIZE => Some(regional.as_str()),
-                _ => None,
-            };
-            let zone = if i < GROUP_SIZE { &zones[0] } else { zone };
-            let vm = Vm {
-                project: &project,
-                zone,
-                name: &name,
-                id,
-                image: &images[i % images.len()],
-                created: "2026-10-26T09:00:00.000-07:00",
-                group,
-                tags: if i % 100 == 0 { &["bastion"] } else { &[] },
-                nat_ip: None,
-            };
-            for resource in vm.resources() {
-                insert(&mut world, resource);
-            }
-        }
-    }
-    world
 }
 
 /// `GET projects/p/aggregated/instances` -> `instances.aggregatedList`.
@@ -171,7 +52,7 @@ fn main() {
     // Cargo builds the binary for a benchmark with the benchmark's own profile and features.
     let binary = std::path::Path::new(env!("CARGO_BIN_EXE_fleetscope"));
     let seeding = Instant::now();
-    let server = Compute::start(world());
+    let server = Compute::start(compute::fleet(PROJECTS, PER_PROJECT, GROUP_SIZE));
     eprintln!(
         "seeded {} instances in {PROJECTS} projects over {} zones in {:.1} s",
         PROJECTS * PER_PROJECT,

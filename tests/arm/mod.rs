@@ -417,6 +417,67 @@ impl ArmServer {
         self.with(|w| w.managed.insert(id.to_ascii_lowercase(), body));
         id
     }
+
+    /// A fleet at scale for the benchmarks: gallery and marketplace images in the first
+    /// subscription, and in each `standalone` VMs over them and `scale_sets` scale sets of
+    /// `members` (half of them on the latest model).
+    pub fn fleet(
+        &self,
+        subscriptions: &[String],
+        standalone: usize,
+        scale_sets: usize,
+        members: usize,
+    ) {
+        let mut references = Vec::new();
+        for (s, sub) in subscriptions.iter().enumerate() {
+            self.subscription(sub);
+            if s == 0 {
+                let web = format!(
+                    "/subscriptions/{sub}/resourceGroups/rg-images/providers/Microsoft.Compute/galleries/golden/images/web"
+                );
+                for (version, published) in [
+                    ("1.0.0", "2026-09-01T00:00:00Z"),
+                    ("1.1.0", "2026-10-01T00:00:00Z"),
+                    ("1.2.0", "2026-10-25T00:00:00Z"),
+                ] {
+                    let id = self.gallery_version(&web, version, published, None, false, false);
+                    references.push(id_ref(&id));
+                }
+                for version in ["24.04.202609010", "24.04.202610250"] {
+                    self.marketplace("Canonical", "ubuntu-24_04-lts", "server", version, None);
+                    references.push(marketplace_ref(
+                        "Canonical",
+                        "ubuntu-24_04-lts",
+                        "server",
+                        version,
+                        None,
+                    ));
+                }
+            }
+            for v in 0..standalone {
+                let image = references[v % references.len()].clone();
+                self.vm(sub, &format!("vm-{s}-{v}"), image, "2026-10-20T00:00:00Z");
+            }
+            for set in 0..scale_sets {
+                let members: Vec<_> = (0..members)
+                    .map(|m| {
+                        (
+                            references[(set + m) % 3].clone(),
+                            m % 2 == 0,
+                            Upgrade::Healthy,
+                        )
+                    })
+                    .collect();
+                self.scale_set(
+                    sub,
+                    &format!("ss-{s}-{set}"),
+                    references[2].clone(),
+                    true,
+                    &members,
+                );
+            }
+        }
+    }
 }
 
 pub fn marketplace_ref(

@@ -621,6 +621,128 @@ fn matches_filter(resource: &Value, filter: &str) -> bool {
 }
 
 /// Builders for resources shaped like the real payloads.
+const FLEET_REGIONS: [&str; 5] = [
+    "us-central1",
+    "europe-west4",
+    "asia-east1",
+    "us-east1",
+    "australia-southeast1",
+];
+
+/// A fleet at scale for the benchmarks: projects `shop-0`, `shop-1`, ... each with
+/// `per_project` instances over 4 zones of its region (debian-cloud's family and one of the
+/// project's own), the first `group_size` in a zonal managed group with autohealing and the next
+/// `group_size` in a regional one, and a firewall opening SSH to the world for a tag every
+/// hundredth instance carries.
+pub fn fleet(projects: usize, per_project: usize, group_size: usize) -> World {
+    let mut world = World::default();
+    for (name, created) in [
+        (
+            "debian-12-bookworm-v20260901",
+            "2026-09-01T10:00:00.000-07:00",
+        ),
+        (
+            "debian-12-bookworm-v20261020",
+            "2026-10-20T10:00:00.000-07:00",
+        ),
+    ] {
+        let (path, image) = make::image("debian-cloud", name, "debian-12", created);
+        world.insert(path, image);
+    }
+    let mut id = 1_000_000u64;
+    for p in 0..projects {
+        let project = format!("shop-{p}");
+        let region = FLEET_REGIONS[p % FLEET_REGIONS.len()];
+        let mut resources = Vec::new();
+        for (name, created) in [
+            ("app-v1", "2026-08-01T00:00:00.000-07:00"),
+            ("app-v2", "2026-10-01T00:00:00.000-07:00"),
+            ("app-v3", "2026-10-25T00:00:00.000-07:00"),
+        ] {
+            resources.push(make::image(&project, name, "app", created));
+        }
+        let zones: Vec<String> = ["a", "b", "c", "f"]
+            .iter()
+            .map(|l| format!("{region}-{l}"))
+            .collect();
+        let images = [
+            "projects/debian-cloud/global/images/debian-12-bookworm-v20260901".to_owned(),
+            "projects/debian-cloud/global/images/debian-12-bookworm-v20261020".to_owned(),
+            format!("projects/{project}/global/images/app-v1"),
+            format!("projects/{project}/global/images/app-v2"),
+            format!("projects/{project}/global/images/app-v3"),
+        ];
+        let zonal = format!("zones/{}/instanceGroupManagers/web", zones[0]);
+        let regional = format!("regions/{region}/instanceGroupManagers/api");
+        resources.push(make::group(
+            &project,
+            &format!("zones/{}", zones[0]),
+            "web",
+            &format!("projects/{project}/global/instanceTemplates/web-3"),
+            group_size as u32,
+            true,
+        ));
+        resources.push(make::template(
+            &project,
+            "global",
+            "web-3",
+            &make::link(&images[4]),
+        ));
+        resources.push(make::group(
+            &project,
+            &format!("regions/{region}"),
+            "api",
+            &format!("projects/{project}/regions/{region}/instanceTemplates/api-2"),
+            group_size as u32,
+            false,
+        ));
+        resources.push(make::template(
+            &project,
+            &format!("regions/{region}"),
+            "api-2",
+            "projects/debian-cloud/global/images/family/debian-12",
+        ));
+        resources.push(make::firewall(
+            &project,
+            "allow-ssh",
+            &["22"],
+            "0.0.0.0/0",
+            &["bastion"],
+        ));
+        for i in 0..per_project {
+            id += 1;
+            let name = format!("vm-{i:05}");
+            let group = match i {
+                i if i < group_size => Some(zonal.as_str()),
+                i if i < 2 * group_size => Some(regional.as_str()),
+                _ => None,
+            };
+            // The zonal group's members live in its zone.
+            let zone = if i < group_size {
+                &zones[0]
+            } else {
+                &zones[i % zones.len()]
+            };
+            let vm = make::Vm {
+                project: &project,
+                zone,
+                name: &name,
+                id,
+                image: &images[i % images.len()],
+                created: "2026-10-26T09:00:00.000-07:00",
+                group,
+                tags: if i % 100 == 0 { &["bastion"] } else { &[] },
+                nat_ip: None,
+            };
+            resources.extend(vm.resources());
+        }
+        for (path, resource) in resources {
+            world.insert(path, resource);
+        }
+    }
+    world
+}
+
 pub mod make {
     use super::*;
 
