@@ -411,23 +411,15 @@ impl Arm {
             page.value
                 .iter()
                 .filter_map(|v| {
+                    let resource = &v.pir_shared_gallery_resource;
                     let properties = v.properties.as_ref();
-                    Some(GalleryVersion {
-                        id: v
-                            .pir_shared_gallery_resource
-                            .identifier
-                            .as_ref()?
-                            .unique_id
-                            .clone()?,
-                        name: v.pir_shared_gallery_resource.pir_resource.name.clone()?,
-                        published: properties.and_then(|p| p.published_date).map(to_chrono),
-                        end_of_life: properties.and_then(|p| p.end_of_life_date).map(to_chrono),
-                        exclude_from_latest: properties
-                            .and_then(|p| p.exclude_from_latest)
-                            .unwrap_or(false),
-                        violation: None,
-                        tags: Tags::new(),
-                    })
+                    Some(public_version(
+                        resource.identifier.as_ref()?.unique_id.clone()?,
+                        resource.pir_resource.name.clone()?,
+                        properties.and_then(|p| p.published_date),
+                        properties.and_then(|p| p.end_of_life_date),
+                        properties.and_then(|p| p.exclude_from_latest),
+                    ))
                 })
                 .collect()
         })
@@ -453,17 +445,13 @@ impl Arm {
                 .filter_map(|v| {
                     let resource = &v.pir_community_gallery_resource;
                     let properties = v.properties.as_ref();
-                    Some(GalleryVersion {
-                        id: resource.identifier.as_ref()?.unique_id.clone()?,
-                        name: resource.name.clone()?,
-                        published: properties.and_then(|p| p.published_date).map(to_chrono),
-                        end_of_life: properties.and_then(|p| p.end_of_life_date).map(to_chrono),
-                        exclude_from_latest: properties
-                            .and_then(|p| p.exclude_from_latest)
-                            .unwrap_or(false),
-                        violation: None,
-                        tags: Tags::new(),
-                    })
+                    Some(public_version(
+                        resource.identifier.as_ref()?.unique_id.clone()?,
+                        resource.name.clone()?,
+                        properties.and_then(|p| p.published_date),
+                        properties.and_then(|p| p.end_of_life_date),
+                        properties.and_then(|p| p.exclude_from_latest),
+                    ))
                 })
                 .collect()
         })
@@ -814,6 +802,26 @@ fn scale_set(found: &models::VirtualMachineScaleSet) -> ScaleSet {
                         .is_some_and(|t| t.starts_with("ApplicationHealth"))
                 })
             }),
+    }
+}
+
+/// A version from a shared or community gallery: the two answer in look-alike generated types,
+/// with dates and the latest flag but no tags or policy.
+fn public_version(
+    id: String,
+    name: String,
+    published: Option<time::OffsetDateTime>,
+    end_of_life: Option<time::OffsetDateTime>,
+    exclude_from_latest: Option<bool>,
+) -> GalleryVersion {
+    GalleryVersion {
+        id,
+        name,
+        published: published.map(to_chrono),
+        end_of_life: end_of_life.map(to_chrono),
+        exclude_from_latest: exclude_from_latest.unwrap_or(false),
+        violation: None,
+        tags: Tags::new(),
     }
 }
 
