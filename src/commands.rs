@@ -231,7 +231,7 @@ fn run_tui(global: &GlobalArgs, run: &RunArgs) -> Result<ExitCode> {
     // A snapshot's queue belongs to the configured clouds: its apply re-checks every
     // instance live through their executors.
     let executors = clouds::executors(&queue_fleet(run, &loaded)).into();
-    tui::run(tui::Options {
+    let exit = tui::run(tui::Options {
         plan,
         inventory,
         rules,
@@ -247,6 +247,14 @@ fn run_tui(global: &GlobalArgs, run: &RunArgs) -> Result<ExitCode> {
         queue_disabled,
         confirm_queue_over: loaded.config.ui.confirm_queue_over,
     })?;
+    if exit == tui::Exit::QuitMidApply {
+        let _ = writeln!(
+            std::io::stderr(),
+            "fleetscope: quit during an apply: the stop is journaled, and replacements in flight were cut short where they stood; `fleetscope{} queue apply` resumes them without repeating a step",
+            if run.demo { " --demo" } else { "" }
+        );
+        return Ok(ExitCode::from(130));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -405,11 +413,11 @@ fn run_queue(global: &GlobalArgs, run: &RunArgs, action: QueueAction) -> Result<
     if let QueueAction::Clear { yes } = action {
         return clear_queue(&path, yes);
     }
+    if let QueueAction::Apply { dry_run, yes } = action {
+        return apply_queue(global, run, &paths, dry_run, yes);
+    }
     let queue = Queue::load(&path)?;
     match action {
-        QueueAction::Apply { dry_run, yes } => {
-            apply_queue(global, run, &paths, &queue, dry_run, yes)
-        }
         QueueAction::List => {
             write_output(None, |out| queue::report::write_table(&queue, out))?;
             Ok(ExitCode::SUCCESS)
@@ -420,7 +428,7 @@ fn run_queue(global: &GlobalArgs, run: &RunArgs, action: QueueAction) -> Result<
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        QueueAction::Clear { .. } => unreachable!("handled above"),
+        QueueAction::Clear { .. } | QueueAction::Apply { .. } => unreachable!("handled above"),
     }
 }
 
@@ -459,11 +467,11 @@ fn clear_queue(path: &Path, yes: bool) -> Result<ExitCode> {
 }
 
 /// `queue apply`: the rollout plan, a typed confirmation, then the rollout with its progress.
+/// The apply lock is held from the plan to the end, so what is confirmed is what runs.
 fn apply_queue(
     global: &GlobalArgs,
     run: &RunArgs,
     paths: &queue::apply::Paths,
-    queue: &Queue,
     dry_run: bool,
     yes: bool,
 ) -> Result<ExitCode> {
@@ -473,18 +481,26 @@ fn apply_queue(
         ));
     }
     let loaded = load_config(global)?;
-    let queued: Vec<String> = queue.applicable().map(|e| e.instance_id.clone()).collect();
-    if queued.is_empty() {
-        eprintln!("Nothing to apply: no queued instance has a strategy fleetscope can execute.");
+    let settings = rollout::Settings::from_config(&loaded.config.rollout);
+    let lock = queue::apply::ApplyLock::acquire(&paths.lock)?;
+    let queue = Queue::load(&paths.queue)?;
+    let records = queue::journal::Journal::read(&paths.journal)?;
+    let console = Console::default();
+    if queue.entries.is_empty() {
+        console.err("Nothing to apply: the queue is empty.");
         return Ok(ExitCode::SUCCESS);
     }
     let executors = clouds::executors(&queue_fleet(run, &loaded));
-    let settings = rollout::Settings::from_config(&loaded.config.rollout);
     let runtime = runtime()?;
-    let plan = runtime.block_on(rollout::plan(queue, &queued, executors.as_ref(), &settings));
-    eprint!("{}", plan.describe());
+    let plan = runtime.block_on(rollout::plan(
+        &queue,
+        &records,
+        executors.as_ref(),
+        &settings,
+    ));
+    // The plan is this command's output: `> plan.txt` keeps it; progress goes to stderr.
+    console.out(plan.describe().trim_end());
     let count = plan.entries();
-    rollout::journal_unchecked(paths, &plan.unchecked, dry_run)?;
     let unchecked = match plan.unchecked.first() {
         Some((entry, error)) => Some(eyre!(
             "{} queued entries could not be checked and stay queued ({}: {error}); the journal is {}",
@@ -494,49 +510,47 @@ fn apply_queue(
         )),
         None => None,
     };
-    if count == 0 {
+    if count == 0 && plan.finished.is_empty() {
+        rollout::journal_unchecked(paths, &plan.unchecked, dry_run)?;
         return match unchecked {
             Some(error) => Err(error),
             None => {
-                eprintln!("Nothing to apply: every confirmed entry is left queued (see above).");
+                console.err("Nothing to apply: every queued entry is left queued (see above).");
                 Ok(ExitCode::SUCCESS)
             }
         };
     }
-    if !dry_run && !yes {
+    if console.lost() {
+        return Err(eyre!(
+            "the plan could not be written (output closed): nothing was changed"
+        ));
+    }
+    if !dry_run && !yes && count > 0 {
         let phrase = format!("replace {count}");
         let answer = ask(&format!(
-            "This replaces {count} instances in {} waves, terminating each old one once its replacement is healthy. Type \"{phrase}\" to go on:",
-            plan.waves.len()
+            "This replaces {} in {}, terminating each old one once its replacement is healthy. Type \"{phrase}\" to go on:",
+            rollout::count(count, "instance"),
+            rollout::count(plan.waves.len(), "wave"),
         ))?;
         if answer.trim() != phrase {
-            eprintln!("Nothing was changed.");
+            console.err("Nothing was changed.");
             return Ok(ExitCode::SUCCESS);
         }
     }
-    let confirmed: Vec<String> = plan
-        .waves
-        .iter()
-        .flatten()
-        .map(|p| p.entry.instance_id.clone())
-        .collect();
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let (stop_tx, stop) = tokio::sync::watch::channel(None);
     let (events, mut watch) = tokio::sync::mpsc::unbounded_channel();
     let summary = runtime.block_on(async {
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("Stopping: replacements in flight finish, nothing new starts (Ctrl-C again quits at once; the next apply resumes).");
-                let _ = stop_tx.send(true);
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
-                }
-            }
-        });
-        let mut progress = ApplyProgress::new(std::io::stderr().is_terminal(), count);
+        tokio::spawn(stop_on_signals(
+            stop_tx.clone(),
+            paths.journal.clone(),
+            dry_run,
+        ));
+        let mut progress = ApplyProgress::new(std::io::stderr().is_terminal(), count, &console);
         let rollout = rollout::run(
             rollout::Request {
                 paths,
-                confirmed: &confirmed,
+                lock,
+                confirmed: &plan,
                 settings: &settings,
                 dry_run,
                 stop,
@@ -547,7 +561,14 @@ fn apply_queue(
         tokio::pin!(rollout);
         loop {
             tokio::select! {
-                Some(event) = watch.recv() => progress.show(&event),
+                Some(event) = watch.recv() => {
+                    progress.show(&event);
+                    // Nobody sees the rollout any more (a closed pipe, a dropped ssh): what
+                    // is in flight finishes, nothing new starts, and the journal says why.
+                    if console.lost() && stop_tx.borrow().is_none() {
+                        let _ = stop_tx.send(Some("the output was closed".to_owned()));
+                    }
+                }
                 outcome = &mut rollout => {
                     while let Ok(event) = watch.try_recv() {
                         progress.show(&event);
@@ -558,38 +579,120 @@ fn apply_queue(
             }
         }
     })?;
-    eprintln!("{summary}");
+    console.err(&summary.to_string());
     if let Some(error) = unchecked {
         return Err(error);
     }
     if summary.failed > 0 || summary.stopped.is_some() {
         let mut why = Vec::new();
         if summary.failed > 0 {
-            why.push(format!("{} failed and stay queued", summary.failed));
+            why.push(format!("{} failed", summary.failed));
         }
         if summary.not_started > 0 {
-            why.push(format!(
-                "{} were never started and stay queued",
-                summary.not_started
-            ));
+            why.push(format!("{} never started", summary.not_started));
         }
+        let left = summary.failed + summary.not_started;
+        let queued = match summary.still_queued {
+            n if n == left => format!(
+                "{} queued",
+                if left == 1 { "it stays" } else { "they stay" }
+            ),
+            0 => "none of them is queued any more".to_owned(),
+            n => format!("{n} of them stay queued"),
+        };
         return Err(eyre!(
-            "the rollout stopped: {}; the journal is {}",
+            "the rollout stopped: {}; {queued}, and `fleetscope{} queue apply` resumes; the journal is {}",
             why.join(", "),
+            if run.demo { " --demo" } else { "" },
             paths.journal.display()
         ));
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// A rollout's progress: a bar on a terminal, one line per step otherwise.
-struct ApplyProgress {
-    bar: Option<indicatif::ProgressBar>,
-    done: u64,
+/// The first Ctrl-C, a hangup (a dropped ssh) or a termination asks the rollout to stop:
+/// steps in flight finish, nothing new starts. A second Ctrl-C quits at once, journaled first,
+/// and the next apply resumes each entry where the journal left it.
+async fn stop_on_signals(
+    stop: tokio::sync::watch::Sender<Option<String>>,
+    journal: std::path::PathBuf,
+    dry_run: bool,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut hangup), Ok(mut terminate)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    let why = tokio::select! {
+        _ = tokio::signal::ctrl_c() => "stopped by Ctrl-C",
+        _ = hangup.recv() => "stopped: the terminal hung up",
+        _ = terminate.recv() => "stopped: asked to terminate",
+    };
+    let _ = writeln!(
+        std::io::stderr(),
+        "Stopping: replacements in flight finish, nothing new starts (Ctrl-C again quits at once; the next apply resumes)."
+    );
+    let _ = stop.send(Some(why.to_owned()));
+    if tokio::signal::ctrl_c().await.is_ok() {
+        if let Ok(mut journal) = queue::journal::Journal::open(&journal) {
+            let _ = journal.append(&queue::journal::Record {
+                at: Utc::now(),
+                instance_id: String::new(),
+                queued_at: None,
+                step: queue::journal::Step::Stopped {
+                    why: "quit at once by a second Ctrl-C, steps in flight cut short".to_owned(),
+                    not_started: 0,
+                },
+                dry_run,
+            });
+        }
+        std::process::exit(130);
+    }
 }
 
-impl ApplyProgress {
-    fn new(terminal: bool, total: usize) -> ApplyProgress {
+/// Standard output and error that never panic: a write that fails (a closed pipe) only ends
+/// the output, and is remembered so the caller can act on it.
+#[derive(Default)]
+struct Console {
+    lost: std::sync::atomic::AtomicBool,
+}
+
+impl Console {
+    fn out(&self, text: &str) {
+        self.write(&mut std::io::stdout().lock(), text);
+    }
+
+    fn err(&self, text: &str) {
+        self.write(&mut std::io::stderr().lock(), text);
+    }
+
+    fn write(&self, to: &mut dyn Write, text: &str) {
+        if self.lost() {
+            return;
+        }
+        if writeln!(to, "{text}").and_then(|()| to.flush()).is_err() {
+            self.lost.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn lost(&self) -> bool {
+        self.lost.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// A rollout's progress: a bar on a terminal, one line per step otherwise.
+struct ApplyProgress<'a> {
+    bar: Option<indicatif::ProgressBar>,
+    done: u64,
+    console: &'a Console,
+    /// The last phase shown per instance: a phase reported twice is shown once.
+    shown: HashMap<String, rollout::Phase>,
+}
+
+impl<'a> ApplyProgress<'a> {
+    fn new(terminal: bool, total: usize, console: &'a Console) -> ApplyProgress<'a> {
         let bar = terminal.then(|| {
             let bar = indicatif::ProgressBar::new(total as u64);
             bar.set_style(
@@ -598,13 +701,18 @@ impl ApplyProgress {
             );
             bar
         });
-        ApplyProgress { bar, done: 0 }
+        ApplyProgress {
+            bar,
+            done: 0,
+            console,
+            shown: HashMap::new(),
+        }
     }
 
     fn line(&self, text: String) {
         match &self.bar {
-            Some(bar) => bar.println(text),
-            None => eprintln!("{text}"),
+            Some(bar) => bar.suspend(|| self.console.err(&text)),
+            None => self.console.err(&text),
         }
     }
 
@@ -618,6 +726,10 @@ impl ApplyProgress {
                 self.line(format!("wave {wave} of {of}"));
             }
             rollout::RolloutEvent::Phase { instance_id, phase } => {
+                if self.shown.get(instance_id) == Some(phase) {
+                    return;
+                }
+                self.shown.insert(instance_id.clone(), phase.clone());
                 if phase.is_done() {
                     self.done += 1;
                     if let Some(bar) = &self.bar {

@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -44,8 +45,9 @@ fn main() -> ExitCode {
     match fleetscope::commands::run(cli) {
         Ok(code) => code,
         Err(error) => {
-            // One line, no backtrace: errors here are about input the user can fix.
-            eprintln!("fleetscope: {error:#}");
+            // One line, no backtrace: errors here are about input the user can fix. A closed
+            // stderr loses the line, never turns it into a panic.
+            let _ = writeln!(std::io::stderr(), "fleetscope: {error:#}");
             ExitCode::from(2)
         }
     }

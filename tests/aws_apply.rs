@@ -277,6 +277,7 @@ async fn an_apply_interrupted_after_launching_resumes_without_launching_again() 
     let mut journal = Journal::open(&env.data().join("journal.jsonl")).unwrap();
     journal
         .append(&Record {
+            queued_at: None,
             at: now(),
             instance_id: old.clone(),
             step: Step::Launched {
@@ -637,6 +638,7 @@ async fn a_member_terminated_before_a_crash_is_only_waited_for() {
     let mut journal = Journal::open(&env.data().join("journal.jsonl")).unwrap();
     journal
         .append(&Record {
+            queued_at: None,
             at: now(),
             instance_id: old[0].clone(),
             step: Step::Terminated,

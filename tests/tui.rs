@@ -610,11 +610,11 @@ fn free_text_finds_what_a_field_by_field_search_finds() {
 }
 
 /// The rollout plan the loop would make for the app's apply request, by the demo's executor.
-fn demo_plan(app: &App, ids: &[String]) -> rollout::Plan {
+fn demo_plan(app: &App) -> rollout::Plan {
     let executor = DemoExecutor::new(DemoFleet::new(42, 1_500, now()), Duration::ZERO);
     futures::executor::block_on(rollout::plan(
         &app.queue,
-        ids,
+        &[],
         &executor,
         &rollout::Settings::default(),
     ))
@@ -632,11 +632,11 @@ fn apply_shows_the_plan_needs_the_typed_phrase_and_never_runs_read_only() {
     assert!(!executable.is_empty());
     assert_eq!(
         press(&mut app, KeyCode::Char('A')),
-        Some(Effect::PlanApply(executable.clone())),
+        Some(Effect::PlanApply),
         "A asks for the rollout plan first"
     );
     assert_eq!(app.mode, Mode::Normal, "no confirmation before the plan");
-    let plan = demo_plan(&app, &executable);
+    let plan = demo_plan(&app);
     let ids: Vec<String> = plan
         .waves
         .iter()
@@ -644,7 +644,7 @@ fn apply_shows_the_plan_needs_the_typed_phrase_and_never_runs_read_only() {
         .map(|p| p.entry.instance_id.clone())
         .collect();
     assert_eq!(ids.len(), executable.len());
-    app.plan_ready(plan.clone());
+    assert!(app.plan_ready(plan.clone(), app.queue.clone()));
     let Mode::Confirm { phrase: asked, .. } = app.mode.clone() else {
         panic!("the plan opens the confirmation");
     };
@@ -659,11 +659,11 @@ fn apply_shows_the_plan_needs_the_typed_phrase_and_never_runs_read_only() {
     );
     assert_eq!(app.mode, Mode::Normal);
     press(&mut app, KeyCode::Char('A'));
-    app.plan_ready(plan);
+    assert!(app.plan_ready(plan.clone(), app.queue.clone()));
     type_text(&mut app, &phrase);
     assert_eq!(
         press(&mut app, KeyCode::Enter),
-        Some(Effect::Apply(ids.clone()))
+        Some(Effect::Apply(Box::new(plan)))
     );
     assert!(app.applying());
     assert_eq!(

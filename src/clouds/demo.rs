@@ -823,20 +823,29 @@ impl DemoExecutor {
         mix(self.fleet.seed ^ hash(instance_id)).is_multiple_of(12)
     }
 
+    /// The demo's cloud is its journal: a call journaled as sent reached it, so resuming
+    /// finishes what was started, as the real executors do, and never launches or terminates
+    /// twice.
     async fn simulate(&self, entry: &QueueEntry, steps: &Steps) -> Result<Finish, String> {
-        use crate::queue::journal::Step;
+        use crate::queue::journal::{Call, Step};
         use crate::queue::rollout::Phase;
         if steps.dry_run {
             steps.record(Step::Checked)?;
             return Ok(Finish::WouldSucceed);
         }
+        let progress = &steps.progress;
         let jitter = mix(self.fleet.seed ^ hash(&entry.instance_id)) % 100;
         let pace = self.pace + self.pace * jitter as u32 / 100;
         let new_instance = format!("{}-r", entry.instance_id);
-        if !steps.progress.terminated {
-            steps.record(Step::Launched {
-                new_instance: new_instance.clone(),
-            })?;
+        if !progress.terminated && !progress.sent_unanswered(Call::Terminate) {
+            if progress.launched.is_none() {
+                if !progress.sent_unanswered(Call::Launch) {
+                    steps.record(Step::Intent { call: Call::Launch })?;
+                }
+                steps.record(Step::Launched {
+                    new_instance: new_instance.clone(),
+                })?;
+            }
             steps.phase(Phase::WaitingHealthy);
             tokio::time::sleep(pace).await;
             if self.fails(&entry.instance_id) {
@@ -848,6 +857,11 @@ impl DemoExecutor {
             steps.record(Step::Healthy {
                 new_instance: new_instance.clone(),
             })?;
+            steps.record(Step::Intent {
+                call: Call::Terminate,
+            })?;
+        }
+        if !progress.terminated {
             steps.record(Step::Terminated)?;
         }
         steps.record(Step::Replaced)?;

@@ -16,6 +16,10 @@ use super::QueueError;
 pub enum Step {
     /// The plan was checked against the cloud as it is now.
     Checked,
+    /// A call that changes the cloud is about to be sent. Its outcome step follows once the
+    /// cloud answered; an intent with no outcome (a crash, a lost answer) is checked against the
+    /// cloud on resume, never sent again blind.
+    Intent { call: Call },
     /// A replacement instance was launched.
     Launched { new_instance: String },
     /// The replacement is running.
@@ -38,12 +42,52 @@ pub enum Step {
     Stopped { why: String, not_started: usize },
 }
 
+/// A call that changes a cloud, as journaled before it is sent; each cloud's executor maps its
+/// own API calls onto these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Call {
+    /// Launch a replacement (AWS `RunInstances`); outcome: `Launched`.
+    Launch,
+    /// Register the replacement in the old instance's target groups; outcome: `Registered`.
+    Register,
+    /// Take the old instance out of its target groups; outcome: `Draining`.
+    Deregister,
+    /// Terminate, recreate or upgrade the old instance; outcome: `Terminated`.
+    Terminate,
+}
+
+impl Call {
+    /// Whether `step` is this call's outcome.
+    fn answered_by(self, step: &Step) -> bool {
+        matches!(
+            (self, step),
+            (Call::Launch, Step::Launched { .. })
+                | (Call::Register, Step::Registered { .. })
+                | (Call::Deregister, Step::Draining)
+                | (Call::Terminate, Step::Terminated)
+        )
+    }
+}
+
 impl Step {
+    /// Whether the entry is done for good once this step is journaled: replaced, or no longer
+    /// applying. No queue file can bring it back to life.
+    pub fn is_final(&self) -> bool {
+        matches!(self, Step::Replaced | Step::Skipped { .. })
+    }
+
     /// The phase an entry is in once this step is journaled.
     pub fn phase(&self) -> Option<super::rollout::Phase> {
         use super::rollout::Phase;
         Some(match self {
             Step::Checked => Phase::Checking,
+            Step::Intent { call } => match call {
+                Call::Launch => Phase::Launching,
+                Call::Register => Phase::WaitingHealthy,
+                Call::Deregister => Phase::Draining,
+                Call::Terminate => Phase::Terminating,
+            },
             Step::Launched { .. } => Phase::Launching,
             Step::Running { .. } | Step::Registered { .. } => Phase::WaitingHealthy,
             Step::Healthy { .. } => Phase::Healthy,
@@ -60,6 +104,11 @@ impl Step {
 pub struct Record {
     pub at: DateTime<Utc>,
     pub instance_id: String,
+    /// When the entry this step served was queued: with the instance id, it names the queue
+    /// entry, so a final step ends that entry and no later one (an Azure VM keeps its id
+    /// through an upgrade and may be queued again). Absent in older journals and on stops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_at: Option<DateTime<Utc>>,
     #[serde(flatten)]
     pub step: Step,
     /// Steps of a dry run changed nothing; resuming ignores them.
@@ -157,6 +206,16 @@ pub struct Progress {
     pub drained: bool,
     /// The old instance was already terminated: only the wait for health is left.
     pub terminated: bool,
+    /// A call journaled as about to be sent whose outcome never was: it may or may not have
+    /// reached the cloud, which the executor must ask before sending anything.
+    pub unanswered: Option<Call>,
+}
+
+impl Progress {
+    /// Whether `call` was journaled as sent without its outcome.
+    pub fn sent_unanswered(&self, call: Call) -> bool {
+        self.unanswered == Some(call)
+    }
 }
 
 pub fn progress_of(records: &[Record], instance_id: &str) -> Progress {
@@ -178,10 +237,38 @@ pub fn progress_of(records: &[Record], instance_id: &str) -> Progress {
             Step::Draining => progress.drained = true,
             Step::Terminated => progress.terminated = true,
             Step::Replaced | Step::Skipped { .. } => progress = Progress::default(),
-            Step::Checked | Step::Failed { .. } | Step::Stopped { .. } => {}
+            // A failure says nothing of whether the call reached the cloud (a timeout may
+            // follow a call that did): the intent stays unanswered.
+            Step::Intent { .. } | Step::Checked | Step::Failed { .. } | Step::Stopped { .. } => {}
+        }
+        match (&record.step, progress.unanswered) {
+            (Step::Intent { call }, _) => progress.unanswered = Some(*call),
+            (step, Some(call)) if call.answered_by(step) || step.is_final() => {
+                progress.unanswered = None;
+            }
+            _ => {}
         }
     }
     progress
+}
+
+/// The final step journaled for this queue entry (the same instance, queued at the same
+/// time), if there is one: the entry is done whatever the queue file says.
+pub fn finished<'a>(
+    records: &'a [Record],
+    instance_id: &str,
+    queued_at: DateTime<Utc>,
+) -> Option<&'a Record> {
+    records.iter().rev().find(|r| {
+        !r.dry_run
+            && r.step.is_final()
+            && r.instance_id == instance_id
+            && match r.queued_at {
+                Some(at) => at == queued_at,
+                // An older journal's record: final for the entry queued before it.
+                None => r.at >= queued_at,
+            }
+    })
 }
 
 /// An instance replaced for real, as the journal tells it.
@@ -229,6 +316,7 @@ mod tests {
         Record {
             at: DateTime::UNIX_EPOCH,
             instance_id: id.into(),
+            queued_at: None,
             step,
             dry_run,
         }
@@ -277,5 +365,68 @@ mod tests {
         done.push(record("i-1", Step::Replaced, false));
         assert_eq!(progress_of(&done, "i-1"), Progress::default());
         assert_eq!(progress_of(&records, "i-3"), Progress::default());
+    }
+
+    #[test]
+    fn an_intent_stays_unanswered_until_its_outcome_whatever_fails_between() {
+        let intent = |call| Step::Intent { call };
+        let mut records = vec![
+            record("i-1", intent(Call::Launch), false),
+            record(
+                "i-1",
+                Step::Launched {
+                    new_instance: "i-2".into(),
+                },
+                false,
+            ),
+            record("i-1", intent(Call::Terminate), false),
+            record(
+                "i-1",
+                Step::Failed {
+                    error: "timed out".into(),
+                },
+                false,
+            ),
+        ];
+        let progress = progress_of(&records, "i-1");
+        assert!(progress.sent_unanswered(Call::Terminate), "{progress:?}");
+        assert!(!progress.terminated);
+        assert_eq!(progress.launched.as_deref(), Some("i-2"));
+        records.push(record("i-1", Step::Terminated, false));
+        let progress = progress_of(&records, "i-1");
+        assert_eq!((progress.unanswered, progress.terminated), (None, true));
+        // A dry run's intent is no intent.
+        let dry = vec![record("i-1", intent(Call::Terminate), true)];
+        assert_eq!(progress_of(&dry, "i-1").unanswered, None);
+    }
+
+    #[test]
+    fn a_final_step_ends_its_own_queue_entry_and_no_later_one() {
+        let queued = DateTime::UNIX_EPOCH + chrono::Duration::seconds(10);
+        let requeued = queued + chrono::Duration::days(30);
+        let replaced = Record {
+            queued_at: Some(queued),
+            ..record("vm-1", Step::Replaced, false)
+        };
+        let records = vec![replaced.clone()];
+        assert_eq!(finished(&records, "vm-1", queued), Some(&replaced));
+        assert_eq!(
+            finished(&records, "vm-1", requeued),
+            None,
+            "queued again later"
+        );
+        assert_eq!(finished(&records, "vm-2", queued), None);
+        let dry = vec![Record {
+            dry_run: true,
+            ..replaced.clone()
+        }];
+        assert_eq!(finished(&dry, "vm-1", queued), None);
+        // A record from before entries were named: final for what was queued before it.
+        let old = vec![Record {
+            at: queued + chrono::Duration::seconds(1),
+            ..record("vm-1", Step::Replaced, false)
+        }];
+        assert!(finished(&old, "vm-1", queued).is_some());
+        assert!(finished(&old, "vm-1", requeued).is_none());
     }
 }

@@ -154,7 +154,7 @@ impl Queue {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Queue::default()),
             Err(e) => return Err(QueueError(format!("{name}: cannot read queue: {e}"))),
         };
-        let queue: Queue = serde_json::from_slice(&bytes)
+        let mut queue: Queue = serde_json::from_slice(&bytes)
             .map_err(|e| QueueError(format!("{name}: damaged queue file: {e}")))?;
         if queue.version != QUEUE_VERSION {
             return Err(QueueError(format!(
@@ -162,7 +162,15 @@ impl Queue {
                 queue.version
             )));
         }
+        queue.dedupe();
         Ok(queue)
+    }
+
+    /// Keeps the first entry of each instance: an instance is queued once, so a file edited by
+    /// hand (or merged) can never have it replaced twice.
+    fn dedupe(&mut self) {
+        let mut seen = std::collections::HashSet::new();
+        self.entries.retain(|e| seen.insert(e.instance_id.clone()));
     }
 
     /// Renames a queue file that cannot be read to `queue.json.damaged-<time>`, under the queue

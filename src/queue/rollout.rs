@@ -5,7 +5,7 @@
 //! finish. Executors are known only through the [`Executor`] trait; the wiring picks one per
 //! source.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -204,6 +204,7 @@ pub enum RolloutEvent {
 /// earlier apply left and the health-gate timing.
 pub struct Steps {
     instance_id: String,
+    queued_at: chrono::DateTime<Utc>,
     pub progress: Progress,
     pub dry_run: bool,
     pub health_timeout: Duration,
@@ -219,6 +220,7 @@ impl Steps {
         let record = Record {
             at: Utc::now(),
             instance_id: self.instance_id.clone(),
+            queued_at: Some(self.queued_at),
             step,
             dry_run: self.dry_run,
         };
@@ -284,6 +286,9 @@ pub struct Plan {
     /// Entries whose cloud could not be asked (no credentials, access denied, timed out): each
     /// is a failure, so the rollout starts nothing unless `max_failures` allows it.
     pub unchecked: Vec<(QueueEntry, String)>,
+    /// Entries the journal says an earlier apply finished (replaced, or found no longer to
+    /// apply), whatever the queue file says: they leave the queue and are never run again.
+    pub finished: Vec<(QueueEntry, String)>,
     /// Per group: members replaced at once, of its desired capacity.
     pub group_slots: BTreeMap<String, (usize, u32)>,
     pub health_timeout: Duration,
@@ -307,9 +312,9 @@ impl Plan {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "Rollout: {} replacements in {} waves, at most {} (each wave waits up to {}s for health{}).",
-            self.entries(),
-            self.waves.len(),
+            "Rollout: {} in {}, at most {} (each wave waits up to {}s for health{}).",
+            count(self.entries(), "replacement"),
+            count(self.waves.len(), "wave"),
             human_duration(self.bound()),
             self.health_timeout.as_secs(),
             if self.pause.is_zero() {
@@ -340,12 +345,41 @@ impl Plan {
             }
         }
         if !self.left.is_empty() {
-            let _ = writeln!(out, "Left queued ({}):", self.left.len());
+            let _ = writeln!(
+                out,
+                "Left queued, not executable now ({}):",
+                self.left.len()
+            );
             for (entry, why) in &self.left {
                 let _ = writeln!(out, "  {}: {why}", entry.instance_id);
             }
         }
+        if !self.finished.is_empty() {
+            let _ = writeln!(
+                out,
+                "Already done by an earlier apply, leaving the queue ({}):",
+                self.finished.len()
+            );
+            for (entry, how) in &self.finished {
+                let _ = writeln!(out, "  {}: {how}", entry.instance_id);
+            }
+        }
         out
+    }
+
+    /// The instances the plan would replace, with when each was queued: what a confirmation
+    /// stands for.
+    fn planned_entries(&self) -> impl Iterator<Item = &QueueEntry> {
+        self.waves.iter().flatten().map(|p| &p.entry)
+    }
+}
+
+/// "1 wave", "3 waves".
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 
@@ -429,24 +463,43 @@ pub struct Summary {
     pub failed: usize,
     pub not_executable: usize,
     pub not_started: usize,
+    /// Confirmed entries taken off the queue during the rollout, before their wave: not run.
+    pub taken_off: usize,
+    /// Entries an earlier apply had finished, taken off the queue.
+    pub already_done: usize,
+    /// Of the failed and not started, how many are still queued as the rollout ends (another
+    /// process may have taken some off).
+    pub still_queued: usize,
     /// Why the rollout stopped early, if it did.
     pub stopped: Option<String>,
+    /// A finished entry the queue file could not drop; the journal keeps it final anyway.
+    pub queue_warning: Option<String>,
 }
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} replaced, {} skipped, {} would succeed, {} failed, {} not started, {} not executable",
-            self.replaced,
-            self.skipped,
-            self.would_succeed,
-            self.failed,
-            self.not_started,
-            self.not_executable
-        )?;
+        let mut parts = vec![format!("{} replaced", self.replaced)];
+        let counts = [
+            (self.skipped, "skipped"),
+            (self.would_succeed, "would succeed"),
+            (self.failed, "failed"),
+            (self.not_started, "not started"),
+            (self.taken_off, "taken off the queue before their turn"),
+            (self.already_done, "already done by an earlier apply"),
+            (self.not_executable, "not executable"),
+        ];
+        parts.extend(
+            counts
+                .iter()
+                .filter(|(n, _)| *n > 0)
+                .map(|(n, what)| format!("{n} {what}")),
+        );
+        f.write_str(&parts.join(", "))?;
         if let Some(why) = &self.stopped {
             write!(f, "; stopped: {why}")?;
+        }
+        if let Some(warning) = &self.queue_warning {
+            write!(f, "; {warning}")?;
         }
         Ok(())
     }
@@ -455,27 +508,38 @@ impl std::fmt::Display for Summary {
 /// Everything a rollout needs besides its executors.
 pub struct Request<'a> {
     pub paths: &'a Paths,
-    /// The entries the operator confirmed, by instance id; anything queued since waits.
-    pub confirmed: &'a [String],
+    /// The apply lock, held by the caller since it made the plan (or at least since now).
+    pub lock: ApplyLock,
+    /// The plan the operator confirmed: exactly these entries run, or nothing does.
+    pub confirmed: &'a Plan,
     pub settings: &'a Settings,
     pub dry_run: bool,
-    /// Turns true when the operator asks to stop: nothing new starts.
-    pub stop: watch::Receiver<bool>,
+    /// Says why once the rollout must stop (the operator asked, the output was closed):
+    /// nothing new starts.
+    pub stop: watch::Receiver<Option<String>>,
     pub events: mpsc::UnboundedSender<RolloutEvent>,
 }
 
-/// Inspects the confirmed entries and makes the plan; holds nothing, changes nothing.
+/// Inspects every entry of the queue and makes the plan; changes nothing. An instance is
+/// planned once, and an entry the journal calls finished is never planned again.
 pub async fn plan(
     queue: &Queue,
-    confirmed: &[String],
+    records: &[Record],
     executors: &dyn Executors,
     settings: &Settings,
 ) -> Plan {
-    let entries: Vec<&QueueEntry> = queue
-        .entries
-        .iter()
-        .filter(|e| confirmed.contains(&e.instance_id))
-        .collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut finished = Vec::new();
+    let mut entries: Vec<&QueueEntry> = Vec::new();
+    for entry in &queue.entries {
+        if !seen.insert(entry.instance_id.as_str()) {
+            continue;
+        }
+        match journal::finished(records, &entry.instance_id, entry.queued_at) {
+            Some(record) => finished.push((entry.clone(), finished_how(&record.step))),
+            None => entries.push(entry),
+        }
+    }
     let refused = |why: String| {
         Ok(Inspection {
             group: None,
@@ -492,16 +556,29 @@ pub async fn plan(
         }
     }))
     .await;
-    make_plan(
+    let mut plan = make_plan(
         entries.into_iter().cloned().zip(inspections).collect(),
         settings,
-    )
+    );
+    plan.finished = finished;
+    plan
+}
+
+fn finished_how(step: &Step) -> String {
+    match step {
+        Step::Skipped { why } => format!("skipped: {why}"),
+        _ => "replaced".to_owned(),
+    }
 }
 
 /// Why the rollout must start nothing new now, if it must.
-fn stop_reason(stop: &watch::Receiver<bool>, failed: usize, max_failures: usize) -> Option<String> {
-    if *stop.borrow() {
-        Some("stopped when asked".to_owned())
+fn stop_reason(
+    stop: &watch::Receiver<Option<String>>,
+    failed: usize,
+    max_failures: usize,
+) -> Option<String> {
+    if let Some(why) = stop.borrow().as_ref() {
+        Some(why.clone())
     } else if failed > max_failures {
         Some(format!(
             "{failed} failed (rollout.max_failures is {max_failures})"
@@ -512,7 +589,7 @@ fn stop_reason(stop: &watch::Receiver<bool>, failed: usize, max_failures: usize)
 }
 
 /// Journals each entry whose cloud could not be asked while the plan was made as failed, so
-/// the journal says why it was not replaced. They are never part of a confirmed plan.
+/// the journal says why it was not replaced, when no rollout runs to do it.
 pub fn journal_unchecked(
     paths: &Paths,
     unchecked: &[(QueueEntry, String)],
@@ -526,6 +603,7 @@ pub fn journal_unchecked(
         journal.append(&Record {
             at: Utc::now(),
             instance_id: entry.instance_id.clone(),
+            queued_at: Some(entry.queued_at),
             step: Step::Failed {
                 error: error.clone(),
             },
@@ -535,39 +613,104 @@ pub fn journal_unchecked(
     Ok(())
 }
 
-/// Runs the rollout: one apply at a time (the apply lock), wave after wave, every step
-/// journaled, each finished entry taken off the queue.
+/// The queue entries now in the file, by instance id and when queued: what may still run.
+fn queued_now(
+    path: &std::path::Path,
+) -> Result<HashSet<(String, chrono::DateTime<Utc>)>, QueueError> {
+    Ok(Queue::load(path)?
+        .entries
+        .into_iter()
+        .map(|e| (e.instance_id, e.queued_at))
+        .collect())
+}
+
+fn key_of(entry: &QueueEntry) -> (String, chrono::DateTime<Utc>) {
+    (entry.instance_id.clone(), entry.queued_at)
+}
+
+/// The confirmed plan against the queue and journal as they are now, under the apply lock:
+/// an entry taken off the queue or finished since the plan was made means the operator
+/// confirmed something that no longer is, and nothing runs.
+fn check_confirmed(plan: &Plan, paths: &Paths, records: &[Record]) -> Result<(), QueueError> {
+    let queued = queued_now(&paths.queue)?;
+    let mut gone = Vec::new();
+    for entry in plan.planned_entries() {
+        if !queued.contains(&key_of(entry)) {
+            gone.push(format!("{} is no longer queued", entry.instance_id));
+        } else if journal::finished(records, &entry.instance_id, entry.queued_at).is_some() {
+            gone.push(format!(
+                "{} was finished by another apply",
+                entry.instance_id
+            ));
+        }
+    }
+    if gone.is_empty() {
+        return Ok(());
+    }
+    let more = if gone.len() > 3 {
+        format!(" and {} more", gone.len() - 3)
+    } else {
+        String::new()
+    };
+    gone.truncate(3);
+    Err(QueueError(format!(
+        "the queue changed since the plan was made ({}{more}): nothing was changed; plan and confirm again",
+        gone.join(", ")
+    )))
+}
+
+/// Takes finished entries off the queue file, one change under the queue lock.
+fn leave_queue(paths: &Paths, ids: &[&str]) -> Result<(), QueueError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    Queue::update(&paths.queue, |q| q.remove(ids)).map(|_| ())
+}
+
+/// Runs the confirmed rollout, wave after wave, every step journaled. Each entry leaves the
+/// queue as soon as it is finished; an entry taken off the queue before its wave does not run.
 pub async fn run(request: Request<'_>, executors: &dyn Executors) -> Result<Summary, QueueError> {
     let Request {
         paths,
+        lock: _lock,
         confirmed,
         settings,
         dry_run,
         mut stop,
         events,
     } = request;
-    let _lock = ApplyLock::acquire(&paths.lock)?;
-    let queue = Queue::load(&paths.queue)?;
     let records = Journal::read(&paths.journal)?;
+    check_confirmed(confirmed, paths, &records)?;
     let journal = Arc::new(Mutex::new(Journal::open(&paths.journal)?));
-    let plan = plan(&queue, confirmed, executors, settings).await;
-    let _ = events.send(RolloutEvent::Planned(plan.clone()));
+    let _ = events.send(RolloutEvent::Planned(confirmed.clone()));
     let mut summary = Summary {
-        not_executable: plan.left.len(),
+        not_executable: confirmed.left.len(),
+        already_done: confirmed.finished.len(),
         ..Summary::default()
     };
-    let steps_for = |instance_id: &str| Steps {
-        instance_id: instance_id.to_owned(),
-        progress: journal::progress_of(&records, instance_id),
+    if !dry_run {
+        let done: Vec<&str> = confirmed
+            .finished
+            .iter()
+            .map(|(e, _)| e.instance_id.as_str())
+            .collect();
+        leave_queue(paths, &done)?;
+    }
+    let steps_for = |entry: &QueueEntry| Steps {
+        instance_id: entry.instance_id.clone(),
+        queued_at: entry.queued_at,
+        progress: journal::progress_of(&records, &entry.instance_id),
         dry_run,
         health_timeout: settings.health_timeout,
         poll: settings.poll,
         journal: journal.clone(),
         events: events.clone(),
     };
-    for (entry, error) in &plan.unchecked {
+    let mut unfinished: Vec<&QueueEntry> = Vec::new();
+    for (entry, error) in &confirmed.unchecked {
         summary.failed += 1;
-        let steps = steps_for(&entry.instance_id);
+        unfinished.push(entry);
+        let steps = steps_for(entry);
         steps
             .record(Step::Failed {
                 error: error.clone(),
@@ -575,23 +718,25 @@ pub async fn run(request: Request<'_>, executors: &dyn Executors) -> Result<Summ
             .map_err(QueueError)?;
         steps.phase(Phase::Failed(error.clone()));
     }
-    let waves = plan.waves.len();
-    let mut waves_left = plan.waves.into_iter().enumerate();
+    let waves = confirmed.waves.len();
+    let mut waves_left = confirmed.waves.iter().enumerate();
     let mut stopped = None;
+    let queue_warning: Mutex<Option<String>> = Mutex::default();
     while let Some((index, wave)) = waves_left.next() {
         let mut why = stop_reason(&stop, summary.failed, settings.max_failures);
         if why.is_none() && index > 0 && !settings.pause.is_zero() && !dry_run {
             // A stop request ends the pause early.
             tokio::select! {
                 () = tokio::time::sleep(settings.pause) => {}
-                _ = stop.wait_for(|s| *s) => {}
+                _ = stop.wait_for(Option::is_some) => {}
             }
             why = stop_reason(&stop, summary.failed, settings.max_failures);
         }
         if let Some(why) = why {
-            let rest = wave.into_iter().chain(waves_left.flat_map(|(_, w)| w));
+            let rest = wave.iter().chain(waves_left.flat_map(|(_, w)| w));
             for planned in rest {
                 summary.not_started += 1;
+                unfinished.push(&planned.entry);
                 let _ = events.send(RolloutEvent::Phase {
                     instance_id: planned.entry.instance_id.clone(),
                     phase: Phase::NotStarted(why.clone()),
@@ -600,24 +745,45 @@ pub async fn run(request: Request<'_>, executors: &dyn Executors) -> Result<Summ
             stopped = Some(why);
             break;
         }
+        // The queue is the operator's word: what was taken off it since the plan does not run.
+        let queued = queued_now(&paths.queue)?;
+        let (runnable, taken_off): (Vec<&Planned>, Vec<&Planned>) = wave
+            .iter()
+            .partition(|p| queued.contains(&key_of(&p.entry)));
+        for planned in taken_off {
+            summary.taken_off += 1;
+            let _ = events.send(RolloutEvent::Phase {
+                instance_id: planned.entry.instance_id.clone(),
+                phase: Phase::NotStarted("taken off the queue".to_owned()),
+            });
+        }
         let _ = events.send(RolloutEvent::WaveStarted {
             wave: index + 1,
             of: waves,
         });
-        let outcomes = futures::future::join_all(wave.iter().map(|planned| {
-            let steps = steps_for(&planned.entry.instance_id);
+        let queue_warning = &queue_warning;
+        let outcomes = futures::future::join_all(runnable.iter().map(|planned| {
+            let steps = steps_for(&planned.entry);
             async move {
                 steps.phase(Phase::Checking);
                 let outcome = match executors.for_entry(&planned.entry) {
                     Ok(executor) => executor.replace(&planned.entry, &steps).await,
                     Err(why) => Err(why),
                 };
+                // Finished is final: off the queue now, not when the wave ends, so a crash
+                // mid-wave leaves no finished entry queued (and the journal says so anyway).
+                if !dry_run
+                    && matches!(outcome, Ok(Finish::Replaced | Finish::Skipped(_)))
+                    && let Err(error) = leave_queue(paths, &[planned.entry.instance_id.as_str()])
+                    && let Ok(mut warning) = queue_warning.lock()
+                {
+                    *warning = Some(format!("{error}; the journal keeps it finished"));
+                }
                 (steps, outcome)
             }
         }))
         .await;
-        for ((steps, outcome), planned) in outcomes.into_iter().zip(&wave) {
-            let entry = &planned.entry;
+        for ((steps, outcome), planned) in outcomes.into_iter().zip(&runnable) {
             let phase = match outcome {
                 Ok(Finish::WouldSucceed) => {
                     summary.would_succeed += 1;
@@ -625,18 +791,15 @@ pub async fn run(request: Request<'_>, executors: &dyn Executors) -> Result<Summ
                 }
                 Ok(Finish::Skipped(why)) => {
                     summary.skipped += 1;
-                    if !dry_run {
-                        Queue::update(&paths.queue, |q| q.remove(&[entry.instance_id.as_str()]))?;
-                    }
                     Phase::Skipped(why)
                 }
                 Ok(Finish::Replaced) => {
                     summary.replaced += 1;
-                    Queue::update(&paths.queue, |q| q.remove(&[entry.instance_id.as_str()]))?;
                     Phase::Replaced
                 }
                 Err(error) => {
                     summary.failed += 1;
+                    unfinished.push(&planned.entry);
                     steps
                         .record(Step::Failed {
                             error: error.clone(),
@@ -660,6 +823,7 @@ pub async fn run(request: Request<'_>, executors: &dyn Executors) -> Result<Summ
         journal.append(&Record {
             at: Utc::now(),
             instance_id: String::new(),
+            queued_at: None,
             step: Step::Stopped {
                 why: why.clone(),
                 not_started: summary.not_started,
@@ -667,7 +831,15 @@ pub async fn run(request: Request<'_>, executors: &dyn Executors) -> Result<Summ
             dry_run,
         })?;
     }
+    if !unfinished.is_empty() {
+        let queued = queued_now(&paths.queue)?;
+        summary.still_queued = unfinished
+            .iter()
+            .filter(|e| queued.contains(&key_of(e)))
+            .count();
+    }
     summary.stopped = stopped;
+    summary.queue_warning = queue_warning.into_inner().unwrap_or_default();
     Ok(summary)
 }
 
@@ -854,7 +1026,6 @@ mod tests {
     struct Fixture {
         _dir: tempfile::TempDir,
         paths: Paths,
-        ids: Vec<String>,
     }
 
     fn fixture(ids: &[&str]) -> Fixture {
@@ -865,23 +1036,24 @@ mod tests {
             ..Queue::default()
         };
         queue.save(&paths.queue).unwrap();
-        Fixture {
-            _dir: dir,
-            paths,
-            ids: ids.iter().map(|s| s.to_string()).collect(),
-        }
+        Fixture { _dir: dir, paths }
     }
 
     async fn roll(
         fixture: &Fixture,
         executor: &Simulated,
         settings: &Settings,
-        stop: watch::Receiver<bool>,
+        stop: watch::Receiver<Option<String>>,
     ) -> (Summary, Vec<RolloutEvent>) {
+        let lock = ApplyLock::acquire(&fixture.paths.lock).unwrap();
+        let queue = Queue::load(&fixture.paths.queue).unwrap();
+        let records = Journal::read(&fixture.paths.journal).unwrap();
+        let confirmed = plan(&queue, &records, executor, settings).await;
         let (events, mut rx) = mpsc::unbounded_channel();
         let request = Request {
             paths: &fixture.paths,
-            confirmed: &fixture.ids,
+            lock,
+            confirmed: &confirmed,
             settings,
             dry_run: false,
             stop,
@@ -915,7 +1087,7 @@ mod tests {
             max_parallel: 2,
             ..Settings::default()
         };
-        let (_tx, stop) = watch::channel(false);
+        let (_tx, stop) = watch::channel(None);
         let (summary, events) = roll(&fixture, &executor, &settings, stop).await;
         assert_eq!(summary.replaced, 13, "{summary}");
         let most = executor.most_in_flight.lock().unwrap().clone();
@@ -936,7 +1108,7 @@ mod tests {
     async fn the_first_failure_starts_nothing_new_and_everything_left_stays_queued() {
         let fixture = fixture(&["web-0", "web-1", "web-2", "solo-1"]);
         let executor = Simulated::new(5, &["web-0"]);
-        let (_tx, stop) = watch::channel(false);
+        let (_tx, stop) = watch::channel(None);
         let (summary, events) = roll(&fixture, &executor, &Settings::default(), stop).await;
         assert_eq!(summary.failed, 1, "{summary}");
         assert_eq!(
@@ -971,7 +1143,7 @@ mod tests {
             max_failures: 1,
             ..Settings::default()
         };
-        let (_tx, stop) = watch::channel(false);
+        let (_tx, stop) = watch::channel(None);
         let (summary, _) = roll(&fixture, &executor, &settings, stop).await;
         assert_eq!((summary.failed, summary.replaced), (1, 2), "{summary}");
         assert!(summary.stopped.is_none());
@@ -981,10 +1153,10 @@ mod tests {
     async fn a_stop_request_lets_in_flight_finish_and_the_next_apply_resumes() {
         let fixture = fixture(&["web-0", "web-1", "web-2"]);
         let executor = Simulated::new(50, &[]);
-        let (tx, stop) = watch::channel(false);
+        let (tx, stop) = watch::channel(None);
         let asked = async {
             tokio::time::sleep(Duration::from_millis(10)).await;
-            tx.send(true).unwrap();
+            tx.send(Some("stopped when asked".into())).unwrap();
         };
         let settings = Settings::default();
         let ((summary, _), ()) = tokio::join!(roll(&fixture, &executor, &settings, stop), asked);
@@ -1003,16 +1175,13 @@ mod tests {
             .append(&Record {
                 at: Utc::now(),
                 instance_id: "web-1".into(),
+                queued_at: None,
                 step: Step::Terminated,
                 dry_run: false,
             })
             .unwrap();
         let again = Simulated::new(1, &[]);
-        let (_tx, stop) = watch::channel(false);
-        let fixture = Fixture {
-            ids: vec!["web-1".into(), "web-2".into()],
-            ..fixture
-        };
+        let (_tx, stop) = watch::channel(None);
         let (summary, _) = roll(&fixture, &again, &Settings::default(), stop).await;
         assert_eq!(summary.replaced, 2, "{summary}");
         let resumed = again.resumed.lock().unwrap().clone();
@@ -1027,6 +1196,7 @@ mod tests {
         let (events, _rx) = mpsc::unbounded_channel();
         let steps = Steps {
             instance_id: "i-1".into(),
+            queued_at: chrono::DateTime::UNIX_EPOCH,
             progress: Progress::default(),
             dry_run: false,
             health_timeout: Duration::from_millis(30),

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use super::collect::{describe_groups, group_launches, members_of};
 use super::{self as source, Clients, Settings};
-use crate::queue::journal::Step;
+use crate::queue::journal::{Call, Step};
 use crate::queue::rollout::{Executor, Finish, GroupCapacity, Inspection, Phase, Steps};
 use crate::queue::{QueueEntry, Strategy};
 
@@ -305,7 +305,17 @@ impl AwsExecutor {
             if let Some(why) = launch.refuses(golden) {
                 return Err(format!("group {group}: {why}"));
             }
-            if !launch.members.iter().any(|m| &m.id == old) {
+            let member = launch.members.iter().find(|m| &m.id == old);
+            // Sent before a crash or a lost answer: the group tells whether it went through.
+            let sent = !steps.dry_run && steps.progress.sent_unanswered(Call::Terminate);
+            let leaving = member.is_none_or(|m| {
+                m.lifecycle.starts_with("Terminating") || m.lifecycle == "Terminated"
+            });
+            if sent && leaving {
+                steps.record(Step::Terminated)?;
+                return self.wait_for_group(target, group, steps).await;
+            }
+            if member.is_none() {
                 let why = format!("no longer a member of {group}");
                 if !steps.dry_run {
                     steps.record(Step::Skipped { why: why.clone() })?;
@@ -317,7 +327,9 @@ impl AwsExecutor {
                 // The Auto Scaling API has no dry run; the group and its template were checked.
                 return Ok(Finish::WouldSucceed);
             }
-            steps.phase(Phase::Terminating);
+            steps.record(Step::Intent {
+                call: Call::Terminate,
+            })?;
             target
                 .clients
                 .autoscaling
@@ -329,6 +341,18 @@ impl AwsExecutor {
                 .map_err(target.failed("TerminateInstanceInAutoScalingGroup"))?;
             steps.record(Step::Terminated)?;
         }
+        self.wait_for_group(target, group, steps).await
+    }
+
+    /// After the member's termination: waits until the group is whole again without it.
+    async fn wait_for_group(
+        &self,
+        target: &Target<'_>,
+        group: &str,
+        steps: &Steps,
+    ) -> Result<Finish, String> {
+        let entry = target.entry;
+        let old = &entry.instance_id;
         // Only answers fetched after the termination tell whether the group has made up for it.
         let terminated_at = Instant::now();
         steps.phase(Phase::WaitingHealthy);
@@ -432,8 +456,12 @@ impl AwsExecutor {
         let old_id = &entry.instance_id;
         let progress = &steps.progress;
         let Some(old) = live_instance(target, old_id).await? else {
-            if progress.terminated && !steps.dry_run {
-                // The copy took over and was healthy before the old one went.
+            if (progress.terminated || progress.sent_unanswered(Call::Terminate)) && !steps.dry_run
+            {
+                // The copy took over and was healthy before the old one went, by our hand.
+                if !progress.terminated {
+                    steps.record(Step::Terminated)?;
+                }
                 steps.record(Step::Replaced)?;
                 return Ok(Finish::Replaced);
             }
@@ -466,7 +494,8 @@ impl AwsExecutor {
         let copy = match self.earlier_copy(target, steps).await? {
             Some(copy) => copy,
             None => {
-                steps.phase(Phase::Launching);
+                // The client token makes a second send start nothing new; the tag finds it.
+                steps.record(Step::Intent { call: Call::Launch })?;
                 let launched = launch_copy(&target.clients.ec2, &old, golden, entry, false)
                     .await
                     .map_err(target.failed("RunInstances"))?
@@ -490,6 +519,9 @@ impl AwsExecutor {
         let registered = registrations(target, old_id).await?;
         if !registered.is_empty() {
             if !progress.registered {
+                steps.record(Step::Intent {
+                    call: Call::Register,
+                })?;
                 for registration in &registered {
                     target
                         .clients
@@ -513,6 +545,9 @@ impl AwsExecutor {
         })?;
         if !registered.is_empty() {
             if !progress.drained {
+                steps.record(Step::Intent {
+                    call: Call::Deregister,
+                })?;
                 for registration in &registered {
                     target
                         .clients
@@ -531,7 +566,9 @@ impl AwsExecutor {
             let delay = registered.iter().map(|r| r.delay).max().unwrap_or_default();
             tokio::time::sleep(delay).await;
         }
-        steps.phase(Phase::Terminating);
+        steps.record(Step::Intent {
+            call: Call::Terminate,
+        })?;
         terminate(&target.clients.ec2, old_id, false)
             .await
             .map_err(target.failed("TerminateInstances"))?;

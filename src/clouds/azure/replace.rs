@@ -12,7 +12,7 @@ use futures::future::BoxFuture;
 use super::arm::{Arm, ArmId, ScaleSet};
 use super::collect::image_key;
 use super::{Settings, client};
-use crate::queue::journal::Step;
+use crate::queue::journal::{Call, Step};
 use crate::queue::rollout::{Executor, Finish, GroupCapacity, Inspection, Phase, Steps};
 use crate::queue::{QueueEntry, Strategy};
 
@@ -125,13 +125,22 @@ impl AzureExecutor {
             return Ok(Finish::Skipped(why));
         };
         let set = arm.scale_set(&scale_set).await.map_err(|e| e.message)?;
+        let on_latest_golden = found.latest_model_applied == Some(true)
+            && found.image.as_ref().map(image_key).as_deref() == Some(target);
         // An earlier apply already started the upgrade: only the wait for health is left.
-        let resumed = steps.progress.terminated && !steps.dry_run;
-        if !resumed {
+        let mut upgraded = steps.progress.terminated && !steps.dry_run;
+        if !upgraded && !steps.dry_run && steps.progress.sent_unanswered(Call::Terminate) {
+            // Sent before a crash or a lost answer: the VM keeps its id, so only the scale set
+            // tells whether it went through (on the model already, or still updating).
+            let health = arm.member_health(&member).await.map_err(|e| e.message)?;
+            if on_latest_golden || health.provisioning.as_deref() == Some("updating") {
+                steps.record(Step::Terminated)?;
+                upgraded = true;
+            }
+        }
+        if !upgraded {
             check_model(&set, target)?;
-            if found.latest_model_applied == Some(true)
-                && found.image.as_ref().map(image_key).as_deref() == Some(target)
-            {
+            if on_latest_golden {
                 let why =
                     "it already runs the scale set's latest model, on the golden image".to_owned();
                 steps.record(Step::Skipped { why: why.clone() })?;
@@ -143,6 +152,9 @@ impl AzureExecutor {
                 arm.member_health(&member).await.map_err(|e| e.message)?;
                 return Ok(Finish::WouldSucceed);
             }
+            steps.record(Step::Intent {
+                call: Call::Terminate,
+            })?;
             let instance = member.get("virtualmachines").to_owned();
             arm.update_instances(&scale_set, &[instance])
                 .await

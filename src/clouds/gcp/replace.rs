@@ -13,7 +13,7 @@ use super::collect::{
     CREATED_BY, GroupRef, ImageLookups, Location, group_manager, group_template, template_image,
 };
 use super::{Clients, Settings, describe, last_segment, resource_path};
-use crate::queue::journal::Step;
+use crate::queue::journal::{Call, Step};
 use crate::queue::rollout::{Executor, Finish, GroupCapacity, Inspection, Phase, Steps};
 use crate::queue::{QueueEntry, Strategy};
 
@@ -92,18 +92,39 @@ impl GcpExecutor {
     async fn replace_one(&self, entry: &QueueEntry, steps: &Steps) -> Result<Finish, String> {
         let clients = self.clients().await?;
         let project = project_of(entry)?;
-        let resumed = steps.progress.terminated && !steps.dry_run;
+        let mut resumed = steps.progress.terminated && !steps.dry_run;
+        // A recreate sent before a crash or a lost answer: the group tells whether it went
+        // through (a new id under the same name, or the recreate under way).
+        let sent = !resumed && !steps.dry_run && steps.progress.sent_unanswered(Call::Terminate);
         let member = match find_member(clients, project, entry, &entry.instance_id).await? {
-            Some(member) => member,
+            Some(member) => {
+                if sent
+                    && managed_instance(clients, &member)
+                        .await?
+                        .and_then(|m| m.current_action)
+                        .is_some_and(|a| a.name() != Some("NONE"))
+                {
+                    steps.record(Step::Terminated)?;
+                    resumed = true;
+                }
+                member
+            }
             // Recreated by an earlier apply: the name stays, the id changes.
-            None if resumed => find_by_name(clients, project, entry)
-                .await?
-                .ok_or_else(|| {
-                    format!(
-                        "{} was recreated by an earlier apply but is no longer in its group",
-                        entry.name
-                    )
-                })?,
+            None if resumed || sent => {
+                let member = find_by_name(clients, project, entry)
+                    .await?
+                    .ok_or_else(|| {
+                        format!(
+                            "{} was recreated by an earlier apply but is no longer in its group",
+                            entry.name
+                        )
+                    })?;
+                if sent {
+                    steps.record(Step::Terminated)?;
+                    resumed = true;
+                }
+                member
+            }
             None => {
                 let why = "the instance no longer exists (its group may have recreated it already)"
                     .to_owned();
@@ -120,6 +141,9 @@ impl GcpExecutor {
             if steps.dry_run {
                 return Ok(Finish::WouldSucceed);
             }
+            steps.record(Step::Intent {
+                call: Call::Terminate,
+            })?;
             let operation = recreate(clients, &member).await?;
             steps.record(Step::Terminated)?;
             wait_for_operation(clients, steps, &member, &operation).await?;

@@ -117,10 +117,10 @@ pub enum Effect {
     Refresh,
     /// Put this text on the clipboard.
     Copy(String),
-    /// Make the rollout plan for these queued instances (by id), for the confirmation.
-    PlanApply(Vec<String>),
-    /// Replace these queued instances (by id): confirmed by the operator, not read-only.
-    Apply(Vec<String>),
+    /// Make the rollout plan of the queue file as it is now, for the confirmation.
+    PlanApply,
+    /// Run this plan: confirmed by the operator, not read-only.
+    Apply(Box<crate::queue::rollout::Plan>),
     /// Ask the running apply to stop starting replacements.
     StopApply,
 }

@@ -53,6 +53,8 @@ pub enum Mode {
         phrase: String,
         typed: String,
         plan: Box<Plan>,
+        /// What other processes changed in the queue since this screen last read it, if any.
+        changed: Option<String>,
     },
 }
 
@@ -631,8 +633,12 @@ impl App {
             Ok(queue) => {
                 self.unsaved = false;
                 if self.saves_in_flight == 0 && self.pending_changes.is_empty() {
-                    self.queue = queue;
-                    self.queue_entries_changed();
+                    let changed = self.adopt_file_queue(queue);
+                    if let Some(changed) = changed
+                        && !matches!(&self.status, Some(s) if s.error)
+                    {
+                        self.say(changed);
+                    }
                 }
             }
             Err(error) => {
@@ -645,6 +651,46 @@ impl App {
                 ));
             }
         }
+    }
+
+    /// Asks for the queue file to be read again (Ctrl-r): the answer comes as a save of no
+    /// change, and says what other processes changed.
+    pub fn reread_queue(&mut self) -> Option<Vec<QueueChange>> {
+        self.queue_path.as_ref()?;
+        self.saves_in_flight += 1;
+        Some(Vec::new())
+    }
+
+    /// Shows the queue as the file holds it; says what changed there that this screen did
+    /// not do (another fleetscope queued, removed or applied), if anything did.
+    fn adopt_file_queue(&mut self, queue: Queue) -> Option<String> {
+        let file: std::collections::HashSet<&str> = queue
+            .entries
+            .iter()
+            .map(|e| e.instance_id.as_str())
+            .collect();
+        let added = file.iter().filter(|id| !self.queued.contains(**id)).count();
+        let gone = self
+            .queued
+            .iter()
+            .filter(|id| !file.contains(id.as_str()))
+            .count();
+        self.queue = queue;
+        self.queue_entries_changed();
+        let mut what = Vec::new();
+        if gone > 0 {
+            what.push(format!("{gone} taken off"));
+        }
+        if added > 0 {
+            what.push(format!("{added} added"));
+        }
+        (!what.is_empty()).then(|| {
+            format!(
+                "the queue changed outside this screen: {}; {} queued now",
+                what.join(", "),
+                self.queue.entries.len()
+            )
+        })
     }
 
     /// Saves what is pending now, on this thread: before an apply reads the file, at quit, and
@@ -763,13 +809,9 @@ impl App {
 
     // ---- applying ---------------------------------------------------------------------------
 
-    /// Asks for the rollout plan of the executable entries; the confirmation opens with it.
+    /// Asks for the rollout plan of the queue as the file holds it; the confirmation opens
+    /// with it.
     fn ask_to_apply(&mut self) -> Option<Effect> {
-        let ids: Vec<String> = self
-            .queue
-            .applicable()
-            .map(|e| e.instance_id.clone())
-            .collect();
         if let Some(why) = self.queue_disabled.clone() {
             self.fail(why);
         } else if self.read_only {
@@ -778,25 +820,34 @@ impl App {
             self.say("an apply is already running".to_owned());
         } else if self.planning {
             self.say("the plan is still being made".to_owned());
-        } else if ids.is_empty() {
-            self.say(
-                "nothing to apply: no queued instance has a strategy fleetscope can execute"
-                    .to_owned(),
-            );
+        } else if self.queue.entries.is_empty() {
+            self.say("nothing to apply: the queue is empty".to_owned());
         } else {
             self.planning = true;
             self.say(format!(
-                "checking {} queued instances for the rollout plan…",
-                ids.len()
+                "checking {} queued {} for the rollout plan…",
+                self.queue.entries.len(),
+                plural(self.queue.entries.len(), "instance")
             ));
-            return Some(Effect::PlanApply(ids));
+            return Some(Effect::PlanApply);
         }
         None
     }
 
-    /// The plan is made: ask for the typed confirmation, or say why there is nothing to do.
-    pub fn plan_ready(&mut self, plan: Plan) {
+    /// The plan could not be made (another apply holds the lock, the queue file is
+    /// unreadable).
+    pub fn plan_failed(&mut self, error: String) {
         self.planning = false;
+        self.fail(error);
+    }
+
+    /// The plan is made from the queue file as it is now: the screen shows that queue, and
+    /// the confirmation opens with the plan and what changed, or says why there is nothing
+    /// to do. Returns whether the confirmation opened (else nothing will journal the entries
+    /// that could not be checked).
+    pub fn plan_ready(&mut self, plan: Plan, queue: Queue) -> bool {
+        self.planning = false;
+        let changed = self.adopt_file_queue(queue);
         if plan.entries() == 0
             && let Some((entry, error)) = plan.unchecked.first()
         {
@@ -805,24 +856,27 @@ impl App {
                 plan.unchecked.len(),
                 entry.instance_id
             ));
-            return;
+            return false;
         }
         if plan.entries() == 0 {
             let why = plan.left.first().map_or(String::new(), |(entry, why)| {
                 format!(" ({}: {why})", entry.instance_id)
             });
-            self.fail(format!(
-                "nothing to apply: all {} left queued{why}",
-                plan.left.len()
-            ));
-            return;
+            let mut text = format!("nothing to apply: all {} left queued{why}", plan.left.len());
+            if let Some(changed) = changed {
+                text = format!("{text}; {changed}");
+            }
+            self.fail(text);
+            return false;
         }
         self.status = None;
         self.mode = Mode::Confirm {
             phrase: format!("replace {}", plan.entries()),
             typed: String::new(),
             plan: Box::new(plan),
+            changed,
         };
+        true
     }
 
     /// When a source finished or failed, if this UI saw it happen (not for a snapshot).
@@ -843,9 +897,9 @@ impl App {
         match event {
             RolloutEvent::Planned(plan) => {
                 self.say(format!(
-                    "rollout: {} replacements in {} waves",
-                    plan.entries(),
-                    plan.waves.len()
+                    "rollout: {} in {}",
+                    queue::rollout::count(plan.entries(), "replacement"),
+                    queue::rollout::count(plan.waves.len(), "wave")
                 ));
             }
             RolloutEvent::WaveStarted { wave, of } => {
@@ -1124,24 +1178,20 @@ impl App {
                     phrase,
                     typed,
                     plan,
+                    ..
                 },
                 Action::Submit,
             ) => {
-                let confirmed = (typed.trim() == phrase.as_str()).then(|| {
-                    plan.waves
-                        .iter()
-                        .flatten()
-                        .map(|p| p.entry.instance_id.clone())
-                        .collect::<Vec<_>>()
-                });
+                let confirmed = typed.trim() == phrase.as_str();
+                let plan = std::mem::take(plan);
                 self.mode = Mode::Normal;
-                if let Some(ids) = confirmed {
+                if confirmed {
                     self.applying = true;
                     self.stopping = false;
                     self.phases.clear();
                     self.rollout_wave = None;
                     self.say("applying the queue…".to_owned());
-                    return Some(Effect::Apply(ids));
+                    return Some(Effect::Apply(plan));
                 }
                 self.say("not confirmed: nothing was changed".to_owned());
             }

@@ -16,7 +16,7 @@ use super::keymap;
 use super::table::{Column, ListState, column};
 use crate::core::model::{Cloud, SourceState};
 use crate::core::policy::{TemplateStatus, Verdict};
-use crate::queue::rollout::{Phase, Plan, human_duration};
+use crate::queue::rollout::{Phase, Plan, count, human_duration};
 
 const INSTANCE_COLUMNS: &[Column] = &[
     column("ID", 19, true, 9),
@@ -138,15 +138,16 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         phrase,
         typed,
         plan,
+        changed,
     } = &app.mode
     {
-        draw_confirm(frame, plan, phrase, typed);
+        draw_confirm(frame, plan, phrase, typed, changed.as_deref());
     }
 }
 
 /// The apply confirmation: the rollout plan (waves, strategies, time bound), and the phrase
 /// to type.
-fn draw_confirm(frame: &mut Frame, plan: &Plan, phrase: &str, typed: &str) {
+fn draw_confirm(frame: &mut Frame, plan: &Plan, phrase: &str, typed: &str, changed: Option<&str>) {
     let mut strategies: Vec<(&str, usize)> = Vec::new();
     for planned in plan.waves.iter().flatten() {
         let label = planned.entry.strategy.label();
@@ -158,9 +159,9 @@ fn draw_confirm(frame: &mut Frame, plan: &Plan, phrase: &str, typed: &str) {
     let screen = frame.area();
     let mut text = vec![
         Line::from(format!(
-            "Rollout: {} replacements in {} waves, at most {}.",
-            plan.entries(),
-            plan.waves.len(),
+            "Rollout: {} in {}, at most {}.",
+            count(plan.entries(), "replacement"),
+            count(plan.waves.len(), "wave"),
             human_duration(plan.bound()),
         ))
         .bold(),
@@ -176,7 +177,9 @@ fn draw_confirm(frame: &mut Frame, plan: &Plan, phrase: &str, typed: &str) {
     let fixed = text.len()
         + 4
         + usize::from(!plan.left.is_empty())
-        + usize::from(!plan.unchecked.is_empty());
+        + usize::from(!plan.unchecked.is_empty())
+        + usize::from(!plan.finished.is_empty())
+        + usize::from(changed.is_some());
     let room = usize::from(screen.height.saturating_sub(2)).saturating_sub(fixed);
     let groups = plan.group_slots.len();
     let shown = if groups > room {
@@ -191,7 +194,7 @@ fn draw_confirm(frame: &mut Frame, plan: &Plan, phrase: &str, typed: &str) {
         text.push(Line::from(format!("         and {} more groups", groups - shown)).dim());
     }
     if let Some(first) = plan.waves.first() {
-        text.push(Line::from(format!("  wave 1: {} instances", first.len())).dim());
+        text.push(Line::from(format!("  wave 1: {}", count(first.len(), "instance"))).dim());
     }
     if let Some((_, error)) = plan.unchecked.first() {
         let line = format!(
@@ -206,6 +209,18 @@ fn draw_confirm(frame: &mut Frame, plan: &Plan, phrase: &str, typed: &str) {
         let line = format!("  {:>5}  left queued: {why}", plan.left.len());
         let width = usize::from(screen.width.saturating_sub(6).min(76));
         text.push(Line::from(line.chars().take(width).collect::<String>()).dim());
+    }
+    if !plan.finished.is_empty() {
+        text.push(
+            Line::from(format!(
+                "  {:>5}  already done by an earlier apply: they leave the queue",
+                plan.finished.len()
+            ))
+            .dim(),
+        );
+    }
+    if let Some(changed) = changed {
+        text.push(Line::from(format!("  {changed}")).yellow());
     }
     text.push(Line::from(""));
     text.push(Line::from(vec![

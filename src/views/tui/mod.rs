@@ -31,7 +31,8 @@ use crate::core::inventory::Inventory;
 use crate::core::lineage::LineageRules;
 use crate::core::policy::PolicyConfig;
 use crate::queue::Queue;
-use crate::queue::apply::Paths;
+use crate::queue::apply::{ApplyLock, Paths};
+use crate::queue::journal::{Journal, Record, Step};
 use crate::queue::rollout::{self, Executors, RolloutEvent};
 
 /// Re-evaluating a large fleet on every page would starve the keyboard; while pages stream in,
@@ -63,7 +64,8 @@ pub struct Options {
 
 /// What the background apply reports.
 enum ApplyEvent {
-    Planned(rollout::Plan),
+    /// The plan, and the queue file it was made from; or why none could be made.
+    Planned(Result<(rollout::Plan, Queue), String>),
     Rollout(RolloutEvent),
     Finished(Result<String, String>),
 }
@@ -74,10 +76,10 @@ fn start_apply(
     executors: Arc<dyn Executors>,
     settings: rollout::Settings,
     paths: Paths,
-    confirmed: Vec<String>,
+    confirmed: rollout::Plan,
     events: mpsc::UnboundedSender<ApplyEvent>,
-) -> watch::Sender<bool> {
-    let (stop_tx, stop) = watch::channel(false);
+) -> watch::Sender<Option<String>> {
+    let (stop_tx, stop) = watch::channel(None);
     std::thread::spawn(move || {
         let (rollout_tx, mut rollout_rx) = mpsc::unbounded_channel();
         let forward = events.clone();
@@ -88,6 +90,7 @@ fn start_apply(
                 .build()
                 .map_err(|e| format!("cannot start the apply: {e}"))
                 .and_then(|runtime| {
+                    let lock = ApplyLock::acquire(&paths.lock).map_err(|e| e.0)?;
                     runtime.block_on(async {
                         let relay = async {
                             while let Some(event) = rollout_rx.recv().await {
@@ -96,6 +99,7 @@ fn start_apply(
                         };
                         let request = rollout::Request {
                             paths: &paths,
+                            lock,
                             confirmed: &confirmed,
                             settings: &settings,
                             dry_run: false,
@@ -147,14 +151,62 @@ impl Drop for TerminalGuard {
     }
 }
 
-pub fn run(options: Options) -> color_eyre::Result<()> {
+/// How the UI ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Quit,
+    /// Quit while an apply ran: the stop is journaled, and steps in flight were cut short
+    /// where they stood; the next apply resumes them.
+    QuitMidApply,
+}
+
+pub fn run(options: Options) -> color_eyre::Result<Exit> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run_loop(options))
+    let exit = runtime.block_on(run_loop(options));
+    // The apply thread may be mid-step: the process ends with it, as the journal expects.
+    runtime.shutdown_background();
+    exit
 }
 
-async fn run_loop(options: Options) -> color_eyre::Result<()> {
+/// The plan of the queue file as it is now, under the queue lock's writers' rules; refused at
+/// once when another apply runs, before anyone types a confirmation.
+async fn plan_from_file(
+    paths: Paths,
+    executors: Arc<dyn Executors>,
+    settings: rollout::Settings,
+) -> Result<(rollout::Plan, Queue), String> {
+    let read = tokio::task::spawn_blocking(move || {
+        drop(ApplyLock::acquire(&paths.lock)?);
+        Ok::<_, crate::queue::QueueError>((
+            Queue::load(&paths.queue)?,
+            Journal::read(&paths.journal)?,
+        ))
+    });
+    let (queue, records) = read
+        .await
+        .map_err(|e| format!("cannot read the queue: {e}"))?
+        .map_err(|e| e.0)?;
+    let plan = rollout::plan(&queue, &records, executors.as_ref(), &settings).await;
+    Ok((plan, queue))
+}
+
+/// Journals that the UI quit while its apply ran, so the journal tells why it ended there.
+fn journal_quit(paths: &Paths) -> Result<(), crate::queue::QueueError> {
+    Journal::open(&paths.journal)?.append(&Record {
+        at: Utc::now(),
+        instance_id: String::new(),
+        queued_at: None,
+        step: Step::Stopped {
+            why: "the UI quit during the apply, steps in flight cut short".to_owned(),
+            not_started: 0,
+        },
+        dry_run: false,
+    })
+}
+
+async fn run_loop(options: Options) -> color_eyre::Result<Exit> {
     let now_for_collection =
         |fixed: Option<DateTime<Utc>>| fixed.unwrap_or_else(|| Utc::now().trunc_subsecs(0));
     let first_now = now_for_collection(options.fixed_now);
@@ -178,7 +230,8 @@ async fn run_loop(options: Options) -> color_eyre::Result<()> {
     let (saved_tx, mut saved) = mpsc::unbounded_channel();
     let saver = save::start(options.paths.queue.clone(), saved_tx);
     let (apply_events_tx, mut apply_events) = mpsc::unbounded_channel();
-    let mut stop_apply: Option<watch::Sender<bool>> = None;
+    let mut stop_apply: Option<watch::Sender<Option<String>>> = None;
+    let mut exit = Exit::Quit;
     let mut collection = options
         .plan
         .clone()
@@ -226,39 +279,49 @@ async fn run_loop(options: Options) -> color_eyre::Result<()> {
                     Some(Effect::Quit) => {
                         flush_saves(&mut app, &mut saved).await;
                         if app.confirm_quit() {
+                            if let Some(stop) = stop_apply.take() {
+                                let _ = stop.send(Some("the UI quit".to_owned()));
+                                let _ = journal_quit(&options.paths);
+                                exit = Exit::QuitMidApply;
+                            }
                             break;
                         }
                     }
                     Some(Effect::Refresh) => {
+                        // The queue file too: another fleetscope may have changed it.
+                        if let Some(reread) = app.reread_queue() {
+                            let _ = saver.send(reread);
+                        }
                         if let Some(plan) = options.plan.clone() {
                             collection = Some(Collection::start(plan, now_for_collection(options.fixed_now)));
                         }
                     }
                     Some(Effect::Copy(text)) => copy_to_clipboard(&text),
                     Some(Effect::Apply(confirmed)) => {
-                        // The apply reads the file: everything queued must be in it first.
-                        flush_saves(&mut app, &mut saved).await;
                         stop_apply = Some(start_apply(
                             options.executors.clone(),
                             options.rollout.clone(),
                             options.paths.clone(),
-                            confirmed,
+                            *confirmed,
                             apply_events_tx.clone(),
                         ));
                     }
-                    Some(Effect::PlanApply(ids)) => {
-                        let executors = options.executors.clone();
-                        let settings = options.rollout.clone();
-                        let queue = app.queue.clone();
+                    Some(Effect::PlanApply) => {
+                        // The plan reads the file: everything queued here must be in it first.
+                        flush_saves(&mut app, &mut saved).await;
+                        let planning = plan_from_file(
+                            options.paths.clone(),
+                            options.executors.clone(),
+                            options.rollout.clone(),
+                        );
                         let events = apply_events_tx.clone();
                         tokio::spawn(async move {
-                            let plan = rollout::plan(&queue, &ids, executors.as_ref(), &settings).await;
-                            let _ = events.send(ApplyEvent::Planned(plan));
+                            let _ = events.send(ApplyEvent::Planned(planning.await));
                         });
                     }
                     Some(Effect::StopApply) => {
                         if let Some(stop) = &stop_apply {
-                            let _ = stop.send(true);
+                            let _ = stop.send(Some("stopped when asked".to_owned()));
                         }
                     }
                     None => {}
@@ -294,14 +357,17 @@ async fn run_loop(options: Options) -> color_eyre::Result<()> {
             Some(event) = apply_events.recv() => {
                 needs_render = true;
                 match event {
-                    ApplyEvent::Planned(plan) => {
-                        // Entries the cloud could not be asked about are failures: journaled.
-                        let journaled = rollout::journal_unchecked(&options.paths, &plan.unchecked, false);
-                        app.plan_ready(plan);
-                        if let Err(error) = journaled {
+                    ApplyEvent::Planned(Ok((plan, queue))) => {
+                        let unchecked = plan.unchecked.clone();
+                        // Entries the cloud could not be asked about are failures, journaled
+                        // here when no rollout will journal them.
+                        if !app.plan_ready(plan, queue)
+                            && let Err(error) = rollout::journal_unchecked(&options.paths, &unchecked, false)
+                        {
                             app.status = Some(app::Status { text: error.to_string(), error: true });
                         }
                     }
+                    ApplyEvent::Planned(Err(error)) => app.plan_failed(error),
                     ApplyEvent::Rollout(event) => app.rollout_event(event),
                     ApplyEvent::Finished(outcome) => {
                         stop_apply = None;
@@ -319,7 +385,7 @@ async fn run_loop(options: Options) -> color_eyre::Result<()> {
     }
     drop(collection);
     drop(terminal);
-    Ok(())
+    Ok(exit)
 }
 
 /// Waits for the saves on their way, then saves what is left here.
