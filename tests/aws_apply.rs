@@ -12,7 +12,7 @@ use aws_sdk_ec2::types::{Filter, InstanceStateName, RequestLaunchTemplateData};
 use chrono::{DateTime, Utc};
 use fleetscope::core::lineage::LineageRules;
 use fleetscope::core::policy::{PolicyConfig, evaluate};
-use fleetscope::queue::journal::{Journal, Record, Step};
+use fleetscope::queue::journal::{Call as Sent, Journal, Record, Step};
 use fleetscope::queue::{Queue, Strategy, entry_for};
 use moto::proxy::{Call, Fault, Proxy};
 use moto::{Moto, ami};
@@ -140,6 +140,15 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// The plan (stdout), then the progress and outcome (stderr).
+fn output(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 async fn state(ec2: &Client, id: &str) -> InstanceStateName {
     let answer = ec2
         .describe_instances()
@@ -250,6 +259,16 @@ async fn a_standalone_instance_is_copied_onto_the_golden_image_then_terminated()
         .iter()
         .filter(|r| !r.dry_run)
         .map(|r| match r.step {
+            Step::Intent { call: Sent::Launch } => "send launch",
+            Step::Intent {
+                call: Sent::Register,
+            } => "send register",
+            Step::Intent {
+                call: Sent::Deregister,
+            } => "send deregister",
+            Step::Intent {
+                call: Sent::Terminate,
+            } => "send terminate",
             Step::Launched { .. } => "launched",
             Step::Running { .. } => "running",
             Step::Healthy { .. } => "healthy",
@@ -261,7 +280,15 @@ async fn a_standalone_instance_is_copied_onto_the_golden_image_then_terminated()
     // In no target group: running with both status checks ok is its health gate.
     assert_eq!(
         steps,
-        ["launched", "running", "healthy", "terminated", "replaced"]
+        [
+            "send launch",
+            "launched",
+            "running",
+            "healthy",
+            "send terminate",
+            "terminated",
+            "replaced"
+        ]
     );
 }
 
@@ -353,11 +380,11 @@ async fn a_group_member_is_terminated_only_while_its_template_launches_the_golde
     // through the Auto Scaling API, and starts nothing.
     set_default_version(&ec2, &template, "1").await;
     let out = env.run(&["queue", "apply", "--yes"]);
-    assert!(stderr(&out).contains("not the golden"), "{}", stderr(&out));
+    assert!(output(&out).contains("not the golden"), "{}", output(&out));
     assert!(
-        stderr(&out).contains("version $Default (1)"),
+        output(&out).contains("version $Default (1)"),
         "{}",
-        stderr(&out)
+        output(&out)
     );
     assert_eq!(
         state(&ec2, &old_members[0]).await,
@@ -463,11 +490,11 @@ async fn ten_members_of_a_ten_member_group_are_replaced_one_at_a_time() {
     let out = env.run(&["queue", "apply", "--yes"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("group aws:prod/us-east-1/web-asg: 1 of 10 at once"),
+        output(&out).contains("group aws:prod/us-east-1/web-asg: 1 of 10 at once"),
         "{}",
-        stderr(&out)
+        output(&out)
     );
-    assert!(stderr(&out).contains("in 10 waves"), "{}", stderr(&out));
+    assert!(output(&out).contains("in 10 waves"), "{}", output(&out));
 
     let log = proxy.log();
     let terminations: Vec<usize> = log
@@ -677,7 +704,7 @@ async fn members_waiting_together_share_one_describe_of_their_group_per_poll() {
 
     let out = env.run(&["queue", "apply", "--yes"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("in 1 waves"), "{}", stderr(&out));
+    assert!(output(&out).contains("in 1 wave,"), "{}", output(&out));
     let log = proxy.log();
     let last_termination = log
         .iter()
@@ -746,6 +773,16 @@ async fn a_copy_takes_over_in_the_target_group_before_the_old_instance_is_draine
         .iter()
         .filter(|r| !r.dry_run && r.instance_id == old)
         .map(|r| match r.step {
+            Step::Intent { call: Sent::Launch } => "send launch",
+            Step::Intent {
+                call: Sent::Register,
+            } => "send register",
+            Step::Intent {
+                call: Sent::Deregister,
+            } => "send deregister",
+            Step::Intent {
+                call: Sent::Terminate,
+            } => "send terminate",
             Step::Launched { .. } => "launched",
             Step::Running { .. } => "running",
             Step::Registered { .. } => "registered",
@@ -759,11 +796,15 @@ async fn a_copy_takes_over_in_the_target_group_before_the_old_instance_is_draine
     assert_eq!(
         steps,
         [
+            "send launch",
             "launched",
             "running",
+            "send register",
             "registered",
             "healthy",
+            "send deregister",
             "draining",
+            "send terminate",
             "terminated",
             "replaced"
         ]
@@ -800,7 +841,7 @@ async fn a_failed_health_gate_stops_the_rollout_and_leaves_the_old_instance_serv
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("timed out after 3s"), "{err}");
-    assert!(err.contains("1 were never started"), "{err}");
+    assert!(err.contains("1 never started"), "{err}");
     // The old instance still runs and still serves; nothing was deregistered.
     assert_eq!(state(&ec2, &first).await, InstanceStateName::Running);
     assert_eq!(state(&ec2, &second).await, InstanceStateName::Running);
@@ -946,8 +987,8 @@ async fn instances_a_copy_cannot_carry_over_are_left_queued_with_why() {
 
     let out = env.run(&["queue", "apply", "--yes"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let err = stderr(&out);
-    assert!(err.contains("Left queued (2)"), "{err}");
+    let err = output(&out);
+    assert!(err.contains("Left queued, not executable now (2)"), "{err}");
     assert!(
         err.contains(&format!("{with_address}: it holds the Elastic IP")),
         "{err}"
@@ -1040,11 +1081,12 @@ async fn a_missing_profile_or_missing_credentials_is_one_short_line() {
             .env_remove("AWS_PROFILE")
             .output()
             .unwrap();
-        let err = stderr(&out);
-        let line = err
+        let err = output(&out);
+        let plan = String::from_utf8_lossy(&out.stdout).into_owned();
+        let line = plan
             .lines()
             .find(|l| l.contains("i-0123456789abcdef0:"))
-            .unwrap_or_else(|| panic!("{err}"));
+            .unwrap_or_else(|| panic!("{plan}{}", stderr(&out)));
         // The whole reason on this one line: it ends the line.
         assert!(line.ends_with(expected), "{line}");
         assert!(line.contains("aws:"), "names the source: {line}");

@@ -132,6 +132,15 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// The plan (stdout), then the progress and outcome (stderr).
+fn output(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 fn upgrades(server: &ArmServer) -> usize {
     server.count("/manualupgrade")
 }
@@ -162,8 +171,8 @@ fn members_are_upgraded_one_wave_at_a_time_each_healthy_before_the_next() {
     // A dry run reads everything and changes nothing.
     let out = env.run(&["queue", "apply", "--dry-run"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("2 waves"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("updateInstances"), "{}", stderr(&out));
+    assert!(output(&out).contains("2 waves"), "{}", output(&out));
+    assert!(output(&out).contains("updateInstances"), "{}", output(&out));
     assert_eq!(upgrades(&server), 0);
     assert!(env.journal().iter().all(|r| r.dry_run));
 
@@ -269,9 +278,9 @@ fn a_model_off_the_golden_image_blocks_and_a_standalone_vm_is_not_executable() {
     server.set_model(SUB, "web", id_ref(&old));
     let out = env.run(&["queue", "apply", "--yes"]);
     assert!(
-        stderr(&out).contains("update the scale-set model first"),
+        output(&out).contains("update the scale-set model first"),
         "{}",
-        stderr(&out)
+        output(&out)
     );
     assert_eq!(upgrades(&server), 0);
     assert_eq!(env.saved_queue().entries.len(), 2);

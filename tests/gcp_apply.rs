@@ -171,6 +171,15 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// The plan (stdout), then the progress and outcome (stderr).
+fn output(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 fn id_of(compute: &Compute, zone: &str, name: &str) -> String {
     let instance: Value = compute.resource(&format!("projects/shop/zones/{zone}/instances/{name}"));
     instance["id"].as_str().unwrap().to_owned()
@@ -305,7 +314,7 @@ fn regional_members_are_recreated_once_their_template_is_golden() {
         .unwrap()
         .insert(regional_template, drifted);
     let out = env.run(&["queue", "apply", "--yes"]);
-    assert!(stderr(&out).contains("template drift"), "{}", stderr(&out));
+    assert!(output(&out).contains("template drift"), "{}", output(&out));
     assert!(recreate_calls(&compute).is_empty());
     assert_eq!(
         env.saved_queue().entries.len(),
