@@ -90,6 +90,31 @@ impl Env {
             .unwrap()
     }
 
+    /// Applies with the proxy holding `action` (forwarded to moto first when `reached`), kills
+    /// the binary with SIGKILL while it waits for the answer, then lets calls pass again.
+    fn apply_killed_during(&self, proxy: &Proxy, action: &str, reached: bool) {
+        proxy.hold(action, reached);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
+            .args(["queue", "apply", "--yes"])
+            .envs(self.env.clone())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        while !proxy.holding() {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the apply ended before it sent {action}"
+            );
+            assert!(std::time::Instant::now() < deadline, "{action} never sent");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        proxy.release();
+    }
+
     fn data(&self) -> std::path::PathBuf {
         self.dir.path().join("data")
     }
@@ -1147,4 +1172,140 @@ async fn members(ec2: &Client, group: &str) -> Vec<String> {
         .iter()
         .filter_map(|i| i.instance_id().map(str::to_owned))
         .collect()
+}
+
+/// Every instance moto ever ran with this tag value, whatever its state now.
+async fn ever_tagged(ec2: &Client, key: &str, value: &str) -> Vec<String> {
+    ec2.describe_instances()
+        .filters(
+            Filter::builder()
+                .name(format!("tag:{key}"))
+                .values(value)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(|i| i.instance_id().map(str::to_owned))
+        .collect()
+}
+
+/// A standalone instance behind a target group, its apply killed while one of the calls
+/// that change the cloud is in flight; the next apply finishes, and moto's own record shows
+/// one copy launched, the old instance terminated, the copy serving in its place.
+async fn standalone_killed_during(action: &str, reached: bool) {
+    let moto = start();
+    let ec2 = moto.client(moto::PROD, "us-east-1").await;
+    let old = moto::run(&ec2, OLD, "web-1", None).await;
+    let group = moto.target_group("web", 0, &old, 8080).await;
+    let proxy = proxy(&moto, None).await;
+    let env = Env::at(&moto, &proxy.url());
+    env.queue(&[&old]);
+    env.apply_killed_during(&proxy, action, reached);
+
+    let out = env.run(&["queue", "apply", "--yes"]);
+    assert!(out.status.success(), "{action} {reached}: {}", output(&out));
+    let copies = ever_tagged(&ec2, "fleetscope:replaces", &old).await;
+    assert_eq!(
+        copies.len(),
+        1,
+        "{action} {reached}: one copy, ever: {copies:?}"
+    );
+    assert_eq!(state(&ec2, &copies[0]).await, InstanceStateName::Running);
+    assert_eq!(state(&ec2, &old).await, InstanceStateName::Terminated);
+    assert_eq!(
+        moto.targets(&group).await,
+        [(copies[0].clone(), 8080, "healthy".to_owned())],
+        "{action} {reached}"
+    );
+    let journal = env.journal();
+    let count = |wanted: fn(&Step) -> bool| journal.iter().filter(|r| wanted(&r.step)).count();
+    assert_eq!(
+        count(|s| matches!(s, Step::Launched { .. })),
+        1,
+        "{journal:?}"
+    );
+    assert_eq!(count(|s| matches!(s, Step::Terminated)), 1, "{journal:?}");
+    assert_eq!(count(|s| matches!(s, Step::Replaced)), 1, "{journal:?}");
+    assert!(env.saved_queue().entries.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_while_launching_the_copy_resumes_with_one_copy() {
+    standalone_killed_during("RunInstances", false).await;
+    standalone_killed_during("RunInstances", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_while_moving_targets_resumes_with_one_copy() {
+    standalone_killed_during("RegisterTargets", true).await;
+    standalone_killed_during("DeregisterTargets", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_while_terminating_the_old_instance_resumes_with_one_copy() {
+    standalone_killed_during("TerminateInstances", false).await;
+    standalone_killed_during("TerminateInstances", true).await;
+}
+
+/// A group member's termination killed mid-call: when it reached AWS, the next apply journals
+/// it as terminated by this apply and waits for the group; when it did not, it sends it. Either
+/// way the group launches exactly one replacement.
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_while_terminating_a_member_resumes_by_waiting_or_by_sending_never_twice() {
+    for reached in [true, false] {
+        let moto = start();
+        let ec2 = moto.client(moto::PROD, "us-east-1").await;
+        let old = golden_group(&moto, &ec2, 2).await;
+        let proxy = proxy(&moto, None).await;
+        let env = Env::at(&moto, &proxy.url());
+        env.queue(&[&old[0]]);
+        env.apply_killed_during(&proxy, "TerminateInstanceInAutoScalingGroup", reached);
+        proxy.reset();
+
+        let out = env.run(&["queue", "apply", "--yes"]);
+        assert!(out.status.success(), "{reached}: {}", output(&out));
+        let sent_again = proxy
+            .calls()
+            .get("TerminateInstanceInAutoScalingGroup")
+            .copied();
+        assert_eq!(sent_again, (!reached).then_some(1), "{reached}");
+        // Every instance moto ever ran here, whatever its state: the group's only.
+        let ever = ec2.describe_instances().send().await.unwrap();
+        let ever: Vec<_> = ever
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .filter_map(|i| i.instance_id())
+            .collect();
+        assert_eq!(
+            ever.len(),
+            3,
+            "{reached}: two members and one replacement: {ever:?}"
+        );
+        assert_eq!(state(&ec2, &old[0]).await, InstanceStateName::Terminated);
+        assert_eq!(state(&ec2, &old[1]).await, InstanceStateName::Running);
+        let journal = env.journal();
+        let steps: Vec<&Step> = journal
+            .iter()
+            .filter(|r| r.instance_id == old[0])
+            .map(|r| &r.step)
+            .collect();
+        assert!(
+            !steps.iter().any(|s| matches!(s, Step::Skipped { .. })),
+            "{reached}: terminated by this apply, never skipped: {steps:?}"
+        );
+        assert_eq!(
+            steps
+                .iter()
+                .filter(|s| matches!(s, Step::Terminated))
+                .count(),
+            1,
+            "{steps:?}"
+        );
+        assert!(matches!(steps.last(), Some(Step::Replaced)), "{steps:?}");
+    }
 }

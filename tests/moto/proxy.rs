@@ -1,8 +1,9 @@
 //! A fault-injecting HTTP proxy in front of moto, on loopback: per region (read from the
 //! request's credential scope, as AWS routes it), it throttles, fails, answers garbage or
 //! stalls, or rewrites what moto says of a rollout (a replacement that takes a while to come
-//! into service, a target that never turns healthy), and records the requests it saw: counts by
-//! region and by API action, and the order of calls.
+//! into service, a target that never turns healthy), holds one call unanswered (before or after
+//! moto got it) so a test can kill the client mid-call, and records the requests it saw: counts
+//! by region and by API action, and the order of calls.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -56,6 +57,11 @@ struct Counts {
     first_seen: HashMap<String, Instant>,
     originals: HashSet<String>,
     registered: HashSet<String>,
+    /// The action to hold, and whether moto gets it first (the call went through, its
+    /// answer never comes back) or not (it never left).
+    hold: Option<(String, bool)>,
+    /// A request is being held: the client waits for an answer that never comes.
+    holding: bool,
 }
 
 impl Proxy {
@@ -98,6 +104,24 @@ impl Proxy {
 
     pub fn reset(&self) {
         *self.seen.lock().unwrap() = Counts::default();
+    }
+
+    /// From now on the next `action` is held without an answer, forwarded to moto first when
+    /// `reached`: what a client killed mid-call leaves behind.
+    pub fn hold(&self, action: &str, reached: bool) {
+        let mut seen = self.seen.lock().unwrap();
+        seen.hold = Some((action.to_owned(), reached));
+        seen.holding = false;
+    }
+
+    /// Whether a request is being held now.
+    pub fn holding(&self) -> bool {
+        self.seen.lock().unwrap().holding
+    }
+
+    /// Stops holding: later requests pass (the held one stays unanswered).
+    pub fn release(&self) {
+        self.seen.lock().unwrap().hold = None;
     }
 }
 
@@ -165,6 +189,19 @@ async fn serve(
             *count += 1;
             *count
         };
+        let hold = seen
+            .lock()
+            .unwrap()
+            .hold
+            .clone()
+            .filter(|(held, _)| *held == action);
+        if let Some((_, reached)) = hold {
+            if reached {
+                forward(upstream, &head, &body).await?;
+            }
+            seen.lock().unwrap().holding = true;
+            return std::future::pending().await;
+        }
         let canned = |status: &str, body: &str| {
             format!(
                 "HTTP/1.1 {status}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",

@@ -492,7 +492,15 @@ impl AwsExecutor {
             return Ok(Finish::WouldSucceed);
         }
         let copy = match self.earlier_copy(target, steps).await? {
-            Some(copy) => copy,
+            Some(copy) => {
+                if progress.launched.is_none() {
+                    // Launched just before a crash: the outcome the journal never got.
+                    steps.record(Step::Launched {
+                        new_instance: copy.clone(),
+                    })?;
+                }
+                copy
+            }
             None => {
                 // The client token makes a second send start nothing new; the tag finds it.
                 steps.record(Step::Intent { call: Call::Launch })?;
