@@ -10,7 +10,7 @@ use fleetscope::clouds::demo::DemoFleet;
 use fleetscope::core::inventory::Inventory;
 use fleetscope::core::lineage::LineageRules;
 use fleetscope::core::policy::{self, PolicyConfig};
-use fleetscope::queue::journal::{Journal, Step};
+use fleetscope::queue::journal::{Call, Journal, Record, Step};
 use fleetscope::queue::{self, Queue, Strategy};
 
 const NOW: &str = "2026-11-01T00:00:00Z";
@@ -28,9 +28,19 @@ impl Env {
         self.dir.path().join(name)
     }
 
+    fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
     /// The binary with private directories, no cloud settings from outside, and every AWS
     /// endpoint pointed at `endpoint`.
     fn run(&self, args: &[&str], endpoint: &str) -> Output {
+        self.command(args, endpoint).output().unwrap()
+    }
+
+    fn command(&self, args: &[&str], endpoint: &str) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_fleetscope"));
         for (key, _) in std::env::vars() {
             if key.starts_with("FLEETSCOPE_")
@@ -47,9 +57,16 @@ impl Env {
             .env("FLEETSCOPE_DATA_DIR", self.path("data"))
             .env("AWS_ENDPOINT_URL", endpoint)
             .env("AWS_ACCESS_KEY_ID", "demo-must-not-use-this")
-            .env("AWS_SECRET_ACCESS_KEY", "demo-must-not-use-this")
-            .output()
-            .unwrap()
+            .env("AWS_SECRET_ACCESS_KEY", "demo-must-not-use-this");
+        command
+    }
+
+    fn journal(&self) -> Vec<Record> {
+        Journal::read(&self.path("data/demo/journal.jsonl")).unwrap()
+    }
+
+    fn queue(&self) -> Queue {
+        Queue::load(&self.path("data/demo/queue.json")).unwrap()
     }
 }
 
@@ -256,5 +273,206 @@ fn ctrl_c_lets_the_wave_in_flight_finish_and_the_next_apply_resumes() {
     );
     for entry in &left.entries {
         assert!(err.contains(&format!("{}: ", entry.instance_id)), "{err}");
+    }
+}
+
+/// The first `n` executable entries of the demo fleet, queued as the UI would.
+fn demo_entries(n: usize) -> Vec<queue::QueueEntry> {
+    let mut inventory = Inventory::new(LineageRules {
+        tag: Some("lineage".into()),
+        name_rules: Vec::new(),
+    });
+    for event in DemoFleet::new(42, 1_500, now()).events() {
+        inventory.apply(event);
+    }
+    let eval = policy::evaluate(&inventory, &PolicyConfig::default(), now());
+    (0..inventory.instances().len() as u32)
+        .map(|i| queue::entry_for(&inventory, &eval, i, now()))
+        .filter(|e| e.strategy.executable())
+        .take(n)
+        .collect()
+}
+
+fn save_queue(path: &std::path::Path, entries: Vec<queue::QueueEntry>) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    Queue {
+        entries,
+        ..Queue::default()
+    }
+    .save(path)
+    .unwrap();
+}
+
+/// Asserts, from the demo's journal (its cloud's own record), that nothing was done twice to
+/// any instance: one launch, one termination, one replacement at most, each sent once.
+fn assert_nothing_done_twice(journal: &[Record], context: &str) {
+    let mut seen: std::collections::BTreeMap<(&str, String), usize> = Default::default();
+    for record in journal.iter().filter(|r| !r.dry_run) {
+        let what = match &record.step {
+            Step::Intent { call } => format!("{call:?} sent"),
+            Step::Launched { .. } => "launched".into(),
+            Step::Terminated => "terminated".into(),
+            Step::Replaced => "replaced".into(),
+            _ => continue,
+        };
+        *seen.entry((record.instance_id.as_str(), what)).or_default() += 1;
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "{context}: done twice: {twice:?}");
+}
+
+const NO_CLOUD: &str = "http://127.0.0.1:9";
+
+/// A crash leaves the journal up to some record and the queue as it was (at worst, with the
+/// finished entries still in it). From a full apply's journal, every such state is made, cut
+/// after each record in turn, and resumed: nothing is ever done twice, and every entry that
+/// can be replaced ends replaced.
+#[test]
+fn a_crash_after_any_journaled_step_resumes_without_doing_anything_twice() {
+    let entries = demo_entries(6);
+    let full = Env::new();
+    save_queue(&full.path("data/demo/queue.json"), entries.clone());
+    let tolerant = [("FLEETSCOPE_ROLLOUT_MAX_FAILURES", "100")];
+    let out = full
+        .command(&["--demo", "queue", "apply", "--yes"], NO_CLOUD)
+        .envs(tolerant)
+        .output()
+        .unwrap();
+    let records = full.journal();
+    assert_nothing_done_twice(&records, "the whole apply");
+    let replaced = |journal: &[Record]| -> std::collections::BTreeSet<String> {
+        journal
+            .iter()
+            .filter(|r| r.step == Step::Replaced)
+            .map(|r| r.instance_id.clone())
+            .collect()
+    };
+    let all_replaced = replaced(&records);
+    assert!(
+        !all_replaced.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<String> = std::fs::read_to_string(full.path("data/demo/journal.jsonl"))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let resumes: Vec<_> = (0..lines.len())
+        .map(|cut| {
+            let env = Env::new();
+            save_queue(&env.path("data/demo/queue.json"), entries.clone());
+            let mut prefix = lines[..cut].join("\n");
+            prefix.push('\n');
+            std::fs::write(env.path("data/demo/journal.jsonl"), prefix).unwrap();
+            let child = env
+                .command(&["--demo", "queue", "apply", "--yes"], NO_CLOUD)
+                .envs(tolerant)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            (cut, env, child)
+        })
+        .collect();
+    for (cut, env, child) in resumes {
+        let out = child.wait_with_output().unwrap();
+        let context = format!(
+            "cut after record {cut} ({}): {}",
+            lines[..cut].last().map_or("none", String::as_str),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let journal = env.journal();
+        assert_nothing_done_twice(&journal, &context);
+        assert_eq!(replaced(&journal), all_replaced, "{context}");
+        let left: Vec<String> = env
+            .queue()
+            .entries
+            .into_iter()
+            .map(|e| e.instance_id)
+            .collect();
+        assert!(
+            left.iter().all(|id| !all_replaced.contains(id)),
+            "{context}: {left:?}"
+        );
+    }
+}
+
+/// The real thing: SIGKILL mid-wave, at a few moments, then an apply again.
+#[test]
+fn killed_mid_wave_then_applied_again_nothing_is_replaced_twice() {
+    use std::io::{BufRead, BufReader};
+    for after in [1, 3, 6] {
+        let env = Env::new();
+        save_queue(&env.path("data/demo/queue.json"), demo_entries(40));
+        let tolerant = [("FLEETSCOPE_ROLLOUT_MAX_FAILURES", "100")];
+        let mut child = env
+            .command(&["--demo", "queue", "apply", "--yes"], NO_CLOUD)
+            .envs(tolerant)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut finished = 0;
+        for line in lines {
+            if line.unwrap().ends_with(": replaced") {
+                finished += 1;
+                if finished == after {
+                    break;
+                }
+            }
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let out = env
+            .command(&["--demo", "queue", "apply", "--yes"], NO_CLOUD)
+            .envs(tolerant)
+            .output()
+            .unwrap();
+        let context = format!(
+            "killed after {after}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_nothing_done_twice(&env.journal(), &context);
+        let queued: Vec<String> = env
+            .queue()
+            .entries
+            .into_iter()
+            .map(|e| e.instance_id)
+            .collect();
+        let replaced: Vec<String> = env
+            .journal()
+            .into_iter()
+            .filter(|r| r.step == Step::Replaced)
+            .map(|r| r.instance_id)
+            .collect();
+        assert!(queued.iter().all(|id| !replaced.contains(id)), "{context}");
+    }
+}
+
+#[test]
+fn an_instance_queued_twice_is_planned_and_replaced_once() {
+    let env = Env::new();
+    let entries = demo_entries(3);
+    let doubled: Vec<_> = entries.iter().chain(&entries).cloned().collect();
+    save_queue(&env.path("data/demo/queue.json"), doubled);
+    let out = env
+        .command(&["--demo", "queue", "apply", "--yes"], NO_CLOUD)
+        .envs([("FLEETSCOPE_ROLLOUT_MAX_FAILURES", "100")])
+        .output()
+        .unwrap();
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(plan.contains("Rollout: 3 replacements"), "{plan}");
+    assert_nothing_done_twice(&env.journal(), &plan);
+    for entry in &entries {
+        let sent = env
+            .journal()
+            .iter()
+            .filter(|r| {
+                r.instance_id == entry.instance_id && r.step == Step::Intent { call: Call::Launch }
+            })
+            .count();
+        assert_eq!(sent, 1, "{}", entry.instance_id);
     }
 }
