@@ -476,3 +476,143 @@ fn an_instance_queued_twice_is_planned_and_replaced_once() {
         assert_eq!(sent, 1, "{}", entry.instance_id);
     }
 }
+
+/// Progress on a pipe whose reader went away (`| head`, a killed `tee`): no panic, the wave in
+/// flight finishes, nothing new starts, and the journal says why.
+#[test]
+fn a_closed_output_stops_the_rollout_cleanly_and_never_aborts_it() {
+    use std::io::{BufRead, BufReader};
+    let env = Env::new();
+    save_queue(&env.path("data/demo/queue.json"), demo_entries(40));
+    let mut child = env
+        .command(&["--demo", "queue", "apply", "--yes"], NO_CLOUD)
+        .envs([("FLEETSCOPE_ROLLOUT_MAX_FAILURES", "100")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("wave 1 of"), "{first}");
+    drop(lines);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(2), "stopped, not aborted: {status:?}");
+    let journal = env.journal();
+    let stopped = journal.iter().find_map(|r| match &r.step {
+        Step::Stopped { why, .. } => Some(why.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        stopped.as_deref(),
+        Some("the output was closed"),
+        "{journal:?}"
+    );
+    assert_nothing_done_twice(&journal, "output closed");
+    // Every replacement started was finished: none is left half done.
+    for record in journal
+        .iter()
+        .filter(|r| r.step == Step::Intent { call: Call::Launch })
+    {
+        assert!(
+            journal.iter().any(|r| r.instance_id == record.instance_id
+                && matches!(r.step, Step::Replaced | Step::Failed { .. })),
+            "{} was left mid-step",
+            record.instance_id
+        );
+    }
+    // The plan to a closed stdout: nobody saw it, nothing starts.
+    let mut child = env
+        .command(&["--demo", "queue", "apply", "--yes"], NO_CLOUD)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let before = env.journal().len();
+    assert_eq!(child.wait().unwrap().code(), Some(2));
+    assert_eq!(env.journal().len(), before, "nothing ran");
+}
+
+/// `--dry-run > plan.txt` keeps the plan; each step shows once; entries that cannot run are
+/// counted.
+#[test]
+fn a_dry_run_writes_its_plan_to_stdout_and_counts_what_cannot_run() {
+    let env = Env::new();
+    let mut entries = demo_entries(3);
+    let mut stuck = entries[0].clone();
+    stuck.instance_id = "i-0notexecutable".into();
+    stuck.strategy = Strategy::NotExecutable {
+        why: "template drift: point its template at the golden image first".into(),
+    };
+    entries.push(stuck);
+    save_queue(&env.path("data/demo/queue.json"), entries);
+    let out = env.run(&["--demo", "queue", "apply", "--dry-run"], NO_CLOUD);
+    let (plan, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{err}");
+    assert!(plan.contains("Rollout: 3 replacements"), "{plan}");
+    assert!(
+        plan.contains("i-0notexecutable: not executable: template drift"),
+        "{plan}"
+    );
+    assert!(
+        !err.contains("Rollout:"),
+        "the plan is not repeated on stderr: {err}"
+    );
+    assert!(err.contains("1 not executable"), "{err}");
+    let mut lines: Vec<&str> = err.lines().collect();
+    let total = lines.len();
+    lines.sort_unstable();
+    lines.dedup();
+    assert_eq!(lines.len(), total, "a line shown twice: {err}");
+}
+
+/// Entries taken off the queue while an apply runs are not started; the closing line says how
+/// many are still queued, which is none once the queue is cleared.
+#[test]
+fn a_queue_cleared_during_an_apply_stops_what_has_not_started() {
+    use std::io::{BufRead, BufReader};
+    let env = Env::new();
+    let entries = demo_entries(40);
+    save_queue(&env.path("data/demo/queue.json"), entries.clone());
+    let mut child = env
+        .command(&["--demo", "queue", "apply", "--yes"], NO_CLOUD)
+        .envs([("FLEETSCOPE_ROLLOUT_MAX_FAILURES", "100")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.starts_with("wave 1 of") {
+            break;
+        }
+    }
+    let clear = env.run(&["--demo", "queue", "clear", "--yes"], NO_CLOUD);
+    assert!(clear.status.success());
+    for line in lines {
+        seen.push_str(&line.unwrap());
+        seen.push('\n');
+    }
+    child.wait().unwrap();
+    let journal = env.journal();
+    let started: std::collections::BTreeSet<&str> = journal
+        .iter()
+        .filter(|r| r.step == Step::Intent { call: Call::Launch })
+        .map(|r| r.instance_id.as_str())
+        .collect();
+    assert!(started.len() < entries.len(), "{seen}");
+    assert!(seen.contains("not started: taken off the queue"), "{seen}");
+    assert!(
+        seen.contains("taken off the queue before their turn"),
+        "{seen}"
+    );
+    assert!(!seen.contains("stay queued"), "the queue is empty: {seen}");
+    assert!(env.queue().entries.is_empty());
+}

@@ -1191,6 +1191,118 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_plan_confirmed_over_a_queue_that_changed_since_runs_nothing() {
+        let fixture = fixture(&["web-0", "web-1"]);
+        let executor = Simulated::new(1, &[]);
+        let settings = Settings::default();
+        let queue = Queue::load(&fixture.paths.queue).unwrap();
+        let confirmed = plan(&queue, &[], &executor, &settings).await;
+        Queue::update(&fixture.paths.queue, |q| q.remove(&["web-1"])).unwrap();
+        let (events, _rx) = mpsc::unbounded_channel();
+        let (_tx, stop) = watch::channel(None);
+        let request = Request {
+            paths: &fixture.paths,
+            lock: ApplyLock::acquire(&fixture.paths.lock).unwrap(),
+            confirmed: &confirmed,
+            settings: &settings,
+            dry_run: false,
+            stop,
+            events,
+        };
+        let error = run(request, &executor).await.unwrap_err();
+        assert!(
+            error
+                .0
+                .contains("the queue changed since the plan was made (web-1 is no longer queued)"),
+            "{error}"
+        );
+        assert!(executor.started.lock().unwrap().is_empty());
+        assert!(Journal::read(&fixture.paths.journal).unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_entry_the_journal_finished_is_never_run_again_and_leaves_the_queue() {
+        let fixture = fixture(&["web-0", "web-1"]);
+        // A crash after web-0 was replaced, before it left the queue file.
+        Journal::open(&fixture.paths.journal)
+            .unwrap()
+            .append(&Record {
+                at: Utc::now(),
+                instance_id: "web-0".into(),
+                queued_at: Some(chrono::DateTime::UNIX_EPOCH),
+                step: Step::Replaced,
+                dry_run: false,
+            })
+            .unwrap();
+        let executor = Simulated::new(1, &[]);
+        let (_tx, stop) = watch::channel(None);
+        let (summary, _) = roll(&fixture, &executor, &Settings::default(), stop).await;
+        assert_eq!(*executor.started.lock().unwrap(), ["web-1"]);
+        assert_eq!(
+            (summary.replaced, summary.already_done),
+            (1, 1),
+            "{summary}"
+        );
+        assert!(queued(&fixture).is_empty());
+    }
+
+    #[tokio::test]
+    async fn each_entry_leaves_the_queue_as_it_finishes_not_when_its_wave_ends() {
+        let fixture = fixture(&["solo-fast", "solo-slow"]);
+        let executor = Simulated::new(1, &[]);
+        struct Uneven<'a>(&'a Simulated, &'a Paths, Mutex<Vec<Vec<String>>>);
+        impl Executor for Uneven<'_> {
+            fn inspect<'a>(
+                &'a self,
+                entry: &'a QueueEntry,
+            ) -> BoxFuture<'a, Result<Inspection, String>> {
+                self.0.inspect(entry)
+            }
+            fn replace<'a>(
+                &'a self,
+                entry: &'a QueueEntry,
+                steps: &'a Steps,
+            ) -> BoxFuture<'a, Result<Finish, String>> {
+                Box::pin(async move {
+                    if entry.instance_id == "solo-slow" {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        // What a crash now would leave: the fast one is already off the queue.
+                        let queued = Queue::load(&self.1.queue).unwrap();
+                        self.2
+                            .lock()
+                            .unwrap()
+                            .push(queued.entries.into_iter().map(|e| e.instance_id).collect());
+                    }
+                    self.0.replace(entry, steps).await
+                })
+            }
+        }
+        impl Executors for Uneven<'_> {
+            fn for_entry(&self, _entry: &QueueEntry) -> Result<&dyn Executor, String> {
+                Ok(self)
+            }
+        }
+        let uneven = Uneven(&executor, &fixture.paths, Mutex::default());
+        let settings = Settings::default();
+        let queue = Queue::load(&fixture.paths.queue).unwrap();
+        let confirmed = plan(&queue, &[], &uneven, &settings).await;
+        assert_eq!(confirmed.waves.len(), 1, "both in one wave");
+        let (events, _rx) = mpsc::unbounded_channel();
+        let (_tx, stop) = watch::channel(None);
+        let request = Request {
+            paths: &fixture.paths,
+            lock: ApplyLock::acquire(&fixture.paths.lock).unwrap(),
+            confirmed: &confirmed,
+            settings: &settings,
+            dry_run: false,
+            stop,
+            events,
+        };
+        run(request, &uneven).await.unwrap();
+        assert_eq!(*uneven.2.lock().unwrap(), [["solo-slow"]]);
+    }
+
+    #[tokio::test]
     async fn a_health_wait_times_out_as_a_failure() {
         let dir = tempfile::tempdir().unwrap();
         let (events, _rx) = mpsc::unbounded_channel();
