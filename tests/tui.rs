@@ -771,3 +771,70 @@ fn queue_changes_keep_what_another_process_changed_meanwhile() {
     app.save_now();
     assert_eq!(on_disk(&path), vec![ids[1].clone()]);
 }
+
+/// Another fleetscope changes the queue file while this screen is open: Ctrl-r shows the file's
+/// queue and says what changed; the apply confirmation is made from the file and says so too.
+#[test]
+fn a_queue_changed_under_an_open_ui_shows_on_refresh_and_in_the_apply_dialog() {
+    use fleetscope::views::tui::save;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.json");
+    let mut app = app_with(demo_inventory(1_500), Some(path.clone()));
+    app.update(Action::Show(View::Instances));
+    let ids: Vec<String> = app.instances.rows[..3]
+        .iter()
+        .map(|&i| app.data.instance(i).id.to_string())
+        .collect();
+    for _ in 0..3 {
+        app.update(Action::QueueSelected);
+        app.update(Action::Down);
+    }
+    app.save_now();
+    assert_eq!(app.queue.entries.len(), 3);
+    // Another process applies two of them: they leave the file.
+    Queue::update(&path, |q| q.remove(&[ids[0].as_str(), ids[1].as_str()])).unwrap();
+    assert_eq!(app.update(Action::Refresh), Some(Effect::Refresh));
+    let reread = app.reread_queue().expect("a queue file to read");
+    app.queue_saved(save::save(&path, 1, reread));
+    assert_eq!(app.queue.entries.len(), 1, "the file's queue is shown");
+    let status = app.status.clone().unwrap().text;
+    assert_eq!(
+        status,
+        "the queue changed outside this screen: 2 taken off; 1 queued now"
+    );
+
+    // Then another process queues two more; the plan is made from the file.
+    let more: Vec<_> = app.instances.rows[3..5]
+        .iter()
+        .map(|&i| fleetscope::queue::entry_for(&app.data.inventory, &app.data.eval, i, now()))
+        .collect();
+    Queue::update(&path, |q| q.add(more)).unwrap();
+    app.update(Action::Show(View::Queue));
+    assert_eq!(app.update(Action::Apply), Some(Effect::PlanApply));
+    let file = Queue::load(&path).unwrap();
+    let executor = DemoExecutor::new(DemoFleet::new(42, 1_500, now()), Duration::ZERO);
+    let plan = futures::executor::block_on(rollout::plan(
+        &file,
+        &[],
+        &executor,
+        &rollout::Settings::default(),
+    ));
+    let planned = plan.entries();
+    if !app.plan_ready(plan, file) {
+        return assert_eq!(planned, 0, "no confirmation only when nothing can run");
+    }
+    let Mode::Confirm {
+        phrase, changed, ..
+    } = app.mode.clone()
+    else {
+        panic!("the plan opens the confirmation");
+    };
+    assert_eq!(phrase, format!("replace {planned}"));
+    assert_eq!(
+        changed.as_deref(),
+        Some("the queue changed outside this screen: 2 added; 3 queued now")
+    );
+    assert_eq!(app.queue.entries.len(), 3);
+    let screen = render(&mut app, 120, 40);
+    assert!(screen.contains("2 added; 3 queued now"), "{screen}");
+}

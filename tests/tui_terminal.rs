@@ -261,3 +261,103 @@ fn incident_flow_find_by_image_and_ip_mark_filter_away_queue_confirm() {
     queued.sort();
     assert_eq!(queued, on_ami);
 }
+
+/// Ctrl-C while the UI applies the queue: the stop is journaled, the exit code and a line on
+/// stderr say so and how to resume, and the resumed apply does nothing twice.
+#[test]
+fn quitting_mid_apply_journals_the_stop_says_so_and_resumes() {
+    use fleetscope::clouds::demo::DemoFleet;
+    use fleetscope::core::inventory::Inventory;
+    use fleetscope::core::lineage::LineageRules;
+    use fleetscope::core::policy::{PolicyConfig, evaluate};
+    use fleetscope::queue::journal::{Journal, Step};
+    use fleetscope::queue::{Queue, entry_for};
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "version = 1\n[rollout]\nmax_failures = 100\n",
+    )
+    .unwrap();
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z")
+        .unwrap()
+        .to_utc();
+    let mut inventory = Inventory::new(LineageRules {
+        tag: Some("lineage".into()),
+        name_rules: Vec::new(),
+    });
+    for event in DemoFleet::new(42, 1_500, now).events() {
+        inventory.apply(event);
+    }
+    let eval = evaluate(&inventory, &PolicyConfig::default(), now);
+    let entries: Vec<_> = (0..inventory.instances().len() as u32)
+        .map(|i| entry_for(&inventory, &eval, i, now))
+        .filter(|e| e.strategy.executable())
+        .take(40)
+        .collect();
+    let data = dir.path().join("data/demo");
+    std::fs::create_dir_all(&data).unwrap();
+    Queue {
+        entries,
+        ..Queue::default()
+    }
+    .save(&data.join("queue.json"))
+    .unwrap();
+
+    let tmux = Tmux::new("quit-mid-apply");
+    let (err, code) = (dir.path().join("stderr.txt"), dir.path().join("code.txt"));
+    tmux.start(&format!(
+        "sh -c '{} 2>{}; echo $? >{}'",
+        command_line(dir.path()),
+        err.display(),
+        code.display()
+    ));
+    tmux.wait_for("collection to finish", |s| {
+        s.contains("Fleet by verdict") && !s.contains("collecting")
+    });
+    tmux.keys(&["5", "A"]);
+    let screen = tmux.wait_for("the confirmation", |s| s.contains("and Enter to go on"));
+    let phrase = screen
+        .split("Type ")
+        .nth(1)
+        .and_then(|rest| rest.split(" and Enter").next())
+        .unwrap()
+        .to_owned();
+    tmux.literal(&phrase);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the apply", |s| s.contains("wave 1 of"));
+    tmux.keys(&["C-c"]);
+    tmux.wait_for_exit();
+
+    assert_eq!(std::fs::read_to_string(&code).unwrap().trim(), "130");
+    let said = std::fs::read_to_string(&err).unwrap();
+    assert!(said.contains("quit during an apply"), "{said}");
+    assert!(said.contains("fleetscope --demo queue apply"), "{said}");
+    let journal = Journal::read(&data.join("journal.jsonl")).unwrap();
+    assert!(
+        journal
+            .iter()
+            .any(|r| matches!(&r.step, Step::Stopped { why, .. } if why.contains("the UI quit"))),
+        "{journal:?}"
+    );
+
+    let resumed = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
+        .args(["--demo", "queue", "apply", "--yes"])
+        .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"))
+        .env("FLEETSCOPE_CONFIG", dir.path().join("config.toml"))
+        .output()
+        .unwrap();
+    let journal = Journal::read(&data.join("journal.jsonl")).unwrap();
+    for record in &journal {
+        let launched = |r: &&fleetscope::queue::journal::Record| {
+            r.instance_id == record.instance_id && matches!(r.step, Step::Launched { .. })
+        };
+        assert!(
+            journal.iter().filter(launched).count() <= 1,
+            "{} launched twice: {}",
+            record.instance_id,
+            String::from_utf8_lossy(&resumed.stderr)
+        );
+    }
+    assert!(Queue::load(&data.join("queue.json")).unwrap().entries.len() < 40);
+}

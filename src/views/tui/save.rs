@@ -39,14 +39,19 @@ pub struct Saved {
     pub result: Result<Queue, String>,
 }
 
-/// Applies `changes` to the queue file in one locked load-change-save.
+/// Applies `changes` to the queue file in one locked load-change-save; no change at all only
+/// reads it (a refresh asking what the file holds now).
 pub fn save(path: &Path, batches: usize, changes: Vec<QueueChange>) -> Saved {
-    let result = Queue::update(path, |queue| {
-        for change in &changes {
-            change.apply(queue);
-        }
-    })
-    .map(|(queue, ())| queue)
+    let result = if changes.is_empty() {
+        Queue::load(path)
+    } else {
+        Queue::update(path, |queue| {
+            for change in &changes {
+                change.apply(queue);
+            }
+        })
+        .map(|(queue, ())| queue)
+    }
     .map_err(|e| e.0);
     Saved {
         batches,
