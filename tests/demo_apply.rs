@@ -616,3 +616,50 @@ fn a_queue_cleared_during_an_apply_stops_what_has_not_started() {
     assert!(!seen.contains("stay queued"), "the queue is empty: {seen}");
     assert!(env.queue().entries.is_empty());
 }
+
+/// Two Ctrl-Cs 0.2 s apart: the second quits at once (exit 130), journaled; the next apply
+/// replaces nothing twice.
+#[test]
+fn a_second_ctrl_c_quits_at_once_and_the_next_apply_repeats_nothing() {
+    use std::io::{BufRead, BufReader};
+    let env = Env::new();
+    save_queue(&env.path("data/demo/queue.json"), demo_entries(40));
+    let tolerant = [("FLEETSCOPE_ROLLOUT_MAX_FAILURES", "100")];
+    let mut child = env
+        .command(&["--demo", "queue", "apply", "--yes"], NO_CLOUD)
+        .envs(tolerant)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().ends_with(": replaced") {
+            break;
+        }
+    }
+    let interrupt = || {
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+    };
+    assert!(interrupt().success());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(interrupt().success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert_eq!(child.wait().unwrap().code(), Some(130), "{rest:?}");
+    let journal = env.journal();
+    assert!(
+        journal
+            .iter()
+            .any(|r| matches!(&r.step, Step::Stopped { why, .. } if why.contains("second Ctrl-C"))),
+        "{journal:?}"
+    );
+    let out = env
+        .command(&["--demo", "queue", "apply", "--yes"], NO_CLOUD)
+        .envs(tolerant)
+        .output()
+        .unwrap();
+    assert_nothing_done_twice(&env.journal(), &String::from_utf8_lossy(&out.stderr));
+}
