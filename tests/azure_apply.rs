@@ -325,3 +325,58 @@ fn an_upgrade_cut_short_resumes_by_waiting_never_by_upgrading_again() {
     assert_eq!(upgrades(&server), 1, "never upgraded twice");
     assert!(env.saved_queue().entries.is_empty());
 }
+
+/// The upgrade call journaled as sent, its answer lost (the journal has no outcome): when the
+/// scale set shows it went through, the next apply journals it as done and waits for health;
+/// when it never left, the next apply sends it. Once, either way.
+#[test]
+fn an_upgrade_sent_without_an_answer_is_checked_on_the_scale_set_never_sent_twice() {
+    for reached in [true, false] {
+        let server = ArmServer::start();
+        let (old, golden) = images(&server);
+        let members = server.scale_set(
+            SUB,
+            "web",
+            id_ref(&golden),
+            false,
+            &[(id_ref(&old), false, Upgrade::Slow(3))],
+        );
+        let env = Env::new(&server, "health_timeout_secs = 60");
+        let queue = env.queue(&[&members[0]]);
+        let entry = &queue.entries[0];
+        if reached {
+            // The call reached the scale set: a first apply sends it, and is cut short.
+            let out = env.run(&["queue", "apply", "--yes"]);
+            assert!(out.status.success(), "{}", stderr(&out));
+            assert_eq!(upgrades(&server), 1);
+        }
+        // What a crash between the intent and its answer leaves: the intent, nothing after.
+        let journal = env.data().join("journal.jsonl");
+        let _ = std::fs::remove_file(&journal);
+        Journal::open(&journal)
+            .unwrap()
+            .append(&Record {
+                at: Utc::now(),
+                instance_id: entry.instance_id.clone(),
+                queued_at: Some(entry.queued_at),
+                step: Step::Intent {
+                    call: fleetscope::queue::journal::Call::Terminate,
+                },
+                dry_run: false,
+            })
+            .unwrap();
+        queue.save(&env.data().join("queue.json")).unwrap();
+
+        let out = env.run(&["queue", "apply", "--yes"]);
+        assert!(out.status.success(), "{reached}: {}", output(&out));
+        assert_eq!(upgrades(&server), 1, "{reached}: upgraded once");
+        assert_eq!(server.member_image(&members[0]), id_ref(&golden));
+        let steps: Vec<Step> = env.journal().into_iter().map(|r| r.step).collect();
+        assert!(
+            !steps.iter().any(|s| matches!(s, Step::Skipped { .. })),
+            "{reached}: {steps:?}"
+        );
+        assert_eq!(steps.last(), Some(&Step::Replaced), "{reached}: {steps:?}");
+        assert!(env.saved_queue().entries.is_empty());
+    }
+}
