@@ -348,3 +348,52 @@ fn regional_members_are_recreated_once_their_template_is_golden() {
     assert_ne!(id_of(&compute, "europe-west4-b", "api-b"), "202");
     assert!(env.saved_queue().entries.is_empty());
 }
+
+/// A recreate journaled as sent with its answer lost: when the group shows it went through
+/// (a new id under the same name), the next apply journals it as done and waits for health;
+/// when it never left, the next apply sends it. Once, either way.
+#[test]
+fn a_recreate_sent_without_an_answer_is_checked_on_the_group_never_sent_twice() {
+    for reached in [true, false] {
+        let compute = Compute::start(world());
+        let env = Env::new(&compute, "");
+        let queue = env.queue(&["101"]);
+        if reached {
+            let out = env.run(&["queue", "apply", "--yes"]);
+            assert!(out.status.success(), "{}", stderr(&out));
+            assert_eq!(recreate_calls(&compute).len(), 1);
+        }
+        // What a crash between the intent and its answer leaves: the intent, nothing after.
+        let journal = env.data().join("journal.jsonl");
+        let _ = std::fs::remove_file(&journal);
+        Journal::open(&journal)
+            .unwrap()
+            .append(&Record {
+                at: chrono::Utc::now(),
+                instance_id: "101".into(),
+                queued_at: Some(queue.entries[0].queued_at),
+                step: Step::Intent {
+                    call: fleetscope::queue::journal::Call::Terminate,
+                },
+                dry_run: false,
+            })
+            .unwrap();
+        queue.save(&env.data().join("queue.json")).unwrap();
+
+        let out = env.run(&["queue", "apply", "--yes"]);
+        assert!(out.status.success(), "{reached}: {}", output(&out));
+        assert_eq!(
+            recreate_calls(&compute).len(),
+            1,
+            "{reached}: recreated once"
+        );
+        assert_eq!(id_of(&compute, "us-central1-a", "web-a"), "1000101");
+        let steps: Vec<Step> = env.journal().into_iter().map(|r| r.step).collect();
+        assert!(
+            !steps.iter().any(|s| matches!(s, Step::Skipped { .. })),
+            "{reached}: {steps:?}"
+        );
+        assert_eq!(steps.last(), Some(&Step::Replaced), "{reached}: {steps:?}");
+        assert!(env.saved_queue().entries.is_empty());
+    }
+}
