@@ -1,0 +1,175 @@
+//! The binary's edges, end to end: every number in the config is bounded, every file read is
+//! bounded, data files are private, a closed pipe is quiet, `--fail-on` says why, and text
+//! from a cloud reaches a terminal or a CSV cell escaped. Every run has a deadline, so a hang
+//! fails the test instead of blocking it.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Long enough for a debug build to report a 20,000-instance demo on a busy machine.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// The binary with a private config and data directory, and no FLEETSCOPE_* from outside
+    /// but `vars`.
+    fn command(&self, args: &[&str], vars: &[(&str, &str)]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fleetscope"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("FLEETSCOPE_") || key.starts_with("AWS_") {
+                command.env_remove(key);
+            }
+        }
+        command
+            .args(args)
+            .env("XDG_CONFIG_HOME", self.path("config-home"))
+            .env("HOME", self.dir.path())
+            .env("FLEETSCOPE_DATA_DIR", self.path("data"))
+            .envs(vars.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, &[])
+    }
+
+    fn run_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
+        let mut child = self.command(args, vars).spawn().unwrap();
+        let stdout = reader(child.stdout.take().unwrap());
+        let stderr = reader(child.stderr.take().unwrap());
+        let status = wait(&mut child, args);
+        Output {
+            status,
+            stdout: stdout.join().unwrap(),
+            stderr: stderr.join().unwrap(),
+        }
+    }
+}
+
+fn reader(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        bytes
+    })
+}
+
+/// Waits for the child until the deadline, then kills it and fails.
+fn wait(child: &mut Child, args: &[&str]) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("fleetscope {args:?} did not finish in {DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Exit 2, one line on stderr holding every one of `wanted`, no panic, nothing on stdout.
+fn assert_one_line_error(output: &Output, wanted: &[&str]) {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    for want in wanted {
+        assert!(err.contains(want), "{want:?} missing from: {err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(output.stdout.is_empty());
+}
+
+/// Every number in the config, with the range it must fall in.
+const NUMBERS: [(&str, i64, i64); 14] = [
+    ("policy.max_image_age_days", 1, 3650),
+    ("policy.max_instance_age_days", 1, 3650),
+    ("aws.concurrency", 1, 256),
+    ("aws.timeout_secs", 1, 3600),
+    ("azure.concurrency", 1, 256),
+    ("azure.timeout_secs", 1, 3600),
+    ("gcp.concurrency", 1, 256),
+    ("gcp.timeout_secs", 1, 3600),
+    ("rollout.max_parallel", 1, 1000),
+    ("rollout.pause_secs", 0, 3600),
+    ("rollout.max_failures", 0, 100_000),
+    ("rollout.health_timeout_secs", 1, 86_400),
+    ("rollout.poll_secs", 1, 3600),
+    ("ui.confirm_queue_over", 0, 1_000_000),
+];
+
+#[test]
+fn every_number_in_the_config_is_bounded_from_file_and_environment() {
+    let env = Env::new();
+    for (key, min, max) in NUMBERS {
+        let (section, name) = key.split_once('.').unwrap();
+        let range = format!("from {min} to {max}");
+        for absurd in ["9223372036854775807", "-1"] {
+            let path = env.write(
+                &format!("{key}.toml"),
+                format!("version = 1\n[{section}]\n{name} = {absurd}\n").as_bytes(),
+            );
+            let from_file = env.run(&["--config", path.to_str().unwrap(), "config"]);
+            let file = path.display().to_string();
+            assert_one_line_error(&from_file, &[&file, ":3:", key, &range, absurd]);
+
+            let var = format!("FLEETSCOPE_{}_{}", section, name).to_uppercase();
+            let from_env = env.run_with(&["config"], &[(&var, absurd)]);
+            assert_one_line_error(&from_env, &[&var, key, &range, absurd]);
+        }
+        // Past what an integer holds, from the environment.
+        let var = format!("FLEETSCOPE_{}_{}", section, name).to_uppercase();
+        let huge = env.run_with(&["config"], &[(&var, "99999999999999999999999")]);
+        assert_one_line_error(&huge, &[&var, key, &range]);
+    }
+    // The rollout's numbers reached the apply's plan before they were checked.
+    for var in [
+        "FLEETSCOPE_ROLLOUT_HEALTH_TIMEOUT_SECS",
+        "FLEETSCOPE_ROLLOUT_PAUSE_SECS",
+    ] {
+        let apply = env.run_with(
+            &["--demo", "queue", "apply", "--dry-run"],
+            &[(var, "9223372036854775807")],
+        );
+        assert_one_line_error(&apply, &[var]);
+    }
+    // The edges of each range are accepted.
+    for (key, min, max) in NUMBERS {
+        let (section, name) = key.split_once('.').unwrap();
+        let var = format!("FLEETSCOPE_{}_{}", section, name).to_uppercase();
+        for edge in [min, max] {
+            let ok = env.run_with(&["config"], &[(&var, &edge.to_string())]);
+            assert_eq!(ok.status.code(), Some(0), "{var}={edge}: {}", stderr(&ok));
+        }
+    }
+}
