@@ -26,7 +26,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Some(Command::Config) => {
             let loaded = load_config(&cli.global)?;
-            print!("{}", loaded.explain());
+            write_output(None, |out| out.write_all(loaded.explain().as_bytes()))?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Diff {
@@ -314,7 +314,7 @@ fn write_output(
 }
 
 /// Whether a write failed because the reader went away (`| head`), however deep a writer
-/// (the CSV one, say) wrapped the I/O error.
+/// (the CSV or JSON one, say) wrapped the I/O error.
 fn is_broken_pipe(error: &std::io::Error) -> bool {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = current {
@@ -331,6 +331,10 @@ fn is_broken_pipe(error: &std::io::Error) -> bool {
             && let ::csv::ErrorKind::Io(io) = csv.kind()
         {
             return io.kind() == std::io::ErrorKind::BrokenPipe;
+        }
+        // serde_json keeps the I/O error to itself: its `source` skips it.
+        if let Some(json) = e.downcast_ref::<serde_json::Error>() {
+            return json.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe);
         }
         current = e.source();
     }

@@ -173,3 +173,89 @@ fn every_number_in_the_config_is_bounded_from_file_and_environment() {
         }
     }
 }
+
+const NOW: &str = "2026-11-01T00:00:00Z";
+
+/// Runs the binary with its stdout read for a few bytes and then closed, as `| head -c 100`.
+fn run_into_closed_pipe(env: &Env, args: &[&str]) -> Output {
+    let mut child = env.command(args, &[]).spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let stderr = reader(child.stderr.take().unwrap());
+    let mut first = [0u8; 100];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let status = wait(&mut child, args);
+    Output {
+        status,
+        stdout: first.to_vec(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+/// A queue file of `entries` entries, as a UI would have saved it.
+fn queue_file(entries: usize) -> Vec<u8> {
+    let entries: Vec<serde_json::Value> = (0..entries)
+        .map(|i| {
+            serde_json::json!({
+                "instance_id": format!("i-{i:017x}"),
+                "cloud": "aws",
+                "source": "aws:prod",
+                "account": "123456789012",
+                "region": "eu-west-1",
+                "name": format!("web-{i}"),
+                "image": "ami-0123456789abcdef0",
+                "target_image": "ami-0fedcba9876543210",
+                "verdict": "outdated",
+                "reason": "a newer image of its lineage is golden",
+                "strategy": {"kind": "aws_launch_copy"},
+                "queued_at": NOW,
+            })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({"version": 1, "entries": entries})).unwrap()
+}
+
+#[test]
+fn every_output_ends_quietly_on_a_closed_pipe() {
+    let env = Env::new();
+    let big = ["--demo", "--demo-size", "20000", "--report", "--now", NOW];
+    let old = env.path("old.json");
+    let new = env.path("new.json");
+    for (path, seed) in [(&old, "1"), (&new, "2")] {
+        let mut args = big.to_vec();
+        args.extend([
+            "--demo-seed",
+            seed,
+            "--output",
+            "/dev/null",
+            "--save-snapshot",
+        ]);
+        args.push(path.to_str().unwrap());
+        let saved = env.run(&args);
+        assert!(saved.status.success(), "{}", stderr(&saved));
+    }
+    std::fs::create_dir_all(env.path("data")).unwrap();
+    env.write("data/queue.json", &queue_file(20_000));
+    let mut runs: Vec<Vec<&str>> = Vec::new();
+    for format in ["md", "json", "csv"] {
+        let mut args = big.to_vec();
+        args.extend(["--format", format]);
+        runs.push(args);
+    }
+    for format in ["md", "json"] {
+        runs.push(vec!["queue", "export", "--format", format]);
+        runs.push(vec![
+            "diff",
+            old.to_str().unwrap(),
+            new.to_str().unwrap(),
+            "--format",
+            format,
+        ]);
+    }
+    runs.push(vec!["queue", "list"]);
+    for args in runs {
+        let output = run_into_closed_pipe(&env, &args);
+        assert_eq!(stderr(&output), "", "{args:?}: nothing said about the pipe");
+        assert_eq!(output.status.code(), Some(0), "{args:?}");
+    }
+}
