@@ -371,7 +371,7 @@ impl Progress {
                     )
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
                 );
-                bar.set_prefix(source.name.clone());
+                bar.set_prefix(crate::text::escape(&source.name).into_owned());
                 bar
             });
             bar.set_position(u64::from(source.pages));
@@ -383,7 +383,7 @@ impl Progress {
                     bar.finish_with_message(format!("{} instances, done", source.instances))
                 }
                 SourceState::Failed { error } => {
-                    bar.abandon_with_message(format!("failed: {error}"))
+                    bar.abandon_with_message(format!("failed: {}", crate::text::escape(error)))
                 }
             }
         }

@@ -11,4 +11,5 @@ pub mod core;
 pub mod log;
 pub mod queue;
 pub mod snapshot;
+pub mod text;
 pub mod views;

@@ -259,3 +259,128 @@ fn every_output_ends_quietly_on_a_closed_pipe() {
         assert_eq!(output.status.code(), Some(0), "{args:?}");
     }
 }
+
+/// A snapshot whose cloud-provided text holds an escape sequence, a NUL and a right-to-left
+/// override, on an image old enough that its instance is listed as stale.
+const HOSTILE_SNAPSHOT: &str = r#"{"schema_version": 1, "kind": "snapshot", "taken_at": "2026-11-01T00:00:00Z",
+    "sources": [{"name": "aws:prod", "cloud": "aws", "state": "done", "pages": 1, "instances": 1}],
+    "images": [{"key": "ami-1", "cloud": "aws", "name": "web-\u202egpj.exe", "created": "2026-01-01T00:00:00Z",
+                "owner": "1", "readable": true, "tags": {"team": "a\u0000b"}}],
+    "instances": [{"id": "i-1", "cloud": "aws", "source": "aws:prod", "account": "1", "region": "r",
+                   "name": "web\u001b[2Jgone", "instance_type": "m5\u0000", "state": "running",
+                   "launched": "2026-10-31T00:00:00Z", "image": "ami-1",
+                   "exposure": ["sg-1 admits 22/tcp from 0.0.0.0/0\u001b]8;;http://x\u0007"]}]}"#;
+
+/// No raw control or bidi character: each shows as its escape.
+fn assert_escaped(text: &str, what: &str) {
+    for raw in ['\u{1b}', '\u{0}', '\u{202e}', '\u{7}'] {
+        assert!(!text.contains(raw), "{what}: raw {raw:?} in {text:?}");
+    }
+    assert!(text.contains(r"web\x1b[2Jgone"), "{what}: {text}");
+    assert!(text.contains(r"web-\u{202e}gpj.exe"), "{what}: {text}");
+}
+
+#[test]
+fn cloud_text_reaches_csv_markdown_and_queue_list_escaped() {
+    let env = Env::new();
+    let snapshot = env.write("hostile.json", HOSTILE_SNAPSHOT.as_bytes());
+    let snapshot = snapshot.to_str().unwrap();
+    let csv = env.run(&["--snapshot", snapshot, "--report", "--format", "csv"]);
+    assert!(csv.status.success(), "{}", stderr(&csv));
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    assert_escaped(&csv, "csv");
+    assert!(csv.contains(r"m5\x00"), "{csv}");
+    assert!(csv.contains(r"\x1b]8;;http://x\x07"), "{csv}");
+    let md = env.run(&["--snapshot", snapshot, "--report"]);
+    assert!(md.status.success(), "{}", stderr(&md));
+    assert_escaped(&String::from_utf8(md.stdout).unwrap(), "markdown");
+
+    std::fs::create_dir_all(env.path("data")).unwrap();
+    let mut queue: serde_json::Value = serde_json::from_slice(&queue_file(1)).unwrap();
+    queue["entries"][0]["name"] = "web\u{1b}[2Jgone".into();
+    queue["entries"][0]["target_image"] = "web-\u{202e}gpj.exe".into();
+    env.write("data/queue.json", &serde_json::to_vec(&queue).unwrap());
+    for args in [&["queue", "list"][..], &["queue", "export"]] {
+        let listed = env.run(args);
+        assert!(listed.status.success(), "{}", stderr(&listed));
+        assert_escaped(&String::from_utf8(listed.stdout).unwrap(), "queue");
+    }
+}
+
+#[test]
+fn an_error_line_shows_bidi_and_control_characters_escaped() {
+    let env = Env::new();
+    let path = env.path("evil\u{202e}lmot.toml");
+    let output = env.run(&["--config", path.to_str().unwrap(), "config"]);
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(err.contains(r"evil\u{202e}lmot.toml"), "{err}");
+    assert!(!err.contains('\u{202e}'), "{err}");
+}
+
+/// Without the AWS feature every AWS source fails at once, and the error names the profile.
+#[cfg(not(feature = "aws"))]
+#[test]
+fn an_error_naming_a_profile_shows_it_escaped() {
+    let env = Env::new();
+    let output = env.run(&["--aws-profile", "prod\u{202e}\u{1b}[31m", "--report"]);
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(err.contains(r"aws:prod\u{202e}\x1b[31m"), "{err}");
+    assert!(
+        !err.contains('\u{202e}') && !err.contains('\u{1b}'),
+        "{err}"
+    );
+}
+
+#[test]
+fn cloud_text_reaches_the_ui_escaped() {
+    use fleetscope::views::tui::action::View;
+    use fleetscope::views::tui::app::{App, AppInit};
+    let snapshot = fleetscope::snapshot::parse(HOSTILE_SNAPSHOT.as_bytes()).unwrap();
+    let now = snapshot.taken_at;
+    let rules = fleetscope::core::lineage::LineageRules {
+        tag: Some("lineage".into()),
+        name_rules: Vec::new(),
+    };
+    let mut app = App::new(AppInit {
+        inventory: snapshot.into_inventory(rules.clone()),
+        rules,
+        policy: Default::default(),
+        now,
+        queue: Default::default(),
+        queue_path: None,
+        live: false,
+        collecting: false,
+        read_only: false,
+    });
+    for (view, wanted) in [
+        (View::Instances, r"web\x1b[2Jgone"),
+        (View::Images, r"web-\u{202e}gpj.exe"),
+    ] {
+        app.view = view;
+        let screen = render(&mut app);
+        assert!(screen.contains(wanted), "{view:?}: {screen}");
+    }
+    // The detail pane of the selected instance, with its exposure.
+    app.view = View::Instances;
+    let screen = render(&mut app);
+    assert!(screen.contains(r"\x1b]8;;http://x\x07"), "{screen}");
+}
+
+fn render(app: &mut fleetscope::views::tui::app::App) -> String {
+    let backend = ratatui::backend::TestBackend::new(200, 30);
+    let mut terminal = ratatui::Terminal::new(backend).unwrap();
+    terminal
+        .draw(|frame| fleetscope::views::tui::draw::draw(frame, app))
+        .unwrap();
+    let buffer = terminal.backend().buffer();
+    let mut text = String::new();
+    for y in 0..buffer.area.height {
+        for x in 0..buffer.area.width {
+            text.push_str(buffer[(x, y)].symbol());
+        }
+        text.push('\n');
+    }
+    text
+}

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::core::inventory::Inventory;
 use crate::core::model::Cloud;
 use crate::core::policy::{Evaluation, Verdict};
+use crate::text::table_cell as cell;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DiffFormat {
@@ -172,7 +173,11 @@ fn write_markdown(diff: &Diff, out: &mut dyn Write) -> io::Result<()> {
             writeln!(
                 out,
                 "| `{}` | {} | {} | `{}` | {} |",
-                r.id, r.name, r.cloud, r.image, r.verdict
+                cell(&r.id),
+                cell(&r.name),
+                r.cloud,
+                cell(&r.image),
+                r.verdict
             )?;
         }
         writeln!(out)?;
@@ -186,7 +191,10 @@ fn write_markdown(diff: &Diff, out: &mut dyn Write) -> io::Result<()> {
             writeln!(
                 out,
                 "| `{}` | {} | `{}` | `{}` |",
-                c.id, c.name, c.from, c.to
+                cell(&c.id),
+                cell(&c.name),
+                cell(&c.from),
+                cell(&c.to)
             )?;
         }
         writeln!(out)?;
@@ -197,7 +205,14 @@ fn write_markdown(diff: &Diff, out: &mut dyn Write) -> io::Result<()> {
     } else {
         writeln!(out, "| instance | name | from | to |\n|---|---|---|---|")?;
         for c in &diff.verdict_changes {
-            writeln!(out, "| `{}` | {} | {} | {} |", c.id, c.name, c.from, c.to)?;
+            writeln!(
+                out,
+                "| `{}` | {} | {} | {} |",
+                cell(&c.id),
+                cell(&c.name),
+                c.from,
+                c.to
+            )?;
         }
     }
     Ok(())

@@ -6,10 +6,7 @@ use super::{ReportInput, timestamp};
 use crate::core::model::{Cloud, SourceState};
 use crate::core::policy::{TemplateStatus, Verdict, VerdictCounts};
 
-/// Table cells may not hold a pipe or a line break.
-fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace(['\n', '\r'], " ")
-}
+use crate::text::table_cell as cell;
 
 fn opt_days(days: Option<i64>) -> String {
     days.map_or_else(|| "?".to_owned(), |d| d.to_string())
@@ -36,7 +33,7 @@ pub fn write(input: &ReportInput<'_>, out: &mut dyn Write) -> io::Result<()> {
         writeln!(
             out,
             "Filter: `{}`: only the instances it selects are counted and listed.\n",
-            filter.replace('`', "'")
+            crate::text::escape(filter).replace('`', "'")
         )?;
     }
     writeln!(
@@ -47,7 +44,7 @@ pub fn write(input: &ReportInput<'_>, out: &mut dyn Write) -> io::Result<()> {
         if policy.flag_tags.is_empty() {
             "none".to_owned()
         } else {
-            policy.flag_tags.join(", ")
+            crate::text::escape(&policy.flag_tags.join(", ")).into_owned()
         },
     )?;
 
