@@ -149,12 +149,18 @@ fn run_report(global: &GlobalArgs, run: &RunArgs) -> Result<ExitCode> {
     write_output(run.output.as_deref(), |out| {
         report::write(run.format, &input, out)
     })?;
-    let failing = run.fail_on.is_some_and(|f| f.count(&inventory, &eval) > 0);
-    Ok(if failing {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(fail_on_exit(run.fail_on.and_then(|f| f.failure(&input))))
+}
+
+/// Exit 1 with why on stderr when `--fail-on` found something, else 0.
+fn fail_on_exit(failure: Option<String>) -> ExitCode {
+    match failure {
+        Some(line) => {
+            eprintln!("fleetscope: {}", crate::text::escape(&line));
+            ExitCode::from(1)
+        }
+        None => ExitCode::SUCCESS,
+    }
 }
 
 /// The inventory with only the instances `query` selects, and every image and group: verdicts,
@@ -286,12 +292,7 @@ fn run_diff(
         },
     );
     write_output(output, |out| diff::write(&changes, format, out))?;
-    let failing = fail_on.is_some_and(|v| changes.newly_at_or_above(v) > 0);
-    Ok(if failing {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(fail_on_exit(fail_on.and_then(|v| changes.failure(v))))
 }
 
 /// To a file atomically, or to stdout; a closed pipe (`| head`) is not an error.

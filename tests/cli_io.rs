@@ -384,3 +384,112 @@ fn render(app: &mut fleetscope::views::tui::app::App) -> String {
     }
     text
 }
+
+/// The one line `--fail-on` prints: how many, and the first few by id.
+fn assert_fail_on_line(output: &Output, wanted: &[&str]) -> String {
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(output));
+    let err = stderr(output);
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    for want in wanted {
+        assert!(err.contains(want), "{want:?} missing from: {err}");
+    }
+    err
+}
+
+#[test]
+fn fail_on_says_how_many_and_which() {
+    let env = Env::new();
+    let report = |more: &[&str]| {
+        let mut args = vec!["--demo", "--report", "--now", NOW, "--format", "json"];
+        args.extend(more);
+        env.run(&args)
+    };
+    let json: serde_json::Value = serde_json::from_slice(&report(&[]).stdout).unwrap();
+    let instances = json["instances"].as_array().unwrap();
+    let count =
+        |keep: &dyn Fn(&serde_json::Value) -> bool| instances.iter().filter(|i| keep(i)).count();
+    let flagged = count(&|i| i["verdict"] == "flagged");
+    let outdated_or_worse =
+        count(&|i| ["flagged", "unknown", "outdated"].contains(&i["verdict"].as_str().unwrap()));
+    let exposed = count(&|i| {
+        i.get("exposure")
+            .is_some_and(|e| !e.as_array().unwrap().is_empty())
+    });
+    let long_lived = count(&|i| i["long_lived"] == true);
+    let verdict_of = |short: &str| {
+        let found = instances
+            .iter()
+            .find(|i| i["id"].as_str().unwrap().rsplit('/').next() == Some(short));
+        found.unwrap_or_else(|| panic!("{short} is not an instance"))["verdict"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    for (fail_on, wanted) in [
+        (
+            "flagged",
+            format!("--fail-on flagged: {flagged} instances are flagged"),
+        ),
+        (
+            "outdated",
+            format!("--fail-on outdated: {outdated_or_worse} instances are outdated or worse"),
+        ),
+        (
+            "exposed",
+            format!("--fail-on exposed: {exposed} instances are exposed"),
+        ),
+        (
+            "long-lived",
+            format!(
+                "--fail-on long-lived: {long_lived} instances are long-lived (launched more than 30 days ago)"
+            ),
+        ),
+    ] {
+        let output = report(&["--fail-on", fail_on]);
+        let line = assert_fail_on_line(&output, &[&wanted, " and ", " more"]);
+        // The stdout report is the same with or without --fail-on.
+        assert_eq!(output.stdout, report(&[]).stdout, "{fail_on}");
+        let listed = line
+            .trim_end()
+            .rsplit_once(": ")
+            .unwrap()
+            .1
+            .split(" and ")
+            .next()
+            .unwrap();
+        let listed: Vec<&str> = listed.split(", ").collect();
+        assert_eq!(listed.len(), 5, "the first few: {line}");
+        if fail_on == "outdated" {
+            assert_eq!(verdict_of(listed[0]), "flagged", "the worst first: {line}");
+        }
+    }
+
+    let old = env.path("old.json");
+    let new = env.path("new.json");
+    for (path, size) in [(&old, "1500"), (&new, "1600")] {
+        let mut args = vec!["--demo", "--demo-size", size, "--report", "--now", NOW];
+        args.extend([
+            "--output",
+            "/dev/null",
+            "--save-snapshot",
+            path.to_str().unwrap(),
+        ]);
+        assert!(env.run(&args).status.success());
+    }
+    let diff = env.run(&[
+        "diff",
+        old.to_str().unwrap(),
+        new.to_str().unwrap(),
+        "--fail-on",
+        "stale",
+    ]);
+    assert_fail_on_line(
+        &diff,
+        &[
+            "--fail-on stale: ",
+            "instances are newly stale or worse: ",
+            "(added as ",
+        ],
+    );
+    assert!(!diff.stdout.is_empty(), "the diff itself still printed");
+}

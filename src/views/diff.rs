@@ -76,16 +76,30 @@ fn reference(side: &Side<'_>, idx: u32) -> InstanceRef {
 }
 
 impl Diff {
-    /// Instances that reached `threshold` or worse since the old snapshot: added at it, or
-    /// changed to it from a milder verdict.
-    pub fn newly_at_or_above(&self, threshold: Verdict) -> usize {
-        let added = self.added.iter().filter(|i| i.verdict >= threshold).count();
+    /// What fails `diff --fail-on threshold`, as one line: the instances that reached it or
+    /// worse since the old snapshot, added at it or changed to it from a milder verdict, each
+    /// with how. `None` when there are none.
+    pub fn failure(&self, threshold: Verdict) -> Option<String> {
+        let added = self
+            .added
+            .iter()
+            .filter(|i| i.verdict >= threshold)
+            .map(|i| format!("{} (added as {})", super::short_id(&i.id), i.verdict));
         let worsened = self
             .verdict_changes
             .iter()
             .filter(|c| c.from < threshold && c.to >= threshold)
-            .count();
-        added + worsened
+            .map(|c| format!("{} ({} -> {})", super::short_id(&c.id), c.from, c.to));
+        let meaning = if threshold == Verdict::Flagged {
+            "newly flagged".to_owned()
+        } else {
+            format!("newly {threshold} or worse")
+        };
+        super::fail_on_line(
+            threshold.as_str(),
+            &meaning,
+            added.chain(worsened).collect(),
+        )
     }
 }
 
