@@ -101,7 +101,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "QUERY", requires = "report")]
     pub filter: Option<String>,
 
-    /// Markdown: list at most N non-current instances (JSON and CSV always list all).
+    /// Markdown: list at most N non-current and N exposed instances (JSON and CSV always list
+    /// all).
     #[arg(long, value_name = "N", requires = "report")]
     pub limit: Option<usize>,
 

@@ -163,9 +163,9 @@ fn fail_on_exit(failure: Option<String>) -> ExitCode {
     }
 }
 
-/// The inventory with only the instances `query` selects, and every image and group: verdicts,
-/// golden images and lineages stay what the whole fleet makes them, while counts and lists
-/// cover the selection.
+/// The inventory with only the instances `query` selects, every image, and the groups of the
+/// selected instances: verdicts, golden images and lineages stay what the whole fleet makes
+/// them, while counts and lists cover the selection.
 fn filtered(
     inventory: Inventory,
     query: &str,
@@ -181,7 +181,13 @@ fn filtered(
     for entry in whole.images() {
         kept.upsert_image(entry.image.clone());
     }
-    for group in whole.groups().iter().filter_map(|g| g.group.clone()) {
+    // A group none of whose members is selected has nothing to say about the selection.
+    let groups: std::collections::BTreeSet<_> =
+        selected.iter().filter_map(|&i| whole.group_of(i)).collect();
+    for group in groups
+        .into_iter()
+        .filter_map(|g| whole.group(g).group.clone())
+    {
         kept.upsert_group(group);
     }
     for i in selected {

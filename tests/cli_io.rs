@@ -493,3 +493,79 @@ fn fail_on_says_how_many_and_which() {
     );
     assert!(!diff.stdout.is_empty(), "the diff itself still printed");
 }
+
+/// The rows of one markdown section's table.
+fn section_rows<'a>(md: &'a str, heading: &str) -> Vec<&'a str> {
+    md.lines()
+        .skip_while(|l| !l.starts_with(heading))
+        .skip(1)
+        .take_while(|l| !l.starts_with("## "))
+        .filter(|l| l.starts_with("| ") && !l.starts_with("|---"))
+        .skip(1)
+        .collect()
+}
+
+#[test]
+fn markdown_names_exposed_instances_and_a_filter_keeps_only_its_groups() {
+    let env = Env::new();
+    let json = env.run(&["--demo", "--report", "--now", NOW, "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let exposed: Vec<&serde_json::Value> = json["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i.get("exposure").is_some())
+        .collect();
+    assert!(!exposed.is_empty(), "the demo has exposed instances");
+    let md = env.run(&["--demo", "--report", "--now", NOW]);
+    let md = String::from_utf8(md.stdout).unwrap();
+    let heading = format!("## Exposed instances ({})", exposed.len());
+    assert!(md.contains(&heading), "{md}");
+    let rows = section_rows(&md, "## Exposed instances");
+    assert_eq!(rows.len(), exposed.len(), "{md}");
+    for instance in exposed {
+        let finding = instance["exposure"][0].as_str().unwrap();
+        assert!(finding.contains("0.0.0.0/0"), "{finding}");
+        let id = instance["id"].as_str().unwrap();
+        assert!(
+            rows.iter().any(|r| r.contains(id) && r.contains(finding)),
+            "{id}: {finding} not listed"
+        );
+    }
+    let summary = section_rows(&md, "## Summary");
+    let all = summary.last().unwrap();
+    assert!(
+        all.trim_end_matches(" |")
+            .ends_with(&format!("| {}", rows.len())),
+        "an exposed column in the summary: {all}"
+    );
+
+    let limited = env.run(&["--demo", "--report", "--now", NOW, "--limit", "2"]);
+    let limited = String::from_utf8(limited.stdout).unwrap();
+    assert_eq!(section_rows(&limited, "## Exposed instances").len(), 2);
+    assert!(
+        limited.contains("more exposed instances left out (--limit 2)"),
+        "{limited}"
+    );
+
+    for cloud in ["aws", "azure", "gcp"] {
+        let filter = format!("cloud:{cloud}");
+        let md = env.run(&["--demo", "--report", "--now", NOW, "--filter", &filter]);
+        let md = String::from_utf8(md.stdout).unwrap();
+        let groups = section_rows(&md, "## Groups with skew or template drift");
+        assert!(!groups.is_empty(), "{cloud}: {md}");
+        for row in groups {
+            let cells: Vec<&str> = row.split(" | ").collect();
+            assert_eq!(cells[1], cloud, "{filter} keeps only its groups: {row}");
+            assert_ne!(cells[3], "0", "a group with no member selected: {row}");
+        }
+        let json = env.run(&[
+            "--demo", "--report", "--now", NOW, "--filter", &filter, "--format", "json",
+        ]);
+        let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+        for group in json["groups"].as_array().unwrap() {
+            assert_eq!(group["cloud"], cloud, "{group}");
+            assert!(group["members"].as_u64().unwrap() > 0, "{group}");
+        }
+    }
+}

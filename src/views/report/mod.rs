@@ -64,6 +64,13 @@ impl ReportInput<'_> {
         rows
     }
 
+    /// Instances with a network exposure finding, most severe first.
+    fn exposed_instances(&self) -> Vec<InstanceIdx> {
+        let mut rows = self.instances_by_severity();
+        rows.retain(|&i| !self.inventory.instance(i).exposure.is_empty());
+        rows
+    }
+
     /// Instances by cloud, account, region and id.
     fn instances_by_place(&self) -> Vec<InstanceIdx> {
         let inv = self.inventory;
