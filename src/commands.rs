@@ -98,7 +98,7 @@ fn inventory_for(
 ) -> Result<(Inventory, DateTime<Utc>)> {
     let rules = loaded.lineage_rules()?;
     if let Some(path) = &run.snapshot {
-        let snapshot = snapshot::load(path)?;
+        let snapshot = snapshot::load_within(path, loaded.config.limits.snapshot_max_bytes())?;
         // A snapshot is judged as of when it was taken, unless --now says otherwise.
         let now = global.now.unwrap_or(snapshot.taken_at);
         return Ok((snapshot.into_inventory(rules), now));
@@ -229,7 +229,7 @@ fn run_tui(global: &GlobalArgs, run: &RunArgs) -> Result<ExitCode> {
     };
     let (plan, inventory, fixed_now) = match &run.snapshot {
         Some(path) => {
-            let snapshot = snapshot::load(path)?;
+            let snapshot = snapshot::load_within(path, loaded.config.limits.snapshot_max_bytes())?;
             badges.snapshot = Some(snapshot.taken_at);
             let now = global.now.unwrap_or(snapshot.taken_at);
             (None, snapshot.into_inventory(rules.clone()), Some(now))
@@ -280,8 +280,9 @@ fn run_diff(
 ) -> Result<ExitCode> {
     let loaded = load_config(global)?;
     let rules = loaded.lineage_rules()?;
-    let old = snapshot::load(old)?;
-    let new = snapshot::load(new)?;
+    let cap = loaded.config.limits.snapshot_max_bytes();
+    let old = snapshot::load_within(old, cap)?;
+    let new = snapshot::load_within(new, cap)?;
     let (old_now, new_now) = (old.taken_at, new.taken_at);
     let old_inventory = old.into_inventory(rules.clone());
     let new_inventory = new.into_inventory(rules);

@@ -25,6 +25,7 @@ pub struct Config {
     pub gcp: GcpConfig,
     pub rollout: RolloutConfig,
     pub ui: UiConfig,
+    pub limits: LimitsConfig,
 }
 
 impl Default for Config {
@@ -38,9 +39,35 @@ impl Default for Config {
             gcp: GcpConfig::default(),
             rollout: RolloutConfig::default(),
             ui: UiConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
+
+/// How much fleetscope reads from a file before it gives up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest snapshot (or JSON report) `--snapshot` and `diff` read, in MiB.
+    pub snapshot_max_mb: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            snapshot_max_mb: 2048,
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub fn snapshot_max_bytes(&self) -> u64 {
+        self.snapshot_max_mb.saturating_mul(1 << 20)
+    }
+}
+
+/// A config is a few KiB; anything past this is not one.
+pub const CONFIG_MAX_BYTES: u64 = 1 << 20;
 
 /// The range a number in the config must fall in. Every number has one, checked wherever the
 /// value came from, so no timeout, pause or count can overflow where it is used.
@@ -67,6 +94,7 @@ pub const BOUNDS: &[Bound] = &[
     bound("rollout.health_timeout_secs", 1, 86_400, "seconds"),
     bound("rollout.poll_secs", 1, 3600, "seconds"),
     bound("ui.confirm_queue_over", 0, 1_000_000, "instances"),
+    bound("limits.snapshot_max_mb", 1, 65_536, "MiB"),
 ];
 
 const fn bound(key: &'static str, min: i64, max: i64, unit: &'static str) -> Bound {
@@ -298,7 +326,7 @@ pub fn load(
     let mut origins = BTreeMap::new();
     let mut read_path = None;
     if let Some(path) = path {
-        match std::fs::read(&path) {
+        match crate::files::read_capped(&path, CONFIG_MAX_BYTES) {
             Ok(bytes) => {
                 table = parse_file(&path, &bytes)?;
                 for key in leaf_keys(&table) {
@@ -306,7 +334,13 @@ pub fn load(
                 }
                 read_path = Some(path);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {}
+            Err(e) if e.is_not_found() && !required => {}
+            Err(e @ crate::files::ReadError::TooBig { .. }) => {
+                return Err(ConfigError(format!(
+                    "{}: {e}, too big for a config file",
+                    path.display()
+                )));
+            }
             Err(e) => {
                 return Err(ConfigError(format!(
                     "{}: cannot read config: {e}",

@@ -8,6 +8,7 @@ pub mod clouds;
 pub mod commands;
 pub mod config;
 pub mod core;
+pub mod files;
 pub mod log;
 pub mod queue;
 pub mod snapshot;

@@ -141,11 +141,26 @@ pub fn save(
     .map_err(|e| SnapshotError(format!("{}: cannot write snapshot: {e}", path.display())))
 }
 
-/// Reads and checks a snapshot (or JSON report) file.
+/// Reads and checks a snapshot (or JSON report) file no larger than the default
+/// `limits.snapshot_max_mb`.
 pub fn load(path: &Path) -> Result<SnapshotIn, SnapshotError> {
+    load_within(
+        path,
+        crate::config::LimitsConfig::default().snapshot_max_bytes(),
+    )
+}
+
+/// Reads and checks a snapshot (or JSON report) file of at most `cap` bytes.
+pub fn load_within(path: &Path, cap: u64) -> Result<SnapshotIn, SnapshotError> {
     let name = path.display();
-    let bytes = std::fs::read(path)
-        .map_err(|e| SnapshotError(format!("{name}: cannot read snapshot: {e}")))?;
+    let bytes = crate::files::read_capped(path, cap).map_err(|e| match e {
+        crate::files::ReadError::TooBig { .. } => SnapshotError(format!(
+            "{name}: the snapshot is {e} (limits.snapshot_max_mb; raise it in the config or with FLEETSCOPE_LIMITS_SNAPSHOT_MAX_MB)"
+        )),
+        crate::files::ReadError::Io(e) => {
+            SnapshotError(format!("{name}: cannot read snapshot: {e}"))
+        }
+    })?;
     parse(&bytes).map_err(|e| SnapshotError(format!("{name}: {e}")))
 }
 

@@ -111,7 +111,7 @@ fn assert_one_line_error(output: &Output, wanted: &[&str]) {
 }
 
 /// Every number in the config, with the range it must fall in.
-const NUMBERS: [(&str, i64, i64); 14] = [
+const NUMBERS: [(&str, i64, i64); 15] = [
     ("policy.max_image_age_days", 1, 3650),
     ("policy.max_instance_age_days", 1, 3650),
     ("aws.concurrency", 1, 256),
@@ -126,6 +126,7 @@ const NUMBERS: [(&str, i64, i64); 14] = [
     ("rollout.health_timeout_secs", 1, 86_400),
     ("rollout.poll_secs", 1, 3600),
     ("ui.confirm_queue_over", 0, 1_000_000),
+    ("limits.snapshot_max_mb", 1, 65_536),
 ];
 
 #[test]
@@ -568,4 +569,127 @@ fn markdown_names_exposed_instances_and_a_filter_keeps_only_its_groups() {
             assert!(group["members"].as_u64().unwrap() > 0, "{group}");
         }
     }
+}
+
+/// A file of `len` bytes that takes no room: a size check must refuse it unread.
+fn sparse(env: &Env, name: &str, len: u64) -> PathBuf {
+    let path = env.path(name);
+    std::fs::File::create(&path).unwrap().set_len(len).unwrap();
+    path
+}
+
+#[test]
+fn reads_are_bounded_and_only_of_regular_files() {
+    let env = Env::new();
+    let fifo = env.path("fifo.json");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    let fifo = fifo.to_str().unwrap();
+    let good = env.path("good.json");
+    let saved = env.run(&[
+        "--demo",
+        "--demo-size",
+        "10",
+        "--report",
+        "--now",
+        NOW,
+        "--output",
+        "/dev/null",
+        "--save-snapshot",
+        good.to_str().unwrap(),
+    ]);
+    assert!(saved.status.success(), "{}", stderr(&saved));
+    let good = good.to_str().unwrap();
+    for (file, what) in [
+        ("/dev/zero", "not a regular file (a character device)"),
+        ("/dev/urandom", "not a regular file (a character device)"),
+        (fifo, "not a regular file (a named pipe)"),
+        (
+            env.dir.path().to_str().unwrap(),
+            "not a regular file (a directory)",
+        ),
+    ] {
+        let report = env.run(&["--snapshot", file, "--report"]);
+        assert_one_line_error(&report, &[file, what]);
+        let diff = env.run(&["diff", good, file]);
+        assert_one_line_error(&diff, &[file, what]);
+        let diff = env.run(&["diff", file, good]);
+        assert_one_line_error(&diff, &[file, what]);
+        let config = env.run(&["--config", file, "config"]);
+        assert_one_line_error(&config, &[file, what]);
+    }
+
+    // Snapshots are capped by limits.snapshot_max_mb, configs at 1 MiB.
+    let big = sparse(&env, "big.json", (1 << 20) + 1);
+    let big = big.to_str().unwrap();
+    let capped = env.run_with(
+        &["--snapshot", big, "--report"],
+        &[("FLEETSCOPE_LIMITS_SNAPSHOT_MAX_MB", "1")],
+    );
+    assert_one_line_error(
+        &capped,
+        &[
+            big,
+            "larger than 1 MiB",
+            "limits.snapshot_max_mb",
+            "FLEETSCOPE_LIMITS_SNAPSHOT_MAX_MB",
+        ],
+    );
+    let diff = env.run_with(
+        &["diff", good, big],
+        &[("FLEETSCOPE_LIMITS_SNAPSHOT_MAX_MB", "1")],
+    );
+    assert_one_line_error(&diff, &[big, "larger than 1 MiB"]);
+    let huge = sparse(&env, "huge.json", (2 << 30) + 1);
+    let huge = huge.to_str().unwrap();
+    let default_cap = env.run(&["--snapshot", huge, "--report"]);
+    assert_one_line_error(
+        &default_cap,
+        &[huge, "larger than 2 GiB", "limits.snapshot_max_mb"],
+    );
+    let config = sparse(&env, "big.toml", (1 << 20) + 1);
+    let config = config.to_str().unwrap();
+    assert_one_line_error(
+        &env.run(&["--config", config, "config"]),
+        &[config, "larger than 1 MiB"],
+    );
+
+    // A demo fleet has a size the machine can hold.
+    for size in ["18446744073709551615", "1000001", "0"] {
+        let demo = env.run(&["--demo", "--demo-size", size, "--report"]);
+        assert_one_line_error(&demo, &["--demo-size", "1..=1000000"]);
+    }
+}
+
+#[test]
+fn the_queue_and_journal_are_bounded_and_a_large_queue_still_loads() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("data")).unwrap();
+    env.write("data/queue.json", &queue_file(100_000));
+    let exported = env.path("queue-export.json");
+    let export = env.run(&[
+        "queue",
+        "export",
+        "--format",
+        "json",
+        "--output",
+        exported.to_str().unwrap(),
+    ]);
+    assert!(export.status.success(), "{}", stderr(&export));
+    let queue: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&exported).unwrap()).unwrap();
+    assert_eq!(queue["entries"].as_array().unwrap().len(), 100_000);
+
+    let queue = env.path("data/queue.json");
+    std::fs::File::create(&queue)
+        .unwrap()
+        .set_len((512 << 20) + 1)
+        .unwrap();
+    let list = env.run(&["queue", "list"]);
+    assert_one_line_error(&list, &[queue.to_str().unwrap(), "larger than 512 MiB"]);
+
+    let journal = sparse(&env, "journal.jsonl", (1 << 30) + 1);
+    let error = fleetscope::queue::journal::Journal::read(&journal).unwrap_err();
+    assert!(error.0.contains("larger than 1 GiB"), "{error}");
+    assert!(error.0.contains(journal.to_str().unwrap()), "{error}");
 }
