@@ -1,11 +1,30 @@
-//! Reading the files fleetscope is given or keeps: every read is bounded, and only a regular
-//! file is read, so `/dev/zero` or a FIFO with no writer is an error rather than a process that
-//! fills memory or waits forever.
+//! The files fleetscope is given or keeps. Every read is bounded, and only a regular file is
+//! read, so `/dev/zero` or a FIFO with no writer is an error rather than a process that fills
+//! memory or waits forever. What it writes is private: the data directory holds an inventory of
+//! the estate, so directories it makes are 0700 and files it creates 0600 (less the umask).
 
 use std::fmt;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::path::Path;
+
+/// Makes `dir` and any missing parents, each private to the user. A directory that exists
+/// keeps the mode its owner gave it.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Options that create a file private to the user; set the access wanted on them.
+pub fn private_file() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
 
 /// Why a file was not read.
 #[derive(Debug)]

@@ -693,3 +693,132 @@ fn the_queue_and_journal_are_bounded_and_a_large_queue_still_loads() {
     assert!(error.0.contains("larger than 1 GiB"), "{error}");
     assert!(error.0.contains(journal.to_str().unwrap()), "{error}");
 }
+
+/// The permission bits of a path.
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+fn set_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Every directory under `dir` (itself included) and every file, with its mode.
+#[cfg(unix)]
+fn modes_under(dir: &std::path::Path) -> Vec<(PathBuf, bool, u32)> {
+    let mut found = vec![(dir.to_path_buf(), true, mode(dir))];
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(modes_under(&path));
+        } else {
+            found.push((path.clone(), false, mode(&path)));
+        }
+    }
+    found
+}
+
+/// A few of the demo's standalone AWS instances in the demo's queue, as the UI queues them.
+fn queue_demo_instances(path: &std::path::Path) {
+    use fleetscope::queue::{Queue, Strategy};
+    let now: chrono::DateTime<chrono::Utc> = NOW.parse().unwrap();
+    let mut inventory =
+        fleetscope::core::inventory::Inventory::new(fleetscope::core::lineage::LineageRules {
+            tag: Some("lineage".into()),
+            name_rules: Vec::new(),
+        });
+    for event in fleetscope::clouds::demo::DemoFleet::new(42, 1_500, now).events() {
+        inventory.apply(event);
+    }
+    let eval = fleetscope::core::policy::evaluate(&inventory, &Default::default(), now);
+    let entries = (0..inventory.instances().len() as u32)
+        .map(|i| fleetscope::queue::entry_for(&inventory, &eval, i, now))
+        .filter(|e| e.strategy == Strategy::AwsLaunchCopy)
+        .take(2)
+        .collect();
+    Queue {
+        entries,
+        ..Queue::default()
+    }
+    .save(path)
+    .unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn the_data_directory_and_what_fleetscope_writes_are_private() {
+    let env = Env::new();
+    let report = env.path("report.md");
+    let snapshot = env.path("fleet.json");
+    let run = env.run(&[
+        "--demo",
+        "--report",
+        "--now",
+        NOW,
+        "--output",
+        report.to_str().unwrap(),
+        "--save-snapshot",
+        snapshot.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(mode(&report), 0o600, "a new report");
+    assert_eq!(mode(&snapshot), 0o600, "a new snapshot");
+    // The demo's queue written here is then changed by an apply in the binary.
+    queue_demo_instances(&env.path("data/demo/queue.json"));
+    let apply = env.run(&["--demo", "queue", "apply", "--yes"]);
+    assert!(stderr(&apply).contains("wave 1 of"), "{}", stderr(&apply));
+    // An error goes to the log.
+    let bad = env.run(&["--snapshot", "/nonexistent.json", "--report"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let found = modes_under(&env.path("data"));
+    for name in [
+        "fleetscope.log",
+        "queue.json",
+        "journal.jsonl",
+        "apply.lock",
+        "queue.lock",
+    ] {
+        assert!(
+            found.iter().any(|(p, _, _)| p.file_name().unwrap() == name),
+            "{name} was not written: {found:?}"
+        );
+    }
+    for (path, is_dir, mode) in &found {
+        let want = if *is_dir { 0o700 } else { 0o600 };
+        assert_eq!(*mode, want, "{} is {mode:o}", path.display());
+    }
+
+    // A mode the user chose survives the next atomic replace.
+    let queue = env.path("data/demo/queue.json");
+    set_mode(&queue, 0o640);
+    let clear = env.run(&["--demo", "queue", "clear", "--yes"]);
+    assert!(clear.status.success(), "{}", stderr(&clear));
+    assert_eq!(mode(&queue), 0o640);
+    set_mode(&report, 0o644);
+    let again = env.run(&[
+        "--demo",
+        "--report",
+        "--now",
+        NOW,
+        "--output",
+        report.to_str().unwrap(),
+    ]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(mode(&report), 0o644);
+
+    // A data directory the user made keeps its mode.
+    let own = env.path("own-data");
+    std::fs::create_dir(&own).unwrap();
+    set_mode(&own, 0o750);
+    let run = env.run_with(
+        &["--demo", "queue", "clear", "--yes"],
+        &[("FLEETSCOPE_DATA_DIR", own.to_str().unwrap())],
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(mode(&own), 0o750);
+    assert_eq!(mode(&own.join("demo")), 0o700);
+}

@@ -2,7 +2,7 @@
 //! to disk before the next step starts. It is the memory that lets an interrupted apply resume
 //! without repeating what was done: a launched replacement is never launched twice.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -127,7 +127,7 @@ pub struct Journal {
 impl Journal {
     pub fn open(path: &Path) -> Result<Journal, QueueError> {
         super::create_parent(path)?;
-        let mut file = OpenOptions::new()
+        let mut file = crate::files::private_file()
             .create(true)
             .read(true)
             .append(true)
@@ -328,6 +328,8 @@ pub fn replacements(records: &[Record]) -> std::collections::HashMap<String, Rep
 
 #[cfg(test)]
 mod tests {
+    use std::fs::OpenOptions;
+
     use super::*;
 
     fn record(id: &str, step: Step, dry_run: bool) -> Record {

@@ -123,10 +123,10 @@ pub fn data_dir() -> Result<PathBuf, QueueError> {
         .ok_or_else(|| QueueError("no home directory: set FLEETSCOPE_DATA_DIR".into()))
 }
 
-/// Makes the directory a data file goes in.
+/// Makes the directory a data file goes in, private to the user.
 fn create_parent(path: &Path) -> Result<(), QueueError> {
     match path.parent() {
-        Some(dir) => std::fs::create_dir_all(dir)
+        Some(dir) => crate::files::create_private_dir(dir)
             .map_err(|e| QueueError(format!("{}: cannot create: {e}", dir.display()))),
         None => Ok(()),
     }
@@ -135,7 +135,7 @@ fn create_parent(path: &Path) -> Result<(), QueueError> {
 /// A lock file, created if need be and never truncated; the caller takes the lock it wants.
 fn open_lock_file(path: &Path) -> Result<std::fs::File, QueueError> {
     create_parent(path)?;
-    std::fs::OpenOptions::new()
+    crate::files::private_file()
         .create(true)
         .truncate(false)
         .write(true)
