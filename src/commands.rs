@@ -26,7 +26,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Some(Command::Config) => {
             let loaded = load_config(&cli.global)?;
-            write_output(None, |out| out.write_all(loaded.explain().as_bytes()))?;
+            // Values come from files and the environment: escaped line by line.
+            write_output(None, |out| {
+                for line in loaded.explain().lines() {
+                    writeln!(out, "{}", crate::text::escape(line))?;
+                }
+                Ok(())
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Diff {

@@ -827,3 +827,22 @@ fn the_data_directory_and_what_fleetscope_writes_are_private() {
     assert_eq!(mode(&own), 0o750);
     assert_eq!(mode(&own.join("demo")), 0o700);
 }
+
+#[test]
+fn the_config_command_shows_values_escaped() {
+    let env = Env::new();
+    let output = env.run_with(
+        &["config"],
+        &[("FLEETSCOPE_AWS_PROFILES", "prod\u{202e}\u{9b}")],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.contains(r#"profiles = ["prod\u{202e}\u{9b}"]"#),
+        "{text}"
+    );
+    assert!(
+        !text.contains('\u{202e}') && !text.contains('\u{9b}'),
+        "{text}"
+    );
+}
