@@ -44,8 +44,8 @@ pub struct RunArgs {
     #[arg(long, global = true)]
     pub demo: bool,
 
-    /// Instances in the demo fleet.
-    #[arg(long, global = true, value_name = "N", default_value_t = crate::clouds::demo::DEFAULT_SIZE, requires = "demo")]
+    /// Instances in the demo fleet (at most 1,000,000).
+    #[arg(long, global = true, value_name = "N", default_value_t = crate::clouds::demo::DEFAULT_SIZE, value_parser = parse_demo_size, requires = "demo")]
     pub demo_size: usize,
 
     /// Seed of the demo fleet: the same seed gives the same fleet.
@@ -101,7 +101,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "QUERY", requires = "report")]
     pub filter: Option<String>,
 
-    /// Markdown: list at most N non-current instances (JSON and CSV always list all).
+    /// Markdown: list at most N non-current and N exposed instances (JSON and CSV always list
+    /// all).
     #[arg(long, value_name = "N", requires = "report")]
     pub limit: Option<usize>,
 
@@ -163,6 +164,15 @@ pub enum QueueAction {
         #[arg(long)]
         yes: bool,
     },
+}
+
+/// A demo fleet the machine can hold: a million instances take about 1 GB.
+fn parse_demo_size(text: &str) -> Result<usize, String> {
+    const RANGE: std::ops::RangeInclusive<usize> = 1..=1_000_000;
+    match text.parse() {
+        Ok(size) if RANGE.contains(&size) => Ok(size),
+        _ => Err(format!("expected a number in {RANGE:?}")),
+    }
 }
 
 fn parse_now(text: &str) -> Result<DateTime<Utc>, String> {

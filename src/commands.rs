@@ -26,7 +26,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Some(Command::Config) => {
             let loaded = load_config(&cli.global)?;
-            print!("{}", loaded.explain());
+            // Values come from files and the environment: escaped line by line.
+            write_output(None, |out| {
+                for line in loaded.explain().lines() {
+                    writeln!(out, "{}", crate::text::escape(line))?;
+                }
+                Ok(())
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Diff {
@@ -98,7 +104,7 @@ fn inventory_for(
 ) -> Result<(Inventory, DateTime<Utc>)> {
     let rules = loaded.lineage_rules()?;
     if let Some(path) = &run.snapshot {
-        let snapshot = snapshot::load(path)?;
+        let snapshot = snapshot::load_within(path, loaded.config.limits.snapshot_max_bytes())?;
         // A snapshot is judged as of when it was taken, unless --now says otherwise.
         let now = global.now.unwrap_or(snapshot.taken_at);
         return Ok((snapshot.into_inventory(rules), now));
@@ -149,17 +155,23 @@ fn run_report(global: &GlobalArgs, run: &RunArgs) -> Result<ExitCode> {
     write_output(run.output.as_deref(), |out| {
         report::write(run.format, &input, out)
     })?;
-    let failing = run.fail_on.is_some_and(|f| f.count(&inventory, &eval) > 0);
-    Ok(if failing {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(fail_on_exit(run.fail_on.and_then(|f| f.failure(&input))))
 }
 
-/// The inventory with only the instances `query` selects, and every image and group: verdicts,
-/// golden images and lineages stay what the whole fleet makes them, while counts and lists
-/// cover the selection.
+/// Exit 1 with why on stderr when `--fail-on` found something, else 0.
+fn fail_on_exit(failure: Option<String>) -> ExitCode {
+    match failure {
+        Some(line) => {
+            eprintln!("fleetscope: {}", crate::text::escape(&line));
+            ExitCode::from(1)
+        }
+        None => ExitCode::SUCCESS,
+    }
+}
+
+/// The inventory with only the instances `query` selects, every image, and the groups of the
+/// selected instances: verdicts, golden images and lineages stay what the whole fleet makes
+/// them, while counts and lists cover the selection.
 fn filtered(
     inventory: Inventory,
     query: &str,
@@ -175,7 +187,13 @@ fn filtered(
     for entry in whole.images() {
         kept.upsert_image(entry.image.clone());
     }
-    for group in whole.groups().iter().filter_map(|g| g.group.clone()) {
+    // A group none of whose members is selected has nothing to say about the selection.
+    let groups: std::collections::BTreeSet<_> =
+        selected.iter().filter_map(|&i| whole.group_of(i)).collect();
+    for group in groups
+        .into_iter()
+        .filter_map(|g| whole.group(g).group.clone())
+    {
         kept.upsert_group(group);
     }
     for i in selected {
@@ -217,7 +235,7 @@ fn run_tui(global: &GlobalArgs, run: &RunArgs) -> Result<ExitCode> {
     };
     let (plan, inventory, fixed_now) = match &run.snapshot {
         Some(path) => {
-            let snapshot = snapshot::load(path)?;
+            let snapshot = snapshot::load_within(path, loaded.config.limits.snapshot_max_bytes())?;
             badges.snapshot = Some(snapshot.taken_at);
             let now = global.now.unwrap_or(snapshot.taken_at);
             (None, snapshot.into_inventory(rules.clone()), Some(now))
@@ -268,8 +286,9 @@ fn run_diff(
 ) -> Result<ExitCode> {
     let loaded = load_config(global)?;
     let rules = loaded.lineage_rules()?;
-    let old = snapshot::load(old)?;
-    let new = snapshot::load(new)?;
+    let cap = loaded.config.limits.snapshot_max_bytes();
+    let old = snapshot::load_within(old, cap)?;
+    let new = snapshot::load_within(new, cap)?;
     let (old_now, new_now) = (old.taken_at, new.taken_at);
     let old_inventory = old.into_inventory(rules.clone());
     let new_inventory = new.into_inventory(rules);
@@ -286,12 +305,7 @@ fn run_diff(
         },
     );
     write_output(output, |out| diff::write(&changes, format, out))?;
-    let failing = fail_on.is_some_and(|v| changes.newly_at_or_above(v) > 0);
-    Ok(if failing {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(fail_on_exit(fail_on.and_then(|v| changes.failure(v))))
 }
 
 /// To a file atomically, or to stdout; a closed pipe (`| head`) is not an error.
@@ -314,7 +328,7 @@ fn write_output(
 }
 
 /// Whether a write failed because the reader went away (`| head`), however deep a writer
-/// (the CSV one, say) wrapped the I/O error.
+/// (the CSV or JSON one, say) wrapped the I/O error.
 fn is_broken_pipe(error: &std::io::Error) -> bool {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = current {
@@ -331,6 +345,10 @@ fn is_broken_pipe(error: &std::io::Error) -> bool {
             && let ::csv::ErrorKind::Io(io) = csv.kind()
         {
             return io.kind() == std::io::ErrorKind::BrokenPipe;
+        }
+        // serde_json keeps the I/O error to itself: its `source` skips it.
+        if let Some(json) = e.downcast_ref::<serde_json::Error>() {
+            return json.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe);
         }
         current = e.source();
     }
@@ -367,7 +385,7 @@ impl Progress {
                     )
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
                 );
-                bar.set_prefix(source.name.clone());
+                bar.set_prefix(crate::text::escape(&source.name).into_owned());
                 bar
             });
             bar.set_position(u64::from(source.pages));
@@ -379,7 +397,7 @@ impl Progress {
                     bar.finish_with_message(format!("{} instances, done", source.instances))
                 }
                 SourceState::Failed { error } => {
-                    bar.abandon_with_message(format!("failed: {error}"))
+                    bar.abandon_with_message(format!("failed: {}", crate::text::escape(error)))
                 }
             }
         }

@@ -25,6 +25,7 @@ pub struct Config {
     pub gcp: GcpConfig,
     pub rollout: RolloutConfig,
     pub ui: UiConfig,
+    pub limits: LimitsConfig,
 }
 
 impl Default for Config {
@@ -38,8 +39,100 @@ impl Default for Config {
             gcp: GcpConfig::default(),
             rollout: RolloutConfig::default(),
             ui: UiConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
+}
+
+/// How much fleetscope reads from a file before it gives up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest snapshot (or JSON report) `--snapshot` and `diff` read, in MiB.
+    pub snapshot_max_mb: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            snapshot_max_mb: 2048,
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub fn snapshot_max_bytes(&self) -> u64 {
+        self.snapshot_max_mb.saturating_mul(1 << 20)
+    }
+}
+
+/// A config is a few KiB; anything past this is not one.
+pub const CONFIG_MAX_BYTES: u64 = 1 << 20;
+
+/// The range a number in the config must fall in. Every number has one, checked wherever the
+/// value came from, so no timeout, pause or count can overflow where it is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bound {
+    pub key: &'static str,
+    pub min: i64,
+    pub max: i64,
+    pub unit: &'static str,
+}
+
+pub const BOUNDS: &[Bound] = &[
+    bound("policy.max_image_age_days", 1, 3650, "days"),
+    bound("policy.max_instance_age_days", 1, 3650, "days"),
+    bound("aws.concurrency", 1, 256, "regions at once"),
+    bound("aws.timeout_secs", 1, 3600, "seconds"),
+    bound("azure.concurrency", 1, 256, "subscriptions at once"),
+    bound("azure.timeout_secs", 1, 3600, "seconds"),
+    bound("gcp.concurrency", 1, 256, "projects at once"),
+    bound("gcp.timeout_secs", 1, 3600, "seconds"),
+    bound("rollout.max_parallel", 1, 1000, "instances at once"),
+    bound("rollout.pause_secs", 0, 3600, "seconds"),
+    bound("rollout.max_failures", 0, 100_000, "failures"),
+    bound("rollout.health_timeout_secs", 1, 86_400, "seconds"),
+    bound("rollout.poll_secs", 1, 3600, "seconds"),
+    bound("ui.confirm_queue_over", 0, 1_000_000, "instances"),
+    bound("limits.snapshot_max_mb", 1, 65_536, "MiB"),
+];
+
+const fn bound(key: &'static str, min: i64, max: i64, unit: &'static str) -> Bound {
+    Bound {
+        key,
+        min,
+        max,
+        unit,
+    }
+}
+
+impl Bound {
+    fn of(key: &str) -> Option<&'static Bound> {
+        BOUNDS.iter().find(|b| b.key == key)
+    }
+
+    /// Why `value` (as written) is refused.
+    fn refusal(&self, value: impl fmt::Display) -> String {
+        format!(
+            "{} must be from {} to {} {}, not {value}",
+            self.key, self.min, self.max, self.unit
+        )
+    }
+
+    fn admits(&self, value: i64) -> bool {
+        (self.min..=self.max).contains(&value)
+    }
+}
+
+/// The first number in `table` outside its bound, with the refusal.
+fn out_of_bounds(table: &toml::Table) -> Option<(&'static Bound, String)> {
+    BOUNDS.iter().find_map(|bound| {
+        let (section, key) = bound.key.split_once('.')?;
+        match table.get(section)?.get(key)? {
+            toml::Value::Integer(v) if !bound.admits(*v) => Some((bound, bound.refusal(v))),
+            _ => None,
+        }
+    })
 }
 
 /// The interactive view.
@@ -233,7 +326,7 @@ pub fn load(
     let mut origins = BTreeMap::new();
     let mut read_path = None;
     if let Some(path) = path {
-        match std::fs::read(&path) {
+        match crate::files::read_capped(&path, CONFIG_MAX_BYTES) {
             Ok(bytes) => {
                 table = parse_file(&path, &bytes)?;
                 for key in leaf_keys(&table) {
@@ -241,7 +334,13 @@ pub fn load(
                 }
                 read_path = Some(path);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {}
+            Err(e) if e.is_not_found() && !required => {}
+            Err(e @ crate::files::ReadError::TooBig { .. }) => {
+                return Err(ConfigError(format!(
+                    "{}: {e}, too big for a config file",
+                    path.display()
+                )));
+            }
             Err(e) => {
                 return Err(ConfigError(format!(
                     "{}: cannot read config: {e}",
@@ -263,8 +362,26 @@ pub fn load(
             .get(&section)
             .and_then(|s| s.as_table())
             .and_then(|s| s.get(&key));
-        let value = env_value(default_value, &value)
-            .ok_or_else(|| ConfigError(format!("{var}: {value:?} is not a valid value")))?;
+        let dotted = format!("{section}.{key}");
+        let value = match (env_value(default_value, &value), Bound::of(&dotted)) {
+            // Before the type check below, which would only say the number does not fit.
+            (Some(toml::Value::Integer(v)), Some(bound)) if !bound.admits(v) => {
+                return Err(ConfigError(format!("{var}: {}", bound.refusal(v))));
+            }
+            (Some(parsed), _) => parsed,
+            // Digits past what an integer holds are a number out of range, not a typo.
+            (None, Some(bound)) if is_whole_number(&value) => {
+                return Err(ConfigError(format!(
+                    "{var}: {}",
+                    bound.refusal(value.trim())
+                )));
+            }
+            (None, _) => {
+                return Err(ConfigError(format!(
+                    "{var}: {value:?} is not a valid value"
+                )));
+            }
+        };
         let section_table = table
             .entry(section.clone())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
@@ -274,13 +391,19 @@ pub fn load(
             )));
         };
         section_table.insert(key.clone(), value);
-        origins.insert(format!("{section}.{key}"), Origin::Env(var.clone()));
+        origins.insert(dotted, Origin::Env(var.clone()));
         // Check now, so a bad value is blamed on its variable rather than the file.
         Config::deserialize(table.clone())
             .map_err(|e| ConfigError(format!("{var}: {}", e.message())))?;
     }
     let config =
         Config::deserialize(table).map_err(|e| ConfigError(format!("config: {}", e.message())))?;
+    // The file was checked as it was read; this checks what the environment changed.
+    validate(&config).map_err(|(key, message)| match origins.get(key.as_str()) {
+        Some(Origin::Env(var)) => ConfigError(format!("{var}: {message}")),
+        Some(Origin::File(path)) => ConfigError(format!("{}: {message}", path.display())),
+        _ => ConfigError(format!("config: {message}")),
+    })?;
     Ok(LoadedConfig {
         config,
         path: read_path,
@@ -322,10 +445,34 @@ pub fn parse_file(path: &Path, bytes: &[u8]) -> Result<toml::Table, ConfigError>
             )));
         }
     }
+    if let Some((bound, refusal)) = out_of_bounds(&table) {
+        return Err(match span_of(text, bound.key) {
+            Some(offset) => {
+                let (line, column) = line_column(text, offset);
+                ConfigError(format!("{name}:{line}:{column}: {refusal}"))
+            }
+            None => ConfigError(format!("{name}: {refusal}")),
+        });
+    }
     // Deserialize the text, not the table, so unknown keys and bad types carry a line number.
     let config: Config = toml::from_str(text).map_err(located)?;
-    validate(&config).map_err(|e| ConfigError(format!("{name}: {e}")))?;
+    validate(&config).map_err(|(_, e)| ConfigError(format!("{name}: {e}")))?;
     Ok(table)
+}
+
+/// Where the value of `section.key` starts in the text, for an error's line and column.
+fn span_of(text: &str, dotted: &str) -> Option<usize> {
+    let (section, key) = dotted.split_once('.')?;
+    let document = toml::de::DeTable::parse(text).ok()?.into_inner();
+    let value = toml::de::DeValue::Table(document);
+    Some(value.get(section)?.get_ref().get(key)?.span().start)
+}
+
+/// An optional sign, then digits only.
+fn is_whole_number(text: &str) -> bool {
+    let text = text.trim();
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
@@ -335,29 +482,28 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// Checks the values serde cannot: regexes compile, numbers are in range.
-fn validate(config: &Config) -> Result<(), String> {
+/// Checks the values serde cannot: regexes compile, numbers are in range, the rollout's share
+/// parses. The error is the key it is about and the message, which names the key too.
+fn validate(config: &Config) -> Result<(), (String, String)> {
     for (i, rule) in config.lineage.rules.iter().enumerate() {
-        Regex::new(&rule.pattern)
-            .map_err(|e| format!("lineage.rules[{i}].pattern: {}", first_line(&e.to_string())))?;
+        Regex::new(&rule.pattern).map_err(|e| {
+            (
+                "lineage.rules".to_owned(),
+                format!("lineage.rules[{i}].pattern: {}", first_line(&e.to_string())),
+            )
+        })?;
     }
-    if config.aws.concurrency == 0 {
-        return Err("aws.concurrency must be at least 1".into());
+    let table =
+        toml::Table::try_from(config).map_err(|e| ("config".to_owned(), format!("config: {e}")))?;
+    if let Some((bound, refusal)) = out_of_bounds(&table) {
+        return Err((bound.key.to_owned(), refusal));
     }
-    if config.azure.concurrency == 0 {
-        return Err("azure.concurrency must be at least 1".into());
-    }
-    if config.gcp.concurrency == 0 {
-        return Err("gcp.concurrency must be at least 1".into());
-    }
-    crate::queue::rollout::MaxUnavailable::parse(&config.rollout.max_unavailable)
-        .map_err(|e| format!("rollout.max_unavailable: {e}"))?;
-    if config.rollout.max_parallel == 0 {
-        return Err("rollout.max_parallel must be at least 1".into());
-    }
-    if config.rollout.health_timeout_secs == 0 || config.rollout.poll_secs == 0 {
-        return Err("rollout.health_timeout_secs and rollout.poll_secs must be at least 1".into());
-    }
+    crate::queue::rollout::MaxUnavailable::parse(&config.rollout.max_unavailable).map_err(|e| {
+        (
+            "rollout.max_unavailable".to_owned(),
+            format!("rollout.max_unavailable: {e}"),
+        )
+    })?;
     Ok(())
 }
 
@@ -498,6 +644,27 @@ mod tests {
     fn embedded_defaults_match_code_defaults() {
         let parsed: Config = toml::from_str(DEFAULT_CONFIG).unwrap();
         assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn every_number_has_a_bound_its_default_keeps() {
+        let defaults = toml::Table::try_from(Config::default()).unwrap();
+        let mut numbers = Vec::new();
+        for (section, keys) in &defaults {
+            for (key, value) in keys.as_table().into_iter().flatten() {
+                if let toml::Value::Integer(v) = value {
+                    numbers.push((format!("{section}.{key}"), *v));
+                }
+            }
+        }
+        for (key, default) in &numbers {
+            let bound = Bound::of(key).unwrap_or_else(|| panic!("{key} has no bound"));
+            assert!(bound.admits(*default), "{key}'s default {default}");
+        }
+        let keys: Vec<&str> = numbers.iter().map(|(k, _)| k.as_str()).collect();
+        for bound in BOUNDS {
+            assert!(keys.contains(&bound.key), "{} is not a number", bound.key);
+        }
     }
 
     #[test]

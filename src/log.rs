@@ -2,7 +2,7 @@
 //! appended, one line each, to `fleetscope.log` in the data directory, so the full chain is
 //! there for a bug report without ever reaching an operator's screen.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -17,8 +17,8 @@ pub fn path_in(data_dir: &Path) -> PathBuf {
 /// never stops the program.
 pub fn open(data_dir: &Path) {
     LOG.get_or_init(|| {
-        std::fs::create_dir_all(data_dir).ok()?;
-        OpenOptions::new()
+        crate::files::create_private_dir(data_dir).ok()?;
+        crate::files::private_file()
             .create(true)
             .append(true)
             .open(path_in(data_dir))

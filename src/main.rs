@@ -31,7 +31,10 @@ fn usage_error(error: &clap::Error) -> ExitCode {
         .collect();
     let what = what.join(" ");
     let what = what.strip_prefix("error: ").unwrap_or(&what);
-    eprintln!("fleetscope: {what} (see fleetscope --help)");
+    eprintln!(
+        "fleetscope: {} (see fleetscope --help)",
+        fleetscope::text::escape(what)
+    );
     ExitCode::from(2)
 }
 
@@ -45,9 +48,14 @@ fn main() -> ExitCode {
     match fleetscope::commands::run(cli) {
         Ok(code) => code,
         Err(error) => {
-            // One line, no backtrace: errors here are about input the user can fix. A closed
-            // stderr loses the line, never turns it into a panic.
-            let _ = writeln!(std::io::stderr(), "fleetscope: {error:#}");
+            // One line, no backtrace: errors here are about input the user can fix. Escaped,
+            // since they quote names and answers from clouds and files. A closed stderr loses
+            // the line, never turns it into a panic.
+            let _ = writeln!(
+                std::io::stderr(),
+                "fleetscope: {}",
+                fleetscope::text::escape(&format!("{error:#}"))
+            );
             ExitCode::from(2)
         }
     }

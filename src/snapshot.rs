@@ -80,12 +80,13 @@ pub fn snapshot_of(inventory: &Inventory, taken_at: DateTime<Utc>) -> SnapshotOu
 /// Writes to a temporary file beside `path`, syncs it, then renames over: readers see the old
 /// file or the new one, never half of one. A device or a pipe (`/dev/null`, `/dev/stdout`, a
 /// FIFO) is written in place, since renaming over it would replace it; a symlink is followed,
-/// so the link keeps pointing at the file it names.
+/// so the link keeps pointing at the file it names. The new file has the mode of the one it
+/// replaces (a user who chose 0640 keeps it), or is private (0600 less the umask).
 pub fn write_atomic(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
-    match std::fs::metadata(path) {
+    let replaced = match std::fs::metadata(path) {
         Ok(meta) if !meta.is_file() && !meta.is_dir() => {
             let mut writer =
                 std::io::BufWriter::new(std::fs::OpenOptions::new().write(true).open(path)?);
@@ -95,8 +96,9 @@ pub fn write_atomic(
         Ok(_) if path.is_symlink() => {
             return write_atomic(&std::fs::canonicalize(path)?, write);
         }
-        _ => {}
-    }
+        Ok(meta) => Some(meta.permissions()),
+        Err(_) => None,
+    };
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -110,7 +112,15 @@ pub fn write_atomic(
         std::process::id()
     ));
     let result = (|| {
-        let file = std::fs::File::create(&tmp)?;
+        // A temporary left by a crash goes first: only a file made now gets the private mode.
+        let _ = std::fs::remove_file(&tmp);
+        let file = crate::files::private_file()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        if let Some(permissions) = replaced {
+            file.set_permissions(permissions)?;
+        }
         let mut writer = std::io::BufWriter::new(file);
         write(&mut writer)?;
         let file = writer.into_inner().map_err(|e| e.into_error())?;
@@ -141,11 +151,26 @@ pub fn save(
     .map_err(|e| SnapshotError(format!("{}: cannot write snapshot: {e}", path.display())))
 }
 
-/// Reads and checks a snapshot (or JSON report) file.
+/// Reads and checks a snapshot (or JSON report) file no larger than the default
+/// `limits.snapshot_max_mb`.
 pub fn load(path: &Path) -> Result<SnapshotIn, SnapshotError> {
+    load_within(
+        path,
+        crate::config::LimitsConfig::default().snapshot_max_bytes(),
+    )
+}
+
+/// Reads and checks a snapshot (or JSON report) file of at most `cap` bytes.
+pub fn load_within(path: &Path, cap: u64) -> Result<SnapshotIn, SnapshotError> {
     let name = path.display();
-    let bytes = std::fs::read(path)
-        .map_err(|e| SnapshotError(format!("{name}: cannot read snapshot: {e}")))?;
+    let bytes = crate::files::read_capped(path, cap).map_err(|e| match e {
+        crate::files::ReadError::TooBig { .. } => SnapshotError(format!(
+            "{name}: the snapshot is {e} (limits.snapshot_max_mb; raise it in the config or with FLEETSCOPE_LIMITS_SNAPSHOT_MAX_MB)"
+        )),
+        crate::files::ReadError::Io(e) => {
+            SnapshotError(format!("{name}: cannot read snapshot: {e}"))
+        }
+    })?;
     parse(&bytes).map_err(|e| SnapshotError(format!("{name}: {e}")))
 }
 
@@ -228,6 +253,20 @@ mod tests {
         write_text(&path, "new").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_new_file_is_private_and_a_replaced_one_keeps_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.json");
+        write_text(&path, "new").unwrap();
+        assert_eq!(mode(&path), 0o600);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_text(&path, "again").unwrap();
+        assert_eq!(mode(&path), 0o640);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "again");
     }
 
     #[test]

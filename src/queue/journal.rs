@@ -2,14 +2,17 @@
 //! to disk before the next step starts. It is the memory that lets an interrupted apply resume
 //! without repeating what was done: a launched replacement is never launched twice.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::QueueError;
+
+/// The largest journal read: each replacement adds a few records of about 150 bytes.
+pub const JOURNAL_MAX_BYTES: u64 = 1 << 30;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
@@ -124,7 +127,7 @@ pub struct Journal {
 impl Journal {
     pub fn open(path: &Path) -> Result<Journal, QueueError> {
         super::create_parent(path)?;
-        let mut file = OpenOptions::new()
+        let mut file = crate::files::private_file()
             .create(true)
             .read(true)
             .append(true)
@@ -171,7 +174,7 @@ impl Journal {
 
     /// Every readable record, oldest first.
     pub fn read(path: &Path) -> Result<Vec<Record>, QueueError> {
-        let file = match File::open(path) {
+        let file = match crate::files::open_regular(path) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => {
@@ -181,14 +184,29 @@ impl Journal {
                 )));
             }
         };
+        let too_big = || {
+            let cap = crate::files::size(JOURNAL_MAX_BYTES);
+            QueueError(format!(
+                "{}: the journal is larger than {cap}; move it aside when no apply is running or interrupted",
+                path.display()
+            ))
+        };
+        if file.metadata().map_or(0, |m| m.len()) > JOURNAL_MAX_BYTES {
+            return Err(too_big());
+        }
         let mut records = Vec::new();
-        for line in BufReader::new(file).lines() {
+        let mut lines = BufReader::new(file.take(JOURNAL_MAX_BYTES + 1));
+        for line in lines.by_ref().lines() {
             let line = line
                 .map_err(|e| QueueError(format!("{}: cannot read journal: {e}", path.display())))?;
             // A line cut short by a crash mid-write says nothing reliable; skip it.
             if let Ok(record) = serde_json::from_str::<Record>(&line) {
                 records.push(record);
             }
+        }
+        // It grew past the cap while being read.
+        if lines.into_inner().limit() == 0 {
+            return Err(too_big());
         }
         Ok(records)
     }
@@ -310,6 +328,8 @@ pub fn replacements(records: &[Record]) -> std::collections::HashMap<String, Rep
 
 #[cfg(test)]
 mod tests {
+    use std::fs::OpenOptions;
+
     use super::*;
 
     fn record(id: &str, step: Step, dry_run: bool) -> Record {

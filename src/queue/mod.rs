@@ -18,6 +18,9 @@ pub mod rollout;
 
 pub const QUEUE_VERSION: u32 = 1;
 
+/// The largest queue file read: 100,000 entries take about 50 MiB.
+pub const QUEUE_MAX_BYTES: u64 = 512 << 20;
+
 /// How an instance would be replaced, decided when it is queued and checked again at apply time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -120,10 +123,10 @@ pub fn data_dir() -> Result<PathBuf, QueueError> {
         .ok_or_else(|| QueueError("no home directory: set FLEETSCOPE_DATA_DIR".into()))
 }
 
-/// Makes the directory a data file goes in.
+/// Makes the directory a data file goes in, private to the user.
 fn create_parent(path: &Path) -> Result<(), QueueError> {
     match path.parent() {
-        Some(dir) => std::fs::create_dir_all(dir)
+        Some(dir) => crate::files::create_private_dir(dir)
             .map_err(|e| QueueError(format!("{}: cannot create: {e}", dir.display()))),
         None => Ok(()),
     }
@@ -132,7 +135,7 @@ fn create_parent(path: &Path) -> Result<(), QueueError> {
 /// A lock file, created if need be and never truncated; the caller takes the lock it wants.
 fn open_lock_file(path: &Path) -> Result<std::fs::File, QueueError> {
     create_parent(path)?;
-    std::fs::OpenOptions::new()
+    crate::files::private_file()
         .create(true)
         .truncate(false)
         .write(true)
@@ -149,9 +152,9 @@ impl Queue {
     /// silently replaced, so no queued work is lost).
     pub fn load(path: &Path) -> Result<Queue, QueueError> {
         let name = path.display();
-        let bytes = match std::fs::read(path) {
+        let bytes = match crate::files::read_capped(path, QUEUE_MAX_BYTES) {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Queue::default()),
+            Err(e) if e.is_not_found() => return Ok(Queue::default()),
             Err(e) => return Err(QueueError(format!("{name}: cannot read queue: {e}"))),
         };
         let mut queue: Queue = serde_json::from_slice(&bytes)

@@ -3,6 +3,7 @@
 use std::io::{self, Write};
 
 use super::{Queue, Strategy};
+use crate::text::{escape, table_cell as cell};
 use crate::views::diff::DiffFormat;
 
 pub fn write_table(queue: &Queue, out: &mut dyn Write) -> io::Result<()> {
@@ -29,15 +30,15 @@ pub fn write_table(queue: &Queue, out: &mut dyn Write) -> io::Result<()> {
         writeln!(
             out,
             "{:<22} {:<6} {:<24} {:<9} {:<28} {}",
-            short_id(&entry.instance_id),
+            escape(short_id(&entry.instance_id)),
             entry.cloud.as_str(),
-            entry.name,
+            escape(&entry.name),
             entry.verdict.as_str(),
             entry.strategy.label(),
-            entry.target_image.as_deref().unwrap_or("-"),
+            escape(entry.target_image.as_deref().unwrap_or("-")),
         )?;
         if let Strategy::NotExecutable { why } = &entry.strategy {
-            writeln!(out, "{:<22} why: {why}", "")?;
+            writeln!(out, "{:<22} why: {}", "", escape(why))?;
         }
     }
     Ok(())
@@ -70,18 +71,18 @@ pub fn export(queue: &Queue, format: DiffFormat, out: &mut dyn Write) -> io::Res
                 writeln!(
                     out,
                     "| `{}` | {} | {} | {} | {} | `{}` | {} | {} | {} | {} |",
-                    e.instance_id,
-                    e.name,
+                    cell(&e.instance_id),
+                    cell(&e.name),
                     e.cloud,
-                    e.account,
-                    e.region,
-                    e.image,
+                    cell(&e.account),
+                    cell(&e.region),
+                    cell(&e.image),
                     e.target_image
                         .as_deref()
-                        .map_or("-".to_owned(), |t| format!("`{t}`")),
+                        .map_or("-".to_owned(), |t| format!("`{}`", cell(t))),
                     e.verdict,
-                    e.strategy.describe().replace('|', "\\\\|"),
-                    e.reason.replace('|', "\\\\|"),
+                    cell(&e.strategy.describe()),
+                    cell(&e.reason),
                 )?;
             }
             Ok(())

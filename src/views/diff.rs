@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::core::inventory::Inventory;
 use crate::core::model::Cloud;
 use crate::core::policy::{Evaluation, Verdict};
+use crate::text::table_cell as cell;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DiffFormat {
@@ -75,16 +76,30 @@ fn reference(side: &Side<'_>, idx: u32) -> InstanceRef {
 }
 
 impl Diff {
-    /// Instances that reached `threshold` or worse since the old snapshot: added at it, or
-    /// changed to it from a milder verdict.
-    pub fn newly_at_or_above(&self, threshold: Verdict) -> usize {
-        let added = self.added.iter().filter(|i| i.verdict >= threshold).count();
+    /// What fails `diff --fail-on threshold`, as one line: the instances that reached it or
+    /// worse since the old snapshot, added at it or changed to it from a milder verdict, each
+    /// with how. `None` when there are none.
+    pub fn failure(&self, threshold: Verdict) -> Option<String> {
+        let added = self
+            .added
+            .iter()
+            .filter(|i| i.verdict >= threshold)
+            .map(|i| format!("{} (added as {})", super::short_id(&i.id), i.verdict));
         let worsened = self
             .verdict_changes
             .iter()
             .filter(|c| c.from < threshold && c.to >= threshold)
-            .count();
-        added + worsened
+            .map(|c| format!("{} ({} -> {})", super::short_id(&c.id), c.from, c.to));
+        let meaning = if threshold == Verdict::Flagged {
+            "newly flagged".to_owned()
+        } else {
+            format!("newly {threshold} or worse")
+        };
+        super::fail_on_line(
+            threshold.as_str(),
+            &meaning,
+            added.chain(worsened).collect(),
+        )
     }
 }
 
@@ -172,7 +187,11 @@ fn write_markdown(diff: &Diff, out: &mut dyn Write) -> io::Result<()> {
             writeln!(
                 out,
                 "| `{}` | {} | {} | `{}` | {} |",
-                r.id, r.name, r.cloud, r.image, r.verdict
+                cell(&r.id),
+                cell(&r.name),
+                r.cloud,
+                cell(&r.image),
+                r.verdict
             )?;
         }
         writeln!(out)?;
@@ -186,7 +205,10 @@ fn write_markdown(diff: &Diff, out: &mut dyn Write) -> io::Result<()> {
             writeln!(
                 out,
                 "| `{}` | {} | `{}` | `{}` |",
-                c.id, c.name, c.from, c.to
+                cell(&c.id),
+                cell(&c.name),
+                cell(&c.from),
+                cell(&c.to)
             )?;
         }
         writeln!(out)?;
@@ -197,7 +219,14 @@ fn write_markdown(diff: &Diff, out: &mut dyn Write) -> io::Result<()> {
     } else {
         writeln!(out, "| instance | name | from | to |\n|---|---|---|---|")?;
         for c in &diff.verdict_changes {
-            writeln!(out, "| `{}` | {} | {} | {} |", c.id, c.name, c.from, c.to)?;
+            writeln!(
+                out,
+                "| `{}` | {} | {} | {} |",
+                cell(&c.id),
+                cell(&c.name),
+                c.from,
+                c.to
+            )?;
         }
     }
     Ok(())

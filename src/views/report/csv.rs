@@ -49,7 +49,7 @@ pub fn write(input: &ReportInput<'_>, out: &mut dyn Write) -> io::Result<()> {
             .golden
             .map(|g| inv.image(g).image.key.as_str())
             .unwrap_or("");
-        csv.write_record([
+        let fields = [
             instance.id.as_str(),
             &instance.name,
             instance.cloud.as_str(),
@@ -78,7 +78,11 @@ pub fn write(input: &ReportInput<'_>, out: &mut dyn Write) -> io::Result<()> {
             &ie.reasons.join("; "),
             &instance.exposure.join("; "),
             &instance.source,
-        ])?;
+        ];
+        for field in fields {
+            csv.write_field(crate::text::escape(field).as_bytes())?;
+        }
+        csv.write_record(None::<&[u8]>)?;
     }
     csv.flush()
 }

@@ -6,10 +6,7 @@ use super::{ReportInput, timestamp};
 use crate::core::model::{Cloud, SourceState};
 use crate::core::policy::{TemplateStatus, Verdict, VerdictCounts};
 
-/// Table cells may not hold a pipe or a line break.
-fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace(['\n', '\r'], " ")
-}
+use crate::text::table_cell as cell;
 
 fn opt_days(days: Option<i64>) -> String {
     days.map_or_else(|| "?".to_owned(), |d| d.to_string())
@@ -36,7 +33,7 @@ pub fn write(input: &ReportInput<'_>, out: &mut dyn Write) -> io::Result<()> {
         writeln!(
             out,
             "Filter: `{}`: only the instances it selects are counted and listed.\n",
-            filter.replace('`', "'")
+            crate::text::escape(filter).replace('`', "'")
         )?;
     }
     writeln!(
@@ -47,20 +44,27 @@ pub fn write(input: &ReportInput<'_>, out: &mut dyn Write) -> io::Result<()> {
         if policy.flag_tags.is_empty() {
             "none".to_owned()
         } else {
-            policy.flag_tags.join(", ")
+            crate::text::escape(&policy.flag_tags.join(", ")).into_owned()
         },
     )?;
 
     writeln!(out, "## Summary\n")?;
     writeln!(
         out,
-        "| cloud | flagged | unknown | outdated | stale | current | total | long-lived |"
+        "| cloud | flagged | unknown | outdated | stale | current | total | long-lived | exposed |"
     )?;
-    writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|")?;
-    let summary_row = |out: &mut dyn Write, label: &str, c: &VerdictCounts| {
+    writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+    let exposed = input.exposed_instances();
+    let exposed_in = |cloud: Option<Cloud>| {
+        exposed
+            .iter()
+            .filter(|&&i| cloud.is_none_or(|c| inv.instance(i).cloud == c))
+            .count()
+    };
+    let summary_row = |out: &mut dyn Write, label: &str, c: &VerdictCounts, exposed: usize| {
         writeln!(
             out,
-            "| {label} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {label} | {} | {} | {} | {} | {} | {} | {} | {exposed} |",
             c.flagged,
             c.unknown,
             c.outdated,
@@ -72,10 +76,10 @@ pub fn write(input: &ReportInput<'_>, out: &mut dyn Write) -> io::Result<()> {
     };
     for cloud in Cloud::ALL {
         if let Some(counts) = eval.by_cloud.get(&cloud) {
-            summary_row(out, cloud.as_str(), counts)?;
+            summary_row(out, cloud.as_str(), counts, exposed_in(Some(cloud)))?;
         }
     }
-    summary_row(out, "**all**", &eval.total)?;
+    summary_row(out, "**all**", &eval.total, exposed_in(None))?;
 
     writeln!(out, "\n## Images in use ({})\n", images_in_use.len())?;
     writeln!(
@@ -207,6 +211,9 @@ pub fn write(input: &ReportInput<'_>, out: &mut dyn Write) -> io::Result<()> {
             if eval.long_lived[i as usize] {
                 why.push_str("; long-lived");
             }
+            if !instance.exposure.is_empty() {
+                why.push_str("; exposed");
+            }
             writeln!(
                 out,
                 "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -228,6 +235,40 @@ pub fn write(input: &ReportInput<'_>, out: &mut dyn Write) -> io::Result<()> {
                 out,
                 "\n{} more non-current instances left out (--limit {shown}); the JSON and CSV reports list them all.",
                 non_current.len() - shown
+            )?;
+        }
+    }
+
+    // Whatever their verdict: a current image does not close an open port.
+    let shown = input.limit.unwrap_or(usize::MAX).min(exposed.len());
+    writeln!(out, "\n## Exposed instances ({})\n", exposed.len())?;
+    if exposed.is_empty() {
+        writeln!(out, "None.")?;
+    } else {
+        writeln!(
+            out,
+            "| instance | name | cloud | account | region | verdict | exposure |"
+        )?;
+        writeln!(out, "|---|---|---|---|---|---|---|")?;
+        for &i in &exposed[..shown] {
+            let instance = inv.instance(i);
+            writeln!(
+                out,
+                "| `{}` | {} | {} | {} | {} | {} | {} |",
+                cell(&instance.id),
+                cell(&instance.name),
+                instance.cloud,
+                cell(&instance.account),
+                cell(&instance.region),
+                eval.verdict_of(inv, i),
+                cell(&instance.exposure.join("; ")),
+            )?;
+        }
+        if shown < exposed.len() {
+            writeln!(
+                out,
+                "\n{} more exposed instances left out (--limit {shown}); the JSON and CSV reports list them all.",
+                exposed.len() - shown
             )?;
         }
     }

@@ -64,6 +64,13 @@ impl ReportInput<'_> {
         rows
     }
 
+    /// Instances with a network exposure finding, most severe first.
+    fn exposed_instances(&self) -> Vec<InstanceIdx> {
+        let mut rows = self.instances_by_severity();
+        rows.retain(|&i| !self.inventory.instance(i).exposure.is_empty());
+        rows
+    }
+
     /// Instances by cloud, account, region and id.
     fn instances_by_place(&self) -> Vec<InstanceIdx> {
         let inv = self.inventory;
@@ -182,16 +189,38 @@ impl FailOn {
         }
     }
 
-    /// How many instances meet it.
-    pub fn count(self, inventory: &Inventory, eval: &Evaluation) -> usize {
+    /// Whether an instance meets it.
+    fn met_by(self, input: &ReportInput<'_>, instance: InstanceIdx) -> bool {
         match self {
-            FailOn::Verdict(threshold) => eval.total.at_or_above(threshold) as usize,
-            FailOn::Exposed => inventory
-                .instances()
-                .iter()
-                .filter(|i| !i.exposure.is_empty())
-                .count(),
-            FailOn::LongLived => eval.long_lived.iter().filter(|&&l| l).count(),
+            FailOn::Verdict(threshold) => {
+                input.eval.verdict_of(input.inventory, instance) >= threshold
+            }
+            FailOn::Exposed => !input.inventory.instance(instance).exposure.is_empty(),
+            FailOn::LongLived => input.eval.long_lived[instance as usize],
         }
+    }
+
+    /// What failed the run, as one line naming the worst instances first; `None` when no
+    /// instance meets it.
+    pub fn failure(self, input: &ReportInput<'_>) -> Option<String> {
+        let (flag, meaning) = match self {
+            FailOn::Verdict(Verdict::Flagged) => ("flagged".to_owned(), "flagged".to_owned()),
+            FailOn::Verdict(threshold) => (threshold.to_string(), format!("{threshold} or worse")),
+            FailOn::Exposed => ("exposed".to_owned(), "exposed".to_owned()),
+            FailOn::LongLived => (
+                "long-lived".to_owned(),
+                format!(
+                    "long-lived (launched more than {} days ago)",
+                    input.policy.max_instance_age_days
+                ),
+            ),
+        };
+        let names = input
+            .instances_by_severity()
+            .into_iter()
+            .filter(|&i| self.met_by(input, i))
+            .map(|i| super::short_id(&input.inventory.instance(i).id).to_owned())
+            .collect();
+        super::fail_on_line(&flag, &meaning, names)
     }
 }

@@ -17,7 +17,7 @@ use crate::core::policy::TemplateStatus;
 
 /// The pane's title and lines for the selected row of the current view, if it has one.
 pub fn content(app: &App) -> Option<(String, Vec<Line<'static>>)> {
-    match app.view {
+    let content = match app.view {
         View::Instances => app
             .instances
             .selected_row()
@@ -35,7 +35,8 @@ pub fn content(app: &App) -> Option<(String, Vec<Line<'static>>)> {
             .get(app.selected_source)
             .map(|s| (" Source ".to_owned(), source_lines(app, s))),
         View::Drift => None,
-    }
+    };
+    content.map(|(title, lines)| (title, super::draw::escaped(lines)))
 }
 
 pub fn draw(frame: &mut Frame, app: &App, scroll: u16) {

@@ -379,7 +379,7 @@ struct Text {
 }
 
 fn text(content: impl Into<Cow<'static, str>>) -> Text {
-    let content = content.into();
+    let content = crate::text::escape_cow(content.into());
     Text {
         width: u16::try_from(content.chars().count()).unwrap_or(u16::MAX),
         cell: Cell::from(content),
@@ -988,7 +988,20 @@ fn draw_detail(frame: &mut Frame, app: &App, area: Rect) {
             ]
         }),
     };
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), area);
+    frame.render_widget(
+        Paragraph::new(escaped(lines)).wrap(Wrap { trim: true }),
+        area,
+    );
+}
+
+/// Lines with every span's text escaped: they quote names, tags and errors from clouds.
+pub(super) fn escaped(mut lines: Vec<Line<'_>>) -> Vec<Line<'_>> {
+    for line in &mut lines {
+        for span in &mut line.spans {
+            span.content = crate::text::escape_cow(std::mem::take(&mut span.content));
+        }
+    }
+    lines
 }
 
 fn reasons_line(verdict: Verdict, reasons: &[String]) -> Line<'static> {
@@ -1039,11 +1052,13 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
         ]),
         Mode::Confirm { .. } => Line::from("Confirming an apply: type the phrase, or Esc").dim(),
         Mode::Normal => match &app.status {
-            Some(status) => Line::from(status.text.clone()).style(if status.error {
-                Style::new().fg(Color::Red).bold()
-            } else {
-                Style::new().fg(Color::Cyan)
-            }),
+            Some(status) => {
+                Line::from(crate::text::escape(&status.text).into_owned()).style(if status.error {
+                    Style::new().fg(Color::Red).bold()
+                } else {
+                    Style::new().fg(Color::Cyan)
+                })
+            }
             None => {
                 let mut spans = Vec::new();
                 for (key, hint) in keymap::hints_for(app.view) {
@@ -1242,7 +1257,7 @@ fn draw_sources(frame: &mut Frame, app: &App, area: Rect) {
     let paragraph = if empty {
         Paragraph::new("no sources yet").dim()
     } else {
-        Paragraph::new(lines)
+        Paragraph::new(escaped(lines))
     };
     frame.render_widget(
         paragraph.block(Block::bordered().title(" Sources (j/k, Enter: all of it) ")),
@@ -1290,7 +1305,7 @@ fn draw_lagging_lineages(frame: &mut Frame, data: &Data, area: Rect) {
                 Cow::Owned(data.image_label(g).to_owned())
             });
             Row::new([
-                Cell::from(inv.lineage(l).name.clone()),
+                Cell::from(crate::text::escape(&inv.lineage(l).name).into_owned()),
                 Cell::from(format!("{}/{}", eval.lagging_instances, eval.instances)),
                 Cell::from(eval.max_behind_by.to_string()),
                 Cell::from(
@@ -1298,7 +1313,7 @@ fn draw_lagging_lineages(frame: &mut Frame, data: &Data, area: Rect) {
                         .map(|s| days(Some(crate::core::policy::days_between(s, data.now()))))
                         .unwrap_or_default(),
                 ),
-                Cell::from(golden.into_owned()),
+                Cell::from(crate::text::escape_cow(golden).into_owned()),
             ])
             .style(if eval.lagging_instances > 0 {
                 Style::new().fg(Color::Yellow)
