@@ -109,6 +109,11 @@ pub struct RunArgs {
     /// Never change anything in any cloud: applying the queue is refused.
     #[arg(long, global = true)]
     pub read_only: bool,
+
+    /// Make no template steps: members of a group in template drift stay queued, not
+    /// executable (as `rollout.update_templates = false`).
+    #[arg(long, global = true)]
+    pub no_template_updates: bool,
 }
 
 #[derive(Debug, Subcommand)]

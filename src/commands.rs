@@ -259,7 +259,7 @@ fn run_tui(global: &GlobalArgs, run: &RunArgs) -> Result<ExitCode> {
         paths,
         executors,
         save_snapshot: run.save_snapshot.clone(),
-        rollout: rollout::Settings::from_config(&loaded.config.rollout),
+        rollout: rollout_settings(run, &loaded),
         read_only: run.read_only,
         badges,
         queue_disabled,
@@ -413,11 +413,15 @@ impl Progress {
 /// The fleet a queue command acts on: the demo's, or the configured clouds'.
 fn queue_fleet(run: &RunArgs, loaded: &LoadedConfig) -> Plan {
     if run.demo {
+        // The demo's cloud is what its journal says its rollouts did.
+        let journal = queue::data_dir()
+            .ok()
+            .map(|dir| queue::apply::Paths::for_fleet(&dir, true).journal);
         return Plan::Demo {
             size: run.demo_size,
             seed: run.demo_seed,
             page_delay: Duration::ZERO,
-            journal: None,
+            journal,
         };
     }
     let mut config = loaded.config.clone();
@@ -499,7 +503,7 @@ fn apply_queue(
         ));
     }
     let loaded = load_config(global)?;
-    let settings = rollout::Settings::from_config(&loaded.config.rollout);
+    let settings = rollout_settings(run, &loaded);
     let lock = queue::apply::ApplyLock::acquire(&paths.lock)?;
     let queue = Queue::load(&paths.queue)?;
     let records = queue::journal::Journal::read(&paths.journal)?;
@@ -544,9 +548,21 @@ fn apply_queue(
         ));
     }
     if !dry_run && !yes && count > 0 {
-        let phrase = format!("replace {count}");
+        let phrase = plan.phrase();
+        let templates = match plan.templates.len() {
+            0 => String::new(),
+            n => format!(
+                " first {} (what every future instance of {} launches), then",
+                if n == 1 {
+                    "changes one group's template"
+                } else {
+                    "changes the groups' templates"
+                },
+                if n == 1 { "it" } else { "them" }
+            ),
+        };
         let answer = ask(&format!(
-            "This replaces {} in {}, terminating each old one once its replacement is healthy. Type \"{phrase}\" to go on:",
+            "This{templates} replaces {} in {}, terminating each old one once its replacement is healthy. Type \"{phrase}\" to go on:",
             rollout::count(count, "instance"),
             rollout::count(plan.waves.len(), "wave"),
         ))?;
@@ -626,6 +642,13 @@ fn apply_queue(
         ));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The rollout's settings: the config's, less template steps when the command line says so.
+fn rollout_settings(run: &RunArgs, loaded: &LoadedConfig) -> rollout::Settings {
+    let mut settings = rollout::Settings::from_config(&loaded.config.rollout);
+    settings.update_templates &= !run.no_template_updates;
+    settings
 }
 
 /// The first Ctrl-C, a hangup (a dropped ssh) or a termination asks the rollout to stop:

@@ -258,6 +258,9 @@ pub struct RolloutConfig {
     pub health_timeout_secs: u64,
     /// Seconds between health polls (it backs off from here, up to four times as long).
     pub poll_secs: u64,
+    /// Whether a group in template drift gets a template step that points it at the golden
+    /// image before its members roll; off, its members are left queued, not executable.
+    pub update_templates: bool,
 }
 
 impl Default for RolloutConfig {
@@ -269,6 +272,7 @@ impl Default for RolloutConfig {
             max_failures: 0,
             health_timeout_secs: 900,
             poll_secs: 10,
+            update_templates: true,
         }
     }
 }

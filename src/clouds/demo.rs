@@ -14,7 +14,9 @@ use futures::future::BoxFuture;
 use crate::core::event::{CollectEvent, Page};
 use crate::core::model::{Addresses, Cloud, Deprecation, Group, GroupKind, Image, Instance, Tags};
 use crate::queue::journal::Replacement;
-use crate::queue::rollout::{Executor, Executors, Finish, GroupCapacity, Inspection, Steps};
+use crate::queue::rollout::{
+    Executor, Executors, Finish, GroupCapacity, Inspection, Steps, TemplateDone, TemplateStep,
+};
 use crate::queue::{QueueEntry, Strategy};
 
 pub const DEFAULT_SIZE: usize = 1_500;
@@ -250,6 +252,8 @@ pub struct DemoFleet {
     /// Instances a demo rollout replaced: they come back under their replacement's id, on
     /// their lineage's golden image, launched when they were replaced.
     replaced: HashMap<String, Replacement>,
+    /// Groups (`source/name`) a demo template step pointed at their lineage's golden image.
+    pointed: std::collections::HashSet<String>,
 }
 
 impl DemoFleet {
@@ -264,6 +268,17 @@ impl DemoFleet {
             now,
             lineages,
             replaced: HashMap::new(),
+            pointed: std::collections::HashSet::new(),
+        }
+    }
+
+    /// The fleet as the demo's own rollouts left it, from its journal: replaced instances and
+    /// the groups its template steps pointed at the golden image.
+    pub fn as_journaled(self, records: &[crate::queue::journal::Record]) -> DemoFleet {
+        let pointed = crate::queue::journal::pointed_groups(records);
+        DemoFleet {
+            pointed,
+            ..self.with_replacements(crate::queue::journal::replacements(records))
         }
     }
 
@@ -394,11 +409,37 @@ impl DemoFleet {
             .filter(move |(_, l)| l.spec.cloud == cloud && l.spec.shape == Service)
     }
 
+    /// The groups (`source/name`) whose template launches an older image than their lineage's
+    /// golden one, as this fleet has them (its template steps counted).
+    fn drifted_groups(&self) -> std::collections::HashSet<String> {
+        let mut drifted = std::collections::HashSet::new();
+        for account in ACCOUNTS {
+            for (_, lineage) in self.service_lineages(account.cloud) {
+                if lineage.spec.quirk != Q::TemplateDrift {
+                    continue;
+                }
+                for region in account.regions {
+                    let name = format!(
+                        "{}/{}",
+                        account.source,
+                        group_name(account, region, lineage.spec.name)
+                    );
+                    if !self.pointed.contains(&name) {
+                        drifted.insert(name);
+                    }
+                }
+            }
+        }
+        drifted
+    }
+
     fn groups(&self, account: &AccountSpec) -> Vec<Group> {
         let mut groups = Vec::new();
         for (_, lineage) in self.service_lineages(account.cloud) {
             for region in account.regions {
-                let template_version = if lineage.spec.quirk == Q::TemplateDrift {
+                let name = group_name(account, region, lineage.spec.name);
+                let pointed = self.pointed.contains(&format!("{}/{name}", account.source));
+                let template_version = if lineage.spec.quirk == Q::TemplateDrift && !pointed {
                     lineage.golden.saturating_sub(2)
                 } else {
                     lineage.golden
@@ -406,7 +447,7 @@ impl DemoFleet {
                 let key = group_key(account, region, lineage.spec.name);
                 let image_key = lineage.versions[template_version].image.key.clone();
                 groups.push(Group {
-                    name: group_name(account, region, lineage.spec.name),
+                    name,
                     key,
                     cloud: account.cloud,
                     kind: match account.cloud {
@@ -780,42 +821,62 @@ pub async fn collect(
 /// client of any kind: nothing queued in the demo can reach a cloud.
 pub struct DemoExecutor {
     fleet: DemoFleet,
-    /// Members per group (`source/name`), for the waves: counted on the first plan, not when
-    /// the UI starts, since it means generating the whole fleet.
-    group_sizes: std::sync::OnceLock<HashMap<String, u32>>,
+    /// Per group (`source/name`): its members and what it launches, for the waves and the
+    /// template steps. Gathered on the first plan, not when the UI starts, since it means
+    /// generating the whole fleet.
+    groups: std::sync::OnceLock<HashMap<String, DemoGroup>>,
     /// The time one replacement takes to become healthy, before its seeded jitter.
     pace: StdDuration,
+}
+
+/// A demo group as its executor sees it.
+struct DemoGroup {
+    members: u32,
+    name: String,
+    template: String,
+    launches: String,
+    /// Its template launches an older image than the golden one.
+    drifted: bool,
 }
 
 impl DemoExecutor {
     pub fn new(fleet: DemoFleet, pace: StdDuration) -> DemoExecutor {
         DemoExecutor {
             fleet,
-            group_sizes: std::sync::OnceLock::new(),
+            groups: std::sync::OnceLock::new(),
             pace,
         }
     }
 
-    fn group_sizes(&self) -> &HashMap<String, u32> {
-        self.group_sizes.get_or_init(|| self.count_group_members())
+    fn groups(&self) -> &HashMap<String, DemoGroup> {
+        self.groups.get_or_init(|| self.gather_groups())
     }
 
-    fn count_group_members(&self) -> HashMap<String, u32> {
-        let mut names = HashMap::new();
-        let mut group_sizes = HashMap::new();
+    fn gather_groups(&self) -> HashMap<String, DemoGroup> {
+        let mut by_key = HashMap::new();
+        let mut groups = HashMap::new();
+        let drifted = self.fleet.drifted_groups();
         for event in self.fleet.events() {
             if let CollectEvent::Page(page) = event {
                 for group in &page.groups {
-                    names.insert(group.key.clone(), format!("{}/{}", page.source, group.name));
+                    let name = format!("{}/{}", page.source, group.name);
+                    by_key.insert(group.key.clone(), name.clone());
+                    groups.entry(name.clone()).or_insert_with(|| DemoGroup {
+                        members: 0,
+                        name: group.name.clone(),
+                        template: group.template.clone().unwrap_or_default(),
+                        launches: group.template_image.clone().unwrap_or_default(),
+                        drifted: drifted.contains(&name),
+                    });
                 }
                 for key in page.instances.iter().filter_map(|i| i.group.as_ref()) {
-                    if let Some(name) = names.get(key.as_str()) {
-                        *group_sizes.entry(name.clone()).or_insert(0) += 1;
+                    if let Some(group) = by_key.get(key.as_str()).and_then(|n| groups.get_mut(n)) {
+                        group.members += 1;
                     }
                 }
             }
         }
-        group_sizes
+        groups
     }
 
     /// One in twelve replacements fails its health gate, the same ones for the same seed.
@@ -871,22 +932,36 @@ impl DemoExecutor {
 
 impl Executor for DemoExecutor {
     fn inspect<'a>(&'a self, entry: &'a QueueEntry) -> BoxFuture<'a, Result<Inspection, String>> {
-        let group = match &entry.strategy {
+        let key = match &entry.strategy {
             Strategy::AwsTerminateInGroup { group }
             | Strategy::AzureUpgradeToModel { group }
-            | Strategy::GcpRecreateInGroup { group } => Some(GroupCapacity {
-                desired: self
-                    .group_sizes()
-                    .get(&format!("{}/{group}", entry.source))
-                    .copied()
-                    .unwrap_or(1),
-                key: format!("{}/{group}", entry.source),
-            }),
+            | Strategy::GcpRecreateInGroup { group } => Some(format!("{}/{group}", entry.source)),
             _ => None,
         };
+        let known = key.as_ref().and_then(|k| self.groups().get(k));
+        let template = known
+            .zip(entry.target_image.as_deref())
+            .and_then(|(group, golden)| {
+                group.drifted.then(|| TemplateStep {
+                    group: key.clone().unwrap_or_default(),
+                    describe: format!(
+                        "point {} at {golden} ({}: a new version from it, only the image changed)",
+                        group.name, group.template
+                    ),
+                    drift: format!(
+                        "template drift: {} launches {}; point its template at {golden} first",
+                        group.name, group.launches
+                    ),
+                })
+            });
+        let group = key.map(|key| GroupCapacity {
+            desired: known.map_or(1, |g| g.members),
+            key,
+        });
         futures::future::ready(Ok(Inspection {
             group,
             blocked: None,
+            template,
         }))
         .boxed()
     }
@@ -897,6 +972,56 @@ impl Executor for DemoExecutor {
         steps: &'a Steps,
     ) -> BoxFuture<'a, Result<Finish, String>> {
         self.simulate(entry, steps).boxed()
+    }
+
+    /// The demo's template step: a new template version journaled, then the group pointed at
+    /// it; the demo fleet shows the group launching the golden image from then on.
+    fn update_template<'a>(
+        &'a self,
+        member: &'a QueueEntry,
+        step: &'a TemplateStep,
+        steps: &'a Steps,
+    ) -> BoxFuture<'a, Result<TemplateDone, String>> {
+        use crate::queue::journal::{Call, Step};
+        Box::pin(async move {
+            let group = self
+                .groups()
+                .get(&step.group)
+                .ok_or_else(|| format!("{} is not a group of the demo fleet", step.group))?;
+            let golden = member.target_image.as_deref().unwrap_or_default();
+            let new = format!("{} (a new version launching {golden})", group.template);
+            if steps.dry_run {
+                steps.record(Step::Checked)?;
+            } else {
+                let progress = &steps.progress;
+                if progress.template_created.is_none() {
+                    if !progress.sent_unanswered(Call::CreateTemplate) {
+                        steps.record(Step::Intent {
+                            call: Call::CreateTemplate,
+                        })?;
+                    }
+                    steps.record(Step::TemplateCreated {
+                        template: new.clone(),
+                    })?;
+                }
+                tokio::time::sleep(self.pace / 4).await;
+                if !progress.sent_unanswered(Call::PointGroup) {
+                    steps.record(Step::Intent {
+                        call: Call::PointGroup,
+                    })?;
+                }
+                steps.record(Step::GroupPointed {
+                    template: new.clone(),
+                })?;
+            }
+            Ok(TemplateDone {
+                now: new,
+                revert: format!(
+                    "nothing in a cloud: it is the demo; deleting the data directory's demo/ puts {} back",
+                    group.name
+                ),
+            })
+        })
     }
 }
 

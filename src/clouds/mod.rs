@@ -72,8 +72,7 @@ pub async fn collect(plan: Plan, now: DateTime<Utc>, tx: mpsc::Sender<CollectEve
                 }
                 None => Vec::new(),
             };
-            let replaced = crate::queue::journal::replacements(&records);
-            let fleet = Arc::new(demo::DemoFleet::new(seed, size, now).with_replacements(replaced));
+            let fleet = Arc::new(demo::DemoFleet::new(seed, size, now).as_journaled(&records));
             demo::collect(fleet, tx, page_delay).await;
         }
         Plan::Clouds(config) => collect_clouds(*config, tx).await,
@@ -182,10 +181,23 @@ const DEMO_PACE: Duration = Duration::from_millis(800);
 /// cloud's executor; the rollout knows them only through the trait.
 pub fn executors(plan: &Plan) -> Box<dyn Executors> {
     match plan {
-        Plan::Demo { size, seed, .. } => Box::new(demo::DemoExecutor::new(
-            demo::DemoFleet::new(*seed, *size, Utc::now()),
-            DEMO_PACE,
-        )),
+        Plan::Demo {
+            size,
+            seed,
+            journal,
+            ..
+        } => {
+            // What its own template steps did is the demo cloud's state; an unreadable journal
+            // fails the apply that reads it anyway.
+            let records = journal
+                .as_deref()
+                .and_then(|j| crate::queue::journal::Journal::read(j).ok())
+                .unwrap_or_default();
+            Box::new(demo::DemoExecutor::new(
+                demo::DemoFleet::new(*seed, *size, Utc::now()).as_journaled(&records),
+                DEMO_PACE,
+            ))
+        }
         Plan::Clouds(config) => Box::new(CloudExecutors::new(config)),
     }
 }

@@ -43,6 +43,12 @@ pub enum Step {
     Skipped { why: String },
     /// The rollout stopped (asked to, or on failure) with entries never started.
     Stopped { why: String, not_started: usize },
+    /// A template step made what its group will launch: a launch template version, a launch
+    /// configuration, an instance template or a scale-set model, named in `template`.
+    /// Journaled under the group's key, not an instance's.
+    TemplateCreated { template: String },
+    /// The group now launches `template`: the template step is done.
+    GroupPointed { template: String },
 }
 
 /// A call that changes a cloud, as journaled before it is sent; each cloud's executor maps its
@@ -58,6 +64,10 @@ pub enum Call {
     Deregister,
     /// Terminate, recreate or upgrade the old instance; outcome: `Terminated`.
     Terminate,
+    /// Create the template a group will launch from; outcome: `TemplateCreated`.
+    CreateTemplate,
+    /// Point the group at that template; outcome: `GroupPointed`.
+    PointGroup,
 }
 
 impl Call {
@@ -69,6 +79,8 @@ impl Call {
                 | (Call::Register, Step::Registered { .. })
                 | (Call::Deregister, Step::Draining)
                 | (Call::Terminate, Step::Terminated)
+                | (Call::CreateTemplate, Step::TemplateCreated { .. })
+                | (Call::PointGroup, Step::GroupPointed { .. })
         )
     }
 }
@@ -90,7 +102,10 @@ impl Step {
                 Call::Register => Phase::WaitingHealthy,
                 Call::Deregister => Phase::Draining,
                 Call::Terminate => Phase::Terminating,
+                Call::CreateTemplate | Call::PointGroup => Phase::UpdatingTemplate,
             },
+            Step::TemplateCreated { .. } => Phase::UpdatingTemplate,
+            Step::GroupPointed { .. } => Phase::TemplateUpdated,
             Step::Launched { .. } => Phase::Launching,
             Step::Running { .. } | Step::Registered { .. } => Phase::WaitingHealthy,
             Step::Healthy { .. } => Phase::Healthy,
@@ -227,6 +242,8 @@ pub struct Progress {
     /// A call journaled as about to be sent whose outcome never was: it may or may not have
     /// reached the cloud, which the executor must ask before sending anything.
     pub unanswered: Option<Call>,
+    /// For a template step: the template an earlier apply created, to use rather than create.
+    pub template_created: Option<String>,
 }
 
 impl Progress {
@@ -254,7 +271,13 @@ pub fn progress_of(records: &[Record], instance_id: &str) -> Progress {
             }
             Step::Draining => progress.drained = true,
             Step::Terminated => progress.terminated = true,
-            Step::Replaced | Step::Skipped { .. } => progress = Progress::default(),
+            Step::TemplateCreated { template } => {
+                progress.template_created = Some(template.clone());
+            }
+            // A group pointed is a template step done: the next one starts afresh.
+            Step::Replaced | Step::Skipped { .. } | Step::GroupPointed { .. } => {
+                progress = Progress::default();
+            }
             // A failure says nothing of whether the call reached the cloud (a timeout may
             // follow a call that did): the intent stays unanswered.
             Step::Intent { .. } | Step::Checked | Step::Failed { .. } | Step::Stopped { .. } => {}
@@ -287,6 +310,26 @@ pub fn finished<'a>(
                 None => r.at >= queued_at,
             }
     })
+}
+
+const TEMPLATE_PREFIX: &str = "template ";
+
+/// The name a group's template step is journaled under, where an instance's id would be.
+pub fn template_id(group: &str) -> String {
+    format!("{TEMPLATE_PREFIX}{group}")
+}
+
+/// The groups whose template steps were done for real, by their keys.
+pub fn pointed_groups(records: &[Record]) -> std::collections::HashSet<String> {
+    records
+        .iter()
+        .filter(|r| !r.dry_run && matches!(r.step, Step::GroupPointed { .. }))
+        .filter_map(|r| {
+            r.instance_id
+                .strip_prefix(TEMPLATE_PREFIX)
+                .map(str::to_owned)
+        })
+        .collect()
 }
 
 /// An instance replaced for real, as the journal tells it.

@@ -5,7 +5,7 @@
 //! finish. Executors are known only through the [`Executor`] trait; the wiring picks one per
 //! source.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -61,6 +61,9 @@ pub struct Settings {
     pub max_failures: usize,
     pub health_timeout: Duration,
     pub poll: Duration,
+    /// Whether a group in template drift gets a template step (`rollout.update_templates`,
+    /// `--no-template-updates`); without it, its members are left queued.
+    pub update_templates: bool,
 }
 
 impl Settings {
@@ -74,6 +77,7 @@ impl Settings {
             max_failures: config.max_failures as usize,
             health_timeout: Duration::from_secs(config.health_timeout_secs.max(1)),
             poll: Duration::from_secs(config.poll_secs.max(1)),
+            update_templates: config.update_templates,
         }
     }
 }
@@ -92,6 +96,32 @@ pub struct Inspection {
     pub group: Option<GroupCapacity>,
     /// Why it cannot be replaced now; `None` when it can.
     pub blocked: Option<String>,
+    /// Its group launches another image than the golden one, and this template step would fix
+    /// that. With template updates off, the entry is left queued with the step's `drift`.
+    pub template: Option<TemplateStep>,
+}
+
+/// A change to what a group launches, made once before its members roll: the group then
+/// launches the golden image. Everything else about the template stays as it was, and the old
+/// template is never deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateStep {
+    /// The group's key, as in [`GroupCapacity::key`].
+    pub group: String,
+    /// For the plan: "point web-asg at ami-… (launch template web-lt: a new version from
+    /// version 1, the group names $Default)".
+    pub describe: String,
+    /// Why the group's members cannot be replaced without it (today's refusal).
+    pub drift: String,
+}
+
+/// What a template step left: what the group launches now, and how to point it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateDone {
+    /// "launch template web-lt version 4".
+    pub now: String,
+    /// A command that points the group back at what it launched before.
+    pub revert: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +153,17 @@ pub trait Executor: Send + Sync {
         entry: &'a QueueEntry,
         steps: &'a Steps,
     ) -> BoxFuture<'a, Result<Finish, String>>;
+
+    /// Carries out a template step for the group of `member` (one of its queued members): the
+    /// group launches the member's target image afterwards. Every call that changes the cloud
+    /// goes through `steps` as an intent first; a resumed step finds what an earlier apply made
+    /// and never makes it twice. A dry run checks and changes nothing.
+    fn update_template<'a>(
+        &'a self,
+        member: &'a QueueEntry,
+        step: &'a TemplateStep,
+        steps: &'a Steps,
+    ) -> BoxFuture<'a, Result<TemplateDone, String>>;
 }
 
 /// Picks the executor for an entry by the source it was queued from.
@@ -137,6 +178,10 @@ pub enum Phase {
     Waiting,
     Checking,
     Launching,
+    /// A template step is making the group launch the golden image.
+    UpdatingTemplate,
+    /// The group launches the golden image now.
+    TemplateUpdated,
     /// Waiting for the replacement to pass its health gate.
     WaitingHealthy,
     Healthy,
@@ -156,6 +201,8 @@ impl Phase {
             Phase::Waiting => "waiting",
             Phase::Checking => "checking",
             Phase::Launching => "launching",
+            Phase::UpdatingTemplate => "template",
+            Phase::TemplateUpdated => "template ok",
             Phase::WaitingHealthy => "health gate",
             Phase::Healthy => "healthy",
             Phase::Draining => "draining",
@@ -204,7 +251,7 @@ pub enum RolloutEvent {
 /// earlier apply left and the health-gate timing.
 pub struct Steps {
     instance_id: String,
-    queued_at: chrono::DateTime<Utc>,
+    queued_at: Option<chrono::DateTime<Utc>>,
     pub progress: Progress,
     pub dry_run: bool,
     pub health_timeout: Duration,
@@ -220,7 +267,7 @@ impl Steps {
         let record = Record {
             at: Utc::now(),
             instance_id: self.instance_id.clone(),
-            queued_at: Some(self.queued_at),
+            queued_at: self.queued_at,
             step,
             dry_run: self.dry_run,
         };
@@ -280,6 +327,8 @@ pub struct Planned {
 /// The waves, in order, and what will not be applied.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Plan {
+    /// Template steps, one per group in template drift, each run before its group's members.
+    pub templates: Vec<TemplateStep>,
     pub waves: Vec<Vec<Planned>>,
     /// Entries left queued, each with why.
     pub left: Vec<(QueueEntry, String)>,
@@ -300,6 +349,18 @@ impl Plan {
         self.waves.iter().map(Vec::len).sum()
     }
 
+    /// What the operator types to confirm: it names every kind of change the plan makes.
+    pub fn phrase(&self) -> String {
+        match self.templates.len() {
+            0 => format!("replace {}", self.entries()),
+            n => format!(
+                "replace {}, update {}",
+                self.entries(),
+                count(n, "template")
+            ),
+        }
+    }
+
     /// The longest the rollout can take: every wave waiting out its health timeout.
     pub fn bound(&self) -> Duration {
         let waves = self.waves.len() as u32;
@@ -310,6 +371,16 @@ impl Plan {
     pub fn describe(&self) -> String {
         use std::fmt::Write;
         let mut out = String::new();
+        if !self.templates.is_empty() {
+            let _ = writeln!(
+                out,
+                "Template steps ({}), each before its group's first member, which is its canary; the old template stays:",
+                self.templates.len()
+            );
+            for step in &self.templates {
+                let _ = writeln!(out, "  {}", step.describe);
+            }
+        }
         let _ = writeln!(
             out,
             "Rollout: {} in {}, at most {} (each wave waits up to {}s for health{}).",
@@ -406,7 +477,18 @@ pub fn make_plan(
     };
     let mut groups: BTreeMap<String, Vec<Planned>> = BTreeMap::new();
     let mut standalone = Vec::new();
+    let mut templates: BTreeMap<String, TemplateStep> = BTreeMap::new();
     for (entry, inspection) in inspected {
+        let inspection = inspection.map(|mut i| {
+            if let Some(step) = i.template.take() {
+                if settings.update_templates {
+                    templates.entry(step.group.clone()).or_insert(step);
+                } else {
+                    i.blocked = Some(step.drift);
+                }
+            }
+            i
+        });
         match inspection {
             Err(error) => plan.unchecked.push((entry, error)),
             Ok(Inspection {
@@ -415,6 +497,7 @@ pub fn make_plan(
             Ok(Inspection {
                 group: Some(group),
                 blocked: None,
+                ..
             }) => {
                 let slots = settings.max_unavailable.of(group.desired);
                 plan.group_slots
@@ -428,10 +511,19 @@ pub fn make_plan(
         }
     }
     let mut slices: Vec<Vec<Vec<Planned>>> = Vec::new();
-    for (key, members) in groups {
+    for (key, mut members) in groups {
         let slots = plan.group_slots.get(&key).map_or(1, |s| s.0);
-        slices.push(chunks(members, slots));
+        let mut slice = Vec::new();
+        if templates.contains_key(&key) {
+            // After a template step the first member goes alone: the canary of the new image.
+            slice.push(vec![members.remove(0)]);
+        }
+        slice.extend(chunks(members, slots));
+        slices.push(slice);
     }
+    // A step whose group has no member left to plan (all blocked otherwise) is not made.
+    templates.retain(|key, _| plan.group_slots.contains_key(key));
+    plan.templates = templates.into_values().collect();
     slices.push(chunks(standalone, settings.max_parallel));
     let waves = slices.iter().map(Vec::len).max().unwrap_or(0);
     let mut slices: Vec<_> = slices.into_iter().map(Vec::into_iter).collect();
@@ -467,6 +559,8 @@ pub struct Summary {
     pub taken_off: usize,
     /// Entries an earlier apply had finished, taken off the queue.
     pub already_done: usize,
+    /// Groups that now launch the golden image through a template step of this rollout.
+    pub templates_updated: usize,
     /// Of the failed and not started, how many are still queued as the rollout ends (another
     /// process may have taken some off).
     pub still_queued: usize,
@@ -480,6 +574,7 @@ impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut parts = vec![format!("{} replaced", self.replaced)];
         let counts = [
+            (self.templates_updated, "templates updated"),
             (self.skipped, "skipped"),
             (self.would_succeed, "would succeed"),
             (self.failed, "failed"),
@@ -544,6 +639,7 @@ pub async fn plan(
         Ok(Inspection {
             group: None,
             blocked: Some(why),
+            template: None,
         })
     };
     let inspections = futures::future::join_all(entries.iter().map(|entry| async move {
@@ -696,16 +792,25 @@ pub async fn run(request: Request<'_>, executors: &dyn Executors) -> Result<Summ
             .collect();
         leave_queue(paths, &done)?;
     }
-    let steps_for = |entry: &QueueEntry| Steps {
-        instance_id: entry.instance_id.clone(),
-        queued_at: entry.queued_at,
-        progress: journal::progress_of(&records, &entry.instance_id),
+    let steps_for_id = |id: String, queued_at: Option<chrono::DateTime<Utc>>| Steps {
+        progress: journal::progress_of(&records, &id),
+        instance_id: id,
+        queued_at,
         dry_run,
         health_timeout: settings.health_timeout,
         poll: settings.poll,
         journal: journal.clone(),
         events: events.clone(),
     };
+    let steps_for =
+        |entry: &QueueEntry| steps_for_id(entry.instance_id.clone(), Some(entry.queued_at));
+    let mut templates: HashMap<&str, &TemplateStep> = confirmed
+        .templates
+        .iter()
+        .map(|t| (t.group.as_str(), t))
+        .collect();
+    let mut templates_done: HashMap<String, TemplateDone> = HashMap::new();
+    let mut templates_failed: HashSet<String> = HashSet::new();
     let mut unfinished: Vec<&QueueEntry> = Vec::new();
     for (entry, error) in &confirmed.unchecked {
         summary.failed += 1;
@@ -761,6 +866,57 @@ pub async fn run(request: Request<'_>, executors: &dyn Executors) -> Result<Summ
             wave: index + 1,
             of: waves,
         });
+        // Template steps first, once per group, before that group's first member starts.
+        let due: Vec<(&TemplateStep, &QueueEntry)> = runnable
+            .iter()
+            .filter_map(|p| Some((templates.remove(p.group.as_deref()?)?, &p.entry)))
+            .collect();
+        let template_outcomes = futures::future::join_all(due.iter().map(|(step, member)| {
+            let steps = steps_for_id(journal::template_id(&step.group), None);
+            async move {
+                steps.phase(Phase::UpdatingTemplate);
+                let outcome = match executors.for_entry(member) {
+                    Ok(executor) => executor.update_template(member, step, &steps).await,
+                    Err(why) => Err(why),
+                };
+                (steps, outcome)
+            }
+        }))
+        .await;
+        for ((steps, outcome), (step, _)) in template_outcomes.into_iter().zip(&due) {
+            match outcome {
+                Ok(done) => {
+                    summary.templates_updated += 1;
+                    steps.phase(Phase::TemplateUpdated);
+                    templates_done.insert(step.group.clone(), done);
+                }
+                Err(error) => {
+                    summary.failed += 1;
+                    steps
+                        .record(Step::Failed {
+                            error: error.clone(),
+                        })
+                        .map_err(QueueError)?;
+                    steps.phase(Phase::Failed(error));
+                    templates_failed.insert(step.group.clone());
+                }
+            }
+        }
+        // A group whose template step failed starts none of its members, now or later.
+        let (runnable, blocked): (Vec<&Planned>, Vec<&Planned>) =
+            runnable.into_iter().partition(|p| {
+                p.group
+                    .as_ref()
+                    .is_none_or(|g| !templates_failed.contains(g))
+            });
+        for planned in blocked {
+            summary.not_started += 1;
+            unfinished.push(&planned.entry);
+            let _ = events.send(RolloutEvent::Phase {
+                instance_id: planned.entry.instance_id.clone(),
+                phase: Phase::NotStarted("its group's template step failed".to_owned()),
+            });
+        }
         let queue_warning = &queue_warning;
         let outcomes = futures::future::join_all(runnable.iter().map(|planned| {
             let steps = steps_for(&planned.entry);
@@ -797,9 +953,16 @@ pub async fn run(request: Request<'_>, executors: &dyn Executors) -> Result<Summ
                     summary.replaced += 1;
                     Phase::Replaced
                 }
-                Err(error) => {
+                Err(mut error) => {
                     summary.failed += 1;
                     unfinished.push(&planned.entry);
+                    // A canary that failed: its group launches the new image from now on.
+                    if let Some(done) = planned.group.as_ref().and_then(|g| templates_done.get(g)) {
+                        error = format!(
+                            "{error}; its group now launches {}: {} points it back",
+                            done.now, done.revert
+                        );
+                    }
                     steps
                         .record(Step::Failed {
                             error: error.clone(),
@@ -876,6 +1039,7 @@ mod tests {
                     desired,
                 }),
                 blocked: None,
+                template: None,
             }),
         )
     }
@@ -912,6 +1076,7 @@ mod tests {
             Ok(Inspection {
                 group: None,
                 blocked: Some("source aws:gone is not configured".into()),
+                template: None,
             }),
         ));
         inspected.push((
@@ -946,6 +1111,10 @@ mod tests {
         most_in_flight: Mutex<BTreeMap<String, usize>>,
         started: Mutex<Vec<String>>,
         resumed: Mutex<Vec<(String, Progress)>>,
+        /// Groups whose template launches an old image: a template step would fix them.
+        drifted: Vec<String>,
+        /// Everything started, template steps and replacements, in order.
+        order: Mutex<Vec<String>>,
     }
 
     impl Simulated {
@@ -957,7 +1126,14 @@ mod tests {
                 most_in_flight: Mutex::default(),
                 started: Mutex::default(),
                 resumed: Mutex::default(),
+                drifted: Vec::new(),
+                order: Mutex::default(),
             }
+        }
+
+        fn drifting(mut self, groups: &[&str]) -> Simulated {
+            self.drifted = groups.iter().map(|g| g.to_string()).collect();
+            self
         }
 
         fn group_of(id: &str) -> String {
@@ -973,6 +1149,11 @@ mod tests {
             let group = Simulated::group_of(&entry.instance_id);
             Box::pin(async move {
                 Ok(Inspection {
+                    template: self.drifted.contains(&group).then(|| TemplateStep {
+                        group: group.clone(),
+                        describe: format!("point {group} at ami-new"),
+                        drift: format!("template drift: {group} launches ami-old"),
+                    }),
                     group: (group != "solo").then_some(GroupCapacity {
                         key: group,
                         desired: 10,
@@ -990,6 +1171,7 @@ mod tests {
             Box::pin(async move {
                 let group = Simulated::group_of(&entry.instance_id);
                 self.started.lock().unwrap().push(entry.instance_id.clone());
+                self.order.lock().unwrap().push(entry.instance_id.clone());
                 self.resumed
                     .lock()
                     .unwrap()
@@ -1013,6 +1195,43 @@ mod tests {
                 }
                 steps.record(Step::Replaced)?;
                 Ok(Finish::Replaced)
+            })
+        }
+
+        fn update_template<'a>(
+            &'a self,
+            _member: &'a QueueEntry,
+            step: &'a TemplateStep,
+            steps: &'a Steps,
+        ) -> BoxFuture<'a, Result<TemplateDone, String>> {
+            Box::pin(self.template_step(step, steps))
+        }
+    }
+
+    impl Simulated {
+        async fn template_step(
+            &self,
+            step: &TemplateStep,
+            steps: &Steps,
+        ) -> Result<TemplateDone, String> {
+            self.order
+                .lock()
+                .unwrap()
+                .push(format!("template {}", step.group));
+            if self.failing.contains(&format!("template {}", step.group)) {
+                return Err("CreateLaunchTemplateVersion: access denied".into());
+            }
+            if steps.progress.template_created.is_none() {
+                steps.record(Step::TemplateCreated {
+                    template: "v2".into(),
+                })?;
+            }
+            steps.record(Step::GroupPointed {
+                template: "v2".into(),
+            })?;
+            Ok(TemplateDone {
+                now: "version 2".into(),
+                revert: format!("point-back {}", step.group),
             })
         }
     }
@@ -1276,6 +1495,14 @@ mod tests {
                     self.0.replace(entry, steps).await
                 })
             }
+            fn update_template<'a>(
+                &'a self,
+                member: &'a QueueEntry,
+                step: &'a TemplateStep,
+                steps: &'a Steps,
+            ) -> BoxFuture<'a, Result<TemplateDone, String>> {
+                self.0.update_template(member, step, steps)
+            }
         }
         impl Executors for Uneven<'_> {
             fn for_entry(&self, _entry: &QueueEntry) -> Result<&dyn Executor, String> {
@@ -1303,12 +1530,116 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_template_step_runs_once_before_its_group_whose_first_member_goes_alone() {
+        let fixture = fixture(&["web-0", "web-1", "web-2", "api-0", "solo-1"]);
+        let executor = Simulated::new(1, &[]).drifting(&["web"]);
+        let settings = Settings {
+            max_unavailable: MaxUnavailable::Count(2),
+            ..Settings::default()
+        };
+        let queue = Queue::load(&fixture.paths.queue).unwrap();
+        let planned = plan(&queue, &[], &executor, &settings).await;
+        assert_eq!(planned.templates.len(), 1);
+        assert_eq!(planned.phrase(), "replace 5, update 1 template");
+        assert!(
+            planned.describe().starts_with("Template steps (1)"),
+            "{}",
+            planned.describe()
+        );
+        let web_in = |wave: &Vec<Planned>| {
+            wave.iter()
+                .filter(|p| p.group.as_deref() == Some("web"))
+                .count()
+        };
+        assert_eq!(web_in(&planned.waves[0]), 1, "the canary goes alone");
+        assert_eq!(web_in(&planned.waves[1]), 2);
+        let (_tx, stop) = watch::channel(None);
+        let (summary, _) = roll(&fixture, &executor, &settings, stop).await;
+        assert_eq!(
+            (summary.replaced, summary.templates_updated),
+            (5, 1),
+            "{summary}"
+        );
+        let order = executor.order.lock().unwrap().clone();
+        let template = order.iter().position(|o| o == "template web").unwrap();
+        let first_web = order.iter().position(|o| o.starts_with("web-")).unwrap();
+        assert!(template < first_web, "{order:?}");
+        assert_eq!(
+            order.iter().filter(|o| o.starts_with("template")).count(),
+            1
+        );
+        let journal = Journal::read(&fixture.paths.journal).unwrap();
+        assert!(journal.iter().any(
+            |r| r.instance_id == "template web" && matches!(r.step, Step::GroupPointed { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn without_template_updates_a_drifted_group_stays_queued_with_why() {
+        let fixture = fixture(&["web-0", "solo-1"]);
+        let executor = Simulated::new(1, &[]).drifting(&["web"]);
+        let settings = Settings {
+            update_templates: false,
+            ..Settings::default()
+        };
+        let queue = Queue::load(&fixture.paths.queue).unwrap();
+        let planned = plan(&queue, &[], &executor, &settings).await;
+        assert!(planned.templates.is_empty());
+        assert_eq!(planned.phrase(), "replace 1");
+        assert_eq!(planned.left.len(), 1);
+        assert!(
+            planned.left[0].1.starts_with("template drift: web"),
+            "{:?}",
+            planned.left
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_canary_stops_the_rollout_and_names_the_way_back() {
+        let fixture = fixture(&["web-0", "web-1", "web-2"]);
+        let executor = Simulated::new(1, &["web-0"]).drifting(&["web"]);
+        let (_tx, stop) = watch::channel(None);
+        let (summary, events) = roll(&fixture, &executor, &Settings::default(), stop).await;
+        assert_eq!((summary.failed, summary.not_started), (1, 2), "{summary}");
+        let failed = events.iter().find_map(|e| match e {
+            RolloutEvent::Phase {
+                instance_id,
+                phase: Phase::Failed(why),
+            } if instance_id == "web-0" => Some(why.clone()),
+            _ => None,
+        });
+        let failed = failed.unwrap();
+        assert!(
+            failed.contains("its group now launches version 2: point-back web points it back"),
+            "{failed}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_template_step_starts_none_of_its_group() {
+        let fixture = fixture(&["web-0", "web-1", "solo-1"]);
+        let executor = Simulated::new(1, &["template web"]).drifting(&["web"]);
+        let settings = Settings {
+            max_failures: 10,
+            ..Settings::default()
+        };
+        let (_tx, stop) = watch::channel(None);
+        let (summary, _) = roll(&fixture, &executor, &settings, stop).await;
+        assert_eq!(
+            (summary.failed, summary.replaced, summary.not_started),
+            (1, 1, 2),
+            "{summary}"
+        );
+        assert_eq!(*executor.started.lock().unwrap(), ["solo-1"]);
+    }
+
+    #[tokio::test]
     async fn a_health_wait_times_out_as_a_failure() {
         let dir = tempfile::tempdir().unwrap();
         let (events, _rx) = mpsc::unbounded_channel();
         let steps = Steps {
             instance_id: "i-1".into(),
-            queued_at: chrono::DateTime::UNIX_EPOCH,
+            queued_at: None,
             progress: Progress::default(),
             dry_run: false,
             health_timeout: Duration::from_millis(30),

@@ -24,7 +24,9 @@ use tokio::time::Instant;
 use super::collect::{describe_groups, group_launches, members_of};
 use super::{self as source, Clients, Settings};
 use crate::queue::journal::{Call, Step};
-use crate::queue::rollout::{Executor, Finish, GroupCapacity, Inspection, Phase, Steps};
+use crate::queue::rollout::{
+    Executor, Finish, GroupCapacity, Inspection, Phase, Steps, TemplateDone, TemplateStep,
+};
 use crate::queue::{QueueEntry, Strategy};
 
 /// The tag a replacement carries, naming the instance it replaces.
@@ -162,6 +164,19 @@ impl Executor for AwsExecutor {
         }
         .boxed()
     }
+
+    fn update_template<'a>(
+        &'a self,
+        _member: &'a QueueEntry,
+        step: &'a TemplateStep,
+        _steps: &'a Steps,
+    ) -> BoxFuture<'a, Result<TemplateDone, String>> {
+        futures::future::ready(Err(format!(
+            "{}: template steps are not built for AWS yet",
+            step.group
+        )))
+        .boxed()
+    }
 }
 
 impl AwsExecutor {
@@ -171,6 +186,7 @@ impl AwsExecutor {
             return Ok(Inspection {
                 group: None,
                 blocked: Some("no golden image to replace it with".into()),
+                template: None,
             });
         };
         match &entry.strategy {
@@ -182,6 +198,7 @@ impl AwsExecutor {
                     return Ok(Inspection {
                         group: None,
                         blocked: Some(format!("its Auto Scaling group {group} no longer exists")),
+                        template: None,
                     });
                 };
                 Ok(Inspection {
@@ -192,6 +209,7 @@ impl AwsExecutor {
                     blocked: launch
                         .refuses(golden)
                         .map(|why| format!("group {group}: {why}")),
+                    template: None,
                 })
             }
             Strategy::AwsLaunchCopy => {
@@ -202,11 +220,13 @@ impl AwsExecutor {
                 Ok(Inspection {
                     group: None,
                     blocked: self.cannot_copy(&target, &old).await?,
+                    template: None,
                 })
             }
             other => Ok(Inspection {
                 group: None,
                 blocked: Some(format!("not an AWS strategy: {}", other.describe())),
+                template: None,
             }),
         }
     }

@@ -13,7 +13,9 @@ use super::arm::{Arm, ArmId, ScaleSet};
 use super::collect::image_key;
 use super::{Settings, client};
 use crate::queue::journal::{Call, Step};
-use crate::queue::rollout::{Executor, Finish, GroupCapacity, Inspection, Phase, Steps};
+use crate::queue::rollout::{
+    Executor, Finish, GroupCapacity, Inspection, Phase, Steps, TemplateDone, TemplateStep,
+};
 use crate::queue::{QueueEntry, Strategy};
 
 pub struct AzureExecutor {
@@ -79,6 +81,7 @@ impl Executor for AzureExecutor {
                     return Ok(Inspection {
                         group: None,
                         blocked: Some(why),
+                        template: None,
                     });
                 }
             };
@@ -97,6 +100,7 @@ impl Executor for AzureExecutor {
                     desired: set.capacity.unwrap_or(1),
                 }),
                 blocked: check_model(&set, target).err(),
+                template: None,
             })
         }
         .boxed()
@@ -108,6 +112,19 @@ impl Executor for AzureExecutor {
         steps: &'a Steps,
     ) -> BoxFuture<'a, Result<Finish, String>> {
         self.replace_one(entry, steps).boxed()
+    }
+
+    fn update_template<'a>(
+        &'a self,
+        _member: &'a QueueEntry,
+        step: &'a TemplateStep,
+        _steps: &'a Steps,
+    ) -> BoxFuture<'a, Result<TemplateDone, String>> {
+        futures::future::ready(Err(format!(
+            "{}: template steps are not built for Azure yet",
+            step.group
+        )))
+        .boxed()
     }
 }
 

@@ -14,7 +14,9 @@ use super::collect::{
 };
 use super::{Clients, Settings, describe, last_segment, resource_path};
 use crate::queue::journal::{Call, Step};
-use crate::queue::rollout::{Executor, Finish, GroupCapacity, Inspection, Phase, Steps};
+use crate::queue::rollout::{
+    Executor, Finish, GroupCapacity, Inspection, Phase, Steps, TemplateDone, TemplateStep,
+};
 use crate::queue::{QueueEntry, Strategy};
 
 pub struct GcpExecutor {
@@ -74,6 +76,7 @@ impl Executor for GcpExecutor {
                     desired: check.manager.target_size.unwrap_or(1).max(1) as u32,
                 }),
                 blocked: check.drift,
+                template: None,
             })
         }
         .boxed()
@@ -85,6 +88,19 @@ impl Executor for GcpExecutor {
         steps: &'a Steps,
     ) -> BoxFuture<'a, Result<Finish, String>> {
         self.replace_one(entry, steps).boxed()
+    }
+
+    fn update_template<'a>(
+        &'a self,
+        _member: &'a QueueEntry,
+        step: &'a TemplateStep,
+        _steps: &'a Steps,
+    ) -> BoxFuture<'a, Result<TemplateDone, String>> {
+        futures::future::ready(Err(format!(
+            "{}: template steps are not built for Google Cloud yet",
+            step.group
+        )))
+        .boxed()
     }
 }
 

@@ -871,7 +871,7 @@ impl App {
         }
         self.status = None;
         self.mode = Mode::Confirm {
-            phrase: format!("replace {}", plan.entries()),
+            phrase: plan.phrase(),
             typed: String::new(),
             plan: Box::new(plan),
             changed,

@@ -168,6 +168,25 @@ fn draw_confirm(frame: &mut Frame, plan: &Plan, phrase: &str, typed: &str, chang
         Line::from("Each old instance is terminated once its replacement is healthy.").bold(),
         Line::from(""),
     ];
+    if !plan.templates.is_empty() {
+        // What every future instance of these groups launches changes: said before the rest.
+        text.push(
+            Line::from(format!(
+                "First {}, each group's first member its canary; the old template stays:",
+                count(plan.templates.len(), "template step")
+            ))
+            .yellow(),
+        );
+        let width = usize::from(frame.area().width.saturating_sub(6).min(76));
+        let shown = plan.templates.len().min(3);
+        for step in &plan.templates[..shown] {
+            let line = format!("  {}", step.describe);
+            text.push(Line::from(line.chars().take(width).collect::<String>()).yellow());
+        }
+        if plan.templates.len() > shown {
+            text.push(Line::from(format!("  and {} more", plan.templates.len() - shown)).yellow());
+        }
+    }
     text.extend(
         strategies
             .iter()
