@@ -163,6 +163,29 @@ pub enum QueueAction {
         #[arg(long)]
         yes: bool,
     },
+    /// Queue what a filter selects (the UI's filter language), non-current instances only, as
+    /// `R` does: collects first (or reads --snapshot). Nothing in any cloud changes.
+    Add {
+        /// What to queue, e.g. 'lineage:web* verdict:outdated' or an AMI id.
+        #[arg(long, value_name = "QUERY")]
+        filter: String,
+        /// Read this snapshot instead of collecting.
+        #[arg(long, value_name = "FILE")]
+        snapshot: Option<PathBuf>,
+        /// Do not ask, however many it queues (ui.confirm_queue_over asks above that many).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Take what a filter selects off the queue (the UI's filter language): collects first
+    /// (or reads --snapshot). Nothing in any cloud changes.
+    Remove {
+        /// What to take off, e.g. 'cloud:azure' or an instance id.
+        #[arg(long, value_name = "QUERY")]
+        filter: String,
+        /// Read this snapshot instead of collecting.
+        #[arg(long, value_name = "FILE")]
+        snapshot: Option<PathBuf>,
+    },
     /// Empty the queue (nothing in any cloud changes).
     Clear {
         /// Do not ask for confirmation.

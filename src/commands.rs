@@ -12,7 +12,7 @@ use color_eyre::eyre::{Result, WrapErr, eyre};
 use crate::cli::{Cli, Command, GlobalArgs, QueueAction, RunArgs};
 use crate::clouds::{self, Plan};
 use crate::config::{self, Config, LoadedConfig};
-use crate::core::inventory::Inventory;
+use crate::core::inventory::{InstanceIdx, Inventory};
 use crate::core::model::SourceState;
 use crate::core::policy;
 use crate::queue::{self, Queue, rollout};
@@ -102,8 +102,18 @@ fn inventory_for(
     run: &RunArgs,
     loaded: &LoadedConfig,
 ) -> Result<(Inventory, DateTime<Utc>)> {
+    inventory_from(global, run, loaded, run.snapshot.as_deref())
+}
+
+/// The inventory from this snapshot, or collected from the run's sources.
+fn inventory_from(
+    global: &GlobalArgs,
+    run: &RunArgs,
+    loaded: &LoadedConfig,
+    snapshot: Option<&Path>,
+) -> Result<(Inventory, DateTime<Utc>)> {
     let rules = loaded.lineage_rules()?;
-    if let Some(path) = &run.snapshot {
+    if let Some(path) = snapshot {
         let snapshot = snapshot::load_within(path, loaded.config.limits.snapshot_max_bytes())?;
         // A snapshot is judged as of when it was taken, unless --now says otherwise.
         let now = global.now.unwrap_or(snapshot.taken_at);
@@ -435,8 +445,19 @@ fn run_queue(global: &GlobalArgs, run: &RunArgs, action: QueueAction) -> Result<
     if let QueueAction::Clear { yes } = action {
         return clear_queue(&path, yes);
     }
-    if let QueueAction::Apply { dry_run, yes } = action {
-        return apply_queue(global, run, &paths, dry_run, yes);
+    match action {
+        QueueAction::Apply { dry_run, yes } => {
+            return apply_queue(global, run, &paths, dry_run, yes);
+        }
+        QueueAction::Add {
+            filter,
+            snapshot,
+            yes,
+        } => return add_to_queue(global, run, &path, &filter, snapshot.as_deref(), yes),
+        QueueAction::Remove { filter, snapshot } => {
+            return remove_from_queue(global, run, &path, &filter, snapshot.as_deref());
+        }
+        _ => {}
     }
     let queue = Queue::load(&path)?;
     match action {
@@ -450,8 +471,130 @@ fn run_queue(global: &GlobalArgs, run: &RunArgs, action: QueueAction) -> Result<
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        QueueAction::Clear { .. } | QueueAction::Apply { .. } => unreachable!("handled above"),
+        QueueAction::Clear { .. }
+        | QueueAction::Apply { .. }
+        | QueueAction::Add { .. }
+        | QueueAction::Remove { .. } => unreachable!("handled above"),
     }
+}
+
+/// The instances a queue filter selects, collected (or read from a snapshot) and evaluated.
+fn select_for_queue(
+    global: &GlobalArgs,
+    run: &RunArgs,
+    query: &str,
+    snapshot: Option<&Path>,
+) -> Result<(tui::data::Data, Vec<InstanceIdx>)> {
+    let loaded = load_config(global)?;
+    let parsed = tui::filter::Query::parse(query, tui::app::INSTANCE_FIELDS)
+        .map_err(|e| eyre!("--filter: {e}"))?;
+    let (inventory, now) = inventory_from(global, run, &loaded, snapshot)?;
+    let data = tui::data::Data::new(inventory, &loaded.config.policy, now);
+    let selected = tui::app::select_instances(&data, &parsed);
+    Ok((data, selected))
+}
+
+/// `queue add --filter`: what `R` would queue of the selection (non-current instances only),
+/// with the UI's bulk question above `ui.confirm_queue_over`.
+fn add_to_queue(
+    global: &GlobalArgs,
+    run: &RunArgs,
+    path: &Path,
+    query: &str,
+    snapshot: Option<&Path>,
+    yes: bool,
+) -> Result<ExitCode> {
+    let confirm_over = load_config(global)?.config.ui.confirm_queue_over;
+    let (data, selected) = select_for_queue(global, run, query, snapshot)?;
+    let replaceable: Vec<InstanceIdx> = selected
+        .into_iter()
+        .filter(|&i| {
+            let image = data.inventory.image_of(i);
+            let eval = data.image_eval(image);
+            eval.verdict != policy::Verdict::Current && eval.golden != Some(image)
+        })
+        .collect();
+    if replaceable.is_empty() {
+        eprintln!("Nothing to queue: the filter selects no instance that is not current.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let queued = Queue::load(path)?;
+    let new: Vec<InstanceIdx> = replaceable
+        .iter()
+        .copied()
+        .filter(|&i| !queued.contains(&data.instance(i).id))
+        .collect();
+    let by_verdict = verdict_counts(&data, &new);
+    if new.len() > confirm_over
+        && !yes
+        && !confirm(&format!(
+            "Queue {} ({by_verdict})?",
+            rollout::count(new.len(), "instance")
+        ))?
+    {
+        eprintln!("Nothing was queued.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    // When the command ran, not when the fleet was judged: it names the queue entry.
+    let queued_at = Utc::now();
+    let entries: Vec<queue::QueueEntry> = new
+        .iter()
+        .map(|&i| queue::entry_for(&data.inventory, &data.eval, i, queued_at))
+        .collect();
+    let not_executable = entries.iter().filter(|e| !e.strategy.executable()).count();
+    let (queue, added) = Queue::update(path, |q| q.add(entries))?;
+    let mut line = format!("Queued {}", rollout::count(added, "instance"));
+    if added > 0 {
+        line.push_str(&format!(" ({by_verdict})"));
+    }
+    let already = replaceable.len() - added;
+    if already > 0 {
+        line.push_str(&format!(", {already} already queued"));
+    }
+    if not_executable > 0 {
+        line.push_str(&format!(
+            ", {not_executable} not executable (`fleetscope queue list` says why)"
+        ));
+    }
+    eprintln!("{line}; {} queued in all.", queue.entries.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// "3 outdated, 1 stale": the instances counted by verdict, most severe first.
+fn verdict_counts(data: &tui::data::Data, instances: &[InstanceIdx]) -> String {
+    policy::Verdict::BY_SEVERITY
+        .iter()
+        .filter_map(|&verdict| {
+            let n = instances
+                .iter()
+                .filter(|&&i| data.verdict(i) == verdict)
+                .count();
+            (n > 0).then(|| format!("{n} {verdict}"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `queue remove --filter`: takes the selected instances off the queue.
+fn remove_from_queue(
+    global: &GlobalArgs,
+    run: &RunArgs,
+    path: &Path,
+    query: &str,
+    snapshot: Option<&Path>,
+) -> Result<ExitCode> {
+    let (data, selected) = select_for_queue(global, run, query, snapshot)?;
+    let ids: Vec<&str> = selected
+        .iter()
+        .map(|&i| data.instance(i).id.as_str())
+        .collect();
+    let (queue, removed) = Queue::update(path, |q| q.remove(&ids))?;
+    eprintln!(
+        "Took {} off the queue; {} queued now.",
+        rollout::count(removed, "instance"),
+        queue.entries.len()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn clear_queue(path: &Path, yes: bool) -> Result<ExitCode> {
@@ -473,7 +616,8 @@ fn clear_queue(path: &Path, yes: bool) -> Result<ExitCode> {
     };
     if !yes
         && !confirm(&format!(
-            "Remove all {count} queued instances from the queue?"
+            "Remove all {} from the queue?",
+            rollout::count(count, "queued instance")
         ))?
     {
         eprintln!("Queue left as it was.");
@@ -484,7 +628,10 @@ fn clear_queue(path: &Path, yes: bool) -> Result<ExitCode> {
         queue.entries.clear();
         removed
     })?;
-    eprintln!("Removed {removed} instances from the queue.");
+    eprintln!(
+        "Removed {} from the queue.",
+        rollout::count(removed, "instance")
+    );
     Ok(ExitCode::SUCCESS)
 }
 

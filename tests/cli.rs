@@ -711,3 +711,113 @@ fn diff_fail_on_is_about_instances_newly_at_the_verdict() {
         "going back in time flags nothing new"
     );
 }
+
+/// `queue add --filter` queues exactly what `--report --filter` lists that `R` would queue (the
+/// instances not current, and not on their golden image), asks above `ui.confirm_queue_over`
+/// and refuses without a terminal; `queue remove --filter` takes them off.
+#[test]
+fn queue_add_and_remove_by_filter_match_the_report() {
+    let env = Env::new();
+    let query = "lineage:*web* cloud:aws";
+    let report = env.run(&[
+        "--demo", "--report", "--format", "json", "--now", NOW, "--filter", query,
+    ]);
+    assert!(report.status.success(), "{}", stderr(&report));
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    let golden: std::collections::HashMap<&str, &str> = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| Some((i["key"].as_str()?, i["golden"].as_str()?)))
+        .collect();
+    let mut expected: Vec<String> = report["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["verdict"] != "current")
+        .filter(|i| {
+            let image = i["image"].as_str().unwrap();
+            golden.get(image) != Some(&image)
+        })
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect();
+    expected.sort();
+    assert!(expected.len() > 5, "{expected:?}");
+
+    // Over the bulk threshold and no terminal: refused in one line, nothing queued.
+    std::fs::create_dir_all(env.path("config-home/fleetscope")).unwrap();
+    env.write(
+        "config-home/fleetscope/config.toml",
+        b"version = 1\n[ui]\nconfirm_queue_over = 5\n",
+    );
+    let refused = env.run(&["--demo", "--now", NOW, "queue", "add", "--filter", query]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert_eq!(stderr(&refused).lines().count(), 1, "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("pass --yes"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!env.path("data/demo/queue.json").exists());
+
+    let added = env.run(&[
+        "--demo", "--now", NOW, "queue", "add", "--filter", query, "--yes",
+    ]);
+    assert!(added.status.success(), "{}", stderr(&added));
+    assert!(
+        stderr(&added).starts_with(&format!("Queued {} instances (", expected.len())),
+        "{}",
+        stderr(&added)
+    );
+    let queue: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.path("data/demo/queue.json")).unwrap()).unwrap();
+    let mut queued: Vec<String> = queue["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["instance_id"].as_str().unwrap().to_owned())
+        .collect();
+    queued.sort();
+    assert_eq!(queued, expected);
+
+    // Again: nothing new, said so.
+    let again = env.run(&["--demo", "--now", NOW, "queue", "add", "--filter", query]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains(&format!(
+            "Queued 0 instances, {} already queued",
+            expected.len()
+        )),
+        "{}",
+        stderr(&again)
+    );
+
+    let bad = env.run(&[
+        "--demo", "--now", NOW, "queue", "add", "--filter", "age:>>3",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).starts_with("fleetscope: --filter:"),
+        "{}",
+        stderr(&bad)
+    );
+
+    let removed = env.run(&[
+        "--demo",
+        "--now",
+        NOW,
+        "queue",
+        "remove",
+        "--filter",
+        "cloud:aws",
+    ]);
+    assert!(removed.status.success(), "{}", stderr(&removed));
+    assert!(
+        stderr(&removed).contains(&format!(
+            "Took {} instances off the queue; 0 queued now",
+            expected.len()
+        )),
+        "{}",
+        stderr(&removed)
+    );
+}
