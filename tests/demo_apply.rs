@@ -663,3 +663,114 @@ fn a_second_ctrl_c_quits_at_once_and_the_next_apply_repeats_nothing() {
         .unwrap();
     assert_nothing_done_twice(&env.journal(), &String::from_utf8_lossy(&out.stderr));
 }
+
+/// A new user watches template drift close in the demo: the members of a drifted group are
+/// queued, the plan and phrase name the template step, the dry run changes nothing, and after
+/// the apply the group launches the golden image and its members run it.
+#[test]
+fn the_demo_points_a_drifted_group_at_the_golden_image_then_rolls_it() {
+    let env = Env::new();
+    let report = |env: &Env| -> serde_json::Value {
+        let out = env.run(
+            &["--demo", "--report", "--format", "json", "--now", NOW],
+            NO_CLOUD,
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let before = report(&env);
+    let group = before["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["template_status"]["status"] == "drift" && g["cloud"] == "aws")
+        .expect("the demo has an AWS group in template drift")
+        .clone();
+    let name = group["name"].as_str().unwrap();
+    let add = env.run(
+        &[
+            "--demo",
+            "--now",
+            NOW,
+            "queue",
+            "add",
+            "--filter",
+            &format!("group:{name}"),
+            "--yes",
+        ],
+        NO_CLOUD,
+    );
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    let members = env.queue().entries.len();
+    assert!(members > 1, "{}", String::from_utf8_lossy(&add.stderr));
+
+    let dry = env.run(&["--demo", "queue", "apply", "--dry-run"], NO_CLOUD);
+    let plan = String::from_utf8_lossy(&dry.stdout).to_string();
+    assert!(
+        dry.status.success(),
+        "{plan}{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(plan.starts_with("Template steps (1)"), "{plan}");
+    assert!(plan.contains(&format!("point {name} at ")), "{plan}");
+    assert!(
+        env.journal().iter().all(|r| r.dry_run),
+        "a dry run changes nothing"
+    );
+
+    let applied = env
+        .command(&["--demo", "queue", "apply", "--yes"], NO_CLOUD)
+        .envs([("FLEETSCOPE_ROLLOUT_MAX_FAILURES", "100")])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&applied.stderr).to_string();
+    assert!(err.contains("1 template updated, "), "{err}");
+    let journal = env.journal();
+    let template_records: Vec<&Step> = journal
+        .iter()
+        .filter(|r| !r.dry_run && r.instance_id.starts_with("template "))
+        .map(|r| &r.step)
+        .collect();
+    assert_eq!(
+        template_records
+            .iter()
+            .filter(|s| matches!(s, Step::GroupPointed { .. }))
+            .count(),
+        1,
+        "{template_records:?}"
+    );
+    // The canary went first, alone: no member started before the group was pointed.
+    let pointed_at = journal
+        .iter()
+        .position(|r| matches!(r.step, Step::GroupPointed { .. }))
+        .unwrap();
+    let first_member = journal
+        .iter()
+        .position(|r| {
+            !r.dry_run && !r.instance_id.starts_with("template ") && !r.instance_id.is_empty()
+        })
+        .unwrap();
+    assert!(pointed_at < first_member, "{journal:?}");
+
+    let after = report(&env);
+    let group_now = after["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == name)
+        .unwrap();
+    assert_eq!(
+        group_now["template_status"]["status"], "golden",
+        "{group_now}"
+    );
+    // A second apply makes no second template step.
+    let again = env.run(&["--demo", "queue", "apply", "--dry-run"], NO_CLOUD);
+    assert!(
+        !String::from_utf8_lossy(&again.stdout).contains("Template steps"),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+}

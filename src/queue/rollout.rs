@@ -573,8 +573,13 @@ pub struct Summary {
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut parts = vec![format!("{} replaced", self.replaced)];
+        if self.templates_updated > 0 {
+            parts.insert(
+                0,
+                format!("{} updated", count(self.templates_updated, "template")),
+            );
+        }
         let counts = [
-            (self.templates_updated, "templates updated"),
             (self.skipped, "skipped"),
             (self.would_succeed, "would succeed"),
             (self.failed, "failed"),
