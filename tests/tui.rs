@@ -838,3 +838,90 @@ fn a_queue_changed_under_an_open_ui_shows_on_refresh_and_in_the_apply_dialog() {
     let screen = render(&mut app, 120, 40);
     assert!(screen.contains("2 added; 3 queued now"), "{screen}");
 }
+
+/// `R` on a group in template drift says the apply points it at the golden image first; with
+/// template updates off, that the operator must; an apply's template steps show in the Queue
+/// view on their own lines with their live step.
+#[test]
+fn a_drifted_group_says_its_template_step_comes_first_and_the_queue_shows_it() {
+    use fleetscope::core::policy::TemplateStatus;
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('4'));
+    press(&mut app, KeyCode::Char('G'));
+    let drifted = (0..app.drift.rows.len())
+        .find(|&p| {
+            matches!(app.drift.rows[p], DriftRow::Group(g)
+                if matches!(app.data.eval.group_eval(g).template, TemplateStatus::Drift { .. }))
+        })
+        .expect("the demo has a group in template drift");
+    app.drift.select(drifted);
+    let screen = render(&mut app, 160, 48);
+    assert!(
+        screen.contains("an apply's template step fixes it"),
+        "{screen}"
+    );
+    app.confirm_queue_over = 1_000;
+    press(&mut app, KeyCode::Char('R'));
+    let status = app.status.clone().unwrap();
+    assert!(!status.error, "{status:?}");
+    assert!(
+        status.text.contains("; the apply first points")
+            && status.text.ends_with("(a template step)"),
+        "{}",
+        status.text
+    );
+
+    // Off: the operator is told to point it first.
+    let mut off = demo_app();
+    off.template_updates = false;
+    off.confirm_queue_over = 1_000;
+    press(&mut off, KeyCode::Char('4'));
+    press(&mut off, KeyCode::Char('G'));
+    off.drift.select(drifted);
+    press(&mut off, KeyCode::Char('R'));
+    assert!(
+        off.status
+            .clone()
+            .unwrap()
+            .text
+            .contains("template updates are off: point"),
+        "{:?}",
+        off.status
+    );
+
+    // The apply: the plan's template step gets its own line in the Queue view.
+    press(&mut app, KeyCode::Char('5'));
+    assert_eq!(press(&mut app, KeyCode::Char('A')), Some(Effect::PlanApply));
+    let plan = demo_plan(&app);
+    assert_eq!(plan.templates.len(), 1, "{}", plan.describe());
+    let phrase = plan.phrase();
+    assert!(phrase.ends_with(", update 1 template"), "{phrase}");
+    assert!(app.plan_ready(plan.clone(), app.queue.clone()));
+    let dialog = render(&mut app, 160, 48);
+    assert!(dialog.contains("First 1 template step"), "{dialog}");
+    type_text(&mut app, &phrase);
+    assert_eq!(
+        press(&mut app, KeyCode::Enter),
+        Some(Effect::Apply(Box::new(plan.clone())))
+    );
+    let group = plan.templates[0].group.clone();
+    app.rollout_event(RolloutEvent::Phase {
+        instance_id: fleetscope::queue::journal::template_id(&group),
+        phase: Phase::UpdatingTemplate,
+    });
+    let screen = render(&mut app, 160, 48);
+    let line = screen
+        .lines()
+        .find(|l| l.contains("template step: point"))
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(line.contains("template "), "{line}");
+    app.rollout_event(RolloutEvent::Phase {
+        instance_id: fleetscope::queue::journal::template_id(&group),
+        phase: Phase::TemplateUpdated,
+    });
+    let screen = render(&mut app, 160, 48);
+    assert!(
+        screen.contains(" template ok template step: point"),
+        "{screen}"
+    );
+}

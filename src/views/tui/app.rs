@@ -15,7 +15,7 @@ use crate::core::event::CollectEvent;
 use crate::core::inventory::{GroupIdx, ImageIdx, InstanceIdx, Inventory, LineageIdx};
 use crate::core::lineage::LineageRules;
 use crate::core::model::{SourceStatus, Tags};
-use crate::core::policy::{PolicyConfig, Verdict};
+use crate::core::policy::{PolicyConfig, TemplateStatus, Verdict};
 use crate::queue::rollout::{Phase, Plan, RolloutEvent};
 use crate::queue::{self, Queue, QueueEntry};
 
@@ -150,6 +150,11 @@ pub struct App {
     pending_queue: Option<(Vec<InstanceIdx>, String)>,
     /// Queueing more instances than this at once asks first.
     pub confirm_queue_over: usize,
+    /// Whether an apply makes template steps for groups in template drift.
+    pub template_updates: bool,
+    /// The template steps of the apply running or last run, shown in the Queue view with
+    /// their live step.
+    pub(super) template_steps: Vec<queue::rollout::TemplateStep>,
     /// The queue file cannot be read: the queue is off, and this says which file and what to do.
     queue_disabled: Option<String>,
     /// `q` was pressed with unsaved queue changes: a second `q` quits without them.
@@ -285,6 +290,8 @@ impl App {
             selected_source: 0,
             source_ended: std::collections::HashMap::new(),
             confirm_queue_over: DEFAULT_CONFIRM_QUEUE_OVER,
+            template_updates: true,
+            template_steps: Vec::new(),
             queue_disabled: None,
             quit_armed: false,
             queued,
@@ -1188,6 +1195,7 @@ impl App {
                 if confirmed {
                     self.applying = true;
                     self.stopping = false;
+                    self.template_steps = plan.templates.clone();
                     self.phases.clear();
                     self.rollout_wave = None;
                     self.say("applying the queue…".to_owned());
@@ -1633,6 +1641,7 @@ impl App {
     }
 
     fn queue_all_on_selected(&mut self) {
+        let mut template_first = None;
         let data = &self.data;
         let (targets, what): (Vec<InstanceIdx>, String) = match self.view {
             View::Images => match self.images.selected_row() {
@@ -1667,6 +1676,7 @@ impl App {
                     format!("image {}", data.image_label(i)),
                 ),
                 Some(DriftRow::Group(g)) => {
+                    template_first = self.template_step_note(g);
                     let members = &data.inventory.group(g).members;
                     let mut images: Vec<ImageIdx> = members
                         .iter()
@@ -1688,6 +1698,29 @@ impl App {
             View::Overview | View::Queue => return,
         };
         self.enqueue(targets, &what);
+        if let Some(note) = template_first
+            && self.pending_queue.is_none()
+            && let Some(status) = self.status.as_mut()
+            && !status.error
+        {
+            status.text.push_str(&note);
+        }
+    }
+
+    /// What an apply will do first for a group in template drift, said when its members are
+    /// queued.
+    fn template_step_note(&self, group: GroupIdx) -> Option<String> {
+        let TemplateStatus::Drift { golden, .. } = &self.data.eval.group_eval(group).template
+        else {
+            return None;
+        };
+        let label = self.data.group_label(group);
+        let golden = golden.as_deref().unwrap_or("the golden image");
+        Some(if self.template_updates {
+            format!("; the apply first points {label} at {golden} (a template step)")
+        } else {
+            format!("; template updates are off: point {label} at {golden} first")
+        })
     }
 
     fn drill_down(&mut self) {

@@ -779,7 +779,15 @@ fn draw_drift(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
                 status.push(format!("skew: {} images", eval.images.len()));
             }
             if let TemplateStatus::Drift { points_at, .. } = &eval.template {
-                status.push(format!("template drift: launches {}", short_id(points_at)));
+                status.push(format!(
+                    "template drift: launches {}{}",
+                    short_id(points_at),
+                    if app.template_updates {
+                        "; an apply's template step fixes it"
+                    } else {
+                        ""
+                    }
+                ));
             }
             let cells = vec![
                 text(format!("⚑ {kind} {}", data.group_label(g))),
@@ -794,6 +802,41 @@ fn draw_drift(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
 }
 
 fn draw_queue(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
+    // The apply's template steps, each on its own line with its live step, above the entries.
+    let steps = &app.template_steps;
+    let area = if steps.is_empty() {
+        area
+    } else {
+        let shown = steps.len().min(3);
+        let [top, rest] = Split::vertical([
+            Constraint::Length(shown as u16 + u16::from(steps.len() > shown)),
+            Constraint::Min(0),
+        ])
+        .areas(area);
+        let mut lines: Vec<Line> = steps[..shown]
+            .iter()
+            .map(|step| {
+                let phase = app
+                    .phases
+                    .get(&crate::queue::journal::template_id(&step.group));
+                let (label, style) = match phase {
+                    Some(phase) => (phase.label(), phase_style(phase)),
+                    None => ("ready", Style::new().fg(Color::Green)),
+                };
+                Line::from(vec![
+                    Span::styled(format!(" {label:<11} "), style),
+                    Span::raw(format!("template step: {}", step.describe)),
+                ])
+            })
+            .collect();
+        if steps.len() > shown {
+            lines.push(
+                Line::from(format!(" and {} more template steps", steps.len() - shown)).dim(),
+            );
+        }
+        frame.render_widget(Paragraph::new(lines), top);
+        rest
+    };
     let executable = app
         .queue
         .entries
@@ -976,8 +1019,13 @@ fn draw_detail(frame: &mut Frame, app: &App, area: Rect) {
                     TemplateStatus::Unresolved => "its image could not be resolved".to_owned(),
                     TemplateStatus::Golden => "points at the golden image".to_owned(),
                     TemplateStatus::Drift { points_at, golden } => format!(
-                        "launches {points_at}, golden is {}: replacing members brings the old image back",
-                        golden.as_deref().unwrap_or("unknown")
+                        "launches {points_at}, golden is {}: {}",
+                        golden.as_deref().unwrap_or("unknown"),
+                        if app.template_updates {
+                            "an apply of its members first points it at the golden image (a template step), then rolls them"
+                        } else {
+                            "replacing members brings the old image back (template updates are off)"
+                        }
                     ),
                 };
                 vec![

@@ -224,6 +224,7 @@ async fn run_loop(options: Options) -> color_eyre::Result<Exit> {
     });
     app.badges = options.badges;
     app.confirm_queue_over = options.confirm_queue_over;
+    app.template_updates = options.rollout.update_templates;
     if let Some(why) = options.queue_disabled {
         app.disable_queue(why);
     }
