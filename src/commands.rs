@@ -462,12 +462,12 @@ fn run_queue(global: &GlobalArgs, run: &RunArgs, action: QueueAction) -> Result<
     let queue = Queue::load(&path)?;
     match action {
         QueueAction::List => {
-            write_output(None, |out| queue::report::write_table(&queue, out))?;
+            write_output(None, |out| report::queue::write_table(&queue, out))?;
             Ok(ExitCode::SUCCESS)
         }
         QueueAction::Export { format, output } => {
             write_output(output.as_deref(), |out| {
-                queue::report::export(&queue, format, out)
+                report::queue::export(&queue, format, out)
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -793,7 +793,7 @@ fn apply_queue(
 
 /// The rollout's settings: the config's, less template steps when the command line says so.
 fn rollout_settings(run: &RunArgs, loaded: &LoadedConfig) -> rollout::Settings {
-    let mut settings = rollout::Settings::from_config(&loaded.config.rollout);
+    let mut settings = loaded.config.rollout.settings();
     settings.update_templates &= !run.no_template_updates;
     settings
 }

@@ -4,12 +4,17 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::core::lineage::{LineageRules, NameRule};
 use crate::core::policy::PolicyConfig;
+use crate::queue::rollout::{MaxUnavailable, Settings};
+
+/// Queueing more instances than this with one key (or `queue add`) asks first.
+pub const DEFAULT_CONFIRM_QUEUE_OVER: usize = 100;
 
 pub const DEFAULT_CONFIG: &str = include_str!("../assets/default-config.toml");
 pub const CONFIG_VERSION: u32 = 1;
@@ -146,7 +151,7 @@ pub struct UiConfig {
 impl Default for UiConfig {
     fn default() -> Self {
         UiConfig {
-            confirm_queue_over: crate::views::tui::app::DEFAULT_CONFIRM_QUEUE_OVER,
+            confirm_queue_over: DEFAULT_CONFIRM_QUEUE_OVER,
         }
     }
 }
@@ -265,14 +270,31 @@ pub struct RolloutConfig {
 
 impl Default for RolloutConfig {
     fn default() -> Self {
+        let settings = Settings::default();
         RolloutConfig {
-            max_unavailable: "10%".into(),
-            max_parallel: 5,
-            pause_secs: 0,
-            max_failures: 0,
-            health_timeout_secs: 900,
-            poll_secs: 10,
-            update_templates: true,
+            max_unavailable: settings.max_unavailable.to_string(),
+            max_parallel: settings.max_parallel as u32,
+            pause_secs: settings.pause.as_secs(),
+            max_failures: settings.max_failures as u32,
+            health_timeout_secs: settings.health_timeout.as_secs(),
+            poll_secs: settings.poll.as_secs(),
+            update_templates: settings.update_templates,
+        }
+    }
+}
+
+impl RolloutConfig {
+    /// The rollout's settings: the config is checked on load, so every value here is in range.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            max_unavailable: MaxUnavailable::parse(&self.max_unavailable)
+                .unwrap_or(Settings::default().max_unavailable),
+            max_parallel: self.max_parallel.max(1) as usize,
+            pause: Duration::from_secs(self.pause_secs),
+            max_failures: self.max_failures as usize,
+            health_timeout: Duration::from_secs(self.health_timeout_secs.max(1)),
+            poll: Duration::from_secs(self.poll_secs.max(1)),
+            update_templates: self.update_templates,
         }
     }
 }
@@ -502,7 +524,7 @@ fn validate(config: &Config) -> Result<(), (String, String)> {
     if let Some((bound, refusal)) = out_of_bounds(&table) {
         return Err((bound.key.to_owned(), refusal));
     }
-    crate::queue::rollout::MaxUnavailable::parse(&config.rollout.max_unavailable).map_err(|e| {
+    MaxUnavailable::parse(&config.rollout.max_unavailable).map_err(|e| {
         (
             "rollout.max_unavailable".to_owned(),
             format!("rollout.max_unavailable: {e}"),

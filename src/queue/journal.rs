@@ -91,31 +91,6 @@ impl Step {
     pub fn is_final(&self) -> bool {
         matches!(self, Step::Replaced | Step::Skipped { .. })
     }
-
-    /// The phase an entry is in once this step is journaled.
-    pub fn phase(&self) -> Option<super::rollout::Phase> {
-        use super::rollout::Phase;
-        Some(match self {
-            Step::Checked => Phase::Checking,
-            Step::Intent { call } => match call {
-                Call::Launch => Phase::Launching,
-                Call::Register => Phase::WaitingHealthy,
-                Call::Deregister => Phase::Draining,
-                Call::Terminate => Phase::Terminating,
-                Call::CreateTemplate | Call::PointGroup => Phase::UpdatingTemplate,
-            },
-            Step::TemplateCreated { .. } => Phase::UpdatingTemplate,
-            Step::GroupPointed { .. } => Phase::TemplateUpdated,
-            Step::Launched { .. } => Phase::Launching,
-            Step::Running { .. } | Step::Registered { .. } => Phase::WaitingHealthy,
-            Step::Healthy { .. } => Phase::Healthy,
-            Step::Draining => Phase::Draining,
-            Step::Terminated => Phase::Terminating,
-            Step::Replaced => Phase::Replaced,
-            Step::Skipped { why } => Phase::Skipped(why.clone()),
-            Step::Failed { .. } | Step::Stopped { .. } => return None,
-        })
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,7 +13,6 @@ use crate::core::policy::{Evaluation, TemplateStatus, Verdict};
 
 pub mod apply;
 pub mod journal;
-pub mod report;
 pub mod rollout;
 
 pub const QUEUE_VERSION: u32 = 1;

@@ -16,7 +16,6 @@ use tokio::sync::{mpsc, watch};
 use super::apply::{ApplyLock, Paths};
 use super::journal::{self, Journal, Progress, Record, Step};
 use super::{Queue, QueueEntry, QueueError};
-use crate::config::RolloutConfig;
 
 /// How many members of one group may be out at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,25 +65,27 @@ pub struct Settings {
     pub update_templates: bool,
 }
 
-impl Settings {
-    pub fn from_config(config: &RolloutConfig) -> Settings {
+impl Default for Settings {
+    /// The defaults `[rollout]` documents; the config builds its own from these.
+    fn default() -> Self {
         Settings {
-            // The config is validated on load; a bad value cannot reach here.
-            max_unavailable: MaxUnavailable::parse(&config.max_unavailable)
-                .unwrap_or(MaxUnavailable::Percent(10)),
-            max_parallel: config.max_parallel.max(1) as usize,
-            pause: Duration::from_secs(config.pause_secs),
-            max_failures: config.max_failures as usize,
-            health_timeout: Duration::from_secs(config.health_timeout_secs.max(1)),
-            poll: Duration::from_secs(config.poll_secs.max(1)),
-            update_templates: config.update_templates,
+            max_unavailable: MaxUnavailable::Percent(10),
+            max_parallel: 5,
+            pause: Duration::ZERO,
+            max_failures: 0,
+            health_timeout: Duration::from_secs(900),
+            poll: Duration::from_secs(10),
+            update_templates: true,
         }
     }
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Settings::from_config(&RolloutConfig::default())
+impl std::fmt::Display for MaxUnavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MaxUnavailable::Percent(p) => write!(f, "{p}%"),
+            MaxUnavailable::Count(n) => write!(f, "{n}"),
+        }
     }
 }
 
@@ -227,6 +228,34 @@ impl Phase {
     }
 }
 
+impl Phase {
+    /// The phase an entry is in once `step` is journaled; `None` for steps that end it some
+    /// other way (a failure, a stop).
+    pub fn after(step: &Step) -> Option<Phase> {
+        use journal::Call;
+        Some(match step {
+            Step::Checked => Phase::Checking,
+            Step::Intent { call } => match call {
+                Call::Launch => Phase::Launching,
+                Call::Register => Phase::WaitingHealthy,
+                Call::Deregister => Phase::Draining,
+                Call::Terminate => Phase::Terminating,
+                Call::CreateTemplate | Call::PointGroup => Phase::UpdatingTemplate,
+            },
+            Step::TemplateCreated { .. } => Phase::UpdatingTemplate,
+            Step::GroupPointed { .. } => Phase::TemplateUpdated,
+            Step::Launched { .. } => Phase::Launching,
+            Step::Running { .. } | Step::Registered { .. } => Phase::WaitingHealthy,
+            Step::Healthy { .. } => Phase::Healthy,
+            Step::Draining => Phase::Draining,
+            Step::Terminated => Phase::Terminating,
+            Step::Replaced => Phase::Replaced,
+            Step::Skipped { why } => Phase::Skipped(why.clone()),
+            Step::Failed { .. } | Step::Stopped { .. } => return None,
+        })
+    }
+}
+
 impl std::fmt::Display for Phase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -263,7 +292,7 @@ pub struct Steps {
 impl Steps {
     /// Journals a step (synced before it returns) and shows the phase it puts the entry in.
     pub fn record(&self, step: Step) -> Result<(), String> {
-        let phase = step.phase();
+        let phase = Phase::after(&step);
         let record = Record {
             at: Utc::now(),
             instance_id: self.instance_id.clone(),

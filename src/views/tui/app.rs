@@ -239,9 +239,6 @@ pub const QUEUE_FIELDS: &[Field] = &[
     Field::Strategy,
 ];
 
-/// Queueing more instances than this at once asks first, unless the config says otherwise.
-pub const DEFAULT_CONFIRM_QUEUE_OVER: usize = 100;
-
 const COMMANDS: &[&str] = &[
     "overview",
     "images",
@@ -289,7 +286,7 @@ impl App {
             pending_queue: None,
             selected_source: 0,
             source_ended: std::collections::HashMap::new(),
-            confirm_queue_over: DEFAULT_CONFIRM_QUEUE_OVER,
+            confirm_queue_over: crate::config::DEFAULT_CONFIRM_QUEUE_OVER,
             template_updates: true,
             template_steps: Vec::new(),
             queue_disabled: None,

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use super::{Queue, Strategy};
+use crate::queue::{Queue, Strategy};
 use crate::text::{escape, table_cell as cell};
 use crate::views::diff::DiffFormat;
 
