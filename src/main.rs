@@ -39,8 +39,11 @@ fn usage_error(error: &clap::Error) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    // Readable panic reports; errors themselves are printed below as one line.
-    let _ = color_eyre::install();
+    // Readable panic reports. Errors are printed below as one line, so they keep eyre's own
+    // handler, which captures no backtrace unless RUST_LIB_BACKTRACE asks: color-eyre's would
+    // capture one for every error, a second's work in a debug build, and never show it.
+    let (panic_hook, _) = color_eyre::config::HookBuilder::default().into_hooks();
+    panic_hook.install();
     let cli = match fleetscope::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => return usage_error(&error),
