@@ -596,10 +596,25 @@ fn queueing_many_at_once_asks_with_the_count_per_verdict() {
     assert!(app.queue.entries.is_empty(), "nothing before the answer");
     app.update(Action::Input('n'));
     assert!(app.queue.entries.is_empty());
-    assert_eq!(status(&app), "nothing was queued");
+    assert_eq!(status(&app), "nothing was queued; the marks stay");
     assert!(!app.typing());
+    // Saying no, or Esc, leaves the marks as they were.
+    assert_eq!(app.marked.len(), rows, "no keeps the marks");
+    app.update(Action::QueueSelected);
+    app.update(Action::Cancel);
+    assert!(app.queue.entries.is_empty());
+    assert_eq!(app.marked.len(), rows, "Esc keeps the marks");
+    // Yes queues them, and spends the marks.
+    app.update(Action::QueueSelected);
+    app.update(Action::Input('y'));
+    assert_eq!(app.queue.entries.len(), rows, "{}", status(&app));
+    assert!(app.marked.is_empty(), "queued marks are spent");
+    app.update(Action::Show(View::Queue));
+    app.update(Action::MarkAllVisible);
+    app.update(Action::Dequeue);
+    app.update(Action::Show(View::Instances));
 
-    // At the limit it does not ask; past it, y queues them all.
+    // At the limit it does not ask.
     app.confirm_queue_over = rows;
     app.update(Action::MarkAllVisible);
     app.update(Action::QueueSelected);

@@ -590,6 +590,8 @@ pub struct Summary {
     pub already_done: usize,
     /// Groups that now launch the golden image through a template step of this rollout.
     pub templates_updated: usize,
+    /// Template steps a dry run found would be allowed.
+    pub templates_would_update: usize,
     /// Of the failed and not started, how many are still queued as the rollout ends (another
     /// process may have taken some off).
     pub still_queued: usize,
@@ -606,6 +608,15 @@ impl std::fmt::Display for Summary {
             parts.insert(
                 0,
                 format!("{} updated", count(self.templates_updated, "template")),
+            );
+        }
+        if self.templates_would_update > 0 {
+            parts.insert(
+                0,
+                format!(
+                    "{} would be updated",
+                    count(self.templates_would_update, "template")
+                ),
             );
         }
         let counts = [
@@ -920,7 +931,11 @@ pub async fn run(request: Request<'_>, executors: &dyn Executors) -> Result<Summ
         for ((steps, outcome), (step, _)) in template_outcomes.into_iter().zip(&due) {
             match outcome {
                 Ok(done) => {
-                    summary.templates_updated += 1;
+                    if dry_run {
+                        summary.templates_would_update += 1;
+                    } else {
+                        summary.templates_updated += 1;
+                    }
                     steps.phase(Phase::TemplateUpdated);
                     templates_done.insert(step.group.clone(), done);
                 }

@@ -147,7 +147,7 @@ pub struct App {
     /// When each source finished or failed, as this UI saw it.
     source_ended: std::collections::HashMap<String, DateTime<Utc>>,
     /// Instances waiting for the answer to "queue N instances? y/N", and what they are.
-    pending_queue: Option<(Vec<InstanceIdx>, String)>,
+    pending_queue: Option<PendingQueue>,
     /// Queueing more instances than this at once asks first.
     pub confirm_queue_over: usize,
     /// Whether an apply makes template steps for groups in template drift.
@@ -182,6 +182,14 @@ pub struct App {
     pub status: Option<Status>,
     pub layout: Layout,
     pub badges: Badges,
+}
+
+/// Instances waiting for the answer to "queue N instances? y/N".
+struct PendingQueue {
+    instances: Vec<InstanceIdx>,
+    what: String,
+    /// They were chosen by marks, which are spent only if the answer is yes.
+    spends_marks: bool,
 }
 
 pub const INSTANCE_FIELDS: &[Field] = &[
@@ -751,16 +759,40 @@ impl App {
                 "queue {new} instances ({what}: {})? y/N",
                 counts.join(", ")
             ));
-            self.pending_queue = Some((instances, what.to_owned()));
+            self.pending_queue = Some(PendingQueue {
+                instances,
+                what: what.to_owned(),
+                spends_marks: false,
+            });
             return;
         }
         self.enqueue_now(instances, what);
     }
 
-    /// The answer to "queue N instances? y/N": only `y` queues them.
-    fn answer_queue(&mut self, (instances, what): (Vec<InstanceIdx>, String), action: Action) {
+    /// Queues the marked (or selected) instances; the marks are spent once queued, and kept
+    /// while the bulk question waits for its answer.
+    fn enqueue_marked(&mut self) {
+        let targets = self.marked_or_selected_instances();
+        let what = self.marked_or_selected_label();
+        let marks = !self.marked.is_empty();
+        self.enqueue(targets, &what);
+        match self.pending_queue.as_mut() {
+            Some(pending) => pending.spends_marks = marks,
+            None => self.forget_marks(),
+        }
+    }
+
+    /// The answer to "queue N instances? y/N": only `y` queues them (and spends the marks
+    /// that chose them); anything else leaves queue and marks as they were.
+    fn answer_queue(&mut self, pending: PendingQueue, action: Action) {
         match action {
-            Action::Input('y' | 'Y') => self.enqueue_now(instances, &what),
+            Action::Input('y' | 'Y') => {
+                self.enqueue_now(pending.instances, &pending.what);
+                if pending.spends_marks {
+                    self.forget_marks();
+                }
+            }
+            _ if pending.spends_marks => self.say("nothing was queued; the marks stay".to_owned()),
             _ => self.say("nothing was queued".to_owned()),
         }
     }
@@ -1045,12 +1077,7 @@ impl App {
             Action::MarkAllVisible => self.mark_all_visible(),
             Action::ClearMarks => self.clear_marks(),
             Action::UndoClearMarks => self.undo_clear_marks(),
-            Action::QueueSelected => {
-                let targets = self.marked_or_selected_instances();
-                let what = self.marked_or_selected_label();
-                self.enqueue(targets, &what);
-                self.forget_marks();
-            }
+            Action::QueueSelected => self.enqueue_marked(),
             Action::QueueAllOnSelected => self.queue_all_on_selected(),
             Action::Dequeue => {
                 let ids = self.dequeue_targets();
