@@ -52,6 +52,8 @@ pub enum Fault {
 
 #[derive(Debug)]
 struct Injected {
+    /// Only requests of this method, when set.
+    method: Option<String>,
     path_contains: String,
     fault: Fault,
     times: u32,
@@ -68,6 +70,13 @@ struct Member {
 struct ScaleSetState {
     json: Value,
     members: Vec<String>,
+    /// After a model update: reads that still answer `Updating`.
+    updating_reads: u32,
+    /// How many reads a model update stays `Updating` for, and the state it ends in.
+    update_reads: u32,
+    update_ends: String,
+    /// Another writer's model change, made once the scale set was read this many more times.
+    writer: Option<(u32, Value)>,
 }
 
 #[derive(Default)]
@@ -85,6 +94,8 @@ struct World {
     page_size: usize,
     faults: Vec<Injected>,
     calls: Vec<String>,
+    /// Bodies of the writes to scale sets, as `METHOD path` and the JSON sent.
+    writes: Vec<(String, Value)>,
 }
 
 pub struct ArmServer {
@@ -162,6 +173,19 @@ impl ArmServer {
     pub fn fault(&self, path_contains: &str, fault: Fault, times: u32) {
         self.with(|w| {
             w.faults.push(Injected {
+                method: None,
+                path_contains: path_contains.to_owned(),
+                fault,
+                times,
+            })
+        });
+    }
+
+    /// A fault on requests of one method only (`PATCH`, say).
+    pub fn fault_on(&self, method: &str, path_contains: &str, fault: Fault, times: u32) {
+        self.with(|w| {
+            w.faults.push(Injected {
+                method: Some(method.to_owned()),
                 path_contains: path_contains.to_owned(),
                 fault,
                 times,
@@ -176,6 +200,21 @@ impl ArmServer {
 
     pub fn count(&self, fragment: &str) -> usize {
         self.calls().iter().filter(|c| c.contains(fragment)).count()
+    }
+
+    /// The calls on one scale set itself (not its members), as `METHOD`.
+    pub fn scale_set_calls(&self, name: &str) -> Vec<String> {
+        let tail = format!("/virtualmachinescalesets/{}", name.to_ascii_lowercase());
+        self.calls()
+            .iter()
+            .filter(|c| c.to_ascii_lowercase().ends_with(&tail))
+            .filter_map(|c| c.split_whitespace().next().map(str::to_owned))
+            .collect()
+    }
+
+    /// The bodies of the PATCHes and PUTs sent to scale sets.
+    pub fn writes(&self) -> Vec<(String, Value)> {
+        self.with(|w| w.writes.clone())
     }
 
     /// A standalone VM; returns its id.
@@ -215,6 +254,7 @@ impl ArmServer {
         set["location"] = json!(LOCATION);
         set["sku"]["capacity"] = json!(members.len());
         set["properties"]["upgradePolicy"]["mode"] = json!("Manual");
+        set["etag"] = json!("\"1\"");
         let profile = &mut set["properties"]["virtualMachineProfile"];
         profile["storageProfile"]["imageReference"] = model;
         if health_extension {
@@ -265,6 +305,10 @@ impl ArmServer {
                 .push(ScaleSetState {
                     json: set,
                     members: states.iter().map(|(id, _)| id.clone()).collect(),
+                    updating_reads: 0,
+                    update_reads: 1,
+                    update_ends: "Succeeded".into(),
+                    writer: None,
                 });
             w.members.extend(states);
         });
@@ -279,16 +323,55 @@ impl ArmServer {
         })
     }
 
+    fn with_set<R>(
+        &self,
+        subscription: &str,
+        name: &str,
+        f: impl FnOnce(&mut ScaleSetState) -> R,
+    ) -> R {
+        self.with(|w| {
+            let set = w
+                .scale_sets
+                .get_mut(subscription)
+                .into_iter()
+                .flatten()
+                .find(|s| s.json["name"] == name)
+                .unwrap_or_else(|| panic!("no scale set {name}"));
+            f(set)
+        })
+    }
+
     /// Points a scale set's model at another image.
     pub fn set_model(&self, subscription: &str, name: &str, model: Value) {
-        self.with(|w| {
-            for set in w.scale_sets.get_mut(subscription).into_iter().flatten() {
-                if set.json["name"] == name {
-                    set.json["properties"]["virtualMachineProfile"]["storageProfile"]
-                        ["imageReference"] = model.clone();
-                }
-            }
+        self.with_set(subscription, name, |set| {
+            set.json["properties"]["virtualMachineProfile"]["storageProfile"]["imageReference"] =
+                model
         });
+    }
+
+    /// The scale set as a GET answers it now (without counting as a read).
+    pub fn scale_set_json(&self, subscription: &str, name: &str) -> Value {
+        self.with_set(subscription, name, |set| set.json.clone())
+    }
+
+    pub fn set_upgrade_mode(&self, subscription: &str, name: &str, mode: &str) {
+        self.with_set(subscription, name, |set| {
+            set.json["properties"]["upgradePolicy"]["mode"] = json!(mode)
+        });
+    }
+
+    /// A model update stays `Updating` for this many reads, then ends in `ends`.
+    pub fn model_update_takes(&self, subscription: &str, name: &str, reads: u32, ends: &str) {
+        self.with_set(subscription, name, |set| {
+            set.update_reads = reads;
+            set.update_ends = ends.to_owned();
+        });
+    }
+
+    /// Another writer (an earlier update landing late, an operator) points the model at
+    /// `model` once the scale set has been read `reads` times.
+    pub fn model_changes_after(&self, subscription: &str, name: &str, reads: u32, model: Value) {
+        self.with_set(subscription, name, |set| set.writer = Some((reads, model)));
     }
 
     /// A version of a gallery image definition (`.../galleries/{g}/images/{i}`).
@@ -511,6 +594,8 @@ struct Request {
     method: String,
     path: String,
     query: HashMap<String, String>,
+    /// `If-Match`, the one request header the server heeds.
+    if_match: Option<String>,
     body: Vec<u8>,
 }
 
@@ -522,6 +607,7 @@ fn read_request(stream: &mut TcpStream) -> Option<Request> {
     let method = parts.next()?.to_owned();
     let target = parts.next()?.to_owned();
     let mut length = 0;
+    let mut if_match = None;
     loop {
         let mut header = String::new();
         reader.read_line(&mut header).ok()?;
@@ -533,6 +619,11 @@ fn read_request(stream: &mut TcpStream) -> Option<Request> {
             && name.eq_ignore_ascii_case("content-length")
         {
             length = value.trim().parse().unwrap_or(0);
+        }
+        if let Some((name, value)) = header.split_once(':')
+            && name.eq_ignore_ascii_case("if-match")
+        {
+            if_match = Some(value.trim().to_owned());
         }
     }
     let mut body = vec![0; length];
@@ -547,6 +638,7 @@ fn read_request(stream: &mut TcpStream) -> Option<Request> {
         method,
         path: path.to_owned(),
         query,
+        if_match,
         body,
     })
 }
@@ -603,10 +695,11 @@ fn serve(mut stream: TcpStream, world: &Mutex<World>, port: u16) -> Option<()> {
     let fault = {
         let mut w = world.lock().ok()?;
         w.calls.push(format!("{} {}", request.method, request.path));
-        let found = w
-            .faults
-            .iter_mut()
-            .find(|f| f.times > 0 && request.path.contains(&f.path_contains));
+        let found = w.faults.iter_mut().find(|f| {
+            f.times > 0
+                && request.path.contains(&f.path_contains)
+                && f.method.as_ref().is_none_or(|m| *m == request.method)
+        });
         found.map(|f| {
             f.times -= 1;
             f.fault.clone()
@@ -639,6 +732,137 @@ fn serve(mut stream: TcpStream, world: &Mutex<World>, port: u16) -> Option<()> {
     let (status, body) = route(&request, world, port);
     respond(&mut stream, status, &[], &body);
     Some(())
+}
+
+/// A read or a model update of the scale set itself. An update answers 200 with the scale set
+/// `Updating` (a long-running operation); reads after it see `Succeeded` (or what the test
+/// set). PATCH merges its body into the scale set (a `null` removes a field), PUT replaces
+/// the scale set; both refuse an `imageReference` that names an image in two ways, and an
+/// `If-Match` that is not the current etag.
+fn scale_set_call(
+    request: &Request,
+    set: &mut ScaleSetState,
+    members: &mut HashMap<String, Member>,
+    writes: &mut Vec<(String, Value)>,
+) -> (u16, Vec<u8>) {
+    match request.method.as_str() {
+        "GET" => {
+            match set.writer.take() {
+                Some((0, model)) => {
+                    set.json["properties"]["virtualMachineProfile"]["storageProfile"]["imageReference"] =
+                        model;
+                    bump_etag(&mut set.json);
+                    behind_model(set, members);
+                }
+                Some((reads, model)) => set.writer = Some((reads - 1, model)),
+                None => {}
+            }
+            if set.updating_reads > 0 {
+                set.updating_reads -= 1;
+                if set.updating_reads == 0 {
+                    set.json["properties"]["provisioningState"] = json!(set.update_ends);
+                }
+            }
+            (200, set.json.to_string().into_bytes())
+        }
+        method @ ("PATCH" | "PUT") => {
+            let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
+                return (
+                    400,
+                    error("InvalidRequestContent", "The request content was invalid."),
+                );
+            };
+            writes.push((format!("{method} {}", request.path), body.clone()));
+            if let Some(expected) = &request.if_match
+                && Some(expected.as_str()) != set.json["etag"].as_str()
+            {
+                return (
+                    412,
+                    error(
+                        "PreconditionFailed",
+                        "The operation could not be completed because the specified precondition 'If-Match' failed.",
+                    ),
+                );
+            }
+            let mut updated = set.json.clone();
+            if method == "PATCH" {
+                merge(&mut updated, &body);
+            } else {
+                // What the caller cannot write stays the service's.
+                updated = body;
+                for kept in ["id", "name", "type", "etag"] {
+                    updated[kept] = set.json[kept].clone();
+                }
+            }
+            let reference =
+                &updated["properties"]["virtualMachineProfile"]["storageProfile"]["imageReference"];
+            let named = [
+                reference.get("id").is_some(),
+                reference.get("sharedGalleryImageId").is_some(),
+                reference.get("communityGalleryImageId").is_some(),
+                ["publisher", "offer", "sku"]
+                    .iter()
+                    .any(|f| reference.get(*f).is_some()),
+            ];
+            if named.iter().filter(|n| **n).count() != 1 {
+                return (
+                    400,
+                    error(
+                        "InvalidParameter",
+                        "Exactly one of the properties 'id', 'sharedGalleryImageId', 'communityGalleryImageId' or 'publisher, offer, sku' must be specified in imageReference.",
+                    ),
+                );
+            }
+            let model_changed = updated["properties"]["virtualMachineProfile"]
+                != set.json["properties"]["virtualMachineProfile"];
+            updated["properties"]["provisioningState"] = json!("Updating");
+            bump_etag(&mut updated);
+            set.json = updated;
+            set.updating_reads = set.update_reads;
+            if set.updating_reads == 0 {
+                set.json["properties"]["provisioningState"] = json!(set.update_ends);
+            }
+            if model_changed {
+                behind_model(set, members);
+            }
+            (200, set.json.to_string().into_bytes())
+        }
+        _ => (404, error("NotFound", "no such scale-set call")),
+    }
+}
+
+/// After a model change no member runs the latest model.
+fn behind_model(set: &ScaleSetState, members: &mut HashMap<String, Member>) {
+    for id in &set.members {
+        if let Some(member) = members.get_mut(id) {
+            member.json["properties"]["latestModelApplied"] = json!(false);
+        }
+    }
+}
+
+/// A JSON merge patch: objects merge, `null` removes, anything else replaces.
+fn merge(target: &mut Value, patch: &Value) {
+    match (target.as_object_mut(), patch.as_object()) {
+        (Some(target), Some(patch)) => {
+            for (key, value) in patch {
+                if value.is_null() {
+                    target.remove(key);
+                } else {
+                    merge(target.entry(key.clone()).or_insert(Value::Null), value);
+                }
+            }
+        }
+        _ => *target = patch.clone(),
+    }
+}
+
+fn bump_etag(json: &mut Value) {
+    let next = json["etag"]
+        .as_str()
+        .and_then(|e| e.trim_matches('"').parse::<u64>().ok())
+        .unwrap_or(0)
+        + 1;
+    json["etag"] = json!(format!("\"{next}\""));
 }
 
 fn page(items: &[Value], request: &Request, size: usize, port: u16) -> Vec<u8> {
@@ -763,6 +987,21 @@ fn route(request: &Request, world: &Mutex<World>, port: u16) -> (u16, Vec<u8>) {
         let Some(at) = find_set(&w) else {
             return (404, error("ResourceNotFound", "scale set not found"));
         };
+        if low.len() == 8 {
+            let World {
+                scale_sets,
+                members,
+                writes,
+                ..
+            } = &mut *w;
+            let Some(set) = scale_sets
+                .get_mut(&subscription)
+                .and_then(|s| s.get_mut(at))
+            else {
+                return (404, error("ResourceNotFound", "scale set not found"));
+            };
+            return scale_set_call(request, set, members, writes);
+        }
         let sets = &w.scale_sets[&subscription];
         let set = &sets[at];
         let member_ids = set.members.clone();
@@ -770,7 +1009,6 @@ fn route(request: &Request, world: &Mutex<World>, port: u16) -> (u16, Vec<u8>) {
             set.json["properties"]["virtualMachineProfile"]["storageProfile"]["imageReference"]
                 .clone();
         match (request.method.as_str(), &low[8..]) {
-            ("GET", []) => return (200, set.json.to_string().into_bytes()),
             ("GET", [vms]) if vms == "virtualmachines" => {
                 let members: Vec<Value> = member_ids
                     .iter()

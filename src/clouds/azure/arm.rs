@@ -157,6 +157,14 @@ pub struct ScaleSet {
     pub location: String,
     pub capacity: Option<u32>,
     pub image: Option<ImageRef>,
+    /// The model's image reference as written: a marketplace version stays `latest` here.
+    pub model: Option<ImageRef>,
+    /// `Manual`, `Automatic` or `Rolling`, when the model says.
+    pub upgrade_mode: Option<String>,
+    /// The last operation's state, lowercase (`succeeded`, `updating`, `failed`).
+    pub provisioning: Option<String>,
+    /// For an update that must not overwrite a change made since this read.
+    pub etag: Option<String>,
     /// It runs the application health extension, whose state gates a member's health.
     pub health_extension: bool,
 }
@@ -583,6 +591,75 @@ impl Arm {
             .send();
         self.call("updateInstances", call).await.map(|_| ())
     }
+
+    /// Points the scale-set model at another image (a PATCH of its `imageReference` alone,
+    /// the same kind of reference as before: PATCH merges, so the other fields stay as written)
+    /// and returns the scale set as the answer has it. Sent once: the crate's own long-running
+    /// future sends the PATCH again on every poll, so the caller polls with `scale_set`.
+    pub async fn point_model(
+        &self,
+        id: &ArmId,
+        image: &ImageRef,
+        etag: Option<&str>,
+    ) -> ArmResult<ScaleSet> {
+        let (rg, name) = id.scale_set()?;
+        let update = model_update(image);
+        let mut call = self.client.virtual_machine_scale_sets_client().update(
+            rg,
+            name,
+            update,
+            &id.subscription,
+        );
+        if let Some(etag) = etag {
+            call = call.if_match(etag);
+        }
+        let what = "updating the scale-set model";
+        let answer = self
+            .call(what, async move { call.send().await?.into_body().await })
+            .await?;
+        Ok(scale_set(&answer))
+    }
+}
+
+/// The PATCH body that changes the model's image reference and nothing else.
+fn model_update(image: &ImageRef) -> models::VirtualMachineScaleSetUpdate {
+    let mut reference = models::ImageReference::new();
+    match image {
+        ImageRef::Marketplace {
+            publisher,
+            offer,
+            sku,
+            version,
+        } => {
+            reference.publisher = Some(publisher.clone());
+            reference.offer = Some(offer.clone());
+            reference.sku = Some(sku.clone());
+            reference.version = Some(version.clone());
+        }
+        ImageRef::Gallery { id } | ImageRef::Managed { id } => {
+            reference.sub_resource.id = Some(id.clone());
+        }
+        ImageRef::SharedGallery { id } => reference.shared_gallery_image_id = Some(id.clone()),
+        ImageRef::CommunityGallery { id } => {
+            reference.community_gallery_image_id = Some(id.clone());
+        }
+    }
+    let storage = models::VirtualMachineScaleSetUpdateStorageProfile {
+        image_reference: Some(reference),
+        ..Default::default()
+    };
+    let profile = models::VirtualMachineScaleSetUpdateVmProfile {
+        storage_profile: Some(storage),
+        ..Default::default()
+    };
+    let properties = models::VirtualMachineScaleSetUpdateProperties {
+        virtual_machine_profile: Some(profile),
+        ..Default::default()
+    };
+    models::VirtualMachineScaleSetUpdate {
+        properties: Some(properties),
+        ..Default::default()
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -681,7 +758,20 @@ fn tags(value: Option<&serde_json::Value>) -> Tags {
         .unwrap_or_default()
 }
 
+/// What a reference names, a marketplace `latest` resolved to `exactVersion` where given.
 fn image_ref(reference: Option<&models::ImageReference>) -> Option<ImageRef> {
+    let r = reference?;
+    let version = match (r.version.as_deref(), r.exact_version.as_deref()) {
+        (Some(v), Some(exact)) if v.eq_ignore_ascii_case("latest") => exact,
+        (Some(v), _) => v,
+        (None, Some(exact)) => exact,
+        (None, None) => "latest",
+    };
+    written_ref(reference, version)
+}
+
+/// A reference as written, with `version` for a marketplace image.
+fn written_ref(reference: Option<&models::ImageReference>, version: &str) -> Option<ImageRef> {
     let r = reference?;
     if let Some(id) = &r.shared_gallery_image_id {
         return Some(ImageRef::SharedGallery { id: id.clone() });
@@ -697,12 +787,6 @@ fn image_ref(reference: Option<&models::ImageReference>) -> Option<ImageRef> {
             ImageRef::Managed { id: id.clone() }
         });
     }
-    let version = match (r.version.as_deref(), r.exact_version.as_deref()) {
-        (Some(v), Some(exact)) if v.eq_ignore_ascii_case("latest") => exact,
-        (Some(v), _) => v,
-        (None, Some(exact)) => exact,
-        (None, None) => "latest",
-    };
     Some(ImageRef::Marketplace {
         publisher: r.publisher.clone()?,
         offer: r.offer.clone()?,
@@ -774,10 +858,11 @@ fn member(found: &models::VirtualMachineScaleSetVm, scale_set: &str) -> Vm {
 }
 
 fn scale_set(found: &models::VirtualMachineScaleSet) -> ScaleSet {
-    let profile = found
-        .properties
-        .as_ref()
-        .and_then(|p| p.virtual_machine_profile.as_ref());
+    let properties = found.properties.as_ref();
+    let profile = properties.and_then(|p| p.virtual_machine_profile.as_ref());
+    let reference = profile
+        .and_then(|p| p.storage_profile.as_ref())
+        .and_then(|s| s.image_reference.as_ref());
     ScaleSet {
         id: found.resource.id.clone().unwrap_or_default(),
         name: found.resource.name.clone().unwrap_or_default(),
@@ -787,11 +872,21 @@ fn scale_set(found: &models::VirtualMachineScaleSet) -> ScaleSet {
             .as_ref()
             .and_then(|s| s.capacity)
             .and_then(|c| u32::try_from(c).ok()),
-        image: image_ref(
-            profile
-                .and_then(|p| p.storage_profile.as_ref())
-                .and_then(|s| s.image_reference.as_ref()),
+        image: image_ref(reference),
+        model: written_ref(
+            reference,
+            reference
+                .and_then(|r| r.version.as_deref())
+                .unwrap_or("latest"),
         ),
+        upgrade_mode: properties
+            .and_then(|p| p.upgrade_policy.as_ref())
+            .and_then(|u| u.mode.as_ref())
+            .and_then(as_text),
+        provisioning: properties
+            .and_then(|p| p.provisioning_state.as_deref())
+            .map(str::to_ascii_lowercase),
+        etag: found.etag.clone(),
         health_extension: profile
             .and_then(|p| p.extension_profile.as_ref())
             .is_some_and(|e| {

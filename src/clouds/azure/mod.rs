@@ -1,9 +1,10 @@
 //! The Azure room: settings and client setup shared by the collector (`collect`) and the
-//! executor (`replace`). Only `arm` imports the Azure SDK crates.
+//! executor (`replace`, with its template step in `template`). Only `arm` imports the Azure SDK crates.
 
 mod arm;
 mod collect;
 mod replace;
+mod template;
 
 use std::sync::Arc;
 use std::time::Duration;

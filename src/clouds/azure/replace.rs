@@ -1,5 +1,6 @@
 //! Replacing Azure instances: a scale-set member is upgraded to its scale set's latest model
-//! (`updateInstances`), only when that model launches the golden image, and is healthy once
+//! (`updateInstances`), only when that model launches the golden image (a template step,
+//! `template`, points a drifted model there first), and is healthy once
 //! it runs the latest model, its provisioning succeeded and (when the scale set runs the
 //! application health extension) the extension reports it healthy. A standalone VM is not
 //! executable. A dry run reads everything the real run checks and changes nothing.
@@ -11,7 +12,7 @@ use futures::future::BoxFuture;
 
 use super::arm::{Arm, ArmId, ScaleSet};
 use super::collect::image_key;
-use super::{Settings, client};
+use super::{Settings, client, template};
 use crate::queue::journal::{Call, Step};
 use crate::queue::rollout::{
     Executor, Finish, GroupCapacity, Inspection, Phase, Steps, TemplateDone, TemplateStep,
@@ -41,7 +42,7 @@ impl AzureExecutor {
 }
 
 /// The member's id and its scale set's, or why the entry is not a scale-set member.
-fn member_of(entry: &QueueEntry) -> Result<(ArmId, ArmId), String> {
+pub(super) fn member_of(entry: &QueueEntry) -> Result<(ArmId, ArmId), String> {
     if !matches!(entry.strategy, Strategy::AzureUpgradeToModel { .. }) {
         return Err(format!(
             "not an Azure scale-set member ({}): a standalone VM is rebuilt from the golden image in its own pipeline",
@@ -60,7 +61,7 @@ fn member_of(entry: &QueueEntry) -> Result<(ArmId, ArmId), String> {
 }
 
 /// The scale set's model must launch the golden image, or upgrading brings the old one back.
-fn check_model(set: &ScaleSet, target: &str) -> Result<(), String> {
+pub(super) fn check_model(set: &ScaleSet, target: &str) -> Result<(), String> {
     let model = set.image.as_ref().map(image_key);
     if model.as_deref() == Some(target) {
         return Ok(());
@@ -94,13 +95,20 @@ impl Executor for AzureExecutor {
                 .scale_set(&scale_set)
                 .await
                 .map_err(|e| e.message)?;
+            let (blocked, template) = match check_model(&set, target) {
+                Ok(()) => (None, None),
+                Err(drift) => match template::step(&set, target, drift) {
+                    Ok(step) => (None, Some(step)),
+                    Err(why) => (Some(why), None),
+                },
+            };
             Ok(Inspection {
                 group: Some(GroupCapacity {
                     key: set.id.to_ascii_lowercase(),
                     desired: set.capacity.unwrap_or(1),
                 }),
-                blocked: check_model(&set, target).err(),
-                template: None,
+                blocked,
+                template,
             })
         }
         .boxed()
@@ -116,15 +124,11 @@ impl Executor for AzureExecutor {
 
     fn update_template<'a>(
         &'a self,
-        _member: &'a QueueEntry,
-        step: &'a TemplateStep,
-        _steps: &'a Steps,
+        member: &'a QueueEntry,
+        _step: &'a TemplateStep,
+        steps: &'a Steps,
     ) -> BoxFuture<'a, Result<TemplateDone, String>> {
-        futures::future::ready(Err(format!(
-            "{}: template steps are not built for Azure yet",
-            step.group
-        )))
-        .boxed()
+        async move { template::point_group(self.arm()?, member, steps).await }.boxed()
     }
 }
 
@@ -156,7 +160,12 @@ impl AzureExecutor {
             }
         }
         if !upgraded {
-            check_model(&set, target)?;
+            if let Err(drift) = check_model(&set, target) {
+                // A dry run's template step changed nothing: the model it would write stands in.
+                if !steps.dry_run || template::repoint(&set, target).is_err() {
+                    return Err(drift);
+                }
+            }
             if on_latest_golden {
                 let why =
                     "it already runs the scale set's latest model, on the golden image".to_owned();
