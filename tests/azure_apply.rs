@@ -563,7 +563,7 @@ fn a_drifted_model_is_pointed_at_the_golden_image_once_then_every_member_rolls_o
     let out = env.run(&["queue", "apply", "--yes"]);
     assert!(out.status.success(), "{}", output(&out));
     assert!(
-        output(&out).contains("6 replaced, 2 templates updated"),
+        output(&out).contains("2 templates updated, 6 replaced"),
         "{}",
         output(&out)
     );
