@@ -925,3 +925,29 @@ fn a_drifted_group_says_its_template_step_comes_first_and_the_queue_shows_it() {
         "{screen}"
     );
 }
+
+/// Keys that mean something in another view say where, instead of nothing; an empty queue says
+/// how to fill it, not that a filter hides its rows.
+#[test]
+fn a_key_for_another_view_says_where_and_an_empty_queue_says_how_to_fill_it() {
+    let mut app = demo_app();
+    let key = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+    let action = keymap::action_for(&key('/'), app.view, app.typing(), false);
+    assert_eq!(app.view, View::Overview);
+    app.update(action.expect("/ on the Overview is answered"));
+    assert_eq!(
+        app.status.clone().unwrap().text,
+        "not in Overview: that key works in Images (2), Instances (3), Drift (4), Queue (5)"
+    );
+    press(&mut app, KeyCode::Char('3'));
+    let action = keymap::action_for(&key('A'), app.view, app.typing(), false).unwrap();
+    app.update(action);
+    assert_eq!(
+        app.status.clone().unwrap().text,
+        "not in Instances: that key works in Queue (5)"
+    );
+    press(&mut app, KeyCode::Char('5'));
+    let screen = render(&mut app, 120, 40);
+    assert!(screen.contains("the queue is empty: r queues"), "{screen}");
+    assert!(!screen.contains("no rows match"), "{screen}");
+}

@@ -103,6 +103,8 @@ pub enum Action {
     Cancel,
     ScrollUp,
     ScrollDown,
+    /// A key that does nothing in this view, with the views where it does something.
+    NotHere(&'static [View]),
     Click {
         column: u16,
         row: u16,

@@ -1086,6 +1086,20 @@ impl App {
                 self.forget_marks();
             }
             Action::Apply => return self.ask_to_apply(),
+            Action::NotHere(views) => {
+                let places: Vec<String> = views
+                    .iter()
+                    .map(|v| {
+                        let number = View::ALL.iter().position(|a| a == v).unwrap_or(0) + 1;
+                        format!("{} ({number})", v.title())
+                    })
+                    .collect();
+                self.say(format!(
+                    "not in {}: that key works in {}",
+                    self.view.title(),
+                    places.join(", ")
+                ));
+            }
             Action::StopApply if self.applying && !self.stopping => {
                 self.stopping = true;
                 self.say("stopping: replacements in flight finish, nothing new starts".to_owned());

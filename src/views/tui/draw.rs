@@ -464,6 +464,8 @@ fn fit_columns(columns: &[Column], width: u16, content: &[u16]) -> Vec<(usize, u
 struct ListFrame {
     title: String,
     columns: &'static [Column],
+    /// What an empty list with no filter says.
+    empty: &'static str,
     sort: Option<(usize, bool)>,
     area: Rect,
 }
@@ -543,7 +545,12 @@ fn draw_list<T: Copy + PartialEq>(
         .with_selected((!empty).then(|| list.selected.saturating_sub(list.offset)));
     frame.render_stateful_widget(table, inner, &mut state);
     if empty {
-        let message = Paragraph::new("nothing here: no rows match (Esc clears the filter)").dim();
+        let message = if list.applied().is_empty() {
+            spec.empty
+        } else {
+            "nothing here: no rows match (Esc clears the filter)"
+        };
+        let message = Paragraph::new(message).dim();
         let below_header = Rect {
             y: inner.y + 1,
             height: inner.height.saturating_sub(1),
@@ -607,6 +614,7 @@ fn draw_instances(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
     let spec = ListFrame {
         title,
         columns: INSTANCE_COLUMNS,
+        empty: "nothing here: no instances in this scope",
         sort: Some((app.instances.sort, app.instances.descending)),
         area,
     };
@@ -664,6 +672,7 @@ fn draw_images(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
     let spec = ListFrame {
         title,
         columns: IMAGE_COLUMNS,
+        empty: "nothing here: no images collected",
         sort: Some((app.images.sort, app.images.descending)),
         area,
     };
@@ -701,6 +710,7 @@ fn draw_drift(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
     let spec = ListFrame {
         title,
         columns: DRIFT_COLUMNS,
+        empty: "nothing drifts: every lineage runs its golden image",
         sort: None,
         area,
     };
@@ -861,6 +871,7 @@ fn draw_queue(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
     let spec = ListFrame {
         title,
         columns: QUEUE_COLUMNS,
+        empty: "the queue is empty: r queues the selected or marked instances, R everything not current on an image, lineage or group",
         sort: Some((app.queue_rows.sort, app.queue_rows.descending)),
         area,
     };

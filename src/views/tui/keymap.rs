@@ -137,6 +137,7 @@ const fn bind(
     }
 }
 
+const LISTS: &[View] = &[View::Images, View::Instances, View::Drift, View::Queue];
 const INSTANCE_ROWS: &[View] = &[View::Instances];
 const QUEUE_SOURCES: &[View] = &[View::Images, View::Instances, View::Drift];
 const DRILLABLE: &[View] = &[View::Images, View::Drift];
@@ -504,7 +505,22 @@ pub fn action_for(event: &KeyEvent, view: View, typing: bool, help_open: bool) -
         (None, KeyCode::Char(c)) if typing && !event.modifiers.contains(KeyModifiers::CONTROL) => {
             Some(Action::Input(c))
         }
+        // A key that means something in another view says where, rather than nothing.
+        (None, _) if !typing && !help_open => BINDINGS
+            .iter()
+            .find(|b| b.keys.iter().any(|k| k.matches(event)))
+            .and_then(|b| where_it_works(b.scope))
+            .map(Action::NotHere),
         _ => bound,
+    }
+}
+
+/// The views where a binding works, for a key pressed elsewhere.
+fn where_it_works(scope: Scope) -> Option<&'static [View]> {
+    match scope {
+        Scope::Lists => Some(LISTS),
+        Scope::Views(views) => Some(views),
+        Scope::Global | Scope::Input | Scope::Help => None,
     }
 }
 
