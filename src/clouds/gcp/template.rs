@@ -103,7 +103,7 @@ fn kind_and_name(path: &str) -> String {
 /// The copy's name: the old name (less a suffix an earlier copy added, so names do not grow
 /// bake after bake), then `-fs` and a hash of the old template's path and the golden image.
 /// Compute names are at most 63 characters (RFC 1035); the old name is cut to fit.
-pub(super) fn copy_name(old_path: &str, golden: &str) -> String {
+fn copy_name(old_path: &str, golden: &str) -> String {
     let old = last_segment(old_path);
     let base = match old.rsplit_once("-fs") {
         Some((base, hash))
