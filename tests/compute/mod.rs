@@ -135,6 +135,25 @@ impl Compute {
     pub fn resource(&self, path: &str) -> Value {
         self.world.lock().unwrap().resources[path].clone()
     }
+
+    /// Every instance template, global and regional, by path.
+    pub fn templates(&self) -> BTreeMap<String, Value> {
+        self.world
+            .lock()
+            .unwrap()
+            .resources
+            .iter()
+            .filter(|(k, _)| k.contains("/instanceTemplates/"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// The image a member's boot disk was made from, as a path.
+    pub fn boot_image(&self, zone: &str, name: &str) -> String {
+        let disk = self.resource(&format!("projects/shop/zones/{zone}/disks/{name}"));
+        let image = disk["sourceImage"].as_str().unwrap_or("");
+        image.strip_prefix(PUBLIC).unwrap_or(image).to_owned()
+    }
 }
 
 async fn serve(stream: tokio::net::TcpStream, world: Arc<Mutex<World>>) -> std::io::Result<()> {
@@ -304,6 +323,30 @@ async fn respond(
             let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
             world.recreate(project, scope, place, &group, &body)
         }
+        ("POST", ["projects", project, "global", "instanceTemplates"]) => {
+            let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            world.insert_template(project, None, body)
+        }
+        ("POST", ["projects", project, "regions", region, "instanceTemplates"]) => {
+            let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            world.insert_template(project, Some(region), body)
+        }
+        (
+            "POST",
+            [
+                "projects",
+                project,
+                scope,
+                place,
+                "instanceGroupManagers",
+                _,
+                "setInstanceTemplate",
+            ],
+        ) => {
+            let group = segments[..6].join("/");
+            let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            world.set_instance_template(project, scope, place, &group, &body)
+        }
         ("GET", _) => match world.resources.get(path) {
             Some(found) => (200, found.to_string()),
             None => error(
@@ -438,9 +481,22 @@ impl World {
     }
 
     fn family_image(&self, project: &str, family: &str) -> (u16, String) {
+        match self.newest_in_family(project, family) {
+            Some(image) => (200, image.to_string()),
+            None => error(
+                404,
+                &format!(
+                    "The resource 'projects/{project}/global/images/family/{family}' was not found"
+                ),
+                "notFound",
+            ),
+        }
+    }
+
+    /// The image Compute picks for a family: the newest not deprecated.
+    fn newest_in_family(&self, project: &str, family: &str) -> Option<&Value> {
         let prefix = format!("projects/{project}/global/images/");
-        let newest = self
-            .resources
+        self.resources
             .range(prefix.clone()..)
             .take_while(|(k, _)| k.starts_with(&prefix))
             .map(|(_, v)| v)
@@ -451,17 +507,194 @@ impl World {
                     Some("DEPRECATED" | "OBSOLETE" | "DELETED")
                 )
             })
-            .max_by_key(|v| v["creationTimestamp"].as_str().unwrap_or("").to_owned());
-        match newest {
-            Some(image) => (200, image.to_string()),
-            None => error(
-                404,
-                &format!(
-                    "The resource 'projects/{project}/global/images/family/{family}' was not found"
-                ),
-                "notFound",
-            ),
+            .max_by_key(|v| v["creationTimestamp"].as_str().unwrap_or("").to_owned())
+    }
+
+    /// The image a template's boot disk is made from, as a path: links in any of the forms
+    /// Compute takes (full, `projects/...`, `global/images/...`), a family resolved.
+    fn template_image(&self, template: &str) -> Option<String> {
+        let template = self.resources.get(template)?;
+        let project = template["selfLink"]
+            .as_str()?
+            .strip_prefix(PUBLIC)?
+            .split('/')
+            .nth(1)?
+            .to_owned();
+        let disks = template["properties"]["disks"].as_array()?;
+        let boot = disks.iter().find(|d| d["boot"] == true).or(disks.first())?;
+        let link = boot["initializeParams"]["sourceImage"].as_str()?;
+        let link = link.strip_prefix(PUBLIC).unwrap_or(link);
+        let path = match link.strip_prefix("global/") {
+            Some(rest) => format!("projects/{project}/global/{rest}"),
+            None => link.to_owned(),
+        };
+        match path.split_once("/global/images/family/") {
+            Some((owner, family)) => {
+                let owner = owner.strip_prefix("projects/")?;
+                let image = self.newest_in_family(owner, family)?;
+                Some(image["selfLink"].as_str()?.strip_prefix(PUBLIC)?.to_owned())
+            }
+            None => Some(path),
         }
+    }
+
+    /// A template path from a link in any form, relative ones in `project`.
+    fn template_path(project: &str, link: &str) -> String {
+        let link = link.strip_prefix(PUBLIC).unwrap_or(link);
+        match link.starts_with("projects/") {
+            true => link.to_owned(),
+            false => format!("projects/{project}/{link}"),
+        }
+    }
+
+    /// An operation as Compute answers a call that changes something: RUNNING, and DONE when
+    /// polled. `scope` is `zones/z`, `regions/r` or `global`.
+    fn operation(&mut self, project: &str, scope: &str, kind: &str, target: &str) -> Value {
+        self.next_operation += 1;
+        let name = format!(
+            "operation-{}-{}",
+            self.next_operation,
+            kind.rsplit('.').next().unwrap_or(kind)
+        );
+        let operations = format!("projects/{project}/{scope}/operations/{name}");
+        let mut operation = json!({
+            "kind": "compute#operation",
+            "id": format!("{}", 7_000_000 + self.next_operation),
+            "name": name,
+            "operationType": kind,
+            "targetLink": format!("{PUBLIC}{target}"),
+            "status": "RUNNING",
+            "progress": 0,
+            "insertTime": "2026-11-01T00:00:00.000-07:00",
+            "startTime": "2026-11-01T00:00:00.000-07:00",
+            "selfLink": format!("{PUBLIC}{operations}"),
+        });
+        if let Some((kind, _)) = scope.split_once('/') {
+            let field = if kind == "zones" { "zone" } else { "region" };
+            operation[field] = json!(format!("{PUBLIC}projects/{project}/{scope}"));
+        }
+        let mut done = operation.clone();
+        done["status"] = json!("DONE");
+        done["progress"] = json!(100);
+        done["endTime"] = json!("2026-11-01T00:00:01.000-07:00");
+        self.resources.insert(operations, done);
+        operation
+    }
+
+    /// `instanceTemplates.insert` / `regionInstanceTemplates.insert`: the body as sent, its
+    /// output-only fields set by the server; a name taken is 409, as on Compute.
+    fn insert_template(
+        &mut self,
+        project: &str,
+        region: Option<&str>,
+        body: Value,
+    ) -> (u16, String) {
+        let name = body["name"].as_str().unwrap_or("").to_owned();
+        let valid = (1..=63).contains(&name.len())
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && !name.ends_with('-')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !valid {
+            return error(
+                400,
+                &format!(
+                    "Invalid value for field 'resource.name': '{name}'. Must be a match of regex '(?:[a-z](?:[-a-z0-9]{{0,61}}[a-z0-9])?)'"
+                ),
+                "invalid",
+            );
+        }
+        if !body["properties"].is_object() {
+            return error(
+                400,
+                "Required field 'resource.properties' not specified",
+                "required",
+            );
+        }
+        let scope = match region {
+            Some(region) => format!("regions/{region}"),
+            None => "global".to_owned(),
+        };
+        let path = format!("projects/{project}/{scope}/instanceTemplates/{name}");
+        if self.resources.contains_key(&path) {
+            return error(
+                409,
+                &format!("The resource '{path}' already exists"),
+                "alreadyExists",
+            );
+        }
+        let mut template = body;
+        template["kind"] = json!("compute#instanceTemplate");
+        template["id"] = json!(format!("{}", 8_200_000_000u64 + self.next_operation));
+        template["creationTimestamp"] = json!("2026-11-01T00:00:00.000-07:00");
+        template["selfLink"] = json!(format!("{PUBLIC}{path}"));
+        if let Some(region) = region {
+            template["region"] = json!(region);
+        }
+        self.resources.insert(path.clone(), template);
+        // Compute names a plain insert's operation type "insert".
+        let operation = self.operation(project, &scope, "insert", &path);
+        (200, operation.to_string())
+    }
+
+    /// `setInstanceTemplate`: new and recreated members come from this template; the group's
+    /// one version names it too.
+    fn set_instance_template(
+        &mut self,
+        project: &str,
+        scope: &str,
+        place: &str,
+        group: &str,
+        body: &Value,
+    ) -> (u16, String) {
+        if !self.resources.contains_key(group) {
+            return error(
+                404,
+                &format!("The resource '{group}' was not found"),
+                "notFound",
+            );
+        }
+        let Some(link) = body["instanceTemplate"].as_str() else {
+            return error(
+                400,
+                "Required field 'instanceTemplate' not specified",
+                "required",
+            );
+        };
+        let template = World::template_path(project, link);
+        if !self.resources.contains_key(&template) {
+            return error(
+                404,
+                &format!("The resource '{template}' was not found"),
+                "notFound",
+            );
+        }
+        let region = match scope {
+            "zones" => place.rsplit_once('-').map_or(place, |(r, _)| r),
+            _ => place,
+        };
+        if template.contains("/regions/") && !template.contains(&format!("/regions/{region}/")) {
+            return error(
+                400,
+                &format!(
+                    "Invalid value for field 'resource.instanceTemplate': '{link}'. A regional instance template must be in the group's region."
+                ),
+                "invalid",
+            );
+        }
+        let manager = self.resources.get_mut(group).unwrap();
+        let link = format!("{PUBLIC}{template}");
+        manager["instanceTemplate"] = json!(link);
+        let mut version = json!({"instanceTemplate": link,
+            "targetSize": {"calculated": manager["targetSize"]}});
+        if let Some(name) = manager["versions"][0]["name"].as_str() {
+            version["name"] = json!(name);
+        }
+        manager["versions"] = json!([version]);
+        let kind = "compute.instanceGroupManagers.setInstanceTemplate";
+        let operation = self.operation(project, &format!("{scope}/{place}"), kind, group);
+        (200, operation.to_string())
     }
 
     /// Members of a group: the instances whose `created-by` names it.
@@ -563,16 +796,38 @@ impl World {
             }
             targets.push(key);
         }
+        let manager = &self.resources[group];
+        let template = manager["instanceTemplate"]
+            .as_str()
+            .map(|link| World::template_path(project, link));
+        let image = template.and_then(|t| self.template_image(&t));
+        let image_id = image
+            .as_ref()
+            .and_then(|i| self.resources.get(i))
+            .map(|i| i["id"].clone());
         for key in &targets {
             let instance = self.resources.get_mut(key).unwrap();
             let name = instance["name"].as_str().unwrap_or("").to_owned();
-            // A recreated instance keeps its name and gets a new id and boot disk.
+            // A recreated instance keeps its name and gets a new id and a boot disk made from
+            // the image its group's template boots now.
             let new_id = instance["id"]
                 .as_str()
                 .and_then(|i| i.parse::<u64>().ok())
                 .unwrap_or(0)
                 + 1_000_000;
             instance["id"] = json!(new_id.to_string());
+            let disk = instance["disks"][0]["source"]
+                .as_str()
+                .and_then(|d| d.strip_prefix(PUBLIC))
+                .map(str::to_owned);
+            if let (Some(disk), Some(image)) = (disk, &image)
+                && let Some(disk) = self.resources.get_mut(&disk)
+            {
+                disk["sourceImage"] = json!(format!("{PUBLIC}{image}"));
+                if let Some(id) = &image_id {
+                    disk["sourceImageId"] = id.clone();
+                }
+            }
             let delay = self
                 .recreate_delay
                 .get(&name)
@@ -580,25 +835,8 @@ impl World {
                 .unwrap_or(Duration::from_millis(300));
             self.recreating.insert(key.clone(), Instant::now() + delay);
         }
-        self.next_operation += 1;
-        let name = format!("operation-{}-recreate", self.next_operation);
-        let operations = format!("projects/{project}/{scope}/{place}/operations/{name}");
-        let mut operation = json!({
-            "kind": "compute#operation",
-            "id": format!("{}", 7_000_000 + self.next_operation),
-            "name": name,
-            "operationType": "compute.instanceGroupManagers.recreateInstances",
-            "targetLink": format!("{PUBLIC}{group}"),
-            "status": "RUNNING",
-            "progress": 0,
-            "selfLink": format!("{PUBLIC}{operations}"),
-        });
-        let field = if scope == "zones" { "zone" } else { "region" };
-        operation[field] = json!(format!("{PUBLIC}projects/{project}/{scope}/{place}"));
-        let mut done = operation.clone();
-        done["status"] = json!("DONE");
-        done["progress"] = json!(100);
-        self.resources.insert(operations, done);
+        let kind = "compute.instanceGroupManagers.recreateInstances";
+        let operation = self.operation(project, &format!("{scope}/{place}"), kind, group);
         (200, operation.to_string())
     }
 }

@@ -446,21 +446,24 @@ pub(crate) fn group_template(manager: &model::InstanceGroupManager) -> Option<St
 
 /// The image a template's boot disk is made from: a family resolves to the family's image
 /// now, which is what the group would create.
-pub(crate) async fn template_image(
+async fn template_image(
     clients: &Clients,
     project: &str,
     template_path: &str,
     lookups: &ImageLookups,
 ) -> Result<String, String> {
     let template = read_template(clients, project, template_path).await?;
-    let properties = template
-        .properties
-        .ok_or("the template has no instance properties")?;
-    let source = properties
-        .disks
-        .iter()
-        .find(|d| d.boot == Some(true))
-        .or(properties.disks.first())
+    boot_image(clients, project, &template, lookups).await
+}
+
+/// The image a template's boot disk is made from, a family resolved as in [`template_image`].
+pub(crate) async fn boot_image(
+    clients: &Clients,
+    project: &str,
+    template: &model::InstanceTemplate,
+    lookups: &ImageLookups,
+) -> Result<String, String> {
+    let source = boot_disk(template)
         .and_then(|d| d.initialize_params.as_ref())
         .and_then(|p| p.source_image.clone())
         .ok_or("its boot disk names no source image")?;
@@ -476,7 +479,16 @@ pub(crate) async fn template_image(
     }
 }
 
-async fn read_template(
+/// The disk a template boots from: the one marked boot, else the first (Compute's own rule).
+pub(crate) fn boot_disk(template: &model::InstanceTemplate) -> Option<&model::AttachedDisk> {
+    let disks = &template.properties.as_ref()?.disks;
+    disks
+        .iter()
+        .find(|d| d.boot == Some(true))
+        .or(disks.first())
+}
+
+pub(crate) async fn read_template(
     clients: &Clients,
     project: &str,
     path: &str,

@@ -1,8 +1,10 @@
 //! The Google Cloud room: settings and client setup shared by the collector (`collect`) and the
-//! executor (`replace`). The only place that imports the Google Cloud SDK.
+//! executor (`replace`, and `template` for its template steps). The only place that imports the
+//! Google Cloud SDK.
 
 mod collect;
 mod replace;
+mod template;
 
 use std::time::Duration;
 

@@ -1,8 +1,9 @@
 //! Replacing Compute Engine instances: a managed instance group member is recreated by its
 //! group (`recreateInstances`) once the group's template is checked to boot the golden image;
 //! the slot frees when the group reports the member recreated (a new instance id), with no
-//! action pending, RUNNING, and HEALTHY where the group has autohealing. Compute has no dry
-//! run: a dry run reads and checks everything and changes nothing.
+//! action pending, RUNNING, and HEALTHY where the group has autohealing. A group whose template
+//! boots another image gets a template step first (`template`). Compute has no dry run: a dry
+//! run reads and checks everything and changes nothing.
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -10,9 +11,10 @@ use google_cloud_compute_v1::model;
 use google_cloud_gax::paginator::Paginator;
 
 use super::collect::{
-    CREATED_BY, GroupRef, ImageLookups, Location, group_manager, group_template, template_image,
+    CREATED_BY, GroupRef, ImageLookups, Location, boot_image, group_manager, group_template,
+    read_template,
 };
-use super::{Clients, Settings, describe, last_segment, resource_path};
+use super::{Clients, Settings, describe, last_segment, resource_path, template};
 use crate::queue::journal::{Call, Step};
 use crate::queue::rollout::{
     Executor, Finish, GroupCapacity, Inspection, Phase, Steps, TemplateDone, TemplateStep,
@@ -42,17 +44,31 @@ impl GcpExecutor {
 }
 
 /// The member as Compute has it now.
-struct Member {
+pub(super) struct Member {
     /// `zones/z/instances/name`, as recreateInstances takes it.
     path: String,
-    name: String,
-    group: GroupRef,
+    pub name: String,
+    pub group: GroupRef,
 }
 
 /// What the group would bring back, checked against the golden image.
-struct GroupCheck {
-    manager: model::InstanceGroupManager,
-    drift: Option<String>,
+pub(super) struct GroupCheck {
+    pub manager: model::InstanceGroupManager,
+    /// The template it creates members from, `projects/p/global/instanceTemplates/t` or
+    /// `projects/p/regions/r/instanceTemplates/t`, and that template as read, whole.
+    pub path: String,
+    pub template: model::InstanceTemplate,
+    pub golden: String,
+    /// What the template boots instead of the golden image, when it does.
+    pub drift: Option<String>,
+}
+
+impl GroupCheck {
+    /// Why its members cannot be recreated until the template is changed, if they cannot.
+    pub fn refusal(&self) -> Option<String> {
+        let drift = self.drift.as_deref()?;
+        Some(format!("{drift}: point the template at it first"))
+    }
 }
 
 impl Executor for GcpExecutor {
@@ -69,14 +85,27 @@ impl Executor for GcpExecutor {
                 // Gone: the replacement step skips it.
                 return Ok(Inspection::default());
             };
+            if let Some(why) = moved(&member, entry) {
+                return Ok(Inspection {
+                    blocked: Some(why),
+                    ..Inspection::default()
+                });
+            }
             let check = check_group(clients, &member, entry).await?;
+            let (blocked, template) = match &check.drift {
+                None => (None, None),
+                Some(_) => match template::step(&member.group, &check) {
+                    Ok(step) => (None, Some(step)),
+                    Err(why) => (Some(why), None),
+                },
+            };
             Ok(Inspection {
                 group: Some(GroupCapacity {
                     key: member.group.key.clone(),
                     desired: check.manager.target_size.unwrap_or(1).max(1) as u32,
                 }),
-                blocked: check.drift,
-                template: None,
+                blocked,
+                template,
             })
         }
         .boxed()
@@ -92,14 +121,14 @@ impl Executor for GcpExecutor {
 
     fn update_template<'a>(
         &'a self,
-        _member: &'a QueueEntry,
+        member: &'a QueueEntry,
         step: &'a TemplateStep,
-        _steps: &'a Steps,
+        steps: &'a Steps,
     ) -> BoxFuture<'a, Result<TemplateDone, String>> {
-        futures::future::ready(Err(format!(
-            "{}: template steps are not built for Google Cloud yet",
-            step.group
-        )))
+        async move {
+            let clients = self.clients().await?;
+            template::update(clients, member, step, steps).await
+        }
         .boxed()
     }
 }
@@ -149,9 +178,16 @@ impl GcpExecutor {
             }
         };
         if !resumed {
+            if let Some(why) = moved(&member, entry) {
+                return Err(why);
+            }
             let check = check_group(clients, &member, entry).await?;
-            if let Some(drift) = check.drift {
-                return Err(drift);
+            // A dry run's template step changed nothing: the group still boots the old image,
+            // which the real step before this member would have changed.
+            if let Some(refusal) = check.refusal()
+                && !steps.dry_run
+            {
+                return Err(refusal);
             }
             steps.record(Step::Checked)?;
             if steps.dry_run {
@@ -162,7 +198,10 @@ impl GcpExecutor {
             })?;
             let operation = recreate(clients, &member).await?;
             steps.record(Step::Terminated)?;
-            wait_for_operation(clients, steps, &member, &operation).await?;
+            let group = &member.group;
+            let place = Place::from(&group.location);
+            let call = "recreateInstances";
+            wait_for_operation(clients, steps, &group.project, place, call, &operation).await?;
         }
         steps.phase(Phase::WaitingHealthy);
         let manager = group_manager(clients, &member.group).await?;
@@ -204,7 +243,7 @@ impl GcpExecutor {
     }
 }
 
-fn project_of(entry: &QueueEntry) -> Result<&str, String> {
+pub(super) fn project_of(entry: &QueueEntry) -> Result<&str, String> {
     if !matches!(entry.strategy, Strategy::GcpRecreateInGroup { .. }) {
         return Err(format!(
             "not a Google Cloud strategy: {}",
@@ -224,7 +263,7 @@ fn project_of(entry: &QueueEntry) -> Result<&str, String> {
 }
 
 /// The instance with this id, and the group that created it.
-async fn find_member(
+pub(super) async fn find_member(
     clients: &Clients,
     project: &str,
     entry: &QueueEntry,
@@ -237,7 +276,7 @@ async fn find_member(
     lookup(clients, project, entry, &format!("id = {id}")).await
 }
 
-async fn find_by_name(
+pub(super) async fn find_by_name(
     clients: &Clients,
     project: &str,
     entry: &QueueEntry,
@@ -294,43 +333,53 @@ async fn lookup(
     Ok(None)
 }
 
+/// Why a member cannot be recreated where it is now: queued in one group, now in another.
+pub(super) fn moved(member: &Member, entry: &QueueEntry) -> Option<String> {
+    match &entry.strategy {
+        Strategy::GcpRecreateInGroup { group } if *group != member.group.name => Some(format!(
+            "queued as a member of {group}, now in {}: queue it again",
+            member.group.name
+        )),
+        _ => None,
+    }
+}
+
 /// Recreating brings whatever the group's template boots: only the golden image will do.
-async fn check_group(
+pub(super) async fn check_group(
     clients: &Clients,
     member: &Member,
     entry: &QueueEntry,
 ) -> Result<GroupCheck, String> {
     let group = &member.group;
-    if let Strategy::GcpRecreateInGroup { group: queued } = &entry.strategy
-        && *queued != group.name
-    {
-        return Ok(GroupCheck {
-            manager: model::InstanceGroupManager::new(),
-            drift: Some(format!(
-                "queued as a member of {queued}, now in {}: queue it again",
-                group.name
-            )),
-        });
-    }
-    let target = entry
+    let golden = entry
         .target_image
-        .as_deref()
+        .clone()
         .ok_or("no golden image to replace it with")?;
     let manager = group_manager(clients, group).await?;
-    let template = group_template(&manager)
+    let path = group_template(&manager)
         .ok_or_else(|| format!("group {} names no instance template", group.name))?;
-    let template = resource_path(&template).to_owned();
-    let image = template_image(clients, &group.project, &template, &ImageLookups::default())
+    let path = resource_path(&path).to_owned();
+    let context = |e: String| format!("group {}: template {path}: {e}", group.name);
+    let template = read_template(clients, &group.project, &path)
         .await
-        .map_err(|e| format!("group {}: template {template}: {e}", group.name))?;
-    let drift = (image != target).then(|| {
+        .map_err(context)?;
+    let image = boot_image(clients, &group.project, &template, &ImageLookups::default())
+        .await
+        .map_err(context)?;
+    let drift = (image != golden).then(|| {
         format!(
-            "template drift: {} creates {image} (template {}), not the golden {target}: point the template at it first",
+            "template drift: {} creates {image} (template {}), not the golden {golden}",
             group.name,
-            last_segment(&template)
+            last_segment(&path)
         )
     });
-    Ok(GroupCheck { manager, drift })
+    Ok(GroupCheck {
+        manager,
+        path,
+        template,
+        golden,
+        drift,
+    })
 }
 
 async fn recreate(clients: &Clients, member: &Member) -> Result<model::Operation, String> {
@@ -370,43 +419,69 @@ async fn recreate(clients: &Clients, member: &Member) -> Result<model::Operation
     }
 }
 
-/// Polls the zonal or regional operation until it is DONE; an operation that ends with errors
-/// fails the entry with Compute's messages.
-async fn wait_for_operation(
+/// Where an operation lives: templates' operations are global or regional, groups' zonal or
+/// regional.
+pub(super) enum Place<'a> {
+    Global,
+    Zone(&'a str),
+    Region(&'a str),
+}
+
+impl<'a> From<&'a Location> for Place<'a> {
+    fn from(location: &'a Location) -> Place<'a> {
+        match location {
+            Location::Zone(zone) => Place::Zone(zone),
+            Location::Region(region) => Place::Region(region),
+        }
+    }
+}
+
+/// Polls the operation `call` answered with until it is DONE; an operation that ends with
+/// errors fails with Compute's messages.
+pub(super) async fn wait_for_operation(
     clients: &Clients,
     steps: &Steps,
-    member: &Member,
+    project: &str,
+    place: Place<'_>,
+    call: &str,
     operation: &model::Operation,
 ) -> Result<(), String> {
     let name = operation
         .name
         .clone()
-        .ok_or("recreateInstances answered without an operation name")?;
-    let group = &member.group;
+        .ok_or_else(|| format!("{call} answered without an operation name"))?;
     let done = |operation: &model::Operation| {
         operation.status.as_ref().and_then(|s| s.name()) == Some("DONE")
     };
     let current = std::sync::Mutex::new(operation.clone());
-    let (current, name) = (&current, &name);
+    let (current, name, place) = (&current, &name, &place);
     steps
         .wait_until(&format!("operation {name}"), move || async move {
             let pending = current.lock().map(|c| !done(&c)).unwrap_or(true);
             if pending {
-                let polled = match &group.location {
-                    Location::Zone(zone) => clients
+                let polled = match place {
+                    Place::Global => clients
+                        .templates
+                        .get_operation()
+                        .set_project(project)
+                        .set_operation(name)
+                        .send()
+                        .await
+                        .map_err(|e| format!("globalOperations.get: {}", describe(&e)))?,
+                    Place::Zone(zone) => clients
                         .zonal_groups
                         .get_operation()
-                        .set_project(&group.project)
-                        .set_zone(zone)
+                        .set_project(project)
+                        .set_zone(*zone)
                         .set_operation(name)
                         .send()
                         .await
                         .map_err(|e| format!("zoneOperations.get: {}", describe(&e)))?,
-                    Location::Region(region) => clients
+                    Place::Region(region) => clients
                         .regional_groups
                         .get_operation()
-                        .set_project(&group.project)
-                        .set_region(region)
+                        .set_project(project)
+                        .set_region(*region)
                         .set_operation(name)
                         .send()
                         .await
