@@ -478,7 +478,7 @@ fn a_drifted_group_gets_a_copy_of_its_template_and_every_member_boots_the_golden
     let out = env.run(&["queue", "apply", "--yes"]);
     assert!(out.status.success(), "{}", output(&out));
     assert!(
-        output(&out).contains("6 replaced, 2 templates updated"),
+        output(&out).contains("2 templates updated, 6 replaced"),
         "{}",
         output(&out)
     );
