@@ -607,3 +607,39 @@ fn slow_and_garbled_answers_fail_only_what_they_touch() {
         "{prod:#}"
     );
 }
+
+#[test]
+fn a_token_endpoint_that_echoes_the_request_leaves_no_secret_in_the_log() {
+    let server = ArmServer::start();
+    fleet(&server);
+    // The token request carries the client secret; the endpoint refuses it and echoes it.
+    server.fault("/oauth2/v2.0/token", Fault::Echo(400), 100);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\n[azure]\nsubscriptions = [\"{PROD}\"]\nendpoint_url = \"{}\"\ntimeout_secs = 5\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    // Only the environment's service principal: no other credential is tried.
+    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
+        .args(["--report", "--config"])
+        .arg(&config)
+        .envs(server.env())
+        .env("AZURE_CREDENTIAL_KIND", "environment")
+        .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("azure:{PROD}")), "{stderr}");
+    let log = std::fs::read_to_string(dir.path().join("data/fleetscope.log")).unwrap_or_default();
+    assert!(log.contains("token"), "{log}");
+    for text in [log.as_str(), stderr.as_ref(), stdout.as_ref()] {
+        assert!(!text.contains("test-secret"), "{text}");
+    }
+}

@@ -503,6 +503,29 @@ fn a_call_that_never_answers_times_out() {
 }
 
 #[test]
+fn a_token_endpoint_that_echoes_the_request_leaves_no_secret_in_the_log() {
+    let mut world = World::default();
+    shop(&mut world);
+    // The refresh request carries the client secret and the refresh token; the endpoint
+    // refuses it and echoes it back.
+    world.fault("/token", FaultKind::Echo(400), usize::MAX);
+    let compute = Compute::start(world);
+    let (output, _, log) = report_and_log(&compute, &[SHOP], "");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(compute.world.lock().unwrap().token_requests > 0);
+    assert!(stderr.contains("gcp:shop"), "{stderr}");
+    // The failure is logged, by its status.
+    assert!(log.contains("400"), "{log}");
+    for secret in ["test-secret", "test-refresh-token"] {
+        assert!(!log.contains(secret), "{secret} in the log: {log}");
+        assert!(!stderr.contains(secret), "{secret} on stderr: {stderr}");
+        assert!(!stdout.contains(secret), "{secret} on stdout: {stdout}");
+    }
+}
+
+#[test]
 fn refused_credentials_fail_every_project_with_one_line() {
     let compute = Compute::start(World::default());
     let dir = tempfile::tempdir().unwrap();

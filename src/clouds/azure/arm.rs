@@ -46,10 +46,18 @@ impl ArmError {
         }
     }
 
-    /// One line from an `azure_core` error; the whole chain goes to the log.
+    /// One line from an `azure_core` error; the whole chain goes to the log, but for a failed
+    /// token exchange, whose chain may quote what the identity endpoint said of the request.
     fn from_core(what: &str, error: &azure_core::Error) -> ArmError {
         let failure = ArmError::describe(what, error);
-        crate::log::error(&failure.message, &crate::log::chain(error));
+        let full = match error.kind() {
+            azure_core::error::ErrorKind::Credential => {
+                "the token request failed; what the identity endpoint answered is not logged"
+                    .to_owned()
+            }
+            _ => crate::log::chain(error),
+        };
+        crate::log::error(&failure.message, &full);
         failure
     }
 

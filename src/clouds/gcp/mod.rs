@@ -135,7 +135,15 @@ impl RetryPolicy for Transient {
 /// chain goes to the log.
 pub(crate) fn describe(error: &Error) -> String {
     let short = reason(error);
-    crate::log::error(&short, &crate::log::chain(error));
+    // A failed token exchange's chain quotes the token endpoint's answer, and an endpoint
+    // may echo the request with its client secret and refresh token: only the root cause
+    // (status and URL) is logged.
+    let full = if error.is_authentication() {
+        root_cause(error)
+    } else {
+        crate::log::chain(error)
+    };
+    crate::log::error(&short, &full);
     short
 }
 
