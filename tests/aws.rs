@@ -332,4 +332,10 @@ async fn throttling_is_retried_and_a_broken_region_fails_alone() {
     );
     assert_eq!(warnings.len(), 3);
     assert!(warnings.iter().all(|w| !w.contains('\n')));
+    // A 200 whose body is not EC2's XML says so.
+    let garbled = warnings
+        .iter()
+        .find(|w| w.starts_with("ap-southeast-2"))
+        .unwrap();
+    assert!(garbled.contains("could not be read"), "{garbled}");
 }

@@ -599,11 +599,15 @@ fn slow_and_garbled_answers_fail_only_what_they_touch() {
     let base = instance(&report, &stale.1);
     assert_eq!(base["verdict"], "unknown", "{base:#}");
     assert!(
-        base["reasons"].to_string().contains("unreadable answer"),
+        base["reasons"]
+            .to_string()
+            .contains("the answer could not be read"),
         "{base:#}"
     );
     assert!(
-        prod["warnings"].to_string().contains("unreadable answer"),
+        prod["warnings"]
+            .to_string()
+            .contains("the answer could not be read"),
         "{prod:#}"
     );
 }

@@ -462,7 +462,7 @@ fn a_failing_project_fails_alone_with_one_line() {
         slow["error"]
             .as_str()
             .unwrap()
-            .starts_with("disks.aggregatedList: "),
+            .starts_with("disks.aggregatedList: the answer could not be read"),
         "{slow:#}"
     );
     // No ledger instance slipped in.

@@ -10,6 +10,7 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_ec2::Client;
+use aws_sdk_ec2::config::http::HttpResponse;
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 use crate::config::Config;
@@ -113,13 +114,19 @@ const REASON_MAX: usize = 100;
 
 /// One short sentence about a failed AWS call, in an operator's words: missing credentials, an
 /// unknown profile, a denied permission (named when AWS names it), throttling, a timeout, an
-/// unreachable endpoint. Never the SDK's debug dump: that runs to kilobytes.
+/// unreachable endpoint, an answer that could not be read. Never the SDK's debug dump: that
+/// runs to kilobytes.
 pub(crate) fn describe<E, R>(error: &SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug + 'static,
 {
     let reason = match error {
+        // An answer with no error code AWS would send: garbage, an HTML page, an empty body.
+        SdkError::ServiceError(_) | SdkError::ResponseError(_) if error.code().is_none() => {
+            let answer = error.raw_response().map(|r| r as &dyn std::any::Any);
+            unreadable(answer.and_then(|r| r.downcast_ref::<HttpResponse>()))
+        }
         SdkError::ServiceError(_) => service_reason(
             error.code().unwrap_or("error"),
             error.message().unwrap_or("no message"),
@@ -134,6 +141,16 @@ where
     let short = shorten(&reason, REASON_MAX);
     crate::log::error(&short, &DisplayErrorContext(error).to_string());
     short
+}
+
+fn unreadable(answer: Option<&HttpResponse>) -> String {
+    match answer {
+        Some(answer) => format!(
+            "the answer could not be read (HTTP {}, not the XML AWS sends)",
+            answer.status().as_u16()
+        ),
+        None => "the answer could not be read".to_owned(),
+    }
 }
 
 fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {

@@ -93,7 +93,10 @@ impl ArmError {
                 "cannot get a token from the Azure credential chain (environment service principal, managed identity, Azure CLI)".to_owned()
             }
             azure_core::error::ErrorKind::DataConversion => {
-                format!("unreadable answer: {}", first_line(&error.to_string()))
+                format!(
+                    "the answer could not be read: {}",
+                    first_line(&error.to_string())
+                )
             }
             _ => first_line(&error.to_string()),
         };

@@ -151,6 +151,9 @@ fn reason(error: &Error) -> String {
     if error.is_timeout() {
         return "timed out".to_owned();
     }
+    if error.is_deserialization() {
+        return "the answer could not be read (not the JSON Compute sends)".to_owned();
+    }
     if error.is_authentication() {
         // The chain repeats itself ("cannot create the authentication headers" twice); what
         // went wrong underneath is the useful part.
