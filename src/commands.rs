@@ -131,6 +131,16 @@ fn run_report(global: &GlobalArgs, run: &RunArgs) -> Result<ExitCode> {
             .collect();
         return Err(eyre!("nothing could be collected: {}", errors.join("; ")));
     }
+    // A report on part of the fleet never looks clean: it is written, each source that failed
+    // or is incomplete gets a line on stderr, and the exit code is 2 unless --allow-partial.
+    let partial: Vec<String> = inventory
+        .sources()
+        .iter()
+        .filter_map(|s| {
+            let (state, error) = s.state.problem()?;
+            Some(format!("{} {state}: {error}", s.name))
+        })
+        .collect();
     if let Some(path) = &run.save_snapshot {
         snapshot::save(path, &inventory, now)?;
     }
@@ -149,8 +159,13 @@ fn run_report(global: &GlobalArgs, run: &RunArgs) -> Result<ExitCode> {
     write_output(run.output.as_deref(), |out| {
         report::write(run.format, &input, out)
     })?;
+    for line in &partial {
+        eprintln!("fleetscope: {line}");
+    }
     let failing = run.fail_on.is_some_and(|f| f.count(&inventory, &eval) > 0);
-    Ok(if failing {
+    Ok(if !partial.is_empty() && !run.allow_partial {
+        ExitCode::from(2)
+    } else if failing {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -369,6 +384,9 @@ impl Progress {
                 }
                 SourceState::Done => {
                     bar.finish_with_message(format!("{} instances, done", source.instances))
+                }
+                SourceState::Incomplete { error } => {
+                    bar.abandon_with_message(format!("incomplete: {error}"))
                 }
                 SourceState::Failed { error } => {
                     bar.abandon_with_message(format!("failed: {error}"))

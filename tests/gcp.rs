@@ -426,7 +426,18 @@ fn a_failing_project_fails_alone_with_one_line() {
     let compute = Compute::start(world);
     let (output, report, log) = report_and_log(&compute, &["ledger", SHOP, "quiet", "slow"], "");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    // The report is written; the failed projects are named on stderr, one line each, and
+    // make the run exit 2.
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 3, "{stderr}");
+    for project in ["ledger", "quiet", "slow"] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with(&format!("fleetscope: gcp:{project} failed: "))),
+            "{project}: {stderr}"
+        );
+    }
 
     let shop = source(&report, "gcp:shop");
     assert_eq!(shop["state"], "done", "{shop:#}");

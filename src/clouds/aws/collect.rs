@@ -82,22 +82,20 @@ async fn collect_profile(settings: &Settings, profile: &str, tx: mpsc::Sender<Co
         .iter()
         .filter_map(|(region, outcome)| outcome.as_ref().err().map(|e| format!("{region}: {e}")))
         .collect();
-    let event = if !outcomes.is_empty() && failures.len() == outcomes.len() {
+    // Every region failed: the source failed. Some did: what the others hold counts, and the
+    // source is incomplete, naming them.
+    let event = if failures.is_empty() {
+        CollectEvent::Finished { source }
+    } else if failures.len() == outcomes.len() {
         CollectEvent::Failed {
-            source: source.clone(),
+            source,
             error: failures.join("; "),
         }
     } else {
-        for message in failures {
-            let warning = CollectEvent::Warning {
-                source: source.clone(),
-                message,
-            };
-            if tx.send(warning).await.is_err() {
-                return;
-            }
+        CollectEvent::Incomplete {
+            source,
+            error: failures.join("; "),
         }
-        CollectEvent::Finished { source }
     };
     let _ = tx.send(event).await;
 }

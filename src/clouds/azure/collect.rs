@@ -129,9 +129,14 @@ async fn collect_subscription(
     if !context.send(started).await {
         return;
     }
-    let event = match collect_all(&context).await {
-        Ok(true) => CollectEvent::Finished {
+    let mut missing = Vec::new();
+    let event = match collect_all(&context, &mut missing).await {
+        Ok(true) if missing.is_empty() => CollectEvent::Finished {
             source: context.source.clone(),
+        },
+        Ok(true) => CollectEvent::Incomplete {
+            source: context.source.clone(),
+            error: missing.join("; "),
         },
         Ok(false) => return,
         Err(error) => CollectEvent::Failed {
@@ -152,8 +157,9 @@ struct Uses {
     imageless: BTreeSet<String>,
 }
 
-/// Ok(false) when nobody listens any more.
-async fn collect_all(context: &Context<'_>) -> Result<bool, ArmError> {
+/// Ok(false) when nobody listens any more. What could not be listed (scale sets, their
+/// members) goes to `missing`: the source is then incomplete.
+async fn collect_all(context: &Context<'_>, missing: &mut Vec<String>) -> Result<bool, ArmError> {
     let mut uses = Uses::default();
     let mut seen: HashSet<String> = HashSet::new();
     let mut pages = std::pin::pin!(context.arm.vms(context.subscription));
@@ -171,8 +177,8 @@ async fn collect_all(context: &Context<'_>) -> Result<bool, ArmError> {
     let scale_sets = match context.arm.scale_sets(context.subscription).await {
         Ok(found) => found,
         Err(error) => {
-            let warned = context.warn(format!("scale sets not read: {error}")).await;
-            return Ok(warned && images(context, &uses).await);
+            missing.push(format!("scale sets not read: {error}"));
+            return Ok(images(context, &uses).await);
         }
     };
     // Owned items: a stream over borrowed ones is not `Send` enough for a boxed future. Each
@@ -198,9 +204,7 @@ async fn collect_all(context: &Context<'_>) -> Result<bool, ArmError> {
         let found = match found {
             Ok(found) => found,
             Err(error) => {
-                if !context.warn(format!("{}: {error}", set.name)).await {
-                    return Ok(false);
-                }
+                missing.push(format!("members of {}: {error}", set.name));
                 continue;
             }
         };

@@ -76,10 +76,10 @@ async fn collect_project(
     tx: mpsc::Sender<CollectEvent>,
 ) {
     let source = source_name(project);
-    let mut warnings = Vec::new();
-    let event = match collect_into(clients, lookups, project, &source, &tx, &mut warnings).await {
+    let mut notes = Notes::default();
+    let event = match collect_into(clients, lookups, project, &source, &tx, &mut notes).await {
         Ok(()) => {
-            for message in warnings {
+            for message in notes.warnings {
                 let warning = CollectEvent::Warning {
                     source: source.clone(),
                     message,
@@ -88,11 +88,26 @@ async fn collect_project(
                     return;
                 }
             }
-            CollectEvent::Finished { source }
+            match notes.unreachable[..] {
+                [] => CollectEvent::Finished { source },
+                _ => CollectEvent::Incomplete {
+                    source,
+                    error: format!("unreachable: {}", notes.unreachable.join(", ")),
+                },
+            }
         }
         Err(error) => CollectEvent::Failed { source, error },
     };
     let _ = tx.send(event).await;
+}
+
+/// What a project's collection learned besides its pages.
+#[derive(Default)]
+struct Notes {
+    /// Facts that could not be read; the instances still count.
+    warnings: Vec<String>,
+    /// Zones or regions Compute could not list: their instances are missing.
+    unreachable: Vec<String>,
 }
 
 async fn collect_into(
@@ -101,14 +116,14 @@ async fn collect_into(
     project: &str,
     source: &str,
     tx: &mpsc::Sender<CollectEvent>,
-    warnings: &mut Vec<String>,
+    notes: &mut Notes,
 ) -> Result<(), String> {
     let (firewalls, boot_images) =
         futures::join!(firewalls(clients, project), boot_images(clients, project));
     let boot_images = boot_images?;
     // Exposure is a finding on top: without it the instances and images still count.
     let firewalls = firewalls.unwrap_or_else(|error| {
-        warnings.push(format!("exposure unknown: {error}"));
+        notes.warnings.push(format!("exposure unknown: {error}"));
         Vec::new()
     });
 
@@ -122,11 +137,7 @@ async fn collect_into(
         .by_page();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| format!("instances.aggregatedList: {}", describe(&e)))?;
-        warnings.extend(
-            page.unreachables
-                .iter()
-                .map(|u| format!("unreachable: {u}")),
-        );
+        notes.unreachable.extend(page.unreachables.iter().cloned());
         let mut instances = Vec::new();
         for scoped in page.items.values() {
             for found in &scoped.instances {
@@ -151,6 +162,7 @@ async fn collect_into(
         }
     }
 
+    let warnings = &mut notes.warnings;
     let templates = group_templates(clients, project, &groups, lookups, warnings).await;
     image_keys.extend(templates.values().filter_map(|t| t.image.clone()));
     let mut images = lookups.get_all(clients, &image_keys).await;
