@@ -13,6 +13,10 @@ use crate::core::policy::PolicyConfig;
 
 pub const DEFAULT_CONFIG: &str = include_str!("../assets/default-config.toml");
 pub const CONFIG_VERSION: u32 = 1;
+/// How long one source may take, unless `<cloud>.deadline_secs` says otherwise.
+pub const DEFAULT_DEADLINE_SECS: u64 = 120;
+/// The longest `<cloud>.deadline_secs`: a day.
+pub const MAX_DEADLINE_SECS: u64 = 86_400;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -89,6 +93,8 @@ pub struct AwsConfig {
     pub endpoint_url: String,
     pub concurrency: u32,
     pub timeout_secs: u64,
+    /// Seconds one source may take in all; past them it fails, naming what it waited for.
+    pub deadline_secs: u64,
 }
 
 impl Default for AwsConfig {
@@ -99,6 +105,7 @@ impl Default for AwsConfig {
             endpoint_url: String::new(),
             concurrency: 8,
             timeout_secs: 30,
+            deadline_secs: DEFAULT_DEADLINE_SECS,
         }
     }
 }
@@ -115,6 +122,8 @@ pub struct AzureConfig {
     /// Subscriptions collected at once.
     pub concurrency: u32,
     pub timeout_secs: u64,
+    /// Seconds one source may take in all; past them it fails, naming what it waited for.
+    pub deadline_secs: u64,
 }
 
 impl Default for AzureConfig {
@@ -125,6 +134,7 @@ impl Default for AzureConfig {
             token_scope: String::new(),
             concurrency: 8,
             timeout_secs: 30,
+            deadline_secs: DEFAULT_DEADLINE_SECS,
         }
     }
 }
@@ -136,6 +146,8 @@ pub struct GcpConfig {
     pub endpoint_url: String,
     pub concurrency: u32,
     pub timeout_secs: u64,
+    /// Seconds one source may take in all; past them it fails, naming what it waited for.
+    pub deadline_secs: u64,
 }
 
 impl Default for GcpConfig {
@@ -145,6 +157,7 @@ impl Default for GcpConfig {
             endpoint_url: String::new(),
             concurrency: 8,
             timeout_secs: 30,
+            deadline_secs: DEFAULT_DEADLINE_SECS,
         }
     }
 }
@@ -349,6 +362,17 @@ fn validate(config: &Config) -> Result<(), String> {
     }
     if config.gcp.concurrency == 0 {
         return Err("gcp.concurrency must be at least 1".into());
+    }
+    for (cloud, deadline) in [
+        ("aws", config.aws.deadline_secs),
+        ("azure", config.azure.deadline_secs),
+        ("gcp", config.gcp.deadline_secs),
+    ] {
+        if !(1..=MAX_DEADLINE_SECS).contains(&deadline) {
+            return Err(format!(
+                "{cloud}.deadline_secs must be between 1 and {MAX_DEADLINE_SECS}"
+            ));
+        }
     }
     crate::queue::rollout::MaxUnavailable::parse(&config.rollout.max_unavailable)
         .map_err(|e| format!("rollout.max_unavailable: {e}"))?;
@@ -581,6 +605,23 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("lineage.rules[0].pattern"), "{err}");
+    }
+
+    #[test]
+    fn deadlines_are_bounded() {
+        for text in [
+            "version = 1\n[aws]\ndeadline_secs = 0\n",
+            "version = 1\n[gcp]\ndeadline_secs = 86401\n",
+        ] {
+            let err = load_text(text, &[]).unwrap_err().to_string();
+            assert!(
+                err.contains("deadline_secs must be between 1 and 86400"),
+                "{err}"
+            );
+        }
+        let loaded = load_text("version = 1\n[azure]\ndeadline_secs = 600\n", &[]).unwrap();
+        assert_eq!(loaded.config.azure.deadline_secs, 600);
+        assert_eq!(loaded.config.aws.deadline_secs, DEFAULT_DEADLINE_SECS);
     }
 
     #[test]

@@ -37,6 +37,8 @@ fn usage_error(error: &clap::Error) -> ExitCode {
 fn main() -> ExitCode {
     // Readable panic reports; errors themselves are printed below as one line.
     let _ = color_eyre::install();
+    // A panic inside a source fails that source in one line; its detail goes to the log.
+    fleetscope::clouds::log_source_panics();
     let cli = match fleetscope::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => return usage_error(&error),

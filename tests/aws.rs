@@ -3,8 +3,10 @@
 #![cfg(feature = "aws")]
 
 mod moto;
+mod mute;
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use moto::{Moto, ami};
 use serde_json::Value;
@@ -335,6 +337,68 @@ async fn an_endpoint_that_dies_partway_fails_its_source_on_stderr_and_in_the_exi
         stderr.starts_with("fleetscope: aws:prod failed: us-east-1: DescribeImages: "),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_mute_endpoint_fails_by_the_deadline_naming_the_calls_it_waited_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\n[aws]\nprofiles = [\"prod\"]\nregions = [\"us-east-1\"]\nendpoint_url = \"{}\"\ntimeout_secs = 30\ndeadline_secs = 3\n",
+            mute::endpoint()
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
+        .args(["--report", "--config"])
+        .arg(&config)
+        .envs(moto::static_profile_env(dir.path()))
+        .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"))
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(elapsed < Duration::from_secs(15), "{elapsed:?}: {stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    // Both calls were outstanding together, and both are named.
+    for part in [
+        "aws:prod",
+        "aws.deadline_secs",
+        "DescribeSecurityGroups in us-east-1",
+        "DescribeInstances in us-east-1",
+    ] {
+        assert!(stderr.contains(part), "{part} missing from {stderr}");
+    }
+}
+
+#[test]
+fn an_absurd_timeout_never_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\n[aws]\nprofiles = [\"prod\"]\nregions = [\"us-east-1\"]\nendpoint_url = \"{}\"\ntimeout_secs = 9223372036854775807\n",
+            Moto::unused_url()
+        ),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
+        .args(["--report", "--config"])
+        .arg(&config)
+        .envs(moto::static_profile_env(dir.path()))
+        .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Refused at load or collected and failed: either way one line and exit 2, never a panic.
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(!stderr.contains("panic"), "{stderr}");
 }
 
 #[test]

@@ -4,9 +4,10 @@
 #![cfg(feature = "azure")]
 
 mod arm;
+mod mute;
 
 use std::process::{Command, Output};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arm::{ArmServer, Fault, Upgrade, community_ref, id_ref, marketplace_ref, shared_ref};
 use serde_json::Value;
@@ -598,8 +599,16 @@ fn slow_and_garbled_answers_fail_only_what_they_touch() {
     assert_eq!(throttled["state"], "failed");
     let error = throttled["error"].as_str().unwrap();
     assert!(error.contains("HTTP 429, throttled"), "{error}");
-    // The first try and three retries.
-    assert_eq!(server.count(&format!("{throttled_id}/providers")), 4);
+    // The first try and three retries, of the VM list and of the scale-set list alike.
+    let tries = |list: &str| {
+        server
+            .calls()
+            .iter()
+            .filter(|c| c.contains(throttled_id) && c.ends_with(list))
+            .count()
+    };
+    assert_eq!(tries("/virtualMachines"), 4);
+    assert_eq!(tries("/virtualMachineScaleSets"), 4);
     let prod = source(&report, &format!("azure:{PROD}"));
     assert_eq!(prod["state"], "done", "{prod:#}");
     let stale = vms.iter().find(|(l, _)| *l == "stale").unwrap();
@@ -617,6 +626,45 @@ fn slow_and_garbled_answers_fail_only_what_they_touch() {
             .contains("the answer could not be read"),
         "{prod:#}"
     );
+}
+
+#[test]
+fn a_mute_endpoint_fails_by_the_deadline_naming_the_calls_it_waited_for() {
+    // The token comes from the test server; Resource Manager itself never answers.
+    let server = ArmServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\n[azure]\nsubscriptions = [\"{PROD}\"]\nendpoint_url = \"{}\"\ntimeout_secs = 30\ndeadline_secs = 3\n",
+            mute::endpoint()
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
+        .args(["--report", "--config"])
+        .arg(&config)
+        .env_remove("AZURE_CREDENTIAL_KIND")
+        .envs(server.env())
+        .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"))
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(elapsed < Duration::from_secs(15), "{elapsed:?}: {stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    // Its two independent listings were outstanding together, and both are named.
+    for part in [
+        &format!("azure:{PROD}"),
+        "azure.deadline_secs",
+        "listing VMs",
+        "listing scale sets",
+    ] {
+        assert!(stderr.contains(part), "{part} missing from {stderr}");
+    }
 }
 
 #[test]

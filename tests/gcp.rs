@@ -4,9 +4,10 @@
 #![cfg(feature = "gcp")]
 
 mod compute;
+mod mute;
 
 use std::process::{Command, Output};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use compute::make::{self, Vm};
 use compute::{Compute, FaultKind, World};
@@ -511,6 +512,75 @@ fn a_call_that_never_answers_times_out() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn a_mute_endpoint_fails_by_the_deadline_naming_the_calls_it_waited_for() {
+    // The token comes from the test server; Compute itself never answers.
+    let compute = Compute::start(World::default());
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\n[gcp]\nprojects = [\"shop\"]\nendpoint_url = \"{}\"\ntimeout_secs = 30\ndeadline_secs = 3\n",
+            mute::endpoint()
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
+        .args(["--report", "--config"])
+        .arg(&config)
+        .envs(compute.env(dir.path()))
+        .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"))
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(elapsed < Duration::from_secs(15), "{elapsed:?}: {stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    // The project's independent listings were outstanding together, and are all named.
+    for part in [
+        "gcp:shop",
+        "gcp.deadline_secs",
+        "firewalls.list",
+        "disks.aggregatedList",
+        "instances.aggregatedList",
+    ] {
+        assert!(stderr.contains(part), "{part} missing from {stderr}");
+    }
+}
+
+#[test]
+fn an_absurd_timeout_never_panics() {
+    let compute = Compute::start(World::default());
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\n[gcp]\nprojects = [\"shop\"]\nendpoint_url = \"http://127.0.0.1:{dead}\"\ntimeout_secs = 9223372036854775807\n"
+        ),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
+        .args(["--report", "--config"])
+        .arg(&config)
+        .envs(compute.env(dir.path()))
+        .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Refused at load or collected and failed: either way one line and exit 2, never a panic.
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(!stderr.contains("panic"), "{stderr}");
 }
 
 #[test]

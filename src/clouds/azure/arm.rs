@@ -250,13 +250,15 @@ impl Arm {
         })
     }
 
-    /// Runs one call under the per-call timeout (the crate has none).
+    /// Runs one call under the per-call timeout (the crate has none), named to the source's
+    /// deadline while it waits.
     async fn call<T>(
         &self,
         what: &str,
         call: impl std::future::Future<Output = azure_core::Result<T>>,
     ) -> ArmResult<T> {
-        match tokio::time::timeout(self.timeout, call).await {
+        let call = tokio::time::timeout(self.timeout, call);
+        match crate::clouds::call(what, call).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(ArmError::from_core(what, &error)),
             Err(_) => Err(ArmError::timed_out(what, self.timeout)),
@@ -283,7 +285,8 @@ impl Arm {
         what: &str,
         pages: &mut (impl Stream<Item = azure_core::Result<P>> + Unpin),
     ) -> Option<ArmResult<P>> {
-        match tokio::time::timeout(self.timeout, pages.next()).await {
+        let next = tokio::time::timeout(self.timeout, pages.next());
+        match crate::clouds::call(what, next).await {
             Ok(Some(Ok(page))) => Some(Ok(page)),
             Ok(Some(Err(error))) => Some(Err(ArmError::from_core(what, &error))),
             Ok(None) => None,

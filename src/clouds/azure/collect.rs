@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::arm::{Arm, ArmError, ArmId, GalleryVersion, ImageRef, ScaleSet, Vm};
 use super::{ALL_SUBSCRIPTIONS, Settings, client, source_name};
+use crate::clouds::run_source;
 use crate::core::event::{CollectEvent, Page};
 use crate::core::model::{Cloud, Deprecation, Group, GroupKind, Image, Instance, Tags};
 
@@ -70,8 +71,11 @@ pub async fn collect(settings: Settings, tx: mpsc::Sender<CollectEvent>) {
         .map(|subscription| {
             let arm = &arm;
             let tx = tx.clone();
-            let concurrency = settings.concurrency;
-            async move { collect_subscription(arm, &subscription, concurrency, tx).await }
+            let (concurrency, deadline) = (settings.concurrency, settings.deadline);
+            async move {
+                let work = collect_subscription(arm, &subscription, concurrency, tx.clone());
+                run_source(&source_name(&subscription), deadline, &tx, work).await;
+            }
         })
         .buffer_unordered(settings.concurrency)
         .collect::<Vec<()>>()
@@ -162,19 +166,26 @@ struct Uses {
 async fn collect_all(context: &Context<'_>, missing: &mut Vec<String>) -> Result<bool, ArmError> {
     let mut uses = Uses::default();
     let mut seen: HashSet<String> = HashSet::new();
-    let mut pages = std::pin::pin!(context.arm.vms(context.subscription));
-    while let Some(page) = pages.next().await {
-        let instances = page?
-            .iter()
-            .filter(|vm| seen.insert(vm.id.to_ascii_lowercase()))
-            .map(|vm| to_instance(vm, context, &mut uses))
-            .collect();
-        if !context.page(instances, Vec::new(), Vec::new()).await {
-            return Ok(false);
+    // The VMs and the scale sets are listed together, so a dead endpoint fails both at once.
+    let vms = async {
+        let mut pages = std::pin::pin!(context.arm.vms(context.subscription));
+        while let Some(page) = pages.next().await {
+            let instances = page?
+                .iter()
+                .filter(|vm| seen.insert(vm.id.to_ascii_lowercase()))
+                .map(|vm| to_instance(vm, context, &mut uses))
+                .collect();
+            if !context.page(instances, Vec::new(), Vec::new()).await {
+                return Ok(false);
+            }
         }
+        Ok::<bool, ArmError>(true)
+    };
+    let (listening, scale_sets) = futures::join!(vms, context.arm.scale_sets(context.subscription));
+    if !listening? {
+        return Ok(false);
     }
-
-    let scale_sets = match context.arm.scale_sets(context.subscription).await {
+    let scale_sets = match scale_sets {
         Ok(found) => found,
         Err(error) => {
             missing.push(format!("scale sets not read: {error}"));

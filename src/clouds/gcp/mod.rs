@@ -16,7 +16,8 @@ use google_cloud_gax::retry_policy::{RetryPolicy, RetryPolicyExt};
 use google_cloud_gax::retry_result::RetryResult;
 use google_cloud_gax::retry_state::RetryState;
 
-use crate::config::Config;
+use crate::clouds::Deadline;
+use crate::config::{Config, MAX_DEADLINE_SECS};
 
 pub use collect::collect;
 pub use replace::GcpExecutor;
@@ -29,6 +30,8 @@ pub struct Settings {
     pub endpoint_url: Option<String>,
     pub concurrency: usize,
     pub timeout: Duration,
+    /// How long one project's collection may take in all.
+    pub deadline: Deadline,
 }
 
 impl Settings {
@@ -39,7 +42,12 @@ impl Settings {
             endpoint_url: Some(gcp.endpoint_url.trim_end_matches('/').to_owned())
                 .filter(|u| !u.is_empty()),
             concurrency: gcp.concurrency.max(1) as usize,
-            timeout: Duration::from_secs(gcp.timeout_secs.max(1)),
+            // Bounded whatever the config says, so no arithmetic on it can overflow.
+            timeout: Duration::from_secs(gcp.timeout_secs.clamp(1, MAX_DEADLINE_SECS)),
+            deadline: Deadline {
+                after: Duration::from_secs(gcp.deadline_secs.clamp(1, MAX_DEADLINE_SECS)),
+                key: "gcp.deadline_secs",
+            },
         }
     }
 }
@@ -76,7 +84,7 @@ impl Clients {
                     .with_retry_policy(
                         Transient
                             .with_attempt_limit(RETRY_ATTEMPTS)
-                            .with_time_limit(settings.timeout * 2),
+                            .with_time_limit(settings.timeout.saturating_mul(2)),
                     )
                     .with_backoff_policy(
                         ExponentialBackoffBuilder::new()
