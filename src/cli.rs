@@ -97,6 +97,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "VERDICT|exposed|long-lived", value_parser = parse_fail_on, requires = "report")]
     pub fail_on: Option<crate::views::report::FailOn>,
 
+    /// Exit 0 or 1 even when some source failed or is incomplete (each still gets a line on
+    /// stderr); without it such a report exits 2.
+    #[arg(long, requires = "report")]
+    pub allow_partial: bool,
+
     /// Report only the instances this filter selects (the UI's filter language).
     #[arg(long, value_name = "QUERY", requires = "report")]
     pub filter: Option<String>,

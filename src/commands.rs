@@ -147,6 +147,16 @@ fn run_report(global: &GlobalArgs, run: &RunArgs) -> Result<ExitCode> {
             .collect();
         return Err(eyre!("nothing could be collected: {}", errors.join("; ")));
     }
+    // A report on part of the fleet never looks clean: it is written, each source that failed
+    // or is incomplete gets a line on stderr, and the exit code is 2 unless --allow-partial.
+    let partial: Vec<String> = inventory
+        .sources()
+        .iter()
+        .filter_map(|s| {
+            let (state, error) = s.state.problem()?;
+            Some(format!("{} {state}: {error}", s.name))
+        })
+        .collect();
     if let Some(path) = &run.save_snapshot {
         snapshot::save(path, &inventory, now)?;
     }
@@ -165,7 +175,16 @@ fn run_report(global: &GlobalArgs, run: &RunArgs) -> Result<ExitCode> {
     write_output(run.output.as_deref(), |out| {
         report::write(run.format, &input, out)
     })?;
-    Ok(fail_on_exit(run.fail_on.and_then(|f| f.failure(&input))))
+    for line in &partial {
+        eprintln!("fleetscope: {}", crate::text::escape(line));
+    }
+    // A partial fleet is never a clean answer: exit 2 whatever the findings, unless asked.
+    let findings = fail_on_exit(run.fail_on.and_then(|f| f.failure(&input)));
+    Ok(if !partial.is_empty() && !run.allow_partial {
+        ExitCode::from(2)
+    } else {
+        findings
+    })
 }
 
 /// Exit 1 with why on stderr when `--fail-on` found something, else 0.
@@ -405,6 +424,9 @@ impl Progress {
                 }
                 SourceState::Done => {
                     bar.finish_with_message(format!("{} instances, done", source.instances))
+                }
+                SourceState::Incomplete { error } => {
+                    bar.abandon_with_message(format!("incomplete: {}", crate::text::escape(error)))
                 }
                 SourceState::Failed { error } => {
                     bar.abandon_with_message(format!("failed: {}", crate::text::escape(error)))

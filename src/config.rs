@@ -18,6 +18,10 @@ pub const DEFAULT_CONFIRM_QUEUE_OVER: usize = 100;
 
 pub const DEFAULT_CONFIG: &str = include_str!("../assets/default-config.toml");
 pub const CONFIG_VERSION: u32 = 1;
+/// How long one source may take, unless `<cloud>.deadline_secs` says otherwise.
+pub const DEFAULT_DEADLINE_SECS: u64 = 120;
+/// The longest `<cloud>.deadline_secs`: a day.
+pub const MAX_DEADLINE_SECS: u64 = 86_400;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -89,10 +93,18 @@ pub const BOUNDS: &[Bound] = &[
     bound("policy.max_instance_age_days", 1, 3650, "days"),
     bound("aws.concurrency", 1, 256, "regions at once"),
     bound("aws.timeout_secs", 1, 3600, "seconds"),
+    bound("aws.deadline_secs", 1, MAX_DEADLINE_SECS as i64, "seconds"),
     bound("azure.concurrency", 1, 256, "subscriptions at once"),
     bound("azure.timeout_secs", 1, 3600, "seconds"),
+    bound(
+        "azure.deadline_secs",
+        1,
+        MAX_DEADLINE_SECS as i64,
+        "seconds",
+    ),
     bound("gcp.concurrency", 1, 256, "projects at once"),
     bound("gcp.timeout_secs", 1, 3600, "seconds"),
+    bound("gcp.deadline_secs", 1, MAX_DEADLINE_SECS as i64, "seconds"),
     bound("rollout.max_parallel", 1, 1000, "instances at once"),
     bound("rollout.pause_secs", 0, 3600, "seconds"),
     bound("rollout.max_failures", 0, 100_000, "failures"),
@@ -187,6 +199,8 @@ pub struct AwsConfig {
     pub endpoint_url: String,
     pub concurrency: u32,
     pub timeout_secs: u64,
+    /// Seconds one source may take in all; past them it fails, naming what it waited for.
+    pub deadline_secs: u64,
 }
 
 impl Default for AwsConfig {
@@ -197,6 +211,7 @@ impl Default for AwsConfig {
             endpoint_url: String::new(),
             concurrency: 8,
             timeout_secs: 30,
+            deadline_secs: DEFAULT_DEADLINE_SECS,
         }
     }
 }
@@ -213,6 +228,8 @@ pub struct AzureConfig {
     /// Subscriptions collected at once.
     pub concurrency: u32,
     pub timeout_secs: u64,
+    /// Seconds one source may take in all; past them it fails, naming what it waited for.
+    pub deadline_secs: u64,
 }
 
 impl Default for AzureConfig {
@@ -223,6 +240,7 @@ impl Default for AzureConfig {
             token_scope: String::new(),
             concurrency: 8,
             timeout_secs: 30,
+            deadline_secs: DEFAULT_DEADLINE_SECS,
         }
     }
 }
@@ -234,6 +252,8 @@ pub struct GcpConfig {
     pub endpoint_url: String,
     pub concurrency: u32,
     pub timeout_secs: u64,
+    /// Seconds one source may take in all; past them it fails, naming what it waited for.
+    pub deadline_secs: u64,
 }
 
 impl Default for GcpConfig {
@@ -243,6 +263,7 @@ impl Default for GcpConfig {
             endpoint_url: String::new(),
             concurrency: 8,
             timeout_secs: 30,
+            deadline_secs: DEFAULT_DEADLINE_SECS,
         }
     }
 }
@@ -774,6 +795,23 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("lineage.rules[0].pattern"), "{err}");
+    }
+
+    #[test]
+    fn deadlines_are_bounded() {
+        for text in [
+            "version = 1\n[aws]\ndeadline_secs = 0\n",
+            "version = 1\n[gcp]\ndeadline_secs = 86401\n",
+        ] {
+            let err = load_text(text, &[]).unwrap_err().to_string();
+            assert!(
+                err.contains("deadline_secs must be from 1 to 86400 seconds"),
+                "{err}"
+            );
+        }
+        let loaded = load_text("version = 1\n[azure]\ndeadline_secs = 600\n", &[]).unwrap();
+        assert_eq!(loaded.config.azure.deadline_secs, 600);
+        assert_eq!(loaded.config.aws.deadline_secs, DEFAULT_DEADLINE_SECS);
     }
 
     #[test]

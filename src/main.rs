@@ -44,6 +44,8 @@ fn main() -> ExitCode {
     // capture one for every error, a second's work in a debug build, and never show it.
     let (panic_hook, _) = color_eyre::config::HookBuilder::default().into_hooks();
     panic_hook.install();
+    // A panic inside a source fails that source in one line; its detail goes to the log.
+    fleetscope::clouds::log_source_panics();
     let cli = match fleetscope::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => return usage_error(&error),

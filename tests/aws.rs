@@ -3,8 +3,10 @@
 #![cfg(feature = "aws")]
 
 mod moto;
+mod mute;
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use moto::{Moto, ami};
 use serde_json::Value;
@@ -68,6 +70,15 @@ fn amis() -> Vec<Value> {
 }
 
 fn report(moto: &Moto, dir: &std::path::Path, regions: &[&str]) -> (std::process::Output, Value) {
+    report_with(moto, dir, regions, &[])
+}
+
+fn report_with(
+    moto: &Moto,
+    dir: &std::path::Path,
+    regions: &[&str],
+    args: &[&str],
+) -> (std::process::Output, Value) {
     let config = dir.join("config.toml");
     std::fs::write(
         &config,
@@ -85,6 +96,7 @@ fn report(moto: &Moto, dir: &std::path::Path, regions: &[&str]) -> (std::process
     let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
         .args(["--report", "--format", "json", "--now", NOW, "--config"])
         .arg(&config)
+        .args(args)
         .envs(moto.profile_env(dir))
         .env("FLEETSCOPE_DATA_DIR", dir.join("data"))
         .output()
@@ -211,18 +223,16 @@ async fn every_verdict_through_the_real_sdk_across_regions_and_profiles() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_region_that_fails_is_reported_while_the_others_complete() {
+async fn a_region_that_fails_leaves_its_source_incomplete_and_the_run_exits_2() {
     let moto = Moto::start(&amis());
     let prod = moto.client(moto::PROD, "us-east-1").await;
     let id = moto::run(&prod, "ami-0web0000000000003", "web", None).await;
     let dir = tempfile::tempdir().unwrap();
     // "xx-nowhere-1" is refused by the emulator as it would be by AWS.
     let (output, report) = report(&moto, dir.path(), &["us-east-1", "xx-nowhere-1"]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // The report is written, but a partial fleet never passes for a clean one.
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert_eq!(instance(&report, &id)["verdict"], "current");
     let prod_source = report["sources"]
         .as_array()
@@ -230,9 +240,165 @@ async fn a_region_that_fails_is_reported_while_the_others_complete() {
         .iter()
         .find(|s| s["name"] == "aws:prod")
         .unwrap();
-    assert_eq!(prod_source["state"], "done");
-    let warnings = prod_source["warnings"].to_string();
-    assert!(warnings.contains("xx-nowhere-1"), "{prod_source:#}");
+    assert_eq!(prod_source["state"], "incomplete", "{prod_source:#}");
+    let error = prod_source["error"].as_str().unwrap();
+    assert!(error.starts_with("xx-nowhere-1: "), "{prod_source:#}");
+    assert_eq!(report["summary"]["incomplete_sources"], 2, "{report:#}");
+    // One line per source on stderr, each naming its source and what is missing.
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(
+        lines.contains(&format!("fleetscope: aws:prod incomplete: {error}").as_str()),
+        "{stderr}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("fleetscope: aws:staging incomplete: xx-nowhere-1: ")),
+        "{stderr}"
+    );
+
+    // --allow-partial: the same lines, and the exit code of the findings alone.
+    let (output, report) = report_with(
+        &moto,
+        dir.path(),
+        &["us-east-1", "xx-nowhere-1"],
+        &["--allow-partial"],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(stderr.lines().count(), 2, "{stderr}");
+    assert_eq!(instance(&report, &id)["verdict"], "current");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endpoint_that_dies_partway_fails_its_source_on_stderr_and_in_the_exit_code() {
+    use moto::proxy::{Fault, Proxy};
+    let moto = Moto::start(&amis());
+    let prod = moto.client(moto::PROD, "us-east-1").await;
+    let mut ids = Vec::new();
+    for name in ["web-1", "web-2", "web-3"] {
+        ids.push(moto::run(&prod, "ami-0web0000000000002", name, None).await);
+    }
+    // Security groups and instances answer; from the third request on (the images), the
+    // endpoint is gone.
+    let faults = [("us-east-1".to_owned(), Fault::CutFrom(3))].into();
+    let proxy = Proxy::start(moto.port(), faults).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\n[aws]\nprofiles = [\"prod\"]\nregions = [\"us-east-1\"]\nendpoint_url = \"{}\"\ntimeout_secs = 2\n",
+            proxy.url()
+        ),
+    )
+    .unwrap();
+    let run = |extra: &'static [&'static str]| {
+        let env = moto.profile_env(dir.path());
+        let config = config.clone();
+        let data = dir.path().join("data");
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_fleetscope"))
+                .args(["--report", "--format", "json", "--now", NOW, "--config"])
+                .arg(&config)
+                .args(extra)
+                .envs(env)
+                .env("FLEETSCOPE_DATA_DIR", data)
+                .output()
+                .unwrap()
+        })
+    };
+    let output = run(&[]).await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    // What came before the failure is reported, and the source says it failed.
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    for id in &ids {
+        assert_eq!(instance(&report, id)["verdict"], "unknown");
+    }
+    let source = &report["sources"][0];
+    assert_eq!(source["state"], "failed", "{source:#}");
+    assert_eq!(report["summary"]["failed_sources"], 1);
+    let error = source["error"].as_str().unwrap();
+    assert!(error.starts_with("us-east-1: DescribeImages: "), "{error}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!("fleetscope: aws:prod failed: {error}"),
+        "{stderr}"
+    );
+
+    // The endpoint comes back for two requests, then dies again.
+    proxy.reset();
+    let output = run(&["--allow-partial"]).await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.starts_with("fleetscope: aws:prod failed: us-east-1: DescribeImages: "),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_mute_endpoint_fails_by_the_deadline_naming_the_calls_it_waited_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\n[aws]\nprofiles = [\"prod\"]\nregions = [\"us-east-1\"]\nendpoint_url = \"{}\"\ntimeout_secs = 30\ndeadline_secs = 3\n",
+            mute::endpoint()
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
+        .args(["--report", "--config"])
+        .arg(&config)
+        .envs(moto::static_profile_env(dir.path()))
+        .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"))
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(elapsed < Duration::from_secs(15), "{elapsed:?}: {stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    // Both calls were outstanding together, and both are named.
+    for part in [
+        "aws:prod",
+        "aws.deadline_secs",
+        "DescribeSecurityGroups in us-east-1",
+        "DescribeInstances in us-east-1",
+    ] {
+        assert!(stderr.contains(part), "{part} missing from {stderr}");
+    }
+}
+
+#[test]
+fn an_absurd_timeout_never_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\n[aws]\nprofiles = [\"prod\"]\nregions = [\"us-east-1\"]\nendpoint_url = \"{}\"\ntimeout_secs = 9223372036854775807\n",
+            Moto::unused_url()
+        ),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
+        .args(["--report", "--config"])
+        .arg(&config)
+        .envs(moto::static_profile_env(dir.path()))
+        .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Refused at load or collected and failed: either way one line and exit 2, never a panic.
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(!stderr.contains("panic"), "{stderr}");
 }
 
 #[test]
@@ -305,7 +471,8 @@ async fn throttling_is_retried_and_a_broken_region_fails_alone() {
     .await
     .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    // Three regions failed: the source is incomplete, on stderr and in the exit code.
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(instance(&report, &id)["verdict"], "current");
     // Throttled twice, then answered: the two refusals were retried.
@@ -313,23 +480,27 @@ async fn throttling_is_retried_and_a_broken_region_fails_alone() {
     // HTTP 503 is retried too, up to the attempt limit, then the region fails on its own.
     assert!(proxy.seen("eu-west-1") >= 2, "{}", proxy.seen("eu-west-1"));
     let source = &report["sources"][0];
-    assert_eq!(source["state"], "done", "{source:#}");
-    let warnings: Vec<&str> = source["warnings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    assert_eq!(source["state"], "incomplete", "{source:#}");
+    let error = source["error"].as_str().unwrap();
+    let failures: Vec<&str> = error.split("; ").collect();
     for region in ["eu-west-1", "ap-southeast-2", "us-west-2"] {
         assert!(
-            warnings.iter().any(|w| w.starts_with(region)),
-            "{region} missing from {warnings:?}"
+            failures.iter().any(|f| f.starts_with(region)),
+            "{region} missing from {error}"
         );
     }
-    assert!(
-        !warnings.iter().any(|w| w.starts_with("us-east-1")),
-        "{warnings:?}"
+    assert!(!error.contains("us-east-1"), "{error}");
+    assert_eq!(failures.len(), 3, "{error}");
+    assert!(!error.contains('\n'));
+    // A 200 whose body is not EC2's XML says so.
+    let garbled = failures
+        .iter()
+        .find(|f| f.starts_with("ap-southeast-2"))
+        .unwrap();
+    assert!(garbled.contains("could not be read"), "{garbled}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!("fleetscope: aws:prod incomplete: {error}"),
+        "{stderr}"
     );
-    assert_eq!(warnings.len(), 3);
-    assert!(warnings.iter().all(|w| !w.contains('\n')));
 }

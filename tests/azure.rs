@@ -4,9 +4,10 @@
 #![cfg(feature = "azure")]
 
 mod arm;
+mod mute;
 
 use std::process::{Command, Output};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arm::{ArmServer, Fault, Upgrade, community_ref, id_ref, marketplace_ref, shared_ref};
 use serde_json::Value;
@@ -446,10 +447,13 @@ fn one_failing_subscription_never_blocks_another() {
         &[PROD, missing],
         &["--azure-subscription", STAGING],
     );
+    // The others' report is written; the failed two are named on stderr and exit 2.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 2, "{stderr}");
     assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        stderr.contains(&format!("fleetscope: azure:{STAGING} failed: ")),
+        "{stderr}"
     );
     assert_eq!(source(&report, &format!("azure:{PROD}"))["state"], "done");
     assert_eq!(instance(&report, &vms[0].1)["verdict"], "current");
@@ -572,12 +576,16 @@ fn slow_and_garbled_answers_fail_only_what_they_touch() {
         100,
     );
     let dir = tempfile::tempdir().unwrap();
-    let (output, report) = report(&server, dir.path(), &[PROD, STAGING, throttled_id], &[]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let (output, report) = report(
+        &server,
+        dir.path(),
+        &[PROD, STAGING, throttled_id],
+        &["--allow-partial"],
     );
+    // Two sources failed: named on stderr; --allow-partial keeps the exit code to findings.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(stderr.lines().count(), 2, "{stderr}");
     let slow = source(&report, &format!("azure:{STAGING}"));
     assert_eq!(slow["state"], "failed");
     assert!(
@@ -591,19 +599,106 @@ fn slow_and_garbled_answers_fail_only_what_they_touch() {
     assert_eq!(throttled["state"], "failed");
     let error = throttled["error"].as_str().unwrap();
     assert!(error.contains("HTTP 429, throttled"), "{error}");
-    // The first try and three retries.
-    assert_eq!(server.count(&format!("{throttled_id}/providers")), 4);
+    // The first try and three retries, of the VM list and of the scale-set list alike.
+    let tries = |list: &str| {
+        server
+            .calls()
+            .iter()
+            .filter(|c| c.contains(throttled_id) && c.ends_with(list))
+            .count()
+    };
+    assert_eq!(tries("/virtualMachines"), 4);
+    assert_eq!(tries("/virtualMachineScaleSets"), 4);
     let prod = source(&report, &format!("azure:{PROD}"));
     assert_eq!(prod["state"], "done", "{prod:#}");
     let stale = vms.iter().find(|(l, _)| *l == "stale").unwrap();
     let base = instance(&report, &stale.1);
     assert_eq!(base["verdict"], "unknown", "{base:#}");
     assert!(
-        base["reasons"].to_string().contains("unreadable answer"),
+        base["reasons"]
+            .to_string()
+            .contains("the answer could not be read"),
         "{base:#}"
     );
     assert!(
-        prod["warnings"].to_string().contains("unreadable answer"),
+        prod["warnings"]
+            .to_string()
+            .contains("the answer could not be read"),
         "{prod:#}"
     );
+}
+
+#[test]
+fn a_mute_endpoint_fails_by_the_deadline_naming_the_calls_it_waited_for() {
+    // The token comes from the test server; Resource Manager itself never answers.
+    let server = ArmServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\n[azure]\nsubscriptions = [\"{PROD}\"]\nendpoint_url = \"{}\"\ntimeout_secs = 30\ndeadline_secs = 3\n",
+            mute::endpoint()
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
+        .args(["--report", "--config"])
+        .arg(&config)
+        .env_remove("AZURE_CREDENTIAL_KIND")
+        .envs(server.env())
+        .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"))
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(elapsed < Duration::from_secs(15), "{elapsed:?}: {stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    // Its two independent listings were outstanding together, and both are named.
+    for part in [
+        &format!("azure:{PROD}"),
+        "azure.deadline_secs",
+        "listing VMs",
+        "listing scale sets",
+    ] {
+        assert!(stderr.contains(part), "{part} missing from {stderr}");
+    }
+}
+
+#[test]
+fn a_token_endpoint_that_echoes_the_request_leaves_no_secret_in_the_log() {
+    let server = ArmServer::start();
+    fleet(&server);
+    // The token request carries the client secret; the endpoint refuses it and echoes it.
+    server.fault("/oauth2/v2.0/token", Fault::Echo(400), 100);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\n[azure]\nsubscriptions = [\"{PROD}\"]\nendpoint_url = \"{}\"\ntimeout_secs = 5\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    // Only the environment's service principal: no other credential is tried.
+    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
+        .args(["--report", "--config"])
+        .arg(&config)
+        .envs(server.env())
+        .env("AZURE_CREDENTIAL_KIND", "environment")
+        .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("azure:{PROD}")), "{stderr}");
+    let log = std::fs::read_to_string(dir.path().join("data/fleetscope.log")).unwrap_or_default();
+    assert!(log.contains("token"), "{log}");
+    for text in [log.as_str(), stderr.as_ref(), stdout.as_ref()] {
+        assert!(!text.contains("test-secret"), "{text}");
+    }
 }

@@ -4,9 +4,10 @@
 #![cfg(feature = "gcp")]
 
 mod compute;
+mod mute;
 
 use std::process::{Command, Output};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use compute::make::{self, Vm};
 use compute::{Compute, FaultKind, World};
@@ -426,7 +427,18 @@ fn a_failing_project_fails_alone_with_one_line() {
     let compute = Compute::start(world);
     let (output, report, log) = report_and_log(&compute, &["ledger", SHOP, "quiet", "slow"], "");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    // The report is written; the failed projects are named on stderr, one line each, and
+    // make the run exit 2.
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 3, "{stderr}");
+    for project in ["ledger", "quiet", "slow"] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with(&format!("fleetscope: gcp:{project} failed: "))),
+            "{project}: {stderr}"
+        );
+    }
 
     let shop = source(&report, "gcp:shop");
     assert_eq!(shop["state"], "done", "{shop:#}");
@@ -462,7 +474,7 @@ fn a_failing_project_fails_alone_with_one_line() {
         slow["error"]
             .as_str()
             .unwrap()
-            .starts_with("disks.aggregatedList: "),
+            .starts_with("disks.aggregatedList: the answer could not be read"),
         "{slow:#}"
     );
     // No ledger instance slipped in.
@@ -500,6 +512,98 @@ fn a_call_that_never_answers_times_out() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn a_mute_endpoint_fails_by_the_deadline_naming_the_calls_it_waited_for() {
+    // The token comes from the test server; Compute itself never answers.
+    let compute = Compute::start(World::default());
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\n[gcp]\nprojects = [\"shop\"]\nendpoint_url = \"{}\"\ntimeout_secs = 30\ndeadline_secs = 3\n",
+            mute::endpoint()
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
+        .args(["--report", "--config"])
+        .arg(&config)
+        .envs(compute.env(dir.path()))
+        .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"))
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(elapsed < Duration::from_secs(15), "{elapsed:?}: {stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    // The project's independent listings were outstanding together, and are all named.
+    for part in [
+        "gcp:shop",
+        "gcp.deadline_secs",
+        "firewalls.list",
+        "disks.aggregatedList",
+        "instances.aggregatedList",
+    ] {
+        assert!(stderr.contains(part), "{part} missing from {stderr}");
+    }
+}
+
+#[test]
+fn an_absurd_timeout_never_panics() {
+    let compute = Compute::start(World::default());
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\n[gcp]\nprojects = [\"shop\"]\nendpoint_url = \"http://127.0.0.1:{dead}\"\ntimeout_secs = 9223372036854775807\n"
+        ),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
+        .args(["--report", "--config"])
+        .arg(&config)
+        .envs(compute.env(dir.path()))
+        .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Refused at load or collected and failed: either way one line and exit 2, never a panic.
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(!stderr.contains("panic"), "{stderr}");
+}
+
+#[test]
+fn a_token_endpoint_that_echoes_the_request_leaves_no_secret_in_the_log() {
+    let mut world = World::default();
+    shop(&mut world);
+    // The refresh request carries the client secret and the refresh token; the endpoint
+    // refuses it and echoes it back.
+    world.fault("/token", FaultKind::Echo(400), usize::MAX);
+    let compute = Compute::start(world);
+    let (output, _, log) = report_and_log(&compute, &[SHOP], "");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(compute.world.lock().unwrap().token_requests > 0);
+    assert!(stderr.contains("gcp:shop"), "{stderr}");
+    // The failure is logged, by its status.
+    assert!(log.contains("400"), "{log}");
+    for secret in ["test-secret", "test-refresh-token"] {
+        assert!(!log.contains(secret), "{secret} in the log: {log}");
+        assert!(!stderr.contains(secret), "{secret} on stderr: {stderr}");
+        assert!(!stdout.contains(secret), "{secret} on stdout: {stdout}");
+    }
 }
 
 #[test]

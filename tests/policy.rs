@@ -671,6 +671,49 @@ fn a_failed_source_keeps_the_others() {
     );
 }
 
+#[test]
+fn an_incomplete_source_is_named_in_every_report() {
+    use fleetscope::views::report::{Format, ReportInput, write};
+    let mut inv = inventory(web_lineage(), vec![instance("i-1", "ami-v5")], Vec::new());
+    inv.apply(CollectEvent::Started {
+        source: "aws:prod".into(),
+        cloud: Cloud::Aws,
+        expected_pages: None,
+    });
+    inv.apply(CollectEvent::Incomplete {
+        source: "aws:prod".into(),
+        error: "eu-west-1: DescribeInstances: timed out".into(),
+    });
+    assert!(inv.collection_done());
+    let eval = evaluate(&inv, &PolicyConfig::default(), now());
+    let input = ReportInput {
+        inventory: &inv,
+        eval: &eval,
+        policy: &PolicyConfig::default(),
+        limit: None,
+        filter: None,
+    };
+    let mut md = Vec::new();
+    write(Format::Md, &input, &mut md).unwrap();
+    let md = String::from_utf8(md).unwrap();
+    assert!(md.contains(" sources (0 failed, 1 incomplete)"), "{md}");
+    assert!(
+        md.contains(
+            "| aws:prod | aws | **incomplete** | 0 | 0 | eu-west-1: DescribeInstances: timed out |"
+        ),
+        "{md}"
+    );
+    let mut json = Vec::new();
+    write(Format::Json, &input, &mut json).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(json["summary"]["incomplete_sources"], 1);
+    assert_eq!(json["sources"][0]["state"], "incomplete");
+    assert_eq!(
+        json["sources"][0]["error"],
+        "eu-west-1: DescribeInstances: timed out"
+    );
+}
+
 /// Azure marketplace versions without a date token: no age, yet drift still applies by
 /// version order (`1.0.10` is newer than `1.0.9`), and the reasons say the age is unknown.
 #[test]

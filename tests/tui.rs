@@ -504,6 +504,11 @@ fn pages_stream_in_and_a_refresh_swaps_in_whole() {
         source: "aws:prod".into(),
         error: "expired token".into(),
     });
+    // A source that ended with part of it unlisted is as visible as a failed one.
+    app.apply_event(CollectEvent::Incomplete {
+        source: "gcp:shop".into(),
+        error: "unreachable: zones/us-east1-b".into(),
+    });
     assert_eq!(app.data.eval.total.total(), 1_500);
     assert!(app.sources().iter().any(|s| s.name == "aws:prod"));
     app.collection_finished(now());
@@ -511,6 +516,8 @@ fn pages_stream_in_and_a_refresh_swaps_in_whole() {
     let screen = render(&mut app, 120, 40);
     assert!(screen.contains("failed: expired token"), "{screen}");
     assert!(screen.contains("1 failed"));
+    assert!(screen.contains("incomplete: unreachable: zone"), "{screen}");
+    assert!(screen.contains("1 incomplete"), "{screen}");
 }
 
 #[test]

@@ -8,11 +8,19 @@ pub mod azure;
 pub mod demo;
 #[cfg(feature = "gcp")]
 pub mod gcp;
+// What keeps each source to one end; a build without any cloud uses only part of it.
+#[cfg_attr(
+    not(any(feature = "aws", feature = "azure", feature = "gcp")),
+    allow(dead_code)
+)]
+mod source;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
@@ -21,6 +29,10 @@ use crate::core::inventory::Inventory;
 use crate::core::lineage::LineageRules;
 use crate::queue::QueueEntry;
 use crate::queue::rollout::{Executor, Executors};
+use source::contained;
+pub use source::{Deadline, log_source_panics};
+#[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
+pub(crate) use source::{call, run_source};
 
 /// What to collect from, decided once from the command line and config.
 #[derive(Debug, Clone)]
@@ -80,32 +92,35 @@ pub async fn collect(plan: Plan, now: DateTime<Utc>, tx: mpsc::Sender<CollectEve
 }
 
 async fn collect_clouds(config: Config, tx: mpsc::Sender<CollectEvent>) {
+    let named = |cloud: &str, names: &[String]| -> Vec<String> {
+        names.iter().map(|n| format!("{cloud}:{n}")).collect()
+    };
     let mut clouds = Vec::new();
     if !config.aws.profiles.is_empty() {
-        clouds.push(collect_aws(&config, tx.clone()));
+        let sources = named("aws", &config.aws.profiles);
+        let work = |tx| collect_aws(&config, tx);
+        clouds.push(contained("aws", sources, tx.clone(), work).boxed());
     }
     if !config.azure.subscriptions.is_empty() {
-        clouds.push(collect_azure(&config, tx.clone()));
+        let sources = named("azure", &config.azure.subscriptions);
+        let work = |tx| collect_azure(&config, tx);
+        clouds.push(contained("azure", sources, tx.clone(), work).boxed());
     }
     if !config.gcp.projects.is_empty() {
-        clouds.push(collect_gcp(&config, tx.clone()));
+        let sources = named("gcp", &config.gcp.projects);
+        let work = |tx| collect_gcp(&config, tx);
+        clouds.push(contained("gcp", sources, tx.clone(), work).boxed());
     }
     futures::future::join_all(clouds).await;
 }
 
 #[cfg(feature = "aws")]
-fn collect_aws(
-    config: &Config,
-    tx: mpsc::Sender<CollectEvent>,
-) -> futures::future::BoxFuture<'static, ()> {
+fn collect_aws(config: &Config, tx: mpsc::Sender<CollectEvent>) -> BoxFuture<'static, ()> {
     Box::pin(aws::collect(aws::Settings::from_config(config), tx))
 }
 
 #[cfg(not(feature = "aws"))]
-fn collect_aws(
-    config: &Config,
-    tx: mpsc::Sender<CollectEvent>,
-) -> futures::future::BoxFuture<'static, ()> {
+fn collect_aws(config: &Config, tx: mpsc::Sender<CollectEvent>) -> BoxFuture<'static, ()> {
     let profiles = config.aws.profiles.clone();
     Box::pin(async move {
         for profile in profiles {
@@ -121,18 +136,12 @@ fn collect_aws(
 }
 
 #[cfg(feature = "azure")]
-fn collect_azure(
-    config: &Config,
-    tx: mpsc::Sender<CollectEvent>,
-) -> futures::future::BoxFuture<'static, ()> {
+fn collect_azure(config: &Config, tx: mpsc::Sender<CollectEvent>) -> BoxFuture<'static, ()> {
     Box::pin(azure::collect(azure::Settings::from_config(config), tx))
 }
 
 #[cfg(not(feature = "azure"))]
-fn collect_azure(
-    config: &Config,
-    tx: mpsc::Sender<CollectEvent>,
-) -> futures::future::BoxFuture<'static, ()> {
+fn collect_azure(config: &Config, tx: mpsc::Sender<CollectEvent>) -> BoxFuture<'static, ()> {
     let subscriptions = config.azure.subscriptions.clone();
     Box::pin(async move {
         for subscription in subscriptions {
@@ -148,18 +157,12 @@ fn collect_azure(
 }
 
 #[cfg(feature = "gcp")]
-fn collect_gcp(
-    config: &Config,
-    tx: mpsc::Sender<CollectEvent>,
-) -> futures::future::BoxFuture<'static, ()> {
+fn collect_gcp(config: &Config, tx: mpsc::Sender<CollectEvent>) -> BoxFuture<'static, ()> {
     Box::pin(gcp::collect(gcp::Settings::from_config(config), tx))
 }
 
 #[cfg(not(feature = "gcp"))]
-fn collect_gcp(
-    config: &Config,
-    tx: mpsc::Sender<CollectEvent>,
-) -> futures::future::BoxFuture<'static, ()> {
+fn collect_gcp(config: &Config, tx: mpsc::Sender<CollectEvent>) -> BoxFuture<'static, ()> {
     let projects = config.gcp.projects.clone();
     Box::pin(async move {
         for project in projects {

@@ -18,6 +18,11 @@ pub enum CollectEvent {
     Finished {
         source: String,
     },
+    /// Ended, but part of the source could not be listed: `error` names what is missing.
+    Incomplete {
+        source: String,
+        error: String,
+    },
     Failed {
         source: String,
         error: String,
@@ -38,6 +43,7 @@ impl CollectEvent {
             CollectEvent::Started { source, .. }
             | CollectEvent::Warning { source, .. }
             | CollectEvent::Finished { source }
+            | CollectEvent::Incomplete { source, .. }
             | CollectEvent::Failed { source, .. } => source,
             CollectEvent::Page(page) => &page.source,
         }

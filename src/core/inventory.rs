@@ -102,6 +102,10 @@ impl Inventory {
                 self.report_duplicates(&source);
                 self.source_mut(&source).state = SourceState::Done;
             }
+            CollectEvent::Incomplete { source, error } => {
+                self.report_duplicates(&source);
+                self.source_mut(&source).state = SourceState::Incomplete { error };
+            }
             CollectEvent::Failed { source, error } => {
                 self.report_duplicates(&source);
                 self.source_mut(&source).state = SourceState::Failed { error };

@@ -284,7 +284,26 @@ pub struct Group {
 pub enum SourceState {
     Collecting,
     Done,
-    Failed { error: String },
+    /// Ended, but part of what it holds was not listed (a region, a zone, scale-set members):
+    /// what was collected counts, and the gap is named.
+    Incomplete {
+        error: String,
+    },
+    /// Stopped on an error; whatever it sent before counts, the rest is missing.
+    Failed {
+        error: String,
+    },
+}
+
+impl SourceState {
+    /// What went wrong, for a source that failed or is incomplete.
+    pub fn problem(&self) -> Option<(&'static str, &str)> {
+        match self {
+            SourceState::Collecting | SourceState::Done => None,
+            SourceState::Incomplete { error } => Some(("incomplete", error)),
+            SourceState::Failed { error } => Some(("failed", error)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -48,6 +48,9 @@ pub enum Fault {
     },
     Slow(Duration),
     Garbage,
+    /// This status, with an identity-platform error whose description quotes the request's
+    /// body, as some endpoints echo what they were sent.
+    Echo(u16),
 }
 
 #[derive(Debug)]
@@ -725,6 +728,13 @@ fn serve(mut stream: TcpStream, world: &Mutex<World>, port: u16) -> Option<()> {
         Some(Fault::Slow(delay)) => std::thread::sleep(delay),
         Some(Fault::Garbage) => {
             respond(&mut stream, 200, &[], b"{\"value\": [ this is not json");
+            return Some(());
+        }
+        Some(Fault::Echo(status)) => {
+            let body = json!({"error": "invalid_request",
+                "error_description": format!("AADSTS900144: bad request: {}",
+                    String::from_utf8_lossy(&request.body))});
+            respond(&mut stream, status, &[], body.to_string().as_bytes());
             return Some(());
         }
         None => {}

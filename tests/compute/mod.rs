@@ -32,6 +32,9 @@ pub enum FaultKind {
     Status(u16, Value),
     Delay(Duration),
     Garbage,
+    /// This status, with the request's own body as the answer, as some endpoints echo what
+    /// they were sent.
+    Echo(u16),
 }
 
 #[derive(Default)]
@@ -203,6 +206,15 @@ fn error(code: u16, message: &str, reason: &str) -> (u16, String) {
     (code, body.to_string())
 }
 
+/// The first fault for `path` with uses left, used once.
+fn take_fault(faults: &mut [Fault], path: &str) -> Option<FaultKind> {
+    let found = faults
+        .iter_mut()
+        .find(|f| f.times > 0 && path.contains(&f.path))?;
+    found.times -= 1;
+    Some(found.kind.clone())
+}
+
 async fn respond(
     world: &Arc<Mutex<World>>,
     method: &str,
@@ -217,7 +229,14 @@ async fn respond(
         .map(|(k, v)| (decode(k), decode(v)))
         .collect();
     if path == "/token" {
-        world.lock().unwrap().token_requests += 1;
+        let fault = {
+            let mut world = world.lock().unwrap();
+            world.token_requests += 1;
+            take_fault(&mut world.faults, path)
+        };
+        if let Some(FaultKind::Echo(code)) = fault {
+            return (code, String::from_utf8_lossy(body).into_owned());
+        }
         let body = json!({"access_token": TOKEN, "expires_in": 3600, "token_type": "Bearer",
             "scope": "https://www.googleapis.com/auth/cloud-platform"});
         return (200, body.to_string());
@@ -229,20 +248,13 @@ async fn respond(
         let mut world = world.lock().unwrap();
         world.calls.push(format!("{method} {path}"));
         let latency = world.latency;
-        let found = world
-            .faults
-            .iter_mut()
-            .find(|f| f.times > 0 && path.contains(&f.path));
-        let fault = found.map(|f| {
-            f.times -= 1;
-            f.kind.clone()
-        });
-        (fault, latency)
+        (take_fault(&mut world.faults, path), latency)
     };
     tokio::time::sleep(latency).await;
     match fault {
         Some(FaultKind::Status(code, body)) => return (code, body.to_string()),
         Some(FaultKind::Garbage) => return (200, "<html>not json".to_owned()),
+        Some(FaultKind::Echo(code)) => return (code, String::from_utf8_lossy(body).into_owned()),
         Some(FaultKind::Delay(delay)) => tokio::time::sleep(delay).await,
         None => {}
     }

@@ -1,9 +1,9 @@
 //! A fault-injecting HTTP proxy in front of moto, on loopback: per region (read from the
-//! request's credential scope, as AWS routes it), it throttles, fails, answers garbage or
-//! stalls, or rewrites what moto says of a rollout (a replacement that takes a while to come
-//! into service, a target that never turns healthy), holds one call unanswered (before or after
-//! moto got it) so a test can kill the client mid-call, and records the requests it saw: counts
-//! by region and by API action, and the order of calls.
+//! request's credential scope, as AWS routes it), it throttles, fails, answers garbage, stalls
+//! or cuts the connection, or rewrites what moto says of a rollout (a replacement that takes a
+//! while to come into service, a target that never turns healthy), holds one call unanswered
+//! (before or after moto got it) so a test can kill the client mid-call, and records the
+//! requests it saw: counts by region and by API action, and the order of calls.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -22,6 +22,9 @@ pub enum Fault {
     Garbage,
     /// Every request waits this long before an answer.
     Stall(Duration),
+    /// From the region's `n`th request on (counting from 1), the connection is closed without
+    /// an answer: an endpoint that died partway through a collection.
+    CutFrom(usize),
     /// Every request is passed on after this long: a distant region's network latency.
     Latency(Duration),
     /// Replacements take this long to come into service, as on AWS (moto brings them at
@@ -208,6 +211,10 @@ async fn serve(
                 body.len()
             )
         };
+        if matches!(faults.get(&region), Some(Fault::CutFrom(n)) if count >= *n) {
+            record(seen, &action, None);
+            return Ok(());
+        }
         let answer = match faults.get(&region) {
             Some(Fault::ThrottleFirst(n)) if count <= *n => canned(
                 "429 Too Many Requests",

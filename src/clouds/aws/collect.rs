@@ -12,6 +12,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use super::{Clients, Settings, describe, regional_clients, sdk_config, source_name};
+use crate::clouds::{call, run_source};
 use crate::core::event::{CollectEvent, Page};
 use crate::core::lineage::strip_versions;
 use crate::core::model::{
@@ -28,14 +29,14 @@ const FILTER_VALUES: usize = 200;
 /// Ports whose exposure to the whole internet is a finding.
 const ADMIN_PORTS: [(i32, &str); 2] = [(22, "22/tcp"), (3389, "3389/tcp")];
 
-/// Collects every profile at once; each profile is one source.
+/// Collects every profile at once; each profile is one source, under its deadline.
 pub async fn collect(settings: Settings, tx: mpsc::Sender<CollectEvent>) {
     let profiles = settings.profiles.clone();
-    futures::future::join_all(
-        profiles
-            .iter()
-            .map(|profile| collect_profile(&settings, profile, tx.clone())),
-    )
+    futures::future::join_all(profiles.iter().map(|profile| {
+        let work = collect_profile(&settings, profile, tx.clone());
+        let (source, deadline, tx) = (source_name(profile), settings.deadline, &tx);
+        async move { run_source(&source, deadline, tx, work).await }
+    }))
     .await;
 }
 
@@ -51,7 +52,7 @@ async fn collect_profile(settings: &Settings, profile: &str, tx: mpsc::Sender<Co
     }
     let sdk = sdk_config(settings, profile).await;
     let regions = match &settings.regions[..] {
-        [] => match enabled_regions(&Client::new(&sdk)).await {
+        [] => match call("DescribeRegions", enabled_regions(&Client::new(&sdk))).await {
             Ok(regions) => regions,
             Err(error) => {
                 let error = format!("listing regions: {error}");
@@ -82,22 +83,20 @@ async fn collect_profile(settings: &Settings, profile: &str, tx: mpsc::Sender<Co
         .iter()
         .filter_map(|(region, outcome)| outcome.as_ref().err().map(|e| format!("{region}: {e}")))
         .collect();
-    let event = if !outcomes.is_empty() && failures.len() == outcomes.len() {
+    // Every region failed: the source failed. Some did: what the others hold counts, and the
+    // source is incomplete, naming them.
+    let event = if failures.is_empty() {
+        CollectEvent::Finished { source }
+    } else if failures.len() == outcomes.len() {
         CollectEvent::Failed {
-            source: source.clone(),
+            source,
             error: failures.join("; "),
         }
     } else {
-        for message in failures {
-            let warning = CollectEvent::Warning {
-                source: source.clone(),
-                message,
-            };
-            if tx.send(warning).await.is_err() {
-                return;
-            }
+        CollectEvent::Incomplete {
+            source,
+            error: failures.join("; "),
         }
-        CollectEvent::Finished { source }
     };
     let _ = tx.send(event).await;
 }
@@ -140,12 +139,6 @@ async fn collect_region(
     context: &RegionContext<'_>,
 ) -> Result<(), String> {
     let ec2 = &clients.ec2;
-    // Exposure is a finding on top; without permission to read security groups the region's
-    // instances and images still count (and the warning comes if the region does).
-    let (exposure, exposure_warning) = match world_open_groups(ec2).await {
-        Ok(exposure) => (exposure, None),
-        Err(error) => (HashMap::new(), Some(format!("exposure unknown: {error}"))),
-    };
     let mut image_ids: BTreeSet<String> = BTreeSet::new();
     let mut groups: BTreeMap<String, GroupSeen> = BTreeMap::new();
 
@@ -163,7 +156,30 @@ async fn collect_region(
         .max_results(INSTANCE_PAGE)
         .into_paginator()
         .send();
-    while let Some(page) = pages.next().await {
+    let instances_call = format!("DescribeInstances in {region}");
+    // The security groups and the first page of instances are asked for together, so a dead
+    // endpoint fails both at once; the pages wait for the groups, which give their exposure.
+    let (groups_read, mut first) = futures::join!(
+        call(
+            format!("DescribeSecurityGroups in {region}"),
+            world_open_groups(ec2)
+        ),
+        call(instances_call.clone(), pages.next()),
+    );
+    // Exposure is a finding on top; without permission to read security groups the region's
+    // instances and images still count (and the warning comes if the region does).
+    let (exposure, exposure_warning) = match groups_read {
+        Ok(exposure) => (exposure, None),
+        Err(error) => (HashMap::new(), Some(format!("exposure unknown: {error}"))),
+    };
+    loop {
+        let page = match first.take() {
+            Some(page) => page,
+            None => match call(instances_call.as_str(), pages.next()).await {
+                Some(page) => page,
+                None => break,
+            },
+        };
         let page = page.map_err(|e| format!("DescribeInstances: {}", describe(&e)))?;
         let mut instances = Vec::new();
         for reservation in page.reservations() {
@@ -193,7 +209,11 @@ async fn collect_region(
     }
 
     let names: Vec<String> = groups.keys().cloned().collect();
-    let (launches, template_warnings) = match group_launches(clients, &names).await {
+    let asked = call(
+        format!("DescribeAutoScalingGroups in {region}"),
+        group_launches(clients, &names),
+    );
+    let (launches, template_warnings) = match asked.await {
         Ok(launches) => (launches, Vec::new()),
         Err(error) => (
             HashMap::new(),
@@ -207,8 +227,16 @@ async fn collect_region(
             template_warnings.push(format!("group {name}: {why}"));
         }
     }
-    let mut images = describe_images(ec2, &image_ids).await?;
-    let candidates = lineage_candidates(ec2, &images, context.lineage_tag).await?;
+    let mut images = call(
+        format!("DescribeImages in {region}"),
+        describe_images(ec2, &image_ids),
+    )
+    .await?;
+    let candidates = call(
+        format!("DescribeImages (lineage) in {region}"),
+        lineage_candidates(ec2, &images, context.lineage_tag),
+    )
+    .await?;
     let mut known: HashSet<String> = images.iter().map(|i| i.key.clone()).collect();
     for image in candidates {
         if known.insert(image.key.clone()) {

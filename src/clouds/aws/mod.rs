@@ -10,9 +10,11 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_ec2::Client;
+use aws_sdk_ec2::config::http::HttpResponse;
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
-use crate::config::Config;
+use crate::clouds::Deadline;
+use crate::config::{Config, MAX_DEADLINE_SECS};
 
 pub use collect::collect;
 pub use replace::{AwsExecutor, REPLACES_TAG};
@@ -26,6 +28,8 @@ pub struct Settings {
     pub endpoint_url: Option<String>,
     pub concurrency: usize,
     pub timeout: Duration,
+    /// How long one profile's collection may take in all.
+    pub deadline: Deadline,
     pub lineage_tag: Option<String>,
 }
 
@@ -37,7 +41,12 @@ impl Settings {
             regions: aws.regions.clone(),
             endpoint_url: Some(aws.endpoint_url.clone()).filter(|u| !u.is_empty()),
             concurrency: aws.concurrency.max(1) as usize,
-            timeout: Duration::from_secs(aws.timeout_secs.max(1)),
+            // Bounded whatever the config says, so no arithmetic on it can overflow.
+            timeout: Duration::from_secs(aws.timeout_secs.clamp(1, MAX_DEADLINE_SECS)),
+            deadline: Deadline {
+                after: Duration::from_secs(aws.deadline_secs.clamp(1, MAX_DEADLINE_SECS)),
+                key: "aws.deadline_secs",
+            },
             lineage_tag: Some(config.lineage.tag.clone()).filter(|t| !t.is_empty()),
         }
     }
@@ -57,13 +66,7 @@ pub(crate) async fn sdk_config(settings: &Settings, profile: &str) -> aws_config
                 .with_max_attempts(4)
                 .with_initial_backoff(Duration::from_millis(200)),
         )
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .operation_attempt_timeout(settings.timeout)
-                .operation_timeout(settings.timeout * 4)
-                .build(),
-        );
+        .timeout_config(timeouts(settings.timeout));
     if let Some(url) = &settings.endpoint_url {
         loader = loader.endpoint_url(url);
     }
@@ -76,6 +79,15 @@ pub(crate) async fn sdk_config(settings: &Settings, profile: &str) -> aws_config
         builder.set_region(Some(aws_config::Region::from_static("us-east-1")));
         builder.build()
     }
+}
+
+/// Each attempt of a call within `timeout`, all of them within four times that.
+fn timeouts(timeout: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_attempt_timeout(timeout)
+        .operation_timeout(timeout.saturating_mul(4))
+        .build()
 }
 
 /// The clients of one profile in one region, all from the same SDK config (credentials,
@@ -113,13 +125,19 @@ const REASON_MAX: usize = 100;
 
 /// One short sentence about a failed AWS call, in an operator's words: missing credentials, an
 /// unknown profile, a denied permission (named when AWS names it), throttling, a timeout, an
-/// unreachable endpoint. Never the SDK's debug dump: that runs to kilobytes.
+/// unreachable endpoint, an answer that could not be read. Never the SDK's debug dump: that
+/// runs to kilobytes.
 pub(crate) fn describe<E, R>(error: &SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug + 'static,
 {
     let reason = match error {
+        // An answer with no error code AWS would send: garbage, an HTML page, an empty body.
+        SdkError::ServiceError(_) | SdkError::ResponseError(_) if error.code().is_none() => {
+            let answer = error.raw_response().map(|r| r as &dyn std::any::Any);
+            unreadable(answer.and_then(|r| r.downcast_ref::<HttpResponse>()))
+        }
         SdkError::ServiceError(_) => service_reason(
             error.code().unwrap_or("error"),
             error.message().unwrap_or("no message"),
@@ -134,6 +152,16 @@ where
     let short = shorten(&reason, REASON_MAX);
     crate::log::error(&short, &DisplayErrorContext(error).to_string());
     short
+}
+
+fn unreadable(answer: Option<&HttpResponse>) -> String {
+    match answer {
+        Some(answer) => format!(
+            "the answer could not be read (HTTP {}, not the XML AWS sends)",
+            answer.status().as_u16()
+        ),
+        None => "the answer could not be read".to_owned(),
+    }
 }
 
 fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
@@ -219,6 +247,21 @@ fn shorten(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_absurd_timeout_cannot_overflow() {
+        let config = timeouts(Duration::MAX);
+        assert_eq!(config.operation_timeout(), Some(Duration::MAX));
+        let mut absurd = Config::default();
+        absurd.aws.timeout_secs = u64::MAX;
+        absurd.aws.deadline_secs = u64::MAX;
+        let settings = Settings::from_config(&absurd);
+        assert_eq!(settings.timeout, Duration::from_secs(MAX_DEADLINE_SECS));
+        assert_eq!(
+            settings.deadline.after,
+            Duration::from_secs(MAX_DEADLINE_SECS)
+        );
+    }
 
     #[test]
     fn reasons_name_the_missing_permission_and_stay_short() {

@@ -46,10 +46,18 @@ impl ArmError {
         }
     }
 
-    /// One line from an `azure_core` error; the whole chain goes to the log.
+    /// One line from an `azure_core` error; the whole chain goes to the log, but for a failed
+    /// token exchange, whose chain may quote what the identity endpoint said of the request.
     fn from_core(what: &str, error: &azure_core::Error) -> ArmError {
         let failure = ArmError::describe(what, error);
-        crate::log::error(&failure.message, &crate::log::chain(error));
+        let full = match error.kind() {
+            azure_core::error::ErrorKind::Credential => {
+                "the token request failed; what the identity endpoint answered is not logged"
+                    .to_owned()
+            }
+            _ => crate::log::chain(error),
+        };
+        crate::log::error(&failure.message, &full);
         failure
     }
 
@@ -85,7 +93,10 @@ impl ArmError {
                 "cannot get a token from the Azure credential chain (environment service principal, managed identity, Azure CLI)".to_owned()
             }
             azure_core::error::ErrorKind::DataConversion => {
-                format!("unreadable answer: {}", first_line(&error.to_string()))
+                format!(
+                    "the answer could not be read: {}",
+                    first_line(&error.to_string())
+                )
             }
             _ => first_line(&error.to_string()),
         };
@@ -247,13 +258,15 @@ impl Arm {
         })
     }
 
-    /// Runs one call under the per-call timeout (the crate has none).
+    /// Runs one call under the per-call timeout (the crate has none), named to the source's
+    /// deadline while it waits.
     async fn call<T>(
         &self,
         what: &str,
         call: impl std::future::Future<Output = azure_core::Result<T>>,
     ) -> ArmResult<T> {
-        match tokio::time::timeout(self.timeout, call).await {
+        let call = tokio::time::timeout(self.timeout, call);
+        match crate::clouds::call(what, call).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(ArmError::from_core(what, &error)),
             Err(_) => Err(ArmError::timed_out(what, self.timeout)),
@@ -280,7 +293,8 @@ impl Arm {
         what: &str,
         pages: &mut (impl Stream<Item = azure_core::Result<P>> + Unpin),
     ) -> Option<ArmResult<P>> {
-        match tokio::time::timeout(self.timeout, pages.next()).await {
+        let next = tokio::time::timeout(self.timeout, pages.next());
+        match crate::clouds::call(what, next).await {
             Ok(Some(Ok(page))) => Some(Ok(page)),
             Ok(Some(Err(error))) => Some(Err(ArmError::from_core(what, &error))),
             Ok(None) => None,

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::arm::{Arm, ArmError, ArmId, GalleryVersion, ImageRef, ScaleSet, Vm};
 use super::{ALL_SUBSCRIPTIONS, Settings, client, source_name};
+use crate::clouds::run_source;
 use crate::core::event::{CollectEvent, Page};
 use crate::core::model::{Cloud, Deprecation, Group, GroupKind, Image, Instance, Tags};
 
@@ -70,8 +71,11 @@ pub async fn collect(settings: Settings, tx: mpsc::Sender<CollectEvent>) {
         .map(|subscription| {
             let arm = &arm;
             let tx = tx.clone();
-            let concurrency = settings.concurrency;
-            async move { collect_subscription(arm, &subscription, concurrency, tx).await }
+            let (concurrency, deadline) = (settings.concurrency, settings.deadline);
+            async move {
+                let work = collect_subscription(arm, &subscription, concurrency, tx.clone());
+                run_source(&source_name(&subscription), deadline, &tx, work).await;
+            }
         })
         .buffer_unordered(settings.concurrency)
         .collect::<Vec<()>>()
@@ -129,9 +133,14 @@ async fn collect_subscription(
     if !context.send(started).await {
         return;
     }
-    let event = match collect_all(&context).await {
-        Ok(true) => CollectEvent::Finished {
+    let mut missing = Vec::new();
+    let event = match collect_all(&context, &mut missing).await {
+        Ok(true) if missing.is_empty() => CollectEvent::Finished {
             source: context.source.clone(),
+        },
+        Ok(true) => CollectEvent::Incomplete {
+            source: context.source.clone(),
+            error: missing.join("; "),
         },
         Ok(false) => return,
         Err(error) => CollectEvent::Failed {
@@ -152,27 +161,35 @@ struct Uses {
     imageless: BTreeSet<String>,
 }
 
-/// Ok(false) when nobody listens any more.
-async fn collect_all(context: &Context<'_>) -> Result<bool, ArmError> {
+/// Ok(false) when nobody listens any more. What could not be listed (scale sets, their
+/// members) goes to `missing`: the source is then incomplete.
+async fn collect_all(context: &Context<'_>, missing: &mut Vec<String>) -> Result<bool, ArmError> {
     let mut uses = Uses::default();
     let mut seen: HashSet<String> = HashSet::new();
-    let mut pages = std::pin::pin!(context.arm.vms(context.subscription));
-    while let Some(page) = pages.next().await {
-        let instances = page?
-            .iter()
-            .filter(|vm| seen.insert(vm.id.to_ascii_lowercase()))
-            .map(|vm| to_instance(vm, context, &mut uses))
-            .collect();
-        if !context.page(instances, Vec::new(), Vec::new()).await {
-            return Ok(false);
+    // The VMs and the scale sets are listed together, so a dead endpoint fails both at once.
+    let vms = async {
+        let mut pages = std::pin::pin!(context.arm.vms(context.subscription));
+        while let Some(page) = pages.next().await {
+            let instances = page?
+                .iter()
+                .filter(|vm| seen.insert(vm.id.to_ascii_lowercase()))
+                .map(|vm| to_instance(vm, context, &mut uses))
+                .collect();
+            if !context.page(instances, Vec::new(), Vec::new()).await {
+                return Ok(false);
+            }
         }
+        Ok::<bool, ArmError>(true)
+    };
+    let (listening, scale_sets) = futures::join!(vms, context.arm.scale_sets(context.subscription));
+    if !listening? {
+        return Ok(false);
     }
-
-    let scale_sets = match context.arm.scale_sets(context.subscription).await {
+    let scale_sets = match scale_sets {
         Ok(found) => found,
         Err(error) => {
-            let warned = context.warn(format!("scale sets not read: {error}")).await;
-            return Ok(warned && images(context, &uses).await);
+            missing.push(format!("scale sets not read: {error}"));
+            return Ok(images(context, &uses).await);
         }
     };
     // Owned items: a stream over borrowed ones is not `Send` enough for a boxed future. Each
@@ -198,9 +215,7 @@ async fn collect_all(context: &Context<'_>) -> Result<bool, ArmError> {
         let found = match found {
             Ok(found) => found,
             Err(error) => {
-                if !context.warn(format!("{}: {error}", set.name)).await {
-                    return Ok(false);
-                }
+                missing.push(format!("members of {}: {error}", set.name));
                 continue;
             }
         };

@@ -9,7 +9,8 @@ mod template;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::Config;
+use crate::clouds::Deadline;
+use crate::config::{Config, MAX_DEADLINE_SECS};
 
 pub use collect::collect;
 pub use replace::AzureExecutor;
@@ -30,6 +31,8 @@ pub struct Settings {
     pub concurrency: usize,
     /// One call's limit, retries included.
     pub timeout: Duration,
+    /// How long one subscription's collection may take in all.
+    pub deadline: Deadline,
     /// Retries of a throttled (429), unavailable or failing (5xx) call.
     pub retries: u32,
 }
@@ -54,7 +57,12 @@ impl Settings {
             endpoint,
             scope,
             concurrency: azure.concurrency.max(1) as usize,
-            timeout: Duration::from_secs(azure.timeout_secs.max(1)),
+            // Bounded whatever the config says, so no arithmetic on it can overflow.
+            timeout: Duration::from_secs(azure.timeout_secs.clamp(1, MAX_DEADLINE_SECS)),
+            deadline: Deadline {
+                after: Duration::from_secs(azure.deadline_secs.clamp(1, MAX_DEADLINE_SECS)),
+                key: "azure.deadline_secs",
+            },
             retries: 3,
         }
     }

@@ -17,6 +17,7 @@ use tokio::sync::{OnceCell, mpsc};
 use super::{
     Clients, Settings, describe, last_segment, region_of_zone, resource_path, source_name,
 };
+use crate::clouds::{call, run_source};
 use crate::core::event::{CollectEvent, Page};
 use crate::core::model::{
     Addresses, Cloud, Deprecation, Group, GroupKind, Image, Instance, Tags, Text,
@@ -62,7 +63,11 @@ pub async fn collect(settings: Settings, tx: mpsc::Sender<CollectEvent>) {
     futures::stream::iter(settings.projects.clone())
         .map(|project| {
             let tx = tx.clone();
-            async move { collect_project(clients, lookups, &project, tx).await }
+            let deadline = settings.deadline;
+            async move {
+                let work = collect_project(clients, lookups, &project, tx.clone());
+                run_source(&source_name(&project), deadline, &tx, work).await;
+            }
         })
         .buffer_unordered(settings.concurrency)
         .collect::<Vec<()>>()
@@ -76,10 +81,10 @@ async fn collect_project(
     tx: mpsc::Sender<CollectEvent>,
 ) {
     let source = source_name(project);
-    let mut warnings = Vec::new();
-    let event = match collect_into(clients, lookups, project, &source, &tx, &mut warnings).await {
+    let mut notes = Notes::default();
+    let event = match collect_into(clients, lookups, project, &source, &tx, &mut notes).await {
         Ok(()) => {
-            for message in warnings {
+            for message in notes.warnings {
                 let warning = CollectEvent::Warning {
                     source: source.clone(),
                     message,
@@ -88,11 +93,26 @@ async fn collect_project(
                     return;
                 }
             }
-            CollectEvent::Finished { source }
+            match notes.unreachable[..] {
+                [] => CollectEvent::Finished { source },
+                _ => CollectEvent::Incomplete {
+                    source,
+                    error: format!("unreachable: {}", notes.unreachable.join(", ")),
+                },
+            }
         }
         Err(error) => CollectEvent::Failed { source, error },
     };
     let _ = tx.send(event).await;
+}
+
+/// What a project's collection learned besides its pages.
+#[derive(Default)]
+struct Notes {
+    /// Facts that could not be read; the instances still count.
+    warnings: Vec<String>,
+    /// Zones or regions Compute could not list: their instances are missing.
+    unreachable: Vec<String>,
 }
 
 async fn collect_into(
@@ -101,32 +121,40 @@ async fn collect_into(
     project: &str,
     source: &str,
     tx: &mpsc::Sender<CollectEvent>,
-    warnings: &mut Vec<String>,
+    notes: &mut Notes,
 ) -> Result<(), String> {
-    let (firewalls, boot_images) =
-        futures::join!(firewalls(clients, project), boot_images(clients, project));
-    let boot_images = boot_images?;
-    // Exposure is a finding on top: without it the instances and images still count.
-    let firewalls = firewalls.unwrap_or_else(|error| {
-        warnings.push(format!("exposure unknown: {error}"));
-        Vec::new()
-    });
-
-    let mut image_keys: BTreeSet<String> = BTreeSet::new();
-    let mut groups: BTreeMap<String, GroupRef> = BTreeMap::new();
     let mut pages = clients
         .instances
         .aggregated_list()
         .set_project(project)
         .set_max_results(PAGE_SIZE)
         .by_page();
-    while let Some(page) = pages.next().await {
+    // The three listings are asked for together, so a dead endpoint fails them at once; the
+    // instances wait for the disks (their images) and the firewall rules (their exposure).
+    let (firewalls, boot_images, mut first) = futures::join!(
+        call("firewalls.list", firewalls(clients, project)),
+        call("disks.aggregatedList", boot_images(clients, project)),
+        call("instances.aggregatedList", pages.next()),
+    );
+    let boot_images = boot_images?;
+    // Exposure is a finding on top: without it the instances and images still count.
+    let firewalls = firewalls.unwrap_or_else(|error| {
+        notes.warnings.push(format!("exposure unknown: {error}"));
+        Vec::new()
+    });
+
+    let mut image_keys: BTreeSet<String> = BTreeSet::new();
+    let mut groups: BTreeMap<String, GroupRef> = BTreeMap::new();
+    loop {
+        let page = match first.take() {
+            Some(page) => page,
+            None => match call("instances.aggregatedList", pages.next()).await {
+                Some(page) => page,
+                None => break,
+            },
+        };
         let page = page.map_err(|e| format!("instances.aggregatedList: {}", describe(&e)))?;
-        warnings.extend(
-            page.unreachables
-                .iter()
-                .map(|u| format!("unreachable: {u}")),
-        );
+        notes.unreachable.extend(page.unreachables.iter().cloned());
         let mut instances = Vec::new();
         for scoped in page.items.values() {
             for found in &scoped.instances {
@@ -151,9 +179,14 @@ async fn collect_into(
         }
     }
 
-    let templates = group_templates(clients, project, &groups, lookups, warnings).await;
+    let warnings = &mut notes.warnings;
+    let templates = call(
+        "instanceGroupManagers.get and instanceTemplates.get",
+        group_templates(clients, project, &groups, lookups, warnings),
+    )
+    .await;
     image_keys.extend(templates.values().filter_map(|t| t.image.clone()));
-    let mut images = lookups.get_all(clients, &image_keys).await;
+    let mut images = call("images.get", lookups.get_all(clients, &image_keys)).await;
     // The golden image of every family in use: the newest non-deprecated one, as Compute says.
     let families: BTreeSet<(String, String)> = images
         .iter()
@@ -165,14 +198,14 @@ async fn collect_into(
             ))
         })
         .collect();
-    let goldens: Vec<(String, String, Result<Image, String>)> = futures::stream::iter(families)
+    let goldens = futures::stream::iter(families)
         .map(|(owner, family)| async move {
             let golden = lookups.family_image(clients, &owner, &family).await;
             (owner, family, golden)
         })
         .buffer_unordered(LOOKUPS)
-        .collect()
-        .await;
+        .collect::<Vec<(String, String, Result<Image, String>)>>();
+    let goldens = call("images.getFromFamily", goldens).await;
     for (owner, family, golden) in goldens {
         match golden {
             Ok(golden) => {

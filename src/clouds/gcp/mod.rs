@@ -18,7 +18,8 @@ use google_cloud_gax::retry_policy::{RetryPolicy, RetryPolicyExt};
 use google_cloud_gax::retry_result::RetryResult;
 use google_cloud_gax::retry_state::RetryState;
 
-use crate::config::Config;
+use crate::clouds::Deadline;
+use crate::config::{Config, MAX_DEADLINE_SECS};
 
 pub use collect::collect;
 pub use replace::GcpExecutor;
@@ -31,6 +32,8 @@ pub struct Settings {
     pub endpoint_url: Option<String>,
     pub concurrency: usize,
     pub timeout: Duration,
+    /// How long one project's collection may take in all.
+    pub deadline: Deadline,
 }
 
 impl Settings {
@@ -41,7 +44,12 @@ impl Settings {
             endpoint_url: Some(gcp.endpoint_url.trim_end_matches('/').to_owned())
                 .filter(|u| !u.is_empty()),
             concurrency: gcp.concurrency.max(1) as usize,
-            timeout: Duration::from_secs(gcp.timeout_secs.max(1)),
+            // Bounded whatever the config says, so no arithmetic on it can overflow.
+            timeout: Duration::from_secs(gcp.timeout_secs.clamp(1, MAX_DEADLINE_SECS)),
+            deadline: Deadline {
+                after: Duration::from_secs(gcp.deadline_secs.clamp(1, MAX_DEADLINE_SECS)),
+                key: "gcp.deadline_secs",
+            },
         }
     }
 }
@@ -78,7 +86,7 @@ impl Clients {
                     .with_retry_policy(
                         Transient
                             .with_attempt_limit(RETRY_ATTEMPTS)
-                            .with_time_limit(settings.timeout * 2),
+                            .with_time_limit(settings.timeout.saturating_mul(2)),
                     )
                     .with_backoff_policy(
                         ExponentialBackoffBuilder::new()
@@ -137,13 +145,24 @@ impl RetryPolicy for Transient {
 /// chain goes to the log.
 pub(crate) fn describe(error: &Error) -> String {
     let short = reason(error);
-    crate::log::error(&short, &crate::log::chain(error));
+    // A failed token exchange's chain quotes the token endpoint's answer, and an endpoint
+    // may echo the request with its client secret and refresh token: only the root cause
+    // (status and URL) is logged.
+    let full = if error.is_authentication() {
+        root_cause(error)
+    } else {
+        crate::log::chain(error)
+    };
+    crate::log::error(&short, &full);
     short
 }
 
 fn reason(error: &Error) -> String {
     if error.is_timeout() {
         return "timed out".to_owned();
+    }
+    if error.is_deserialization() {
+        return "the answer could not be read (not the JSON Compute sends)".to_owned();
     }
     if error.is_authentication() {
         // The chain repeats itself ("cannot create the authentication headers" twice); what

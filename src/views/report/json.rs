@@ -36,6 +36,7 @@ struct Summary<'a> {
     total: &'a VerdictCounts,
     by_cloud: &'a BTreeMap<Cloud, VerdictCounts>,
     failed_sources: usize,
+    incomplete_sources: usize,
 }
 
 #[derive(Serialize)]
@@ -108,6 +109,7 @@ pub fn write(input: &ReportInput<'_>, out: &mut dyn Write) -> io::Result<()> {
             total: &eval.total,
             by_cloud: &eval.by_cloud,
             failed_sources: input.failed_sources(),
+            incomplete_sources: input.incomplete_sources(),
         },
         sources,
         lineages: lineage_order

@@ -21,13 +21,17 @@ pub fn write(input: &ReportInput<'_>, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "# fleetscope report\n")?;
     writeln!(
         out,
-        "Evaluated at {} · {} instances · {} images in use · {} lineages · {} sources ({} failed)\n",
+        "Evaluated at {} · {} instances · {} images in use · {} lineages · {} sources ({} failed{})\n",
         timestamp(eval.now),
         inv.instances().len(),
         images_in_use.len(),
         lineages.len(),
         inv.sources().len(),
         input.failed_sources(),
+        match input.incomplete_sources() {
+            0 => String::new(),
+            n => format!(", {n} incomplete"),
+        },
     )?;
     if let Some(filter) = input.filter {
         writeln!(
@@ -285,6 +289,7 @@ pub fn write(input: &ReportInput<'_>, out: &mut dyn Write) -> io::Result<()> {
         let (state, mut problems) = match &source.state {
             SourceState::Collecting => ("incomplete", Vec::new()),
             SourceState::Done => ("done", Vec::new()),
+            SourceState::Incomplete { error } => ("**incomplete**", vec![error.clone()]),
             SourceState::Failed { error } => ("**failed**", vec![error.clone()]),
         };
         problems.extend(source.warnings.iter().cloned());

@@ -147,6 +147,14 @@ impl ReportInput<'_> {
             .count()
     }
 
+    fn incomplete_sources(&self) -> usize {
+        self.inventory
+            .sources()
+            .iter()
+            .filter(|s| matches!(s.state, SourceState::Incomplete { .. }))
+            .count()
+    }
+
     fn image_label(&self, image: ImageIdx) -> &str {
         let entry = self.inventory.image(image);
         if entry.image.name.is_empty() {

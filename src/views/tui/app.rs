@@ -348,7 +348,10 @@ impl App {
 
     pub fn apply_event(&mut self, event: CollectEvent) {
         // When each source ended, for its detail: the events carry no time of their own.
-        if let CollectEvent::Finished { source } | CollectEvent::Failed { source, .. } = &event {
+        if let CollectEvent::Finished { source }
+        | CollectEvent::Incomplete { source, .. }
+        | CollectEvent::Failed { source, .. } = &event
+        {
             self.source_ended.insert(source.clone(), Utc::now());
         }
         match &mut self.pending {

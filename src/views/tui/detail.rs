@@ -343,6 +343,7 @@ fn source_lines(app: &App, source: &SourceStatus) -> Vec<Line<'static>> {
     let (state, style) = match &source.state {
         SourceState::Collecting => ("collecting".to_owned(), Style::new().fg(Color::Yellow)),
         SourceState::Done => ("done".to_owned(), Style::new().fg(Color::Green)),
+        SourceState::Incomplete { .. } => ("incomplete".to_owned(), Style::new().fg(Color::Red)),
         SourceState::Failed { .. } => ("failed".to_owned(), Style::new().fg(Color::Red)),
     };
     lines.push(Line::from(vec![label("state"), Span::styled(state, style)]));
@@ -353,11 +354,11 @@ fn source_lines(app: &App, source: &SourceStatus) -> Vec<Line<'static>> {
             date,
         ),
     ));
-    if let SourceState::Failed { error } = &source.state {
+    if let Some((_, error)) = source.state.problem() {
         // The whole error, wrapped: the list cuts it to a line.
         lines.push(Line::from(vec![
             label("error"),
-            Span::styled(error.clone(), Style::new().fg(Color::Red)),
+            Span::styled(error.to_owned(), Style::new().fg(Color::Red)),
         ]));
     }
     lines.push(fact(

@@ -343,6 +343,10 @@ fn draw_tabs(frame: &mut Frame, app: &App, area: Rect) {
         .iter()
         .filter(|s| matches!(s.state, SourceState::Failed { .. }))
         .count();
+    let incomplete = sources
+        .iter()
+        .filter(|s| matches!(s.state, SourceState::Incomplete { .. }))
+        .count();
     // Badges first: what kind of fleet this is matters more than progress or the clock.
     let room = area.width.saturating_sub(tabs_width + 1);
     let long = badges(app, true);
@@ -369,6 +373,12 @@ fn draw_tabs(frame: &mut Frame, app: &App, area: Rect) {
     if failed > 0 {
         right.push(Span::styled(
             format!("{failed} failed "),
+            Style::new().fg(Color::Red).bold(),
+        ));
+    }
+    if incomplete > 0 {
+        right.push(Span::styled(
+            format!("{incomplete} incomplete "),
             Style::new().fg(Color::Red).bold(),
         ));
     }
@@ -1316,6 +1326,9 @@ fn draw_sources(frame: &mut Frame, app: &App, area: Rect) {
                     format!("done, {}", s.warnings.join("; ")),
                     Style::new().fg(Color::Yellow),
                 ),
+                SourceState::Incomplete { error } => {
+                    (format!("incomplete: {error}"), Style::new().fg(Color::Red))
+                }
                 SourceState::Failed { error } => {
                     (format!("failed: {error}"), Style::new().fg(Color::Red))
                 }
