@@ -882,7 +882,12 @@ impl Console {
         if self.lost() {
             return;
         }
-        if writeln!(to, "{text}").and_then(|()| to.flush()).is_err() {
+        // Names, ids and errors come from clouds: each line shown with its controls escaped.
+        let written = text
+            .lines()
+            .try_for_each(|line| writeln!(to, "{}", crate::text::escape(line)))
+            .and_then(|()| to.flush());
+        if written.is_err() {
             self.lost.store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }

@@ -539,6 +539,8 @@ fn a_closed_output_stops_the_rollout_cleanly_and_never_aborts_it() {
 fn a_dry_run_writes_its_plan_to_stdout_and_counts_what_cannot_run() {
     let env = Env::new();
     let mut entries = demo_entries(3);
+    // A name from a cloud with a terminal escape in it: shown escaped, never acting.
+    entries[1].name = "web\u{1b}[31mred\u{202e}".into();
     let mut stuck = entries[0].clone();
     stuck.instance_id = "i-0notexecutable".into();
     stuck.strategy = Strategy::NotExecutable {
@@ -562,6 +564,11 @@ fn a_dry_run_writes_its_plan_to_stdout_and_counts_what_cannot_run() {
         "the plan is not repeated on stderr: {err}"
     );
     assert!(err.contains("1 not executable"), "{err}");
+    assert!(plan.contains("web\\x1b[31mred\\u{202e}"), "{plan}");
+    assert!(
+        !out.stdout.contains(&0x1b),
+        "no raw escape reaches the terminal"
+    );
     let mut lines: Vec<&str> = err.lines().collect();
     let total = lines.len();
     lines.sort_unstable();

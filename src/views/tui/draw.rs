@@ -17,6 +17,7 @@ use super::table::{Column, ListState, column};
 use crate::core::model::{Cloud, SourceState};
 use crate::core::policy::{TemplateStatus, Verdict};
 use crate::queue::rollout::{Phase, Plan, count, human_duration};
+use crate::text::escape;
 
 const INSTANCE_COLUMNS: &[Column] = &[
     column("ID", 19, true, 9),
@@ -180,7 +181,7 @@ fn draw_confirm(frame: &mut Frame, plan: &Plan, phrase: &str, typed: &str, chang
         let width = usize::from(frame.area().width.saturating_sub(6).min(76));
         let shown = plan.templates.len().min(3);
         for step in &plan.templates[..shown] {
-            let line = format!("  {}", step.describe);
+            let line = format!("  {}", escape(&step.describe));
             text.push(Line::from(line.chars().take(width).collect::<String>()).yellow());
         }
         if plan.templates.len() > shown {
@@ -217,15 +218,16 @@ fn draw_confirm(frame: &mut Frame, plan: &Plan, phrase: &str, typed: &str, chang
     }
     if let Some((_, error)) = plan.unchecked.first() {
         let line = format!(
-            "  {:>5}  could not be checked: {error}",
-            plan.unchecked.len()
+            "  {:>5}  could not be checked: {}",
+            plan.unchecked.len(),
+            escape(error)
         );
         let width = usize::from(screen.width.saturating_sub(6).min(76));
         text.push(Line::from(line.chars().take(width).collect::<String>()).red());
     }
     if let Some((_, why)) = plan.left.first() {
         // One line, so the input line below never scrolls away; the Queue view has the rest.
-        let line = format!("  {:>5}  left queued: {why}", plan.left.len());
+        let line = format!("  {:>5}  left queued: {}", plan.left.len(), escape(why));
         let width = usize::from(screen.width.saturating_sub(6).min(76));
         text.push(Line::from(line.chars().take(width).collect::<String>()).dim());
     }
@@ -845,7 +847,7 @@ fn draw_queue(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
                 };
                 Line::from(vec![
                     Span::styled(format!(" {label:<11} "), style),
-                    Span::raw(format!("template step: {}", step.describe)),
+                    Span::raw(format!("template step: {}", escape(&step.describe))),
                 ])
             })
             .collect();
