@@ -91,7 +91,9 @@ impl Inventory {
                 };
                 match self.sources.iter_mut().find(|s| s.name == status.name) {
                     Some(existing) => *existing = status,
-                    None => self.sources.push(status),
+                    None => {
+                        self.insert_source(status);
+                    }
                 }
             }
             CollectEvent::Page(page) => self.apply_page(*page),
@@ -118,18 +120,15 @@ impl Inventory {
     fn source_mut(&mut self, name: &str) -> &mut SourceStatus {
         let position = match self.sources.iter().position(|s| s.name == name) {
             Some(position) => position,
-            None => {
-                self.sources.push(SourceStatus {
-                    name: name.to_owned(),
-                    cloud: super::model::Cloud::Aws,
-                    state: SourceState::Collecting,
-                    pages: 0,
-                    instances: 0,
-                    expected_pages: None,
-                    warnings: Vec::new(),
-                });
-                self.sources.len() - 1
-            }
+            None => self.insert_source(SourceStatus {
+                name: name.to_owned(),
+                cloud: super::model::Cloud::Aws,
+                state: SourceState::Collecting,
+                pages: 0,
+                instances: 0,
+                expected_pages: None,
+                warnings: Vec::new(),
+            }),
         };
         &mut self.sources[position]
     }
@@ -185,7 +184,15 @@ impl Inventory {
     pub fn restore_source(&mut self, status: SourceStatus) {
         self.revision += 1;
         self.sources.retain(|s| s.name != status.name);
-        self.sources.push(status);
+        self.insert_source(status);
+    }
+
+    /// Sources are kept in name order, not in the order they first spoke: the same run gives
+    /// the same list every time. Returns where it went.
+    fn insert_source(&mut self, status: SourceStatus) -> usize {
+        let at = self.sources.partition_point(|s| s.name < status.name);
+        self.sources.insert(at, status);
+        at
     }
 
     pub fn upsert_image(&mut self, image: Image) {
@@ -408,7 +415,24 @@ fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
 
 #[cfg(test)]
 mod tests {
-    use super::version_order;
+    use super::{Inventory, version_order};
+    use crate::core::event::CollectEvent;
+
+    #[test]
+    fn sources_are_listed_by_name_whatever_spoke_first() {
+        let mut inventory = Inventory::new(Default::default());
+        for source in ["gcp:shop", "aws:prod", "azure:sub", "aws:dev"] {
+            inventory.apply(CollectEvent::Finished {
+                source: source.into(),
+            });
+        }
+        let names: Vec<&str> = inventory
+            .sources()
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(names, ["aws:dev", "aws:prod", "azure:sub", "gcp:shop"]);
+    }
 
     #[test]
     fn digit_runs_compare_as_numbers() {
