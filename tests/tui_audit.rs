@@ -289,6 +289,16 @@ fn every_documented_filter_example_matches_demo_rows() {
         .find("The filter is whitespace-separated terms")
         .unwrap();
     let end = start + readme[start..].find("The title always shows").unwrap();
+    // The incident audit's walk-through, up to its next section, is made of examples too.
+    let audit = readme.find("### Incident audit").unwrap();
+    let audit_end = audit + 1 + readme[audit + 1..].find("\n#").unwrap();
+    let incident = readme[audit..audit_end]
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|span| {
+            span.starts_with("ip:") || span.starts_with("image:ami-0") && !span.contains('…')
+        });
     let examples: Vec<&str> = readme[start..end]
         .split('`')
         .skip(1)
@@ -300,8 +310,10 @@ fn every_documented_filter_example_matches_demo_rows() {
                     || span.contains('.')
                     || ["exposed", "long-lived"].contains(span))
         })
+        .chain(incident)
         .collect();
     assert!(examples.len() > 20, "{examples:?}");
+    assert!(examples.contains(&"ip:10.0.1.0/24"), "{examples:?}");
     for example in examples {
         app.update(Action::Show(View::Instances));
         app.set_filter(example.to_owned());
