@@ -484,7 +484,11 @@ fn run_queue(global: &GlobalArgs, run: &RunArgs, action: QueueAction) -> Result<
     let queue = Queue::load(&path)?;
     match action {
         QueueAction::List => {
-            write_output(None, |out| report::queue::write_table(&queue, out))?;
+            let records = queue::journal::Journal::read(&paths.journal)?;
+            let failures = queue::journal::last_failures(&records);
+            write_output(None, |out| {
+                report::queue::write_table(&queue, &failures, out)
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         QueueAction::Export { format, output } => {

@@ -781,3 +781,42 @@ fn the_demo_points_a_drifted_group_at_the_golden_image_then_rolls_it() {
         String::from_utf8_lossy(&again.stdout)
     );
 }
+
+/// Why an entry cannot go, or why its last attempt failed, is in `queue list`, not only in the
+/// journal.
+#[test]
+fn queue_list_says_why_an_entry_failed_or_cannot_go() {
+    let env = Env::new();
+    let mut entries = demo_entries(40);
+    entries[0].strategy = Strategy::NotExecutable {
+        why: "template drift: point its template at the golden image first".into(),
+    };
+    save_queue(&env.path("data/demo/queue.json"), entries);
+    let applied = env
+        .command(&["--demo", "queue", "apply", "--yes"], NO_CLOUD)
+        .envs([("FLEETSCOPE_ROLLOUT_MAX_FAILURES", "100")])
+        .output()
+        .unwrap();
+    let failed: Vec<String> = env
+        .journal()
+        .iter()
+        .filter(|r| matches!(r.step, Step::Failed { .. }))
+        .map(|r| r.instance_id.clone())
+        .collect();
+    assert!(
+        !failed.is_empty(),
+        "one in twelve fails: {}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let list = env.run(&["--demo", "queue", "list"], NO_CLOUD);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        text.contains("why: template drift: point its template"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("last attempt failed: the replacement").count(),
+        failed.len(),
+        "{text}"
+    );
+}

@@ -958,3 +958,34 @@ fn a_key_for_another_view_says_where_and_an_empty_queue_says_how_to_fill_it() {
     assert!(screen.contains("the queue is empty: r queues"), "{screen}");
     assert!(!screen.contains("no rows match"), "{screen}");
 }
+
+/// The Queue view's REASON says why an entry cannot go, or why it failed, before why it was
+/// queued.
+#[test]
+fn the_queue_view_says_why_an_entry_is_blocked_or_failed() {
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('3'));
+    for _ in 0..2 {
+        app.update(Action::QueueSelected);
+        app.update(Action::Down);
+    }
+    assert_eq!(app.queue.entries.len(), 2);
+    app.queue.entries[0].strategy = fleetscope::queue::Strategy::NotExecutable {
+        why: "its lineage has no golden image".into(),
+    };
+    let failed = app.queue.entries[1].instance_id.clone();
+    app.rollout_event(RolloutEvent::Phase {
+        instance_id: failed,
+        phase: Phase::Failed("the replacement failed its health check".into()),
+    });
+    press(&mut app, KeyCode::Char('5'));
+    let screen = render(&mut app, 200, 20);
+    assert!(
+        screen.contains("blocked: its lineage has no golden image"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("failed: the replacement failed its health check"),
+        "{screen}"
+    );
+}

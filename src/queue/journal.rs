@@ -287,6 +287,27 @@ pub fn finished<'a>(
     })
 }
 
+/// Per queue entry still waiting (by instance id), why its last attempt failed, if it did:
+/// the last record for the entry is a failure.
+pub fn last_failures(records: &[Record]) -> std::collections::HashMap<&str, &str> {
+    let mut last = std::collections::HashMap::new();
+    for record in records
+        .iter()
+        .filter(|r| !r.dry_run && !r.instance_id.is_empty())
+    {
+        match &record.step {
+            Step::Failed { error } => {
+                last.insert(record.instance_id.as_str(), error.as_str());
+            }
+            Step::Stopped { .. } => {}
+            _ => {
+                last.remove(record.instance_id.as_str());
+            }
+        }
+    }
+    last
+}
+
 const TEMPLATE_PREFIX: &str = "template ";
 
 /// The name a group's template step is journaled under, where an instance's id would be.

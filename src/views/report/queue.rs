@@ -6,7 +6,12 @@ use crate::queue::{Queue, Strategy};
 use crate::text::{escape, table_cell as cell};
 use crate::views::diff::DiffFormat;
 
-pub fn write_table(queue: &Queue, out: &mut dyn Write) -> io::Result<()> {
+/// The queue as a table; `failures` gives the last error of entries whose last attempt failed.
+pub fn write_table(
+    queue: &Queue,
+    failures: &std::collections::HashMap<&str, &str>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     if queue.entries.is_empty() {
         return writeln!(out, "The queue is empty.");
     }
@@ -39,6 +44,9 @@ pub fn write_table(queue: &Queue, out: &mut dyn Write) -> io::Result<()> {
         )?;
         if let Strategy::NotExecutable { why } = &entry.strategy {
             writeln!(out, "{:<22} why: {}", "", escape(why))?;
+        }
+        if let Some(error) = failures.get(entry.instance_id.as_str()) {
+            writeln!(out, "{:<22} last attempt failed: {}", "", escape(error))?;
         }
     }
     Ok(())

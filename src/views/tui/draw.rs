@@ -16,6 +16,7 @@ use super::keymap;
 use super::table::{Column, ListState, column};
 use crate::core::model::{Cloud, SourceState};
 use crate::core::policy::{TemplateStatus, Verdict};
+use crate::queue::Strategy;
 use crate::queue::rollout::{Phase, Plan, count, human_duration};
 use crate::text::escape;
 
@@ -915,7 +916,16 @@ fn draw_queue(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
                     .map_or(Cow::Borrowed("-"), short_id)
                     .into_owned(),
             ),
-            text(entry.reason.clone()),
+            // Why it cannot go, or why it failed, before why it was queued.
+            match (&entry.strategy, phases.get(&entry.instance_id)) {
+                (_, Some(Phase::Failed(error))) => {
+                    text(format!("failed: {error}")).style(Style::new().fg(Color::Red))
+                }
+                (Strategy::NotExecutable { why }, _) => {
+                    text(format!("blocked: {why}")).style(Style::new().fg(Color::Red))
+                }
+                _ => text(entry.reason.clone()),
+            },
         ];
         let is_marked = marked.contains(&entry.instance_id);
         (
