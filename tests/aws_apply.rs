@@ -402,10 +402,14 @@ async fn a_group_member_is_terminated_only_while_its_template_launches_the_golde
     ));
 
     // The template is pointed back at the old image after queueing: the plan checks again,
-    // through the Auto Scaling API, and starts nothing.
+    // through the Auto Scaling API, and without template steps starts nothing.
     set_default_version(&ec2, &template, "1").await;
-    let out = env.run(&["queue", "apply", "--yes"]);
-    assert!(output(&out).contains("not the golden"), "{}", output(&out));
+    let out = env.run(&["--no-template-updates", "queue", "apply", "--yes"]);
+    assert!(
+        output(&out).contains("template drift: web-asg launches"),
+        "{}",
+        output(&out)
+    );
     assert!(
         output(&out).contains("version $Default (1)"),
         "{}",
@@ -655,9 +659,10 @@ async fn launch_configurations_and_mixed_instances_policies_are_read_from_the_gr
     );
     assert_eq!(group("mixed-asg")["template_image"], GOLDEN);
 
-    let out = env.run(&["queue", "apply", "--yes"]);
+    // Without template steps, the member of the group launching the old image is not applied:
+    // its group first.
+    let out = env.run(&["--no-template-updates", "queue", "apply", "--yes"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    // The member of the group launching the old image was not applied: its group first.
     assert_eq!(env.saved_queue().entries.len(), 1);
     assert_eq!(env.saved_queue().entries[0].instance_id, lc_member[0]);
     assert_eq!(state(&ec2, &lc_member[0]).await, InstanceStateName::Running);
@@ -1308,4 +1313,858 @@ async fn killed_while_terminating_a_member_resumes_by_waiting_or_by_sending_neve
         );
         assert!(matches!(steps.last(), Some(Step::Replaced)), "{steps:?}");
     }
+}
+
+// Template steps: a group whose template launches the old image is pointed at the golden one
+// first (a new launch template version, or a copy of its launch configuration), then rolls.
+
+const GROUP_KEY: &str = "template aws:prod/us-east-1/web-asg";
+
+/// A launch template on the old image with much of what a real one carries, nested fields
+/// too: a new version must carry all of it.
+async fn rich_template(ec2: &Client, name: &str) -> String {
+    use aws_sdk_ec2::types::{
+        CreditSpecificationRequest, InstanceType, LaunchTemplateBlockDeviceMappingRequest,
+        LaunchTemplateCpuOptionsRequest, LaunchTemplateEbsBlockDeviceRequest,
+        LaunchTemplateHttpTokensState, LaunchTemplateIamInstanceProfileSpecificationRequest,
+        LaunchTemplateInstanceMetadataEndpointState, LaunchTemplateInstanceMetadataOptionsRequest,
+        LaunchTemplateInstanceNetworkInterfaceSpecificationRequest, LaunchTemplatePlacementRequest,
+        LaunchTemplateTagSpecificationRequest, LaunchTemplatesMonitoringRequest, ResourceType,
+        ShutdownBehavior, Tag, Tenancy, VolumeType,
+    };
+    let sg = ec2
+        .create_security_group()
+        .group_name(format!("{name}-sg"))
+        .description("web")
+        .send()
+        .await
+        .unwrap()
+        .group_id()
+        .unwrap()
+        .to_owned();
+    let data = RequestLaunchTemplateData::builder()
+        .image_id(OLD)
+        .instance_type(InstanceType::T3Micro)
+        .key_name("ops")
+        // No user data: moto 5.2.5 keeps a CreateLaunchTemplateVersion's user data undecoded
+        // and then cannot launch from that version (the unit tests carry user data over).
+        .ebs_optimized(true)
+        .instance_initiated_shutdown_behavior(ShutdownBehavior::Terminate)
+        .iam_instance_profile(
+            LaunchTemplateIamInstanceProfileSpecificationRequest::builder()
+                .name("web-profile")
+                .build(),
+        )
+        .block_device_mappings(
+            LaunchTemplateBlockDeviceMappingRequest::builder()
+                .device_name("/dev/xvda")
+                .ebs(
+                    LaunchTemplateEbsBlockDeviceRequest::builder()
+                        .volume_size(40)
+                        .volume_type(VolumeType::Gp3)
+                        .iops(3000)
+                        .throughput(250)
+                        .encrypted(true)
+                        .delete_on_termination(true)
+                        .build(),
+                )
+                .build(),
+        )
+        .network_interfaces(
+            LaunchTemplateInstanceNetworkInterfaceSpecificationRequest::builder()
+                .device_index(0)
+                .associate_public_ip_address(false)
+                .delete_on_termination(true)
+                .groups(&sg)
+                .build(),
+        )
+        .monitoring(
+            LaunchTemplatesMonitoringRequest::builder()
+                .enabled(true)
+                .build(),
+        )
+        .placement(
+            LaunchTemplatePlacementRequest::builder()
+                .tenancy(Tenancy::Default)
+                .build(),
+        )
+        .credit_specification(
+            CreditSpecificationRequest::builder()
+                .cpu_credits("unlimited")
+                .build(),
+        )
+        .cpu_options(
+            LaunchTemplateCpuOptionsRequest::builder()
+                .core_count(1)
+                .threads_per_core(2)
+                .build(),
+        )
+        .metadata_options(
+            LaunchTemplateInstanceMetadataOptionsRequest::builder()
+                .http_tokens(LaunchTemplateHttpTokensState::Required)
+                .http_put_response_hop_limit(2)
+                .http_endpoint(LaunchTemplateInstanceMetadataEndpointState::Enabled)
+                .build(),
+        )
+        .tag_specifications(
+            LaunchTemplateTagSpecificationRequest::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(Tag::builder().key("team").value("web").build())
+                .build(),
+        )
+        .build();
+    ec2.create_launch_template()
+        .launch_template_name(name)
+        .launch_template_data(data)
+        .send()
+        .await
+        .unwrap()
+        .launch_template()
+        .and_then(|t| t.launch_template_id())
+        .unwrap()
+        .to_owned()
+}
+
+/// A group "web-asg" of `size` members on the old image, launching `version` (URL-encoded) of
+/// a rich launch template: the template's id and the members.
+async fn drifted_group(
+    moto: &Moto,
+    ec2: &Client,
+    version: &str,
+    size: u32,
+) -> (String, Vec<String>) {
+    let template = rich_template(ec2, "web").await;
+    moto.create_asg_at(
+        moto::PROD,
+        "us-east-1",
+        "web-asg",
+        (&template, version),
+        size,
+    )
+    .await;
+    let members = members(ec2, "web-asg").await;
+    assert_eq!(members.len(), size as usize);
+    (template, members)
+}
+
+/// Every version of a launch template, oldest first.
+async fn versions(ec2: &Client, template: &str) -> Vec<aws_sdk_ec2::types::LaunchTemplateVersion> {
+    let mut versions = ec2
+        .describe_launch_template_versions()
+        .launch_template_id(template)
+        .send()
+        .await
+        .unwrap()
+        .launch_template_versions()
+        .to_vec();
+    versions.sort_by_key(|v| v.version_number());
+    versions
+}
+
+async fn default_version(ec2: &Client, template: &str) -> i64 {
+    ec2.describe_launch_templates()
+        .launch_template_ids(template)
+        .send()
+        .await
+        .unwrap()
+        .launch_templates()[0]
+        .default_version_number()
+        .unwrap()
+}
+
+/// The version after `old`, as a template step makes it: the same data on the golden image,
+/// described as fleetscope's.
+fn assert_copied(
+    old: &aws_sdk_ec2::types::LaunchTemplateVersion,
+    new: &aws_sdk_ec2::types::LaunchTemplateVersion,
+) {
+    let mut expected = old.launch_template_data().unwrap().clone();
+    expected.image_id = Some(GOLDEN.to_owned());
+    assert_eq!(new.launch_template_data(), Some(&expected));
+    assert_eq!(
+        new.version_description(),
+        Some(
+            format!(
+                "fleetscope: {GOLDEN} from version {}",
+                old.version_number().unwrap()
+            )
+            .as_str()
+        )
+    );
+}
+
+/// The old members are gone and as many run in their place, every one on the golden image.
+async fn assert_all_golden(ec2: &Client, group: &str, old: &[String]) {
+    for member in old {
+        assert_eq!(state(ec2, member).await, InstanceStateName::Terminated);
+    }
+    let now = members(ec2, group).await;
+    assert_eq!(now.len(), old.len(), "{now:?}");
+    for member in &now {
+        assert_eq!(image_of(ec2, member).await, GOLDEN, "{member}");
+    }
+}
+
+/// The calls one template step made: from its look at the group (a DescribeAutoScalingGroups)
+/// to its last call, `last`.
+fn step_calls<'a>(log: &'a [Call], last: &str) -> Vec<&'a str> {
+    let end = position(log, last);
+    let start = log[..end]
+        .iter()
+        .rposition(|c| c.action == "DescribeAutoScalingGroups")
+        .expect("the step looks at its group first");
+    actions(&log[start..=end])
+}
+
+/// The template step's journal, in words.
+fn template_journal(env: &Env) -> Vec<&'static str> {
+    env.journal()
+        .iter()
+        .filter(|r| !r.dry_run && r.instance_id == GROUP_KEY)
+        .map(|r| match r.step {
+            Step::Intent {
+                call: Sent::CreateTemplate,
+            } => "send create",
+            Step::TemplateCreated { .. } => "created",
+            Step::Intent {
+                call: Sent::PointGroup,
+            } => "send point",
+            Step::GroupPointed { .. } => "pointed",
+            _ => "other",
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_at_default_gets_a_new_default_version_and_rolls_onto_the_golden_image() {
+    let moto = start();
+    let ec2 = moto.client(moto::PROD, "us-east-1").await;
+    let (template, old) = drifted_group(&moto, &ec2, "%24Default", 2).await;
+    let before = versions(&ec2, &template).await;
+    assert_eq!(before.len(), 1);
+    let proxy = proxy(&moto, None).await;
+    let env = Env::at(&moto, &proxy.url());
+    let ids: Vec<&str> = old.iter().map(String::as_str).collect();
+    let queue = env.queue(&ids);
+    assert!(matches!(
+        queue.entries[0].strategy,
+        Strategy::AwsTerminateInGroup { .. }
+    ));
+
+    // Template updates off: today's refusal, nothing changed.
+    let out = env.run(&["--no-template-updates", "queue", "apply", "--yes"]);
+    assert!(out.status.success(), "{}", output(&out));
+    let refusal = format!(
+        "template drift: web-asg launches {OLD} (launch template {template} version $Default (1)); point its template at {GOLDEN} first"
+    );
+    assert!(output(&out).contains(&refusal), "{}", output(&out));
+    assert_eq!(versions(&ec2, &template).await, before);
+
+    // The typed confirmation names the template step.
+    let out = env.run(&["queue", "apply"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("Type \"replace 2, update 1 template\""),
+        "{}",
+        stderr(&out)
+    );
+
+    // A dry run says what it would do and changes nothing.
+    let out = env.run(&["queue", "apply", "--dry-run"]);
+    assert!(out.status.success(), "{}", output(&out));
+    let step = format!(
+        "point web-asg at {GOLDEN} (launch template web: version 2, from version 1; then made the default version, which the group launches)"
+    );
+    assert!(output(&out).contains(&step), "{}", output(&out));
+    assert!(output(&out).contains("would succeed"), "{}", output(&out));
+    assert_eq!(versions(&ec2, &template).await, before);
+    assert_eq!(default_version(&ec2, &template).await, 1);
+    for member in &old {
+        assert_eq!(state(&ec2, member).await, InstanceStateName::Running);
+    }
+    assert_eq!(env.saved_queue(), queue);
+
+    proxy.reset();
+    let out = env.run(&["queue", "apply", "--yes"]);
+    assert!(out.status.success(), "{}", output(&out));
+    assert!(
+        stderr(&out).contains("1 templates updated"),
+        "{}",
+        stderr(&out)
+    );
+    let after = versions(&ec2, &template).await;
+    assert_eq!(after.len(), 2);
+    let mut old_version = after[0].clone();
+    assert_eq!(old_version.default_version, Some(false));
+    // Only whether it is the default changed.
+    old_version.default_version = before[0].default_version;
+    assert_eq!(old_version, before[0], "the old version is unchanged");
+    assert_copied(&before[0], &after[1]);
+    assert_eq!(default_version(&ec2, &template).await, 2);
+    assert_all_golden(&ec2, "web-asg", &old).await;
+    assert!(env.saved_queue().entries.is_empty());
+    assert_eq!(
+        template_journal(&env),
+        ["send create", "created", "send point", "pointed"]
+    );
+
+    // Calls: the plan looks at every member's group and its template version, and once, for
+    // all of them, at the group's template (the source version and those after it); the step
+    // itself makes five.
+    let log = proxy.log();
+    assert_eq!(
+        step_calls(&log, "ModifyLaunchTemplate"),
+        [
+            "DescribeAutoScalingGroups",
+            "DescribeLaunchTemplateVersions",
+            "DescribeLaunchTemplateVersions",
+            "CreateLaunchTemplateVersion",
+            "ModifyLaunchTemplate"
+        ]
+    );
+    let plans = &log[..position(&log, "ModifyLaunchTemplate") - 4];
+    let count = |action: &str| plans.iter().filter(|c| c.action == action).count();
+    assert_eq!(
+        count("DescribeAutoScalingGroups"),
+        2,
+        "{:?}",
+        actions(plans)
+    );
+    assert_eq!(
+        count("DescribeLaunchTemplateVersions"),
+        2 + 2,
+        "{:?}",
+        actions(plans)
+    );
+    assert_eq!(plans.len(), 6, "{:?}", actions(plans));
+    let calls = proxy.calls();
+    assert_eq!(calls.get("CreateLaunchTemplateVersion"), Some(&1));
+    assert_eq!(calls.get("ModifyLaunchTemplate"), Some(&1));
+    assert_eq!(calls.get("UpdateAutoScalingGroup"), None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_at_latest_launches_the_new_version_with_no_call_to_point_it() {
+    let moto = start();
+    let ec2 = moto.client(moto::PROD, "us-east-1").await;
+    let (template, old) = drifted_group(&moto, &ec2, "%24Latest", 2).await;
+    let before = versions(&ec2, &template).await;
+    let proxy = proxy(&moto, None).await;
+    let env = Env::at(&moto, &proxy.url());
+    let ids: Vec<&str> = old.iter().map(String::as_str).collect();
+    env.queue(&ids);
+
+    let out = env.run(&["queue", "apply", "--dry-run"]);
+    assert!(out.status.success(), "{}", output(&out));
+    assert!(
+        output(&out).contains(&format!(
+            "point web-asg at {GOLDEN} (launch template web: version 2, from version 1, which the group launches as $Latest)"
+        )),
+        "{}",
+        output(&out)
+    );
+    assert_eq!(versions(&ec2, &template).await, before);
+
+    proxy.reset();
+    let out = env.run(&["queue", "apply", "--yes"]);
+    assert!(out.status.success(), "{}", output(&out));
+    let after = versions(&ec2, &template).await;
+    assert_eq!(after.len(), 2);
+    assert_eq!(after[0], before[0]);
+    assert_copied(&before[0], &after[1]);
+    assert_eq!(
+        default_version(&ec2, &template).await,
+        1,
+        "the default stays"
+    );
+    assert_all_golden(&ec2, "web-asg", &old).await;
+    assert_eq!(
+        template_journal(&env),
+        ["send create", "created", "pointed"]
+    );
+    let log = proxy.log();
+    assert_eq!(
+        step_calls(&log, "CreateLaunchTemplateVersion"),
+        [
+            "DescribeAutoScalingGroups",
+            "DescribeLaunchTemplateVersions",
+            "CreateLaunchTemplateVersion"
+        ]
+    );
+    let calls = proxy.calls();
+    assert_eq!(calls.get("ModifyLaunchTemplate"), None);
+    assert_eq!(calls.get("UpdateAutoScalingGroup"), None);
+}
+
+async fn group_of(moto: &Moto, name: &str) -> aws_sdk_autoscaling::types::AutoScalingGroup {
+    moto.autoscaling(moto::PROD, "us-east-1")
+        .await
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(name)
+        .send()
+        .await
+        .unwrap()
+        .auto_scaling_groups()[0]
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_at_a_version_number_is_moved_to_the_new_version() {
+    let moto = start();
+    let ec2 = moto.client(moto::PROD, "us-east-1").await;
+    let (template, old) = drifted_group(&moto, &ec2, "1", 2).await;
+    let before = versions(&ec2, &template).await;
+    let proxy = proxy(&moto, None).await;
+    let env = Env::at(&moto, &proxy.url());
+    let ids: Vec<&str> = old.iter().map(String::as_str).collect();
+    env.queue(&ids);
+
+    let out = env.run(&["queue", "apply", "--dry-run"]);
+    assert!(out.status.success(), "{}", output(&out));
+    assert!(
+        output(&out).contains(&format!(
+            "point web-asg at {GOLDEN} (launch template web: version 2, from version 1; then the group launches it instead of 1)"
+        )),
+        "{}",
+        output(&out)
+    );
+    assert_eq!(versions(&ec2, &template).await, before);
+    let version = |g: aws_sdk_autoscaling::types::AutoScalingGroup| {
+        g.launch_template()
+            .and_then(|t| t.version())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        version(group_of(&moto, "web-asg").await).as_deref(),
+        Some("1")
+    );
+
+    proxy.reset();
+    let out = env.run(&["queue", "apply", "--yes"]);
+    assert!(out.status.success(), "{}", output(&out));
+    let after = versions(&ec2, &template).await;
+    assert_eq!(after.len(), 2);
+    assert_eq!(after[0], before[0]);
+    assert_copied(&before[0], &after[1]);
+    assert_eq!(
+        version(group_of(&moto, "web-asg").await).as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        default_version(&ec2, &template).await,
+        1,
+        "the default stays"
+    );
+    assert_all_golden(&ec2, "web-asg", &old).await;
+    assert_eq!(
+        step_calls(&proxy.log(), "UpdateAutoScalingGroup"),
+        [
+            "DescribeAutoScalingGroups",
+            "DescribeLaunchTemplateVersions",
+            "DescribeLaunchTemplateVersions",
+            "CreateLaunchTemplateVersion",
+            "UpdateAutoScalingGroup"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mixed_instances_policy_is_resent_with_only_its_version_changed() {
+    use aws_sdk_autoscaling::types::{
+        InstancesDistribution, LaunchTemplate, LaunchTemplateOverrides,
+        LaunchTemplateSpecification, MixedInstancesPolicy,
+    };
+    let moto = start();
+    let ec2 = moto.client(moto::PROD, "us-east-1").await;
+    let autoscaling = moto.autoscaling(moto::PROD, "us-east-1").await;
+    let subnets = ec2.describe_subnets().send().await.unwrap();
+    let subnet = subnets.subnets()[0].subnet_id().unwrap().to_owned();
+    let template = rich_template(&ec2, "web").await;
+    let other = moto::launch_template(&ec2, "web-arm", OLD).await;
+    let spec = |id: &str| {
+        LaunchTemplateSpecification::builder()
+            .launch_template_id(id)
+            .version("1")
+            .build()
+    };
+    let mixed = |name: &str, overrides: Vec<LaunchTemplateOverrides>| {
+        autoscaling
+            .create_auto_scaling_group()
+            .auto_scaling_group_name(name)
+            .mixed_instances_policy(
+                MixedInstancesPolicy::builder()
+                    .launch_template(
+                        LaunchTemplate::builder()
+                            .launch_template_specification(spec(&template))
+                            .set_overrides(Some(overrides))
+                            .build(),
+                    )
+                    .instances_distribution(
+                        // (moto rounds a half On-Demand share above the base down to
+                        // nothing and launches one member short: none above the base.)
+                        InstancesDistribution::builder()
+                            .on_demand_base_capacity(1)
+                            .on_demand_percentage_above_base_capacity(0)
+                            .spot_allocation_strategy("price-capacity-optimized")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .min_size(2)
+            .max_size(2)
+            .desired_capacity(2)
+            .vpc_zone_identifier(&subnet)
+            .send()
+    };
+    let sizes = |kinds: &[(&str, &str)]| {
+        kinds
+            .iter()
+            .map(|(kind, weight)| {
+                LaunchTemplateOverrides::builder()
+                    .instance_type(*kind)
+                    .weighted_capacity(*weight)
+                    .build()
+            })
+            .collect::<Vec<_>>()
+    };
+    mixed("web-asg", sizes(&[("t3.micro", "1"), ("t3.small", "2")]))
+        .await
+        .unwrap();
+    // Its overrides name a template of their own: no faithful template step.
+    let mut arm = sizes(&[("t3.micro", "1")]);
+    arm.push(
+        LaunchTemplateOverrides::builder()
+            .instance_type("t4g.micro")
+            .launch_template_specification(spec(&other))
+            .build(),
+    );
+    mixed("arm-asg", arm).await.unwrap();
+    let old = members(&ec2, "web-asg").await;
+    let arm_members = members(&ec2, "arm-asg").await;
+    let before = group_of(&moto, "web-asg").await;
+    let before_versions = versions(&ec2, &template).await;
+    let env = Env::new(&moto);
+    let mut ids: Vec<&str> = old.iter().map(String::as_str).collect();
+    ids.push(&arm_members[0]);
+    env.queue(&ids);
+
+    let out = env.run(&["queue", "apply", "--yes"]);
+    assert!(out.status.success(), "{}", output(&out));
+    let plan = output(&out);
+    assert!(
+        plan.contains(&format!(
+            "point web-asg at {GOLDEN} (mixed instances policy, launch template web: version 2, from version 1; then the group launches it instead of 1)"
+        )),
+        "{plan}"
+    );
+    let left = plan
+        .lines()
+        .find(|l| l.contains(&format!("{}:", arm_members[0])))
+        .unwrap_or_else(|| panic!("{plan}"));
+    assert!(
+        left.contains("template drift: arm-asg launches")
+            && left.contains(
+                &format!("a template step cannot fix it: overrides of its mixed instances policy name launch templates of their own ({other})")
+            ),
+        "{left}"
+    );
+    assert_eq!(
+        state(&ec2, &arm_members[0]).await,
+        InstanceStateName::Running
+    );
+
+    let after = group_of(&moto, "web-asg").await;
+    let policy = |g: &aws_sdk_autoscaling::types::AutoScalingGroup| {
+        g.mixed_instances_policy().unwrap().clone()
+    };
+    let (was, now) = (policy(&before), policy(&after));
+    assert_eq!(
+        now.launch_template()
+            .and_then(|t| t.launch_template_specification())
+            .and_then(|s| s.version()),
+        Some("2")
+    );
+    assert_eq!(
+        now.launch_template().map(|t| t.overrides()),
+        was.launch_template().map(|t| t.overrides()),
+        "the overrides are kept"
+    );
+    assert_eq!(now.instances_distribution(), was.instances_distribution());
+    let after_versions = versions(&ec2, &template).await;
+    assert_eq!(after_versions.len(), 2);
+    assert_eq!(after_versions[0], before_versions[0]);
+    assert_copied(&before_versions[0], &after_versions[1]);
+    assert_all_golden(&ec2, "web-asg", &old).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_launch_configuration_is_copied_onto_the_golden_image_unless_aws_refuses() {
+    use aws_sdk_autoscaling::types::{
+        BlockDeviceMapping, Ebs, InstanceMetadataOptions, InstanceMonitoring,
+    };
+    let moto = start();
+    let ec2 = moto.client(moto::PROD, "us-east-1").await;
+    let autoscaling = moto.autoscaling(moto::PROD, "us-east-1").await;
+    let subnets = ec2.describe_subnets().send().await.unwrap();
+    let subnet = subnets.subnets()[0].subnet_id().unwrap().to_owned();
+    let sg = moto::security_group_open_to_world(&ec2, 443).await;
+    autoscaling
+        .create_launch_configuration()
+        .launch_configuration_name("web-lc")
+        .image_id(OLD)
+        .instance_type("t3.micro")
+        .key_name("ops")
+        .security_groups(&sg)
+        .user_data("IyEvYmluL3NoCmVjaG8gd2ViCg==")
+        .iam_instance_profile("web-profile")
+        .ebs_optimized(true)
+        .associate_public_ip_address(true)
+        .instance_monitoring(InstanceMonitoring::builder().enabled(true).build())
+        .block_device_mappings(
+            BlockDeviceMapping::builder()
+                .device_name("/dev/xvda")
+                .ebs(Ebs::builder().volume_size(40).volume_type("gp3").build())
+                .build(),
+        )
+        .metadata_options(
+            InstanceMetadataOptions::builder()
+                .http_tokens(aws_sdk_autoscaling::types::InstanceMetadataHttpTokensState::Required)
+                .http_put_response_hop_limit(2)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    autoscaling
+        .create_auto_scaling_group()
+        .auto_scaling_group_name("lc-asg")
+        .launch_configuration_name("web-lc")
+        .min_size(2)
+        .max_size(2)
+        .desired_capacity(2)
+        .vpc_zone_identifier(&subnet)
+        .send()
+        .await
+        .unwrap();
+    let old = members(&ec2, "lc-asg").await;
+    let ids: Vec<&str> = old.iter().map(String::as_str).collect();
+    let configurations = || async {
+        autoscaling
+            .describe_launch_configurations()
+            .send()
+            .await
+            .unwrap()
+            .launch_configurations()
+            .to_vec()
+    };
+    let before = configurations().await;
+    let copy = format!("web-lc-{GOLDEN}");
+
+    // An account where AWS refuses new launch configurations: one line, nothing changed.
+    let refusing = proxy(
+        &moto,
+        Some(Fault::Refuse {
+            action: "CreateLaunchConfiguration",
+            code: "UnsupportedOperation",
+            message: "The Launch Configuration creation operation is not available in your account. Use launch templates to create configuration templates for your Auto Scaling groups.",
+        }),
+    )
+    .await;
+    let env = Env::at(&moto, &refusing.url());
+    env.queue(&ids);
+    let out = env.run(&["queue", "apply", "--yes"]);
+    assert_eq!(out.status.code(), Some(2), "{}", output(&out));
+    assert!(
+        stderr(&out).contains(
+            "AWS refuses new launch configurations in this account: move lc-asg to a launch template, then apply again"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(configurations().await, before);
+    for member in &old {
+        assert_eq!(state(&ec2, member).await, InstanceStateName::Running);
+    }
+
+    let proxy = proxy(&moto, None).await;
+    let env = Env::at(&moto, &proxy.url());
+    env.queue(&ids);
+    let out = env.run(&["queue", "apply", "--dry-run"]);
+    assert!(out.status.success(), "{}", output(&out));
+    assert!(
+        output(&out).contains(&format!(
+            "point lc-asg at {GOLDEN} (launch configuration web-lc: a copy, {copy}, which the group then launches)"
+        )),
+        "{}",
+        output(&out)
+    );
+    assert_eq!(configurations().await, before, "a dry run makes no copy");
+
+    proxy.reset();
+    let out = env.run(&["queue", "apply", "--yes"]);
+    assert!(out.status.success(), "{}", output(&out));
+    let after = configurations().await;
+    assert_eq!(after.len(), 2);
+    let old_lc = after
+        .iter()
+        .find(|c| c.launch_configuration_name() == Some("web-lc"))
+        .unwrap();
+    assert_eq!(old_lc, &before[0], "the old configuration is unchanged");
+    let mut made = after
+        .iter()
+        .find(|c| c.launch_configuration_name() == Some(copy.as_str()))
+        .unwrap()
+        .clone();
+    assert_eq!(made.image_id(), Some(GOLDEN));
+    // Every field the same but its name, ARN, time and image.
+    made.launch_configuration_name = old_lc.launch_configuration_name.clone();
+    made.launch_configuration_arn = old_lc.launch_configuration_arn.clone();
+    made.created_time = old_lc.created_time;
+    made.image_id = old_lc.image_id.clone();
+    assert_eq!(&made, old_lc);
+    assert_eq!(
+        group_of(&moto, "lc-asg").await.launch_configuration_name(),
+        Some(copy.as_str())
+    );
+    assert_all_golden(&ec2, "lc-asg", &old).await;
+    assert_eq!(
+        step_calls(&proxy.log(), "UpdateAutoScalingGroup"),
+        [
+            "DescribeAutoScalingGroups",
+            "DescribeLaunchConfigurations",
+            "CreateLaunchConfiguration",
+            "UpdateAutoScalingGroup"
+        ]
+    );
+}
+
+/// A template step killed mid-call (`action` held by the proxy, forwarded to moto first when
+/// `reached`), then applied again: one new version ever, every member on the golden image.
+async fn template_step_killed_during(version: &str, action: &str, reached: bool) {
+    let moto = start();
+    let ec2 = moto.client(moto::PROD, "us-east-1").await;
+    let (template, old) = drifted_group(&moto, &ec2, version, 2).await;
+    let proxy = proxy(&moto, None).await;
+    let env = Env::at(&moto, &proxy.url());
+    let ids: Vec<&str> = old.iter().map(String::as_str).collect();
+    env.queue(&ids);
+    env.apply_killed_during(&proxy, action, reached);
+    for member in &old {
+        assert_eq!(state(&ec2, member).await, InstanceStateName::Running);
+    }
+    proxy.reset();
+
+    let out = env.run(&["queue", "apply", "--yes"]);
+    let context = format!("{version} {action} {reached}");
+    assert!(out.status.success(), "{context}: {}", output(&out));
+    let after = versions(&ec2, &template).await;
+    assert_eq!(after.len(), 2, "{context}: one new version, ever");
+    assert_copied(&after[0], &after[1]);
+    assert_eq!(
+        proxy.calls().get("CreateLaunchTemplateVersion"),
+        None,
+        "{context}: not made again"
+    );
+    // Sent again only when it never reached moto.
+    assert_eq!(
+        proxy.calls().get(action).copied(),
+        (!reached).then_some(1),
+        "{context}"
+    );
+    let journal = template_journal(&env);
+    assert_eq!(
+        journal.iter().filter(|s| **s == "created").count(),
+        1,
+        "{context}: {journal:?}"
+    );
+    assert_all_golden(&ec2, "web-asg", &old).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_between_the_new_version_and_the_group_resumes_without_a_second_version() {
+    template_step_killed_during("%24Default", "ModifyLaunchTemplate", false).await;
+    template_step_killed_during("%24Default", "ModifyLaunchTemplate", true).await;
+    template_step_killed_during("1", "UpdateAutoScalingGroup", false).await;
+    template_step_killed_during("1", "UpdateAutoScalingGroup", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_version_made_just_before_a_crash_is_found_by_its_description() {
+    let moto = start();
+    let ec2 = moto.client(moto::PROD, "us-east-1").await;
+    let (template, old) = drifted_group(&moto, &ec2, "%24Default", 2).await;
+    let proxy = proxy(&moto, None).await;
+    let env = Env::at(&moto, &proxy.url());
+    let ids: Vec<&str> = old.iter().map(String::as_str).collect();
+    env.queue(&ids);
+    // Made, and the answer lost with the process.
+    env.apply_killed_during(&proxy, "CreateLaunchTemplateVersion", true);
+    assert_eq!(versions(&ec2, &template).await.len(), 2);
+    proxy.reset();
+
+    let out = env.run(&["queue", "apply", "--dry-run"]);
+    assert!(
+        output(&out).contains("version 2, made by an earlier apply, from version 1"),
+        "{}",
+        output(&out)
+    );
+    let out = env.run(&["queue", "apply", "--yes"]);
+    assert!(out.status.success(), "{}", output(&out));
+    assert_eq!(
+        versions(&ec2, &template).await.len(),
+        2,
+        "no second version"
+    );
+    assert_eq!(default_version(&ec2, &template).await, 2);
+    assert_eq!(proxy.calls().get("CreateLaunchTemplateVersion"), None);
+    assert_eq!(
+        template_journal(&env),
+        ["send create", "created", "send point", "pointed"]
+    );
+    assert_all_golden(&ec2, "web-asg", &old).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_canary_stops_the_rollout_and_names_the_way_back() {
+    let moto = start();
+    let ec2 = moto.client(moto::PROD, "us-east-1").await;
+    let (template, old) = drifted_group(&moto, &ec2, "%24Default", 3).await;
+    // The canary's replacement never comes into service.
+    let proxy = proxy(
+        &moto,
+        Some(Fault::NewMembersPending(Duration::from_secs(600))),
+    )
+    .await;
+    let mut env = Env::at(&moto, &proxy.url());
+    env.set("FLEETSCOPE_ROLLOUT_HEALTH_TIMEOUT_SECS", "3");
+    let ids: Vec<&str> = old.iter().map(String::as_str).collect();
+    env.queue(&ids);
+
+    let out = env.run(&["queue", "apply", "--yes"]);
+    assert_eq!(out.status.code(), Some(2), "{}", output(&out));
+    let err = stderr(&out);
+    let way_back = format!(
+        "its group now launches launch template web version 2: aws ec2 modify-launch-template --launch-template-id {template} --default-version 1 --region us-east-1 --profile prod points it back"
+    );
+    assert!(err.contains("timed out after 3s"), "{err}");
+    assert!(err.contains(&way_back), "{err}");
+    assert!(err.contains("2 never started"), "{err}");
+    let mut terminated = 0;
+    for member in &old {
+        if state(&ec2, member).await == InstanceStateName::Terminated {
+            terminated += 1;
+        }
+    }
+    assert_eq!(terminated, 1, "only the canary");
+    assert_eq!(default_version(&ec2, &template).await, 2);
+    let failed = env
+        .journal()
+        .iter()
+        .find_map(|r| match &r.step {
+            Step::Failed { error } => Some(error.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(failed.contains(&way_back), "{failed}");
+    assert_eq!(env.saved_queue().entries.len(), 3);
 }

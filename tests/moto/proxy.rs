@@ -34,6 +34,13 @@ pub enum Fault {
     NewMembersPending(Duration),
     /// Targets registered through this proxy are reported `unhealthy`: a failed health check.
     RegisteredTargetsUnhealthy,
+    /// Every request for `action` (an Auto Scaling API call) is refused with this error code and
+    /// message, as AWS refuses what an account may not do; other calls pass.
+    Refuse {
+        action: &'static str,
+        code: &'static str,
+        message: &'static str,
+    },
 }
 
 /// One request seen, in order.
@@ -240,6 +247,16 @@ async fn serve(
                 let answer = forward(upstream, &head, &body).await?;
                 initializing_new_instances(answer, *delay, seen)
             }
+            Some(Fault::Refuse {
+                action: refused,
+                code,
+                message,
+            }) if action == *refused => canned(
+                "400 Bad Request",
+                &format!(
+                    "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>proxy</RequestId></ErrorResponse>"
+                ),
+            ),
             Some(Fault::RegisteredTargetsUnhealthy) if action == "DescribeTargetHealth" => {
                 let answer = forward(upstream, &head, &body).await?;
                 unhealthy_registered(answer, seen)

@@ -461,6 +461,8 @@ pub(crate) struct GroupLaunch {
     /// Why some launch could not be resolved to an image.
     pub unresolved: Option<String>,
     pub members: Vec<Member>,
+    /// The group as described, for a template step to change what it launches.
+    pub described: aws_sdk_autoscaling::types::AutoScalingGroup,
 }
 
 #[derive(Clone)]
@@ -565,6 +567,7 @@ async fn group_launch(
         images: Vec::new(),
         unresolved: None,
         members: members_of(group),
+        described: group.clone(),
     };
     let mut specs = Vec::new();
     if let Some(spec) = group.launch_template() {

@@ -1,8 +1,10 @@
 //! The AWS room: settings and client setup shared by the collector (`collect`) and the
-//! executor (`replace`). The only place that imports the AWS SDK.
+//! executor (`replace`, its template steps in `template`). The only place that imports the
+//! AWS SDK.
 
 mod collect;
 mod replace;
+mod template;
 
 use std::time::Duration;
 

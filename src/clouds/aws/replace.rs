@@ -22,6 +22,7 @@ use futures::future::BoxFuture;
 use tokio::time::Instant;
 
 use super::collect::{describe_groups, group_launches, members_of};
+use super::template::{Found, Templates};
 use super::{self as source, Clients, Settings};
 use crate::queue::journal::{Call, Step};
 use crate::queue::rollout::{
@@ -40,19 +41,20 @@ pub struct AwsExecutor {
     groups: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<GroupLook>>>>>,
     /// Whether an instance type comes with instance-store volumes; types do not change.
     instance_store: tokio::sync::Mutex<HashMap<String, bool>>,
+    templates: Templates,
 }
 
 /// One entry's clients and where they point, for messages.
-struct Target<'a> {
-    clients: Clients,
+pub(super) struct Target<'a> {
+    pub(super) clients: Clients,
     /// "aws:prod us-east-1"
     place: String,
-    entry: &'a QueueEntry,
+    pub(super) entry: &'a QueueEntry,
 }
 
 impl Target<'_> {
     /// Maps an SDK error to one line naming the call and where it went.
-    fn failed<E, R>(
+    pub(super) fn failed<E, R>(
         &self,
         action: &'static str,
     ) -> impl Fn(SdkError<E, R>) -> String + use<'_, E, R>
@@ -63,7 +65,7 @@ impl Target<'_> {
         move |e| format!("{action} ({}): {}", self.place, source::describe(&e))
     }
 
-    fn located(&self, error: String) -> String {
+    pub(super) fn located(&self, error: String) -> String {
         format!("{} ({})", error, self.place)
     }
 }
@@ -85,6 +87,7 @@ impl AwsExecutor {
             clients: tokio::sync::Mutex::default(),
             groups: std::sync::Mutex::default(),
             instance_store: tokio::sync::Mutex::default(),
+            templates: Templates::default(),
         }
     }
 
@@ -122,7 +125,7 @@ impl AwsExecutor {
 }
 
 /// A dry run's answer: EC2 says "DryRunOperation" when the real call would have been allowed.
-fn dry_run_outcome<E: ProvideErrorMetadata + std::error::Error + 'static, T>(
+pub(super) fn dry_run_outcome<E: ProvideErrorMetadata + std::error::Error + 'static, T>(
     target: &Target<'_>,
     what: &'static str,
     answer: Result<T, SdkError<E, aws_sdk_ec2::config::http::HttpResponse>>,
@@ -134,7 +137,7 @@ fn dry_run_outcome<E: ProvideErrorMetadata + std::error::Error + 'static, T>(
     }
 }
 
-fn group_key(entry: &QueueEntry, group: &str) -> String {
+pub(super) fn group_key(entry: &QueueEntry, group: &str) -> String {
     format!("{}/{}/{group}", entry.source, entry.region)
 }
 
@@ -167,20 +170,31 @@ impl Executor for AwsExecutor {
 
     fn update_template<'a>(
         &'a self,
-        _member: &'a QueueEntry,
-        step: &'a TemplateStep,
-        _steps: &'a Steps,
+        member: &'a QueueEntry,
+        _step: &'a TemplateStep,
+        steps: &'a Steps,
     ) -> BoxFuture<'a, Result<TemplateDone, String>> {
-        futures::future::ready(Err(format!(
-            "{}: template steps are not built for AWS yet",
-            step.group
-        )))
+        async move {
+            let target = self.target(member).await?;
+            let golden = member
+                .target_image
+                .as_deref()
+                .ok_or("no golden image to point the group at")?;
+            let Strategy::AwsTerminateInGroup { group } = &member.strategy else {
+                return Err(format!(
+                    "not a group member: {}",
+                    member.strategy.describe()
+                ));
+            };
+            self.templates.update(&target, group, golden, steps).await
+        }
         .boxed()
     }
 }
 
 impl AwsExecutor {
     async fn inspect_one(&self, entry: &QueueEntry) -> Result<Inspection, String> {
+        let asked = Instant::now();
         let target = self.target(entry).await?;
         let Some(golden) = entry.target_image.as_deref() else {
             return Ok(Inspection {
@@ -201,15 +215,40 @@ impl AwsExecutor {
                         template: None,
                     });
                 };
-                Ok(Inspection {
-                    group: Some(GroupCapacity {
-                        key: group_key(entry, group),
-                        desired: launch.desired,
-                    }),
-                    blocked: launch
-                        .refuses(golden)
-                        .map(|why| format!("group {group}: {why}")),
-                    template: None,
+                let capacity = Some(GroupCapacity {
+                    key: group_key(entry, group),
+                    desired: launch.desired,
+                });
+                let Some(why) = launch.refuses(golden) else {
+                    return Ok(Inspection {
+                        group: capacity,
+                        blocked: None,
+                        template: None,
+                    });
+                };
+                if launch.unresolved.is_some() {
+                    return Ok(Inspection {
+                        group: capacity,
+                        blocked: Some(format!("group {group}: {why}")),
+                        template: None,
+                    });
+                }
+                // It launches another image: a template step may point it at the golden one.
+                let found = self
+                    .templates
+                    .inspect(&target, group, launch, golden, asked)
+                    .await?;
+                Ok(match found {
+                    Found::Step(step) => Inspection {
+                        group: capacity,
+                        blocked: None,
+                        template: Some(step),
+                    },
+                    Found::Blocked(why) => Inspection {
+                        group: capacity,
+                        blocked: Some(why),
+                        template: None,
+                    },
                 })
             }
             Strategy::AwsLaunchCopy => {
@@ -322,7 +361,12 @@ impl AwsExecutor {
             let launch = launches
                 .get(group)
                 .ok_or_else(|| format!("its Auto Scaling group {group} no longer exists"))?;
-            if let Some(why) = launch.refuses(golden) {
+            // A dry run's template step changed nothing, but found it could.
+            let pointed = steps.dry_run
+                && self
+                    .templates
+                    .dry_run_pointed(&group_key(entry, group), golden);
+            if let Some(why) = launch.refuses(golden).filter(|_| !pointed) {
                 return Err(format!("group {group}: {why}"));
             }
             let member = launch.members.iter().find(|m| &m.id == old);
