@@ -1588,7 +1588,7 @@ async fn a_group_at_default_gets_a_new_default_version_and_rolls_onto_the_golden
     let out = env.run(&["queue", "apply", "--yes"]);
     assert!(out.status.success(), "{}", output(&out));
     assert!(
-        stderr(&out).contains("1 templates updated"),
+        stderr(&out).contains("1 template updated"),
         "{}",
         stderr(&out)
     );
