@@ -61,6 +61,25 @@ impl Env {
         command
     }
 
+    /// `--demo queue apply --yes`, failures tolerated, its progress read line by line.
+    fn spawn_apply(
+        &self,
+    ) -> (
+        std::process::Child,
+        std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
+    ) {
+        use std::io::BufRead;
+        let mut child = self
+            .command(&["--demo", "queue", "apply", "--yes"], NO_CLOUD)
+            .envs([("FLEETSCOPE_ROLLOUT_MAX_FAILURES", "100")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        (child, lines)
+    }
+
     fn journal(&self) -> Vec<Record> {
         Journal::read(&self.path("data/demo/journal.jsonl")).unwrap()
     }
@@ -401,19 +420,11 @@ fn a_crash_after_any_journaled_step_resumes_without_doing_anything_twice() {
 /// The real thing: SIGKILL mid-wave, at a few moments, then an apply again.
 #[test]
 fn killed_mid_wave_then_applied_again_nothing_is_replaced_twice() {
-    use std::io::{BufRead, BufReader};
     for after in [1, 3, 6] {
         let env = Env::new();
         save_queue(&env.path("data/demo/queue.json"), demo_entries(40));
         let tolerant = [("FLEETSCOPE_ROLLOUT_MAX_FAILURES", "100")];
-        let mut child = env
-            .command(&["--demo", "queue", "apply", "--yes"], NO_CLOUD)
-            .envs(tolerant)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let (mut child, lines) = env.spawn_apply();
         let mut finished = 0;
         for line in lines {
             if line.unwrap().ends_with(": replaced") {
@@ -481,17 +492,9 @@ fn an_instance_queued_twice_is_planned_and_replaced_once() {
 /// flight finishes, nothing new starts, and the journal says why.
 #[test]
 fn a_closed_output_stops_the_rollout_cleanly_and_never_aborts_it() {
-    use std::io::{BufRead, BufReader};
     let env = Env::new();
     save_queue(&env.path("data/demo/queue.json"), demo_entries(40));
-    let mut child = env
-        .command(&["--demo", "queue", "apply", "--yes"], NO_CLOUD)
-        .envs([("FLEETSCOPE_ROLLOUT_MAX_FAILURES", "100")])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut child, mut lines) = env.spawn_apply();
     let first = lines.next().unwrap().unwrap();
     assert!(first.starts_with("wave 1 of"), "{first}");
     drop(lines);
@@ -580,18 +583,10 @@ fn a_dry_run_writes_its_plan_to_stdout_and_counts_what_cannot_run() {
 /// many are still queued, which is none once the queue is cleared.
 #[test]
 fn a_queue_cleared_during_an_apply_stops_what_has_not_started() {
-    use std::io::{BufRead, BufReader};
     let env = Env::new();
     let entries = demo_entries(40);
     save_queue(&env.path("data/demo/queue.json"), entries.clone());
-    let mut child = env
-        .command(&["--demo", "queue", "apply", "--yes"], NO_CLOUD)
-        .envs([("FLEETSCOPE_ROLLOUT_MAX_FAILURES", "100")])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut child, mut lines) = env.spawn_apply();
     let mut seen = String::new();
     for line in lines.by_ref() {
         let line = line.unwrap();
@@ -628,18 +623,10 @@ fn a_queue_cleared_during_an_apply_stops_what_has_not_started() {
 /// replaces nothing twice.
 #[test]
 fn a_second_ctrl_c_quits_at_once_and_the_next_apply_repeats_nothing() {
-    use std::io::{BufRead, BufReader};
     let env = Env::new();
     save_queue(&env.path("data/demo/queue.json"), demo_entries(40));
     let tolerant = [("FLEETSCOPE_ROLLOUT_MAX_FAILURES", "100")];
-    let mut child = env
-        .command(&["--demo", "queue", "apply", "--yes"], NO_CLOUD)
-        .envs(tolerant)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut child, mut lines) = env.spawn_apply();
     for line in lines.by_ref() {
         if line.unwrap().ends_with(": replaced") {
             break;
