@@ -1,8 +1,11 @@
-//! An AWS rollout at scale against moto's server: 200 queued instances (two Auto Scaling groups
+//! An AWS rollout at scale against moto's server: 300 queued instances (four Auto Scaling groups
 //! of 50 and 100 standalone), applied by the release binary through a loopback proxy that makes
 //! every replacement take a fixed delay to come into service (moto brings them at once) and
-//! counts every API call. Prints the wall time beside the bound the plan predicts (waves x
-//! delay) and the API calls per replaced instance, by action.
+//! counts every API call. Half the groups are in template drift (their launch template launches
+//! the old image, one under `$Default`, one under a version number): each gets a template step
+//! before its members, the first of them its canary. Prints the wall time beside the bound the
+//! plan predicts (waves x delay) and the API calls per replaced instance, by action (the template
+//! steps' own among them).
 //! `cargo bench --no-default-features --features aws --bench aws_rollout` (moto's server from
 //! `MOTO_SERVER_BIN`, else the `.venv` that `.ci/test` makes).
 
@@ -23,7 +26,10 @@ use moto::{Moto, ami};
 const OWNER: &str = "111122223333";
 const OLD: &str = "ami-0web0000000000002";
 const GOLDEN: &str = "ami-0web0000000000003";
+/// Groups whose template launches the golden image already.
 const GROUPS: [&str; 2] = ["web-a", "web-b"];
+/// Groups whose template launches the old image, with the version each names (URL-encoded).
+const DRIFTED: [(&str, &str); 2] = [("web-c", "%24Default"), ("web-d", "1")];
 const PER_GROUP: u32 = 50;
 const STANDALONE: i32 = 100;
 /// How long each replacement takes to come into service.
@@ -70,6 +76,11 @@ fn main() {
                 .await
                 .unwrap();
         }
+        for (group, version) in DRIFTED {
+            let template = moto::launch_template(&ec2, group, OLD).await;
+            moto.create_asg_at(moto::PROD, "us-east-1", group, (&template, version), PER_GROUP)
+                .await;
+        }
         ec2.run_instances()
             .image_id(OLD)
             .instance_type("t3.micro".into())
@@ -113,7 +124,7 @@ fn main() {
             Command::new(binary)
                 .args(args)
                 .envs(env.clone())
-                .stdout(Stdio::null())
+                .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .output()
                 .unwrap()
@@ -146,32 +157,42 @@ fn main() {
                 .map(|idx| entry_for(&inventory, &eval, idx, now)),
         );
         let queued = queue.entries.len();
-        assert_eq!(queued, GROUPS.len() * PER_GROUP as usize + STANDALONE as usize);
+        let groups = GROUPS.len() + DRIFTED.len();
+        assert_eq!(queued, groups * PER_GROUP as usize + STANDALONE as usize);
         queue.save(&dir.path().join("data").join("queue.json")).unwrap();
 
         proxy.reset();
         let started = Instant::now();
         let out = tokio::task::block_in_place(|| run(&["queue", "apply", "--yes"]));
         let secs = started.elapsed().as_secs_f64();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "{stderr}");
-        let waves: usize = stderr
+        // The plan on stdout, the progress and summary on stderr.
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{printed}");
+        let waves: usize = printed
             .lines()
             .find_map(|l| {
                 let (_, rest) = l.split_once(" replacements in ")?;
                 rest.split_whitespace().next()?.parse().ok()
             })
             .expect("the plan names its waves");
-        // The rollout's own summary, and anything it left queued or skipped, with why.
-        for line in stderr.lines().filter(|l| {
-            l.contains(" replaced, ") || l.contains("skipped:") || l.starts_with("Left queued")
+        // The template steps, the rollout's own summary, and anything it left queued or
+        // skipped, with why.
+        for line in printed.lines().filter(|l| {
+            l.starts_with("  point ")
+                || l.contains(" replaced, ")
+                || l.contains("skipped:")
+                || l.starts_with("Left queued")
         }) {
             println!("  {line}");
         }
         let bound = waves as f64 * DELAY.as_secs_f64();
         println!(
-            "{queued} instances ({} groups of {PER_GROUP} at 10 %, {STANDALONE} standalone {MAX_PARALLEL} at once), each replacement {} s to come into service:",
-            GROUPS.len(),
+            "{queued} instances ({groups} groups of {PER_GROUP} at 10 %, {} of them in template drift; {STANDALONE} standalone {MAX_PARALLEL} at once), each replacement {} s to come into service:",
+            DRIFTED.len(),
             DELAY.as_secs()
         );
         println!(
