@@ -534,11 +534,7 @@ fn add_to_queue(
     let (data, selected) = select_for_queue(global, run, query, snapshot)?;
     let replaceable: Vec<InstanceIdx> = selected
         .into_iter()
-        .filter(|&i| {
-            let image = data.inventory.image_of(i);
-            let eval = data.image_eval(image);
-            eval.verdict != policy::Verdict::Current && eval.golden != Some(image)
-        })
+        .filter(|&i| data.replaceable_image(data.inventory.image_of(i)))
         .collect();
     if replaceable.is_empty() {
         eprintln!("Nothing to queue: the filter selects no instance that is not current.");
@@ -550,7 +546,7 @@ fn add_to_queue(
         .copied()
         .filter(|&i| !queued.contains(&data.instance(i).id))
         .collect();
-    let by_verdict = verdict_counts(&data, &new);
+    let by_verdict = data.count_by_verdict(&new);
     if new.len() > confirm_over
         && !yes
         && !confirm(&format!(
@@ -584,21 +580,6 @@ fn add_to_queue(
     }
     eprintln!("{line}; {} queued in all.", queue.entries.len());
     Ok(ExitCode::SUCCESS)
-}
-
-/// "3 outdated, 1 stale": the instances counted by verdict, most severe first.
-fn verdict_counts(data: &tui::data::Data, instances: &[InstanceIdx]) -> String {
-    policy::Verdict::BY_SEVERITY
-        .iter()
-        .filter_map(|&verdict| {
-            let n = instances
-                .iter()
-                .filter(|&&i| data.verdict(i) == verdict)
-                .count();
-            (n > 0).then(|| format!("{n} {verdict}"))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// `queue remove --filter`: takes the selected instances off the queue.

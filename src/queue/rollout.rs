@@ -1335,6 +1335,27 @@ mod tests {
         (summary, seen)
     }
 
+    /// Runs a plan the test made, with no stop asked: what a confirmation would start.
+    async fn run_confirmed(
+        fixture: &Fixture,
+        confirmed: &Plan,
+        settings: &Settings,
+        executors: &dyn Executors,
+    ) -> Result<Summary, QueueError> {
+        let (events, _rx) = mpsc::unbounded_channel();
+        let (_tx, stop) = watch::channel(None);
+        let request = Request {
+            paths: &fixture.paths,
+            lock: ApplyLock::acquire(&fixture.paths.lock).unwrap(),
+            confirmed,
+            settings,
+            dry_run: false,
+            stop,
+            events,
+        };
+        run(request, executors).await
+    }
+
     fn queued(fixture: &Fixture) -> Vec<String> {
         Queue::load(&fixture.paths.queue)
             .unwrap()
@@ -1466,18 +1487,9 @@ mod tests {
         let queue = Queue::load(&fixture.paths.queue).unwrap();
         let confirmed = plan(&queue, &[], &executor, &settings).await;
         Queue::update(&fixture.paths.queue, |q| q.remove(&["web-1"])).unwrap();
-        let (events, _rx) = mpsc::unbounded_channel();
-        let (_tx, stop) = watch::channel(None);
-        let request = Request {
-            paths: &fixture.paths,
-            lock: ApplyLock::acquire(&fixture.paths.lock).unwrap(),
-            confirmed: &confirmed,
-            settings: &settings,
-            dry_run: false,
-            stop,
-            events,
-        };
-        let error = run(request, &executor).await.unwrap_err();
+        let error = run_confirmed(&fixture, &confirmed, &settings, &executor)
+            .await
+            .unwrap_err();
         assert!(
             error
                 .0
@@ -1563,18 +1575,9 @@ mod tests {
         let queue = Queue::load(&fixture.paths.queue).unwrap();
         let confirmed = plan(&queue, &[], &uneven, &settings).await;
         assert_eq!(confirmed.waves.len(), 1, "both in one wave");
-        let (events, _rx) = mpsc::unbounded_channel();
-        let (_tx, stop) = watch::channel(None);
-        let request = Request {
-            paths: &fixture.paths,
-            lock: ApplyLock::acquire(&fixture.paths.lock).unwrap(),
-            confirmed: &confirmed,
-            settings: &settings,
-            dry_run: false,
-            stop,
-            events,
-        };
-        run(request, &uneven).await.unwrap();
+        run_confirmed(&fixture, &confirmed, &settings, &uneven)
+            .await
+            .unwrap();
         assert_eq!(*uneven.2.lock().unwrap(), [["solo-slow"]]);
     }
 

@@ -15,7 +15,7 @@ use crate::core::event::CollectEvent;
 use crate::core::inventory::{GroupIdx, ImageIdx, InstanceIdx, Inventory, LineageIdx};
 use crate::core::lineage::LineageRules;
 use crate::core::model::{SourceStatus, Tags};
-use crate::core::policy::{PolicyConfig, TemplateStatus, Verdict};
+use crate::core::policy::{PolicyConfig, TemplateStatus};
 use crate::queue::rollout::{Phase, Plan, RolloutEvent};
 use crate::queue::{self, Queue, QueueEntry};
 
@@ -748,19 +748,9 @@ impl App {
             .filter(|&&i| !self.is_queued(&self.data.instance(i).id))
             .count();
         if new > self.confirm_queue_over {
-            let mut counts: Vec<String> = Vec::new();
-            for verdict in Verdict::BY_SEVERITY {
-                let n = instances
-                    .iter()
-                    .filter(|&&i| self.data.verdict(i) == verdict)
-                    .count();
-                if n > 0 {
-                    counts.push(format!("{n} {verdict}"));
-                }
-            }
             self.say(format!(
                 "queue {new} instances ({what}: {})? y/N",
-                counts.join(", ")
+                self.data.count_by_verdict(&instances)
             ));
             self.pending_queue = Some(PendingQueue {
                 instances,

@@ -122,14 +122,34 @@ impl Data {
     /// Non-current instances on an image, unless the image is its lineage's golden one: replacing
     /// an instance with the image it already runs changes nothing.
     pub fn replaceable_on_image(&self, image: ImageIdx) -> impl Iterator<Item = InstanceIdx> + '_ {
-        let eval = self.image_eval(image);
-        let on_golden = eval.golden == Some(image);
+        let replaceable = self.replaceable_image(image);
         self.inventory
             .image(image)
             .instances
             .iter()
             .copied()
-            .filter(move |_| eval.verdict != Verdict::Current && !on_golden)
+            .filter(move |_| replaceable)
+    }
+
+    /// Whether the instances on `image` are worth replacing: not current, not on the golden one.
+    pub fn replaceable_image(&self, image: ImageIdx) -> bool {
+        let eval = self.image_eval(image);
+        eval.verdict != Verdict::Current && eval.golden != Some(image)
+    }
+
+    /// "3 outdated, 1 stale": the instances counted by verdict, most severe first.
+    pub fn count_by_verdict(&self, instances: &[InstanceIdx]) -> String {
+        Verdict::BY_SEVERITY
+            .iter()
+            .filter_map(|&verdict| {
+                let n = instances
+                    .iter()
+                    .filter(|&&i| self.verdict(i) == verdict)
+                    .count();
+                (n > 0).then(|| format!("{n} {verdict}"))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     pub fn instances_in_lineage(&self, lineage: LineageIdx) -> Vec<InstanceIdx> {
