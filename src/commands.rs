@@ -207,10 +207,10 @@ fn filtered(
     loaded: &LoadedConfig,
     now: DateTime<Utc>,
 ) -> Result<Inventory> {
-    let parsed = tui::filter::Query::parse(query, tui::app::INSTANCE_FIELDS)
+    let parsed = crate::query::filter::Query::parse(query, crate::query::subject::INSTANCE_FIELDS)
         .map_err(|e| eyre!("--filter: {e}"))?;
-    let data = tui::data::Data::new(inventory, &loaded.config.policy, now);
-    let selected = tui::app::select_instances(&data, &parsed);
+    let data = crate::query::data::Data::new(inventory, &loaded.config.policy, now);
+    let selected = crate::query::subject::select_instances(&data, &parsed);
     let whole = &data.inventory;
     let mut kept = Inventory::new(loaded.lineage_rules()?);
     for entry in whole.images() {
@@ -510,13 +510,13 @@ fn select_for_queue(
     run: &RunArgs,
     query: &str,
     snapshot: Option<&Path>,
-) -> Result<(tui::data::Data, Vec<InstanceIdx>)> {
+) -> Result<(crate::query::data::Data, Vec<InstanceIdx>)> {
     let loaded = load_config(global)?;
-    let parsed = tui::filter::Query::parse(query, tui::app::INSTANCE_FIELDS)
+    let parsed = crate::query::filter::Query::parse(query, crate::query::subject::INSTANCE_FIELDS)
         .map_err(|e| eyre!("--filter: {e}"))?;
     let (inventory, now) = inventory_from(global, run, &loaded, snapshot)?;
-    let data = tui::data::Data::new(inventory, &loaded.config.policy, now);
-    let selected = tui::app::select_instances(&data, &parsed);
+    let data = crate::query::data::Data::new(inventory, &loaded.config.policy, now);
+    let selected = crate::query::subject::select_instances(&data, &parsed);
     Ok((data, selected))
 }
 

@@ -10,6 +10,7 @@ pub mod config;
 pub mod core;
 pub mod files;
 pub mod log;
+pub mod query;
 pub mod queue;
 pub mod snapshot;
 pub mod text;

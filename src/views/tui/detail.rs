@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use super::action::View;
 use super::app::App;
-use super::data::Data;
+use crate::query::data::Data;
 use super::draw::verdict_style;
 use crate::core::inventory::{ImageIdx, InstanceIdx};
 use crate::core::model::{SourceState, SourceStatus};

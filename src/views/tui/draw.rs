@@ -11,7 +11,7 @@ use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Table
 
 use super::action::View;
 use super::app::{App, DriftRow, Layout, Mode};
-use super::data::{AGE_BUCKETS, Data, short_id};
+use crate::query::data::{AGE_BUCKETS, Data, short_id};
 use super::keymap;
 use super::table::{Column, ListState, column};
 use crate::core::model::{Cloud, SourceState};

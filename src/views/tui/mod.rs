@@ -4,10 +4,8 @@
 
 pub mod action;
 pub mod app;
-pub mod data;
 pub mod detail;
 pub mod draw;
-pub mod filter;
 pub mod keymap;
 pub mod save;
 pub mod table;

@@ -3,7 +3,7 @@
 
 use std::cmp::Ordering;
 
-use super::filter::{Field, Query};
+use crate::query::filter::{Field, Query};
 
 /// A column of a list view.
 #[derive(Debug, Clone, Copy)]
