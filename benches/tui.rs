@@ -5,40 +5,30 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use chrono::{TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
-use fleetscope::clouds::demo::DemoFleet;
-use fleetscope::core::inventory::Inventory;
-use fleetscope::core::lineage::LineageRules;
-use fleetscope::core::policy::PolicyConfig;
-use fleetscope::queue::Queue;
 use fleetscope::views::tui::action::{Action, View};
-use fleetscope::views::tui::app::{App, AppInit};
-use fleetscope::views::tui::draw;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
-fn demo_app(size: usize) -> App {
-    let now = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
-    let rules = LineageRules {
-        tag: Some("lineage".into()),
-        name_rules: Vec::new(),
-    };
-    let mut inventory = Inventory::new(rules.clone());
-    for event in DemoFleet::new(42, size, now).events() {
-        inventory.apply(event);
+// The UI tests' headless runtime; a bench uses part of it.
+#[allow(dead_code)]
+#[path = "../tests/common/ui.rs"]
+mod ui;
+use ui::{Ui, frame};
+
+fn demo_app(size: usize) -> Ui {
+    ui::app_with(ui::demo_inventory(size), None)
+}
+
+/// The filter line open with `text` typed, as the operator leaves it before the next key.
+fn type_filter(app: &mut Ui, text: &str) {
+    if app.dialog().is_none() {
+        app.update(Action::StartFilter);
     }
-    App::new(AppInit {
-        inventory,
-        rules,
-        policy: PolicyConfig::default(),
-        now,
-        queue: Queue::default(),
-        queue_path: None,
-        live: true,
-        collecting: false,
-        read_only: false,
-    })
+    app.update(Action::ClearInput);
+    for c in text.chars() {
+        app.update(Action::Input(c));
+    }
 }
 
 fn bench(c: &mut Criterion) {
@@ -51,36 +41,40 @@ fn bench(c: &mut Criterion) {
         group.measurement_time(Duration::from_secs(if size > 100_000 { 20 } else { 8 }));
 
         // Typing the last letter of a filter, or deleting it: both re-filter every row.
-        let filters = [
-            "cloud:aws verdict:outdated age:>30",
-            "cloud:aws verdict:outdated age:>3",
-        ];
         let mut turn = 0;
+        let mut last_letter = |app: &mut Ui, letter: char| {
+            turn += 1;
+            app.update(if turn % 2 == 0 {
+                Action::DeleteChar
+            } else {
+                Action::Input(letter)
+            })
+        };
+        type_filter(&mut app, "cloud:aws verdict:outdated age:>3");
         group.bench_function("filter_keystroke_to_frame", |b| {
             b.iter(|| {
-                turn += 1;
-                app.set_filter(filters[turn % 2].to_owned());
-                terminal.draw(|frame| draw::draw(frame, &mut app)).unwrap();
+                last_letter(&mut app, '0');
+                frame(&mut app, &mut terminal);
                 black_box(app.instances.rows.len())
             })
         });
         // Free text is matched against every instance's own fields: the slowest filter.
-        let texts = ["prd-01", "prd-012"];
+        type_filter(&mut app, "prd-01");
         group.bench_function("filter_text_keystroke_to_frame", |b| {
             b.iter(|| {
-                turn += 1;
-                app.set_filter(texts[turn % 2].to_owned());
-                terminal.draw(|frame| draw::draw(frame, &mut app)).unwrap();
+                last_letter(&mut app, '2');
+                frame(&mut app, &mut terminal);
                 black_box(app.instances.rows.len())
             })
         });
-        app.set_filter(String::new());
+        type_filter(&mut app, "");
+        app.update(Action::Submit);
 
         // `l`: sort by the next column, every instance re-sorted (by keys built on first use).
         group.bench_function("sort_keystroke_to_frame", |b| {
             b.iter(|| {
                 app.update(Action::SortNext);
-                terminal.draw(|frame| draw::draw(frame, &mut app)).unwrap();
+                frame(&mut app, &mut terminal);
                 black_box(app.instances.sort)
             })
         });
@@ -99,9 +93,7 @@ fn bench(c: &mut Criterion) {
                         fresh.update(Action::Input(c));
                     }
                     fresh.update(Action::Submit);
-                    terminal
-                        .draw(|frame| draw::draw(frame, &mut fresh))
-                        .unwrap();
+                    frame(&mut fresh, &mut terminal);
                     fresh
                 },
                 criterion::BatchSize::PerIteration,
@@ -111,7 +103,7 @@ fn bench(c: &mut Criterion) {
         group.bench_function("scroll_keystroke_to_frame", |b| {
             b.iter(|| {
                 app.update(Action::PageDown);
-                terminal.draw(|frame| draw::draw(frame, &mut app)).unwrap();
+                frame(&mut app, &mut terminal);
                 black_box(app.instances.selected)
             })
         });
@@ -127,10 +119,10 @@ fn bench(c: &mut Criterion) {
                 for _ in 0..iters {
                     let started = std::time::Instant::now();
                     app.update(Action::QueueAllOnSelected);
-                    app.update(Action::Input('y'));
-                    terminal.draw(|frame| draw::draw(frame, &mut app)).unwrap();
+                    app.update(Action::Yes);
+                    frame(&mut app, &mut terminal);
                     total += started.elapsed();
-                    black_box(app.queue.entries.len());
+                    black_box(app.queue().entries.len());
                     app.update(Action::Show(View::Queue));
                     app.update(Action::MarkAllVisible);
                     app.update(Action::Dequeue);
@@ -140,10 +132,10 @@ fn bench(c: &mut Criterion) {
             })
         });
         app.update(Action::QueueAllOnSelected);
-        app.update(Action::Input('y'));
+        app.update(Action::Yes);
         println!(
             "tui_{label}: R on the most lagging lineage queues {} instances",
-            app.queue.entries.len()
+            app.queue().entries.len()
         );
         group.finish();
     }

@@ -6,17 +6,17 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::{TimeZone, Utc};
-use fleetscope::clouds::demo::DemoFleet;
-use fleetscope::core::inventory::Inventory;
-use fleetscope::core::lineage::LineageRules;
 use fleetscope::core::policy::PolicyConfig;
-use fleetscope::queue::Queue;
 use fleetscope::views::tui::action::{Action, View};
-use fleetscope::views::tui::app::{App, AppInit};
-use fleetscope::views::tui::draw;
+use fleetscope::views::tui::app::AppInit;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+
+// The UI tests' headless runtime; a bench uses part of it.
+#[allow(dead_code)]
+#[path = "../tests/common/ui.rs"]
+mod ui;
+use ui::{Ui, frame};
 
 const COLUMNS: [&str; 9] = [
     "id", "name", "cloud", "account", "region", "group", "image", "age", "uptime",
@@ -29,40 +29,30 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse::<usize>().ok())
         .unwrap_or(1_000_000);
-    let now = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
-    let rules = LineageRules {
-        tag: Some("lineage".into()),
-        name_rules: Vec::new(),
-    };
-    let mut inventory = Inventory::new(rules.clone());
-    for event in DemoFleet::new(42, size, now).events() {
-        inventory.apply(event);
-    }
+    let inventory = ui::demo_inventory(size);
     let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
     let mut best = [Duration::MAX; COLUMNS.len()];
     for _ in 0..RUNS {
         for (column, best) in COLUMNS.iter().zip(&mut best) {
             // A fresh app: the same inventory, no column's ranks built but the default sort's.
-            let mut app = App::new(AppInit {
-                inventory: inventory.clone(),
-                rules: rules.clone(),
-                policy: PolicyConfig::default(),
-                now,
-                queue: Queue::default(),
-                queue_path: None,
-                live: true,
-                collecting: false,
-                read_only: false,
-            });
+            let mut app = Ui::new(
+                AppInit::browse(
+                    inventory.clone(),
+                    ui::rules(),
+                    PolicyConfig::default(),
+                    ui::now(),
+                ),
+                None,
+            );
             app.update(Action::Show(View::Instances));
-            terminal.draw(|frame| draw::draw(frame, &mut app)).unwrap();
+            frame(&mut app, &mut terminal);
             let started = Instant::now();
             app.update(Action::StartCommand);
             for c in format!("sort {column}").chars() {
                 app.update(Action::Input(c));
             }
             app.update(Action::Submit);
-            terminal.draw(|frame| draw::draw(frame, &mut app)).unwrap();
+            frame(&mut app, &mut terminal);
             *best = (*best).min(started.elapsed());
             assert_eq!(app.instances.rows.len(), size, "every instance is shown");
         }

@@ -4,17 +4,19 @@
 //! `cargo bench --no-default-features --bench tui_memory -- 100000` (one size per process, so
 //! each peak is its own).
 
-use chrono::{TimeZone, Utc};
 use fleetscope::clouds::demo::DemoFleet;
 use fleetscope::core::inventory::Inventory;
-use fleetscope::core::lineage::LineageRules;
 use fleetscope::core::policy::PolicyConfig;
-use fleetscope::queue::Queue;
 use fleetscope::views::tui::action::{Action, View};
-use fleetscope::views::tui::app::{App, AppInit};
-use fleetscope::views::tui::draw;
+use fleetscope::views::tui::app::{AppInit, Msg};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+
+// The UI tests' headless runtime; a bench uses part of it.
+#[allow(dead_code)]
+#[path = "../tests/common/ui.rs"]
+mod ui;
+use ui::{Ui, frame};
 
 fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -31,39 +33,40 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse::<usize>().ok())
         .unwrap_or(100_000);
-    let now = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
-    let rules = LineageRules {
-        tag: Some("lineage".into()),
-        name_rules: Vec::new(),
-    };
+    let now = ui::now();
     let fleet = DemoFleet::new(42, size, now);
-    let mut app = App::new(AppInit {
-        inventory: Inventory::new(rules.clone()),
-        rules,
-        policy: PolicyConfig::default(),
-        now,
-        queue: Queue::default(),
-        queue_path: None,
-        live: true,
-        collecting: true,
-        read_only: false,
-    });
+    let mut app = Ui::new(
+        AppInit {
+            collecting: true,
+            ..AppInit::browse(
+                Inventory::new(ui::rules()),
+                ui::rules(),
+                PolicyConfig::default(),
+                now,
+            )
+        },
+        None,
+    );
     // As the runtime does: events one by one, then the final evaluation.
     for event in fleet.events() {
-        app.apply_event(event);
+        app.send(Msg::Collected(event));
     }
-    app.collection_finished(now);
+    app.send(Msg::CollectionDone { now });
     let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
     for view in View::ALL {
         app.update(Action::Show(view));
-        terminal.draw(|frame| draw::draw(frame, &mut app)).unwrap();
+        frame(&mut app, &mut terminal);
     }
     // Free text builds the search text, and a sort by name its ranks: the worst case held.
     app.update(Action::Show(View::Instances));
-    app.set_filter("prd".to_owned());
+    app.update(Action::StartFilter);
+    for c in "prd".chars() {
+        app.update(Action::Input(c));
+    }
+    app.update(Action::Submit);
     app.update(Action::SortNext);
     app.update(Action::SortNext);
-    terminal.draw(|frame| draw::draw(frame, &mut app)).unwrap();
+    frame(&mut app, &mut terminal);
     println!(
         "tui state, {size} instances: peak RSS {:.0} MB",
         peak_rss_mb()

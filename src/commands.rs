@@ -278,21 +278,41 @@ fn run_tui(global: &GlobalArgs, run: &RunArgs) -> Result<ExitCode> {
     // A snapshot's queue belongs to the configured clouds: its apply re-checks every
     // instance live through their executors.
     let executors = clouds::executors(&queue_fleet(run, &loaded)).into();
-    let exit = tui::run(tui::Options {
-        plan,
-        inventory,
-        rules,
-        policy: loaded.config.policy.clone(),
-        fixed_now,
+    let rollout = rollout_settings(run, &loaded);
+    let live = plan.is_some();
+    let init = tui::app::AppInit {
         queue,
+        persist_queue: true,
+        live,
+        collecting: live,
+        read_only: run.read_only,
+        confirm_queue_over: loaded.config.ui.confirm_queue_over,
+        template_updates: rollout.update_templates,
+        save_snapshot: run.save_snapshot.is_some(),
+        queue_disabled,
+        badges,
+        ..tui::app::AppInit::browse(
+            inventory,
+            rules,
+            loaded.config.policy.clone(),
+            fixed_now.unwrap_or_else(|| chrono::Utc::now().trunc_subsecs(0)),
+        )
+    };
+    let collect = plan.map(|plan| -> tui::Collect {
+        Box::new(move |now| {
+            let (tx, events) = tokio::sync::mpsc::channel(256);
+            let task = tokio::spawn(clouds::collect(plan.clone(), now, tx));
+            tui::Collection::new(events, task, now)
+        })
+    });
+    let exit = tui::run(tui::Options {
+        init,
+        collect,
+        fixed_now,
         paths,
         executors,
         save_snapshot: run.save_snapshot.clone(),
-        rollout: rollout_settings(run, &loaded),
-        read_only: run.read_only,
-        badges,
-        queue_disabled,
-        confirm_queue_over: loaded.config.ui.confirm_queue_over,
+        rollout,
     })?;
     if exit == tui::Exit::QuitMidApply {
         let _ = writeln!(

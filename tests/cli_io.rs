@@ -3,6 +3,8 @@
 //! from a cloud reaches a terminal or a CSV cell escaped. Every run has a deadline, so a hang
 //! fails the test instead of blocking it.
 
+mod common;
+
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -341,53 +343,35 @@ fn an_error_naming_a_profile_shows_it_escaped() {
 #[test]
 fn cloud_text_reaches_the_ui_escaped() {
     use fleetscope::views::tui::action::View;
-    use fleetscope::views::tui::app::{App, AppInit};
+    use fleetscope::views::tui::app::AppInit;
     let snapshot = fleetscope::snapshot::parse(HOSTILE_SNAPSHOT.as_bytes()).unwrap();
     let now = snapshot.taken_at;
     let rules = fleetscope::core::lineage::LineageRules {
         tag: Some("lineage".into()),
         name_rules: Vec::new(),
     };
-    let mut app = App::new(AppInit {
-        inventory: snapshot.into_inventory(rules.clone()),
-        rules,
-        policy: Default::default(),
-        now,
-        queue: Default::default(),
-        queue_path: None,
+    let init = AppInit {
         live: false,
-        collecting: false,
-        read_only: false,
-    });
+        ..AppInit::browse(
+            snapshot.into_inventory(rules.clone()),
+            rules,
+            Default::default(),
+            now,
+        )
+    };
+    let mut app = common::ui::Ui::new(init, None);
     for (view, wanted) in [
         (View::Instances, r"web\x1b[2Jgone"),
         (View::Images, r"web-\u{202e}gpj.exe"),
     ] {
         app.view = view;
-        let screen = render(&mut app);
+        let screen = common::ui::render(&mut app, 200, 30);
         assert!(screen.contains(wanted), "{view:?}: {screen}");
     }
     // The detail pane of the selected instance, with its exposure.
     app.view = View::Instances;
-    let screen = render(&mut app);
+    let screen = common::ui::render(&mut app, 200, 30);
     assert!(screen.contains(r"\x1b]8;;http://x\x07"), "{screen}");
-}
-
-fn render(app: &mut fleetscope::views::tui::app::App) -> String {
-    let backend = ratatui::backend::TestBackend::new(200, 30);
-    let mut terminal = ratatui::Terminal::new(backend).unwrap();
-    terminal
-        .draw(|frame| fleetscope::views::tui::draw::draw(frame, app))
-        .unwrap();
-    let buffer = terminal.backend().buffer();
-    let mut text = String::new();
-    for y in 0..buffer.area.height {
-        for x in 0..buffer.area.width {
-            text.push_str(buffer[(x, y)].symbol());
-        }
-        text.push('\n');
-    }
-    text
 }
 
 /// The one line `--fail-on` prints: how many, and the first few by id.

@@ -1,90 +1,26 @@
 //! The interactive UI driven headless: actions and key presses in, state and screens out.
 
-use chrono::{DateTime, TimeZone, Utc};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::time::Duration;
 
 use fleetscope::clouds::demo::{DemoExecutor, DemoFleet};
 use fleetscope::core::event::CollectEvent;
 use fleetscope::core::inventory::Inventory;
-use fleetscope::core::lineage::LineageRules;
 use fleetscope::core::policy::{PolicyConfig, Verdict};
 use fleetscope::queue::Queue;
 use fleetscope::queue::rollout::{self, Phase, RolloutEvent};
 use fleetscope::views::tui::action::{Action, Effect, View};
-use fleetscope::views::tui::app::{App, AppInit, DriftRow, InstanceScope, Mode};
-use fleetscope::views::tui::{draw, keymap};
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
+use fleetscope::views::tui::app::{AppInit, DriftRow, InstanceScope, Msg};
+use fleetscope::views::tui::dialog::{Confirm, Dialog};
+use fleetscope::views::tui::marks::Marked;
+use fleetscope::views::tui::{keymap, save};
 
-fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()
-}
+mod common;
+use common::ui::{
+    Ui, app_with, demo_app, demo_app_with, demo_inventory, now, press, render, rules, type_text,
+};
 
-fn rules() -> LineageRules {
-    LineageRules {
-        tag: Some("lineage".into()),
-        name_rules: Vec::new(),
-    }
-}
-
-fn demo_inventory(size: usize) -> Inventory {
-    let mut inventory = Inventory::new(rules());
-    for event in DemoFleet::new(42, size, now()).events() {
-        inventory.apply(event);
-    }
-    inventory
-}
-
-fn app_with(inventory: Inventory, queue_path: Option<std::path::PathBuf>) -> App {
-    App::new(AppInit {
-        inventory,
-        rules: rules(),
-        policy: PolicyConfig::default(),
-        now: now(),
-        queue: Queue::default(),
-        queue_path,
-        live: true,
-        collecting: false,
-        read_only: false,
-    })
-}
-
-fn demo_app() -> App {
-    let mut app = app_with(demo_inventory(1_500), None);
-    // Page sizes come from the last frame; draw once as the runtime does before any key.
-    render(&mut app, 120, 40);
-    app
-}
-
-fn render(app: &mut App, width: u16, height: u16) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-    terminal.draw(|frame| draw::draw(frame, app)).unwrap();
-    let buffer = terminal.backend().buffer();
-    let mut text = String::new();
-    for y in 0..buffer.area.height {
-        let line: String = (0..buffer.area.width)
-            .map(|x| buffer[(x, y)].symbol())
-            .collect();
-        text.push_str(line.trim_end());
-        text.push('\n');
-    }
-    text
-}
-
-fn press(app: &mut App, code: KeyCode) -> Option<Effect> {
-    let event = KeyEvent::new(code, KeyModifiers::NONE);
-    let action = keymap::action_for(&event, app.view, app.typing(), app.help.is_some())?;
-    app.update(action)
-}
-
-fn type_text(app: &mut App, text: &str) {
-    for c in text.chars() {
-        press(app, KeyCode::Char(c));
-    }
-}
-
-fn visible_verdicts(app: &App) -> Vec<Verdict> {
+fn visible_verdicts(app: &Ui) -> Vec<Verdict> {
     app.instances
         .rows
         .iter()
@@ -95,7 +31,7 @@ fn visible_verdicts(app: &App) -> Vec<Verdict> {
 // ---- screens --------------------------------------------------------------------------------
 
 /// The demo with a few instances queued, so the Queue view has rows of both kinds.
-fn app_for_screens() -> App {
+fn app_for_screens() -> Ui {
     let mut app = demo_app();
     app.update(Action::Show(View::Drift));
     app.update(Action::Down); // the first lineage's golden image
@@ -159,7 +95,7 @@ fn filter_terms_narrow_the_instances_and_esc_restores() {
     let all = app.instances.rows.len();
     assert_eq!(all, 1_500);
     press(&mut app, KeyCode::Char('/'));
-    assert!(matches!(app.mode, Mode::Filter { .. }));
+    assert!(matches!(app.dialog(), Some(Dialog::Filter { .. })));
     type_text(&mut app, "cloud:aws verdict:outdated");
     let narrowed = app.instances.rows.len();
     assert!(narrowed > 0 && narrowed < all);
@@ -168,7 +104,7 @@ fn filter_terms_narrow_the_instances_and_esc_restores() {
         assert_eq!(app.data.verdict(i), Verdict::Outdated);
     }
     press(&mut app, KeyCode::Enter);
-    assert_eq!(app.mode, Mode::Normal);
+    assert_eq!(app.dialog(), None);
     assert_eq!(app.instances.rows.len(), narrowed, "Enter keeps the filter");
 
     press(&mut app, KeyCode::Char('/'));
@@ -254,20 +190,31 @@ fn marking_rows() {
     app.update(Action::Show(View::Instances));
     press(&mut app, KeyCode::Char(' '));
     press(&mut app, KeyCode::Char(' '));
-    assert_eq!(app.marked.len(), 2);
+    assert_eq!(app.marked_count(Marked::Instances), 2);
     assert_eq!(app.instances.selected, 2, "space moves down");
     press(&mut app, KeyCode::Char('k'));
     press(&mut app, KeyCode::Char(' '));
-    assert_eq!(app.marked.len(), 1, "space again unmarks");
+    assert_eq!(
+        app.marked_count(Marked::Instances),
+        1,
+        "space again unmarks"
+    );
     app.update(Action::StartFilter);
     type_text(&mut app, "cloud:azure");
     app.update(Action::Submit);
     press(&mut app, KeyCode::Char('a'));
-    assert_eq!(app.marked.len(), 1 + app.instances.rows.len());
+    assert_eq!(
+        app.marked_count(Marked::Instances),
+        1 + app.instances.rows.len()
+    );
     press(&mut app, KeyCode::Char('a'));
-    assert_eq!(app.marked.len(), 1, "a again unmarks the visible rows only");
+    assert_eq!(
+        app.marked_count(Marked::Instances),
+        1,
+        "a again unmarks the visible rows only"
+    );
     press(&mut app, KeyCode::Char('u'));
-    assert!(app.marked.is_empty());
+    assert!(app.marked_count(Marked::Instances) == 0);
 }
 
 #[test]
@@ -283,12 +230,18 @@ fn queueing_marked_instances_persists_and_dequeues() {
         press(&mut app, KeyCode::Char(' '));
     }
     let marked: Vec<String> = {
-        let mut ids: Vec<String> = app.marked.iter().cloned().collect();
+        let mut ids: Vec<String> = app.instances.rows[..3]
+            .iter()
+            .map(|&i| app.data.instance(i).id.to_string())
+            .collect();
         ids.sort();
         ids
     };
     press(&mut app, KeyCode::Char('r'));
-    assert!(app.marked.is_empty(), "marks are used up by the queueing");
+    assert!(
+        (app.marked_count(Marked::Instances) == 0),
+        "marks are used up by the queueing"
+    );
     // The runtime hands changes to a saver thread; headless, they are saved here.
     app.save_now();
     let saved = Queue::load(&path).unwrap();
@@ -303,8 +256,9 @@ fn queueing_marked_instances_persists_and_dequeues() {
     assert!(saved.entries.iter().all(|e| e.target_image.is_some()));
 
     // Queueing them again adds nothing.
-    for id in &marked {
-        app.marked.insert(id.clone());
+    app.update(Action::Top);
+    for _ in 0..3 {
+        press(&mut app, KeyCode::Char(' '));
     }
     press(&mut app, KeyCode::Char('r'));
     app.save_now();
@@ -346,8 +300,8 @@ fn queueing_everything_non_current_on_a_lineage_skips_the_golden_image() {
         .collect();
     assert!(!expected.is_empty());
     press(&mut app, KeyCode::Char('R'));
-    assert_eq!(app.queue.entries.len(), expected.len());
-    for entry in &app.queue.entries {
+    assert_eq!(app.queue().entries.len(), expected.len());
+    for entry in &app.queue().entries {
         let i = app
             .data
             .inventory
@@ -405,10 +359,10 @@ fn commands_complete_and_explain_mistakes() {
     type_text(&mut app, "ins");
     press(&mut app, KeyCode::Tab);
     assert_eq!(
-        app.mode,
-        Mode::Command {
+        app.dialog(),
+        Some(&Dialog::Command {
             line: "instances ".into()
-        }
+        })
     );
     press(&mut app, KeyCode::Enter);
     assert_eq!(app.view, View::Instances);
@@ -416,10 +370,10 @@ fn commands_complete_and_explain_mistakes() {
     type_text(&mut app, "sort ve");
     press(&mut app, KeyCode::Tab);
     assert_eq!(
-        app.mode,
-        Mode::Command {
+        app.dialog(),
+        Some(&Dialog::Command {
             line: "sort verdict ".into()
-        }
+        })
     );
     press(&mut app, KeyCode::Esc);
     press(&mut app, KeyCode::Char(':'));
@@ -436,7 +390,7 @@ fn commands_complete_and_explain_mistakes() {
 fn help_is_modal_and_q_closes_it() {
     let mut app = demo_app();
     press(&mut app, KeyCode::Char('?'));
-    assert!(app.help.is_some());
+    assert!(matches!(app.dialog(), Some(Dialog::Help { .. })));
     press(&mut app, KeyCode::Char('3'));
     assert_eq!(
         app.view,
@@ -444,7 +398,7 @@ fn help_is_modal_and_q_closes_it() {
         "keys go to the help while it is open"
     );
     assert_eq!(press(&mut app, KeyCode::Char('q')), None);
-    assert!(app.help.is_none());
+    assert_eq!(app.dialog(), None);
     assert_eq!(press(&mut app, KeyCode::Char('q')), Some(Effect::Quit));
 }
 
@@ -469,49 +423,50 @@ fn mouse_clicks_select_rows_and_tabs() {
 #[test]
 fn pages_stream_in_and_a_refresh_swaps_in_whole() {
     let fleet = DemoFleet::new(42, 1_500, now());
-    let mut app = App::new(AppInit {
-        inventory: Inventory::new(rules()),
-        rules: rules(),
-        policy: PolicyConfig::default(),
-        now: now(),
-        queue: Queue::default(),
-        queue_path: None,
-        live: true,
-        collecting: true,
-        read_only: false,
-    });
+    let mut app = Ui::new(
+        AppInit {
+            collecting: true,
+            ..AppInit::browse(
+                Inventory::new(rules()),
+                rules(),
+                PolicyConfig::default(),
+                now(),
+            )
+        },
+        None,
+    );
     let events: Vec<CollectEvent> = fleet.events().collect();
     let half = events.len() / 2;
     for event in events[..half].iter().cloned() {
-        app.apply_event(event);
+        app.send(Msg::Collected(event));
     }
-    assert!(app.needs_evaluation());
-    app.reevaluate(now());
+    assert!(app.fleet.needs_evaluation());
+    app.send(Msg::Evaluate { now: now() });
     let partial = app.data.eval.total.total();
     assert!(partial > 0 && partial < 1_500);
     assert_eq!(app.instances.rows.len() as u32, partial);
     for event in events[half..].iter().cloned() {
-        app.apply_event(event);
+        app.send(Msg::Collected(event));
     }
-    app.collection_finished(now());
-    assert!(!app.collecting());
+    app.send(Msg::CollectionDone { now: now() });
+    assert!(!app.fleet.collecting());
     assert_eq!(app.data.eval.total.total(), 1_500);
 
     // A refresh collects aside: the screen keeps the old fleet until the new one is complete.
     assert_eq!(app.update(Action::Refresh), Some(Effect::Refresh));
-    assert!(app.refreshing());
-    app.apply_event(CollectEvent::Failed {
+    assert!(app.fleet.refreshing());
+    app.send(Msg::Collected(CollectEvent::Failed {
         source: "aws:prod".into(),
         error: "expired token".into(),
-    });
+    }));
     // A source that ended with part of it unlisted is as visible as a failed one.
-    app.apply_event(CollectEvent::Incomplete {
+    app.send(Msg::Collected(CollectEvent::Incomplete {
         source: "gcp:shop".into(),
         error: "unreachable: zones/us-east1-b".into(),
-    });
+    }));
     assert_eq!(app.data.eval.total.total(), 1_500);
     assert!(app.sources().iter().any(|s| s.name == "aws:prod"));
-    app.collection_finished(now());
+    app.send(Msg::CollectionDone { now: now() });
     assert_eq!(app.data.eval.total.total(), 0);
     let screen = render(&mut app, 120, 40);
     assert!(screen.contains("failed: expired token"), "{screen}");
@@ -522,19 +477,15 @@ fn pages_stream_in_and_a_refresh_swaps_in_whole() {
 
 #[test]
 fn a_snapshot_cannot_be_refreshed() {
-    let mut app = App::new(AppInit {
-        inventory: demo_inventory(10),
-        rules: rules(),
-        policy: PolicyConfig::default(),
-        now: now(),
-        queue: Queue::default(),
-        queue_path: None,
-        live: false,
-        collecting: false,
-        read_only: false,
-    });
+    let mut app = Ui::new(
+        AppInit {
+            live: false,
+            ..AppInit::browse(demo_inventory(10), rules(), PolicyConfig::default(), now())
+        },
+        None,
+    );
     assert_eq!(app.update(Action::Refresh), None);
-    assert!(app.status.unwrap().text.contains("snapshot"));
+    assert!(app.status.clone().unwrap().text.contains("snapshot"));
 }
 
 #[test]
@@ -559,8 +510,8 @@ fn a_queue_that_cannot_be_saved_stays_in_memory_with_an_error() {
     app.update(Action::Show(View::Instances));
     app.update(Action::QueueSelected);
     app.save_now();
-    assert_eq!(app.queue.entries.len(), 1);
-    let status = app.status.unwrap();
+    assert_eq!(app.queue().entries.len(), 1);
+    let status = app.status.clone().unwrap();
     assert!(
         status.error && status.text.contains("queue.json"),
         "{}",
@@ -617,10 +568,20 @@ fn free_text_finds_what_a_field_by_field_search_finds() {
 }
 
 /// The rollout plan the loop would make for the app's apply request, by the demo's executor.
-fn demo_plan(app: &App) -> rollout::Plan {
+/// The plan arrives as the runtime hands it over; the confirmation opens with it.
+fn plan_ready(app: &mut Ui, plan: rollout::Plan) {
+    let queue = app.queue().clone();
+    app.send(Msg::Planned(Ok((plan, queue))));
+    assert!(
+        matches!(app.dialog(), Some(Dialog::Confirm(_))),
+        "the plan opens the confirmation"
+    );
+}
+
+fn demo_plan(app: &Ui) -> rollout::Plan {
     let executor = DemoExecutor::new(DemoFleet::new(42, 1_500, now()), Duration::ZERO);
     futures::executor::block_on(rollout::plan(
-        &app.queue,
+        app.queue(),
         &[],
         &executor,
         &rollout::Settings::default(),
@@ -632,7 +593,7 @@ fn apply_shows_the_plan_needs_the_typed_phrase_and_never_runs_read_only() {
     let mut app = app_for_screens();
     press(&mut app, KeyCode::Char('5'));
     let executable: Vec<String> = app
-        .queue
+        .queue()
         .applicable()
         .map(|e| e.instance_id.clone())
         .collect();
@@ -642,7 +603,7 @@ fn apply_shows_the_plan_needs_the_typed_phrase_and_never_runs_read_only() {
         Some(Effect::PlanApply),
         "A asks for the rollout plan first"
     );
-    assert_eq!(app.mode, Mode::Normal, "no confirmation before the plan");
+    assert_eq!(app.dialog(), None, "no confirmation before the plan");
     let plan = demo_plan(&app);
     let ids: Vec<String> = plan
         .waves
@@ -651,8 +612,8 @@ fn apply_shows_the_plan_needs_the_typed_phrase_and_never_runs_read_only() {
         .map(|p| p.entry.instance_id.clone())
         .collect();
     assert_eq!(ids.len(), executable.len());
-    assert!(app.plan_ready(plan.clone(), app.queue.clone()));
-    let Mode::Confirm { phrase: asked, .. } = app.mode.clone() else {
+    plan_ready(&mut app, plan.clone());
+    let Some(Dialog::Confirm(Confirm { phrase: asked, .. })) = app.dialog().cloned() else {
         panic!("the plan opens the confirmation");
     };
     let phrase = format!("replace {}", ids.len());
@@ -664,26 +625,26 @@ fn apply_shows_the_plan_needs_the_typed_phrase_and_never_runs_read_only() {
         None,
         "a wrong phrase is a no"
     );
-    assert_eq!(app.mode, Mode::Normal);
+    assert_eq!(app.dialog(), None);
     press(&mut app, KeyCode::Char('A'));
-    assert!(app.plan_ready(plan.clone(), app.queue.clone()));
+    plan_ready(&mut app, plan.clone());
     type_text(&mut app, &phrase);
     assert_eq!(
         press(&mut app, KeyCode::Enter),
         Some(Effect::Apply(Box::new(plan)))
     );
-    assert!(app.applying());
+    assert!(app.rollout.applying());
     assert_eq!(
         press(&mut app, KeyCode::Char('q')),
         None,
         "q does not cut an apply short"
     );
-    app.rollout_event(RolloutEvent::WaveStarted { wave: 1, of: 3 });
+    app.send(Msg::Rollout(RolloutEvent::WaveStarted { wave: 1, of: 3 }));
     for id in &ids {
-        app.rollout_event(RolloutEvent::Phase {
+        app.send(Msg::Rollout(RolloutEvent::Phase {
             instance_id: id.clone(),
             phase: Phase::WaitingHealthy,
-        });
+        }));
     }
     let screen = render(&mut app, 120, 40);
     assert!(screen.contains("applying: wave 1 of 3"), "{screen}");
@@ -695,30 +656,27 @@ fn apply_shows_the_plan_needs_the_typed_phrase_and_never_runs_read_only() {
     );
     assert_eq!(press(&mut app, KeyCode::Char('S')), None, "asked once");
     let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
-    let force = keymap::action_for(&ctrl_c, app.view, app.typing(), false).unwrap();
+    let force = keymap::action_for(&ctrl_c, app.view, app.key_scope()).unwrap();
     assert_eq!(app.update(force), Some(Effect::Quit));
-    let before = app.queue.entries.len();
+    let before = app.queue().entries.len();
     press(&mut app, KeyCode::Char('d'));
     assert_eq!(
-        app.queue.entries.len(),
+        app.queue().entries.len(),
         before,
         "the queue is not edited mid-apply"
     );
 
-    let mut read_only = App::new(AppInit {
-        inventory: demo_inventory(100),
-        rules: rules(),
-        policy: PolicyConfig::default(),
-        now: now(),
-        queue: app.queue.clone(),
-        queue_path: None,
-        live: true,
-        collecting: false,
-        read_only: true,
-    });
+    let mut read_only = Ui::new(
+        AppInit {
+            queue: app.queue().clone(),
+            read_only: true,
+            ..AppInit::browse(demo_inventory(100), rules(), PolicyConfig::default(), now())
+        },
+        None,
+    );
     read_only.update(Action::Show(View::Queue));
     assert_eq!(read_only.update(Action::Apply), None);
-    assert_eq!(read_only.mode, Mode::Normal);
+    assert_eq!(read_only.dialog(), None);
     assert!(
         read_only
             .status
@@ -768,7 +726,7 @@ fn queue_changes_keep_what_another_process_changed_meanwhile() {
     all.sort();
     assert_eq!(on_disk(&path), all);
     assert_eq!(
-        app.queue.entries.len(),
+        app.queue().entries.len(),
         3,
         "the UI shows the queue as saved"
     );
@@ -783,7 +741,6 @@ fn queue_changes_keep_what_another_process_changed_meanwhile() {
 /// queue and says what changed; the apply confirmation is made from the file and says so too.
 #[test]
 fn a_queue_changed_under_an_open_ui_shows_on_refresh_and_in_the_apply_dialog() {
-    use fleetscope::views::tui::save;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("queue.json");
     let mut app = app_with(demo_inventory(1_500), Some(path.clone()));
@@ -797,13 +754,15 @@ fn a_queue_changed_under_an_open_ui_shows_on_refresh_and_in_the_apply_dialog() {
         app.update(Action::Down);
     }
     app.save_now();
-    assert_eq!(app.queue.entries.len(), 3);
+    assert_eq!(app.queue().entries.len(), 3);
     // Another process applies two of them: they leave the file.
     Queue::update(&path, |q| q.remove(&[ids[0].as_str(), ids[1].as_str()])).unwrap();
-    assert_eq!(app.update(Action::Refresh), Some(Effect::Refresh));
-    let reread = app.reread_queue().expect("a queue file to read");
-    app.queue_saved(save::save(&path, 1, reread));
-    assert_eq!(app.queue.entries.len(), 1, "the file's queue is shown");
+    assert_eq!(
+        app.update(Action::Refresh),
+        Some(Effect::Refresh),
+        "a refresh also re-reads the queue file"
+    );
+    assert_eq!(app.queue().entries.len(), 1, "the file's queue is shown");
     let status = app.status.clone().unwrap().text;
     assert_eq!(
         status,
@@ -827,12 +786,13 @@ fn a_queue_changed_under_an_open_ui_shows_on_refresh_and_in_the_apply_dialog() {
         &rollout::Settings::default(),
     ));
     let planned = plan.entries();
-    if !app.plan_ready(plan, file) {
+    app.send(Msg::Planned(Ok((plan, file))));
+    if app.dialog().is_none() {
         return assert_eq!(planned, 0, "no confirmation only when nothing can run");
     }
-    let Mode::Confirm {
+    let Some(Dialog::Confirm(Confirm {
         phrase, changed, ..
-    } = app.mode.clone()
+    })) = app.dialog().cloned()
     else {
         panic!("the plan opens the confirmation");
     };
@@ -841,7 +801,7 @@ fn a_queue_changed_under_an_open_ui_shows_on_refresh_and_in_the_apply_dialog() {
         changed.as_deref(),
         Some("the queue changed outside this screen: 2 added; 3 queued now")
     );
-    assert_eq!(app.queue.entries.len(), 3);
+    assert_eq!(app.queue().entries.len(), 3);
     let screen = render(&mut app, 120, 40);
     assert!(screen.contains("2 added; 3 queued now"), "{screen}");
 }
@@ -867,7 +827,10 @@ fn a_drifted_group_says_its_template_step_comes_first_and_the_queue_shows_it() {
         screen.contains("an apply's template step fixes it"),
         "{screen}"
     );
-    app.confirm_queue_over = 1_000;
+    let mut app = demo_app_with(|init| init.confirm_queue_over = 1_000);
+    press(&mut app, KeyCode::Char('4'));
+    press(&mut app, KeyCode::Char('G'));
+    app.drift.select(drifted);
     press(&mut app, KeyCode::Char('R'));
     let status = app.status.clone().unwrap();
     assert!(!status.error, "{status:?}");
@@ -879,9 +842,10 @@ fn a_drifted_group_says_its_template_step_comes_first_and_the_queue_shows_it() {
     );
 
     // Off: the operator is told to point it first.
-    let mut off = demo_app();
-    off.template_updates = false;
-    off.confirm_queue_over = 1_000;
+    let mut off = demo_app_with(|init| {
+        init.template_updates = false;
+        init.confirm_queue_over = 1_000;
+    });
     press(&mut off, KeyCode::Char('4'));
     press(&mut off, KeyCode::Char('G'));
     off.drift.select(drifted);
@@ -903,7 +867,7 @@ fn a_drifted_group_says_its_template_step_comes_first_and_the_queue_shows_it() {
     assert_eq!(plan.templates.len(), 1, "{}", plan.describe());
     let phrase = plan.phrase();
     assert!(phrase.ends_with(", update 1 template"), "{phrase}");
-    assert!(app.plan_ready(plan.clone(), app.queue.clone()));
+    plan_ready(&mut app, plan.clone());
     let dialog = render(&mut app, 160, 48);
     assert!(dialog.contains("First 1 template step"), "{dialog}");
     type_text(&mut app, &phrase);
@@ -912,20 +876,20 @@ fn a_drifted_group_says_its_template_step_comes_first_and_the_queue_shows_it() {
         Some(Effect::Apply(Box::new(plan.clone())))
     );
     let group = plan.templates[0].group.clone();
-    app.rollout_event(RolloutEvent::Phase {
+    app.send(Msg::Rollout(RolloutEvent::Phase {
         instance_id: fleetscope::queue::journal::template_id(&group),
         phase: Phase::UpdatingTemplate,
-    });
+    }));
     let screen = render(&mut app, 160, 48);
     let line = screen
         .lines()
         .find(|l| l.contains("template step: point"))
         .unwrap_or_else(|| panic!("{screen}"));
     assert!(line.contains("template "), "{line}");
-    app.rollout_event(RolloutEvent::Phase {
+    app.send(Msg::Rollout(RolloutEvent::Phase {
         instance_id: fleetscope::queue::journal::template_id(&group),
         phase: Phase::TemplateUpdated,
-    });
+    }));
     let screen = render(&mut app, 160, 48);
     assert!(
         screen.contains(" template ok template step: point"),
@@ -939,7 +903,7 @@ fn a_drifted_group_says_its_template_step_comes_first_and_the_queue_shows_it() {
 fn a_key_for_another_view_says_where_and_an_empty_queue_says_how_to_fill_it() {
     let mut app = demo_app();
     let key = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
-    let action = keymap::action_for(&key('/'), app.view, app.typing(), false);
+    let action = keymap::action_for(&key('/'), app.view, app.key_scope());
     assert_eq!(app.view, View::Overview);
     app.update(action.expect("/ on the Overview is answered"));
     assert_eq!(
@@ -947,7 +911,7 @@ fn a_key_for_another_view_says_where_and_an_empty_queue_says_how_to_fill_it() {
         "not in Overview: that key works in Images (2), Instances (3), Drift (4), Queue (5)"
     );
     press(&mut app, KeyCode::Char('3'));
-    let action = keymap::action_for(&key('A'), app.view, app.typing(), false).unwrap();
+    let action = keymap::action_for(&key('A'), app.view, app.key_scope()).unwrap();
     app.update(action);
     assert_eq!(
         app.status.clone().unwrap().text,
@@ -969,15 +933,22 @@ fn the_queue_view_says_why_an_entry_is_blocked_or_failed() {
         app.update(Action::QueueSelected);
         app.update(Action::Down);
     }
-    assert_eq!(app.queue.entries.len(), 2);
-    app.queue.entries[0].strategy = fleetscope::queue::Strategy::NotExecutable {
+    assert_eq!(app.queue().entries.len(), 2);
+    // The file says the first cannot go (as a later check of its lineage would).
+    let mut file = app.queue().clone();
+    file.entries[0].strategy = fleetscope::queue::Strategy::NotExecutable {
         why: "its lineage has no golden image".into(),
     };
-    let failed = app.queue.entries[1].instance_id.clone();
-    app.rollout_event(RolloutEvent::Phase {
+    app.send(Msg::Saved(save::Saved {
+        batches: 0,
+        changes: Vec::new(),
+        result: Ok(file),
+    }));
+    let failed = app.queue().entries[1].instance_id.clone();
+    app.send(Msg::Rollout(RolloutEvent::Phase {
         instance_id: failed,
         phase: Phase::Failed("the replacement failed its health check".into()),
-    });
+    }));
     press(&mut app, KeyCode::Char('5'));
     let screen = render(&mut app, 200, 20);
     assert!(

@@ -1,86 +1,43 @@
 //! The incident audit in the UI, headless: find by image key and IP, filters that apply what
 //! they show, marks that are seen, and the documented filter examples against the demo.
 
-use chrono::{DateTime, TimeZone, Utc};
-use fleetscope::clouds::demo::DemoFleet;
-use fleetscope::core::inventory::Inventory;
-use fleetscope::core::lineage::LineageRules;
 use fleetscope::core::policy::PolicyConfig;
 use fleetscope::queue::Queue;
+use fleetscope::views::tui::action::Effect;
 use fleetscope::views::tui::action::{Action, View};
-use fleetscope::views::tui::app::{App, AppInit};
-use fleetscope::views::tui::draw;
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
+use fleetscope::views::tui::app::{App, AppInit, Msg};
+use fleetscope::views::tui::dialog::Dialog;
+use fleetscope::views::tui::marks::Marked;
 
-fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()
+mod common;
+use common::ui::{Ui, app_with, demo_app_of, now, render, rules};
+
+fn demo_app(size: usize) -> Ui {
+    demo_app_of(size)
 }
 
-fn rules() -> LineageRules {
-    LineageRules {
-        tag: Some("lineage".into()),
-        name_rules: Vec::new(),
-    }
-}
-
-fn demo_app(size: usize) -> App {
-    let mut inventory = Inventory::new(rules());
-    for event in DemoFleet::new(42, size, now()).events() {
-        inventory.apply(event);
-    }
-    let mut app = App::new(AppInit {
-        inventory,
-        rules: rules(),
-        policy: PolicyConfig::default(),
-        now: now(),
-        queue: Queue::default(),
-        queue_path: None,
-        live: true,
-        collecting: false,
-        read_only: false,
-    });
-    render(&mut app, 120, 40);
-    app
-}
-
-fn render(app: &mut App, width: u16, height: u16) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-    terminal.draw(|frame| draw::draw(frame, app)).unwrap();
-    let buffer = terminal.backend().buffer();
-    let mut text = String::new();
-    for y in 0..buffer.area.height {
-        let line: String = (0..buffer.area.width)
-            .map(|x| buffer[(x, y)].symbol())
-            .collect();
-        text.push_str(line.trim_end());
-        text.push('\n');
-    }
-    text
-}
-
-fn type_text(app: &mut App, text: &str) {
+fn type_text(app: &mut Ui, text: &str) {
     for c in text.chars() {
         app.update(Action::Input(c));
     }
 }
 
 /// Commits `query` as the operator would: `/`, the text, Enter.
-fn commit_filter(app: &mut App, query: &str) {
+fn commit_filter(app: &mut Ui, query: &str) {
     app.update(Action::StartFilter);
     app.update(Action::ClearInput);
     type_text(app, query);
     app.update(Action::Submit);
 }
 
-fn status(app: &App) -> String {
+fn status(app: &Ui) -> String {
     app.status
         .as_ref()
         .map(|s| s.text.clone())
         .unwrap_or_default()
 }
 
-fn ids(app: &App) -> Vec<String> {
+fn ids(app: &Ui) -> Vec<String> {
     let mut ids: Vec<String> = app
         .instances
         .rows
@@ -201,7 +158,7 @@ fn a_filter_that_does_not_parse_keeps_the_committed_one_and_the_title_says_so() 
 fn closed_values_several_values_order_and_findings_narrow_as_they_say() {
     let mut app = demo_app(1_500);
     app.update(Action::Show(View::Instances));
-    let verdict_count = |app: &mut App, query: &str| {
+    let verdict_count = |app: &mut Ui, query: &str| {
         commit_filter(app, query);
         assert!(app.filter_error().is_none(), "{query}");
         app.instances.rows.len()
@@ -248,7 +205,7 @@ fn every_documented_filter_example_matches_demo_rows() {
     commit_filter(&mut app, "verdict:>=outdated");
     app.update(Action::MarkAllVisible);
     app.update(Action::QueueSelected);
-    app.update(Action::Input('y'));
+    app.update(Action::Yes);
     commit_filter(&mut app, "");
     for view in [View::Images, View::Instances, View::Drift, View::Queue] {
         app.update(Action::Show(view));
@@ -365,7 +322,7 @@ fn hidden_marks_are_counted_named_and_a_clearing_can_be_undone() {
     );
     assert!(!render(&mut app, 160, 48).contains("marked"));
     app.update(Action::UndoClearMarks);
-    assert_eq!(app.marked.len(), marked);
+    assert_eq!(app.marked_count(Marked::Instances), marked);
     // Filtered away, `r` acts on the hidden marks and says so.
     commit_filter(&mut app, "cloud:gcp");
     app.update(Action::QueueSelected);
@@ -376,10 +333,10 @@ fn hidden_marks_are_counted_named_and_a_clearing_can_be_undone() {
         )),
         "{said}"
     );
-    assert!(app.marked.is_empty());
+    assert!(app.marked_count(Marked::Instances) == 0);
     app.update(Action::UndoClearMarks);
     assert!(
-        app.marked.is_empty(),
+        (app.marked_count(Marked::Instances) == 0),
         "marks acted on are spent: {}",
         status(&app)
     );
@@ -402,10 +359,12 @@ fn the_detail_pane_shows_everything_known_about_an_instance() {
         .image
         .clone();
     app.update(Action::ShowDetail);
-    assert_eq!(app.detail, Some(0));
+    assert_eq!(app.dialog(), Some(&Dialog::Detail { scroll: 0 }));
     for (width, height) in [(160, 48), (80, 24)] {
         let mut screen = String::new();
-        app.detail = Some(0);
+        // Opened again, from the top.
+        app.update(Action::Back);
+        app.update(Action::ShowDetail);
         for _ in 0..30 {
             screen.push_str(&render(&mut app, width, height));
             app.update(Action::Down);
@@ -437,9 +396,8 @@ fn the_detail_pane_shows_everything_known_about_an_instance() {
         }
     }
     app.update(Action::Back);
-    assert_eq!(app.detail, None, "Esc closes the pane");
+    assert_eq!(app.dialog(), None, "Esc closes the pane");
     assert_eq!(app.view, View::Instances);
-    app.detail = None;
     insta::assert_snapshot!("detail_instance_80x24", {
         app.update(Action::ShowDetail);
         render(&mut app, 80, 24)
@@ -509,28 +467,14 @@ fn a_failed_save_shows_unsaved_until_one_succeeds_and_quitting_asks() {
     let path = dir.path().join("queue.json");
     // A directory where the file should be: saves fail until it goes.
     std::fs::create_dir(&path).unwrap();
-    let mut inventory = Inventory::new(rules());
-    for event in DemoFleet::new(42, 300, now()).events() {
-        inventory.apply(event);
-    }
-    let mut app = App::new(AppInit {
-        inventory,
-        rules: rules(),
-        policy: PolicyConfig::default(),
-        now: now(),
-        queue: Queue::default(),
-        queue_path: Some(path.clone()),
-        live: true,
-        collecting: false,
-        read_only: false,
-    });
+    let mut app = app_with(common::ui::demo_inventory(300), Some(path.clone()));
     app.update(Action::Show(View::Instances));
     let before = chrono::Utc::now();
     app.update(Action::QueueSelected);
     app.save_now();
-    assert!(app.unsaved());
+    assert!(app.queue_state().unsaved());
     assert!(
-        app.queue.entries[0].queued_at >= before,
+        app.queue().entries[0].queued_at >= before,
         "queued_at is when the key was pressed"
     );
     assert!(
@@ -558,7 +502,7 @@ fn a_failed_save_shows_unsaved_until_one_succeeds_and_quitting_asks() {
     app.update(Action::Down);
     app.update(Action::QueueSelected);
     app.save_now();
-    assert!(!app.unsaved(), "{}", status(&app));
+    assert!(!app.queue_state().unsaved(), "{}", status(&app));
     assert_eq!(
         Queue::load(&path).unwrap().entries.len(),
         2,
@@ -570,11 +514,16 @@ fn a_failed_save_shows_unsaved_until_one_succeeds_and_quitting_asks() {
 
 #[test]
 fn a_disabled_queue_refuses_changes_and_says_what_to_do() {
-    let mut app = demo_app(300);
-    app.disable_queue("queue disabled: /x/queue.json: damaged queue file: expected value; `fleetscope queue clear --yes` moves it aside".to_owned());
+    let mut app = Ui::new(
+        AppInit {
+            queue_disabled: Some("queue disabled: /x/queue.json: damaged queue file: expected value; `fleetscope queue clear --yes` moves it aside".to_owned()),
+            ..AppInit::browse(common::ui::demo_inventory(300), rules(), PolicyConfig::default(), now())
+        },
+        None,
+    );
     app.update(Action::Show(View::Instances));
     app.update(Action::QueueSelected);
-    assert!(app.queue.entries.is_empty());
+    assert!(app.queue().entries.is_empty());
     assert!(
         status(&app).contains("queue clear --yes"),
         "{}",
@@ -604,43 +553,66 @@ fn queueing_many_at_once_asks_with_the_count_per_verdict() {
         question.contains(" outdated") && question.ends_with("? y/N"),
         "{question}"
     );
-    assert!(app.typing(), "the answer is typed");
-    assert!(app.queue.entries.is_empty(), "nothing before the answer");
-    app.update(Action::Input('n'));
-    assert!(app.queue.entries.is_empty());
+    assert!(app.dialog().is_some(), "the answer is typed");
+    assert!(app.queue().entries.is_empty(), "nothing before the answer");
+    app.update(Action::No);
+    assert!(app.queue().entries.is_empty());
     assert_eq!(status(&app), "nothing was queued; the marks stay");
-    assert!(!app.typing());
+    assert!(app.dialog().is_none());
     // Saying no, or Esc, leaves the marks as they were.
-    assert_eq!(app.marked.len(), rows, "no keeps the marks");
+    assert_eq!(
+        app.marked_count(Marked::Instances),
+        rows,
+        "no keeps the marks"
+    );
     app.update(Action::QueueSelected);
     app.update(Action::Cancel);
-    assert!(app.queue.entries.is_empty());
-    assert_eq!(app.marked.len(), rows, "Esc keeps the marks");
+    assert!(app.queue().entries.is_empty());
+    assert_eq!(
+        app.marked_count(Marked::Instances),
+        rows,
+        "Esc keeps the marks"
+    );
     // Yes queues them, and spends the marks.
     app.update(Action::QueueSelected);
-    app.update(Action::Input('y'));
-    assert_eq!(app.queue.entries.len(), rows, "{}", status(&app));
-    assert!(app.marked.is_empty(), "queued marks are spent");
+    app.update(Action::Yes);
+    assert_eq!(app.queue().entries.len(), rows, "{}", status(&app));
+    assert!(
+        (app.marked_count(Marked::Instances) == 0),
+        "queued marks are spent"
+    );
     app.update(Action::Show(View::Queue));
     app.update(Action::MarkAllVisible);
     app.update(Action::Dequeue);
     app.update(Action::Show(View::Instances));
 
     // At the limit it does not ask.
-    app.confirm_queue_over = rows;
+    let mut app = Ui::new(
+        AppInit {
+            confirm_queue_over: rows,
+            ..AppInit::browse(
+                common::ui::demo_inventory(1_500),
+                rules(),
+                PolicyConfig::default(),
+                now(),
+            )
+        },
+        None,
+    );
+    app.update(Action::Show(View::Instances));
+    commit_filter(&mut app, "verdict:>=outdated");
     app.update(Action::MarkAllVisible);
     app.update(Action::QueueSelected);
-    assert_eq!(app.queue.entries.len(), rows, "{}", status(&app));
+    assert_eq!(app.queue().entries.len(), rows, "{}", status(&app));
     app.update(Action::Show(View::Queue));
     app.update(Action::MarkAllVisible);
     app.update(Action::Dequeue);
-    app.confirm_queue_over = 100;
     app.update(Action::Show(View::Drift));
     app.update(Action::QueueAllOnSelected);
-    if app.typing() {
-        app.update(Action::Input('y'));
+    if app.dialog().is_some() {
+        app.update(Action::Yes);
     }
-    assert!(!app.queue.entries.is_empty());
+    assert!(!app.queue().entries.is_empty());
 }
 
 /// 50,000 queued in one key: the key returns with the queue changed in memory, the file is
@@ -650,38 +622,27 @@ fn a_large_bulk_queue_is_saved_compact_by_the_saver() {
     use fleetscope::views::tui::save;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("queue.json");
-    let mut inventory = Inventory::new(rules());
-    for event in DemoFleet::new(42, 60_000, now()).events() {
-        inventory.apply(event);
-    }
-    let mut app = App::new(AppInit {
-        inventory,
-        rules: rules(),
-        policy: PolicyConfig::default(),
-        now: now(),
-        queue: Queue::default(),
-        queue_path: Some(path.clone()),
-        live: true,
-        collecting: false,
-        read_only: false,
-    });
+    let mut app = app_with(common::ui::demo_inventory(60_000), Some(path.clone()));
     app.update(Action::Show(View::Instances));
     commit_filter(&mut app, "!verdict:current");
     app.update(Action::MarkAllVisible);
-    let marked = app.marked.len();
+    let marked = app.marked_count(Marked::Instances);
     assert!(marked > 20_000, "{marked}");
     app.update(Action::QueueSelected);
-    app.update(Action::Input('y'));
-    assert_eq!(app.queue.entries.len(), marked);
-    let changes = app.take_queue_changes().unwrap();
-    assert_eq!(app.saves_in_flight(), 1);
+    // The answer as the runtime sees it: the queue changed here, the changes handed over.
+    let effects = app.app.handle(Msg::Action(Action::Yes));
+    assert_eq!(app.queue().entries.len(), marked);
+    let [Effect::Save(changes)] = &effects[..] else {
+        panic!("one save: {effects:?}");
+    };
+    assert_eq!(app.queue_state().saves_in_flight(), 1);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let saver = save::start(path.clone(), tx);
-    saver.send(changes).unwrap();
+    saver.send(changes.clone()).unwrap();
     let done = rx.blocking_recv().unwrap();
-    app.queue_saved(done);
-    assert_eq!(app.saves_in_flight(), 0);
-    assert!(!app.unsaved());
+    app.send(Msg::Saved(done));
+    assert_eq!(app.queue_state().saves_in_flight(), 0);
+    assert!(!app.queue_state().unsaved());
     assert_eq!(Queue::load(&path).unwrap().entries.len(), marked);
     let size = std::fs::metadata(&path).unwrap().len();
     let per_entry = size / marked as u64;
@@ -705,7 +666,7 @@ fn a_failed_sources_whole_error_is_one_key_away() {
             error: error.into(),
         },
     ] {
-        app.apply_event(event);
+        app.send(Msg::Collected(event));
     }
     app.update(Action::Show(View::Overview));
     let overview = render(&mut app, 80, 24);

@@ -27,7 +27,8 @@ pub const AGE_BUCKETS: [(i64, &str); 8] = [
 ];
 
 pub struct Data {
-    pub inventory: Inventory,
+    /// Shared, so a snapshot can be written from it off the UI loop.
+    pub inventory: std::sync::Arc<Inventory>,
     /// Every instance in id order, and in each Instances column's order, built on first use.
     by_id: OnceCell<Vec<InstanceIdx>>,
     search_text: OnceCell<SearchText>,
@@ -63,7 +64,7 @@ impl Data {
                 .then_with(|| inventory.lineage(a).name.cmp(&inventory.lineage(b).name))
         });
         Data {
-            inventory,
+            inventory: std::sync::Arc::new(inventory),
             by_id: OnceCell::new(),
             search_text: OnceCell::new(),
             orders: Default::default(),

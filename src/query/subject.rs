@@ -71,7 +71,6 @@ pub const QUEUE_FIELDS: &[Field] = &[
     Field::Strategy,
 ];
 
-
 /// A query made ready for many instances: terms on what an instance inherits from its image
 /// are decided once per image (5,000) rather than once per instance (100,000), and free text
 /// likewise, the instance's half in one pass over every instance's search text.

@@ -1,5 +1,5 @@
 //! Everything the operator can ask for, as plain values: keys and mouse become `Action`s through
-//! the keymap, and `App::update` is the only place that acts on them.
+//! the keymap, and `App::handle` is the only place that acts on them.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum View {
@@ -101,6 +101,9 @@ pub enum Action {
     Complete,
     Submit,
     Cancel,
+    /// The answer to a y/N question.
+    Yes,
+    No,
     ScrollUp,
     ScrollDown,
     /// A key that does nothing in this view, with the views where it does something.
@@ -112,7 +115,7 @@ pub enum Action {
 }
 
 /// What the update asks of the world outside the state: the runtime carries these out.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     Quit,
     /// Collect again from the sources.
@@ -125,4 +128,23 @@ pub enum Effect {
     Apply(Box<crate::queue::rollout::Plan>),
     /// Ask the running apply to stop starting replacements.
     StopApply,
+    /// Hand these queue changes to the saver (none: read the file as it is).
+    Save(Vec<crate::views::tui::save::QueueChange>),
+    /// Write the collected fleet as the snapshot the command line asked for.
+    SaveSnapshot(Snapshot),
 }
+
+/// A complete fleet to write as a snapshot; shared, not copied.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub inventory: std::sync::Arc<crate::core::inventory::Inventory>,
+    pub taken_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl PartialEq for Snapshot {
+    fn eq(&self, other: &Snapshot) -> bool {
+        std::sync::Arc::ptr_eq(&self.inventory, &other.inventory) && self.taken_at == other.taken_at
+    }
+}
+
+impl Eq for Snapshot {}

@@ -1,12 +1,27 @@
-//! The interactive state and the one function that changes it: `App::update(Action)`.
-//! No terminal, no network: the runtime feeds it actions and collection events, then draws it.
+//! The interactive state and its one entry point, `App::handle(Msg) -> Vec<Effect>`. No
+//! terminal, no network, no file: the runtime feeds it messages, performs the effects it
+//! returns, and draws it. Each concern lives in a part (the fleet, the queue, the rollout, the
+//! marks, the open dialog) that knows nothing of `App`; `App` coordinates them and alone turns
+//! their outcomes into status text and effects.
 
-use std::collections::HashSet;
-use std::path::PathBuf;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use super::action::{Action, Effect, View};
+use super::command::{self, Command};
+use super::dialog::{Confirm, Dialog, Edit, Outcome, Question};
+use super::fleet::{Finished, Fleet};
+use super::marks::{Marked, Marks};
+use super::queue_state::{QueueState, SaveOutcome};
+use super::rollout_state::{NotNow, RolloutState};
+use super::save::{QueueChange, Saved};
+use super::table::{Column, ListState};
+use crate::core::event::CollectEvent;
+use crate::core::inventory::{GroupIdx, ImageIdx, InstanceIdx, Inventory};
+use crate::core::lineage::LineageRules;
+use crate::core::model::SourceStatus;
+use crate::core::policy::{PolicyConfig, TemplateStatus};
 use crate::query::data::{self, Data};
 use crate::query::filter::Field;
 pub use crate::query::subject::DriftRow;
@@ -14,44 +29,49 @@ use crate::query::subject::{
     DRIFT_FIELDS, DriftSubject, IMAGE_FIELDS, INSTANCE_FIELDS, ImageSubject, InstanceFilter,
     QUEUE_FIELDS, QueueSubject,
 };
-use super::save::{self, QueueChange, Saved};
-use super::table::ListState;
-use crate::core::event::CollectEvent;
-use crate::core::inventory::{GroupIdx, ImageIdx, InstanceIdx, Inventory, LineageIdx};
-use crate::core::lineage::LineageRules;
-use crate::core::model::SourceStatus;
-use crate::core::policy::{PolicyConfig, TemplateStatus};
-use crate::queue::rollout::{Phase, Plan, RolloutEvent};
+use crate::queue::rollout::{Plan, RolloutEvent};
 use crate::queue::{self, Queue, QueueEntry};
+
+/// Everything that reaches the app: the operator's actions and what the workers report.
+#[derive(Debug)]
+pub enum Msg {
+    Action(Action),
+    /// A collection event (a page, a source's end).
+    Collected(CollectEvent),
+    /// Every source has finished; the fleet is judged as of `now`.
+    CollectionDone {
+        now: DateTime<Utc>,
+    },
+    /// The runtime's pace for evaluating pages of a first collection as they stream in.
+    Evaluate {
+        now: DateTime<Utc>,
+    },
+    /// The saver's answer to a batch of queue changes (or to a re-read).
+    Saved(Saved),
+    /// The rollout plan of the queue file, with that file's queue; or why none was made.
+    Planned(Result<(Plan, Queue), String>),
+    Rollout(RolloutEvent),
+    /// The apply ended, and the queue file as it left it.
+    ApplyDone {
+        outcome: Result<String, String>,
+        queue: Result<Queue, String>,
+    },
+    /// The snapshot asked for on the command line was written, or why not.
+    SnapshotSaved(Result<(), String>),
+    /// Where the last frame put things.
+    Drawn(Layout),
+    /// Nothing new: hand over the queue changes the saver has not had yet (before a plan reads
+    /// the file, and at quit).
+    Flush,
+}
 
 /// Which instances the Instances view lists: all, or those under what was drilled into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InstanceScope {
     All,
     Image(ImageIdx),
-    Lineage(LineageIdx),
+    Lineage(crate::core::inventory::LineageIdx),
     Group(GroupIdx),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Mode {
-    Normal,
-    /// Typing a filter; `previous` comes back on Esc.
-    Filter {
-        previous: String,
-    },
-    Command {
-        line: String,
-    },
-    /// Typing the confirmation of an apply; it goes ahead only if `typed` ends up `phrase`,
-    /// and then for exactly the entries of the plan shown.
-    Confirm {
-        phrase: String,
-        typed: String,
-        plan: Box<Plan>,
-        /// What other processes changed in the queue since this screen last read it, if any.
-        changed: Option<String>,
-    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,14 +95,51 @@ pub struct AppInit {
     pub policy: PolicyConfig,
     pub now: DateTime<Utc>,
     pub queue: Queue,
-    /// Where the queue is saved on every change; `None` keeps it in memory (tests).
-    pub queue_path: Option<PathBuf>,
+    /// Whether queue changes are saved (as `Effect::Save`); false keeps them in memory.
+    pub persist_queue: bool,
     /// False for a snapshot: there is nothing to collect again.
     pub live: bool,
     /// Whether sources are streaming into `inventory` right now.
     pub collecting: bool,
     /// `--read-only`: applying the queue is refused.
     pub read_only: bool,
+    /// Queueing more instances than this at once asks first.
+    pub confirm_queue_over: usize,
+    /// Whether an apply makes template steps for groups in template drift.
+    pub template_updates: bool,
+    /// Save the first complete collection as a snapshot (`Effect::SaveSnapshot`).
+    pub save_snapshot: bool,
+    /// Why the queue cannot be used (its file is damaged), if it cannot.
+    pub queue_disabled: Option<String>,
+    pub badges: Badges,
+}
+
+impl AppInit {
+    /// A fleet to browse as it is, with the configuration's defaults: an empty queue kept in
+    /// memory, nothing collecting, applies allowed.
+    pub fn browse(
+        inventory: Inventory,
+        rules: LineageRules,
+        policy: PolicyConfig,
+        now: DateTime<Utc>,
+    ) -> AppInit {
+        AppInit {
+            inventory,
+            rules,
+            policy,
+            now,
+            queue: Queue::default(),
+            persist_queue: false,
+            live: true,
+            collecting: false,
+            read_only: false,
+            confirm_queue_over: crate::config::DEFAULT_CONFIRM_QUEUE_OVER,
+            template_updates: true,
+            save_snapshot: false,
+            queue_disabled: None,
+            badges: Badges::default(),
+        }
+    }
 }
 
 /// What kind of fleet is on screen, when it is not a live one judged as of now: shown as badges
@@ -96,258 +153,431 @@ pub struct Badges {
     pub fixed_now: Option<DateTime<Utc>>,
 }
 
-/// Screen regions from the last frame, for mouse clicks and page sizes.
-#[derive(Debug, Clone, Copy, Default)]
+/// Screen regions from the last frame, for mouse clicks and page sizes, and the scroll offset
+/// the frame chose to keep the selection in view.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Layout {
     pub tabs: ratatui::layout::Rect,
     /// Where table rows start (below the header) and how many fit.
     pub rows: ratatui::layout::Rect,
+    /// The first row shown of the current view's list.
+    pub offset: usize,
+}
+
+/// Quitting with unsaved queue changes takes a second `q`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Quitting {
+    #[default]
+    No,
+    /// `q` was pressed with unsaved changes: a second `q` quits without them.
+    Armed,
+    /// Quit even with unsaved changes (a second `q`, or Ctrl-C).
+    Confirmed,
 }
 
 pub struct App {
     pub data: Data,
-    rules: LineageRules,
-    policy: PolicyConfig,
-    /// Inventory being collected by a refresh; shown once complete.
-    pending: Option<Inventory>,
-    /// Pages of the first collection that arrived since the last evaluation.
-    arrived: Vec<CollectEvent>,
-    /// Inventory changed since the last evaluation.
-    stale: bool,
-    collecting: bool,
-    live: bool,
-    read_only: bool,
-    /// An apply is running in the background.
-    applying: bool,
-    /// The operator asked the running apply to stop.
-    stopping: bool,
-    /// A rollout plan is being made in the background.
-    planning: bool,
-    /// Each entry's phase in the running (or last) rollout, by instance id.
-    pub(super) phases: std::collections::HashMap<String, Phase>,
-    /// The wave in progress, of how many.
-    rollout_wave: Option<(usize, usize)>,
-    pub queue: Queue,
-    queue_path: Option<PathBuf>,
-    /// The last save failed and none succeeded since: the queue's changes are only here.
-    unsaved: bool,
-    /// Changes not handed to the saver yet, and those a failed save gave back.
-    pending_changes: Vec<QueueChange>,
-    failed_changes: Vec<QueueChange>,
-    /// Batches handed to the saver and not answered yet.
-    saves_in_flight: usize,
-    /// The second `q` was pressed: quit even with unsaved changes.
-    quit_confirmed: bool,
-    /// The Overview's selected source, for its whole error.
-    pub selected_source: usize,
-    /// When each source finished or failed, as this UI saw it.
-    source_ended: std::collections::HashMap<String, DateTime<Utc>>,
-    /// Instances waiting for the answer to "queue N instances? y/N", and what they are.
-    pending_queue: Option<PendingQueue>,
-    /// Queueing more instances than this at once asks first.
-    pub confirm_queue_over: usize,
-    /// Whether an apply makes template steps for groups in template drift.
-    pub template_updates: bool,
-    /// The template steps of the apply running or last run, shown in the Queue view with
-    /// their live step.
-    pub(super) template_steps: Vec<queue::rollout::TemplateStep>,
-    /// The queue file cannot be read: the queue is off, and this says which file and what to do.
-    queue_disabled: Option<String>,
-    /// `q` was pressed with unsaved queue changes: a second `q` quits without them.
-    quit_armed: bool,
-    pub(super) queued: HashSet<String>,
+    pub fleet: Fleet,
+    queue: QueueState,
+    pub rollout: RolloutState,
+    marks: Marks,
+    dialog: Option<Dialog>,
     pub view: View,
-    pub mode: Mode,
-    pub help: Option<u16>,
-    /// The detail pane of the selected row is open, scrolled this far.
-    pub detail: Option<u16>,
     pub images: ListState<ImageIdx>,
     pub instances: ListState<InstanceIdx>,
     pub instance_scope: InstanceScope,
     pub drift: ListState<DriftRow>,
     pub queue_rows: ListState<usize>,
-    /// Marked instances, by id so marks survive a refresh.
-    pub marked: HashSet<String>,
-    /// Marked queue entries, by instance id.
-    pub queue_marked: HashSet<String>,
-    /// Marks the last clearing took, until the next change to marks: one key brings them back.
-    cleared_marks: Option<(HashSet<String>, HashSet<String>)>,
-    /// Marked instances the Instances filter or scope hides, counted when either changes.
-    hidden_marks: usize,
+    /// The Overview's selected source, for its whole error.
+    pub selected_source: usize,
     crumbs: Vec<Crumb>,
     pub status: Option<Status>,
     pub layout: Layout,
     pub badges: Badges,
+    quitting: Quitting,
 }
-
-/// Instances waiting for the answer to "queue N instances? y/N".
-struct PendingQueue {
-    instances: Vec<InstanceIdx>,
-    what: String,
-    /// They were chosen by marks, which are spent only if the answer is yes.
-    spends_marks: bool,
-}
-
-const COMMANDS: &[&str] = &[
-    "overview",
-    "images",
-    "instances",
-    "drift",
-    "queue",
-    "filter",
-    "sort",
-    "unmark",
-    "refresh",
-    "help",
-    "quit",
-];
 
 impl App {
     pub fn new(init: AppInit) -> App {
-        let queued = init
-            .queue
-            .entries
-            .iter()
-            .map(|e| e.instance_id.clone())
-            .collect();
+        let mut queue = QueueState::new(init.queue, init.persist_queue, init.confirm_queue_over);
+        let mut status = None;
+        if let Some(why) = init.queue_disabled {
+            status = Some(Status {
+                text: why.clone(),
+                error: true,
+            });
+            queue.disable(why);
+        }
+        let mut fleet = Fleet::new(init.rules, init.policy, init.live, init.collecting);
+        if init.save_snapshot {
+            fleet.want_snapshot();
+        }
         let mut app = App {
-            data: Data::new(init.inventory, &init.policy, init.now),
-            rules: init.rules,
-            policy: init.policy,
-            pending: None,
-            arrived: Vec::new(),
-            stale: false,
-            collecting: init.collecting,
-            live: init.live,
-            read_only: init.read_only,
-            applying: false,
-            stopping: false,
-            planning: false,
-            phases: std::collections::HashMap::new(),
-            rollout_wave: None,
-            queue: init.queue,
-            queue_path: init.queue_path,
-            unsaved: false,
-            pending_changes: Vec::new(),
-            failed_changes: Vec::new(),
-            saves_in_flight: 0,
-            quit_confirmed: false,
-            pending_queue: None,
-            selected_source: 0,
-            source_ended: std::collections::HashMap::new(),
-            confirm_queue_over: crate::config::DEFAULT_CONFIRM_QUEUE_OVER,
-            template_updates: true,
-            template_steps: Vec::new(),
-            queue_disabled: None,
-            quit_armed: false,
-            queued,
+            data: Data::new(init.inventory, fleet.policy(), init.now),
+            fleet,
+            queue,
+            rollout: RolloutState::new(init.read_only, init.template_updates),
+            marks: Marks::default(),
+            dialog: None,
             view: View::Overview,
-            mode: Mode::Normal,
-            help: None,
-            detail: None,
             images: ListState::new(data::IMAGE_VERDICT, true),
             instances: ListState::new(data::INSTANCE_VERDICT, true),
             instance_scope: InstanceScope::All,
             drift: ListState::new(0, false),
             queue_rows: ListState::new(0, false),
-            marked: HashSet::new(),
-            queue_marked: HashSet::new(),
-            cleared_marks: None,
-            hidden_marks: 0,
+            selected_source: 0,
             crumbs: Vec::new(),
-            status: None,
+            status,
             layout: Layout::default(),
-            badges: Badges::default(),
+            badges: init.badges,
+            quitting: Quitting::No,
         };
         app.rebuild_all();
         app
     }
 
-    // ---- collection -------------------------------------------------------------------------
-
-    pub fn collecting(&self) -> bool {
-        self.collecting
+    /// The one way in: handles a message, and returns what the runtime must do.
+    pub fn handle(&mut self, msg: Msg) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        // Only the operator changes the queue; a failed save is retried with the next change,
+        // or when everything must be in the file, never at once (which would retry forever
+        // while the disk says no).
+        let operator = matches!(msg, Msg::Action(_) | Msg::Flush);
+        let retry = matches!(msg, Msg::Flush);
+        match msg {
+            Msg::Action(action) => self.act(action, &mut effects),
+            Msg::Collected(event) => self.fleet.collected(event, &mut self.data),
+            Msg::CollectionDone { now } => {
+                match self.fleet.finished(&mut self.data, now) {
+                    Finished::Replaced => {
+                        // Indices into the old inventory mean nothing in the new one.
+                        self.instance_scope = InstanceScope::All;
+                        self.crumbs.clear();
+                        self.rebuild_all();
+                    }
+                    Finished::Evaluated => self.rebuild_all(),
+                    Finished::Unchanged => {}
+                }
+                if self.fleet.take_snapshot_wish() {
+                    effects.push(Effect::SaveSnapshot(super::action::Snapshot {
+                        inventory: Arc::clone(&self.data.inventory),
+                        taken_at: now,
+                    }));
+                }
+            }
+            Msg::Evaluate { now } => {
+                if self.fleet.evaluate(&mut self.data, now) {
+                    self.rebuild_all();
+                }
+            }
+            Msg::Saved(saved) => self.saved(saved),
+            Msg::Planned(Ok((plan, queue))) => self.plan_ready(plan, queue),
+            Msg::Planned(Err(error)) => {
+                self.rollout.planned();
+                self.fail(error);
+            }
+            Msg::Rollout(event) => {
+                if let Some((text, error)) = self.rollout.follow(event) {
+                    self.status = Some(Status { text, error });
+                }
+            }
+            Msg::ApplyDone { outcome, queue } => self.apply_done(outcome, queue, &mut effects),
+            Msg::SnapshotSaved(Ok(())) | Msg::Flush => {}
+            Msg::SnapshotSaved(Err(error)) => self.fail(error),
+            Msg::Drawn(layout) => {
+                self.layout = layout;
+                if let Some(list_offset) = self.list_offset_mut() {
+                    *list_offset = layout.offset;
+                }
+            }
+        }
+        if operator && let Some(changes) = self.queue.take_changes(retry) {
+            effects.push(Effect::Save(changes));
+        }
+        effects
     }
 
-    pub fn refreshing(&self) -> bool {
-        self.pending.is_some()
+    // ---- what the parts hold, for drawing ---------------------------------------------------
+
+    pub fn queue(&self) -> &Queue {
+        self.queue.queue()
+    }
+
+    pub fn queue_state(&self) -> &QueueState {
+        &self.queue
+    }
+
+    pub fn is_queued(&self, instance_id: &str) -> bool {
+        self.queue.is_queued(instance_id)
+    }
+
+    pub fn dialog(&self) -> Option<&Dialog> {
+        self.dialog.as_ref()
+    }
+
+    /// The keymap scope keys are read in: the open dialog's, or `None` for the view's own.
+    pub fn key_scope(&self) -> Option<super::keymap::Scope> {
+        self.dialog.as_ref().map(Dialog::scope)
+    }
+
+    pub fn is_marked(&self, which: Marked, id: &str) -> bool {
+        self.marks.contains(which, id)
+    }
+
+    pub fn marked_count(&self, which: Marked) -> usize {
+        self.marks.of(which).len()
     }
 
     /// The sources as they stand: those of a refresh in progress, else the shown inventory's.
     pub fn sources(&self) -> &[SourceStatus] {
-        self.pending
-            .as_ref()
-            .unwrap_or(&self.data.inventory)
-            .sources()
+        self.fleet.sources(&self.data)
     }
 
-    /// A refresh starts: collect into a new inventory while the old one stays on screen.
-    pub fn start_refresh(&mut self) {
-        self.pending = Some(Inventory::new(self.rules.clone()));
-        self.collecting = true;
+    pub fn policy(&self) -> &PolicyConfig {
+        self.fleet.policy()
     }
 
-    pub fn apply_event(&mut self, event: CollectEvent) {
-        // When each source ended, for its detail: the events carry no time of their own.
-        if let CollectEvent::Finished { source }
-        | CollectEvent::Incomplete { source, .. }
-        | CollectEvent::Failed { source, .. } = &event
-        {
-            self.source_ended.insert(source.clone(), Utc::now());
+    /// Whether quitting may go ahead now; the runtime asks once its saves are in.
+    pub fn may_quit(&mut self) -> bool {
+        if !self.queue.unsaved() || self.quitting == Quitting::Confirmed {
+            return true;
         }
-        match &mut self.pending {
-            Some(pending) => pending.apply(event),
-            // Pages wait for the next evaluation: rows, verdicts and sort keys index the
-            // inventory as it was evaluated, so it changes only together with them.
-            None if matches!(event, CollectEvent::Page(_)) => {
-                self.arrived.push(event);
-                self.stale = true;
+        self.quitting = Quitting::Armed;
+        self.fail(
+            "the queue has changes the file did not take: q again quits without them, any other key stays"
+                .to_owned(),
+        );
+        false
+    }
+
+    fn say(&mut self, text: String) {
+        self.status = Some(Status { text, error: false });
+    }
+
+    fn fail(&mut self, text: String) {
+        self.status = Some(Status { text, error: true });
+    }
+
+    fn said_error(&self) -> bool {
+        matches!(&self.status, Some(s) if s.error)
+    }
+
+    // ---- actions ----------------------------------------------------------------------------
+
+    fn act(&mut self, action: Action, effects: &mut Vec<Effect>) {
+        // Ctrl-C quits whatever is open or unsaved.
+        if action == Action::ForceQuit {
+            self.quitting = Quitting::Confirmed;
+        }
+        if let Some(dialog) = self.dialog.take() {
+            let (open, outcome) = dialog.handle(action);
+            self.dialog = open;
+            return self.dialog_outcome(outcome, effects);
+        }
+        if !matches!(action, Action::ScrollUp | Action::ScrollDown) {
+            self.status = None;
+        }
+        let armed = std::mem::take(&mut self.quitting) == Quitting::Armed;
+        match action {
+            Action::Quit if self.queue.unsaved() && !armed => {
+                self.may_quit();
             }
-            None => self.data.inventory.apply(event),
+            Action::Quit if self.rollout.applying() => self.fail(
+                "an apply is running: wait for it to finish (Ctrl-C quits anyway, stopping it mid-step)"
+                    .to_owned(),
+            ),
+            Action::Quit => {
+                if armed {
+                    self.quitting = Quitting::Confirmed;
+                }
+                effects.push(Effect::Quit);
+            }
+            Action::ForceQuit => {
+                self.quitting = Quitting::Confirmed;
+                effects.push(Effect::Quit);
+            }
+            Action::Show(view) => self.view = view,
+            Action::NextView => self.view = self.view.next(),
+            Action::PreviousView => self.view = self.view.previous(),
+            Action::Up | Action::ScrollUp => self.move_selection(-1),
+            Action::Down | Action::ScrollDown => self.move_selection(1),
+            Action::PageUp => self.move_selection(-(self.page() as isize)),
+            Action::PageDown => self.move_selection(self.page() as isize),
+            Action::Top => self.move_selection(isize::MIN / 2),
+            Action::Bottom => self.move_selection(isize::MAX / 2),
+            Action::SortNext => self.change_sort(1),
+            Action::SortPrevious => self.change_sort(-1),
+            Action::SortReverse => self.reverse_sort(),
+            Action::StartFilter => {
+                if let Some(previous) = self.filter_input().map(str::to_owned) {
+                    self.dialog = Some(Dialog::Filter { previous });
+                }
+            }
+            Action::StartCommand => {
+                self.dialog = Some(Dialog::Command {
+                    line: String::new(),
+                })
+            }
+            Action::ToggleHelp => self.dialog = Some(Dialog::Help { scroll: 0 }),
+            Action::ToggleMark => self.toggle_mark(),
+            Action::MarkAllVisible => self.mark_all_visible(),
+            Action::ClearMarks => self.clear_marks(),
+            Action::UndoClearMarks => self.undo_clear_marks(),
+            Action::QueueSelected => self.enqueue_marked(),
+            Action::QueueAllOnSelected => self.queue_all_on_selected(),
+            Action::Dequeue => {
+                let ids = self.dequeue_targets();
+                let what = self.marked_or_selected_label();
+                self.dequeue(ids, &what);
+                self.marks.forget();
+            }
+            Action::Apply => self.ask_to_apply(effects),
+            Action::NotHere(views) => {
+                let places: Vec<String> = views
+                    .iter()
+                    .map(|v| {
+                        let number = View::ALL.iter().position(|a| a == v).unwrap_or(0) + 1;
+                        format!("{} ({number})", v.title())
+                    })
+                    .collect();
+                self.say(format!(
+                    "not in {}: that key works in {}",
+                    self.view.title(),
+                    places.join(", ")
+                ));
+            }
+            Action::StopApply => {
+                if self.rollout.stop() {
+                    self.say(
+                        "stopping: replacements in flight finish, nothing new starts".to_owned(),
+                    );
+                    effects.push(Effect::StopApply);
+                } else if self.rollout.applying() {
+                    self.say("already stopping".to_owned());
+                } else {
+                    self.say("no apply is running".to_owned());
+                }
+            }
+            Action::DrillDown => self.drill_down(),
+            Action::ShowDetail => {
+                if self.has_detail() {
+                    self.dialog = Some(Dialog::Detail { scroll: 0 });
+                }
+            }
+            Action::Back => self.back(),
+            Action::Refresh => self.refresh(effects),
+            Action::CopyId => {
+                if let Some(id) = self.selected_id() {
+                    self.say(format!("copied {id}"));
+                    effects.push(Effect::Copy(id));
+                }
+            }
+            Action::Click { column, row } => self.click(column, row),
+            Action::Input(_)
+            | Action::DeleteChar
+            | Action::ClearInput
+            | Action::Complete
+            | Action::Submit
+            | Action::Cancel
+            | Action::Yes
+            | Action::No => {}
         }
     }
 
-    /// Every source has finished: a refresh's inventory replaces the shown one.
-    pub fn collection_finished(&mut self, now: DateTime<Utc>) {
-        self.collecting = false;
-        if let Some(pending) = self.pending.take() {
-            self.data = Data::new(pending, &self.policy, now);
-            self.stale = false;
-            // Indices into the old inventory mean nothing in the new one.
-            self.instance_scope = InstanceScope::All;
-            self.crumbs.clear();
-            self.rebuild_all();
+    fn dialog_outcome(&mut self, outcome: Outcome, effects: &mut Vec<Effect>) {
+        match outcome {
+            Outcome::Stays | Outcome::Closed => {}
+            Outcome::Quit => effects.push(Effect::Quit),
+            Outcome::EditFilter(edit) => {
+                if let Some(mut text) = self.filter_input().map(str::to_owned) {
+                    match edit {
+                        Edit::Push(c) => text.push(c),
+                        Edit::Pop => {
+                            text.pop();
+                        }
+                        Edit::Clear => text.clear(),
+                    }
+                    self.set_filter(text);
+                }
+            }
+            Outcome::CompleteFilter => self.complete_filter_field(),
+            Outcome::CommitFilter { previous } => self.keep_previous_on_error(previous),
+            Outcome::CancelFilter { previous } => self.set_filter(previous),
+            Outcome::CompleteCommand => {
+                let Some(Dialog::Command { line }) = &self.dialog else {
+                    return;
+                };
+                if let Some((line, candidates)) =
+                    command::complete(line, App::columns_of(self.view))
+                {
+                    self.dialog = Some(Dialog::Command { line });
+                    if let Some(candidates) = candidates {
+                        self.say(candidates);
+                    }
+                }
+            }
+            Outcome::RunCommand(line) => self.run_command(&line, effects),
+            Outcome::Answered { yes, question } => {
+                self.status = None;
+                self.answer_queue(yes, question);
+            }
+            Outcome::Confirmed(plan) => {
+                self.rollout.confirmed(&plan);
+                self.say("applying the queue…".to_owned());
+                effects.push(Effect::Apply(plan));
+            }
+            Outcome::NotConfirmed => self.say("not confirmed: nothing was changed".to_owned()),
+            Outcome::ApplyCancelled => self.say("nothing was changed".to_owned()),
+        }
+    }
+
+    fn refresh(&mut self, effects: &mut Vec<Effect>) {
+        if !self.fleet.live() {
+            self.say("a snapshot has nothing to collect again".to_owned());
+        } else if self.fleet.collecting() {
+            self.say("still collecting".to_owned());
         } else {
-            self.reevaluate(now);
+            self.fleet.start_refresh();
+            self.say("collecting again; the screen updates when it is done".to_owned());
+            effects.push(Effect::Refresh);
+            // The queue file too: another fleetscope may have changed it.
+            if let Some(reread) = self.queue.reread() {
+                effects.push(Effect::Save(reread));
+            }
         }
-        // The fleet is complete: its free-text index is built now, while nobody types, rather
-        // than on the first keystroke of a search.
-        self.data.instance_search_text();
     }
 
-    /// Evaluates again if the inventory changed; the runtime paces this while pages arrive.
-    pub fn reevaluate(&mut self, now: DateTime<Utc>) {
-        if !self.stale {
-            return;
+    fn run_command(&mut self, line: &str, effects: &mut Vec<Effect>) {
+        let command = match command::parse(line) {
+            Ok(Some(command)) => command,
+            Ok(None) => return,
+            Err(error) => return self.fail(error),
+        };
+        match command {
+            Command::Show(view) => self.act(Action::Show(view), effects),
+            Command::Quit => effects.push(Effect::Quit),
+            Command::Refresh => self.act(Action::Refresh, effects),
+            Command::Help => self.act(Action::ToggleHelp, effects),
+            Command::Unmark => self.act(Action::ClearMarks, effects),
+            Command::Filter(text) => {
+                let previous = self.filter_input().unwrap_or_default().to_owned();
+                self.set_filter(text);
+                self.keep_previous_on_error(previous);
+            }
+            Command::Sort { column, direction } => {
+                if let Err(error) = self.sort_by_name(&column, direction.as_deref()) {
+                    self.fail(format!("sort: {error}"));
+                }
+            }
         }
-        let mut inventory = std::mem::take(&mut self.data.inventory);
-        for page in std::mem::take(&mut self.arrived) {
-            inventory.apply(page);
-        }
-        self.data = Data::new(inventory, &self.policy, now);
-        self.stale = false;
-        self.rebuild_all();
-    }
-
-    pub fn needs_evaluation(&self) -> bool {
-        self.stale
     }
 
     // ---- rows -------------------------------------------------------------------------------
 
     fn rebuild_all(&mut self) {
         // Rows index the fleet as it was: a question about them is void once it changes.
-        if self.pending_queue.take().is_some() {
+        if matches!(self.dialog, Some(Dialog::Question(_))) {
+            self.dialog = None;
             self.say("the fleet changed while asking: nothing was queued; ask again".to_owned());
         }
         self.resort_images();
@@ -410,36 +640,26 @@ impl App {
     }
 
     fn recount_hidden_marks(&mut self) {
-        self.hidden_marks = if self.marked.is_empty() {
-            0
-        } else {
-            let inv = &self.data.inventory;
-            let mut visible = vec![false; inv.instances().len()];
-            for &i in &self.instances.rows {
-                visible[i as usize] = true;
-            }
-            self.marked
-                .iter()
-                .filter(|id| inv.instance_by_id(id).is_none_or(|i| !visible[i as usize]))
-                .count()
-        };
+        self.marks
+            .recount_hidden(&self.data.inventory, &self.instances.rows);
     }
 
     /// The current view's marked rows, and how many of them its filter hides.
     pub fn marks(&self) -> Option<(usize, usize)> {
         match self.view {
-            View::Instances if !self.marked.is_empty() => {
-                Some((self.marked.len(), self.hidden_marks))
+            View::Instances if self.marked_count(Marked::Instances) > 0 => {
+                Some((self.marked_count(Marked::Instances), self.marks.hidden()))
             }
-            View::Queue if !self.queue_marked.is_empty() => {
-                let entries = &self.queue.entries;
+            View::Queue if self.marked_count(Marked::Entries) > 0 => {
+                let entries = &self.queue().entries;
                 let visible = self
                     .queue_rows
                     .rows
                     .iter()
-                    .filter(|&&e| self.queue_marked.contains(&entries[e].instance_id))
+                    .filter(|&&e| self.is_marked(Marked::Entries, &entries[e].instance_id))
                     .count();
-                Some((self.queue_marked.len(), self.queue_marked.len() - visible))
+                let marked = self.marked_count(Marked::Entries);
+                Some((marked, marked - visible))
             }
             _ => None,
         }
@@ -495,7 +715,7 @@ impl App {
     }
 
     fn rebuild_queue_rows(&mut self) {
-        let entries = &self.queue.entries;
+        let entries = &self.queue.queue().entries;
         let data = &self.data;
         let query = self.queue_rows.query().clone();
         let mut rows: Vec<usize> = (0..entries.len())
@@ -531,176 +751,61 @@ impl App {
 
     // ---- the queue --------------------------------------------------------------------------
 
-    /// Turns the queue off, saying why; nothing is queued, taken off or applied until restart.
-    pub fn disable_queue(&mut self, why: String) {
-        self.fail(why.clone());
-        self.queue_disabled = Some(why);
-    }
-
-    pub fn queue_disabled(&self) -> Option<&str> {
-        self.queue_disabled.as_deref()
-    }
-
-    /// Queue changes live only in memory: the last save failed and none succeeded since.
-    pub fn unsaved(&self) -> bool {
-        self.unsaved
-    }
-
-    pub fn is_queued(&self, instance_id: &str) -> bool {
-        self.queued.contains(instance_id)
-    }
-
-    /// Changes the queue here at once and keeps the change for the saver (see `save`); returns
-    /// how many entries it added or removed.
-    fn change_queue(&mut self, change: QueueChange) -> usize {
-        let before = self.queue.entries.len();
-        change.apply(&mut self.queue);
-        let changed = self.queue.entries.len().abs_diff(before);
-        if self.queue_path.is_some() && changed > 0 {
-            self.pending_changes.push(change);
-        }
-        self.queue_entries_changed();
-        changed
-    }
-
-    /// The changes to hand to the saver, if any; each call is one batch in flight.
-    pub fn take_queue_changes(&mut self) -> Option<Vec<QueueChange>> {
-        if self.queue_path.is_none()
-            || (self.pending_changes.is_empty() && self.failed_changes.is_empty())
-        {
-            return None;
-        }
-        self.saves_in_flight += 1;
-        let mut changes = std::mem::take(&mut self.failed_changes);
-        changes.append(&mut self.pending_changes);
-        Some(changes)
-    }
-
-    pub fn saves_in_flight(&self) -> usize {
-        self.saves_in_flight
-    }
-
-    /// A save's answer. Once nothing else is on its way, the queue shown is the file's, with
-    /// what other processes changed; a failed save keeps its changes for the next one and shows
-    /// the queue as unsaved until one succeeds.
-    pub fn queue_saved(&mut self, saved: Saved) {
-        self.saves_in_flight = self.saves_in_flight.saturating_sub(saved.batches);
-        match saved.result {
-            Ok(queue) => {
-                self.unsaved = false;
-                if self.saves_in_flight == 0 && self.pending_changes.is_empty() {
-                    let changed = self.adopt_file_queue(queue);
-                    if let Some(changed) = changed
-                        && !matches!(&self.status, Some(s) if s.error)
-                    {
-                        self.say(changed);
-                    }
+    fn saved(&mut self, saved: Saved) {
+        match self.queue.saved(saved) {
+            SaveOutcome::Adopted(changed) => {
+                self.queue_entries_changed();
+                if let Some(changed) = changed
+                    && !self.said_error()
+                {
+                    self.say(changed);
                 }
             }
-            Err(error) => {
-                self.unsaved = true;
-                let mut changes = saved.changes;
-                changes.append(&mut self.failed_changes);
-                self.failed_changes = changes;
-                self.fail(format!(
-                    "{error}: the queue's changes are kept here; the next change tries again"
-                ));
-            }
+            SaveOutcome::Waiting => {}
+            SaveOutcome::Failed(error) => self.fail(error),
         }
     }
 
-    /// Asks for the queue file to be read again (Ctrl-r): the answer comes as a save of no
-    /// change, and says what other processes changed.
-    pub fn reread_queue(&mut self) -> Option<Vec<QueueChange>> {
-        self.queue_path.as_ref()?;
-        self.saves_in_flight += 1;
-        Some(Vec::new())
-    }
-
-    /// Shows the queue as the file holds it; says what changed there that this screen did
-    /// not do (another fleetscope queued, removed or applied), if anything did.
-    fn adopt_file_queue(&mut self, queue: Queue) -> Option<String> {
-        let file: std::collections::HashSet<&str> = queue
-            .entries
-            .iter()
-            .map(|e| e.instance_id.as_str())
-            .collect();
-        let added = file.iter().filter(|id| !self.queued.contains(**id)).count();
-        let gone = self
-            .queued
-            .iter()
-            .filter(|id| !file.contains(id.as_str()))
-            .count();
-        self.queue = queue;
-        self.queue_entries_changed();
-        let mut what = Vec::new();
-        if gone > 0 {
-            what.push(format!("{gone} taken off"));
-        }
-        if added > 0 {
-            what.push(format!("{added} added"));
-        }
-        (!what.is_empty()).then(|| {
-            format!(
-                "the queue changed outside this screen: {}; {} queued now",
-                what.join(", "),
-                self.queue.entries.len()
-            )
-        })
-    }
-
-    /// Saves what is pending now, on this thread: before an apply reads the file, at quit, and
-    /// wherever no saver runs.
-    pub fn save_now(&mut self) {
-        let Some(path) = self.queue_path.clone() else {
-            return;
-        };
-        if let Some(changes) = self.take_queue_changes() {
-            self.queue_saved(save::save(&path, 1, changes));
-        }
-    }
-
-    /// Whether quitting may go ahead: not with unsaved changes, unless `q` was pressed twice.
-    pub fn confirm_quit(&mut self) -> bool {
-        if !self.unsaved || self.quit_confirmed {
+    /// Refuses a change to the queue while it cannot take one, saying why.
+    fn queue_refuses_change(&mut self) -> bool {
+        if let Some(why) = self.queue.disabled().map(str::to_owned) {
+            self.fail(why);
             return true;
         }
-        self.quit_armed = true;
-        self.fail(
-            "the queue has changes the file did not take: q again quits without them, any other key stays"
-                .to_owned(),
-        );
+        if self.rollout.applying() {
+            self.fail("the queue is being applied; change it when that is done".to_owned());
+            return true;
+        }
         false
     }
 
-    fn enqueue(&mut self, instances: Vec<InstanceIdx>, what: &str) {
-        if let Some(why) = self.queue_disabled.clone() {
-            return self.fail(why);
-        }
-        if self.applying {
-            return self.fail("the queue is being applied; change it when that is done".to_owned());
+    fn enqueue(&mut self, instances: Vec<InstanceIdx>, what: &str, spends_marks: bool) {
+        if self.queue_refuses_change() {
+            return;
         }
         if instances.is_empty() {
-            self.say(format!("nothing to queue: {what}"));
-            return;
+            return self.say(format!("nothing to queue: {what}"));
         }
         let new = instances
             .iter()
-            .filter(|&&i| !self.is_queued(&self.data.instance(i).id))
+            .filter(|&&i| !self.queue.is_queued(&self.data.instance(i).id))
             .count();
-        if new > self.confirm_queue_over {
+        if new > self.queue.confirm_over {
             self.say(format!(
                 "queue {new} instances ({what}: {})? y/N",
                 self.data.count_by_verdict(&instances)
             ));
-            self.pending_queue = Some(PendingQueue {
+            self.dialog = Some(Dialog::Question(Question {
                 instances,
                 what: what.to_owned(),
-                spends_marks: false,
-            });
+                spends_marks,
+            }));
             return;
         }
         self.enqueue_now(instances, what);
+        if spends_marks {
+            self.marks.forget();
+        }
     }
 
     /// Queues the marked (or selected) instances; the marks are spent once queued, and kept
@@ -708,26 +813,22 @@ impl App {
     fn enqueue_marked(&mut self) {
         let targets = self.marked_or_selected_instances();
         let what = self.marked_or_selected_label();
-        let marks = !self.marked.is_empty();
-        self.enqueue(targets, &what);
-        match self.pending_queue.as_mut() {
-            Some(pending) => pending.spends_marks = marks,
-            None => self.forget_marks(),
-        }
+        let marks = !self.marks.of(Marked::Instances).is_empty();
+        self.enqueue(targets, &what, marks);
     }
 
-    /// The answer to "queue N instances? y/N": only `y` queues them (and spends the marks
+    /// The answer to "queue N instances? y/N": only yes queues them (and spends the marks
     /// that chose them); anything else leaves queue and marks as they were.
-    fn answer_queue(&mut self, pending: PendingQueue, action: Action) {
-        match action {
-            Action::Input('y' | 'Y') => {
-                self.enqueue_now(pending.instances, &pending.what);
-                if pending.spends_marks {
-                    self.forget_marks();
-                }
+    fn answer_queue(&mut self, yes: bool, question: Question) {
+        if yes {
+            self.enqueue_now(question.instances, &question.what);
+            if question.spends_marks {
+                self.marks.forget();
             }
-            _ if pending.spends_marks => self.say("nothing was queued; the marks stay".to_owned()),
-            _ => self.say("nothing was queued".to_owned()),
+        } else if question.spends_marks {
+            self.say("nothing was queued; the marks stay".to_owned());
+        } else {
+            self.say("nothing was queued".to_owned());
         }
     }
 
@@ -736,7 +837,7 @@ impl App {
         let queued_at = Utc::now();
         let entries: Vec<QueueEntry> = instances
             .iter()
-            .filter(|&&i| !self.is_queued(&self.data.instance(i).id))
+            .filter(|&&i| !self.queue.is_queued(&self.data.instance(i).id))
             .map(|&i| queue::entry_for(&self.data.inventory, &self.data.eval, i, queued_at))
             .collect();
         let not_executable = entries.iter().filter(|e| !e.strategy.executable()).count();
@@ -751,25 +852,18 @@ impl App {
                 ", {not_executable} not executable: see the Queue view"
             ));
         }
-        if !matches!(&self.status, Some(s) if s.error) {
+        if !self.said_error() {
             self.say(text);
         }
     }
 
     fn dequeue(&mut self, ids: Vec<String>, what: &str) {
-        if let Some(why) = self.queue_disabled.clone() {
-            return self.fail(why);
-        }
-        if self.applying {
-            return self.fail("the queue is being applied; change it when that is done".to_owned());
+        if self.queue_refuses_change() {
+            return;
         }
         let removed = self.change_queue(QueueChange::Remove(ids));
-        if matches!(&self.status, Some(s) if s.error) {
-            return;
-        }
         if removed == 0 {
-            self.say("nothing to take off the queue".to_owned());
-            return;
+            return self.say("nothing to take off the queue".to_owned());
         }
         self.say(format!(
             "took {removed} {} off the queue ({what})",
@@ -777,414 +871,116 @@ impl App {
         ));
     }
 
+    fn change_queue(&mut self, change: QueueChange) -> usize {
+        let changed = self.queue.change(change);
+        self.queue_entries_changed();
+        changed
+    }
+
+    fn queue_entries_changed(&mut self) {
+        self.marks.keep_entries(self.queue.queued());
+        self.rebuild_queue_rows();
+    }
+
     // ---- applying ---------------------------------------------------------------------------
 
     /// Asks for the rollout plan of the queue as the file holds it; the confirmation opens
     /// with it.
-    fn ask_to_apply(&mut self) -> Option<Effect> {
-        if let Some(why) = self.queue_disabled.clone() {
-            self.fail(why);
-        } else if self.read_only {
-            self.fail("--read-only: applying the queue is refused".to_owned());
-        } else if self.applying {
-            self.say("an apply is already running".to_owned());
-        } else if self.planning {
-            self.say("the plan is still being made".to_owned());
-        } else if self.queue.entries.is_empty() {
-            self.say("nothing to apply: the queue is empty".to_owned());
-        } else {
-            self.planning = true;
-            self.say(format!(
-                "checking {} queued {} for the rollout plan…",
-                self.queue.entries.len(),
-                plural(self.queue.entries.len(), "instance")
-            ));
-            return Some(Effect::PlanApply);
+    fn ask_to_apply(&mut self, effects: &mut Vec<Effect>) {
+        if let Some(why) = self.queue.disabled().map(str::to_owned) {
+            return self.fail(why);
         }
-        None
-    }
-
-    /// The plan could not be made (another apply holds the lock, the queue file is
-    /// unreadable).
-    pub fn plan_failed(&mut self, error: String) {
-        self.planning = false;
-        self.fail(error);
+        if self.queue().entries.is_empty() {
+            return self.say("nothing to apply: the queue is empty".to_owned());
+        }
+        match self.rollout.start_planning() {
+            Err(NotNow::ReadOnly) => self.fail("--read-only: applying the queue is refused".into()),
+            Err(NotNow::Applying) => self.say("an apply is already running".to_owned()),
+            Err(NotNow::Planning) => self.say("the plan is still being made".to_owned()),
+            Ok(()) => {
+                let count = self.queue().entries.len();
+                self.say(format!(
+                    "checking {count} queued {} for the rollout plan…",
+                    plural(count, "instance")
+                ));
+                effects.push(Effect::PlanApply);
+            }
+        }
     }
 
     /// The plan is made from the queue file as it is now: the screen shows that queue, and
     /// the confirmation opens with the plan and what changed, or says why there is nothing
-    /// to do. Returns whether the confirmation opened (else nothing will journal the entries
-    /// that could not be checked).
-    pub fn plan_ready(&mut self, plan: Plan, queue: Queue) -> bool {
-        self.planning = false;
-        let changed = self.adopt_file_queue(queue);
-        if plan.entries() == 0
-            && let Some((entry, error)) = plan.unchecked.first()
-        {
-            self.fail(format!(
-                "nothing to apply: {} could not be checked ({}: {error})",
-                plan.unchecked.len(),
-                entry.instance_id
-            ));
-            return false;
-        }
+    /// to do (the worker journaled entries that could not be checked).
+    fn plan_ready(&mut self, plan: Plan, queue: Queue) {
+        self.rollout.planned();
+        let changed = self.queue.adopt(queue);
+        self.queue_entries_changed();
         if plan.entries() == 0 {
-            let why = plan.left.first().map_or(String::new(), |(entry, why)| {
-                format!(" ({}: {why})", entry.instance_id)
-            });
-            let mut text = format!("nothing to apply: all {} left queued{why}", plan.left.len());
+            let mut text = match (plan.unchecked.first(), plan.left.first()) {
+                (Some((entry, error)), _) => format!(
+                    "nothing to apply: {} could not be checked ({}: {error})",
+                    plan.unchecked.len(),
+                    entry.instance_id
+                ),
+                (None, Some((entry, why))) => format!(
+                    "nothing to apply: all {} left queued ({}: {why})",
+                    plan.left.len(),
+                    entry.instance_id
+                ),
+                (None, None) => "nothing to apply: the queue is empty".to_owned(),
+            };
             if let Some(changed) = changed {
                 text = format!("{text}; {changed}");
             }
-            self.fail(text);
-            return false;
+            return self.fail(text);
         }
         self.status = None;
-        self.mode = Mode::Confirm {
+        self.dialog = Some(Dialog::Confirm(Confirm {
             phrase: plan.phrase(),
             typed: String::new(),
             plan: Box::new(plan),
             changed,
-        };
-        true
+        }));
     }
 
-    /// When a source finished or failed, if this UI saw it happen (not for a snapshot).
-    pub fn source_ended(&self, source: &str) -> Option<DateTime<Utc>> {
-        self.source_ended.get(source).copied()
-    }
-
-    pub fn read_only(&self) -> bool {
-        self.read_only
-    }
-
-    pub fn applying(&self) -> bool {
-        self.applying
-    }
-
-    /// What the running rollout reports: the wave in progress and each entry's phase.
-    pub fn rollout_event(&mut self, event: RolloutEvent) {
-        match event {
-            RolloutEvent::Planned(plan) => {
-                self.say(format!(
-                    "rollout: {} in {}",
-                    queue::rollout::count(plan.entries(), "replacement"),
-                    queue::rollout::count(plan.waves.len(), "wave")
-                ));
-            }
-            RolloutEvent::WaveStarted { wave, of } => {
-                self.rollout_wave = Some((wave, of));
-                self.say(format!("wave {wave} of {of} started"));
-            }
-            RolloutEvent::Phase { instance_id, phase } => {
-                if let Phase::Failed(error) = &phase {
-                    self.fail(format!("{instance_id}: {error}"));
-                }
-                self.phases.insert(instance_id, phase);
-            }
-        }
-    }
-
-    pub fn rollout_wave(&self) -> Option<(usize, usize)> {
-        self.rollout_wave
-    }
-
-    /// The apply ended: the queue on disk is what it left.
-    pub fn apply_finished(
+    /// The apply ended: the queue on disk is what it left, and its outcome stays on screen.
+    fn apply_done(
         &mut self,
         outcome: Result<String, String>,
         queue: Result<Queue, String>,
-    ) -> Option<Effect> {
-        self.applying = false;
+        effects: &mut Vec<Effect>,
+    ) {
+        match &outcome {
+            Ok(summary) => self.say(summary.clone()),
+            Err(error) => self.fail(error.clone()),
+        }
+        self.rollout.finished(outcome);
         match queue {
             Ok(queue) => {
-                self.queue = queue;
+                self.queue.adopt(queue);
                 self.queue_entries_changed();
             }
-            Err(error) => {
-                self.fail(error);
-                return None;
-            }
-        }
-        match outcome {
-            Ok(summary) => self.say(summary),
-            Err(error) => self.fail(error),
+            Err(error) => return self.fail(error),
         }
         // The fleet changed: collect it again, so replaced instances show as they are now.
-        if self.live && !self.collecting {
-            self.start_refresh();
-            return Some(Effect::Refresh);
+        if self.fleet.live() && !self.fleet.collecting() {
+            self.fleet.start_refresh();
+            effects.push(Effect::Refresh);
         }
-        None
-    }
-
-    fn queue_entries_changed(&mut self) {
-        self.queued = self
-            .queue
-            .entries
-            .iter()
-            .map(|e| e.instance_id.clone())
-            .collect();
-        self.queue_marked.retain(|id| self.queued.contains(id));
-        self.rebuild_queue_rows();
-    }
-
-    // ---- update -----------------------------------------------------------------------------
-
-    /// Whether keys are text: a filter, a command, a confirmation or a y/N answer.
-    pub fn typing(&self) -> bool {
-        !matches!(self.mode, Mode::Normal) || self.pending_queue.is_some()
-    }
-
-    fn say(&mut self, text: String) {
-        self.status = Some(Status { text, error: false });
-    }
-
-    fn fail(&mut self, text: String) {
-        self.status = Some(Status { text, error: true });
-    }
-
-    /// Applies one action; returns what the runtime must do, if anything.
-    pub fn update(&mut self, action: Action) -> Option<Effect> {
-        // Ctrl-C quits whatever is open or unsaved.
-        if action == Action::ForceQuit {
-            self.quit_confirmed = true;
-        }
-        if let Some(pending) = self.pending_queue.take() {
-            if action == Action::ForceQuit {
-                return Some(Effect::Quit);
-            }
-            self.status = None;
-            self.answer_queue(pending, action);
-            return None;
-        }
-        if self.help.is_some() {
-            return self.update_help(action);
-        }
-        if self.detail.is_some() {
-            return self.update_detail(action);
-        }
-        if self.typing() {
-            return self.update_input(action);
-        }
-        if !matches!(action, Action::ScrollUp | Action::ScrollDown) {
-            self.status = None;
-        }
-        let quit_armed = std::mem::take(&mut self.quit_armed);
-        match action {
-            Action::Quit if self.unsaved && !quit_armed => {
-                self.confirm_quit();
-            }
-            Action::Quit if self.applying => self.fail(
-                "an apply is running: wait for it to finish (Ctrl-C quits anyway, stopping it mid-step)"
-                    .to_owned(),
-            ),
-            Action::Quit => {
-                self.quit_confirmed = quit_armed;
-                return Some(Effect::Quit);
-            }
-            Action::ForceQuit => return Some(Effect::Quit),
-            Action::Show(view) => self.view = view,
-            Action::NextView => self.view = self.view.next(),
-            Action::PreviousView => self.view = self.view.previous(),
-            Action::Up | Action::ScrollUp => self.move_selection(-1),
-            Action::Down | Action::ScrollDown => self.move_selection(1),
-            Action::PageUp => self.move_selection(-(self.page() as isize)),
-            Action::PageDown => self.move_selection(self.page() as isize),
-            Action::Top => self.move_selection(isize::MIN / 2),
-            Action::Bottom => self.move_selection(isize::MAX / 2),
-            Action::SortNext => self.change_sort(1),
-            Action::SortPrevious => self.change_sort(-1),
-            Action::SortReverse => self.reverse_sort(),
-            Action::StartFilter => {
-                if let Some(previous) = self.filter_input().map(str::to_owned) {
-                    self.mode = Mode::Filter { previous };
-                }
-            }
-            Action::StartCommand => {
-                self.mode = Mode::Command {
-                    line: String::new(),
-                }
-            }
-            Action::ToggleHelp => self.help = Some(0),
-            Action::ToggleMark => self.toggle_mark(),
-            Action::MarkAllVisible => self.mark_all_visible(),
-            Action::ClearMarks => self.clear_marks(),
-            Action::UndoClearMarks => self.undo_clear_marks(),
-            Action::QueueSelected => self.enqueue_marked(),
-            Action::QueueAllOnSelected => self.queue_all_on_selected(),
-            Action::Dequeue => {
-                let ids = self.dequeue_targets();
-                let what = self.marked_or_selected_label();
-                self.dequeue(ids, &what);
-                self.forget_marks();
-            }
-            Action::Apply => return self.ask_to_apply(),
-            Action::NotHere(views) => {
-                let places: Vec<String> = views
-                    .iter()
-                    .map(|v| {
-                        let number = View::ALL.iter().position(|a| a == v).unwrap_or(0) + 1;
-                        format!("{} ({number})", v.title())
-                    })
-                    .collect();
-                self.say(format!(
-                    "not in {}: that key works in {}",
-                    self.view.title(),
-                    places.join(", ")
-                ));
-            }
-            Action::StopApply if self.applying && !self.stopping => {
-                self.stopping = true;
-                self.say("stopping: replacements in flight finish, nothing new starts".to_owned());
-                return Some(Effect::StopApply);
-            }
-            Action::StopApply => self.say("no apply is running".to_owned()),
-            Action::DrillDown => self.drill_down(),
-            Action::ShowDetail => {
-                if super::detail::content(self).is_some() {
-                    self.detail = Some(0);
-                }
-            }
-            Action::Back => self.back(),
-            Action::Refresh => {
-                if !self.live {
-                    self.say("a snapshot has nothing to collect again".to_owned());
-                } else if self.collecting {
-                    self.say("still collecting".to_owned());
-                } else {
-                    self.start_refresh();
-                    self.say("collecting again; the screen updates when it is done".to_owned());
-                    return Some(Effect::Refresh);
-                }
-            }
-            Action::CopyId => {
-                if let Some(id) = self.selected_id() {
-                    self.say(format!("copied {id}"));
-                    return Some(Effect::Copy(id));
-                }
-            }
-            Action::Click { column, row } => self.click(column, row),
-            Action::Input(_)
-            | Action::DeleteChar
-            | Action::ClearInput
-            | Action::Complete
-            | Action::Submit
-            | Action::Cancel => {}
-        }
-        None
-    }
-
-    /// Whether an overlay (help, detail pane) takes the keys.
-    pub fn modal(&self) -> bool {
-        self.help.is_some() || self.detail.is_some()
-    }
-
-    pub fn policy(&self) -> &PolicyConfig {
-        &self.policy
-    }
-
-    fn update_detail(&mut self, action: Action) -> Option<Effect> {
-        match action {
-            Action::Quit | Action::ForceQuit => return Some(Effect::Quit),
-            Action::Down | Action::ScrollDown => {
-                self.detail = self.detail.map(|s| s.saturating_add(1));
-            }
-            Action::Up | Action::ScrollUp => {
-                self.detail = self.detail.map(|s| s.saturating_sub(1));
-            }
-            Action::ToggleHelp | Action::Back | Action::Cancel | Action::ShowDetail => {
-                self.detail = None;
-            }
-            _ => {}
-        }
-        None
-    }
-
-    fn update_help(&mut self, action: Action) -> Option<Effect> {
-        match action {
-            Action::Quit | Action::ForceQuit => return Some(Effect::Quit),
-            Action::Down | Action::ScrollDown => {
-                self.help = self.help.map(|s| s.saturating_add(1));
-            }
-            Action::Up | Action::ScrollUp => {
-                self.help = self.help.map(|s| s.saturating_sub(1));
-            }
-            Action::ToggleHelp | Action::Back | Action::Cancel => self.help = None,
-            _ => {}
-        }
-        None
-    }
-
-    fn update_input(&mut self, action: Action) -> Option<Effect> {
-        match (&mut self.mode, action) {
-            (_, Action::Quit | Action::ForceQuit) => return Some(Effect::Quit),
-            (Mode::Filter { .. }, Action::Input(c)) => self.edit_filter(|text| text.push(c)),
-            (Mode::Filter { .. }, Action::DeleteChar) => self.edit_filter(|text| {
-                text.pop();
-            }),
-            (Mode::Filter { .. }, Action::ClearInput) => self.edit_filter(String::clear),
-            (Mode::Filter { .. }, Action::Complete) => self.complete_filter_field(),
-            (Mode::Filter { previous }, Action::Submit) => {
-                let previous = std::mem::take(previous);
-                self.mode = Mode::Normal;
-                self.keep_previous_on_error(previous);
-            }
-            (Mode::Filter { previous }, Action::Cancel) => {
-                let previous = std::mem::take(previous);
-                self.mode = Mode::Normal;
-                self.set_filter(previous);
-            }
-            (Mode::Command { line }, Action::Input(c)) => line.push(c),
-            (Mode::Command { line }, Action::DeleteChar) => {
-                line.pop();
-            }
-            (Mode::Command { line }, Action::ClearInput) => line.clear(),
-            (Mode::Command { .. }, Action::Complete) => self.complete_command(),
-            (Mode::Command { line }, Action::Submit) => {
-                let line = std::mem::take(line);
-                self.mode = Mode::Normal;
-                return self.run_command(&line);
-            }
-            (Mode::Command { .. }, Action::Cancel) => self.mode = Mode::Normal,
-            (Mode::Confirm { typed, .. }, Action::Input(c)) => typed.push(c),
-            (Mode::Confirm { typed, .. }, Action::DeleteChar) => {
-                typed.pop();
-            }
-            (Mode::Confirm { typed, .. }, Action::ClearInput) => typed.clear(),
-            (
-                Mode::Confirm {
-                    phrase,
-                    typed,
-                    plan,
-                    ..
-                },
-                Action::Submit,
-            ) => {
-                let confirmed = typed.trim() == phrase.as_str();
-                let plan = std::mem::take(plan);
-                self.mode = Mode::Normal;
-                if confirmed {
-                    self.applying = true;
-                    self.stopping = false;
-                    self.template_steps = plan.templates.clone();
-                    self.phases.clear();
-                    self.rollout_wave = None;
-                    self.say("applying the queue…".to_owned());
-                    return Some(Effect::Apply(plan));
-                }
-                self.say("not confirmed: nothing was changed".to_owned());
-            }
-            (Mode::Confirm { .. }, Action::Cancel) => {
-                self.mode = Mode::Normal;
-                self.say("nothing was changed".to_owned());
-            }
-            _ => {}
-        }
-        None
     }
 
     // ---- selection and sorting --------------------------------------------------------------
+
+    /// The scroll offset of the current view's list, which each frame sets.
+    fn list_offset_mut(&mut self) -> Option<&mut usize> {
+        match self.view {
+            View::Overview => None,
+            View::Images => Some(&mut self.images.offset),
+            View::Instances => Some(&mut self.instances.offset),
+            View::Drift => Some(&mut self.drift.offset),
+            View::Queue => Some(&mut self.queue_rows.offset),
+        }
+    }
 
     fn page(&self) -> usize {
         usize::from(self.layout.rows.height.max(1))
@@ -1203,8 +999,8 @@ impl App {
         }
     }
 
-    pub fn columns_of(view: View) -> &'static [super::table::Column] {
-        super::draw::columns_of(view)
+    pub fn columns_of(view: View) -> &'static [Column] {
+        super::layout::columns_of(view)
     }
 
     fn change_sort(&mut self, step: isize) {
@@ -1292,13 +1088,6 @@ impl App {
         }
     }
 
-    fn edit_filter(&mut self, edit: impl FnOnce(&mut String)) {
-        if let Some(mut text) = self.filter_input().map(str::to_owned) {
-            edit(&mut text);
-            self.set_filter(text);
-        }
-    }
-
     /// Sets the current view's filter and narrows its rows: this is the per-keystroke path.
     pub fn set_filter(&mut self, text: String) {
         match self.view {
@@ -1377,102 +1166,10 @@ impl App {
             [] => {}
             [one] => self.set_filter(format!("{}{bang}{one}:", &text[..start])),
             many => {
-                let common = common_prefix(many);
+                let common = command::common_prefix(many);
                 self.set_filter(format!("{}{bang}{common}", &text[..start]));
                 self.say(format!("fields: {}", many.join(" ")));
             }
-        }
-    }
-
-    // ---- commands ---------------------------------------------------------------------------
-
-    fn complete_command(&mut self) {
-        let Mode::Command { line } = &self.mode else {
-            return;
-        };
-        let line = line.clone();
-        let (candidates, prefix, stem): (Vec<String>, String, &str) = match line.split_once(' ') {
-            None => (
-                COMMANDS.iter().map(|c| (*c).to_owned()).collect(),
-                String::new(),
-                line.as_str(),
-            ),
-            Some(("sort", rest)) => (
-                App::columns_of(self.view)
-                    .iter()
-                    .map(|c| c.title.to_lowercase())
-                    .collect(),
-                "sort ".to_owned(),
-                rest,
-            ),
-            Some(_) => return,
-        };
-        let matches: Vec<&str> = candidates
-            .iter()
-            .map(String::as_str)
-            .filter(|c| c.starts_with(stem))
-            .collect();
-        let completed = match matches.as_slice() {
-            [] => return,
-            [one] => format!("{prefix}{one} "),
-            many => {
-                self.say(many.join(" "));
-                format!("{prefix}{}", common_prefix(many))
-            }
-        };
-        self.mode = Mode::Command { line: completed };
-    }
-
-    fn run_command(&mut self, line: &str) -> Option<Effect> {
-        let mut words = line.split_whitespace();
-        let word = words.next()?;
-        let matching: Vec<&str> = COMMANDS
-            .iter()
-            .copied()
-            .filter(|c| c.starts_with(word))
-            .collect();
-        let command = match (matching.as_slice(), word) {
-            (_, "q" | "q!") => "quit",
-            ([one], _) => one,
-            (many, _) if many.contains(&word) => word,
-            ([], _) => {
-                self.fail(format!(
-                    "unknown command {word:?}; try {}",
-                    COMMANDS.join(", ")
-                ));
-                return None;
-            }
-            (many, _) => {
-                self.fail(format!("{word:?} could be {}", many.join(", ")));
-                return None;
-            }
-        };
-        if let Some(view) = View::ALL.into_iter().find(|v| v.command() == command) {
-            return self.update(Action::Show(view));
-        }
-        match command {
-            "quit" => Some(Effect::Quit),
-            "refresh" => self.update(Action::Refresh),
-            "help" => self.update(Action::ToggleHelp),
-            "unmark" => self.update(Action::ClearMarks),
-            "filter" => {
-                let rest: Vec<&str> = words.collect();
-                let previous = self.filter_input().unwrap_or_default().to_owned();
-                self.set_filter(rest.join(" "));
-                self.keep_previous_on_error(previous);
-                None
-            }
-            "sort" => {
-                let Some(column) = words.next() else {
-                    self.fail("sort: name a column".to_owned());
-                    return None;
-                };
-                if let Err(error) = self.sort_by_name(column, words.next()) {
-                    self.fail(format!("sort: {error}"));
-                }
-                None
-            }
-            _ => None,
         }
     }
 
@@ -1483,22 +1180,16 @@ impl App {
             View::Instances => {
                 if let Some(i) = self.instances.selected_row() {
                     let id = self.data.instance(i).id.to_string();
-                    if !self.marked.remove(&id) {
-                        self.marked.insert(id);
-                    }
+                    self.marks.toggle(Marked::Instances, id);
                     self.instances.move_by(1);
-                    self.cleared_marks = None;
                     self.recount_hidden_marks();
                 }
             }
             View::Queue => {
                 if let Some(e) = self.queue_rows.selected_row() {
-                    let id = self.queue.entries[e].instance_id.clone();
-                    if !self.queue_marked.remove(&id) {
-                        self.queue_marked.insert(id);
-                    }
+                    let id = self.queue().entries[e].instance_id.clone();
+                    self.marks.toggle(Marked::Entries, id);
                     self.queue_rows.move_by(1);
-                    self.cleared_marks = None;
                 }
             }
             _ => {}
@@ -1506,67 +1197,50 @@ impl App {
     }
 
     fn mark_all_visible(&mut self) {
-        let (ids, marks): (Vec<&str>, &mut HashSet<String>) = match self.view {
+        let (which, ids): (Marked, Vec<&str>) = match self.view {
             View::Instances => (
+                Marked::Instances,
                 self.instances
                     .rows
                     .iter()
                     .map(|&i| self.data.instance(i).id.as_str())
                     .collect(),
-                &mut self.marked,
             ),
             View::Queue => (
+                Marked::Entries,
                 self.queue_rows
                     .rows
                     .iter()
-                    .map(|&e| self.queue.entries[e].instance_id.as_str())
+                    .map(|&e| self.queue.queue().entries[e].instance_id.as_str())
                     .collect(),
-                &mut self.queue_marked,
             ),
             _ => return,
         };
-        let all_marked = ids.iter().all(|id| marks.contains(*id));
-        if all_marked {
-            for id in &ids {
-                marks.remove(*id);
-            }
-        } else {
-            marks.extend(ids.iter().map(|id| (*id).to_owned()));
-        }
         let count = ids.len();
-        self.cleared_marks = None;
+        let marked = self.marks.mark_all(which, &ids);
         self.recount_hidden_marks();
         self.say(format!(
             "{} {count} {}",
-            if all_marked { "unmarked" } else { "marked" },
+            if marked { "marked" } else { "unmarked" },
             plural(count, "row")
         ));
     }
 
     /// Clears every mark, says so, and keeps them for `U` until the next change to marks.
     fn clear_marks(&mut self) {
-        let count = self.marked.len() + self.queue_marked.len();
-        if count == 0 {
-            return;
+        let count = self.marks.clear();
+        if count > 0 {
+            self.say(format!(
+                "cleared {count} {}; U brings {} back",
+                plural(count, "mark"),
+                if count == 1 { "it" } else { "them" }
+            ));
         }
-        let marked = std::mem::take(&mut self.marked);
-        let queue_marked = std::mem::take(&mut self.queue_marked);
-        self.cleared_marks = Some((marked, queue_marked));
-        self.recount_hidden_marks();
-        self.say(format!(
-            "cleared {count} {}; U brings {} back",
-            plural(count, "mark"),
-            if count == 1 { "it" } else { "them" }
-        ));
     }
 
     fn undo_clear_marks(&mut self) {
-        match self.cleared_marks.take() {
-            Some((marked, queue_marked)) => {
-                let count = marked.len() + queue_marked.len();
-                self.marked.extend(marked);
-                self.queue_marked.extend(queue_marked);
-                self.queue_marked.retain(|id| self.queued.contains(id));
+        match self.marks.undo_clear(self.queue.queued()) {
+            Some(count) => {
                 self.recount_hidden_marks();
                 self.say(format!("{count} {} back", plural(count, "mark")));
             }
@@ -1574,33 +1248,22 @@ impl App {
         }
     }
 
-    /// Marks that were acted on are spent: they go without an undo.
-    fn forget_marks(&mut self) {
-        self.marked.clear();
-        self.queue_marked.clear();
-        self.cleared_marks = None;
-        self.hidden_marks = 0;
-    }
-
     fn marked_or_selected_instances(&self) -> Vec<InstanceIdx> {
-        if self.marked.is_empty() {
+        if self.marked_count(Marked::Instances) == 0 {
             return self.instances.selected_row().into_iter().collect();
         }
-        self.marked
-            .iter()
-            .filter_map(|id| self.data.inventory.instance_by_id(id))
-            .collect()
+        self.marks.instances_in(&self.data.inventory)
     }
 
     fn dequeue_targets(&self) -> Vec<String> {
         match self.view {
-            View::Queue if !self.queue_marked.is_empty() => {
-                self.queue_marked.iter().cloned().collect()
+            View::Queue if self.marked_count(Marked::Entries) > 0 => {
+                self.marks.of(Marked::Entries).iter().cloned().collect()
             }
             View::Queue => self
                 .queue_rows
                 .selected_row()
-                .map(|e| self.queue.entries[e].instance_id.clone())
+                .map(|e| self.queue().entries[e].instance_id.clone())
                 .into_iter()
                 .collect(),
             View::Instances => self
@@ -1669,9 +1332,9 @@ impl App {
             },
             View::Overview | View::Queue => return,
         };
-        self.enqueue(targets, &what);
+        self.enqueue(targets, &what, false);
         if let Some(note) = template_first
-            && self.pending_queue.is_none()
+            && self.dialog.is_none()
             && let Some(status) = self.status.as_mut()
             && !status.error
         {
@@ -1688,7 +1351,7 @@ impl App {
         };
         let label = self.data.group_label(group);
         let golden = golden.as_deref().unwrap_or("the golden image");
-        Some(if self.template_updates {
+        Some(if self.rollout.template_updates {
             format!("; the apply first points {label} at {golden} (a template step)")
         } else {
             format!("; template updates are off: point {label} at {golden} first")
@@ -1723,6 +1386,10 @@ impl App {
     }
 
     fn back(&mut self) {
+        // The last apply's outcome stays on the Queue view until dismissed here.
+        if self.view == View::Queue && self.rollout.dismiss_outcome() {
+            return;
+        }
         if self.view == View::Instances
             && let Some(crumb) = self.crumbs.pop()
         {
@@ -1761,14 +1428,14 @@ impl App {
             View::Queue => self
                 .queue_rows
                 .selected_row()
-                .map(|e| self.queue.entries[e].instance_id.clone()),
+                .map(|e| self.queue().entries[e].instance_id.clone()),
         }
     }
 
     fn click(&mut self, column: u16, row: u16) {
         let tabs = self.layout.tabs;
         if row == tabs.y && column >= tabs.x && column < tabs.x + tabs.width {
-            if let Some(view) = super::draw::tab_at(column - tabs.x) {
+            if let Some(view) = super::layout::tab_at(column - tabs.x) {
                 self.view = view;
             }
             return;
@@ -1784,6 +1451,17 @@ impl App {
             View::Instances => self.instances.select(self.instances.offset + position),
             View::Drift => self.drift.select(self.drift.offset + position),
             View::Queue => self.queue_rows.select(self.queue_rows.offset + position),
+        }
+    }
+
+    /// Whether the selected row has a detail pane.
+    fn has_detail(&self) -> bool {
+        match self.view {
+            View::Overview => self.selected_source < self.sources().len(),
+            View::Images => self.images.selected_row().is_some(),
+            View::Instances => self.instances.selected_row().is_some(),
+            View::Drift => false,
+            View::Queue => self.queue_rows.selected_row().is_some(),
         }
     }
 
@@ -1806,17 +1484,4 @@ fn plural(count: usize, word: &str) -> String {
     } else {
         format!("{word}s")
     }
-}
-
-fn common_prefix(words: &[&str]) -> String {
-    let first = words.first().copied().unwrap_or("");
-    let len = words.iter().fold(first.len(), |len, w| {
-        first
-            .bytes()
-            .zip(w.bytes())
-            .take(len)
-            .take_while(|(a, b)| a == b)
-            .count()
-    });
-    first[..len].to_owned()
 }

@@ -9,11 +9,11 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use super::action::View;
 use super::app::App;
-use crate::query::data::Data;
-use super::draw::verdict_style;
+use super::style::{escaped, verdict_style};
 use crate::core::inventory::{ImageIdx, InstanceIdx};
 use crate::core::model::{SourceState, SourceStatus};
 use crate::core::policy::TemplateStatus;
+use crate::query::data::Data;
 
 /// The pane's title and lines for the selected row of the current view, if it has one.
 pub fn content(app: &App) -> Option<(String, Vec<Line<'static>>)> {
@@ -36,7 +36,7 @@ pub fn content(app: &App) -> Option<(String, Vec<Line<'static>>)> {
             .map(|s| (" Source ".to_owned(), source_lines(app, s))),
         View::Drift => None,
     };
-    content.map(|(title, lines)| (title, super::draw::escaped(lines)))
+    content.map(|(title, lines)| (title, escaped(lines)))
 }
 
 pub fn draw(frame: &mut Frame, app: &App, scroll: u16) {
@@ -349,7 +349,7 @@ fn source_lines(app: &App, source: &SourceStatus) -> Vec<Line<'static>> {
     lines.push(Line::from(vec![label("state"), Span::styled(state, style)]));
     lines.push(fact(
         "when",
-        app.source_ended(&source.name).map_or_else(
+        app.fleet.source_ended(&source.name).map_or_else(
             || "not seen by this UI (still collecting, or from a snapshot)".to_owned(),
             date,
         ),
@@ -382,7 +382,7 @@ fn source_lines(app: &App, source: &SourceStatus) -> Vec<Line<'static>> {
 }
 
 fn queue_lines(app: &App, e: usize) -> Vec<Line<'static>> {
-    let entry = &app.queue.entries[e];
+    let entry = &app.queue().entries[e];
     let data = &app.data;
     let image_name = |key: &str| {
         data.inventory

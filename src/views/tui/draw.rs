@@ -5,108 +5,34 @@ use std::borrow::Cow;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout as Split, Rect};
-use ratatui::style::{Color, Modifier, Style, Stylize};
+use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
 
 use super::action::View;
-use super::app::{App, DriftRow, Layout, Mode};
-use crate::query::data::{AGE_BUCKETS, Data, short_id};
+use super::app::{App, DriftRow, Layout};
+use super::dialog::Dialog;
 use super::keymap;
-use super::table::{Column, ListState, column};
+use super::layout::{
+    BRAND, DRIFT_COLUMNS, GUTTER, IMAGE_COLUMNS, INSTANCE_COLUMNS, QUEUE_COLUMNS, tab_label,
+};
+use super::marks::Marked;
+use super::style::{escaped, phase_style, verdict_style};
+use super::table::{Column, ListState};
 use crate::core::model::{Cloud, SourceState};
 use crate::core::policy::{TemplateStatus, Verdict};
+use crate::query::data::{AGE_BUCKETS, Data, short_id};
 use crate::queue::Strategy;
 use crate::queue::rollout::{Phase, Plan, count, human_duration};
 use crate::text::escape;
-
-const INSTANCE_COLUMNS: &[Column] = &[
-    column("ID", 19, true, 9),
-    column("NAME", 12, true, 6),
-    column("CLOUD", 5, false, 7),
-    column("ACCOUNT", 12, false, 2),
-    column("REGION", 10, false, 5),
-    column("GROUP", 12, true, 1),
-    column("IMAGE", 16, true, 8),
-    column("AGE", 5, false, 9),
-    column("UPTIME", 6, false, 4),
-    column("VERDICT", 8, false, 10),
-];
-const IMAGE_COLUMNS: &[Column] = &[
-    column("CLOUD", 5, false, 6),
-    column("ID", 21, true, 5),
-    column("NAME", 20, true, 9),
-    column("LINEAGE", 14, true, 7),
-    column("AGE", 5, false, 8),
-    column("INSTANCES", 9, false, 8),
-    column("VERDICT", 8, false, 10),
-];
-const DRIFT_COLUMNS: &[Column] = &[
-    column("LINEAGE / IMAGE", 26, true, 10),
-    column("CLOUD", 5, false, 5),
-    column("AGE", 5, false, 8),
-    column("INSTANCES", 9, false, 9),
-    column("STATUS", 24, true, 10),
-];
-const QUEUE_COLUMNS: &[Column] = &[
-    column("INSTANCE", 19, true, 10),
-    column("NAME", 12, true, 6),
-    column("CLOUD", 5, false, 5),
-    column("VERDICT", 8, false, 7),
-    column("STRATEGY", 27, false, 9),
-    // Executable or not; during and after a rollout, the entry's live step.
-    column("STEP", 11, false, 8),
-    column("TARGET", 16, true, 4),
-    column("REASON", 20, true, 3),
-];
-
-pub fn columns_of(view: View) -> &'static [Column] {
-    match view {
-        View::Overview => &[],
-        View::Images => IMAGE_COLUMNS,
-        View::Instances => INSTANCE_COLUMNS,
-        View::Drift => DRIFT_COLUMNS,
-        View::Queue => QUEUE_COLUMNS,
-    }
-}
-
-const BRAND: &str = " fleetscope ";
-/// Width of the mark/queued gutter before the first column.
-const GUTTER: u16 = 2;
-
-fn tab_label(view: View) -> String {
-    let number = View::ALL.iter().position(|v| *v == view).unwrap_or(0) + 1;
-    format!(" {number} {} ", view.title())
-}
-
-/// The view whose tab is at `x` columns from the left of the tab bar.
-pub fn tab_at(x: u16) -> Option<View> {
-    let mut start = BRAND.chars().count() as u16;
-    for view in View::ALL {
-        let width = tab_label(view).chars().count() as u16;
-        if x >= start && x < start + width {
-            return Some(view);
-        }
-        start += width;
-    }
-    None
-}
-
-pub fn verdict_style(verdict: Verdict) -> Style {
-    match verdict {
-        Verdict::Flagged => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
-        Verdict::Unknown => Style::new().fg(Color::Magenta),
-        Verdict::Outdated => Style::new().fg(Color::Yellow),
-        Verdict::Stale => Style::new().fg(Color::Cyan),
-        Verdict::Current => Style::new().fg(Color::Green),
-    }
-}
 
 fn days(days: Option<i64>) -> String {
     days.map_or_else(|| "?".to_owned(), |d| format!("{d}d"))
 }
 
-pub fn draw(frame: &mut Frame, app: &mut App) {
+/// Draws the app as it is, and returns where things went (and the scroll offset chosen), for
+/// the app to take as a message: drawing changes nothing.
+pub fn draw(frame: &mut Frame, app: &App) -> Layout {
     let [tabs, body, detail, footer] = Split::vertical([
         Constraint::Length(1),
         Constraint::Min(3),
@@ -115,36 +41,33 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     ])
     .areas(frame.area());
     draw_tabs(frame, app, tabs);
-    let rows = match app.view {
+    let (rows, offset) = match app.view {
         View::Overview => {
             draw_overview(frame, app, body);
-            Rect::default()
+            (Rect::default(), 0)
         }
         View::Images => draw_images(frame, app, body),
         View::Instances => draw_instances(frame, app, body),
         View::Drift => draw_drift(frame, app, body),
         View::Queue => draw_queue(frame, app, body),
     };
-    app.layout = Layout { tabs, rows };
     if app.view != View::Overview {
         draw_detail(frame, app, detail);
     }
     draw_footer(frame, app, footer);
-    if let Some(scroll) = app.help {
-        draw_help(frame, app.view, scroll, frame.area());
+    match app.dialog() {
+        Some(Dialog::Help { scroll }) => draw_help(frame, app.view, *scroll, frame.area()),
+        Some(Dialog::Detail { scroll }) => super::detail::draw(frame, app, *scroll),
+        Some(Dialog::Confirm(confirm)) => draw_confirm(
+            frame,
+            &confirm.plan,
+            &confirm.phrase,
+            &confirm.typed,
+            confirm.changed.as_deref(),
+        ),
+        _ => {}
     }
-    if let Some(scroll) = app.detail {
-        super::detail::draw(frame, app, scroll);
-    }
-    if let Mode::Confirm {
-        phrase,
-        typed,
-        plan,
-        changed,
-    } = &app.mode
-    {
-        draw_confirm(frame, plan, phrase, typed, changed.as_deref());
-    }
+    Layout { tabs, rows, offset }
 }
 
 /// The apply confirmation: the rollout plan (waves, strategies, time bound), and the phrase
@@ -284,13 +207,13 @@ fn badges(app: &App, long: bool) -> Vec<Span<'static>> {
         ]
     };
     let mut spans = Vec::new();
-    if app.unsaved() {
+    if app.queue_state().unsaved() {
         spans.extend(badge(
             if long { "QUEUE UNSAVED" } else { "UNSAVED" }.to_owned(),
             Color::Red,
         ));
     }
-    if app.queue_disabled().is_some() {
+    if app.queue_state().disabled().is_some() {
         spans.extend(badge(
             if long { "QUEUE DISABLED" } else { "NO QUEUE" }.to_owned(),
             Color::Red,
@@ -311,7 +234,7 @@ fn badges(app: &App, long: bool) -> Vec<Span<'static>> {
             Color::Yellow,
         ));
     }
-    if app.read_only() {
+    if app.rollout.read_only() {
         spans.extend(badge(
             if long { "READ-ONLY" } else { "RO" }.to_owned(),
             Color::Red,
@@ -358,12 +281,12 @@ fn draw_tabs(frame: &mut Frame, app: &App, area: Rect) {
     } else {
         badges(app, false)
     };
-    if app.collecting() {
+    if app.fleet.collecting() {
         let done = sources
             .iter()
             .filter(|s| !matches!(s.state, SourceState::Collecting))
             .count();
-        let verb = if app.refreshing() {
+        let verb = if app.fleet.refreshing() {
             "refreshing"
         } else {
             "collecting"
@@ -483,23 +406,24 @@ struct ListFrame {
     area: Rect,
 }
 
-/// Draws the block, header and visible rows of a list; returns where the rows are.
+/// Draws the block, header and visible rows of a list; returns where the rows are, and the
+/// scroll offset that keeps the selection in view.
 fn draw_list<T: Copy + PartialEq>(
     frame: &mut Frame,
-    list: &mut ListState<T>,
+    list: &ListState<T>,
     spec: ListFrame,
     mut cells: impl FnMut(T) -> (Vec<Text>, Style, &'static str),
-) -> Rect {
+) -> (Rect, usize) {
     let block = Block::new()
         .borders(Borders::TOP)
         .title(Line::from(spec.title).bold());
     let inner = block.inner(spec.area);
     frame.render_widget(block, spec.area);
     let height = usize::from(inner.height.saturating_sub(1));
-    list.scroll_into_view(height);
+    let offset = list.offset_for(height);
     // The visible rows' cells first: their widths size the columns.
     let built: Vec<(Vec<Text>, Style, &'static str)> = list
-        .window(height)
+        .window(offset, height)
         .to_vec()
         .into_iter()
         .map(&mut cells)
@@ -554,8 +478,8 @@ fn draw_list<T: Copy + PartialEq>(
         .header(header)
         .column_spacing(1)
         .row_highlight_style(Style::new().reversed());
-    let mut state = TableState::new()
-        .with_selected((!empty).then(|| list.selected.saturating_sub(list.offset)));
+    let mut state =
+        TableState::new().with_selected((!empty).then(|| list.selected.saturating_sub(offset)));
     frame.render_stateful_widget(table, inner, &mut state);
     if empty {
         let message = if list.applied().is_empty() {
@@ -571,11 +495,12 @@ fn draw_list<T: Copy + PartialEq>(
         };
         frame.render_widget(message, below_header);
     }
-    Rect {
+    let rows = Rect {
         y: inner.y + 1,
         height: inner.height.saturating_sub(1),
         ..inner
-    }
+    };
+    (rows, offset)
 }
 
 /// The list's name, scope, row count, the filter in force (not what is being typed) and the
@@ -616,7 +541,7 @@ fn gutter(marked: bool, queued: bool) -> &'static str {
     }
 }
 
-fn draw_instances(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
+fn draw_instances(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
     let title = list_title(
         "Instances",
         app.instance_scope_label(),
@@ -631,15 +556,8 @@ fn draw_instances(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
         sort: Some((app.instances.sort, app.instances.descending)),
         area,
     };
-    let App {
-        data,
-        instances,
-        marked,
-        queued,
-        ..
-    } = app;
-    let data: &Data = data;
-    draw_list(frame, instances, spec, |i| {
+    let data = &app.data;
+    draw_list(frame, &app.instances, spec, |i| {
         let instance = data.instance(i);
         let image = data.inventory.image_of(i);
         let eval = data.image_eval(image);
@@ -660,21 +578,17 @@ fn draw_instances(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
             text(days(Some(data.uptime_days(i)))),
             text(eval.verdict.as_str()).style(verdict_style(eval.verdict)),
         ];
-        let is_marked = marked.contains(instance.id.as_str());
+        let is_marked = app.is_marked(Marked::Instances, &instance.id);
         let style = if is_marked {
             Style::new().bold()
         } else {
             Style::new()
         };
-        (
-            cells,
-            style,
-            gutter(is_marked, queued.contains(instance.id.as_str())),
-        )
+        (cells, style, gutter(is_marked, app.is_queued(&instance.id)))
     })
 }
 
-fn draw_images(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
+fn draw_images(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
     let title = list_title(
         "Images",
         None,
@@ -690,7 +604,7 @@ fn draw_images(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
         area,
     };
     let data = &app.data;
-    draw_list(frame, &mut app.images, spec, |i| {
+    draw_list(frame, &app.images, spec, |i| {
         let entry = data.inventory.image(i);
         let eval = data.image_eval(i);
         let golden = eval.golden == Some(i);
@@ -712,7 +626,7 @@ fn draw_images(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
     })
 }
 
-fn draw_drift(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
+fn draw_drift(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
     let title = list_title(
         "Drift",
         None,
@@ -729,7 +643,7 @@ fn draw_drift(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
     };
     let data = &app.data;
     let inv = &data.inventory;
-    draw_list(frame, &mut app.drift, spec, |row| match row {
+    draw_list(frame, &app.drift, spec, |row| match row {
         DriftRow::Lineage(l) => {
             let lineage = inv.lineage(l);
             let eval = data.eval.lineage_eval(l);
@@ -805,7 +719,7 @@ fn draw_drift(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
                 status.push(format!(
                     "template drift: launches {}{}",
                     short_id(points_at),
-                    if app.template_updates {
+                    if app.rollout.template_updates {
                         "; an apply's template step fixes it"
                     } else {
                         ""
@@ -824,9 +738,9 @@ fn draw_drift(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
     })
 }
 
-fn draw_queue(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
+fn draw_queue(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
     // The apply's template steps, each on its own line with its live step, above the entries.
-    let steps = &app.template_steps;
+    let steps = app.rollout.template_steps();
     let area = if steps.is_empty() {
         area
     } else {
@@ -840,8 +754,8 @@ fn draw_queue(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
             .iter()
             .map(|step| {
                 let phase = app
-                    .phases
-                    .get(&crate::queue::journal::template_id(&step.group));
+                    .rollout
+                    .phase(&crate::queue::journal::template_id(&step.group));
                 let (label, style) = match phase {
                     Some(phase) => (phase.label(), phase_style(phase)),
                     None => ("ready", Style::new().fg(Color::Green)),
@@ -861,18 +775,18 @@ fn draw_queue(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
         rest
     };
     let executable = app
-        .queue
+        .queue()
         .entries
         .iter()
         .filter(|e| e.strategy.executable())
         .count();
-    let rollout = match app.rollout_wave() {
-        Some((wave, of)) if app.applying() => format!(" · applying: wave {wave} of {of}"),
+    let rollout = match app.rollout.wave() {
+        Some((wave, of)) if app.rollout.applying() => format!(" · applying: wave {wave} of {of}"),
         _ => String::new(),
     };
     let scope = Some(format!(
         "· {executable} executable, {} not{rollout}",
-        app.queue.entries.len() - executable
+        app.queue().entries.len() - executable
     ));
     let title = list_title(
         "Queue",
@@ -888,13 +802,11 @@ fn draw_queue(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
         sort: Some((app.queue_rows.sort, app.queue_rows.descending)),
         area,
     };
-    let entries = &app.queue.entries;
-    let marked = &app.queue_marked;
-    let phases = &app.phases;
-    draw_list(frame, &mut app.queue_rows, spec, |e| {
+    let entries = &app.queue().entries;
+    draw_list(frame, &app.queue_rows, spec, |e| {
         let entry = &entries[e];
         let executable = entry.strategy.executable();
-        let step = match phases.get(&entry.instance_id) {
+        let step = match app.rollout.phase(&entry.instance_id) {
             Some(phase) => text(phase.label()).style(phase_style(phase)),
             None => text(if executable { "ready" } else { "blocked" }).style(if executable {
                 Style::new().fg(Color::Green)
@@ -917,7 +829,7 @@ fn draw_queue(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
                     .into_owned(),
             ),
             // Why it cannot go, or why it failed, before why it was queued.
-            match (&entry.strategy, phases.get(&entry.instance_id)) {
+            match (&entry.strategy, app.rollout.phase(&entry.instance_id)) {
                 (_, Some(Phase::Failed(error))) => {
                     text(format!("failed: {error}")).style(Style::new().fg(Color::Red))
                 }
@@ -927,7 +839,7 @@ fn draw_queue(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
                 _ => text(entry.reason.clone()),
             },
         ];
-        let is_marked = marked.contains(&entry.instance_id);
+        let is_marked = app.is_marked(Marked::Entries, &entry.instance_id);
         (
             cells,
             if is_marked {
@@ -938,16 +850,6 @@ fn draw_queue(frame: &mut Frame, app: &mut App, area: Rect) -> Rect {
             if is_marked { "●" } else { " " },
         )
     })
-}
-
-/// A rollout phase's colour: green done, red failed, yellow in flight.
-fn phase_style(phase: &Phase) -> Style {
-    match phase {
-        Phase::Replaced | Phase::WouldSucceed | Phase::Healthy => Style::new().fg(Color::Green),
-        Phase::Failed(_) => Style::new().fg(Color::Red).bold(),
-        Phase::NotStarted(_) | Phase::Skipped(_) | Phase::Waiting => Style::new().dim(),
-        _ => Style::new().fg(Color::Yellow),
-    }
 }
 
 /// Two lines about the selected row: everything the table had no room for.
@@ -1054,7 +956,7 @@ fn draw_detail(frame: &mut Frame, app: &App, area: Rect) {
                     TemplateStatus::Drift { points_at, golden } => format!(
                         "launches {points_at}, golden is {}: {}",
                         golden.as_deref().unwrap_or("unknown"),
-                        if app.template_updates {
+                        if app.rollout.template_updates {
                             "an apply of its members first points it at the golden image (a template step), then rolls them"
                         } else {
                             "replacing members brings the old image back (template updates are off)"
@@ -1068,7 +970,7 @@ fn draw_detail(frame: &mut Frame, app: &App, area: Rect) {
             }
         },
         View::Queue => app.queue_rows.selected_row().map_or_else(Vec::new, |e| {
-            let entry = &app.queue.entries[e];
+            let entry = &app.queue().entries[e];
             vec![
                 Line::from(vec![
                     Span::styled(entry.instance_id.clone(), Style::new().bold()),
@@ -1094,16 +996,6 @@ fn draw_detail(frame: &mut Frame, app: &App, area: Rect) {
     );
 }
 
-/// Lines with every span's text escaped: they quote names, tags and errors from clouds.
-pub(super) fn escaped(mut lines: Vec<Line<'_>>) -> Vec<Line<'_>> {
-    for line in &mut lines {
-        for span in &mut line.spans {
-            span.content = crate::text::escape_cow(std::mem::take(&mut span.content));
-        }
-    }
-    lines
-}
-
 fn reasons_line(verdict: Verdict, reasons: &[String]) -> Line<'static> {
     let text = if reasons.is_empty() {
         "on the golden image, within the age limit".to_owned()
@@ -1117,8 +1009,8 @@ fn reasons_line(verdict: Verdict, reasons: &[String]) -> Line<'static> {
 }
 
 fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
-    let line = match &app.mode {
-        Mode::Filter { .. } => {
+    let line = match app.dialog() {
+        Some(Dialog::Filter { .. }) => {
             let input = match app.view {
                 View::Images => &app.images.input,
                 View::Instances => &app.instances.input,
@@ -1139,7 +1031,7 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
             }
             Line::from(spans)
         }
-        Mode::Command { line } => Line::from(vec![
+        Some(Dialog::Command { line }) => Line::from(vec![
             Span::styled(":", Style::new().fg(Color::Cyan).bold()),
             Span::raw(line.clone()),
             Span::styled("█", Style::new().fg(Color::Cyan)),
@@ -1150,8 +1042,10 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
                 Style::new().dim(),
             ),
         ]),
-        Mode::Confirm { .. } => Line::from("Confirming an apply: type the phrase, or Esc").dim(),
-        Mode::Normal => match &app.status {
+        Some(Dialog::Confirm(_)) => {
+            Line::from("Confirming an apply: type the phrase, or Esc").dim()
+        }
+        _ => match &app.status {
             Some(status) => {
                 Line::from(crate::text::escape(&status.text).into_owned()).style(if status.error {
                     Style::new().fg(Color::Red).bold()
@@ -1503,15 +1397,5 @@ mod tests {
         let tighter = fit_columns(INSTANCE_COLUMNS, minimums + 6, &content);
         assert_eq!(width_of(&tighter, "IMAGE"), Some(22));
         assert_eq!(width_of(&tighter, "REGION"), Some(10));
-    }
-
-    #[test]
-    fn tabs_are_found_where_they_are_drawn() {
-        let brand = BRAND.chars().count() as u16;
-        assert_eq!(tab_at(0), None);
-        assert_eq!(tab_at(brand), Some(View::Overview));
-        let images_start = brand + tab_label(View::Overview).chars().count() as u16;
-        assert_eq!(tab_at(images_start), Some(View::Images));
-        assert_eq!(tab_at(500), None);
     }
 }

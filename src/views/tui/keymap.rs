@@ -18,6 +18,12 @@ pub enum Scope {
     Input,
     /// While the help is open.
     Help,
+    /// While the detail pane is open.
+    Detail,
+    /// While a y/N question waits for its answer.
+    Question,
+    /// While the apply confirmation waits for its phrase.
+    Confirm,
 }
 
 impl Scope {
@@ -26,7 +32,7 @@ impl Scope {
             Scope::Global => true,
             Scope::Lists => view != View::Overview,
             Scope::Views(views) => views.contains(&view),
-            Scope::Input | Scope::Help => false,
+            Scope::Input | Scope::Help | Scope::Detail | Scope::Question | Scope::Confirm => false,
         }
     }
 
@@ -37,6 +43,9 @@ impl Scope {
             Scope::Views(_) => "This view",
             Scope::Input => "Filter and command line",
             Scope::Help => "Help",
+            Scope::Detail => "Detail pane",
+            Scope::Question => "Queue many? (y/N)",
+            Scope::Confirm => "Apply confirmation",
         }
     }
 
@@ -46,8 +55,16 @@ impl Scope {
             Scope::Lists => 1,
             Scope::Global => 2,
             Scope::Input => 3,
-            Scope::Help => 4,
+            Scope::Detail => 4,
+            Scope::Question => 5,
+            Scope::Confirm => 6,
+            Scope::Help => 7,
         }
+    }
+
+    /// Whether keys in this scope are text: unbound characters are typed.
+    fn typing(self) -> bool {
+        matches!(self, Scope::Input | Scope::Confirm)
     }
 }
 
@@ -172,6 +189,62 @@ pub const BINDINGS: &[Binding] = &[
         Action::Up,
         Scope::Help,
         "scroll up",
+        None,
+    ),
+    bind(
+        &[key(KeyCode::Esc), key(KeyCode::Enter), ch('i'), ch('q')],
+        Action::Back,
+        Scope::Detail,
+        "close the detail pane",
+        None,
+    ),
+    bind(
+        &[ch('j'), key(KeyCode::Down)],
+        Action::Down,
+        Scope::Detail,
+        "scroll down",
+        None,
+    ),
+    bind(
+        &[ch('k'), key(KeyCode::Up)],
+        Action::Up,
+        Scope::Detail,
+        "scroll up",
+        None,
+    ),
+    bind(
+        &[ch('y'), ch('Y')],
+        Action::Yes,
+        Scope::Question,
+        "yes: queue them (the marks that chose them are spent)",
+        None,
+    ),
+    bind(
+        &[ch('n'), key(KeyCode::Esc)],
+        Action::No,
+        Scope::Question,
+        "no (so does any other key): the queue and the marks stay as they were",
+        None,
+    ),
+    bind(
+        &[key(KeyCode::Enter)],
+        Action::Submit,
+        Scope::Confirm,
+        "apply, if the phrase is typed exactly; the plan shown is what runs",
+        None,
+    ),
+    bind(
+        &[key(KeyCode::Esc)],
+        Action::Cancel,
+        Scope::Confirm,
+        "change nothing",
+        None,
+    ),
+    bind(
+        &[key(KeyCode::Backspace)],
+        Action::DeleteChar,
+        Scope::Confirm,
+        "delete a character",
         None,
     ),
     bind(
@@ -481,32 +554,30 @@ pub const BINDINGS: &[Binding] = &[
     ),
 ];
 
-/// What the pressed key means in this view and mode.
-pub fn action_for(event: &KeyEvent, view: View, typing: bool, help_open: bool) -> Option<Action> {
+/// What the pressed key means in this view, or in the open dialog's scope.
+pub fn action_for(event: &KeyEvent, view: View, dialog: Option<Scope>) -> Option<Action> {
     // Ctrl-C always quits, whatever is open.
     if event.code == KeyCode::Char('c') && event.modifiers.contains(KeyModifiers::CONTROL) {
         return Some(Action::ForceQuit);
     }
-    let in_scope = |scope: Scope| {
-        if help_open {
-            scope == Scope::Help
-        } else if typing {
-            scope == Scope::Input
-        } else {
-            scope.applies_to(view)
-        }
+    let in_scope = |scope: Scope| match dialog {
+        Some(open) => scope == open,
+        None => scope.applies_to(view),
     };
     let bound = BINDINGS
         .iter()
         .filter(|b| in_scope(b.scope))
         .find(|b| b.keys.iter().any(|k| k.matches(event)))
         .map(|b| b.action);
+    let typing = dialog.is_some_and(Scope::typing);
     match (bound, event.code) {
         (None, KeyCode::Char(c)) if typing && !event.modifiers.contains(KeyModifiers::CONTROL) => {
             Some(Action::Input(c))
         }
+        // Any key but yes answers no: the safe answer.
+        (None, _) if dialog == Some(Scope::Question) => Some(Action::No),
         // A key that means something in another view says where, rather than nothing.
-        (None, _) if !typing && !help_open => BINDINGS
+        (None, _) if dialog.is_none() => BINDINGS
             .iter()
             .find(|b| b.keys.iter().any(|k| k.matches(event)))
             .and_then(|b| where_it_works(b.scope))
@@ -520,7 +591,12 @@ fn where_it_works(scope: Scope) -> Option<&'static [View]> {
     match scope {
         Scope::Lists => Some(LISTS),
         Scope::Views(views) => Some(views),
-        Scope::Global | Scope::Input | Scope::Help => None,
+        Scope::Global
+        | Scope::Input
+        | Scope::Help
+        | Scope::Detail
+        | Scope::Question
+        | Scope::Confirm => None,
     }
 }
 
@@ -531,11 +607,18 @@ pub struct HelpLine {
     pub scope: &'static str,
 }
 
-/// The help for a view: this view's own keys, the lists', the global ones, the input line's.
+/// The help for a view: this view's own keys, the lists', the global ones, then every
+/// dialog's (input line, detail pane, questions, the apply confirmation).
 pub fn help_for(view: View) -> Vec<HelpLine> {
     let mut bindings: Vec<&Binding> = BINDINGS
         .iter()
-        .filter(|b| b.scope.applies_to(view) || b.scope == Scope::Input)
+        .filter(|b| {
+            b.scope.applies_to(view)
+                || matches!(
+                    b.scope,
+                    Scope::Input | Scope::Detail | Scope::Question | Scope::Confirm
+                )
+        })
         .collect();
     // Grouped by where they apply, keymap order within a group.
     bindings.sort_by_key(|b| b.scope.rank());
@@ -570,41 +653,38 @@ mod tests {
     fn keys_mean_what_the_view_says() {
         let enter = press(KeyCode::Enter, KeyModifiers::NONE);
         assert_eq!(
-            action_for(&enter, View::Images, false, false),
+            action_for(&enter, View::Images, None),
             Some(Action::DrillDown)
         );
         assert_eq!(
-            action_for(&enter, View::Overview, false, false),
+            action_for(&enter, View::Overview, None),
             Some(Action::ShowDetail),
             "the selected source's detail"
         );
         assert_eq!(
-            action_for(&enter, View::Images, true, false),
+            action_for(&enter, View::Images, Some(Scope::Input)),
             Some(Action::Submit)
         );
         let j = press(KeyCode::Char('j'), KeyModifiers::NONE);
+        assert_eq!(action_for(&j, View::Queue, None), Some(Action::Down));
         assert_eq!(
-            action_for(&j, View::Queue, false, false),
-            Some(Action::Down)
-        );
-        assert_eq!(
-            action_for(&j, View::Queue, true, false),
+            action_for(&j, View::Queue, Some(Scope::Input)),
             Some(Action::Input('j')),
             "typing a filter, letters are letters"
         );
         let shifted_g = press(KeyCode::Char('G'), KeyModifiers::SHIFT);
         assert_eq!(
-            action_for(&shifted_g, View::Instances, false, false),
+            action_for(&shifted_g, View::Instances, None),
             Some(Action::Bottom)
         );
         let ctrl_c = press(KeyCode::Char('c'), KeyModifiers::CONTROL);
         assert_eq!(
-            action_for(&ctrl_c, View::Instances, true, true),
+            action_for(&ctrl_c, View::Instances, Some(Scope::Input)),
             Some(Action::ForceQuit)
         );
         let q = press(KeyCode::Char('q'), KeyModifiers::NONE);
         assert_eq!(
-            action_for(&q, View::Images, false, true),
+            action_for(&q, View::Images, Some(Scope::Help)),
             Some(Action::ToggleHelp),
             "q closes the help rather than quitting"
         );
@@ -643,5 +723,35 @@ mod tests {
                 .any(|l| l.keys == "r" && l.help.contains("queue"))
         );
         assert!(!help_for(View::Overview).iter().any(|l| l.keys == "r"));
+    }
+
+    #[test]
+    fn every_dialog_has_its_keys_in_the_help_and_a_question_defaults_to_no() {
+        let help = help_for(View::Instances);
+        for scope in [Scope::Input, Scope::Detail, Scope::Question, Scope::Confirm] {
+            assert!(
+                help.iter().any(|l| l.scope == scope.label()),
+                "{scope:?} is missing from the help"
+            );
+        }
+        let press = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+        let question = Some(Scope::Question);
+        assert_eq!(
+            action_for(&press('y'), View::Instances, question),
+            Some(Action::Yes)
+        );
+        assert_eq!(
+            action_for(&press('r'), View::Instances, question),
+            Some(Action::No)
+        );
+        assert_eq!(
+            action_for(&press('x'), View::Queue, Some(Scope::Confirm)),
+            Some(Action::Input('x')),
+            "the confirmation phrase is typed"
+        );
+        assert_eq!(
+            action_for(&press('i'), View::Queue, Some(Scope::Detail)),
+            Some(Action::Back)
+        );
     }
 }

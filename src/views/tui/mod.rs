@@ -1,13 +1,22 @@
-//! The interactive terminal UI: one loop that drains terminal input and collection events,
-//! turns keys into actions through the keymap, updates the state, and draws only when something
-//! changed. Collection runs in its own tasks and only sends events; the loop owns all state.
+//! The interactive terminal UI: one loop that turns terminal input, collection events and the
+//! workers' reports into messages for `App::handle`, performs the effects it returns (saves,
+//! collections, plans, applies, snapshots: all off the loop's thread), and draws only when
+//! something changed. The loop owns all state; workers only send.
 
 pub mod action;
 pub mod app;
+pub mod command;
 pub mod detail;
+pub mod dialog;
 pub mod draw;
+pub mod fleet;
 pub mod keymap;
+pub mod layout;
+pub mod marks;
+pub mod queue_state;
+pub mod rollout_state;
 pub mod save;
+pub mod style;
 pub mod table;
 
 use std::io::Write;
@@ -22,12 +31,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use self::action::{Action, Effect};
-use self::app::{App, AppInit};
-use crate::clouds::{self, Plan};
+use self::app::{App, AppInit, Msg};
 use crate::core::event::CollectEvent;
-use crate::core::inventory::Inventory;
-use crate::core::lineage::LineageRules;
-use crate::core::policy::PolicyConfig;
 use crate::queue::Queue;
 use crate::queue::apply::{ApplyLock, Paths};
 use crate::queue::journal::{Journal, Record, Step};
@@ -38,34 +43,31 @@ use crate::queue::rollout::{self, Executors, RolloutEvent};
 const EVALUATE_EVERY: Duration = Duration::from_millis(300);
 
 pub struct Options {
-    /// What to collect; `None` browses `inventory` as it is (a snapshot).
-    pub plan: Option<Plan>,
-    pub inventory: Inventory,
-    pub rules: LineageRules,
-    pub policy: PolicyConfig,
+    /// The screen's starting state, as the command line set it up.
+    pub init: AppInit,
+    /// Starts a collection of the configured sources, judged as of the time given; `None`
+    /// browses the fleet as it is (a snapshot).
+    pub collect: Option<Collect>,
     /// `--now`, or a snapshot's time; otherwise each collection is judged as of its start.
     pub fixed_now: Option<DateTime<Utc>>,
-    pub queue: Queue,
     /// This fleet's queue, journal and apply lock.
     pub paths: Paths,
     /// This fleet's executors: the demo's simulation or the configured clouds'.
     pub executors: Arc<dyn Executors>,
     pub save_snapshot: Option<PathBuf>,
     pub rollout: rollout::Settings,
-    pub read_only: bool,
-    pub badges: app::Badges,
-    /// Why the queue cannot be used (its file is damaged), if it cannot.
-    pub queue_disabled: Option<String>,
-    /// Queueing more instances than this at once asks first.
-    pub confirm_queue_over: usize,
 }
+
+/// Starts a collection: the command line wires the sources, the UI only calls it.
+pub type Collect = Box<dyn Fn(DateTime<Utc>) -> Collection + Send>;
 
 /// What the background apply reports.
 enum ApplyEvent {
     /// The plan, and the queue file it was made from; or why none could be made.
     Planned(Result<(rollout::Plan, Queue), String>),
     Rollout(RolloutEvent),
-    Finished(Result<String, String>),
+    /// The outcome, and the queue file as the apply left it.
+    Finished(Result<String, String>, Result<Queue, String>),
 }
 
 /// Runs a confirmed rollout on its own thread and runtime, so the loop never waits for the
@@ -113,22 +115,26 @@ fn start_apply(
         .unwrap_or_else(|_| {
             Err("the apply stopped on an internal error; see the journal".to_owned())
         });
-        let _ = events.send(ApplyEvent::Finished(outcome));
+        let queue = Queue::load(&paths.queue).map_err(|e| e.0);
+        let _ = events.send(ApplyEvent::Finished(outcome, queue));
     });
     stop_tx
 }
 
 /// Collection in the background: dropping it stops the tasks.
-struct Collection {
+pub struct Collection {
     events: mpsc::Receiver<CollectEvent>,
     task: JoinHandle<()>,
     now: DateTime<Utc>,
 }
 
 impl Collection {
-    fn start(plan: Plan, now: DateTime<Utc>) -> Collection {
-        let (tx, events) = mpsc::channel(256);
-        let task = tokio::spawn(clouds::collect(plan, now, tx));
+    /// A running collection judged as of `now`: its events, and its task.
+    pub fn new(
+        events: mpsc::Receiver<CollectEvent>,
+        task: JoinHandle<()>,
+        now: DateTime<Utc>,
+    ) -> Collection {
         Collection { events, task, now }
     }
 }
@@ -175,7 +181,9 @@ async fn plan_from_file(
     executors: Arc<dyn Executors>,
     settings: rollout::Settings,
 ) -> Result<(rollout::Plan, Queue), String> {
+    let files = paths.clone();
     let read = tokio::task::spawn_blocking(move || {
+        let paths = files;
         drop(ApplyLock::acquire(&paths.lock)?);
         Ok::<_, crate::queue::QueueError>((
             Queue::load(&paths.queue)?,
@@ -187,6 +195,15 @@ async fn plan_from_file(
         .map_err(|e| format!("cannot read the queue: {e}"))?
         .map_err(|e| e.0)?;
     let plan = rollout::plan(&queue, &records, executors.as_ref(), &settings).await;
+    // Entries the cloud could not be asked about are failures: journaled here when no
+    // confirmation will open, since then no rollout will journal them.
+    if plan.entries() == 0 && !plan.unchecked.is_empty() {
+        let unchecked = plan.unchecked.clone();
+        tokio::task::spawn_blocking(move || rollout::journal_unchecked(&paths, &unchecked, false))
+            .await
+            .map_err(|e| format!("cannot journal the plan: {e}"))?
+            .map_err(|e| e.0)?;
+    }
     Ok((plan, queue))
 }
 
@@ -207,35 +224,15 @@ fn journal_quit(paths: &Paths) -> Result<(), crate::queue::QueueError> {
 async fn run_loop(options: Options) -> color_eyre::Result<Exit> {
     let now_for_collection =
         |fixed: Option<DateTime<Utc>>| fixed.unwrap_or_else(|| Utc::now().trunc_subsecs(0));
-    let first_now = now_for_collection(options.fixed_now);
-    let live = options.plan.is_some();
-    let mut app = App::new(AppInit {
-        inventory: options.inventory,
-        rules: options.rules,
-        policy: options.policy,
-        now: first_now,
-        queue: options.queue,
-        queue_path: Some(options.paths.queue.clone()),
-        live,
-        collecting: live,
-        read_only: options.read_only,
-    });
-    app.badges = options.badges;
-    app.confirm_queue_over = options.confirm_queue_over;
-    app.template_updates = options.rollout.update_templates;
-    if let Some(why) = options.queue_disabled {
-        app.disable_queue(why);
-    }
+    let mut collection = options
+        .collect
+        .as_ref()
+        .map(|collect| collect(options.init.now));
+    let mut app = App::new(options.init);
     let (saved_tx, mut saved) = mpsc::unbounded_channel();
     let saver = save::start(options.paths.queue.clone(), saved_tx);
-    let (apply_events_tx, mut apply_events) = mpsc::unbounded_channel();
+    let (worker_tx, mut worker) = mpsc::unbounded_channel();
     let mut stop_apply: Option<watch::Sender<Option<String>>> = None;
-    let mut exit = Exit::Quit;
-    let mut collection = options
-        .plan
-        .clone()
-        .map(|plan| Collection::start(plan, first_now));
-    let mut save_snapshot = options.save_snapshot;
 
     let mut terminal = ratatui::try_init()?;
     let _guard = TerminalGuard;
@@ -246,156 +243,169 @@ async fn run_loop(options: Options) -> color_eyre::Result<Exit> {
     let mut evaluate_every = EVALUATE_EVERY;
 
     loop {
-        if app.needs_evaluation() && last_evaluation.elapsed() >= evaluate_every {
+        let mut effects = Vec::new();
+        if app.fleet.needs_evaluation() && last_evaluation.elapsed() >= evaluate_every {
             let started = Instant::now();
             if let Some(c) = &collection {
-                app.reevaluate(c.now);
+                effects.extend(app.handle(Msg::Evaluate { now: c.now }));
             }
             last_evaluation = Instant::now();
             evaluate_every = EVALUATE_EVERY.max(started.elapsed() * 3);
             needs_render = true;
         }
         if needs_render {
-            terminal.draw(|frame| draw::draw(frame, &mut app))?;
+            let mut layout = None;
+            terminal.draw(|frame| layout = Some(draw::draw(frame, &app)))?;
+            if let Some(layout) = layout {
+                effects.extend(app.handle(Msg::Drawn(layout)));
+            }
             needs_render = false;
         }
         let evaluation_due = evaluate_every.saturating_sub(last_evaluation.elapsed());
         tokio::select! {
             event = input.next() => {
                 let Some(event) = event else { break };
-                let Some(action) = translate(event?, &app) else {
-                    // Resizes and such only need a new frame.
-                    needs_render = true;
-                    continue;
-                };
                 needs_render = true;
-                let effect = app.update(action);
-                if let Some(changes) = app.take_queue_changes() {
-                    // The saver outlives the loop; were it gone, the flush at quit saves.
-                    let _ = saver.send(changes);
-                }
-                match effect {
-                    Some(Effect::Quit) => {
-                        flush_saves(&mut app, &mut saved).await;
-                        if app.confirm_quit() {
-                            if let Some(stop) = stop_apply.take() {
-                                let _ = stop.send(Some("the UI quit".to_owned()));
-                                let _ = journal_quit(&options.paths);
-                                exit = Exit::QuitMidApply;
-                            }
-                            break;
-                        }
-                    }
-                    Some(Effect::Refresh) => {
-                        // The queue file too: another fleetscope may have changed it.
-                        if let Some(reread) = app.reread_queue() {
-                            let _ = saver.send(reread);
-                        }
-                        if let Some(plan) = options.plan.clone() {
-                            collection = Some(Collection::start(plan, now_for_collection(options.fixed_now)));
-                        }
-                    }
-                    Some(Effect::Copy(text)) => copy_to_clipboard(&text),
-                    Some(Effect::Apply(confirmed)) => {
-                        stop_apply = Some(start_apply(
-                            options.executors.clone(),
-                            options.rollout.clone(),
-                            options.paths.clone(),
-                            *confirmed,
-                            apply_events_tx.clone(),
-                        ));
-                    }
-                    Some(Effect::PlanApply) => {
-                        // The plan reads the file: everything queued here must be in it first.
-                        flush_saves(&mut app, &mut saved).await;
-                        let planning = plan_from_file(
-                            options.paths.clone(),
-                            options.executors.clone(),
-                            options.rollout.clone(),
-                        );
-                        let events = apply_events_tx.clone();
-                        tokio::spawn(async move {
-                            let _ = events.send(ApplyEvent::Planned(planning.await));
-                        });
-                    }
-                    Some(Effect::StopApply) => {
-                        if let Some(stop) = &stop_apply {
-                            let _ = stop.send(Some("stopped when asked".to_owned()));
-                        }
-                    }
-                    None => {}
+                // Resizes and such only need a new frame.
+                if let Some(action) = translate(event?, &app) {
+                    effects.extend(app.handle(Msg::Action(action)));
                 }
             }
             event = next_collected(&mut collection) => {
                 needs_render = true;
                 match event {
                     Some(event) => {
-                        app.apply_event(event);
-                        // Apply what else has arrived before drawing once.
+                        effects.extend(app.handle(Msg::Collected(event)));
+                        // Take what else has arrived before drawing once.
                         if let Some(c) = &mut collection {
                             while let Ok(event) = c.events.try_recv() {
-                                app.apply_event(event);
+                                effects.extend(app.handle(Msg::Collected(event)));
                             }
                         }
                     }
                     None => {
-                        let now = collection.take().map_or(first_now, |c| c.now);
-                        app.collection_finished(now);
-                        if let Some(path) = save_snapshot.take()
-                            && let Err(error) = crate::snapshot::save(&path, &app.data.inventory, now)
-                        {
-                            app.status = Some(app::Status { text: error.to_string(), error: true });
-                        }
+                        let now = collection.take().map_or(app.data.eval.now, |c| c.now);
+                        effects.extend(app.handle(Msg::CollectionDone { now }));
                     }
                 }
             }
             Some(done) = saved.recv() => {
                 needs_render = true;
-                app.queue_saved(done);
+                effects.extend(app.handle(Msg::Saved(done)));
             }
-            Some(event) = apply_events.recv() => {
+            Some(event) = worker.recv() => {
                 needs_render = true;
-                match event {
-                    ApplyEvent::Planned(Ok((plan, queue))) => {
-                        let unchecked = plan.unchecked.clone();
-                        // Entries the cloud could not be asked about are failures, journaled
-                        // here when no rollout will journal them.
-                        if !app.plan_ready(plan, queue)
-                            && let Err(error) = rollout::journal_unchecked(&options.paths, &unchecked, false)
-                        {
-                            app.status = Some(app::Status { text: error.to_string(), error: true });
-                        }
-                    }
-                    ApplyEvent::Planned(Err(error)) => app.plan_failed(error),
-                    ApplyEvent::Rollout(event) => app.rollout_event(event),
-                    ApplyEvent::Finished(outcome) => {
+                let msg = match event {
+                    ApplyEvent::Planned(planned) => Msg::Planned(planned),
+                    ApplyEvent::Rollout(event) => Msg::Rollout(event),
+                    ApplyEvent::Finished(outcome, queue) => {
                         stop_apply = None;
-                        let queue = Queue::load(&options.paths.queue).map_err(|e| e.0);
-                        if app.apply_finished(outcome, queue) == Some(Effect::Refresh)
-                            && let Some(plan) = options.plan.clone()
-                        {
-                            collection = Some(Collection::start(plan, now_for_collection(options.fixed_now)));
+                        Msg::ApplyDone { outcome, queue }
+                    }
+                };
+                effects.extend(app.handle(msg));
+            }
+            _ = tokio::time::sleep(evaluation_due), if app.fleet.needs_evaluation() => {}
+        }
+        for effect in effects {
+            match effect {
+                Effect::Quit => {
+                    // Everything queued here reaches the file before the screen goes.
+                    flush_saves(&mut app, &mut saved, &options.paths.queue).await;
+                    if app.may_quit() {
+                        if let Some(stop) = stop_apply.take() {
+                            let _ = stop.send(Some("the UI quit".to_owned()));
+                            let _ = journal_quit(&options.paths);
+                            drop(collection);
+                            drop(terminal);
+                            return Ok(Exit::QuitMidApply);
                         }
+                        drop(collection);
+                        drop(terminal);
+                        return Ok(Exit::Quit);
+                    }
+                }
+                Effect::Save(changes) => {
+                    // The saver outlives the loop; were it gone, the flush at quit saves.
+                    let _ = saver.send(changes);
+                }
+                Effect::Refresh => {
+                    if let Some(collect) = &options.collect {
+                        collection = Some(collect(now_for_collection(options.fixed_now)));
+                    }
+                }
+                Effect::Copy(text) => copy_to_clipboard(&text),
+                Effect::PlanApply => {
+                    // The plan reads the file: everything queued here must be in it first.
+                    flush_saves(&mut app, &mut saved, &options.paths.queue).await;
+                    let planning = plan_from_file(
+                        options.paths.clone(),
+                        options.executors.clone(),
+                        options.rollout.clone(),
+                    );
+                    let events = worker_tx.clone();
+                    tokio::spawn(async move {
+                        let _ = events.send(ApplyEvent::Planned(planning.await));
+                    });
+                }
+                Effect::Apply(confirmed) => {
+                    stop_apply = Some(start_apply(
+                        options.executors.clone(),
+                        options.rollout.clone(),
+                        options.paths.clone(),
+                        *confirmed,
+                        worker_tx.clone(),
+                    ));
+                }
+                Effect::StopApply => {
+                    if let Some(stop) = &stop_apply {
+                        let _ = stop.send(Some("stopped when asked".to_owned()));
+                    }
+                }
+                Effect::SaveSnapshot(snapshot) => {
+                    if let Some(path) = options.save_snapshot.clone() {
+                        let written = tokio::task::spawn_blocking(move || {
+                            crate::snapshot::save(&path, &snapshot.inventory, snapshot.taken_at)
+                                .map_err(|e| e.to_string())
+                        })
+                        .await
+                        .unwrap_or_else(|e| Err(format!("cannot write the snapshot: {e}")));
+                        app.handle(Msg::SnapshotSaved(written));
                     }
                 }
             }
-            _ = tokio::time::sleep(evaluation_due), if app.needs_evaluation() => {}
         }
     }
     drop(collection);
     drop(terminal);
-    Ok(exit)
+    Ok(Exit::Quit)
 }
 
-/// Waits for the saves on their way, then saves what is left here.
-async fn flush_saves(app: &mut App, saved: &mut mpsc::UnboundedReceiver<save::Saved>) {
-    while app.saves_in_flight() > 0 {
+/// Waits for the saves on their way, then saves what is left, off the loop's thread.
+async fn flush_saves(
+    app: &mut App,
+    saved: &mut mpsc::UnboundedReceiver<save::Saved>,
+    path: &std::path::Path,
+) {
+    while app.queue_state().saves_in_flight() > 0 {
         match saved.recv().await {
-            Some(done) => app.queue_saved(done),
+            Some(done) => {
+                app.handle(Msg::Saved(done));
+            }
             None => break,
         }
     }
-    app.save_now();
+    // One try: a save that fails leaves the queue unsaved, which quitting then asks about.
+    let changes = app.handle(Msg::Flush).into_iter().find_map(|e| match e {
+        Effect::Save(changes) => Some(changes),
+        _ => None,
+    });
+    if let Some(changes) = changes {
+        let path = path.to_owned();
+        if let Ok(done) = tokio::task::spawn_blocking(move || save::save(&path, 1, changes)).await {
+            app.handle(Msg::Saved(done));
+        }
+    }
 }
 
 async fn next_collected(collection: &mut Option<Collection>) -> Option<CollectEvent> {
@@ -409,7 +419,7 @@ async fn next_collected(collection: &mut Option<Collection>) -> Option<CollectEv
 fn translate(event: Event, app: &App) -> Option<Action> {
     match event {
         Event::Key(key) if key.kind != KeyEventKind::Release => {
-            keymap::action_for(&key, app.view, app.typing(), app.modal())
+            keymap::action_for(&key, app.view, app.key_scope())
         }
         Event::Mouse(mouse) => match mouse.kind {
             MouseEventKind::ScrollDown => Some(Action::ScrollDown),

@@ -133,24 +133,27 @@ impl<T: Copy + PartialEq> ListState<T> {
         self.selected = position.min(self.rows.len().saturating_sub(1));
     }
 
-    /// Scrolls just enough to keep the selection in a window of `height` rows.
-    pub fn scroll_into_view(&mut self, height: usize) {
+    /// The offset that scrolls just enough to keep the selection in a window of `height`
+    /// rows; the frame that uses it reports it back.
+    pub fn offset_for(&self, height: usize) -> usize {
         if height == 0 {
-            return;
+            return self.offset;
         }
         let max_offset = self.rows.len().saturating_sub(height);
-        if self.selected < self.offset {
-            self.offset = self.selected;
+        let offset = if self.selected < self.offset {
+            self.selected
         } else if self.selected >= self.offset + height {
-            self.offset = self.selected + 1 - height;
-        }
-        self.offset = self.offset.min(max_offset);
+            self.selected + 1 - height
+        } else {
+            self.offset
+        };
+        offset.min(max_offset)
     }
 
-    /// The rows on screen: `offset..offset + height`.
-    pub fn window(&self, height: usize) -> &[T] {
-        let end = (self.offset + height).min(self.rows.len());
-        &self.rows[self.offset.min(end)..end]
+    /// The rows on screen from `offset`: `offset..offset + height`.
+    pub fn window(&self, offset: usize, height: usize) -> &[T] {
+        let end = (offset + height).min(self.rows.len());
+        &self.rows[offset.min(end)..end]
     }
 }
 
@@ -220,14 +223,13 @@ mod tests {
         assert_eq!(l.selected, 0);
         l.move_by(1_000);
         assert_eq!(l.selected, 99);
-        l.scroll_into_view(10);
+        l.offset = l.offset_for(10);
         assert_eq!(l.offset, 90);
-        assert_eq!(l.window(10), &(90..100).collect::<Vec<_>>()[..]);
+        assert_eq!(l.window(l.offset, 10), &(90..100).collect::<Vec<_>>()[..]);
         l.select(5);
-        l.scroll_into_view(10);
+        l.offset = l.offset_for(10);
         assert_eq!(l.offset, 5);
         l.refilter(|r| r < 3);
-        l.scroll_into_view(10);
-        assert_eq!(l.offset, 0, "offset shrinks with the rows");
+        assert_eq!(l.offset_for(10), 0, "offset shrinks with the rows");
     }
 }

@@ -1,0 +1,142 @@
+//! The apply as this screen follows it: planning, the confirmed rollout's waves and each
+//! entry's phase, the stop, and the last apply's outcome, kept on screen until dismissed.
+
+use std::collections::HashMap;
+
+use crate::queue::rollout::{self, Phase, Plan, RolloutEvent, TemplateStep};
+
+#[derive(Default)]
+pub struct RolloutState {
+    /// `--read-only`: applying is refused.
+    read_only: bool,
+    /// Whether an apply makes template steps for groups in template drift.
+    pub template_updates: bool,
+    planning: bool,
+    applying: bool,
+    stopping: bool,
+    /// Each entry's phase in the running (or last) rollout, by instance id.
+    phases: HashMap<String, Phase>,
+    /// The wave in progress, of how many.
+    wave: Option<(usize, usize)>,
+    /// The template steps of the apply running or last run, with their live step.
+    template_steps: Vec<TemplateStep>,
+    /// How the last apply ended, until the operator dismisses it.
+    outcome: Option<Result<String, String>>,
+}
+
+/// Why an apply cannot be asked for now.
+pub enum NotNow {
+    ReadOnly,
+    Applying,
+    Planning,
+}
+
+impl RolloutState {
+    pub fn new(read_only: bool, template_updates: bool) -> RolloutState {
+        RolloutState {
+            read_only,
+            template_updates,
+            ..RolloutState::default()
+        }
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    pub fn applying(&self) -> bool {
+        self.applying
+    }
+
+    pub fn wave(&self) -> Option<(usize, usize)> {
+        self.wave
+    }
+
+    pub fn phase(&self, instance_id: &str) -> Option<&Phase> {
+        self.phases.get(instance_id)
+    }
+
+    pub fn template_steps(&self) -> &[TemplateStep] {
+        &self.template_steps
+    }
+
+    /// The last apply's outcome, until dismissed.
+    pub fn outcome(&self) -> Option<&Result<String, String>> {
+        self.outcome.as_ref()
+    }
+
+    pub fn dismiss_outcome(&mut self) -> bool {
+        self.outcome.take().is_some()
+    }
+
+    /// Starts planning, unless an apply cannot be asked for now.
+    pub fn start_planning(&mut self) -> Result<(), NotNow> {
+        if self.read_only {
+            return Err(NotNow::ReadOnly);
+        }
+        if self.applying {
+            return Err(NotNow::Applying);
+        }
+        if self.planning {
+            return Err(NotNow::Planning);
+        }
+        self.planning = true;
+        Ok(())
+    }
+
+    pub fn planned(&mut self) {
+        self.planning = false;
+    }
+
+    /// The operator confirmed `plan`: it runs now.
+    pub fn confirmed(&mut self, plan: &Plan) {
+        self.applying = true;
+        self.stopping = false;
+        self.template_steps = plan.templates.clone();
+        self.phases.clear();
+        self.wave = None;
+        self.outcome = None;
+    }
+
+    /// Asks the running apply to stop; false when none runs or it is already stopping.
+    pub fn stop(&mut self) -> bool {
+        if !self.applying || self.stopping {
+            return false;
+        }
+        self.stopping = true;
+        true
+    }
+
+    /// Follows the rollout; returns what to say, if anything, and whether it is a failure.
+    pub fn follow(&mut self, event: RolloutEvent) -> Option<(String, bool)> {
+        match event {
+            RolloutEvent::Planned(plan) => Some((
+                format!(
+                    "rollout: {} in {}",
+                    rollout::count(plan.entries(), "replacement"),
+                    rollout::count(plan.waves.len(), "wave")
+                ),
+                false,
+            )),
+            RolloutEvent::WaveStarted { wave, of } => {
+                self.wave = Some((wave, of));
+                Some((format!("wave {wave} of {of} started"), false))
+            }
+            RolloutEvent::Phase { instance_id, phase } => {
+                let said = match &phase {
+                    Phase::Failed(error) => Some((format!("{instance_id}: {error}"), true)),
+                    _ => None,
+                };
+                self.phases.insert(instance_id, phase);
+                said
+            }
+        }
+    }
+
+    /// The apply ended; its outcome stays on screen until dismissed.
+    pub fn finished(&mut self, outcome: Result<String, String>) {
+        self.applying = false;
+        self.stopping = false;
+        self.outcome = Some(outcome);
+    }
+}

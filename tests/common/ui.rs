@@ -1,0 +1,174 @@
+//! The UI driven headless, shared by the UI tests and benches: the demo fleet's `App` wrapped
+//! in a `Ui` that plays the runtime (every message goes through `App::handle`, queue saves are
+//! performed at once against the queue file, frames are drawn into a test buffer and their
+//! layout handed back), and screens out as text.
+
+use std::ops::{Deref, DerefMut};
+use std::path::PathBuf;
+
+use chrono::{DateTime, TimeZone, Utc};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use fleetscope::clouds::demo::DemoFleet;
+use fleetscope::core::inventory::Inventory;
+use fleetscope::core::lineage::LineageRules;
+use fleetscope::core::policy::PolicyConfig;
+use fleetscope::views::tui::action::{Action, Effect};
+use fleetscope::views::tui::app::{App, AppInit, Msg};
+use fleetscope::views::tui::{draw, keymap, save};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+/// The time every demo fleet here is judged as of.
+pub fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()
+}
+
+pub fn rules() -> LineageRules {
+    LineageRules {
+        tag: Some("lineage".into()),
+        name_rules: Vec::new(),
+    }
+}
+
+pub fn demo_inventory(size: usize) -> Inventory {
+    let mut inventory = Inventory::new(rules());
+    for event in DemoFleet::new(42, size, now()).events() {
+        inventory.apply(event);
+    }
+    inventory
+}
+
+/// An app and the runtime's part: where its queue is saved, if anywhere.
+pub struct Ui {
+    pub app: App,
+    queue_path: Option<PathBuf>,
+}
+
+impl Deref for Ui {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.app
+    }
+}
+
+impl DerefMut for Ui {
+    fn deref_mut(&mut self) -> &mut App {
+        &mut self.app
+    }
+}
+
+impl Ui {
+    pub fn new(init: AppInit, queue_path: Option<PathBuf>) -> Ui {
+        let init = AppInit {
+            persist_queue: queue_path.is_some(),
+            ..init
+        };
+        Ui {
+            app: App::new(init),
+            queue_path,
+        }
+    }
+
+    /// Handles a message as the runtime does: saves are performed at once; the first other
+    /// effect is returned for the test to look at.
+    pub fn send(&mut self, msg: Msg) -> Option<Effect> {
+        let mut rest = None;
+        for effect in self.app.handle(msg) {
+            match effect {
+                Effect::Save(changes) => {
+                    if let Some(path) = &self.queue_path {
+                        let done = save::save(path, 1, changes);
+                        self.app.handle(Msg::Saved(done));
+                    }
+                }
+                other => {
+                    rest.get_or_insert(other);
+                }
+            }
+        }
+        rest
+    }
+
+    pub fn update(&mut self, action: Action) -> Option<Effect> {
+        self.send(Msg::Action(action))
+    }
+
+    /// Hands whatever the saver has not had yet to the file.
+    pub fn save_now(&mut self) {
+        self.send(Msg::Flush);
+    }
+}
+
+/// A browsing app over `inventory`, its queue saved to `queue_path` if given.
+pub fn app_with(inventory: Inventory, queue_path: Option<PathBuf>) -> Ui {
+    Ui::new(
+        AppInit::browse(inventory, rules(), PolicyConfig::default(), now()),
+        queue_path,
+    )
+}
+
+/// The demo fleet of `size` instances, drawn once as the runtime does before any key (page
+/// sizes come from the last frame).
+pub fn demo_app_of(size: usize) -> Ui {
+    let mut app = app_with(demo_inventory(size), None);
+    render(&mut app, 120, 40);
+    app
+}
+
+pub fn demo_app() -> Ui {
+    demo_app_of(1_500)
+}
+
+/// The demo app with settings of its own: `set` changes the defaults `AppInit::browse` gives.
+pub fn demo_app_with(set: impl FnOnce(&mut AppInit)) -> Ui {
+    let mut init = AppInit::browse(
+        demo_inventory(1_500),
+        rules(),
+        PolicyConfig::default(),
+        now(),
+    );
+    set(&mut init);
+    let mut app = Ui::new(init, None);
+    render(&mut app, 120, 40);
+    app
+}
+
+/// Draws a frame as the runtime does, and hands its layout back to the app.
+pub fn frame(app: &mut Ui, terminal: &mut Terminal<TestBackend>) {
+    let mut layout = None;
+    terminal
+        .draw(|frame| layout = Some(draw::draw(frame, &app.app)))
+        .unwrap();
+    if let Some(layout) = layout {
+        app.send(Msg::Drawn(layout));
+    }
+}
+
+/// Draws a frame, hands its layout back to the app, and returns the screen as text.
+pub fn render(app: &mut Ui, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    frame(app, &mut terminal);
+    let buffer = terminal.backend().buffer();
+    let mut text = String::new();
+    for y in 0..buffer.area.height {
+        let line: String = (0..buffer.area.width)
+            .map(|x| buffer[(x, y)].symbol())
+            .collect();
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+/// A key pressed, read through the keymap in the scope of whatever is open.
+pub fn press(app: &mut Ui, code: KeyCode) -> Option<Effect> {
+    let event = KeyEvent::new(code, KeyModifiers::NONE);
+    let action = keymap::action_for(&event, app.view, app.key_scope())?;
+    app.update(action)
+}
+
+pub fn type_text(app: &mut Ui, text: &str) {
+    for c in text.chars() {
+        press(app, KeyCode::Char(c));
+    }
+}
