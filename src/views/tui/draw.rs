@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 
 use ratatui::Frame;
+use ratatui::buffer::CellWidth;
 use ratatui::layout::{Constraint, Layout as Split, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
@@ -13,7 +14,7 @@ use super::action::View;
 use super::app::{App, DriftRow, Layout, Mode};
 use super::data::{AGE_BUCKETS, Data, short_id};
 use super::keymap;
-use super::table::{Column, ListState, column};
+use super::table::{Column, Cut, ListState, column};
 use crate::core::model::{Cloud, SourceState};
 use crate::core::policy::{TemplateStatus, Verdict};
 use crate::queue::Strategy;
@@ -21,42 +22,42 @@ use crate::queue::rollout::{Phase, Plan, count, human_duration};
 use crate::text::escape;
 
 const INSTANCE_COLUMNS: &[Column] = &[
-    column("ID", 19, true, 9),
-    column("NAME", 12, true, 6),
+    column("ID", 19, true, 9).cut(Cut::Middle),
+    column("NAME", 12, true, 6).cut(Cut::Middle),
     column("CLOUD", 5, false, 7),
-    column("ACCOUNT", 12, false, 2),
-    column("REGION", 10, false, 5),
-    column("GROUP", 12, true, 1),
-    column("IMAGE", 16, true, 8),
+    column("ACCOUNT", 12, false, 2).cut(Cut::Middle),
+    column("REGION", 10, false, 5).cut(Cut::Middle),
+    column("GROUP", 12, true, 1).cut(Cut::Middle),
+    column("IMAGE", 16, true, 8).cut(Cut::Middle),
     column("AGE", 5, false, 9),
     column("UPTIME", 6, false, 4),
     column("VERDICT", 8, false, 10),
 ];
 const IMAGE_COLUMNS: &[Column] = &[
     column("CLOUD", 5, false, 6),
-    column("ID", 21, true, 5),
-    column("NAME", 20, true, 9),
-    column("LINEAGE", 14, true, 7),
+    column("ID", 21, true, 5).cut(Cut::Middle),
+    column("NAME", 20, true, 9).cut(Cut::Middle),
+    column("LINEAGE", 14, true, 7).cut(Cut::Middle),
     column("AGE", 5, false, 8),
     column("INSTANCES", 9, false, 8),
     column("VERDICT", 8, false, 10),
 ];
 const DRIFT_COLUMNS: &[Column] = &[
-    column("LINEAGE / IMAGE", 26, true, 10),
+    column("LINEAGE / IMAGE", 26, true, 10).cut(Cut::Middle),
     column("CLOUD", 5, false, 5),
     column("AGE", 5, false, 8),
     column("INSTANCES", 9, false, 9),
     column("STATUS", 24, true, 10),
 ];
 const QUEUE_COLUMNS: &[Column] = &[
-    column("INSTANCE", 19, true, 10),
-    column("NAME", 12, true, 6),
+    column("INSTANCE", 19, true, 10).cut(Cut::Middle),
+    column("NAME", 12, true, 6).cut(Cut::Middle),
     column("CLOUD", 5, false, 5),
     column("VERDICT", 8, false, 7),
     column("STRATEGY", 27, false, 9),
     // Executable or not; during and after a rollout, the entry's live step.
     column("STEP", 11, false, 8),
-    column("TARGET", 16, true, 4),
+    column("TARGET", 16, true, 4).cut(Cut::Middle),
     column("REASON", 20, true, 3),
 ];
 
@@ -404,27 +405,99 @@ fn draw_tabs(frame: &mut Frame, app: &App, area: Rect) {
 /// How wide a column grows to its content before less important columns get theirs.
 const SHARE: u16 = 24;
 
-/// A cell and how wide its text is, so columns can be sized by what they hold.
+/// A cell's text and style, and how wide the text is, so columns can be sized by what they hold
+/// before the text is cut to the width its column gets.
 struct Text {
-    cell: Cell<'static>,
+    content: Cow<'static, str>,
+    style: Style,
     width: u16,
 }
 
 fn text(content: impl Into<Cow<'static, str>>) -> Text {
     let content = crate::text::escape_cow(content.into());
     Text {
-        width: u16::try_from(content.chars().count()).unwrap_or(u16::MAX),
-        cell: Cell::from(content),
+        width: u16::try_from(display_width(&content)).unwrap_or(u16::MAX),
+        content,
+        style: Style::new(),
     }
 }
 
 impl Text {
     fn style(self, style: Style) -> Text {
-        Text {
-            cell: self.cell.style(style),
-            width: self.width,
-        }
+        Text { style, ..self }
     }
+
+    /// The cell in `width` columns, its text cut as the column says when it is wider.
+    fn into_cell(self, width: u16, how: Cut) -> Cell<'static> {
+        let content = if self.width <= width {
+            self.content
+        } else {
+            match cut(&self.content, width, how) {
+                Cow::Borrowed(_) => self.content,
+                Cow::Owned(cut) => Cow::Owned(cut),
+            }
+        };
+        Cell::from(content).style(self.style)
+    }
+}
+
+/// How many terminal columns `text` takes, counted as the buffer counts them when it draws a
+/// cell: grapheme by grapheme, with ratatui's own width (unicode-width underneath).
+fn display_width(text: &str) -> usize {
+    // Printable ASCII, nearly every cell, is one column a byte.
+    if text.bytes().all(|b| (b' '..b'\x7f').contains(&b)) {
+        return text.len();
+    }
+    Span::raw(text)
+        .styled_graphemes(Style::new())
+        .map(|g| usize::from(g.symbol.cell_width()))
+        .sum()
+}
+
+/// `text` in at most `width` terminal columns. Text that fits comes back as it is; longer text
+/// loses whole graphemes where `how` says, and an ellipsis `…` (one column) stands for them. In
+/// the middle, the end keeps the odd column: it is what tells ids apart. A wide character that
+/// would cross the limit goes too, so the result can be a column narrower than `width`.
+fn cut(text: &str, width: u16, how: Cut) -> Cow<'_, str> {
+    if display_width(text) <= usize::from(width) {
+        return Cow::Borrowed(text);
+    }
+    if width == 0 {
+        return Cow::Borrowed("");
+    }
+    let span = Span::raw(text);
+    let graphemes: Vec<(&str, u16)> = span
+        .styled_graphemes(Style::new())
+        .map(|g| (g.symbol, g.symbol.cell_width()))
+        .collect();
+    let room = width - 1;
+    let head_room = match how {
+        Cut::End => room,
+        Cut::Middle => room / 2,
+    };
+    let (mut head, mut used) = (0, 0);
+    for &(_, w) in &graphemes {
+        if used + w > head_room {
+            break;
+        }
+        used += w;
+        head += 1;
+    }
+    // The end gets what the start left, a wide character's unused column included.
+    let mut tail_room = match how {
+        Cut::End => 0,
+        Cut::Middle => room - used,
+    };
+    let mut tail = graphemes.len();
+    while tail > head && graphemes[tail - 1].1 <= tail_room {
+        tail_room -= graphemes[tail - 1].1;
+        tail -= 1;
+    }
+    let mut out = String::with_capacity(text.len().min(usize::from(width) * 4) + 3);
+    graphemes[..head].iter().for_each(|(g, _)| out.push_str(g));
+    out.push('…');
+    graphemes[tail..].iter().for_each(|(g, _)| out.push_str(g));
+    Cow::Owned(out)
 }
 
 /// Which columns fit in `width`, and how wide each is. Columns are dropped, least important
@@ -511,7 +584,7 @@ fn draw_list<T: Copy + PartialEq>(
         .map(|(c, column)| {
             // The sort arrow takes a column of its own after the sorted column's title.
             let arrow = u16::from(spec.sort.is_some_and(|(sorted, _)| sorted == c));
-            let title = column.title.chars().count() as u16 + arrow;
+            let title = display_width(column.title) as u16 + arrow;
             built
                 .iter()
                 .filter_map(|(texts, _, _)| texts.get(c).map(|t| t.width))
@@ -539,10 +612,13 @@ fn draw_list<T: Copy + PartialEq>(
     let rows: Vec<Row> = built
         .into_iter()
         .map(|(all, style, gutter)| {
-            let mut all: Vec<Option<Cell>> = all.into_iter().map(|t| Some(t.cell)).collect();
-            let shown = fitted
-                .iter()
-                .map(|&(c, _)| all.get_mut(c).and_then(Option::take).unwrap_or_default());
+            let mut all: Vec<Option<Text>> = all.into_iter().map(Some).collect();
+            // Only the visible rows' cells are cut, once each, to their column's width.
+            let shown = fitted.iter().map(|&(c, w)| {
+                all.get_mut(c)
+                    .and_then(Option::take)
+                    .map_or_else(Cell::default, |t| t.into_cell(w, spec.columns[c].cut))
+            });
             Row::new(std::iter::once(Cell::from(gutter)).chain(shown)).style(style)
         })
         .collect();
@@ -1503,6 +1579,69 @@ mod tests {
         let tighter = fit_columns(INSTANCE_COLUMNS, minimums + 6, &content);
         assert_eq!(width_of(&tighter, "IMAGE"), Some(22));
         assert_eq!(width_of(&tighter, "REGION"), Some(10));
+    }
+
+    #[test]
+    fn cutting_in_the_middle_keeps_what_tells_ids_apart() {
+        let ids = [
+            "frontend-prd-northeurope_12",
+            "frontend-prd-northeurope_13",
+            "frontend-prd-northeurope_7",
+        ];
+        let cut_ids: Vec<Cow<str>> = ids.iter().map(|id| cut(id, 16, Cut::Middle)).collect();
+        assert_eq!(cut_ids[0], "fronten…urope_12");
+        assert_eq!(cut_ids[1], "fronten…urope_13");
+        assert_eq!(cut_ids[2], "fronten…europe_7");
+        assert!(cut_ids.iter().all(|id| display_width(id) == 16));
+        // At the end, as before but marked, they would all read the same.
+        assert_eq!(cut(ids[0], 16, Cut::End), "frontend-prd-no…");
+        assert_eq!(cut(ids[0], 16, Cut::End), cut(ids[1], 16, Cut::End));
+    }
+
+    #[test]
+    fn cutting_leaves_text_that_fits_alone() {
+        for how in [Cut::End, Cut::Middle] {
+            assert!(matches!(cut("db-1", 4, how), Cow::Borrowed("db-1")));
+            assert!(matches!(cut("db-1", 40, how), Cow::Borrowed("db-1")));
+            assert!(matches!(cut("", 0, how), Cow::Borrowed("")));
+        }
+    }
+
+    #[test]
+    fn cutting_to_nothing_or_one_column() {
+        for how in [Cut::End, Cut::Middle] {
+            assert_eq!(cut("db-1", 0, how), "");
+            assert_eq!(cut("db-1", 1, how), "…");
+            assert_eq!(cut("db", 1, how), "…");
+            assert_eq!(cut("d", 1, how), "d");
+        }
+        assert_eq!(
+            cut("db-1", 2, Cut::Middle),
+            "…1",
+            "the end keeps the odd column"
+        );
+        assert_eq!(cut("db-1", 2, Cut::End), "d…");
+        assert_eq!(cut("db-1", 3, Cut::Middle), "d…1");
+    }
+
+    #[test]
+    fn cutting_counts_display_columns_not_characters() {
+        // Each of these takes two columns: eight characters, sixteen columns.
+        let wide = "東京大阪名古屋福";
+        assert_eq!(display_width(wide), 16);
+        assert!(matches!(cut(wide, 16, Cut::Middle), Cow::Borrowed(_)));
+        assert_eq!(cut(wide, 9, Cut::Middle), "東京…屋福");
+        assert_eq!(cut(wide, 9, Cut::End), "東京大阪…");
+        // A wide character never straddles the limit: one column stays empty instead.
+        assert_eq!(cut(wide, 8, Cut::Middle), "東…屋福");
+        assert_eq!(display_width(&cut(wide, 8, Cut::Middle)), 7);
+        assert_eq!(cut(wide, 8, Cut::End), "東京大…");
+        assert_eq!(cut(wide, 2, Cut::Middle), "…");
+        // Combining marks stay with their letter: "é" here is e and U+0301, one column.
+        let accented = "cafe\u{301}-prd-e\u{301}te\u{301}";
+        assert_eq!(display_width(accented), 12);
+        assert_eq!(cut(accented, 7, Cut::Middle), "caf…e\u{301}te\u{301}");
+        assert_eq!(cut(accented, 5, Cut::End), "cafe\u{301}…");
     }
 
     #[test]
