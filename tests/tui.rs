@@ -1000,6 +1000,14 @@ struct Drawn {
 }
 
 impl Drawn {
+    /// How many columns the column titled `title` spans.
+    fn width(&self, title: &str) -> Option<usize> {
+        self.titles
+            .iter()
+            .find(|(t, _)| t == title)
+            .map(|(_, w)| *w)
+    }
+
     /// The visible cells of the column titled `title` (a sort arrow aside).
     fn column(&self, title: &str) -> Vec<&str> {
         let at = self
@@ -1065,6 +1073,17 @@ fn shows(cell: &str, full: &str) {
     }
 }
 
+/// Asserts that cells showing different values read differently.
+fn told_apart(cells: &[&str], values: &[&str]) {
+    for a in 0..cells.len() {
+        for b in a + 1..cells.len() {
+            if values[a] != values[b] {
+                assert_ne!(cells[a], cells[b], "{} and {}", values[a], values[b]);
+            }
+        }
+    }
+}
+
 #[test]
 fn ids_cut_to_fit_keep_their_distinguishing_end() {
     let mut app = demo_app();
@@ -1088,4 +1107,37 @@ fn ids_cut_to_fit_keep_their_distinguishing_end() {
     for (cell, id) in ids.iter().zip(&full) {
         shows(cell, id);
     }
+}
+
+#[test]
+fn an_empty_column_gives_its_room_away_while_names_are_cut() {
+    let mut app = demo_app();
+    // The AWS instances of screenshots/instances.png: none in a group.
+    let drawn = instance_table(&mut app, "cloud:aws verdict:outdated age:>20", 120);
+    let visible: Vec<u32> = app.instances.window(drawn.rows.len()).to_vec();
+    assert!(visible.len() > 10, "{} rows", visible.len());
+    assert!(
+        drawn.column("GROUP").iter().all(|cell| cell.is_empty()),
+        "{:#?}",
+        drawn.rows
+    );
+    // GROUP is as wide as its header, not its minimum of 12.
+    assert_eq!(
+        drawn.width("GROUP"),
+        Some("GROUP".len()),
+        "{:?}",
+        drawn.titles
+    );
+    // NAME is still cut at 120 columns, IMAGE coming first, but wider than its minimum.
+    assert!(drawn.width("NAME") > Some(12), "{:?}", drawn.titles);
+    let names = drawn.column("NAME");
+    assert!(names.iter().any(|n| n.contains('…')), "{names:#?}");
+    let full: Vec<&str> = visible
+        .iter()
+        .map(|&i| app.data.instance(i).name.as_str())
+        .collect();
+    for (cell, name) in names.iter().zip(&full) {
+        shows(cell, name);
+    }
+    told_apart(&names, &full);
 }

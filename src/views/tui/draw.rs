@@ -502,12 +502,32 @@ fn cut(text: &str, width: u16, how: Cut) -> Cow<'_, str> {
 
 /// Which columns fit in `width`, and how wide each is. Columns are dropped, least important
 /// first, while even their minimums do not fit; then each column, most important first, widens
-/// to what its visible cells hold (`content`); what is left goes to the filling columns.
-fn fit_columns(columns: &[Column], width: u16, content: &[u16]) -> Vec<(usize, u16)> {
-    let mut shown: Vec<usize> = (0..columns.len()).collect();
-    let needed = |shown: &[usize]| -> u16 {
-        shown.iter().map(|&c| columns[c].min + 1).sum::<u16>() + GUTTER
+/// to what its visible cells hold (`content`, headers included); what is left goes to the
+/// filling columns.
+///
+/// A column whose visible cells are all `empty` (a GROUP column where no instance is in a
+/// group) shrinks to its header and takes no share of what is left, so its room goes to columns
+/// that have something to show. It stays, narrow, rather than disappearing: its header says the
+/// column is there and empty, and the columns do not jump about as rows scroll by. It is still
+/// dropped by its priority when even its header does not fit.
+fn fit_columns(
+    columns: &[Column],
+    width: u16,
+    content: &[u16],
+    empty: &[bool],
+) -> Vec<(usize, u16)> {
+    let is_empty = |c: usize| empty.get(c).copied().unwrap_or(false);
+    let min = |c: usize| {
+        if is_empty(c) {
+            columns[c].min.min(content.get(c).copied().unwrap_or(0))
+        } else {
+            columns[c].min
+        }
     };
+    let fills = |c: usize| columns[c].fill && !is_empty(c);
+    let mut shown: Vec<usize> = (0..columns.len()).collect();
+    let needed =
+        |shown: &[usize]| -> u16 { shown.iter().map(|&c| min(c) + 1).sum::<u16>() + GUTTER };
     while needed(&shown) > width && shown.len() > 1 {
         let drop = shown
             .iter()
@@ -518,7 +538,7 @@ fn fit_columns(columns: &[Column], width: u16, content: &[u16]) -> Vec<(usize, u
         shown.remove(drop);
     }
     let mut spare = width.saturating_sub(needed(&shown));
-    let mut widths: Vec<u16> = shown.iter().map(|&c| columns[c].min).collect();
+    let mut widths: Vec<u16> = shown.iter().map(|&c| min(c)).collect();
     let mut by_priority: Vec<usize> = (0..shown.len()).collect();
     by_priority.sort_by_key(|&s| std::cmp::Reverse(columns[shown[s]].priority));
     // Twice: first up to a modest width each, so one long value (an image shown by its whole
@@ -531,14 +551,14 @@ fn fit_columns(columns: &[Column], width: u16, content: &[u16]) -> Vec<(usize, u
             spare -= extra;
         }
     }
-    let fillers = shown.iter().filter(|&&c| columns[c].fill).count() as u16;
+    let fillers = shown.iter().filter(|&&c| fills(c)).count() as u16;
     // Equal shares of the rest; the first `spare % fillers` filling columns take one more.
     let mut filler = 0;
     shown
         .iter()
         .zip(widths)
         .map(|(&c, mut w)| {
-            if columns[c].fill && fillers > 0 {
+            if fills(c) && fillers > 0 {
                 w += spare / fillers + u16::from(filler < spare % fillers);
                 filler += 1;
             }
@@ -577,6 +597,20 @@ fn draw_list<T: Copy + PartialEq>(
         .into_iter()
         .map(&mut cells)
         .collect();
+    // Each column's widest visible cell, and whether the visible rows leave it empty.
+    let widest: Vec<u16> = (0..spec.columns.len())
+        .map(|c| {
+            built
+                .iter()
+                .filter_map(|(texts, _, _)| texts.get(c).map(|t| t.width))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let empty: Vec<bool> = widest
+        .iter()
+        .map(|&w| w == 0 && !built.is_empty())
+        .collect();
     let content: Vec<u16> = spec
         .columns
         .iter()
@@ -585,15 +619,10 @@ fn draw_list<T: Copy + PartialEq>(
             // The sort arrow takes a column of its own after the sorted column's title.
             let arrow = u16::from(spec.sort.is_some_and(|(sorted, _)| sorted == c));
             let title = display_width(column.title) as u16 + arrow;
-            built
-                .iter()
-                .filter_map(|(texts, _, _)| texts.get(c).map(|t| t.width))
-                .max()
-                .unwrap_or(0)
-                .max(title)
+            widest[c].max(title)
         })
         .collect();
-    let fitted = fit_columns(spec.columns, inner.width, &content);
+    let fitted = fit_columns(spec.columns, inner.width, &content, &empty);
     let header = Row::new(
         std::iter::once(Cell::from(""))
             .chain(fitted.iter().map(|&(c, _)| {
@@ -1530,14 +1559,15 @@ mod tests {
     #[test]
     fn columns_fit_any_width_by_dropping_the_least_important() {
         let none = [0; 10];
-        let wide = fit_columns(INSTANCE_COLUMNS, 200, &none);
+        let full = [false; 10];
+        let wide = fit_columns(INSTANCE_COLUMNS, 200, &none, &full);
         assert_eq!(wide.len(), INSTANCE_COLUMNS.len());
         assert_eq!(
             wide.iter().map(|(_, w)| w + 1).sum::<u16>() + GUTTER,
             200,
             "spare width goes to filling columns"
         );
-        let narrow = fit_columns(INSTANCE_COLUMNS, 78, &none);
+        let narrow = fit_columns(INSTANCE_COLUMNS, 78, &none, &full);
         assert!(narrow.iter().map(|(_, w)| w + 1).sum::<u16>() + GUTTER <= 78);
         let kept: Vec<&str> = narrow
             .iter()
@@ -1548,7 +1578,7 @@ mod tests {
             "{kept:?}"
         );
         assert!(!kept.contains(&"GROUP"), "{kept:?}");
-        assert_eq!(fit_columns(INSTANCE_COLUMNS, 3, &none).len(), 1);
+        assert_eq!(fit_columns(INSTANCE_COLUMNS, 3, &none, &full).len(), 1);
     }
 
     #[test]
@@ -1557,7 +1587,7 @@ mod tests {
         let mut content = [0u16; 10];
         content[4] = 12;
         content[6] = 30;
-        let roomy = fit_columns(INSTANCE_COLUMNS, 300, &content);
+        let roomy = fit_columns(INSTANCE_COLUMNS, 300, &content, &[false; 10]);
         let width_of = |fitted: &[(usize, u16)], title: &str| {
             fitted
                 .iter()
@@ -1573,12 +1603,46 @@ mod tests {
         // Tight: the minimums plus 14 spare columns. IMAGE (more important) widens first, to
         // its share; then REGION to its whole content; then IMAGE takes what is left.
         let minimums: u16 = INSTANCE_COLUMNS.iter().map(|c| c.min + 1).sum::<u16>() + GUTTER;
-        let tight = fit_columns(INSTANCE_COLUMNS, minimums + 14, &content);
+        let tight = fit_columns(INSTANCE_COLUMNS, minimums + 14, &content, &[false; 10]);
         assert_eq!(width_of(&tight, "IMAGE"), Some(28));
         assert_eq!(width_of(&tight, "REGION"), Some(12));
-        let tighter = fit_columns(INSTANCE_COLUMNS, minimums + 6, &content);
+        let tighter = fit_columns(INSTANCE_COLUMNS, minimums + 6, &content, &[false; 10]);
         assert_eq!(width_of(&tighter, "IMAGE"), Some(22));
         assert_eq!(width_of(&tighter, "REGION"), Some(10));
+    }
+
+    #[test]
+    fn an_empty_column_gives_its_room_to_the_others() {
+        // Every column holds its header, NAME 30 columns more; GROUP's visible cells are empty.
+        let mut content: Vec<u16> = INSTANCE_COLUMNS
+            .iter()
+            .map(|c| c.title.len() as u16)
+            .collect();
+        content[1] = 30;
+        let mut empty = [false; 10];
+        empty[5] = true;
+        let minimums: u16 = INSTANCE_COLUMNS.iter().map(|c| c.min + 1).sum::<u16>() + GUTTER;
+        let width_of = |fitted: &[(usize, u16)], title: &str| {
+            fitted
+                .iter()
+                .find(|(c, _)| INSTANCE_COLUMNS[*c].title == title)
+                .map(|(_, w)| *w)
+        };
+        // Room for every minimum and 10 more: as full, GROUP keeps 12 and NAME gets 22.
+        let full = fit_columns(INSTANCE_COLUMNS, minimums + 10, &content, &[false; 10]);
+        assert_eq!(width_of(&full, "GROUP"), Some(12));
+        assert_eq!(width_of(&full, "NAME"), Some(22));
+        // Empty, GROUP is as wide as its header and NAME takes the 7 columns it gave up.
+        let fitted = fit_columns(INSTANCE_COLUMNS, minimums + 10, &content, &empty);
+        assert_eq!(width_of(&fitted, "GROUP"), Some(5));
+        assert_eq!(width_of(&fitted, "NAME"), Some(29));
+        // With room to spare, the filling columns share it and the empty one stays narrow.
+        let roomy = fit_columns(INSTANCE_COLUMNS, 300, &content, &empty);
+        assert_eq!(width_of(&roomy, "GROUP"), Some(5));
+        assert_eq!(roomy.iter().map(|(_, w)| w + 1).sum::<u16>() + GUTTER, 300);
+        // Narrow, it is still the first to go.
+        let narrow = fit_columns(INSTANCE_COLUMNS, 78, &content, &empty);
+        assert_eq!(width_of(&narrow, "GROUP"), None);
     }
 
     #[test]
