@@ -7,6 +7,7 @@ use fleetscope::clouds::demo::{DemoExecutor, DemoFleet};
 use fleetscope::core::event::CollectEvent;
 use fleetscope::core::inventory::Inventory;
 use fleetscope::core::policy::{PolicyConfig, Verdict};
+use fleetscope::query::data::short_id;
 use fleetscope::queue::Queue;
 use fleetscope::queue::rollout::{self, Phase, RolloutEvent};
 use fleetscope::views::tui::action::{Action, Effect, View};
@@ -959,4 +960,161 @@ fn the_queue_view_says_why_an_entry_is_blocked_or_failed() {
         screen.contains("failed: the replacement failed its health check"),
         "{screen}"
     );
+}
+
+// ---- columns --------------------------------------------------------------------------------
+
+/// A list as drawn: each header title with the columns it spans, and the visible rows' cells.
+struct Drawn {
+    titles: Vec<(String, usize)>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Drawn {
+    /// How many columns the column titled `title` spans.
+    fn width(&self, title: &str) -> Option<usize> {
+        self.titles
+            .iter()
+            .find(|(t, _)| t == title)
+            .map(|(_, w)| *w)
+    }
+
+    /// The visible cells of the column titled `title` (a sort arrow aside).
+    fn column(&self, title: &str) -> Vec<&str> {
+        let at = self
+            .titles
+            .iter()
+            .position(|(t, _)| t.trim_end_matches(['▲', '▼']) == title)
+            .unwrap_or_else(|| panic!("no {title} column in {:?}", self.titles));
+        self.rows.iter().map(|row| row[at].as_str()).collect()
+    }
+}
+
+/// The Instances view filtered by `filter` and drawn at `width`.
+fn instance_table(app: &mut Ui, filter: &str, width: u16) -> Drawn {
+    press(app, KeyCode::Char('3'));
+    press(app, KeyCode::Char('/'));
+    type_text(app, filter);
+    press(app, KeyCode::Enter);
+    let screen = render(app, width, 30);
+    let lines: Vec<Vec<char>> = screen.lines().map(|l| l.chars().collect()).collect();
+    let top = usize::from(app.layout.rows.y);
+    let header = &lines[top - 1];
+    // Titles start after a space; each column runs to the space before the next title.
+    let starts: Vec<usize> = (0..header.len())
+        .filter(|&x| header[x] != ' ' && (x == 0 || header[x - 1] == ' '))
+        .collect();
+    let titles: Vec<(String, usize)> = starts
+        .iter()
+        .enumerate()
+        .map(|(n, &start)| {
+            let end = starts.get(n + 1).map_or(header.len(), |next| next - 1);
+            let title = header[start..end].iter().collect::<String>();
+            (title.trim_end().to_owned(), end - start)
+        })
+        .collect();
+    let shown = app
+        .instances
+        .window(app.instances.offset, usize::from(app.layout.rows.height))
+        .len();
+    let rows = lines[top..top + shown]
+        .iter()
+        .map(|line| {
+            titles
+                .iter()
+                .zip(&starts)
+                .map(|((_, width), &start)| {
+                    let cell: String = line.iter().skip(start).take(*width).collect();
+                    cell.trim_end().to_owned()
+                })
+                .collect()
+        })
+        .collect();
+    Drawn { titles, rows }
+}
+
+/// Asserts that `cell` shows `full`, whole or cut in the middle: its start and its end kept.
+fn shows(cell: &str, full: &str) {
+    match cell.split_once('…') {
+        Some((start, end)) => assert!(
+            full.starts_with(start) && full.ends_with(end) && start.len() + end.len() < full.len(),
+            "{cell:?} is not {full:?} cut in the middle"
+        ),
+        None => assert_eq!(cell, full),
+    }
+}
+
+/// Asserts that cells showing different values read differently.
+fn told_apart(cells: &[&str], values: &[&str]) {
+    for a in 0..cells.len() {
+        for b in a + 1..cells.len() {
+            if values[a] != values[b] {
+                assert_ne!(cells[a], cells[b], "{} and {}", values[a], values[b]);
+            }
+        }
+    }
+}
+
+#[test]
+fn ids_cut_to_fit_keep_their_distinguishing_end() {
+    let mut app = demo_app();
+    let drawn = instance_table(&mut app, "cloud:azure group:frontend", 160);
+    let visible: Vec<u32> = app
+        .instances
+        .window(app.instances.offset, drawn.rows.len())
+        .to_vec();
+    assert!(visible.len() > 10, "{} rows", visible.len());
+    let full: Vec<String> = visible
+        .iter()
+        .map(|&i| short_id(&app.data.instance(i).id).into_owned())
+        .collect();
+    let full: Vec<&str> = full.iter().map(String::as_str).collect();
+    let ids = drawn.column("ID");
+    let mut distinct = ids.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), ids.len(), "ids read the same: {ids:#?}");
+    assert!(
+        ids.iter().any(|id| id.contains('…')),
+        "at 160 columns these ids are cut: {ids:#?}"
+    );
+    for (cell, id) in ids.iter().zip(&full) {
+        shows(cell, id);
+    }
+}
+
+#[test]
+fn an_empty_column_gives_its_room_away_while_names_are_cut() {
+    let mut app = demo_app();
+    // The AWS instances of screenshots/instances.png: none in a group.
+    let drawn = instance_table(&mut app, "cloud:aws verdict:outdated age:>20", 120);
+    let visible: Vec<u32> = app
+        .instances
+        .window(app.instances.offset, drawn.rows.len())
+        .to_vec();
+    assert!(visible.len() > 10, "{} rows", visible.len());
+    assert!(
+        drawn.column("GROUP").iter().all(|cell| cell.is_empty()),
+        "{:#?}",
+        drawn.rows
+    );
+    // GROUP is as wide as its header, not its minimum of 12.
+    assert_eq!(
+        drawn.width("GROUP"),
+        Some("GROUP".len()),
+        "{:?}",
+        drawn.titles
+    );
+    // NAME is still cut at 120 columns, IMAGE coming first, but wider than its minimum.
+    assert!(drawn.width("NAME") > Some(12), "{:?}", drawn.titles);
+    let names = drawn.column("NAME");
+    assert!(names.iter().any(|n| n.contains('…')), "{names:#?}");
+    let full: Vec<&str> = visible
+        .iter()
+        .map(|&i| app.data.instance(i).name.as_str())
+        .collect();
+    for (cell, name) in names.iter().zip(&full) {
+        shows(cell, name);
+    }
+    told_apart(&names, &full);
 }

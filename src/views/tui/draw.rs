@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 
 use ratatui::Frame;
+use ratatui::buffer::CellWidth;
 use ratatui::layout::{Constraint, Layout as Split, Rect};
 use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::{Line, Span};
@@ -18,7 +19,7 @@ use super::layout::{
 };
 use super::marks::Marked;
 use super::style::{escaped, phase_style, verdict_style};
-use super::table::{Column, ListState};
+use super::table::{Column, Cut, ListState};
 use crate::core::model::{Cloud, SourceState};
 use crate::core::policy::{TemplateStatus, Verdict};
 use crate::query::data::{AGE_BUCKETS, Data, short_id};
@@ -327,37 +328,129 @@ fn draw_tabs(frame: &mut Frame, app: &App, area: Rect) {
 /// How wide a column grows to its content before less important columns get theirs.
 const SHARE: u16 = 24;
 
-/// A cell and how wide its text is, so columns can be sized by what they hold.
+/// A cell's text and style, and how wide the text is, so columns can be sized by what they hold
+/// before the text is cut to the width its column gets.
 struct Text {
-    cell: Cell<'static>,
+    content: Cow<'static, str>,
+    style: Style,
     width: u16,
 }
 
 fn text(content: impl Into<Cow<'static, str>>) -> Text {
     let content = crate::text::escape_cow(content.into());
     Text {
-        width: u16::try_from(content.chars().count()).unwrap_or(u16::MAX),
-        cell: Cell::from(content),
+        width: u16::try_from(display_width(&content)).unwrap_or(u16::MAX),
+        content,
+        style: Style::new(),
     }
 }
 
 impl Text {
     fn style(self, style: Style) -> Text {
-        Text {
-            cell: self.cell.style(style),
-            width: self.width,
-        }
+        Text { style, ..self }
     }
+
+    /// The cell in `width` columns, its text cut as the column says when it is wider.
+    fn into_cell(self, width: u16, how: Cut) -> Cell<'static> {
+        let content = if self.width <= width {
+            self.content
+        } else {
+            match cut(&self.content, width, how) {
+                Cow::Borrowed(_) => self.content,
+                Cow::Owned(cut) => Cow::Owned(cut),
+            }
+        };
+        Cell::from(content).style(self.style)
+    }
+}
+
+/// How many terminal columns `text` takes, counted as the buffer counts them when it draws a
+/// cell: grapheme by grapheme, with ratatui's own width (unicode-width underneath).
+fn display_width(text: &str) -> usize {
+    // Printable ASCII, nearly every cell, is one column a byte.
+    if text.bytes().all(|b| (b' '..b'\x7f').contains(&b)) {
+        return text.len();
+    }
+    Span::raw(text)
+        .styled_graphemes(Style::new())
+        .map(|g| usize::from(g.symbol.cell_width()))
+        .sum()
+}
+
+/// `text` in at most `width` terminal columns. Text that fits comes back as it is; longer text
+/// loses whole graphemes where `how` says, and an ellipsis `…` (one column) stands for them. In
+/// the middle, the end keeps the odd column: it is what tells ids apart. A wide character that
+/// would cross the limit goes too, so the result can be a column narrower than `width`.
+fn cut(text: &str, width: u16, how: Cut) -> Cow<'_, str> {
+    if display_width(text) <= usize::from(width) {
+        return Cow::Borrowed(text);
+    }
+    if width == 0 {
+        return Cow::Borrowed("");
+    }
+    let span = Span::raw(text);
+    let graphemes: Vec<(&str, u16)> = span
+        .styled_graphemes(Style::new())
+        .map(|g| (g.symbol, g.symbol.cell_width()))
+        .collect();
+    let room = width - 1;
+    let head_room = match how {
+        Cut::End => room,
+        Cut::Middle => room / 2,
+    };
+    let (mut head, mut used) = (0, 0);
+    for &(_, w) in &graphemes {
+        if used + w > head_room {
+            break;
+        }
+        used += w;
+        head += 1;
+    }
+    // The end gets what the start left, a wide character's unused column included.
+    let mut tail_room = match how {
+        Cut::End => 0,
+        Cut::Middle => room - used,
+    };
+    let mut tail = graphemes.len();
+    while tail > head && graphemes[tail - 1].1 <= tail_room {
+        tail_room -= graphemes[tail - 1].1;
+        tail -= 1;
+    }
+    let mut out = String::with_capacity(text.len().min(usize::from(width) * 4) + 3);
+    graphemes[..head].iter().for_each(|(g, _)| out.push_str(g));
+    out.push('…');
+    graphemes[tail..].iter().for_each(|(g, _)| out.push_str(g));
+    Cow::Owned(out)
 }
 
 /// Which columns fit in `width`, and how wide each is. Columns are dropped, least important
 /// first, while even their minimums do not fit; then each column, most important first, widens
-/// to what its visible cells hold (`content`); what is left goes to the filling columns.
-fn fit_columns(columns: &[Column], width: u16, content: &[u16]) -> Vec<(usize, u16)> {
-    let mut shown: Vec<usize> = (0..columns.len()).collect();
-    let needed = |shown: &[usize]| -> u16 {
-        shown.iter().map(|&c| columns[c].min + 1).sum::<u16>() + GUTTER
+/// to what its visible cells hold (`content`, headers included); what is left goes to the
+/// filling columns.
+///
+/// A column whose visible cells are all `empty` (a GROUP column where no instance is in a
+/// group) shrinks to its header and takes no share of what is left, so its room goes to columns
+/// that have something to show. It stays, narrow, rather than disappearing: its header says the
+/// column is there and empty, and the columns do not jump about as rows scroll by. It is still
+/// dropped by its priority when even its header does not fit.
+fn fit_columns(
+    columns: &[Column],
+    width: u16,
+    content: &[u16],
+    empty: &[bool],
+) -> Vec<(usize, u16)> {
+    let is_empty = |c: usize| empty.get(c).copied().unwrap_or(false);
+    let min = |c: usize| {
+        if is_empty(c) {
+            columns[c].min.min(content.get(c).copied().unwrap_or(0))
+        } else {
+            columns[c].min
+        }
     };
+    let fills = |c: usize| columns[c].fill && !is_empty(c);
+    let mut shown: Vec<usize> = (0..columns.len()).collect();
+    let needed =
+        |shown: &[usize]| -> u16 { shown.iter().map(|&c| min(c) + 1).sum::<u16>() + GUTTER };
     while needed(&shown) > width && shown.len() > 1 {
         let drop = shown
             .iter()
@@ -368,7 +461,7 @@ fn fit_columns(columns: &[Column], width: u16, content: &[u16]) -> Vec<(usize, u
         shown.remove(drop);
     }
     let mut spare = width.saturating_sub(needed(&shown));
-    let mut widths: Vec<u16> = shown.iter().map(|&c| columns[c].min).collect();
+    let mut widths: Vec<u16> = shown.iter().map(|&c| min(c)).collect();
     let mut by_priority: Vec<usize> = (0..shown.len()).collect();
     by_priority.sort_by_key(|&s| std::cmp::Reverse(columns[shown[s]].priority));
     // Twice: first up to a modest width each, so one long value (an image shown by its whole
@@ -381,14 +474,14 @@ fn fit_columns(columns: &[Column], width: u16, content: &[u16]) -> Vec<(usize, u
             spare -= extra;
         }
     }
-    let fillers = shown.iter().filter(|&&c| columns[c].fill).count() as u16;
+    let fillers = shown.iter().filter(|&&c| fills(c)).count() as u16;
     // Equal shares of the rest; the first `spare % fillers` filling columns take one more.
     let mut filler = 0;
     shown
         .iter()
         .zip(widths)
         .map(|(&c, mut w)| {
-            if columns[c].fill && fillers > 0 {
+            if fills(c) && fillers > 0 {
                 w += spare / fillers + u16::from(filler < spare % fillers);
                 filler += 1;
             }
@@ -428,6 +521,20 @@ fn draw_list<T: Copy + PartialEq>(
         .into_iter()
         .map(&mut cells)
         .collect();
+    // Each column's widest visible cell, and whether the visible rows leave it empty.
+    let widest: Vec<u16> = (0..spec.columns.len())
+        .map(|c| {
+            built
+                .iter()
+                .filter_map(|(texts, _, _)| texts.get(c).map(|t| t.width))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let empty: Vec<bool> = widest
+        .iter()
+        .map(|&w| w == 0 && !built.is_empty())
+        .collect();
     let content: Vec<u16> = spec
         .columns
         .iter()
@@ -435,16 +542,11 @@ fn draw_list<T: Copy + PartialEq>(
         .map(|(c, column)| {
             // The sort arrow takes a column of its own after the sorted column's title.
             let arrow = u16::from(spec.sort.is_some_and(|(sorted, _)| sorted == c));
-            let title = column.title.chars().count() as u16 + arrow;
-            built
-                .iter()
-                .filter_map(|(texts, _, _)| texts.get(c).map(|t| t.width))
-                .max()
-                .unwrap_or(0)
-                .max(title)
+            let title = display_width(column.title) as u16 + arrow;
+            widest[c].max(title)
         })
         .collect();
-    let fitted = fit_columns(spec.columns, inner.width, &content);
+    let fitted = fit_columns(spec.columns, inner.width, &content, &empty);
     let header = Row::new(
         std::iter::once(Cell::from(""))
             .chain(fitted.iter().map(|&(c, _)| {
@@ -463,10 +565,13 @@ fn draw_list<T: Copy + PartialEq>(
     let rows: Vec<Row> = built
         .into_iter()
         .map(|(all, style, gutter)| {
-            let mut all: Vec<Option<Cell>> = all.into_iter().map(|t| Some(t.cell)).collect();
-            let shown = fitted
-                .iter()
-                .map(|&(c, _)| all.get_mut(c).and_then(Option::take).unwrap_or_default());
+            let mut all: Vec<Option<Text>> = all.into_iter().map(Some).collect();
+            // Only the visible rows' cells are cut, once each, to their column's width.
+            let shown = fitted.iter().map(|&(c, w)| {
+                all.get_mut(c)
+                    .and_then(Option::take)
+                    .map_or_else(Cell::default, |t| t.into_cell(w, spec.columns[c].cut))
+            });
             Row::new(std::iter::once(Cell::from(gutter)).chain(shown)).style(style)
         })
         .collect();
@@ -1348,14 +1453,15 @@ mod tests {
     #[test]
     fn columns_fit_any_width_by_dropping_the_least_important() {
         let none = [0; 10];
-        let wide = fit_columns(INSTANCE_COLUMNS, 200, &none);
+        let full = [false; 10];
+        let wide = fit_columns(INSTANCE_COLUMNS, 200, &none, &full);
         assert_eq!(wide.len(), INSTANCE_COLUMNS.len());
         assert_eq!(
             wide.iter().map(|(_, w)| w + 1).sum::<u16>() + GUTTER,
             200,
             "spare width goes to filling columns"
         );
-        let narrow = fit_columns(INSTANCE_COLUMNS, 78, &none);
+        let narrow = fit_columns(INSTANCE_COLUMNS, 78, &none, &full);
         assert!(narrow.iter().map(|(_, w)| w + 1).sum::<u16>() + GUTTER <= 78);
         let kept: Vec<&str> = narrow
             .iter()
@@ -1366,7 +1472,7 @@ mod tests {
             "{kept:?}"
         );
         assert!(!kept.contains(&"GROUP"), "{kept:?}");
-        assert_eq!(fit_columns(INSTANCE_COLUMNS, 3, &none).len(), 1);
+        assert_eq!(fit_columns(INSTANCE_COLUMNS, 3, &none, &full).len(), 1);
     }
 
     #[test]
@@ -1375,7 +1481,7 @@ mod tests {
         let mut content = [0u16; 10];
         content[4] = 12;
         content[6] = 30;
-        let roomy = fit_columns(INSTANCE_COLUMNS, 300, &content);
+        let roomy = fit_columns(INSTANCE_COLUMNS, 300, &content, &[false; 10]);
         let width_of = |fitted: &[(usize, u16)], title: &str| {
             fitted
                 .iter()
@@ -1391,11 +1497,108 @@ mod tests {
         // Tight: the minimums plus 14 spare columns. IMAGE (more important) widens first, to
         // its share; then REGION to its whole content; then IMAGE takes what is left.
         let minimums: u16 = INSTANCE_COLUMNS.iter().map(|c| c.min + 1).sum::<u16>() + GUTTER;
-        let tight = fit_columns(INSTANCE_COLUMNS, minimums + 14, &content);
+        let tight = fit_columns(INSTANCE_COLUMNS, minimums + 14, &content, &[false; 10]);
         assert_eq!(width_of(&tight, "IMAGE"), Some(28));
         assert_eq!(width_of(&tight, "REGION"), Some(12));
-        let tighter = fit_columns(INSTANCE_COLUMNS, minimums + 6, &content);
+        let tighter = fit_columns(INSTANCE_COLUMNS, minimums + 6, &content, &[false; 10]);
         assert_eq!(width_of(&tighter, "IMAGE"), Some(22));
         assert_eq!(width_of(&tighter, "REGION"), Some(10));
+    }
+
+    #[test]
+    fn an_empty_column_gives_its_room_to_the_others() {
+        // Every column holds its header, NAME 30 columns more; GROUP's visible cells are empty.
+        let mut content: Vec<u16> = INSTANCE_COLUMNS
+            .iter()
+            .map(|c| c.title.len() as u16)
+            .collect();
+        content[1] = 30;
+        let mut empty = [false; 10];
+        empty[5] = true;
+        let minimums: u16 = INSTANCE_COLUMNS.iter().map(|c| c.min + 1).sum::<u16>() + GUTTER;
+        let width_of = |fitted: &[(usize, u16)], title: &str| {
+            fitted
+                .iter()
+                .find(|(c, _)| INSTANCE_COLUMNS[*c].title == title)
+                .map(|(_, w)| *w)
+        };
+        // Room for every minimum and 10 more: as full, GROUP keeps 12 and NAME gets 22.
+        let full = fit_columns(INSTANCE_COLUMNS, minimums + 10, &content, &[false; 10]);
+        assert_eq!(width_of(&full, "GROUP"), Some(12));
+        assert_eq!(width_of(&full, "NAME"), Some(22));
+        // Empty, GROUP is as wide as its header and NAME takes the 7 columns it gave up.
+        let fitted = fit_columns(INSTANCE_COLUMNS, minimums + 10, &content, &empty);
+        assert_eq!(width_of(&fitted, "GROUP"), Some(5));
+        assert_eq!(width_of(&fitted, "NAME"), Some(29));
+        // With room to spare, the filling columns share it and the empty one stays narrow.
+        let roomy = fit_columns(INSTANCE_COLUMNS, 300, &content, &empty);
+        assert_eq!(width_of(&roomy, "GROUP"), Some(5));
+        assert_eq!(roomy.iter().map(|(_, w)| w + 1).sum::<u16>() + GUTTER, 300);
+        // Narrow, it is still the first to go.
+        let narrow = fit_columns(INSTANCE_COLUMNS, 78, &content, &empty);
+        assert_eq!(width_of(&narrow, "GROUP"), None);
+    }
+
+    #[test]
+    fn cutting_in_the_middle_keeps_what_tells_ids_apart() {
+        let ids = [
+            "frontend-prd-northeurope_12",
+            "frontend-prd-northeurope_13",
+            "frontend-prd-northeurope_7",
+        ];
+        let cut_ids: Vec<Cow<str>> = ids.iter().map(|id| cut(id, 16, Cut::Middle)).collect();
+        assert_eq!(cut_ids[0], "fronten…urope_12");
+        assert_eq!(cut_ids[1], "fronten…urope_13");
+        assert_eq!(cut_ids[2], "fronten…europe_7");
+        assert!(cut_ids.iter().all(|id| display_width(id) == 16));
+        // At the end, as before but marked, they would all read the same.
+        assert_eq!(cut(ids[0], 16, Cut::End), "frontend-prd-no…");
+        assert_eq!(cut(ids[0], 16, Cut::End), cut(ids[1], 16, Cut::End));
+    }
+
+    #[test]
+    fn cutting_leaves_text_that_fits_alone() {
+        for how in [Cut::End, Cut::Middle] {
+            assert!(matches!(cut("db-1", 4, how), Cow::Borrowed("db-1")));
+            assert!(matches!(cut("db-1", 40, how), Cow::Borrowed("db-1")));
+            assert!(matches!(cut("", 0, how), Cow::Borrowed("")));
+        }
+    }
+
+    #[test]
+    fn cutting_to_nothing_or_one_column() {
+        for how in [Cut::End, Cut::Middle] {
+            assert_eq!(cut("db-1", 0, how), "");
+            assert_eq!(cut("db-1", 1, how), "…");
+            assert_eq!(cut("db", 1, how), "…");
+            assert_eq!(cut("d", 1, how), "d");
+        }
+        assert_eq!(
+            cut("db-1", 2, Cut::Middle),
+            "…1",
+            "the end keeps the odd column"
+        );
+        assert_eq!(cut("db-1", 2, Cut::End), "d…");
+        assert_eq!(cut("db-1", 3, Cut::Middle), "d…1");
+    }
+
+    #[test]
+    fn cutting_counts_display_columns_not_characters() {
+        // Each of these takes two columns: eight characters, sixteen columns.
+        let wide = "東京大阪名古屋福";
+        assert_eq!(display_width(wide), 16);
+        assert!(matches!(cut(wide, 16, Cut::Middle), Cow::Borrowed(_)));
+        assert_eq!(cut(wide, 9, Cut::Middle), "東京…屋福");
+        assert_eq!(cut(wide, 9, Cut::End), "東京大阪…");
+        // A wide character never straddles the limit: one column stays empty instead.
+        assert_eq!(cut(wide, 8, Cut::Middle), "東…屋福");
+        assert_eq!(display_width(&cut(wide, 8, Cut::Middle)), 7);
+        assert_eq!(cut(wide, 8, Cut::End), "東京大…");
+        assert_eq!(cut(wide, 2, Cut::Middle), "…");
+        // Combining marks stay with their letter: "é" here is e and U+0301, one column.
+        let accented = "cafe\u{301}-prd-e\u{301}te\u{301}";
+        assert_eq!(display_width(accented), 12);
+        assert_eq!(cut(accented, 7, Cut::Middle), "caf…e\u{301}te\u{301}");
+        assert_eq!(cut(accented, 5, Cut::End), "cafe\u{301}…");
     }
 }

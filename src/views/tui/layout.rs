@@ -2,45 +2,45 @@
 //! tab bar's, shared by drawing and by the app (sorting by column name, mouse clicks on tabs).
 
 use super::action::View;
-use super::table::{Column, column};
+use super::table::{Column, Cut, column};
 
 pub const INSTANCE_COLUMNS: &[Column] = &[
-    column("ID", 19, true, 9),
-    column("NAME", 12, true, 6),
+    column("ID", 19, true, 9).cut(Cut::Middle),
+    column("NAME", 12, true, 6).cut(Cut::Middle),
     column("CLOUD", 5, false, 7),
-    column("ACCOUNT", 12, false, 2),
-    column("REGION", 10, false, 5),
-    column("GROUP", 12, true, 1),
-    column("IMAGE", 16, true, 8),
+    column("ACCOUNT", 12, false, 2).cut(Cut::Middle),
+    column("REGION", 10, false, 5).cut(Cut::Middle),
+    column("GROUP", 12, true, 1).cut(Cut::Middle),
+    column("IMAGE", 16, true, 8).cut(Cut::Middle),
     column("AGE", 5, false, 9),
     column("UPTIME", 6, false, 4),
     column("VERDICT", 8, false, 10),
 ];
 pub const IMAGE_COLUMNS: &[Column] = &[
     column("CLOUD", 5, false, 6),
-    column("ID", 21, true, 5),
-    column("NAME", 20, true, 9),
-    column("LINEAGE", 14, true, 7),
+    column("ID", 21, true, 5).cut(Cut::Middle),
+    column("NAME", 20, true, 9).cut(Cut::Middle),
+    column("LINEAGE", 14, true, 7).cut(Cut::Middle),
     column("AGE", 5, false, 8),
     column("INSTANCES", 9, false, 8),
     column("VERDICT", 8, false, 10),
 ];
 pub const DRIFT_COLUMNS: &[Column] = &[
-    column("LINEAGE / IMAGE", 26, true, 10),
+    column("LINEAGE / IMAGE", 26, true, 10).cut(Cut::Middle),
     column("CLOUD", 5, false, 5),
     column("AGE", 5, false, 8),
     column("INSTANCES", 9, false, 9),
     column("STATUS", 24, true, 10),
 ];
 pub const QUEUE_COLUMNS: &[Column] = &[
-    column("INSTANCE", 19, true, 10),
-    column("NAME", 12, true, 6),
+    column("INSTANCE", 19, true, 10).cut(Cut::Middle),
+    column("NAME", 12, true, 6).cut(Cut::Middle),
     column("CLOUD", 5, false, 5),
     column("VERDICT", 8, false, 7),
     column("STRATEGY", 27, false, 9),
     // Executable or not; during and after a rollout, the entry's live step.
     column("STEP", 11, false, 8),
-    column("TARGET", 16, true, 4),
+    column("TARGET", 16, true, 4).cut(Cut::Middle),
     column("REASON", 20, true, 3),
 ];
 

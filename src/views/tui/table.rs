@@ -15,14 +15,35 @@ pub struct Column {
     pub fill: bool,
     /// Columns of lower priority are dropped first when the terminal is narrow.
     pub priority: u8,
+    /// Where a value too wide for the column loses characters.
+    pub cut: Cut,
 }
 
+/// Where a cell too wide for its column is cut; an ellipsis `…` marks the cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// Keep the start: prose (a status, a reason), read from the left.
+    End,
+    /// Keep the start and the end: identifiers (ids, names, images, regions), which often
+    /// share a long prefix and differ only at the end.
+    Middle,
+}
+
+/// A column whose values are cut at the end.
 pub const fn column(title: &'static str, min: u16, fill: bool, priority: u8) -> Column {
     Column {
         title,
         min,
         fill,
         priority,
+        cut: Cut::End,
+    }
+}
+
+impl Column {
+    /// The column with its values cut as `cut` says.
+    pub const fn cut(self, cut: Cut) -> Column {
+        Column { cut, ..self }
     }
 }
 
