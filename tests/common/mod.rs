@@ -1,0 +1,29 @@
+//! What the integration tests share: the environment the real binary runs in (`env`).
+// Every test file compiles this module and uses its own part of it.
+#![allow(dead_code)]
+
+pub mod env;
+
+use std::process::Output;
+
+use chrono::{DateTime, Utc};
+
+/// The clock every test runs at.
+pub const NOW: &str = "2026-11-01T00:00:00Z";
+
+pub fn now() -> DateTime<Utc> {
+    NOW.parse().unwrap()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The plan (stdout), then the progress and outcome (stderr).
+pub fn output(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
