@@ -2,16 +2,18 @@
 //! the same SDK, then collected by the real binary with real profiles and evaluated.
 #![cfg(feature = "aws")]
 
+mod common;
 mod moto;
 mod mute;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::NOW;
+use common::report::{instance, json_report, quoted};
 use moto::{Moto, ami};
 use serde_json::Value;
 
-const NOW: &str = "2026-11-01T00:00:00Z";
 const OWNER: &str = "111122223333";
 
 fn amis() -> Vec<Value> {
@@ -79,39 +81,17 @@ fn report_with(
     regions: &[&str],
     args: &[&str],
 ) -> (std::process::Output, Value) {
-    let config = dir.join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
+    json_report(
+        dir,
+        &format!(
             "version = 1\n[aws]\nprofiles = [\"prod\", \"staging\"]\nregions = [{}]\nendpoint_url = \"{}\"\ntimeout_secs = 10\n",
-            regions
-                .iter()
-                .map(|r| format!("\"{r}\""))
-                .collect::<Vec<_>>()
-                .join(", "),
+            quoted(regions),
             moto.url()
         ),
+        args,
+        &[],
+        moto.profile_env(dir),
     )
-    .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
-        .args(["--report", "--format", "json", "--now", NOW, "--config"])
-        .arg(&config)
-        .args(args)
-        .envs(moto.profile_env(dir))
-        .env("FLEETSCOPE_DATA_DIR", dir.join("data"))
-        .output()
-        .unwrap();
-    let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-    (output, json)
-}
-
-fn instance<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["id"] == id)
-        .unwrap_or_else(|| panic!("{id} missing from {report:#}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,15 +4,16 @@
 #![cfg(feature = "azure")]
 
 mod arm;
+mod common;
 mod mute;
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use arm::{ArmServer, Fault, Upgrade, community_ref, id_ref, marketplace_ref, shared_ref};
+use common::report::{instance, json_report, quoted, source};
 use serde_json::Value;
 
-const NOW: &str = "2026-11-01T00:00:00Z";
 const PROD: &str = "11111111-0000-0000-0000-000000000001";
 const STAGING: &str = "11111111-0000-0000-0000-000000000002";
 
@@ -28,49 +29,17 @@ fn report(
     subscriptions: &[&str],
     args: &[&str],
 ) -> (Output, Value) {
-    let config = dir.join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
+    json_report(
+        dir,
+        &format!(
             "version = 1\n[azure]\nsubscriptions = [{}]\nendpoint_url = \"{}\"\ntimeout_secs = 5\n",
-            subscriptions
-                .iter()
-                .map(|s| format!("\"{s}\""))
-                .collect::<Vec<_>>()
-                .join(", "),
+            quoted(subscriptions),
             server.url()
         ),
+        args,
+        &["AZURE_CREDENTIAL_KIND"],
+        server.env(),
     )
-    .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
-        .args(["--report", "--format", "json", "--now", NOW, "--config"])
-        .arg(&config)
-        .args(args)
-        .env_remove("AZURE_CREDENTIAL_KIND")
-        .envs(server.env())
-        .env("FLEETSCOPE_DATA_DIR", dir.join("data"))
-        .output()
-        .unwrap();
-    let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-    (output, json)
-}
-
-fn instance<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["id"] == id)
-        .unwrap_or_else(|| panic!("{id} missing from {report:#}"))
-}
-
-fn source<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("source {name} missing from {report:#}"))
 }
 
 /// A fleet with every kind of image reference and every verdict.

@@ -3,17 +3,19 @@
 //! server), the official client, every verdict, groups, exposure, faults.
 #![cfg(feature = "gcp")]
 
+mod common;
 mod compute;
 mod mute;
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use common::NOW;
+use common::report::{by_name, group, json_report, quoted, source};
 use compute::make::{self, Vm};
 use compute::{Compute, FaultKind, World};
 use serde_json::{Value, json};
 
-const NOW: &str = "2026-11-01T00:00:00Z";
 const SHOP: &str = "shop";
 
 fn add(world: &mut World, resources: impl IntoIterator<Item = (String, Value)>) {
@@ -175,57 +177,19 @@ fn report(compute: &Compute, projects: &[&str], extra: &str) -> (Output, Value) 
 /// The report, and what the run appended to `fleetscope.log`.
 fn report_and_log(compute: &Compute, projects: &[&str], extra: &str) -> (Output, Value, String) {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let (output, json) = json_report(
+        dir.path(),
+        &format!(
             "version = 1\n[gcp]\nprojects = [{}]\nendpoint_url = \"{}\"\ntimeout_secs = 5\n{extra}",
-            projects
-                .iter()
-                .map(|p| format!("\"{p}\""))
-                .collect::<Vec<_>>()
-                .join(", "),
+            quoted(projects),
             compute.url()
         ),
-    )
-    .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
-        .args(["--report", "--format", "json", "--now", NOW, "--config"])
-        .arg(&config)
-        .envs(compute.env(dir.path()))
-        .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"))
-        .output()
-        .unwrap();
-    let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+        &[],
+        &[],
+        compute.env(dir.path()),
+    );
     let log = std::fs::read_to_string(dir.path().join("data/fleetscope.log")).unwrap_or_default();
     (output, json, log)
-}
-
-fn by_name<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["name"] == name)
-        .unwrap_or_else(|| panic!("{name} missing from {report:#}"))
-}
-
-fn source<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("{name} missing from {report:#}"))
-}
-
-fn group<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["name"] == name)
-        .unwrap_or_else(|| panic!("group {name} missing from {report:#}"))
 }
 
 #[test]

@@ -1,8 +1,10 @@
-//! What the integration tests share: the environment the real binary runs in (`env`).
+//! What the integration tests share: the environment the real binary runs in (`env`), and
+//! the JSON report of a collection from a cloud's test server (`report`).
 // Every test file compiles this module and uses its own part of it.
 #![allow(dead_code)]
 
 pub mod env;
+pub mod report;
 
 use std::process::Output;
 
