@@ -19,13 +19,8 @@ pub fn json_report(
     removed: &[&str],
     vars: Vec<(String, String)>,
 ) -> (Output, Value) {
-    let path = dir.join("config.toml");
-    std::fs::write(&path, config).unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_fleetscope"));
-    command
-        .args(["--report", "--format", "json", "--now", NOW, "--config"])
-        .arg(&path)
-        .args(args);
+    let mut command = configured(dir, config, &["--report", "--format", "json", "--now", NOW]);
+    command.args(args);
     for key in removed {
         command.env_remove(key);
     }
@@ -36,6 +31,15 @@ pub fn json_report(
         .unwrap();
     let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
     (output, json)
+}
+
+/// Writes `config` to `dir/config.toml`: `fleetscope <args> --config <it>`.
+pub fn configured(dir: &Path, config: &str, args: &[&str]) -> Command {
+    let path = dir.join("config.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fleetscope"));
+    command.args(args).arg("--config").arg(path);
+    command
 }
 
 /// `["a", "b"]` as the inside of a TOML array: `"a", "b"`.
