@@ -2,16 +2,17 @@
 //! the same SDK, then collected by the real binary with real profiles and evaluated.
 #![cfg(feature = "aws")]
 
+mod common;
 mod moto;
 mod mute;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::NOW;
+use common::report::{configured, instance, json_report, quoted};
 use moto::{Moto, ami};
 use serde_json::Value;
 
-const NOW: &str = "2026-11-01T00:00:00Z";
 const OWNER: &str = "111122223333";
 
 fn amis() -> Vec<Value> {
@@ -79,39 +80,17 @@ fn report_with(
     regions: &[&str],
     args: &[&str],
 ) -> (std::process::Output, Value) {
-    let config = dir.join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
+    json_report(
+        dir,
+        &format!(
             "version = 1\n[aws]\nprofiles = [\"prod\", \"staging\"]\nregions = [{}]\nendpoint_url = \"{}\"\ntimeout_secs = 10\n",
-            regions
-                .iter()
-                .map(|r| format!("\"{r}\""))
-                .collect::<Vec<_>>()
-                .join(", "),
+            quoted(regions),
             moto.url()
         ),
+        args,
+        &[],
+        moto.profile_env(dir),
     )
-    .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
-        .args(["--report", "--format", "json", "--now", NOW, "--config"])
-        .arg(&config)
-        .args(args)
-        .envs(moto.profile_env(dir))
-        .env("FLEETSCOPE_DATA_DIR", dir.join("data"))
-        .output()
-        .unwrap();
-    let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-    (output, json)
-}
-
-fn instance<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["id"] == id)
-        .unwrap_or_else(|| panic!("{id} missing from {report:#}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -285,29 +264,21 @@ async fn an_endpoint_that_dies_partway_fails_its_source_on_stderr_and_in_the_exi
     let faults = [("us-east-1".to_owned(), Fault::CutFrom(3))].into();
     let proxy = Proxy::start(moto.port(), faults).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "version = 1\n[aws]\nprofiles = [\"prod\"]\nregions = [\"us-east-1\"]\nendpoint_url = \"{}\"\ntimeout_secs = 2\n",
-            proxy.url()
-        ),
-    )
-    .unwrap();
+    let config = format!(
+        "version = 1\n[aws]\nprofiles = [\"prod\"]\nregions = [\"us-east-1\"]\nendpoint_url = \"{}\"\ntimeout_secs = 2\n",
+        proxy.url()
+    );
     let run = |extra: &'static [&'static str]| {
-        let env = moto.profile_env(dir.path());
-        let config = config.clone();
-        let data = dir.path().join("data");
-        tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_fleetscope"))
-                .args(["--report", "--format", "json", "--now", NOW, "--config"])
-                .arg(&config)
-                .args(extra)
-                .envs(env)
-                .env("FLEETSCOPE_DATA_DIR", data)
-                .output()
-                .unwrap()
-        })
+        let mut command = configured(
+            dir.path(),
+            &config,
+            &["--report", "--format", "json", "--now", NOW],
+        );
+        command
+            .args(extra)
+            .envs(moto.profile_env(dir.path()))
+            .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"));
+        tokio::task::spawn_blocking(move || command.output().unwrap())
     };
     let output = run(&[]).await.unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -342,19 +313,13 @@ async fn an_endpoint_that_dies_partway_fails_its_source_on_stderr_and_in_the_exi
 #[test]
 fn a_mute_endpoint_fails_by_the_deadline_naming_the_calls_it_waited_for() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "version = 1\n[aws]\nprofiles = [\"prod\"]\nregions = [\"us-east-1\"]\nendpoint_url = \"{}\"\ntimeout_secs = 30\ndeadline_secs = 3\n",
-            mute::endpoint()
-        ),
-    )
-    .unwrap();
+    let config = format!(
+        "version = 1\n[aws]\nprofiles = [\"prod\"]\nregions = [\"us-east-1\"]\nendpoint_url = \"{}\"\ntimeout_secs = 30\ndeadline_secs = 3\n",
+        mute::endpoint()
+    );
+    let mut command = configured(dir.path(), &config, &["--report"]);
     let started = Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
-        .args(["--report", "--config"])
-        .arg(&config)
+    let output = command
         .envs(moto::static_profile_env(dir.path()))
         .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"))
         .output()
@@ -378,18 +343,11 @@ fn a_mute_endpoint_fails_by_the_deadline_naming_the_calls_it_waited_for() {
 #[test]
 fn an_absurd_timeout_never_panics() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "version = 1\n[aws]\nprofiles = [\"prod\"]\nregions = [\"us-east-1\"]\nendpoint_url = \"{}\"\ntimeout_secs = 9223372036854775807\n",
-            Moto::unused_url()
-        ),
-    )
-    .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
-        .args(["--report", "--config"])
-        .arg(&config)
+    let config = format!(
+        "version = 1\n[aws]\nprofiles = [\"prod\"]\nregions = [\"us-east-1\"]\nendpoint_url = \"{}\"\ntimeout_secs = 9223372036854775807\n",
+        Moto::unused_url()
+    );
+    let output = configured(dir.path(), &config, &["--report"])
         .envs(moto::static_profile_env(dir.path()))
         .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"))
         .output()
@@ -406,17 +364,10 @@ fn nothing_collected_is_exit_2_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
     // Nothing listens on this port: every region of every profile fails.
     let dead = moto::Moto::unused_url();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "version = 1\n[aws]\nprofiles = [\"prod\"]\nregions = [\"us-east-1\"]\nendpoint_url = \"{dead}\"\ntimeout_secs = 2\n"
-        ),
-    )
-    .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
-        .args(["--report", "--config"])
-        .arg(&config)
+    let config = format!(
+        "version = 1\n[aws]\nprofiles = [\"prod\"]\nregions = [\"us-east-1\"]\nendpoint_url = \"{dead}\"\ntimeout_secs = 2\n"
+    );
+    let output = configured(dir.path(), &config, &["--report"])
         .envs(moto::static_profile_env(dir.path()))
         .output()
         .unwrap();
@@ -447,29 +398,19 @@ async fn throttling_is_retried_and_a_broken_region_fails_alone() {
     let proxy = Proxy::start(moto.port(), faults).await;
 
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
+    let config = format!(
+        "version = 1\n[aws]\nprofiles = [\"prod\"]\nregions = [\"us-east-1\", \"eu-west-1\", \"ap-southeast-2\", \"us-west-2\"]\nendpoint_url = \"{}\"\ntimeout_secs = 1\n",
+        proxy.url()
+    );
+    let mut command = configured(
+        dir.path(),
         &config,
-        format!(
-            "version = 1\n[aws]\nprofiles = [\"prod\"]\nregions = [\"us-east-1\", \"eu-west-1\", \"ap-southeast-2\", \"us-west-2\"]\nendpoint_url = \"{}\"\ntimeout_secs = 1\n",
-            proxy.url()
-        ),
-    )
-    .unwrap();
-    let output = tokio::task::spawn_blocking({
-        let env = moto.profile_env(dir.path());
-        let config = config.clone();
-        move || {
-            Command::new(env!("CARGO_BIN_EXE_fleetscope"))
-                .args(["--report", "--format", "json", "--now", NOW, "--config"])
-                .arg(&config)
-                .envs(env)
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
+        &["--report", "--format", "json", "--now", NOW],
+    );
+    command.envs(moto.profile_env(dir.path()));
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     // Three regions failed: the source is incomplete, on stderr and in the exit code.
     assert_eq!(output.status.code(), Some(2), "{stderr}");

@@ -2,29 +2,25 @@
 //! applied by the real binary, the emulator's state checked through the SDK.
 #![cfg(feature = "aws")]
 
+mod common;
 mod moto;
 
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{Filter, InstanceStateName, RequestLaunchTemplateData};
-use chrono::{DateTime, Utc};
+use common::env::Env;
+use common::{now, output, stderr};
 use fleetscope::core::lineage::LineageRules;
-use fleetscope::core::policy::{PolicyConfig, evaluate};
 use fleetscope::queue::journal::{Call as Sent, Journal, Record, Step};
-use fleetscope::queue::{Queue, Strategy, entry_for};
+use fleetscope::queue::{Queue, Strategy};
 use moto::proxy::{Call, Fault, Proxy};
 use moto::{Moto, ami};
 
-const NOW: &str = "2026-11-01T00:00:00Z";
 const OWNER: &str = "111122223333";
 const OLD: &str = "ami-0web0000000000002";
 const GOLDEN: &str = "ami-0web0000000000003";
-
-fn now() -> DateTime<Utc> {
-    NOW.parse().unwrap()
-}
 
 fn start() -> Moto {
     Moto::start(&[
@@ -45,11 +41,6 @@ fn start() -> Moto {
     ])
 }
 
-struct Env {
-    dir: tempfile::TempDir,
-    env: Vec<(String, String)>,
-}
-
 impl Env {
     fn new(moto: &Moto) -> Env {
         Env::at(moto, &moto.url())
@@ -57,46 +48,26 @@ impl Env {
 
     /// Pointed at `endpoint` (moto, or a proxy in front of it), polling every second.
     fn at(moto: &Moto, endpoint: &str) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("config.toml"),
-            format!(
+        let mut env = Env::configured(
+            &format!(
                 "version = 1\n[aws]\nprofiles = [\"prod\"]\nregions = [\"us-east-1\"]\nendpoint_url = \"{endpoint}\"\ntimeout_secs = 10\n"
             ),
-        )
-        .unwrap();
-        let mut env = moto.profile_env(dir.path());
-        env.push((
-            "FLEETSCOPE_CONFIG".into(),
-            dir.path().join("config.toml").display().to_string(),
-        ));
-        env.push((
-            "FLEETSCOPE_DATA_DIR".into(),
-            dir.path().join("data").display().to_string(),
-        ));
-        env.push(("FLEETSCOPE_ROLLOUT_POLL_SECS".into(), "1".into()));
-        Env { dir, env }
-    }
-
-    fn set(&mut self, key: &str, value: &str) {
-        self.env.push((key.to_owned(), value.to_owned()));
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_fleetscope"))
-            .args(args)
-            .envs(self.env.clone())
-            .output()
-            .unwrap()
+            |dir| moto.profile_env(dir),
+        );
+        env.set("FLEETSCOPE_ROLLOUT_POLL_SECS", "1");
+        env.lineage = LineageRules {
+            tag: Some("lineage".into()),
+            name_rules: Vec::new(),
+        };
+        env
     }
 
     /// Applies with the proxy holding `action` (forwarded to moto first when `reached`), kills
     /// the binary with SIGKILL while it waits for the answer, then lets calls pass again.
     fn apply_killed_during(&self, proxy: &Proxy, action: &str, reached: bool) {
         proxy.hold(action, reached);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
-            .args(["queue", "apply", "--yes"])
-            .envs(self.env.clone())
+        let mut child = self
+            .command(&["queue", "apply", "--yes"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -114,64 +85,6 @@ impl Env {
         child.wait().unwrap();
         proxy.release();
     }
-
-    fn data(&self) -> std::path::PathBuf {
-        self.dir.path().join("data")
-    }
-
-    /// Collects, then queues these instances as the UI's `r` would.
-    fn queue(&self, ids: &[&str]) -> Queue {
-        let snapshot = self.dir.path().join("snapshot.json");
-        let out = self.run(&[
-            "--report",
-            "--now",
-            NOW,
-            "--output",
-            "/dev/null",
-            "--save-snapshot",
-            snapshot.to_str().unwrap(),
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let inventory = fleetscope::snapshot::load(&snapshot)
-            .unwrap()
-            .into_inventory(LineageRules {
-                tag: Some("lineage".into()),
-                name_rules: Vec::new(),
-            });
-        let eval = evaluate(&inventory, &PolicyConfig::default(), now());
-        let mut queue = Queue::default();
-        queue.add(ids.iter().map(|id| {
-            let idx = inventory.instance_by_id(id).expect("collected");
-            entry_for(&inventory, &eval, idx, now())
-        }));
-        queue.save(&self.data().join("queue.json")).unwrap();
-        queue
-    }
-
-    fn saved_queue(&self) -> Queue {
-        Queue::load(&self.data().join("queue.json")).unwrap()
-    }
-
-    fn journal(&self) -> Vec<Record> {
-        Journal::read(&self.data().join("journal.jsonl")).unwrap()
-    }
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// The plan (stdout), then the progress and outcome (stderr).
-fn output(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 async fn state(ec2: &Client, id: &str) -> InstanceStateName {
@@ -641,8 +554,7 @@ async fn launch_configurations_and_mixed_instances_policies_are_read_from_the_gr
 
     // The collector read both groups' launches from the Auto Scaling API.
     let snapshot: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(env.dir.path().join("snapshot.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(env.path("snapshot.json")).unwrap()).unwrap();
     let group = |name: &str| {
         snapshot
             .pointer("/inventory/groups")
@@ -925,9 +837,8 @@ async fn ctrl_c_mid_wave_lets_the_wave_finish_and_the_next_apply_resumes() {
     env.queue(&ids);
     proxy.reset();
 
-    let child = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
-        .args(["queue", "apply", "--yes"])
-        .envs(env.env.clone())
+    let child = env
+        .command(&["queue", "apply", "--yes"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -1081,7 +992,7 @@ async fn a_missing_profile_or_missing_credentials_is_one_short_line() {
     ] {
         let mut env = Env::new(&moto);
         std::fs::write(
-            env.dir.path().join("config.toml"),
+            env.path("config.toml"),
             format!(
                 "version = 1\n[aws]\nprofiles = [\"{profiles}\"]\nregions = [\"us-east-1\"]\nendpoint_url = \"{}\"\ntimeout_secs = 5\n",
                 moto.url()
@@ -1103,9 +1014,8 @@ async fn a_missing_profile_or_missing_credentials_is_one_short_line() {
         let mut queue = Queue::default();
         queue.add([entry_of(&format!("aws:{profiles}"), "i-0123456789abcdef0")]);
         queue.save(&env.data().join("queue.json")).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
-            .args(["queue", "apply", "--yes"])
-            .envs(env.env.clone())
+        let out = env
+            .command(&["queue", "apply", "--yes"])
             .env_remove("AWS_ACCESS_KEY_ID")
             .env_remove("AWS_SECRET_ACCESS_KEY")
             .env_remove("AWS_PROFILE")

@@ -4,15 +4,16 @@
 #![cfg(feature = "azure")]
 
 mod arm;
+mod common;
 mod mute;
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use arm::{ArmServer, Fault, Upgrade, community_ref, id_ref, marketplace_ref, shared_ref};
+use common::report::{configured, instance, json_report, quoted, source};
 use serde_json::Value;
 
-const NOW: &str = "2026-11-01T00:00:00Z";
 const PROD: &str = "11111111-0000-0000-0000-000000000001";
 const STAGING: &str = "11111111-0000-0000-0000-000000000002";
 
@@ -28,49 +29,17 @@ fn report(
     subscriptions: &[&str],
     args: &[&str],
 ) -> (Output, Value) {
-    let config = dir.join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
+    json_report(
+        dir,
+        &format!(
             "version = 1\n[azure]\nsubscriptions = [{}]\nendpoint_url = \"{}\"\ntimeout_secs = 5\n",
-            subscriptions
-                .iter()
-                .map(|s| format!("\"{s}\""))
-                .collect::<Vec<_>>()
-                .join(", "),
+            quoted(subscriptions),
             server.url()
         ),
+        args,
+        &["AZURE_CREDENTIAL_KIND"],
+        server.env(),
     )
-    .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
-        .args(["--report", "--format", "json", "--now", NOW, "--config"])
-        .arg(&config)
-        .args(args)
-        .env_remove("AZURE_CREDENTIAL_KIND")
-        .envs(server.env())
-        .env("FLEETSCOPE_DATA_DIR", dir.join("data"))
-        .output()
-        .unwrap();
-    let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-    (output, json)
-}
-
-fn instance<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["id"] == id)
-        .unwrap_or_else(|| panic!("{id} missing from {report:#}"))
-}
-
-fn source<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("source {name} missing from {report:#}"))
 }
 
 /// A fleet with every kind of image reference and every verdict.
@@ -633,19 +602,13 @@ fn a_mute_endpoint_fails_by_the_deadline_naming_the_calls_it_waited_for() {
     // The token comes from the test server; Resource Manager itself never answers.
     let server = ArmServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "version = 1\n[azure]\nsubscriptions = [\"{PROD}\"]\nendpoint_url = \"{}\"\ntimeout_secs = 30\ndeadline_secs = 3\n",
-            mute::endpoint()
-        ),
-    )
-    .unwrap();
+    let config = format!(
+        "version = 1\n[azure]\nsubscriptions = [\"{PROD}\"]\nendpoint_url = \"{}\"\ntimeout_secs = 30\ndeadline_secs = 3\n",
+        mute::endpoint()
+    );
+    let mut command = configured(dir.path(), &config, &["--report"]);
     let started = Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
-        .args(["--report", "--config"])
-        .arg(&config)
+    let output = command
         .env_remove("AZURE_CREDENTIAL_KIND")
         .envs(server.env())
         .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"))
@@ -674,19 +637,12 @@ fn a_token_endpoint_that_echoes_the_request_leaves_no_secret_in_the_log() {
     // The token request carries the client secret; the endpoint refuses it and echoes it.
     server.fault("/oauth2/v2.0/token", Fault::Echo(400), 100);
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "version = 1\n[azure]\nsubscriptions = [\"{PROD}\"]\nendpoint_url = \"{}\"\ntimeout_secs = 5\n",
-            server.url()
-        ),
-    )
-    .unwrap();
+    let config = format!(
+        "version = 1\n[azure]\nsubscriptions = [\"{PROD}\"]\nendpoint_url = \"{}\"\ntimeout_secs = 5\n",
+        server.url()
+    );
     // Only the environment's service principal: no other credential is tried.
-    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
-        .args(["--report", "--config"])
-        .arg(&config)
+    let output = configured(dir.path(), &config, &["--report"])
         .envs(server.env())
         .env("AZURE_CREDENTIAL_KIND", "environment")
         .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"))

@@ -4,23 +4,17 @@
 #![cfg(feature = "azure")]
 
 mod arm;
-
-use std::process::{Command, Output};
+mod common;
 
 use arm::{ArmServer, Fault, Upgrade, id_ref, marketplace_ref};
-use chrono::{DateTime, Utc};
-use fleetscope::core::lineage::LineageRules;
-use fleetscope::core::policy::{PolicyConfig, evaluate};
+use chrono::Utc;
+use common::env::Env;
+use common::{output, stderr};
+use fleetscope::queue::Strategy;
 use fleetscope::queue::journal::{Call, Journal, Record, Step, template_id};
-use fleetscope::queue::{Queue, Strategy, entry_for};
 use serde_json::{Value, json};
 
-const NOW: &str = "2026-11-01T00:00:00Z";
 const SUB: &str = "22222222-0000-0000-0000-000000000001";
-
-fn now() -> DateTime<Utc> {
-    NOW.parse().unwrap()
-}
 
 fn definition() -> String {
     format!(
@@ -50,96 +44,18 @@ fn images(server: &ArmServer) -> (String, String) {
     (old, golden)
 }
 
-struct Env {
-    dir: tempfile::TempDir,
-    env: Vec<(String, String)>,
-}
-
 impl Env {
     fn new(server: &ArmServer, rollout: &str) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("config.toml"),
-            format!(
+        let mut env = Env::configured(
+            &format!(
                 "version = 1\n[azure]\nsubscriptions = [\"{SUB}\"]\nendpoint_url = \"{}\"\ntimeout_secs = 5\n[rollout]\npoll_secs = 1\n{rollout}\n",
                 server.url()
             ),
-        )
-        .unwrap();
-        let mut env = server.env();
-        env.push((
-            "FLEETSCOPE_CONFIG".into(),
-            dir.path().join("config.toml").display().to_string(),
-        ));
-        env.push((
-            "FLEETSCOPE_DATA_DIR".into(),
-            dir.path().join("data").display().to_string(),
-        ));
-        Env { dir, env }
+            |_| server.env(),
+        );
+        env.removed.push("AZURE_CREDENTIAL_KIND".into());
+        env
     }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_fleetscope"))
-            .args(args)
-            .env_remove("AZURE_CREDENTIAL_KIND")
-            .envs(self.env.clone())
-            .output()
-            .unwrap()
-    }
-
-    fn data(&self) -> std::path::PathBuf {
-        self.dir.path().join("data")
-    }
-
-    /// Collects, then queues these instances as the UI's `r` would.
-    fn queue(&self, ids: &[&str]) -> Queue {
-        let snapshot = self.dir.path().join("snapshot.json");
-        let out = self.run(&[
-            "--report",
-            "--now",
-            NOW,
-            "--output",
-            "/dev/null",
-            "--save-snapshot",
-            snapshot.to_str().unwrap(),
-        ]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        let inventory = fleetscope::snapshot::load(&snapshot)
-            .unwrap()
-            .into_inventory(LineageRules {
-                tag: None,
-                name_rules: Vec::new(),
-            });
-        let eval = evaluate(&inventory, &PolicyConfig::default(), now());
-        let mut queue = Queue::default();
-        queue.add(ids.iter().map(|id| {
-            let idx = inventory.instance_by_id(id).expect("collected");
-            entry_for(&inventory, &eval, idx, now())
-        }));
-        queue.save(&self.data().join("queue.json")).unwrap();
-        queue
-    }
-
-    fn saved_queue(&self) -> Queue {
-        Queue::load(&self.data().join("queue.json")).unwrap()
-    }
-
-    fn journal(&self) -> Vec<Record> {
-        Journal::read(&self.data().join("journal.jsonl")).unwrap()
-    }
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// The plan (stdout), then the progress and outcome (stderr).
-fn output(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn upgrades(server: &ArmServer) -> usize {
@@ -372,7 +288,7 @@ fn an_upgrade_cut_short_resumes_by_waiting_never_by_upgrading_again() {
 
     // The next apply, with time enough, only waits for the member to become healthy.
     std::fs::write(
-        env.dir.path().join("config.toml"),
+        env.path("config.toml"),
         format!(
             "version = 1\n[azure]\nsubscriptions = [\"{SUB}\"]\nendpoint_url = \"{}\"\ntimeout_secs = 5\n[rollout]\npoll_secs = 1\nhealth_timeout_secs = 60\n",
             server.url()

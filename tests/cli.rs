@@ -1,48 +1,19 @@
 //! The real binary, end to end on the demo fleet: reproducible reports that agree with each
 //! other, snapshots and diffs, and one-line errors with exit code 2 for bad input.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-const NOW: &str = "2026-11-01T00:00:00Z";
-
-struct Env {
-    dir: tempfile::TempDir,
-}
+use common::NOW;
+use common::env::Env;
 
 impl Env {
-    fn new() -> Env {
-        Env {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let path = self.path(name);
-        std::fs::write(&path, bytes).unwrap();
-        path
-    }
-
     /// The binary with a private config and data directory, and no FLEETSCOPE_* from outside.
-    fn run(&self, args: &[&str]) -> Output {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_fleetscope"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("FLEETSCOPE_") || key.starts_with("AWS_") {
-                command.env_remove(key);
-            }
-        }
-        command
-            .args(args)
-            .env("XDG_CONFIG_HOME", self.path("config-home"))
-            .env("HOME", self.dir.path())
-            .env("FLEETSCOPE_DATA_DIR", self.path("data"))
-            .output()
-            .unwrap()
+    fn new() -> Env {
+        Env::isolated(&["FLEETSCOPE_", "AWS_"])
     }
 }
 

@@ -7,101 +7,24 @@ mod common;
 
 use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::env::{Env, reader, wait};
+use common::{NOW, stderr};
 
 /// Long enough for a debug build to report a 20,000-instance demo on a busy machine.
 const DEADLINE: Duration = Duration::from_secs(120);
 
-struct Env {
-    dir: tempfile::TempDir,
-}
-
 impl Env {
+    /// The binary with a private config and data directory, no FLEETSCOPE_* from outside, and
+    /// a deadline.
     fn new() -> Env {
         Env {
-            dir: tempfile::tempdir().unwrap(),
+            deadline: Some(DEADLINE),
+            ..Env::isolated(&["FLEETSCOPE_", "AWS_"])
         }
     }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let path = self.path(name);
-        std::fs::write(&path, bytes).unwrap();
-        path
-    }
-
-    /// The binary with a private config and data directory, and no FLEETSCOPE_* from outside
-    /// but `vars`.
-    fn command(&self, args: &[&str], vars: &[(&str, &str)]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_fleetscope"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("FLEETSCOPE_") || key.starts_with("AWS_") {
-                command.env_remove(key);
-            }
-        }
-        command
-            .args(args)
-            .env("XDG_CONFIG_HOME", self.path("config-home"))
-            .env("HOME", self.dir.path())
-            .env("FLEETSCOPE_DATA_DIR", self.path("data"))
-            .envs(vars.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.run_with(args, &[])
-    }
-
-    fn run_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
-        self.run_within(args, vars, DEADLINE)
-    }
-
-    fn run_within(&self, args: &[&str], vars: &[(&str, &str)], deadline: Duration) -> Output {
-        let mut child = self.command(args, vars).spawn().unwrap();
-        let stdout = reader(child.stdout.take().unwrap());
-        let stderr = reader(child.stderr.take().unwrap());
-        let status = wait(&mut child, args, deadline);
-        Output {
-            status,
-            stdout: stdout.join().unwrap(),
-            stderr: stderr.join().unwrap(),
-        }
-    }
-}
-
-fn reader(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        bytes
-    })
-}
-
-/// Waits for the child until the deadline, then kills it and fails.
-fn wait(child: &mut Child, args: &[&str], deadline: Duration) -> ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("fleetscope {args:?} did not finish in {deadline:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// Exit 2, one line on stderr holding every one of `wanted`, no panic, nothing on stdout.
@@ -181,11 +104,9 @@ fn every_number_in_the_config_is_bounded_from_file_and_environment() {
     }
 }
 
-const NOW: &str = "2026-11-01T00:00:00Z";
-
 /// Runs the binary with its stdout read for a few bytes and then closed, as `| head -c 100`.
 fn run_into_closed_pipe(env: &Env, args: &[&str]) -> Output {
-    let mut child = env.command(args, &[]).spawn().unwrap();
+    let mut child = env.command(args).spawn().unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let stderr = reader(child.stderr.take().unwrap());
     let mut first = [0u8; 100];

@@ -1,11 +1,13 @@
 //! The demo's queue is its own, and applying it is a simulated rollout in waves that never
 //! reaches a cloud; the demo fleet then shows the instances it replaced.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
-use chrono::{DateTime, Utc};
+use std::net::TcpListener;
+use std::process::Command;
+
+use common::env::Env;
+use common::{NOW, now};
 use fleetscope::clouds::demo::DemoFleet;
 use fleetscope::core::inventory::Inventory;
 use fleetscope::core::lineage::LineageRules;
@@ -13,52 +15,23 @@ use fleetscope::core::policy::{self, PolicyConfig};
 use fleetscope::queue::journal::{Call, Journal, Record, Step};
 use fleetscope::queue::{self, Queue, Strategy};
 
-const NOW: &str = "2026-11-01T00:00:00Z";
-
-fn now() -> DateTime<Utc> {
-    NOW.parse().unwrap()
-}
-
-struct Env {
-    dir: tempfile::TempDir,
-}
+/// An address where nothing answers.
+const NO_CLOUD: &str = "http://127.0.0.1:9";
 
 impl Env {
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
     fn new() -> Env {
-        Env {
-            dir: tempfile::tempdir().unwrap(),
-        }
+        Env::at(NO_CLOUD)
     }
 
-    /// The binary with private directories, no cloud settings from outside, and every AWS
-    /// endpoint pointed at `endpoint`.
-    fn run(&self, args: &[&str], endpoint: &str) -> Output {
-        self.command(args, endpoint).output().unwrap()
-    }
-
-    fn command(&self, args: &[&str], endpoint: &str) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_fleetscope"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("FLEETSCOPE_")
-                || key.starts_with("AWS_")
-                || key.starts_with("AZURE_")
-            {
-                command.env_remove(key);
-            }
-        }
-        command
-            .args(args)
-            .env("XDG_CONFIG_HOME", self.path("config-home"))
-            .env("HOME", self.dir.path())
-            .env("FLEETSCOPE_DATA_DIR", self.path("data"))
-            .env("AWS_ENDPOINT_URL", endpoint)
-            .env("AWS_ACCESS_KEY_ID", "demo-must-not-use-this")
-            .env("AWS_SECRET_ACCESS_KEY", "demo-must-not-use-this");
-        command
+    /// The binary with private directories, no cloud settings from outside, its queue and
+    /// journal the demo's own, and every AWS endpoint pointed at `endpoint`.
+    fn at(endpoint: &str) -> Env {
+        let mut env = Env::isolated(&["FLEETSCOPE_", "AWS_", "AZURE_"]);
+        env.set("AWS_ENDPOINT_URL", endpoint);
+        env.set("AWS_ACCESS_KEY_ID", "demo-must-not-use-this");
+        env.set("AWS_SECRET_ACCESS_KEY", "demo-must-not-use-this");
+        env.ledger = "data/demo";
+        env
     }
 
     /// `--demo queue apply --yes`, failures tolerated, its progress read line by line.
@@ -70,7 +43,7 @@ impl Env {
     ) {
         use std::io::BufRead;
         let mut child = self
-            .command(&["--demo", "queue", "apply", "--yes"], NO_CLOUD)
+            .command(&["--demo", "queue", "apply", "--yes"])
             .envs([("FLEETSCOPE_ROLLOUT_MAX_FAILURES", "100")])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
@@ -78,14 +51,6 @@ impl Env {
             .unwrap();
         let lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
         (child, lines)
-    }
-
-    fn journal(&self) -> Vec<Record> {
-        Journal::read(&self.path("data/demo/journal.jsonl")).unwrap()
-    }
-
-    fn queue(&self) -> Queue {
-        Queue::load(&self.path("data/demo/queue.json")).unwrap()
     }
 }
 
@@ -138,16 +103,14 @@ fn queue_demo_instances(path: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn the_demo_apply_is_a_rollout_that_reaches_no_cloud() {
-    let env = Env {
-        dir: tempfile::tempdir().unwrap(),
-    };
     // Stands in for every cloud endpoint: the demo must never connect to it.
     let cloud = TcpListener::bind("127.0.0.1:0").unwrap();
     cloud.set_nonblocking(true).unwrap();
     let endpoint = format!("http://{}", cloud.local_addr().unwrap());
+    let env = Env::at(&endpoint);
     let ids = queue_demo_instances(&env.path("data/demo/queue.json"));
 
-    let dry = env.run(&["--demo", "queue", "apply", "--dry-run"], &endpoint);
+    let dry = env.run(&["--demo", "queue", "apply", "--dry-run"]);
     let dry_err = String::from_utf8_lossy(&dry.stderr).to_string();
     let dry_plan = String::from_utf8_lossy(&dry.stdout).to_string();
     assert!(dry.status.success(), "{dry_err}");
@@ -161,7 +124,7 @@ fn the_demo_apply_is_a_rollout_that_reaches_no_cloud() {
         "{dry_err}"
     );
 
-    let output = env.run(&["--demo", "queue", "apply", "--yes"], &endpoint);
+    let output = env.run(&["--demo", "queue", "apply", "--yes"]);
     let err = String::from_utf8_lossy(&output.stderr).to_string();
     assert!(err.contains("wave 1 of"), "{err}");
     assert!(
@@ -194,10 +157,7 @@ fn the_demo_apply_is_a_rollout_that_reaches_no_cloud() {
     assert!(!replaced.is_empty(), "{err}");
 
     // The demo fleet now runs the replacements in their place.
-    let report = env.run(
-        &["--demo", "--report", "--format", "json", "--now", NOW],
-        &endpoint,
-    );
+    let report = env.run(&["--demo", "--report", "--format", "json", "--now", NOW]);
     let text = String::from_utf8_lossy(&report.stdout);
     for id in &replaced {
         assert!(
@@ -214,12 +174,10 @@ fn the_demo_apply_is_a_rollout_that_reaches_no_cloud() {
 
 #[test]
 fn entries_from_a_source_not_configured_are_left_queued() {
-    let env = Env {
-        dir: tempfile::tempdir().unwrap(),
-    };
+    let env = Env::new();
     let ids = queue_demo_instances(&env.path("data/queue.json"));
     // The demo's entries in the clouds' queue: no configured source owns them.
-    let output = env.run(&["queue", "apply", "--yes"], "http://127.0.0.1:9");
+    let output = env.run(&["queue", "apply", "--yes"]);
     let err = String::from_utf8_lossy(&output.stderr).to_string();
     let plan = String::from_utf8_lossy(&output.stdout).to_string();
     assert!(output.status.success(), "{err}");
@@ -237,9 +195,7 @@ fn entries_from_a_source_not_configured_are_left_queued() {
 #[test]
 fn ctrl_c_lets_the_wave_in_flight_finish_and_the_next_apply_resumes() {
     use std::io::{BufRead, BufReader};
-    let env = Env {
-        dir: tempfile::tempdir().unwrap(),
-    };
+    let env = Env::new();
     let ids = queue_demo_instances(&env.path("data/demo/queue.json"));
     let mut command = Command::new(env!("CARGO_BIN_EXE_fleetscope"));
     command
@@ -283,7 +239,7 @@ fn ctrl_c_lets_the_wave_in_flight_finish_and_the_next_apply_resumes() {
     assert!(!left.entries.is_empty() && left.entries.len() < ids.len());
 
     // The next apply takes up what is left, and only that.
-    let again = env.run(&["--demo", "queue", "apply", "--yes"], "http://127.0.0.1:9");
+    let again = env.run(&["--demo", "queue", "apply", "--yes"]);
     let err = String::from_utf8_lossy(&again.stderr).to_string();
     let plan = String::from_utf8_lossy(&again.stdout).to_string();
     assert!(
@@ -340,8 +296,6 @@ fn assert_nothing_done_twice(journal: &[Record], context: &str) {
     assert!(twice.is_empty(), "{context}: done twice: {twice:?}");
 }
 
-const NO_CLOUD: &str = "http://127.0.0.1:9";
-
 /// A crash leaves the journal up to some record and the queue as it was (at worst, with the
 /// finished entries still in it). From a full apply's journal, every such state is made, cut
 /// after each record in turn, and resumed: nothing is ever done twice, and every entry that
@@ -353,7 +307,7 @@ fn a_crash_after_any_journaled_step_resumes_without_doing_anything_twice() {
     save_queue(&full.path("data/demo/queue.json"), entries.clone());
     let tolerant = [("FLEETSCOPE_ROLLOUT_MAX_FAILURES", "100")];
     let out = full
-        .command(&["--demo", "queue", "apply", "--yes"], NO_CLOUD)
+        .command(&["--demo", "queue", "apply", "--yes"])
         .envs(tolerant)
         .output()
         .unwrap();
@@ -385,7 +339,7 @@ fn a_crash_after_any_journaled_step_resumes_without_doing_anything_twice() {
             prefix.push('\n');
             std::fs::write(env.path("data/demo/journal.jsonl"), prefix).unwrap();
             let child = env
-                .command(&["--demo", "queue", "apply", "--yes"], NO_CLOUD)
+                .command(&["--demo", "queue", "apply", "--yes"])
                 .envs(tolerant)
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::piped())
@@ -405,7 +359,7 @@ fn a_crash_after_any_journaled_step_resumes_without_doing_anything_twice() {
         assert_nothing_done_twice(&journal, &context);
         assert_eq!(replaced(&journal), all_replaced, "{context}");
         let left: Vec<String> = env
-            .queue()
+            .saved_queue()
             .entries
             .into_iter()
             .map(|e| e.instance_id)
@@ -437,7 +391,7 @@ fn killed_mid_wave_then_applied_again_nothing_is_replaced_twice() {
         child.kill().unwrap();
         child.wait().unwrap();
         let out = env
-            .command(&["--demo", "queue", "apply", "--yes"], NO_CLOUD)
+            .command(&["--demo", "queue", "apply", "--yes"])
             .envs(tolerant)
             .output()
             .unwrap();
@@ -447,7 +401,7 @@ fn killed_mid_wave_then_applied_again_nothing_is_replaced_twice() {
         );
         assert_nothing_done_twice(&env.journal(), &context);
         let queued: Vec<String> = env
-            .queue()
+            .saved_queue()
             .entries
             .into_iter()
             .map(|e| e.instance_id)
@@ -469,7 +423,7 @@ fn an_instance_queued_twice_is_planned_and_replaced_once() {
     let doubled: Vec<_> = entries.iter().chain(&entries).cloned().collect();
     save_queue(&env.path("data/demo/queue.json"), doubled);
     let out = env
-        .command(&["--demo", "queue", "apply", "--yes"], NO_CLOUD)
+        .command(&["--demo", "queue", "apply", "--yes"])
         .envs([("FLEETSCOPE_ROLLOUT_MAX_FAILURES", "100")])
         .output()
         .unwrap();
@@ -525,7 +479,7 @@ fn a_closed_output_stops_the_rollout_cleanly_and_never_aborts_it() {
     }
     // The plan to a closed stdout: nobody saw it, nothing starts.
     let mut child = env
-        .command(&["--demo", "queue", "apply", "--yes"], NO_CLOUD)
+        .command(&["--demo", "queue", "apply", "--yes"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -551,7 +505,7 @@ fn a_dry_run_writes_its_plan_to_stdout_and_counts_what_cannot_run() {
     };
     entries.push(stuck);
     save_queue(&env.path("data/demo/queue.json"), entries);
-    let out = env.run(&["--demo", "queue", "apply", "--dry-run"], NO_CLOUD);
+    let out = env.run(&["--demo", "queue", "apply", "--dry-run"]);
     let (plan, err) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
@@ -596,7 +550,7 @@ fn a_queue_cleared_during_an_apply_stops_what_has_not_started() {
             break;
         }
     }
-    let clear = env.run(&["--demo", "queue", "clear", "--yes"], NO_CLOUD);
+    let clear = env.run(&["--demo", "queue", "clear", "--yes"]);
     assert!(clear.status.success());
     for line in lines {
         seen.push_str(&line.unwrap());
@@ -616,7 +570,7 @@ fn a_queue_cleared_during_an_apply_stops_what_has_not_started() {
         "{seen}"
     );
     assert!(!seen.contains("stay queued"), "the queue is empty: {seen}");
-    assert!(env.queue().entries.is_empty());
+    assert!(env.saved_queue().entries.is_empty());
 }
 
 /// Two Ctrl-Cs 0.2 s apart: the second quits at once (exit 130), journaled; the next apply
@@ -651,7 +605,7 @@ fn a_second_ctrl_c_quits_at_once_and_the_next_apply_repeats_nothing() {
         "{journal:?}"
     );
     let out = env
-        .command(&["--demo", "queue", "apply", "--yes"], NO_CLOUD)
+        .command(&["--demo", "queue", "apply", "--yes"])
         .envs(tolerant)
         .output()
         .unwrap();
@@ -665,10 +619,7 @@ fn a_second_ctrl_c_quits_at_once_and_the_next_apply_repeats_nothing() {
 fn the_demo_points_a_drifted_group_at_the_golden_image_then_rolls_it() {
     let env = Env::new();
     let report = |env: &Env| -> serde_json::Value {
-        let out = env.run(
-            &["--demo", "--report", "--format", "json", "--now", NOW],
-            NO_CLOUD,
-        );
+        let out = env.run(&["--demo", "--report", "--format", "json", "--now", NOW]);
         serde_json::from_slice(&out.stdout).unwrap()
     };
     let before = report(&env);
@@ -680,28 +631,25 @@ fn the_demo_points_a_drifted_group_at_the_golden_image_then_rolls_it() {
         .expect("the demo has an AWS group in template drift")
         .clone();
     let name = group["name"].as_str().unwrap();
-    let add = env.run(
-        &[
-            "--demo",
-            "--now",
-            NOW,
-            "queue",
-            "add",
-            "--filter",
-            &format!("group:{name}"),
-            "--yes",
-        ],
-        NO_CLOUD,
-    );
+    let add = env.run(&[
+        "--demo",
+        "--now",
+        NOW,
+        "queue",
+        "add",
+        "--filter",
+        &format!("group:{name}"),
+        "--yes",
+    ]);
     assert!(
         add.status.success(),
         "{}",
         String::from_utf8_lossy(&add.stderr)
     );
-    let members = env.queue().entries.len();
+    let members = env.saved_queue().entries.len();
     assert!(members > 1, "{}", String::from_utf8_lossy(&add.stderr));
 
-    let dry = env.run(&["--demo", "queue", "apply", "--dry-run"], NO_CLOUD);
+    let dry = env.run(&["--demo", "queue", "apply", "--dry-run"]);
     let plan = String::from_utf8_lossy(&dry.stdout).to_string();
     assert!(
         dry.status.success(),
@@ -716,7 +664,7 @@ fn the_demo_points_a_drifted_group_at_the_golden_image_then_rolls_it() {
     );
 
     let applied = env
-        .command(&["--demo", "queue", "apply", "--yes"], NO_CLOUD)
+        .command(&["--demo", "queue", "apply", "--yes"])
         .envs([("FLEETSCOPE_ROLLOUT_MAX_FAILURES", "100")])
         .output()
         .unwrap();
@@ -761,7 +709,7 @@ fn the_demo_points_a_drifted_group_at_the_golden_image_then_rolls_it() {
         "{group_now}"
     );
     // A second apply makes no second template step.
-    let again = env.run(&["--demo", "queue", "apply", "--dry-run"], NO_CLOUD);
+    let again = env.run(&["--demo", "queue", "apply", "--dry-run"]);
     assert!(
         !String::from_utf8_lossy(&again.stdout).contains("Template steps"),
         "{}",
@@ -780,7 +728,7 @@ fn queue_list_says_why_an_entry_failed_or_cannot_go() {
     };
     save_queue(&env.path("data/demo/queue.json"), entries);
     let applied = env
-        .command(&["--demo", "queue", "apply", "--yes"], NO_CLOUD)
+        .command(&["--demo", "queue", "apply", "--yes"])
         .envs([("FLEETSCOPE_ROLLOUT_MAX_FAILURES", "100")])
         .output()
         .unwrap();
@@ -795,7 +743,7 @@ fn queue_list_says_why_an_entry_failed_or_cannot_go() {
         "one in twelve fails: {}",
         String::from_utf8_lossy(&applied.stderr)
     );
-    let list = env.run(&["--demo", "queue", "list"], NO_CLOUD);
+    let list = env.run(&["--demo", "queue", "list"]);
     let text = String::from_utf8_lossy(&list.stdout);
     assert!(
         text.contains("why: template drift: point its template"),

@@ -3,17 +3,19 @@
 //! server), the official client, every verdict, groups, exposure, faults.
 #![cfg(feature = "gcp")]
 
+mod common;
 mod compute;
 mod mute;
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
+use common::NOW;
+use common::report::{by_name, configured, group, json_report, quoted, source};
 use compute::make::{self, Vm};
 use compute::{Compute, FaultKind, World};
 use serde_json::{Value, json};
 
-const NOW: &str = "2026-11-01T00:00:00Z";
 const SHOP: &str = "shop";
 
 fn add(world: &mut World, resources: impl IntoIterator<Item = (String, Value)>) {
@@ -175,57 +177,19 @@ fn report(compute: &Compute, projects: &[&str], extra: &str) -> (Output, Value) 
 /// The report, and what the run appended to `fleetscope.log`.
 fn report_and_log(compute: &Compute, projects: &[&str], extra: &str) -> (Output, Value, String) {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let (output, json) = json_report(
+        dir.path(),
+        &format!(
             "version = 1\n[gcp]\nprojects = [{}]\nendpoint_url = \"{}\"\ntimeout_secs = 5\n{extra}",
-            projects
-                .iter()
-                .map(|p| format!("\"{p}\""))
-                .collect::<Vec<_>>()
-                .join(", "),
+            quoted(projects),
             compute.url()
         ),
-    )
-    .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
-        .args(["--report", "--format", "json", "--now", NOW, "--config"])
-        .arg(&config)
-        .envs(compute.env(dir.path()))
-        .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"))
-        .output()
-        .unwrap();
-    let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+        &[],
+        &[],
+        compute.env(dir.path()),
+    );
     let log = std::fs::read_to_string(dir.path().join("data/fleetscope.log")).unwrap_or_default();
     (output, json, log)
-}
-
-fn by_name<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["name"] == name)
-        .unwrap_or_else(|| panic!("{name} missing from {report:#}"))
-}
-
-fn source<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("{name} missing from {report:#}"))
-}
-
-fn group<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["name"] == name)
-        .unwrap_or_else(|| panic!("group {name} missing from {report:#}"))
 }
 
 #[test]
@@ -519,19 +483,13 @@ fn a_mute_endpoint_fails_by_the_deadline_naming_the_calls_it_waited_for() {
     // The token comes from the test server; Compute itself never answers.
     let compute = Compute::start(World::default());
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "version = 1\n[gcp]\nprojects = [\"shop\"]\nendpoint_url = \"{}\"\ntimeout_secs = 30\ndeadline_secs = 3\n",
-            mute::endpoint()
-        ),
-    )
-    .unwrap();
+    let config = format!(
+        "version = 1\n[gcp]\nprojects = [\"shop\"]\nendpoint_url = \"{}\"\ntimeout_secs = 30\ndeadline_secs = 3\n",
+        mute::endpoint()
+    );
+    let mut command = configured(dir.path(), &config, &["--report"]);
     let started = Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
-        .args(["--report", "--config"])
-        .arg(&config)
+    let output = command
         .envs(compute.env(dir.path()))
         .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"))
         .output()
@@ -561,17 +519,10 @@ fn an_absurd_timeout_never_panics() {
         .unwrap()
         .port();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "version = 1\n[gcp]\nprojects = [\"shop\"]\nendpoint_url = \"http://127.0.0.1:{dead}\"\ntimeout_secs = 9223372036854775807\n"
-        ),
-    )
-    .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
-        .args(["--report", "--config"])
-        .arg(&config)
+    let config = format!(
+        "version = 1\n[gcp]\nprojects = [\"shop\"]\nendpoint_url = \"http://127.0.0.1:{dead}\"\ntimeout_secs = 9223372036854775807\n"
+    );
+    let output = configured(dir.path(), &config, &["--report"])
         .envs(compute.env(dir.path()))
         .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"))
         .output()
@@ -610,26 +561,23 @@ fn a_token_endpoint_that_echoes_the_request_leaves_no_secret_in_the_log() {
 fn refused_credentials_fail_every_project_with_one_line() {
     let compute = Compute::start(World::default());
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
+    let config = format!(
+        "version = 1\n[gcp]\nprojects = [\"shop\"]\nendpoint_url = \"{}\"\ntimeout_secs = 5\n",
+        compute.url()
+    );
+    let output = configured(
+        dir.path(),
         &config,
-        format!(
-            "version = 1\n[gcp]\nprojects = [\"shop\"]\nendpoint_url = \"{}\"\ntimeout_secs = 5\n",
-            compute.url()
-        ),
+        &["--report", "--format", "json", "--now", NOW],
     )
+    .envs(compute.env(dir.path()))
+    .env(
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        dir.path().join("missing.json"),
+    )
+    .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"))
+    .output()
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
-        .args(["--report", "--format", "json", "--now", NOW, "--config"])
-        .arg(&config)
-        .envs(compute.env(dir.path()))
-        .env(
-            "GOOGLE_APPLICATION_CREDENTIALS",
-            dir.path().join("missing.json"),
-        )
-        .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"))
-        .output()
-        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -781,14 +729,11 @@ fn projects_come_from_the_command_line_too() {
     shop(&mut world);
     let compute = Compute::start(world);
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
+    let config = format!("version = 1\n[gcp]\nendpoint_url = \"{}\"\n", compute.url());
+    let output = configured(
+        dir.path(),
         &config,
-        format!("version = 1\n[gcp]\nendpoint_url = \"{}\"\n", compute.url()),
-    )
-    .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
-        .args([
+        &[
             "--report",
             "--format",
             "json",
@@ -796,13 +741,12 @@ fn projects_come_from_the_command_line_too() {
             NOW,
             "--gcp-project",
             SHOP,
-        ])
-        .arg("--config")
-        .arg(&config)
-        .envs(compute.env(dir.path()))
-        .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"))
-        .output()
-        .unwrap();
+        ],
+    )
+    .envs(compute.env(dir.path()))
+    .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"))
+    .output()
+    .unwrap();
     assert!(
         output.status.success(),
         "{}",

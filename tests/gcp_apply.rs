@@ -2,27 +2,21 @@
 //! collection, applied by the real binary as a rollout, the server's state checked after.
 #![cfg(feature = "gcp")]
 
+mod common;
 mod compute;
 
-use std::process::{Command, Output};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use common::env::Env;
+use common::{output, stderr};
 use compute::make::{self, Vm};
 use compute::{Compute, World};
-use fleetscope::core::lineage::LineageRules;
-use fleetscope::core::policy::{PolicyConfig, evaluate};
+use fleetscope::queue::Strategy;
 use fleetscope::queue::journal::{Journal, Record, Step};
-use fleetscope::queue::{Queue, Strategy, entry_for};
 use serde_json::Value;
 
-const NOW: &str = "2026-11-01T00:00:00Z";
 const OLD: &str = "projects/shop/global/images/web-v2";
 const GOLDEN: &str = "projects/shop/global/images/web-v3";
-
-fn now() -> DateTime<Utc> {
-    NOW.parse().unwrap()
-}
 
 fn member<'a>(name: &'a str, id: u64, group: &'a str, zone: &'a str) -> Vm<'a> {
     Vm {
@@ -92,92 +86,16 @@ fn world() -> World {
     world
 }
 
-struct Env {
-    dir: tempfile::TempDir,
-    env: Vec<(String, String)>,
-}
-
 impl Env {
     fn new(compute: &Compute, rollout: &str) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("config.toml"),
-            format!(
+        Env::configured(
+            &format!(
                 "version = 1\n[gcp]\nprojects = [\"shop\"]\nendpoint_url = \"{}\"\ntimeout_secs = 5\n[rollout]\npoll_secs = 1\n{rollout}",
                 compute.url()
             ),
+            |dir| compute.env(dir),
         )
-        .unwrap();
-        let mut env = compute.env(dir.path());
-        env.push((
-            "FLEETSCOPE_CONFIG".into(),
-            dir.path().join("config.toml").display().to_string(),
-        ));
-        env.push((
-            "FLEETSCOPE_DATA_DIR".into(),
-            dir.path().join("data").display().to_string(),
-        ));
-        Env { dir, env }
     }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_fleetscope"))
-            .args(args)
-            .envs(self.env.clone())
-            .output()
-            .unwrap()
-    }
-
-    fn data(&self) -> std::path::PathBuf {
-        self.dir.path().join("data")
-    }
-
-    /// Collects, then queues these instances as the UI's `r` would.
-    fn queue(&self, ids: &[&str]) -> Queue {
-        let snapshot = self.dir.path().join("snapshot.json");
-        let out = self.run(&[
-            "--report",
-            "--now",
-            NOW,
-            "--output",
-            "/dev/null",
-            "--save-snapshot",
-            snapshot.to_str().unwrap(),
-        ]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        let inventory = fleetscope::snapshot::load(&snapshot)
-            .unwrap()
-            .into_inventory(LineageRules::default());
-        let eval = evaluate(&inventory, &PolicyConfig::default(), now());
-        let mut queue = Queue::default();
-        queue.add(ids.iter().map(|id| {
-            let idx = inventory.instance_by_id(id).expect("collected");
-            entry_for(&inventory, &eval, idx, now())
-        }));
-        queue.save(&self.data().join("queue.json")).unwrap();
-        queue
-    }
-
-    fn saved_queue(&self) -> Queue {
-        Queue::load(&self.data().join("queue.json")).unwrap()
-    }
-
-    fn journal(&self) -> Vec<Record> {
-        Journal::read(&self.data().join("journal.jsonl")).unwrap()
-    }
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// The plan (stdout), then the progress and outcome (stderr).
-fn output(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn id_of(compute: &Compute, zone: &str, name: &str) -> String {
