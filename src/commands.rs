@@ -363,7 +363,7 @@ fn write_output(
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<()> {
     match path {
-        Some(path) => snapshot::write_atomic(path, write)
+        Some(path) => crate::files::write_atomic(path, write)
             .wrap_err_with(|| format!("{}: cannot write", path.display())),
         None => {
             let stdout = std::io::stdout();

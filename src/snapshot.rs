@@ -1,7 +1,6 @@
 //! Saved collections: what `--save-snapshot` writes and `--snapshot` reads back instead of
 //! collecting. A JSON report carries the same fields, so it loads as a snapshot too.
 
-use std::io::Write;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -77,74 +76,13 @@ pub fn snapshot_of(inventory: &Inventory, taken_at: DateTime<Utc>) -> SnapshotOu
     }
 }
 
-/// Writes to a temporary file beside `path`, syncs it, then renames over: readers see the old
-/// file or the new one, never half of one. A device or a pipe (`/dev/null`, `/dev/stdout`, a
-/// FIFO) is written in place, since renaming over it would replace it; a symlink is followed,
-/// so the link keeps pointing at the file it names. The new file has the mode of the one it
-/// replaces (a user who chose 0640 keeps it), or is private (0600 less the umask).
-pub fn write_atomic(
-    path: &Path,
-    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> std::io::Result<()> {
-    let replaced = match std::fs::metadata(path) {
-        Ok(meta) if !meta.is_file() && !meta.is_dir() => {
-            let mut writer =
-                std::io::BufWriter::new(std::fs::OpenOptions::new().write(true).open(path)?);
-            write(&mut writer)?;
-            return writer.flush();
-        }
-        Ok(_) if path.is_symlink() => {
-            return write_atomic(&std::fs::canonicalize(path)?, write);
-        }
-        Ok(meta) => Some(meta.permissions()),
-        Err(_) => None,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        // A temporary left by a crash goes first: only a file made now gets the private mode.
-        let _ = std::fs::remove_file(&tmp);
-        let file = crate::files::private_file()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        if let Some(permissions) = replaced {
-            file.set_permissions(permissions)?;
-        }
-        let mut writer = std::io::BufWriter::new(file);
-        write(&mut writer)?;
-        let file = writer.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // The rename itself is durable once the directory is synced.
-        if let Ok(dir) = std::fs::File::open(dir) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
 pub fn save(
     path: &Path,
     inventory: &Inventory,
     taken_at: DateTime<Utc>,
 ) -> Result<(), SnapshotError> {
     let snapshot = snapshot_of(inventory, taken_at);
-    write_atomic(path, |w| {
+    crate::files::write_atomic(path, |w| {
         serde_json::to_writer_pretty(&mut *w, &snapshot).map_err(std::io::Error::other)?;
         w.write_all(b"\n")
     })
@@ -239,7 +177,7 @@ mod tests {
     use std::io::Read;
     use std::os::unix::fs::FileTypeExt;
 
-    use super::write_atomic;
+    use crate::files::write_atomic;
 
     fn write_text(path: &std::path::Path, text: &'static str) -> std::io::Result<()> {
         write_atomic(path, |w| w.write_all(text.as_bytes()))

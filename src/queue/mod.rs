@@ -218,7 +218,7 @@ impl Queue {
 
     pub fn save(&self, path: &Path) -> Result<(), QueueError> {
         create_parent(path)?;
-        crate::snapshot::write_atomic(path, |w| {
+        crate::files::write_atomic(path, |w| {
             // Compact: a queue of 50,000 entries is read and written whole on every change.
             serde_json::to_writer(&mut *w, self).map_err(std::io::Error::other)?;
             w.write_all(b"\n")

@@ -4,6 +4,7 @@
 
 mod collect;
 mod replace;
+mod target;
 mod template;
 
 use std::time::Duration;

@@ -22,6 +22,7 @@ use futures::future::BoxFuture;
 use tokio::time::Instant;
 
 use super::collect::{describe_groups, group_launches, members_of};
+use super::target::{Target, dry_run_outcome, group_key};
 use super::template::{Found, Templates};
 use super::{self as source, Clients, Settings};
 use crate::queue::journal::{Call, Step};
@@ -42,32 +43,6 @@ pub struct AwsExecutor {
     /// Whether an instance type comes with instance-store volumes; types do not change.
     instance_store: tokio::sync::Mutex<HashMap<String, bool>>,
     templates: Templates,
-}
-
-/// One entry's clients and where they point, for messages.
-pub(super) struct Target<'a> {
-    pub(super) clients: Clients,
-    /// "aws:prod us-east-1"
-    place: String,
-    pub(super) entry: &'a QueueEntry,
-}
-
-impl Target<'_> {
-    /// Maps an SDK error to one line naming the call and where it went.
-    pub(super) fn failed<E, R>(
-        &self,
-        action: &'static str,
-    ) -> impl Fn(SdkError<E, R>) -> String + use<'_, E, R>
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug + 'static,
-    {
-        move |e| format!("{action} ({}): {}", self.place, source::describe(&e))
-    }
-
-    pub(super) fn located(&self, error: String) -> String {
-        format!("{} ({})", error, self.place)
-    }
 }
 
 /// A group as last described: when, and what it said.
@@ -122,23 +97,6 @@ impl AwsExecutor {
             entry,
         })
     }
-}
-
-/// A dry run's answer: EC2 says "DryRunOperation" when the real call would have been allowed.
-pub(super) fn dry_run_outcome<E: ProvideErrorMetadata + std::error::Error + 'static, T>(
-    target: &Target<'_>,
-    what: &'static str,
-    answer: Result<T, SdkError<E, aws_sdk_ec2::config::http::HttpResponse>>,
-) -> Result<(), String> {
-    match answer {
-        Err(e) if e.code() == Some("DryRunOperation") => Ok(()),
-        Err(e) => Err(format!("{what} (dry run): {}", (target.failed(what))(e))),
-        Ok(_) => Err(format!("{what} (dry run): EC2 ran it for real")),
-    }
-}
-
-pub(super) fn group_key(entry: &QueueEntry, group: &str) -> String {
-    format!("{}/{}/{group}", entry.source, entry.region)
 }
 
 impl Executor for AwsExecutor {

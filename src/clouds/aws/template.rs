@@ -28,7 +28,7 @@ use aws_sdk_ec2::types::ResponseLaunchTemplateData;
 use tokio::time::Instant;
 
 use super::collect::{GroupLaunch, describe_groups};
-use super::replace::{Target, dry_run_outcome, group_key};
+use super::target::{Target, dry_run_outcome, group_key};
 use crate::queue::journal::{Call, Step};
 use crate::queue::rollout::{Steps, TemplateDone, TemplateStep};
 
