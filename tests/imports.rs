@@ -46,7 +46,7 @@ fn resolve(modules: &BTreeMap<String, String>, path: &[&str]) -> Option<String> 
 }
 
 /// The identifiers of a path written after `prefix` at `at` in `code`: `a::b::c`.
-fn path_at<'a>(code: &'a str, at: usize) -> Vec<&'a str> {
+fn path_at(code: &str, at: usize) -> Vec<&str> {
     let rest = &code[at..];
     let end = rest
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
