@@ -4,12 +4,13 @@
 //! the first capture of the pane (`capture-pane -p`, polled every millisecond) that differs from
 //! the screen before it, and to the last change before the screen stays still. Prints min,
 //! median, p90 and max beside the target and exits 1 when the median to the last change misses
-//! it. Beside them, the binary's CPU time and its wait for a core per keystroke, and the tmux
-//! server's CPU time: on a busy machine the wait is most of the figure.
+//! it. Beside them, per keystroke: the binary's CPU time and its wait for a core (on a busy
+//! machine the wait is much of the figure), the tmux server's CPU time, and the same keystrokes
+//! replayed in this process once the binary has ended, the filter and the frame timed apart.
 //!
 //! The keys and captures go through one tmux control-mode client (`tmux -C`), so that a capture
 //! costs the server's rendering of the pane, not a process; with `-- fork` each is a `tmux`
-//! process of its own, as a shell script would do it (a few ms and most of a core on 2 cores).
+//! process of its own, as a shell script would do it (a few ms each, and most of a core on 2).
 //! `cargo bench --no-default-features --bench tui_tmux [-- fork]` (tmux from PATH; `.ci/test`
 //! installs it).
 
@@ -18,6 +19,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
+
+use fleetscope::clouds::demo::DemoFleet;
+use fleetscope::core::inventory::Inventory;
+use fleetscope::core::lineage::LineageRules;
+use fleetscope::core::policy::PolicyConfig;
+use fleetscope::queue::Queue;
+use fleetscope::views::tui::action::{Action, View};
+use fleetscope::views::tui::app::{App, AppInit};
+use fleetscope::views::tui::draw;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
 
 const SIZE: usize = 1_000_000;
 const SEED: u64 = 42;
@@ -324,6 +336,76 @@ fn rows_shown(screen: &str) -> String {
         .map_or_else(|| "?".to_owned(), |(count, _)| count.to_owned())
 }
 
+/// One keystroke in the filter: a character typed, or Backspace (`None`); the filter after it.
+struct Step {
+    typed: Option<char>,
+    text: String,
+}
+
+fn steps() -> Vec<Step> {
+    let mut steps = Vec::new();
+    for word in WORDS {
+        let mut text = String::new();
+        for c in word.chars() {
+            text.push(c);
+            steps.push(Step {
+                typed: Some(c),
+                text: text.clone(),
+            });
+        }
+        while text.pop().is_some() {
+            steps.push(Step {
+                typed: None,
+                text: text.clone(),
+            });
+        }
+    }
+    steps
+}
+
+/// The same keystrokes in this process, on the app as the binary holds it once collection has
+/// finished: each keystroke's update (the filter) and a frame drawn to a buffer of the pane's
+/// size, timed apart.
+fn in_process() -> Vec<(Duration, Duration)> {
+    let now = chrono::DateTime::parse_from_rfc3339(NOW).unwrap().to_utc();
+    let rules = LineageRules {
+        tag: Some("lineage".into()),
+        name_rules: Vec::new(),
+    };
+    let mut app = App::new(AppInit {
+        inventory: Inventory::new(rules.clone()),
+        rules,
+        policy: PolicyConfig::default(),
+        now,
+        queue: Queue::default(),
+        queue_path: None,
+        live: true,
+        collecting: true,
+        read_only: false,
+    });
+    // As the runtime does: events one by one, then the final evaluation.
+    for event in DemoFleet::new(SEED, SIZE, now).events() {
+        app.apply_event(event);
+    }
+    app.collection_finished(now);
+    let mut terminal = Terminal::new(TestBackend::new(WIDTH, HEIGHT)).unwrap();
+    app.update(Action::Show(View::Instances));
+    app.update(Action::StartFilter);
+    terminal.draw(|frame| draw::draw(frame, &mut app)).unwrap();
+    steps()
+        .into_iter()
+        .map(|step| {
+            let started = Instant::now();
+            app.update(step.typed.map_or(Action::DeleteChar, Action::Input));
+            let filtered = started.elapsed();
+            terminal.draw(|frame| draw::draw(frame, &mut app)).unwrap();
+            let drawn = started.elapsed() - filtered;
+            assert_eq!(app.instances.applied(), step.text);
+            (filtered, drawn)
+        })
+        .collect()
+}
+
 fn measure(binary: &Path, control: bool) -> Run {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let socket = dir.path().join("tmux.sock");
@@ -375,19 +457,6 @@ fn measure(binary: &Path, control: bool) -> Run {
     // Only the keystrokes' own captures count for the resolution.
     tmux.captures.clear();
 
-    // The send-keys arguments for each keystroke, and the filter after it.
-    let mut steps: Vec<(Vec<String>, String)> = Vec::new();
-    for word in WORDS {
-        let mut text = String::new();
-        for c in word.chars() {
-            text.push(c);
-            steps.push((vec!["-l".into(), "--".into(), c.to_string()], text.clone()));
-        }
-        while text.pop().is_some() {
-            steps.push((vec!["BSpace".into()], text.clone()));
-        }
-    }
-
     let mut run = Run {
         keystrokes: Vec::new(),
         sends: Vec::new(),
@@ -395,14 +464,15 @@ fn measure(binary: &Path, control: bool) -> Run {
         captures: Vec::new(),
         startup,
     };
-    for (keys, text) in steps {
-        let key = keys.last().unwrap().clone();
+    for Step { typed, text } in steps() {
+        let key = typed.map_or_else(|| "BSpace".to_owned(), String::from);
         let before = screen;
         let used_before = scheduled(pid).zip(scheduled(server));
         let sent = Instant::now();
-        let mut args = vec!["send-keys", "-t", "main"];
-        args.extend(keys.iter().map(String::as_str));
-        tmux.run(&args);
+        match typed {
+            Some(_) => tmux.run(&["send-keys", "-t", "main", "-l", "--", &key]),
+            None => tmux.run(&["send-keys", "-t", "main", &key]),
+        };
         run.sends.push(sent.elapsed());
 
         // To the first capture that differs.
@@ -491,30 +561,31 @@ fn main() {
     // Other work on the machine takes cores from the binary: say how much there was.
     let load = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load_before = load();
+    // The binary has ended (its tmux server is gone) before this process holds the fleet.
     let run = measure(binary, !fork);
+    let load_after = load();
+    let here = in_process();
 
     println!(
         "free-text filter keystroke to screen, release binary in a {WIDTH}x{HEIGHT} tmux pane, \
          {SIZE} instances (collected and drawn in {:.1} s); load average {} before, {} after:",
         run.startup.as_secs_f64(),
         load_before.trim(),
-        load().trim()
+        load_after.trim()
     );
-    for k in &run.keystrokes {
+    for (k, (filtered, drawn)) in run.keystrokes.iter().zip(&here) {
         let used = k.used.as_ref().map_or_else(String::new, |u| {
-            format!(
-                "  CPU {:>6.1} ms, waited for a core {:>6.1} ms, tmux CPU {:>5.1} ms",
-                ms(u.cpu),
-                ms(u.waited),
-                ms(u.tmux_cpu)
-            )
+            format!("  CPU {:>5.1}, waited {:>5.1}", ms(u.cpu), ms(u.waited))
         });
         println!(
-            "    {:<22} {:>8} rows  first change {:>6.1} ms  last {:>6.1} ms{used}",
+            "    {:<22} {:>8} rows  first change {:>5.1} ms, last {:>5.1}{used}  | in process: \
+             filter {:>5.1}, frame {:>4.1}",
             k.label,
             k.rows,
             ms(k.first),
-            ms(k.last)
+            ms(k.last),
+            ms(*filtered),
+            ms(*drawn)
         );
     }
     let first: Vec<Duration> = run.keystrokes.iter().map(|k| k.first).collect();
@@ -543,6 +614,9 @@ fn main() {
             line("the tmux server's CPU time", &of(|u| u.tmux_cpu))
         );
     }
+    let (filtered, drawn): (Vec<_>, Vec<_>) = here.into_iter().unzip();
+    println!("{}", line("in process: the filter", &filtered));
+    println!("{}", line("in process: the frame", &drawn));
     let [_, capture, _, _] = spread(&run.captures);
     let [_, interval, _, _] = spread(&run.intervals);
     let [_, send, _, _] = spread(&run.sends);
