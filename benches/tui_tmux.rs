@@ -73,14 +73,19 @@ impl Control {
         let (send, answers) = channel();
         std::thread::spawn(move || {
             let mut answer: Option<String> = None;
+            // The first block answers the attach itself, before this client is current.
+            let mut attached = false;
             // Lines may hold any byte the pane shows: read them as bytes.
             for line in stdout.split(b'\n') {
                 let Ok(line) = line else { break };
                 let line = String::from_utf8_lossy(&line);
-                // Flag 1: a command of this client's (the attach itself has its own block).
+                // Flag 1: a command of this client's.
                 let ours = line.split_whitespace().nth(3) == Some("1");
                 match answer.as_mut() {
-                    None if line.starts_with("%begin ") && ours => answer = Some(String::new()),
+                    None if line.starts_with("%begin ") && (ours || !attached) => {
+                        attached = true;
+                        answer = Some(String::new());
+                    }
                     // Notifications (%output and the like) between answers.
                     None => {}
                     Some(_) if line.starts_with("%end ") || line.starts_with("%error ") => {
@@ -106,6 +111,11 @@ impl Control {
             stdin,
             answers,
         };
+        // Commands sent before the attach is done find no current client.
+        match control.answers.recv_timeout(ANSWER) {
+            Ok(Ok(_)) => {}
+            other => panic!("tmux -C attach-session: {other:?}"),
+        }
         // The pane's output is not needed here, only its captures.
         control.command(&["refresh-client", "-f", "no-output"]);
         control
