@@ -22,14 +22,17 @@ use std::time::{Duration, Instant};
 
 use fleetscope::clouds::demo::DemoFleet;
 use fleetscope::core::inventory::Inventory;
-use fleetscope::core::lineage::LineageRules;
 use fleetscope::core::policy::PolicyConfig;
-use fleetscope::queue::Queue;
 use fleetscope::views::tui::action::{Action, View};
-use fleetscope::views::tui::app::{App, AppInit};
-use fleetscope::views::tui::draw;
+use fleetscope::views::tui::app::{AppInit, Msg};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+
+// The UI tests' headless runtime; a bench uses part of it.
+#[allow(dead_code)]
+#[path = "../tests/common/ui.rs"]
+mod ui;
+use ui::{Ui, frame};
 
 const SIZE: usize = 1_000_000;
 const SEED: u64 = 42;
@@ -378,37 +381,34 @@ fn steps() -> Vec<Step> {
 /// size, timed apart.
 fn in_process() -> Vec<(Duration, Duration)> {
     let now = chrono::DateTime::parse_from_rfc3339(NOW).unwrap().to_utc();
-    let rules = LineageRules {
-        tag: Some("lineage".into()),
-        name_rules: Vec::new(),
-    };
-    let mut app = App::new(AppInit {
-        inventory: Inventory::new(rules.clone()),
-        rules,
-        policy: PolicyConfig::default(),
-        now,
-        queue: Queue::default(),
-        queue_path: None,
-        live: true,
-        collecting: true,
-        read_only: false,
-    });
+    let mut app = Ui::new(
+        AppInit {
+            collecting: true,
+            ..AppInit::browse(
+                Inventory::new(ui::rules()),
+                ui::rules(),
+                PolicyConfig::default(),
+                now,
+            )
+        },
+        None,
+    );
     // As the runtime does: events one by one, then the final evaluation.
     for event in DemoFleet::new(SEED, SIZE, now).events() {
-        app.apply_event(event);
+        app.send(Msg::Collected(event));
     }
-    app.collection_finished(now);
+    app.send(Msg::CollectionDone { now });
     let mut terminal = Terminal::new(TestBackend::new(WIDTH, HEIGHT)).unwrap();
     app.update(Action::Show(View::Instances));
     app.update(Action::StartFilter);
-    terminal.draw(|frame| draw::draw(frame, &mut app)).unwrap();
+    frame(&mut app, &mut terminal);
     steps()
         .into_iter()
         .map(|step| {
             let started = Instant::now();
             app.update(step.typed.map_or(Action::DeleteChar, Action::Input));
             let filtered = started.elapsed();
-            terminal.draw(|frame| draw::draw(frame, &mut app)).unwrap();
+            frame(&mut app, &mut terminal);
             let drawn = started.elapsed() - filtered;
             assert_eq!(app.instances.applied(), step.text);
             (filtered, drawn)
