@@ -55,7 +55,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 last_letter(&mut app, '0');
                 frame(&mut app, &mut terminal);
-                black_box(app.instances.rows.len())
+                black_box(app.browse.instances.rows.len())
             })
         });
         // Free text is matched against every instance's own fields: the slowest filter.
@@ -64,7 +64,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 last_letter(&mut app, '2');
                 frame(&mut app, &mut terminal);
-                black_box(app.instances.rows.len())
+                black_box(app.browse.instances.rows.len())
             })
         });
         type_filter(&mut app, "");
@@ -75,7 +75,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 app.update(Action::SortNext);
                 frame(&mut app, &mut terminal);
-                black_box(app.instances.sort)
+                black_box(app.browse.instances.sort)
             })
         });
 
@@ -104,7 +104,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 app.update(Action::PageDown);
                 frame(&mut app, &mut terminal);
-                black_box(app.instances.selected)
+                black_box(app.browse.instances.selected)
             })
         });
 

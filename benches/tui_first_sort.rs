@@ -54,7 +54,11 @@ fn main() {
             app.update(Action::Submit);
             frame(&mut app, &mut terminal);
             *best = (*best).min(started.elapsed());
-            assert_eq!(app.instances.rows.len(), size, "every instance is shown");
+            assert_eq!(
+                app.browse.instances.rows.len(),
+                size,
+                "every instance is shown"
+            );
         }
     }
     println!("first sort by a column, keystroke to frame, {size} instances (best of {RUNS}):");

@@ -410,7 +410,7 @@ fn in_process() -> Vec<(Duration, Duration)> {
             let filtered = started.elapsed();
             frame(&mut app, &mut terminal);
             let drawn = started.elapsed() - filtered;
-            assert_eq!(app.instances.applied(), step.text);
+            assert_eq!(app.browse.instances.applied(), step.text);
             (filtered, drawn)
         })
         .collect()

@@ -285,12 +285,12 @@ fn cloud_text_reaches_the_ui_escaped() {
         (View::Instances, r"web\x1b[2Jgone"),
         (View::Images, r"web-\u{202e}gpj.exe"),
     ] {
-        app.view = view;
+        app.browse.view = view;
         let screen = common::ui::render(&mut app, 200, 30);
         assert!(screen.contains(wanted), "{view:?}: {screen}");
     }
     // The detail pane of the selected instance, with its exposure.
-    app.view = View::Instances;
+    app.browse.view = View::Instances;
     let screen = common::ui::render(&mut app, 200, 30);
     assert!(screen.contains(r"\x1b]8;;http://x\x07"), "{screen}");
 }

@@ -18,11 +18,13 @@ use fleetscope::views::tui::{keymap, save};
 
 mod common;
 use common::ui::{
-    Ui, app_with, demo_app, demo_app_with, demo_inventory, now, press, render, rules, type_text,
+    Ui, app_with, demo_app, demo_app_with, demo_inventory, now, press, render, rules, type_filter,
+    type_text,
 };
 
 fn visible_verdicts(app: &Ui) -> Vec<Verdict> {
-    app.instances
+    app.browse
+        .instances
         .rows
         .iter()
         .map(|&i| app.data.verdict(i))
@@ -93,39 +95,48 @@ fn any_size_draws_without_panicking() {
 fn filter_terms_narrow_the_instances_and_esc_restores() {
     let mut app = demo_app();
     press(&mut app, KeyCode::Char('3'));
-    let all = app.instances.rows.len();
+    let all = app.browse.instances.rows.len();
     assert_eq!(all, 1_500);
     press(&mut app, KeyCode::Char('/'));
     assert!(matches!(app.dialog(), Some(Dialog::Filter { .. })));
     type_text(&mut app, "cloud:aws verdict:outdated");
-    let narrowed = app.instances.rows.len();
+    let narrowed = app.browse.instances.rows.len();
     assert!(narrowed > 0 && narrowed < all);
-    for &i in &app.instances.rows {
+    for &i in &app.browse.instances.rows {
         assert_eq!(app.data.instance(i).cloud.as_str(), "aws");
         assert_eq!(app.data.verdict(i), Verdict::Outdated);
     }
     press(&mut app, KeyCode::Enter);
     assert_eq!(app.dialog(), None);
-    assert_eq!(app.instances.rows.len(), narrowed, "Enter keeps the filter");
+    assert_eq!(
+        app.browse.instances.rows.len(),
+        narrowed,
+        "Enter keeps the filter"
+    );
 
     press(&mut app, KeyCode::Char('/'));
     type_text(&mut app, " !region:us-");
-    let fewer = app.instances.rows.len();
+    let fewer = app.browse.instances.rows.len();
     assert!(fewer < narrowed);
     assert!(
-        app.instances
+        app.browse
+            .instances
             .rows
             .iter()
             .all(|&i| !app.data.instance(i).region.starts_with("us-"))
     );
     press(&mut app, KeyCode::Esc);
     assert_eq!(
-        app.instances.rows.len(),
+        app.browse.instances.rows.len(),
         narrowed,
         "Esc while typing restores the filter as it was"
     );
     press(&mut app, KeyCode::Esc);
-    assert_eq!(app.instances.rows.len(), all, "Esc in the list clears it");
+    assert_eq!(
+        app.browse.instances.rows.len(),
+        all,
+        "Esc in the list clears it"
+    );
 }
 
 #[test]
@@ -134,18 +145,32 @@ fn numeric_and_glob_terms_and_errors_keep_the_last_good_filter() {
     app.update(Action::Show(View::Instances));
     app.update(Action::StartFilter);
     type_text(&mut app, "age:>30 lineage:*web*");
-    let rows = app.instances.rows.clone();
+    let rows = app.browse.instances.rows.clone();
     assert!(!rows.is_empty());
     for &i in &rows {
         assert!(app.data.instance_eval(i).age_days.unwrap() > 30);
         let image = app.data.inventory.image_of(i);
         assert!(app.data.lineage_of_image(image).unwrap().contains("web"));
     }
-    // As if pasted whole: the bad term keeps the filter that last parsed.
-    let text = format!("{} uptime:>abc", app.instances.input);
-    app.set_filter(text);
-    assert!(app.filter_error().unwrap().contains("not a number of days"));
-    assert_eq!(app.instances.rows, rows, "a bad term changes nothing");
+    // A bad term keeps the filter that last parsed: typed a key at a time, the rows stay
+    // those of the last text without an error.
+    let mut last_good = rows;
+    for c in " uptime:>abc".chars() {
+        app.update(Action::Input(c));
+        if app.browse.filter_error().is_none() {
+            last_good = app.browse.instances.rows.clone();
+        }
+    }
+    assert!(
+        app.browse
+            .filter_error()
+            .unwrap()
+            .contains("not a number of days")
+    );
+    assert_eq!(
+        app.browse.instances.rows, last_good,
+        "a bad term changes nothing"
+    );
     app.update(Action::Submit);
     assert!(app.status.as_ref().is_some_and(|s| s.error));
 }
@@ -166,6 +191,7 @@ fn sorting_by_column_and_reversing() {
     type_text(&mut app, "sort uptime desc");
     app.update(Action::Submit);
     let uptimes: Vec<i64> = app
+        .browse
         .instances
         .rows
         .iter()
@@ -175,8 +201,9 @@ fn sorting_by_column_and_reversing() {
     // `l` walks to the next column: from UPTIME to VERDICT, and round to ID.
     press(&mut app, KeyCode::Char('l'));
     press(&mut app, KeyCode::Char('l'));
-    assert_eq!(app.instances.sort, 0);
+    assert_eq!(app.browse.instances.sort, 0);
     let ids: Vec<&str> = app
+        .browse
         .instances
         .rows
         .iter()
@@ -192,7 +219,7 @@ fn marking_rows() {
     press(&mut app, KeyCode::Char(' '));
     press(&mut app, KeyCode::Char(' '));
     assert_eq!(app.marked_count(Marked::Instances), 2);
-    assert_eq!(app.instances.selected, 2, "space moves down");
+    assert_eq!(app.browse.instances.selected, 2, "space moves down");
     press(&mut app, KeyCode::Char('k'));
     press(&mut app, KeyCode::Char(' '));
     assert_eq!(
@@ -206,7 +233,7 @@ fn marking_rows() {
     press(&mut app, KeyCode::Char('a'));
     assert_eq!(
         app.marked_count(Marked::Instances),
-        1 + app.instances.rows.len()
+        1 + app.browse.instances.rows.len()
     );
     press(&mut app, KeyCode::Char('a'));
     assert_eq!(
@@ -231,7 +258,7 @@ fn queueing_marked_instances_persists_and_dequeues() {
         press(&mut app, KeyCode::Char(' '));
     }
     let marked: Vec<String> = {
-        let mut ids: Vec<String> = app.instances.rows[..3]
+        let mut ids: Vec<String> = app.browse.instances.rows[..3]
             .iter()
             .map(|&i| app.data.instance(i).id.to_string())
             .collect();
@@ -273,7 +300,7 @@ fn queueing_marked_instances_persists_and_dequeues() {
     );
 
     press(&mut app, KeyCode::Char('5'));
-    assert_eq!(app.queue_rows.rows.len(), 3);
+    assert_eq!(app.browse.queue_rows.rows.len(), 3);
     press(&mut app, KeyCode::Char('d'));
     app.save_now();
     assert_eq!(Queue::load(&path).unwrap().entries.len(), 2);
@@ -287,7 +314,7 @@ fn queueing_marked_instances_persists_and_dequeues() {
 fn queueing_everything_non_current_on_a_lineage_skips_the_golden_image() {
     let mut app = demo_app();
     app.update(Action::Show(View::Drift));
-    let Some(DriftRow::Lineage(lineage)) = app.drift.selected_row() else {
+    let Some(DriftRow::Lineage(lineage)) = app.browse.drift.selected_row() else {
         panic!("the drift view starts on a lineage");
     };
     let golden = app.data.eval.lineage_eval(lineage).golden.unwrap();
@@ -319,11 +346,11 @@ fn enter_drills_down_and_esc_comes_back() {
     press(&mut app, KeyCode::Char('2'));
     press(&mut app, KeyCode::Char('j'));
     press(&mut app, KeyCode::Char('j'));
-    let image = app.images.selected_row().unwrap();
+    let image = app.browse.images.selected_row().unwrap();
     press(&mut app, KeyCode::Enter);
-    assert_eq!(app.view, View::Instances);
-    assert_eq!(app.instance_scope, InstanceScope::Image(image));
-    let mut on_image = app.instances.rows.clone();
+    assert_eq!(app.browse.view, View::Instances);
+    assert_eq!(app.browse.instance_scope, InstanceScope::Image(image));
+    let mut on_image = app.browse.instances.rows.clone();
     on_image.sort_unstable();
     let mut expected = app.data.inventory.image(image).instances.clone();
     expected.sort_unstable();
@@ -333,24 +360,24 @@ fn enter_drills_down_and_esc_comes_back() {
         app.data.image_label(image)
     )));
     press(&mut app, KeyCode::Esc);
-    assert_eq!(app.view, View::Images);
-    assert_eq!(app.images.selected_row(), Some(image));
-    assert_eq!(app.instance_scope, InstanceScope::All);
-    assert_eq!(app.instances.rows.len(), 1_500);
+    assert_eq!(app.browse.view, View::Images);
+    assert_eq!(app.browse.images.selected_row(), Some(image));
+    assert_eq!(app.browse.instance_scope, InstanceScope::All);
+    assert_eq!(app.browse.instances.rows.len(), 1_500);
 
     // From the drift view, a group row lists its members.
     press(&mut app, KeyCode::Char('4'));
     press(&mut app, KeyCode::Char('G'));
-    let Some(DriftRow::Group(group)) = app.drift.selected_row() else {
+    let Some(DriftRow::Group(group)) = app.browse.drift.selected_row() else {
         panic!("groups with skew or drift end the drift view");
     };
     press(&mut app, KeyCode::Enter);
     assert_eq!(
-        app.instances.rows.len(),
+        app.browse.instances.rows.len(),
         app.data.inventory.group(group).members.len()
     );
     press(&mut app, KeyCode::Esc);
-    assert_eq!(app.view, View::Drift);
+    assert_eq!(app.browse.view, View::Drift);
 }
 
 #[test]
@@ -366,7 +393,7 @@ fn commands_complete_and_explain_mistakes() {
         })
     );
     press(&mut app, KeyCode::Enter);
-    assert_eq!(app.view, View::Instances);
+    assert_eq!(app.browse.view, View::Instances);
     press(&mut app, KeyCode::Char(':'));
     type_text(&mut app, "sort ve");
     press(&mut app, KeyCode::Tab);
@@ -394,7 +421,7 @@ fn help_is_modal_and_q_closes_it() {
     assert!(matches!(app.dialog(), Some(Dialog::Help { .. })));
     press(&mut app, KeyCode::Char('3'));
     assert_eq!(
-        app.view,
+        app.browse.view,
         View::Overview,
         "keys go to the help while it is open"
     );
@@ -413,12 +440,12 @@ fn mouse_clicks_select_rows_and_tabs() {
         column: rows.x + 3,
         row: rows.y + 4,
     });
-    assert_eq!(app.instances.selected, 4);
+    assert_eq!(app.browse.instances.selected, 4);
     app.update(Action::ScrollDown);
-    assert_eq!(app.instances.selected, 5);
+    assert_eq!(app.browse.instances.selected, 5);
     // The tab bar: " fleetscope " then " 1 Overview " ...
     app.update(Action::Click { column: 14, row: 0 });
-    assert_eq!(app.view, View::Overview);
+    assert_eq!(app.browse.view, View::Overview);
 }
 
 #[test]
@@ -445,7 +472,7 @@ fn pages_stream_in_and_a_refresh_swaps_in_whole() {
     app.send(Msg::Evaluate { now: now() });
     let partial = app.data.eval.total.total();
     assert!(partial > 0 && partial < 1_500);
-    assert_eq!(app.instances.rows.len() as u32, partial);
+    assert_eq!(app.browse.instances.rows.len() as u32, partial);
     for event in events[half..].iter().cloned() {
         app.send(Msg::Collected(event));
     }
@@ -495,7 +522,7 @@ fn copy_gives_the_full_id() {
     app.update(Action::Show(View::Instances));
     let id = app
         .data
-        .instance(app.instances.selected_row().unwrap())
+        .instance(app.browse.instances.selected_row().unwrap())
         .id
         .to_string();
     assert_eq!(press(&mut app, KeyCode::Char('y')), Some(Effect::Copy(id)));
@@ -528,7 +555,7 @@ fn free_text_finds_what_a_field_by_field_search_finds() {
         "prd-01", "EU-WEST", "api", "outdated", "1111", "acme", "x-none", "ami-0", "10.0.1",
         "internal",
     ] {
-        app.set_filter(format!("{needle} !{needle}z"));
+        type_filter(&mut app, &format!("{needle} !{needle}z"));
         let lower = needle.to_lowercase();
         let expected = (0..1_500u32)
             .filter(|&i| {
@@ -564,7 +591,7 @@ fn free_text_finds_what_a_field_by_field_search_finds() {
                 has(&lower) && !has(&format!("{lower}z"))
             })
             .count();
-        assert_eq!(app.instances.rows.len(), expected, "{needle}");
+        assert_eq!(app.browse.instances.rows.len(), expected, "{needle}");
     }
 }
 
@@ -657,7 +684,7 @@ fn apply_shows_the_plan_needs_the_typed_phrase_and_never_runs_read_only() {
     );
     assert_eq!(press(&mut app, KeyCode::Char('S')), None, "asked once");
     let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
-    let force = keymap::action_for(&ctrl_c, app.view, app.key_scope()).unwrap();
+    let force = keymap::action_for(&ctrl_c, app.browse.view, app.key_scope()).unwrap();
     assert_eq!(app.update(force), Some(Effect::Quit));
     let before = app.queue().entries.len();
     press(&mut app, KeyCode::Char('d'));
@@ -695,7 +722,7 @@ fn queue_changes_keep_what_another_process_changed_meanwhile() {
     let path = dir.path().join("queue.json");
     let mut app = app_with(demo_inventory(1_500), Some(path.clone()));
     app.update(Action::Show(View::Instances));
-    let ids: Vec<String> = app.instances.rows[..3]
+    let ids: Vec<String> = app.browse.instances.rows[..3]
         .iter()
         .map(|&i| app.data.instance(i).id.to_string())
         .collect();
@@ -746,7 +773,7 @@ fn a_queue_changed_under_an_open_ui_shows_on_refresh_and_in_the_apply_dialog() {
     let path = dir.path().join("queue.json");
     let mut app = app_with(demo_inventory(1_500), Some(path.clone()));
     app.update(Action::Show(View::Instances));
-    let ids: Vec<String> = app.instances.rows[..3]
+    let ids: Vec<String> = app.browse.instances.rows[..3]
         .iter()
         .map(|&i| app.data.instance(i).id.to_string())
         .collect();
@@ -771,7 +798,7 @@ fn a_queue_changed_under_an_open_ui_shows_on_refresh_and_in_the_apply_dialog() {
     );
 
     // Then another process queues two more; the plan is made from the file.
-    let more: Vec<_> = app.instances.rows[3..5]
+    let more: Vec<_> = app.browse.instances.rows[3..5]
         .iter()
         .map(|&i| fleetscope::queue::entry_for(&app.data.inventory, &app.data.eval, i, now()))
         .collect();
@@ -816,13 +843,13 @@ fn a_drifted_group_says_its_template_step_comes_first_and_the_queue_shows_it() {
     let mut app = demo_app();
     press(&mut app, KeyCode::Char('4'));
     press(&mut app, KeyCode::Char('G'));
-    let drifted = (0..app.drift.rows.len())
+    let drifted = (0..app.browse.drift.rows.len())
         .find(|&p| {
-            matches!(app.drift.rows[p], DriftRow::Group(g)
+            matches!(app.browse.drift.rows[p], DriftRow::Group(g)
                 if matches!(app.data.eval.group_eval(g).template, TemplateStatus::Drift { .. }))
         })
         .expect("the demo has a group in template drift");
-    app.drift.select(drifted);
+    app.browse.drift.select(drifted);
     let screen = render(&mut app, 160, 48);
     assert!(
         screen.contains("an apply's template step fixes it"),
@@ -831,7 +858,7 @@ fn a_drifted_group_says_its_template_step_comes_first_and_the_queue_shows_it() {
     let mut app = demo_app_with(|init| init.confirm_queue_over = 1_000);
     press(&mut app, KeyCode::Char('4'));
     press(&mut app, KeyCode::Char('G'));
-    app.drift.select(drifted);
+    app.browse.drift.select(drifted);
     press(&mut app, KeyCode::Char('R'));
     let status = app.status.clone().unwrap();
     assert!(!status.error, "{status:?}");
@@ -849,7 +876,7 @@ fn a_drifted_group_says_its_template_step_comes_first_and_the_queue_shows_it() {
     });
     press(&mut off, KeyCode::Char('4'));
     press(&mut off, KeyCode::Char('G'));
-    off.drift.select(drifted);
+    off.browse.drift.select(drifted);
     press(&mut off, KeyCode::Char('R'));
     assert!(
         off.status
@@ -904,15 +931,15 @@ fn a_drifted_group_says_its_template_step_comes_first_and_the_queue_shows_it() {
 fn a_key_for_another_view_says_where_and_an_empty_queue_says_how_to_fill_it() {
     let mut app = demo_app();
     let key = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
-    let action = keymap::action_for(&key('/'), app.view, app.key_scope());
-    assert_eq!(app.view, View::Overview);
+    let action = keymap::action_for(&key('/'), app.browse.view, app.key_scope());
+    assert_eq!(app.browse.view, View::Overview);
     app.update(action.expect("/ on the Overview is answered"));
     assert_eq!(
         app.status.clone().unwrap().text,
         "not in Overview: that key works in Images (2), Instances (3), Drift (4), Queue (5)"
     );
     press(&mut app, KeyCode::Char('3'));
-    let action = keymap::action_for(&key('A'), app.view, app.key_scope()).unwrap();
+    let action = keymap::action_for(&key('A'), app.browse.view, app.key_scope()).unwrap();
     app.update(action);
     assert_eq!(
         app.status.clone().unwrap().text,
@@ -1014,8 +1041,12 @@ fn instance_table(app: &mut Ui, filter: &str, width: u16) -> Drawn {
         })
         .collect();
     let shown = app
+        .browse
         .instances
-        .window(app.instances.offset, usize::from(app.layout.rows.height))
+        .window(
+            app.browse.instances.offset,
+            usize::from(app.layout.rows.height),
+        )
         .len();
     let rows = lines[top..top + shown]
         .iter()
@@ -1060,8 +1091,9 @@ fn ids_cut_to_fit_keep_their_distinguishing_end() {
     let mut app = demo_app();
     let drawn = instance_table(&mut app, "cloud:azure group:frontend", 160);
     let visible: Vec<u32> = app
+        .browse
         .instances
-        .window(app.instances.offset, drawn.rows.len())
+        .window(app.browse.instances.offset, drawn.rows.len())
         .to_vec();
     assert!(visible.len() > 10, "{} rows", visible.len());
     let full: Vec<String> = visible
@@ -1089,8 +1121,9 @@ fn an_empty_column_gives_its_room_away_while_names_are_cut() {
     // The AWS instances of screenshots/instances.png: none in a group.
     let drawn = instance_table(&mut app, "cloud:aws verdict:outdated age:>20", 120);
     let visible: Vec<u32> = app
+        .browse
         .instances
-        .window(app.instances.offset, drawn.rows.len())
+        .window(app.browse.instances.offset, drawn.rows.len())
         .to_vec();
     assert!(visible.len() > 10, "{} rows", visible.len());
     assert!(

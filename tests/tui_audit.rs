@@ -5,12 +5,13 @@ use fleetscope::core::policy::PolicyConfig;
 use fleetscope::queue::Queue;
 use fleetscope::views::tui::action::Effect;
 use fleetscope::views::tui::action::{Action, View};
-use fleetscope::views::tui::app::{App, AppInit, Msg};
+use fleetscope::views::tui::app::{AppInit, Msg};
+use fleetscope::views::tui::browse::Browse;
 use fleetscope::views::tui::dialog::Dialog;
 use fleetscope::views::tui::marks::Marked;
 
 mod common;
-use common::ui::{Ui, app_with, demo_app_of, now, render, rules};
+use common::ui::{Ui, app_with, demo_app_of, now, render, rules, type_filter};
 
 fn demo_app(size: usize) -> Ui {
     demo_app_of(size)
@@ -39,6 +40,7 @@ fn status(app: &Ui) -> String {
 
 fn ids(app: &Ui) -> Vec<String> {
     let mut ids: Vec<String> = app
+        .browse
         .instances
         .rows
         .iter()
@@ -74,7 +76,7 @@ fn an_advisorys_image_key_finds_its_instances_in_the_instances_view() {
         }
         app.update(Action::Show(View::Images));
         commit_filter(&mut app, &format!("image:{key}"));
-        assert_eq!(app.images.rows, [image]);
+        assert_eq!(app.browse.images.rows, [image]);
     }
 }
 
@@ -97,9 +99,9 @@ fn an_alerts_address_finds_its_instance() {
     );
     let network = format!("{}.0/24", private.rsplit_once('.').unwrap().0);
     commit_filter(&mut app, &format!("ip:{network}"));
-    let rows = app.instances.rows.len();
+    let rows = app.browse.instances.rows.len();
     assert!(rows > 1 && rows <= 256, "{network}: {rows}");
-    for &i in &app.instances.rows {
+    for &i in &app.browse.instances.rows {
         let ip = &app.data.instance(i).addresses.private_ips[0];
         assert!(ip.starts_with(network.trim_end_matches("0/24")), "{ip}");
     }
@@ -122,10 +124,10 @@ fn a_filter_that_does_not_parse_keeps_the_committed_one_and_the_title_says_so() 
     let mut app = demo_app(1_500);
     app.update(Action::Show(View::Instances));
     commit_filter(&mut app, "cloud:aws");
-    let aws = app.instances.rows.clone();
+    let aws = app.browse.instances.rows.clone();
     commit_filter(&mut app, "verdict:flagged bogus:1");
-    assert_eq!(app.instances.rows, aws, "the previous filter stays");
-    assert_eq!(app.instances.input, "cloud:aws");
+    assert_eq!(app.browse.instances.rows, aws, "the previous filter stays");
+    assert_eq!(app.browse.instances.input, "cloud:aws");
     let said = status(&app);
     assert!(
         said.contains("unknown field \"bogus\"") && said.contains("kept /cloud:aws"),
@@ -138,7 +140,7 @@ fn a_filter_that_does_not_parse_keeps_the_committed_one_and_the_title_says_so() 
     app.update(Action::StartCommand);
     type_text(&mut app, "filter region:");
     app.update(Action::Submit);
-    assert_eq!(app.instances.rows, aws);
+    assert_eq!(app.browse.instances.rows, aws);
     assert!(render(&mut app, 120, 40).contains(" /cloud:aws "));
 
     // While typing, the title shows what is applied, not the text being typed.
@@ -151,7 +153,7 @@ fn a_filter_that_does_not_parse_keeps_the_committed_one_and_the_title_says_so() 
     );
     assert!(screen.contains(" /cloud:aws ") && !screen.contains(" /cloud:aws verdict:bog "));
     app.update(Action::Cancel);
-    assert_eq!(app.instances.rows, aws);
+    assert_eq!(app.browse.instances.rows, aws);
 }
 
 #[test]
@@ -160,8 +162,8 @@ fn closed_values_several_values_order_and_findings_narrow_as_they_say() {
     app.update(Action::Show(View::Instances));
     let verdict_count = |app: &mut Ui, query: &str| {
         commit_filter(app, query);
-        assert!(app.filter_error().is_none(), "{query}");
-        app.instances.rows.len()
+        assert!(app.browse.filter_error().is_none(), "{query}");
+        app.browse.instances.rows.len()
     };
     let outdated = verdict_count(&mut app, "verdict:outdated");
     let stale = verdict_count(&mut app, "verdict:stale");
@@ -173,17 +175,17 @@ fn closed_values_several_values_order_and_findings_narrow_as_they_say() {
 
     let exposed = verdict_count(&mut app, "exposed");
     assert!(exposed > 0);
-    for &i in &app.instances.rows {
+    for &i in &app.browse.instances.rows {
         assert!(!app.data.instance(i).exposure.is_empty());
     }
     let long_lived = verdict_count(&mut app, "long-lived");
     assert!(long_lived > 0);
-    for &i in &app.instances.rows {
+    for &i in &app.browse.instances.rows {
         assert!(app.data.eval.long_lived[i as usize]);
     }
     verdict_count(&mut app, "behind:>2");
-    assert!(!app.instances.rows.is_empty());
-    for &i in &app.instances.rows {
+    assert!(!app.browse.instances.rows.is_empty());
+    for &i in &app.browse.instances.rows {
         assert!(app.data.instance_eval(i).behind_by > 2);
     }
     for bad in ["verdict:bogus", "cloud:oracle", "state:melting"] {
@@ -209,19 +211,19 @@ fn every_documented_filter_example_matches_demo_rows() {
     commit_filter(&mut app, "");
     for view in [View::Images, View::Instances, View::Drift, View::Queue] {
         app.update(Action::Show(view));
-        for &field in App::fields_of(view) {
-            let example = App::filter_example(view, field);
+        for &field in Browse::fields_of(view) {
+            let example = Browse::filter_example(view, field);
             commit_filter(&mut app, example);
             assert!(
-                app.filter_error().is_none(),
+                app.browse.filter_error().is_none(),
                 "{view:?} {example}: {:?}",
                 status(&app)
             );
             let rows = match view {
-                View::Images => app.images.rows.len(),
-                View::Instances => app.instances.rows.len(),
-                View::Drift => app.drift.rows.len(),
-                _ => app.queue_rows.rows.len(),
+                View::Images => app.browse.images.rows.len(),
+                View::Instances => app.browse.instances.rows.len(),
+                View::Drift => app.browse.drift.rows.len(),
+                _ => app.browse.queue_rows.rows.len(),
             };
             assert!(rows > 0, "{view:?}: {example} matches nothing");
         }
@@ -273,22 +275,24 @@ fn every_documented_filter_example_matches_demo_rows() {
     assert!(examples.contains(&"ip:10.0.1.0/24"), "{examples:?}");
     for example in examples {
         app.update(Action::Show(View::Instances));
-        app.set_filter(example.to_owned());
-        if app.filter_error().is_some() {
+        type_filter(&mut app, example);
+        if app.browse.filter_error().is_some() {
+            app.update(Action::Cancel);
             app.update(Action::Show(View::Images));
-            app.set_filter(example.to_owned());
+            type_filter(&mut app, example);
         }
         assert!(
-            app.filter_error().is_none(),
+            app.browse.filter_error().is_none(),
             "README {example}: {:?}",
-            app.filter_error()
+            app.browse.filter_error()
         );
-        let rows = match app.view {
-            View::Images => app.images.rows.len(),
-            _ => app.instances.rows.len(),
+        let rows = match app.browse.view {
+            View::Images => app.browse.images.rows.len(),
+            _ => app.browse.instances.rows.len(),
         };
         assert!(rows > 0, "README {example} matches nothing in the demo");
-        app.set_filter(String::new());
+        // Esc: the filter as it was before.
+        app.update(Action::Cancel);
     }
 }
 
@@ -297,7 +301,7 @@ fn hidden_marks_are_counted_named_and_a_clearing_can_be_undone() {
     let mut app = demo_app(1_500);
     app.update(Action::Show(View::Instances));
     commit_filter(&mut app, "lineage:web* verdict:outdated");
-    let marked = app.instances.rows.len();
+    let marked = app.browse.instances.rows.len();
     assert!(marked > 3);
     app.update(Action::MarkAllVisible);
     let screen = render(&mut app, 160, 48);
@@ -349,8 +353,8 @@ fn the_detail_pane_shows_everything_known_about_an_instance() {
     let mut app = demo_app(1_500);
     app.update(Action::Show(View::Instances));
     commit_filter(&mut app, "exposed long-lived");
-    assert!(!app.instances.rows.is_empty());
-    let i = app.instances.selected_row().unwrap();
+    assert!(!app.browse.instances.rows.is_empty());
+    let i = app.browse.instances.selected_row().unwrap();
     let instance = app.data.instance(i).clone();
     let image = app
         .data
@@ -397,7 +401,7 @@ fn the_detail_pane_shows_everything_known_about_an_instance() {
     }
     app.update(Action::Back);
     assert_eq!(app.dialog(), None, "Esc closes the pane");
-    assert_eq!(app.view, View::Instances);
+    assert_eq!(app.browse.view, View::Instances);
     insta::assert_snapshot!("detail_instance_80x24", {
         app.update(Action::ShowDetail);
         render(&mut app, 80, 24)
@@ -540,7 +544,7 @@ fn queueing_many_at_once_asks_with_the_count_per_verdict() {
     let mut app = demo_app(1_500);
     app.update(Action::Show(View::Instances));
     commit_filter(&mut app, "verdict:>=outdated");
-    let rows = app.instances.rows.len();
+    let rows = app.browse.instances.rows.len();
     assert!(rows > 100, "{rows}");
     app.update(Action::MarkAllVisible);
     app.update(Action::QueueSelected);
@@ -682,7 +686,7 @@ fn a_failed_sources_whole_error_is_one_key_away() {
     for _ in 0..position {
         app.update(Action::Down);
     }
-    assert_eq!(app.selected_source, position);
+    assert_eq!(app.browse.selected_source, position);
     app.update(Action::ShowDetail);
     let screen = render(&mut app, 80, 24);
     for part in [

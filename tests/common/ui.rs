@@ -163,8 +163,19 @@ pub fn render(app: &mut Ui, width: u16, height: u16) -> String {
 /// A key pressed, read through the keymap in the scope of whatever is open.
 pub fn press(app: &mut Ui, code: KeyCode) -> Option<Effect> {
     let event = KeyEvent::new(code, KeyModifiers::NONE);
-    let action = keymap::action_for(&event, app.view, app.key_scope())?;
+    let action = keymap::action_for(&event, app.browse.view, app.key_scope())?;
     app.update(action)
+}
+
+/// The current view's filter line, open, holding `text` as if typed (or pasted) whole.
+pub fn type_filter(app: &mut Ui, text: &str) {
+    if app.dialog().is_none() {
+        app.update(Action::StartFilter);
+    }
+    app.update(Action::ClearInput);
+    for c in text.chars() {
+        app.update(Action::Input(c));
+    }
 }
 
 pub fn type_text(app: &mut Ui, text: &str) {

@@ -9,26 +9,23 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::action::{Action, Effect, View};
+use super::browse::Browse;
+pub use super::browse::InstanceScope;
 use super::command::{self, Command};
 use super::dialog::{Confirm, Dialog, Edit, Outcome, Question};
 use super::fleet::{Finished, Fleet};
+pub use super::layout::Layout;
 use super::marks::{Marked, Marks};
 use super::queue_state::{QueueState, SaveOutcome};
 use super::rollout_state::{NotNow, RolloutState};
 use super::save::{QueueChange, Saved};
-use super::table::{Column, ListState};
 use crate::core::event::CollectEvent;
-use crate::core::inventory::{GroupIdx, ImageIdx, InstanceIdx, Inventory};
+use crate::core::inventory::{InstanceIdx, Inventory};
 use crate::core::lineage::LineageRules;
 use crate::core::model::SourceStatus;
-use crate::core::policy::{PolicyConfig, TemplateStatus};
-use crate::query::data::{self, Data};
-use crate::query::filter::Field;
+use crate::core::policy::PolicyConfig;
+use crate::query::data::Data;
 pub use crate::query::subject::DriftRow;
-use crate::query::subject::{
-    DRIFT_FIELDS, DriftSubject, IMAGE_FIELDS, INSTANCE_FIELDS, ImageSubject, InstanceFilter,
-    QUEUE_FIELDS, QueueSubject,
-};
 use crate::queue::rollout::{Plan, RolloutEvent};
 use crate::queue::{self, Queue, QueueEntry};
 
@@ -65,28 +62,10 @@ pub enum Msg {
     Flush,
 }
 
-/// Which instances the Instances view lists: all, or those under what was drilled into.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InstanceScope {
-    All,
-    Image(ImageIdx),
-    Lineage(crate::core::inventory::LineageIdx),
-    Group(GroupIdx),
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
     pub text: String,
     pub error: bool,
-}
-
-/// Where the Instances view was before a drill-down, so Esc can go back.
-#[derive(Debug, Clone)]
-struct Crumb {
-    view: View,
-    scope: InstanceScope,
-    input: String,
-    selected: usize,
 }
 
 pub struct AppInit {
@@ -153,17 +132,6 @@ pub struct Badges {
     pub fixed_now: Option<DateTime<Utc>>,
 }
 
-/// Screen regions from the last frame, for mouse clicks and page sizes, and the scroll offset
-/// the frame chose to keep the selection in view.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Layout {
-    pub tabs: ratatui::layout::Rect,
-    /// Where table rows start (below the header) and how many fit.
-    pub rows: ratatui::layout::Rect,
-    /// The first row shown of the current view's list.
-    pub offset: usize,
-}
-
 /// Quitting with unsaved queue changes takes a second `q`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Quitting {
@@ -182,15 +150,8 @@ pub struct App {
     pub rollout: RolloutState,
     marks: Marks,
     dialog: Option<Dialog>,
-    pub view: View,
-    pub images: ListState<ImageIdx>,
-    pub instances: ListState<InstanceIdx>,
-    pub instance_scope: InstanceScope,
-    pub drift: ListState<DriftRow>,
-    pub queue_rows: ListState<usize>,
-    /// The Overview's selected source, for its whole error.
-    pub selected_source: usize,
-    crumbs: Vec<Crumb>,
+    /// The view on screen, its lists, the drill-down scope and crumbs.
+    pub browse: Browse,
     pub status: Option<Status>,
     pub layout: Layout,
     pub badges: Badges,
@@ -219,20 +180,13 @@ impl App {
             rollout: RolloutState::new(init.read_only, init.template_updates),
             marks: Marks::default(),
             dialog: None,
-            view: View::Overview,
-            images: ListState::new(data::IMAGE_VERDICT, true),
-            instances: ListState::new(data::INSTANCE_VERDICT, true),
-            instance_scope: InstanceScope::All,
-            drift: ListState::new(0, false),
-            queue_rows: ListState::new(0, false),
-            selected_source: 0,
-            crumbs: Vec::new(),
+            browse: Browse::default(),
             status,
             layout: Layout::default(),
             badges: init.badges,
             quitting: Quitting::No,
         };
-        app.rebuild_all();
+        app.rebuild_all(false);
         app
     }
 
@@ -249,13 +203,8 @@ impl App {
             Msg::Collected(event) => self.fleet.collected(event, &mut self.data),
             Msg::CollectionDone { now } => {
                 match self.fleet.finished(&mut self.data, now) {
-                    Finished::Replaced => {
-                        // Indices into the old inventory mean nothing in the new one.
-                        self.instance_scope = InstanceScope::All;
-                        self.crumbs.clear();
-                        self.rebuild_all();
-                    }
-                    Finished::Evaluated => self.rebuild_all(),
+                    Finished::Replaced => self.rebuild_all(true),
+                    Finished::Evaluated => self.rebuild_all(false),
                     Finished::Unchanged => {}
                 }
                 if self.fleet.take_snapshot_wish() {
@@ -267,7 +216,7 @@ impl App {
             }
             Msg::Evaluate { now } => {
                 if self.fleet.evaluate(&mut self.data, now) {
-                    self.rebuild_all();
+                    self.rebuild_all(false);
                 }
             }
             Msg::Saved(saved) => self.saved(saved),
@@ -286,7 +235,7 @@ impl App {
             Msg::SnapshotSaved(Err(error)) => self.fail(error),
             Msg::Drawn(layout) => {
                 self.layout = layout;
-                if let Some(list_offset) = self.list_offset_mut() {
+                if let Some(list_offset) = self.browse.list_offset_mut() {
                     *list_offset = layout.offset;
                 }
             }
@@ -365,6 +314,12 @@ impl App {
     // ---- actions ----------------------------------------------------------------------------
 
     fn act(&mut self, action: Action, effects: &mut Vec<Effect>) {
+        self.act_on(action, effects);
+        // Filters, scopes and drill-downs change which marks are seen.
+        self.recount_hidden_marks();
+    }
+
+    fn act_on(&mut self, action: Action, effects: &mut Vec<Effect>) {
         // Ctrl-C quits whatever is open or unsaved.
         if action == Action::ForceQuit {
             self.quitting = Quitting::Confirmed;
@@ -396,20 +351,23 @@ impl App {
                 self.quitting = Quitting::Confirmed;
                 effects.push(Effect::Quit);
             }
-            Action::Show(view) => self.view = view,
-            Action::NextView => self.view = self.view.next(),
-            Action::PreviousView => self.view = self.view.previous(),
+            Action::Show(view) => self.browse.view = view,
+            Action::NextView => self.browse.view = self.browse.view.next(),
+            Action::PreviousView => self.browse.view = self.browse.view.previous(),
             Action::Up | Action::ScrollUp => self.move_selection(-1),
             Action::Down | Action::ScrollDown => self.move_selection(1),
-            Action::PageUp => self.move_selection(-(self.page() as isize)),
-            Action::PageDown => self.move_selection(self.page() as isize),
+            Action::PageUp => self.move_selection(-self.page()),
+            Action::PageDown => self.move_selection(self.page()),
             Action::Top => self.move_selection(isize::MIN / 2),
             Action::Bottom => self.move_selection(isize::MAX / 2),
             Action::SortNext => self.change_sort(1),
             Action::SortPrevious => self.change_sort(-1),
-            Action::SortReverse => self.reverse_sort(),
+            Action::SortReverse => {
+                self.browse
+                    .reverse_sort(&self.data, self.queue.queue());
+            }
             Action::StartFilter => {
-                if let Some(previous) = self.filter_input().map(str::to_owned) {
+                if let Some(previous) = self.browse.filter_input().map(str::to_owned) {
                     self.dialog = Some(Dialog::Filter { previous });
                 }
             }
@@ -442,7 +400,7 @@ impl App {
                     .collect();
                 self.say(format!(
                     "not in {}: that key works in {}",
-                    self.view.title(),
+                    self.browse.view.title(),
                     places.join(", ")
                 ));
             }
@@ -458,21 +416,21 @@ impl App {
                     self.say("no apply is running".to_owned());
                 }
             }
-            Action::DrillDown => self.drill_down(),
+            Action::DrillDown => self.browse.drill_down(&self.data),
             Action::ShowDetail => {
-                if self.has_detail() {
+                if self.browse.has_detail(self.sources().len()) {
                     self.dialog = Some(Dialog::Detail { scroll: 0 });
                 }
             }
             Action::Back => self.back(),
             Action::Refresh => self.refresh(effects),
             Action::CopyId => {
-                if let Some(id) = self.selected_id() {
+                if let Some(id) = self.browse.selected_id(&self.data, self.queue.queue()) {
                     self.say(format!("copied {id}"));
                     effects.push(Effect::Copy(id));
                 }
             }
-            Action::Click { column, row } => self.click(column, row),
+            Action::Click { column, row } => self.browse.click(&self.layout, column, row),
             Action::Input(_)
             | Action::DeleteChar
             | Action::ClearInput
@@ -489,7 +447,7 @@ impl App {
             Outcome::Stays | Outcome::Closed => {}
             Outcome::Quit => effects.push(Effect::Quit),
             Outcome::EditFilter(edit) => {
-                if let Some(mut text) = self.filter_input().map(str::to_owned) {
+                if let Some(mut text) = self.browse.filter_input().map(str::to_owned) {
                     match edit {
                         Edit::Push(c) => text.push(c),
                         Edit::Pop => {
@@ -497,18 +455,28 @@ impl App {
                         }
                         Edit::Clear => text.clear(),
                     }
-                    self.set_filter(text);
+                    self.browse.set_filter(text, &self.data, self.queue.queue());
                 }
             }
-            Outcome::CompleteFilter => self.complete_filter_field(),
+            Outcome::CompleteFilter => {
+                if let Some(fields) = self
+                    .browse
+                    .complete_filter_field(&self.data, self.queue.queue())
+                {
+                    self.say(fields);
+                }
+            }
             Outcome::CommitFilter { previous } => self.keep_previous_on_error(previous),
-            Outcome::CancelFilter { previous } => self.set_filter(previous),
+            Outcome::CancelFilter { previous } => {
+                self.browse
+                    .set_filter(previous, &self.data, self.queue.queue());
+            }
             Outcome::CompleteCommand => {
                 let Some(Dialog::Command { line }) = &self.dialog else {
                     return;
                 };
                 if let Some((line, candidates)) =
-                    command::complete(line, App::columns_of(self.view))
+                    command::complete(line, Browse::columns_of(self.browse.view))
                 {
                     self.dialog = Some(Dialog::Command { line });
                     if let Some(candidates) = candidates {
@@ -560,12 +528,18 @@ impl App {
             Command::Help => self.act(Action::ToggleHelp, effects),
             Command::Unmark => self.act(Action::ClearMarks, effects),
             Command::Filter(text) => {
-                let previous = self.filter_input().unwrap_or_default().to_owned();
-                self.set_filter(text);
+                let previous = self.browse.filter_input().unwrap_or_default().to_owned();
+                self.browse.set_filter(text, &self.data, self.queue.queue());
                 self.keep_previous_on_error(previous);
             }
             Command::Sort { column, direction } => {
-                if let Err(error) = self.sort_by_name(&column, direction.as_deref()) {
+                let sorted = self.browse.sort_by_name(
+                    &column,
+                    direction.as_deref(),
+                    &self.data,
+                    self.queue.queue(),
+                );
+                if let Err(error) = sorted {
                     self.fail(format!("sort: {error}"));
                 }
             }
@@ -574,85 +548,33 @@ impl App {
 
     // ---- rows -------------------------------------------------------------------------------
 
-    fn rebuild_all(&mut self) {
+    /// The fleet was evaluated anew (`replaced`: a new inventory): every list again.
+    fn rebuild_all(&mut self, replaced: bool) {
         // Rows index the fleet as it was: a question about them is void once it changes.
         if matches!(self.dialog, Some(Dialog::Question(_))) {
             self.dialog = None;
             self.say("the fleet changed while asking: nothing was queued; ask again".to_owned());
         }
-        self.resort_images();
-        self.resort_instances();
-        self.rebuild_drift();
-        self.rebuild_queue_rows();
-    }
-
-    fn resort_images(&mut self) {
-        let data = &self.data;
-        let all = (0..data.inventory.images().len() as ImageIdx).collect();
-        let column = self.images.sort;
-        self.images
-            .resort(all, |a, b| data.compare_images(column, a, b));
-        self.refilter_images();
-    }
-
-    fn refilter_images(&mut self) {
-        let data = &self.data;
-        let query = self.images.query().clone();
-        self.images
-            .refilter(|i| query.is_empty() || query.matches(&ImageSubject { data, image: i }));
-    }
-
-    fn scoped_instances(&self) -> Vec<InstanceIdx> {
-        let inv = &self.data.inventory;
-        match self.instance_scope {
-            InstanceScope::All => (0..inv.instances().len() as InstanceIdx).collect(),
-            InstanceScope::Image(i) => inv.image(i).instances.clone(),
-            InstanceScope::Lineage(l) => self.data.instances_in_lineage(l),
-            InstanceScope::Group(g) => inv.group(g).members.clone(),
-        }
-    }
-
-    fn resort_instances(&mut self) {
-        let order = self.data.instance_order(self.instances.sort);
-        let sorted = if self.instance_scope == InstanceScope::All {
-            order.to_vec()
-        } else {
-            // A drill-down keeps the whole fleet's order: one pass, no sort.
-            let mut in_scope = vec![false; order.len()];
-            for i in self.scoped_instances() {
-                in_scope[i as usize] = true;
-            }
-            order
-                .iter()
-                .copied()
-                .filter(|&i| in_scope[i as usize])
-                .collect()
-        };
-        self.instances.set_sorted(sorted);
-        self.refilter_instances();
-    }
-
-    fn refilter_instances(&mut self) {
-        let data = &self.data;
-        let filter = InstanceFilter::new(data, self.instances.query());
-        self.instances.refilter(|i| filter.keep(data, i));
+        self.browse
+            .rebuild_all(&self.data, self.queue.queue(), replaced);
         self.recount_hidden_marks();
     }
 
     fn recount_hidden_marks(&mut self) {
         self.marks
-            .recount_hidden(&self.data.inventory, &self.instances.rows);
+            .recount_hidden(&self.data.inventory, &self.browse.instances.rows);
     }
 
     /// The current view's marked rows, and how many of them its filter hides.
     pub fn marks(&self) -> Option<(usize, usize)> {
-        match self.view {
+        match self.browse.view {
             View::Instances if self.marked_count(Marked::Instances) > 0 => {
                 Some((self.marked_count(Marked::Instances), self.marks.hidden()))
             }
             View::Queue if self.marked_count(Marked::Entries) > 0 => {
                 let entries = &self.queue().entries;
                 let visible = self
+                    .browse
                     .queue_rows
                     .rows
                     .iter()
@@ -676,77 +598,43 @@ impl App {
         }
     }
 
-    fn rebuild_drift(&mut self) {
-        let data = &self.data;
-        let inv = &data.inventory;
-        let query = self.drift.query().clone();
-        let mut rows = Vec::new();
-        for &lineage in &data.lineages_by_lag {
-            if !query.matches(&DriftSubject {
-                data,
-                row: DriftRow::Lineage(lineage),
-            }) {
-                continue;
-            }
-            rows.push(DriftRow::Lineage(lineage));
-            rows.extend(
-                inv.lineage(lineage)
-                    .images
-                    .iter()
-                    .rev()
-                    .map(|&i| DriftRow::Image(i)),
-            );
-        }
-        let mut groups: Vec<GroupIdx> = (0..inv.groups().len() as GroupIdx)
-            .filter(|&g| {
-                let eval = data.eval.group_eval(g);
-                eval.skew() || eval.drift()
-            })
-            .filter(|&g| {
-                query.matches(&DriftSubject {
-                    data,
-                    row: DriftRow::Group(g),
-                })
-            })
-            .collect();
-        groups.sort_by(|&a, &b| inv.group(a).key.cmp(&inv.group(b).key));
-        rows.extend(groups.into_iter().map(DriftRow::Group));
-        self.drift.set_rows(rows);
+    fn page(&self) -> isize {
+        isize::try_from(self.layout.rows.height.max(1)).unwrap_or(1)
     }
 
-    fn rebuild_queue_rows(&mut self) {
-        let entries = &self.queue.queue().entries;
-        let data = &self.data;
-        let query = self.queue_rows.query().clone();
-        let mut rows: Vec<usize> = (0..entries.len())
-            .filter(|&e| {
-                query.matches(&QueueSubject {
-                    data,
-                    entry: &entries[e],
-                })
-            })
-            .collect();
-        let column = self.queue_rows.sort;
-        rows.sort_by(|&a, &b| {
-            let (ea, eb) = (&entries[a], &entries[b]);
-            let primary = match column {
-                0 => std::cmp::Ordering::Equal,
-                1 => ea.name.cmp(&eb.name),
-                2 => ea.cloud.cmp(&eb.cloud),
-                3 => ea.verdict.cmp(&eb.verdict),
-                4 => ea.strategy.label().cmp(eb.strategy.label()),
-                5 => eb.strategy.executable().cmp(&ea.strategy.executable()),
-                6 => ea.target_image.cmp(&eb.target_image),
-                _ => ea.reason.cmp(&eb.reason),
-            };
-            let order = primary.then_with(|| ea.instance_id.cmp(&eb.instance_id));
-            if self.queue_rows.descending {
-                order.reverse()
-            } else {
-                order
-            }
-        });
-        self.queue_rows.set_rows(rows);
+    fn move_selection(&mut self, delta: isize) {
+        let sources = self.sources().len();
+        self.browse.move_selection(delta, sources);
+    }
+
+    fn change_sort(&mut self, step: isize) {
+        if let Err(why) = self
+            .browse
+            .change_sort(step, &self.data, self.queue.queue())
+        {
+            self.say(why);
+        }
+    }
+
+    /// A committed filter that does not parse gives way to the one before it, saying why.
+    fn keep_previous_on_error(&mut self, previous: String) {
+        if let Err(why) =
+            self.browse
+                .keep_previous_on_error(previous, &self.data, self.queue.queue())
+        {
+            self.fail(why);
+        }
+    }
+
+    /// Esc: the last apply's outcome first (on the Queue view), then a drill-down, then the
+    /// filter; with none of those, the marks.
+    fn back(&mut self) {
+        if self.browse.view == View::Queue && self.rollout.dismiss_outcome() {
+            return;
+        }
+        if !self.browse.back(&self.data, self.queue.queue()) {
+            self.clear_marks();
+        }
     }
 
     // ---- the queue --------------------------------------------------------------------------
@@ -879,7 +767,8 @@ impl App {
 
     fn queue_entries_changed(&mut self) {
         self.marks.keep_entries(self.queue.queued());
-        self.rebuild_queue_rows();
+        self.browse
+            .rebuild_queue_rows(&self.data, self.queue.queue());
     }
 
     // ---- applying ---------------------------------------------------------------------------
@@ -971,225 +860,23 @@ impl App {
 
     // ---- selection and sorting --------------------------------------------------------------
 
-    /// The scroll offset of the current view's list, which each frame sets.
-    fn list_offset_mut(&mut self) -> Option<&mut usize> {
-        match self.view {
-            View::Overview => None,
-            View::Images => Some(&mut self.images.offset),
-            View::Instances => Some(&mut self.instances.offset),
-            View::Drift => Some(&mut self.drift.offset),
-            View::Queue => Some(&mut self.queue_rows.offset),
-        }
-    }
-
-    fn page(&self) -> usize {
-        usize::from(self.layout.rows.height.max(1))
-    }
-
-    fn move_selection(&mut self, delta: isize) {
-        match self.view {
-            View::Overview => {
-                let last = self.sources().len().saturating_sub(1);
-                self.selected_source = self.selected_source.saturating_add_signed(delta).min(last);
-            }
-            View::Images => self.images.move_by(delta),
-            View::Instances => self.instances.move_by(delta),
-            View::Drift => self.drift.move_by(delta),
-            View::Queue => self.queue_rows.move_by(delta),
-        }
-    }
-
-    pub fn columns_of(view: View) -> &'static [Column] {
-        super::layout::columns_of(view)
-    }
-
-    fn change_sort(&mut self, step: isize) {
-        let count = App::columns_of(self.view).len();
-        let list_sort = match self.view {
-            View::Images => &mut self.images.sort,
-            View::Instances => &mut self.instances.sort,
-            View::Queue => &mut self.queue_rows.sort,
-            View::Overview | View::Drift => {
-                self.say("this view keeps its own order: most lagging lineage first".to_owned());
-                return;
-            }
-        };
-        *list_sort = (*list_sort as isize + step).rem_euclid(count as isize) as usize;
-        self.apply_sort();
-    }
-
-    fn reverse_sort(&mut self) {
-        match self.view {
-            View::Images => self.images.descending = !self.images.descending,
-            View::Instances => self.instances.descending = !self.instances.descending,
-            View::Queue => self.queue_rows.descending = !self.queue_rows.descending,
-            View::Overview | View::Drift => return,
-        }
-        self.apply_sort();
-    }
-
-    fn apply_sort(&mut self) {
-        match self.view {
-            View::Images => self.resort_images(),
-            View::Instances => self.resort_instances(),
-            View::Queue => self.rebuild_queue_rows(),
-            View::Overview | View::Drift => {}
-        }
-    }
-
-    /// `:sort <column> [asc|desc]`.
-    fn sort_by_name(&mut self, name: &str, direction: Option<&str>) -> Result<(), String> {
-        let columns = App::columns_of(self.view);
-        let position = columns
-            .iter()
-            .position(|c| c.title.eq_ignore_ascii_case(name))
-            .ok_or_else(|| {
-                let names: Vec<String> = columns.iter().map(|c| c.title.to_lowercase()).collect();
-                format!("no column {name:?} here; try {}", names.join(", "))
-            })?;
-        let descending = match direction {
-            None | Some("asc") => false,
-            Some("desc") => true,
-            Some(other) => return Err(format!("{other:?}: say asc or desc")),
-        };
-        match self.view {
-            View::Images => (self.images.sort, self.images.descending) = (position, descending),
-            View::Instances => {
-                (self.instances.sort, self.instances.descending) = (position, descending)
-            }
-            View::Queue => {
-                (self.queue_rows.sort, self.queue_rows.descending) = (position, descending)
-            }
-            View::Overview | View::Drift => return Err("this view does not sort".to_owned()),
-        }
-        self.apply_sort();
-        Ok(())
-    }
-
-    // ---- filter -----------------------------------------------------------------------------
-
-    fn filter_input(&self) -> Option<&str> {
-        match self.view {
-            View::Overview => None,
-            View::Images => Some(&self.images.input),
-            View::Instances => Some(&self.instances.input),
-            View::Drift => Some(&self.drift.input),
-            View::Queue => Some(&self.queue_rows.input),
-        }
-    }
-
-    pub fn filter_error(&self) -> Option<&str> {
-        match self.view {
-            View::Overview => None,
-            View::Images => self.images.input_error.as_deref(),
-            View::Instances => self.instances.input_error.as_deref(),
-            View::Drift => self.drift.input_error.as_deref(),
-            View::Queue => self.queue_rows.input_error.as_deref(),
-        }
-    }
-
-    /// Sets the current view's filter and narrows its rows: this is the per-keystroke path.
-    pub fn set_filter(&mut self, text: String) {
-        match self.view {
-            View::Overview => {}
-            View::Images => {
-                self.images.set_input(text, IMAGE_FIELDS);
-                self.refilter_images();
-            }
-            View::Instances => {
-                self.instances.set_input(text, INSTANCE_FIELDS);
-                self.refilter_instances();
-            }
-            View::Drift => {
-                self.drift.set_input(text, DRIFT_FIELDS);
-                self.rebuild_drift();
-            }
-            View::Queue => {
-                self.queue_rows.set_input(text, QUEUE_FIELDS);
-                self.rebuild_queue_rows();
-            }
-        }
-    }
-
-    /// A committed filter that does not parse gives way to the one committed before it, and
-    /// the status says why: what is applied is always what the title shows.
-    fn keep_previous_on_error(&mut self, previous: String) {
-        let Some(error) = self.filter_error().map(str::to_owned) else {
-            return;
-        };
-        self.set_filter(previous);
-        let kept = match self.filter_input() {
-            Some(text) if !text.is_empty() => format!("kept /{text}"),
-            _ => "no filter applied".to_owned(),
-        };
-        self.fail(format!("filter: {error}; {kept}"));
-    }
-
-    /// The example `?` shows for a field in a view: the field's own, unless that view's rows
-    /// would not match it.
-    pub fn filter_example(view: View, field: Field) -> &'static str {
-        match (view, field) {
-            (View::Images, Field::Tag) => "tag:build",
-            _ => field.example(),
-        }
-    }
-
-    pub fn fields_of(view: View) -> &'static [Field] {
-        match view {
-            View::Overview => &[],
-            View::Images => IMAGE_FIELDS,
-            View::Instances => INSTANCE_FIELDS,
-            View::Drift => DRIFT_FIELDS,
-            View::Queue => QUEUE_FIELDS,
-        }
-    }
-
-    /// Tab in the filter completes a field name of the last word.
-    fn complete_filter_field(&mut self) {
-        let Some(text) = self.filter_input().map(str::to_owned) else {
-            return;
-        };
-        let start = text.rfind(' ').map_or(0, |p| p + 1);
-        let word = &text[start..];
-        let (bang, stem) = word
-            .strip_prefix('!')
-            .map_or(("", word), |rest| ("!", rest));
-        if stem.contains(':') {
-            return;
-        }
-        let names: Vec<&str> = App::fields_of(self.view)
-            .iter()
-            .map(|f| f.as_str())
-            .filter(|name| name.starts_with(stem))
-            .collect();
-        match names.as_slice() {
-            [] => {}
-            [one] => self.set_filter(format!("{}{bang}{one}:", &text[..start])),
-            many => {
-                let common = command::common_prefix(many);
-                self.set_filter(format!("{}{bang}{common}", &text[..start]));
-                self.say(format!("fields: {}", many.join(" ")));
-            }
-        }
-    }
-
     // ---- marks, drill-down, selection -------------------------------------------------------
 
     fn toggle_mark(&mut self) {
-        match self.view {
+        match self.browse.view {
             View::Instances => {
-                if let Some(i) = self.instances.selected_row() {
+                if let Some(i) = self.browse.instances.selected_row() {
                     let id = self.data.instance(i).id.to_string();
                     self.marks.toggle(Marked::Instances, id);
-                    self.instances.move_by(1);
+                    self.browse.instances.move_by(1);
                     self.recount_hidden_marks();
                 }
             }
             View::Queue => {
-                if let Some(e) = self.queue_rows.selected_row() {
+                if let Some(e) = self.browse.queue_rows.selected_row() {
                     let id = self.queue().entries[e].instance_id.clone();
                     self.marks.toggle(Marked::Entries, id);
-                    self.queue_rows.move_by(1);
+                    self.browse.queue_rows.move_by(1);
                 }
             }
             _ => {}
@@ -1197,10 +884,11 @@ impl App {
     }
 
     fn mark_all_visible(&mut self) {
-        let (which, ids): (Marked, Vec<&str>) = match self.view {
+        let (which, ids): (Marked, Vec<&str>) = match self.browse.view {
             View::Instances => (
                 Marked::Instances,
-                self.instances
+                self.browse
+                    .instances
                     .rows
                     .iter()
                     .map(|&i| self.data.instance(i).id.as_str())
@@ -1208,7 +896,8 @@ impl App {
             ),
             View::Queue => (
                 Marked::Entries,
-                self.queue_rows
+                self.browse
+                    .queue_rows
                     .rows
                     .iter()
                     .map(|&e| self.queue.queue().entries[e].instance_id.as_str())
@@ -1250,17 +939,18 @@ impl App {
 
     fn marked_or_selected_instances(&self) -> Vec<InstanceIdx> {
         if self.marked_count(Marked::Instances) == 0 {
-            return self.instances.selected_row().into_iter().collect();
+            return self.browse.instances.selected_row().into_iter().collect();
         }
         self.marks.instances_in(&self.data.inventory)
     }
 
     fn dequeue_targets(&self) -> Vec<String> {
-        match self.view {
+        match self.browse.view {
             View::Queue if self.marked_count(Marked::Entries) > 0 => {
                 self.marks.of(Marked::Entries).iter().cloned().collect()
             }
             View::Queue => self
+                .browse
                 .queue_rows
                 .selected_row()
                 .map(|e| self.queue().entries[e].instance_id.clone())
@@ -1276,204 +966,19 @@ impl App {
     }
 
     fn queue_all_on_selected(&mut self) {
-        let mut template_first = None;
-        let data = &self.data;
-        let (targets, what): (Vec<InstanceIdx>, String) = match self.view {
-            View::Images => match self.images.selected_row() {
-                Some(i) => (
-                    data.replaceable_on_image(i).collect(),
-                    format!("image {}", data.image_label(i)),
-                ),
-                None => return,
-            },
-            View::Instances => match self.instances.selected_row() {
-                Some(i) => {
-                    let image = data.inventory.image_of(i);
-                    (
-                        data.replaceable_on_image(image).collect(),
-                        format!("image {}", data.image_label(image)),
-                    )
-                }
-                None => return,
-            },
-            View::Drift => match self.drift.selected_row() {
-                Some(DriftRow::Lineage(l)) => (
-                    data.inventory
-                        .lineage(l)
-                        .images
-                        .iter()
-                        .flat_map(|&i| data.replaceable_on_image(i))
-                        .collect(),
-                    format!("lineage {}", data.inventory.lineage(l).name),
-                ),
-                Some(DriftRow::Image(i)) => (
-                    data.replaceable_on_image(i).collect(),
-                    format!("image {}", data.image_label(i)),
-                ),
-                Some(DriftRow::Group(g)) => {
-                    template_first = self.template_step_note(g);
-                    let members = &data.inventory.group(g).members;
-                    let mut images: Vec<ImageIdx> = members
-                        .iter()
-                        .map(|&m| data.inventory.image_of(m))
-                        .collect();
-                    images.sort_unstable();
-                    images.dedup();
-                    (
-                        images
-                            .into_iter()
-                            .flat_map(|i| data.replaceable_on_image(i))
-                            .filter(|m| data.inventory.group_of(*m) == Some(g))
-                            .collect(),
-                        format!("group {}", data.group_label(g)),
-                    )
-                }
-                None => return,
-            },
-            View::Overview | View::Queue => return,
+        let Some(found) = self.browse.replaceable_under_selection(&self.data) else {
+            return;
         };
-        self.enqueue(targets, &what, false);
+        let template_first = found
+            .group
+            .and_then(|g| self.rollout.template_note(&self.data, g));
+        self.enqueue(found.instances, &found.what, false);
         if let Some(note) = template_first
             && self.dialog.is_none()
             && let Some(status) = self.status.as_mut()
             && !status.error
         {
             status.text.push_str(&note);
-        }
-    }
-
-    /// What an apply will do first for a group in template drift, said when its members are
-    /// queued.
-    fn template_step_note(&self, group: GroupIdx) -> Option<String> {
-        let TemplateStatus::Drift { golden, .. } = &self.data.eval.group_eval(group).template
-        else {
-            return None;
-        };
-        let label = self.data.group_label(group);
-        let golden = golden.as_deref().unwrap_or("the golden image");
-        Some(if self.rollout.template_updates {
-            format!("; the apply first points {label} at {golden} (a template step)")
-        } else {
-            format!("; template updates are off: point {label} at {golden} first")
-        })
-    }
-
-    fn drill_down(&mut self) {
-        let scope = match self.view {
-            View::Images => self.images.selected_row().map(InstanceScope::Image),
-            View::Drift => self.drift.selected_row().map(|row| match row {
-                DriftRow::Lineage(l) => InstanceScope::Lineage(l),
-                DriftRow::Image(i) => InstanceScope::Image(i),
-                DriftRow::Group(g) => InstanceScope::Group(g),
-            }),
-            _ => None,
-        };
-        let Some(scope) = scope else {
-            return;
-        };
-        self.crumbs.push(Crumb {
-            view: self.view,
-            scope: self.instance_scope,
-            input: self.instances.input.clone(),
-            selected: self.instances.selected,
-        });
-        self.view = View::Instances;
-        self.instance_scope = scope;
-        self.instances.set_input(String::new(), INSTANCE_FIELDS);
-        self.instances.selected = 0;
-        self.instances.offset = 0;
-        self.resort_instances();
-    }
-
-    fn back(&mut self) {
-        // The last apply's outcome stays on the Queue view until dismissed here.
-        if self.view == View::Queue && self.rollout.dismiss_outcome() {
-            return;
-        }
-        if self.view == View::Instances
-            && let Some(crumb) = self.crumbs.pop()
-        {
-            self.instance_scope = crumb.scope;
-            self.instances.set_input(crumb.input, INSTANCE_FIELDS);
-            self.resort_instances();
-            self.instances.select(crumb.selected);
-            self.view = crumb.view;
-            return;
-        }
-        if self.filter_input().is_some_and(|f| !f.is_empty()) {
-            self.set_filter(String::new());
-        } else {
-            self.clear_marks();
-        }
-    }
-
-    /// What `y` copies: the full id of the selected row.
-    fn selected_id(&self) -> Option<String> {
-        let data = &self.data;
-        match self.view {
-            View::Overview => None,
-            View::Images => self
-                .images
-                .selected_row()
-                .map(|i| data.inventory.image(i).image.key.clone()),
-            View::Instances => self
-                .instances
-                .selected_row()
-                .map(|i| data.instance(i).id.to_string()),
-            View::Drift => self.drift.selected_row().map(|row| match row {
-                DriftRow::Lineage(l) => data.inventory.lineage(l).name.clone(),
-                DriftRow::Image(i) => data.inventory.image(i).image.key.clone(),
-                DriftRow::Group(g) => data.inventory.group(g).key.clone(),
-            }),
-            View::Queue => self
-                .queue_rows
-                .selected_row()
-                .map(|e| self.queue().entries[e].instance_id.clone()),
-        }
-    }
-
-    fn click(&mut self, column: u16, row: u16) {
-        let tabs = self.layout.tabs;
-        if row == tabs.y && column >= tabs.x && column < tabs.x + tabs.width {
-            if let Some(view) = super::layout::tab_at(column - tabs.x) {
-                self.view = view;
-            }
-            return;
-        }
-        let rows = self.layout.rows;
-        if row < rows.y || row >= rows.y + rows.height || column < rows.x {
-            return;
-        }
-        let position = usize::from(row - rows.y);
-        match self.view {
-            View::Overview => {}
-            View::Images => self.images.select(self.images.offset + position),
-            View::Instances => self.instances.select(self.instances.offset + position),
-            View::Drift => self.drift.select(self.drift.offset + position),
-            View::Queue => self.queue_rows.select(self.queue_rows.offset + position),
-        }
-    }
-
-    /// Whether the selected row has a detail pane.
-    fn has_detail(&self) -> bool {
-        match self.view {
-            View::Overview => self.selected_source < self.sources().len(),
-            View::Images => self.images.selected_row().is_some(),
-            View::Instances => self.instances.selected_row().is_some(),
-            View::Drift => false,
-            View::Queue => self.queue_rows.selected_row().is_some(),
-        }
-    }
-
-    pub fn instance_scope_label(&self) -> Option<String> {
-        let data = &self.data;
-        match self.instance_scope {
-            InstanceScope::All => None,
-            InstanceScope::Image(i) => Some(format!("on image {}", data.image_label(i))),
-            InstanceScope::Lineage(l) => {
-                Some(format!("in lineage {}", data.inventory.lineage(l).name))
-            }
-            InstanceScope::Group(g) => Some(format!("in group {}", data.group_label(g))),
         }
     }
 }

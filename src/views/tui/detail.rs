@@ -17,22 +17,25 @@ use crate::query::data::Data;
 
 /// The pane's title and lines for the selected row of the current view, if it has one.
 pub fn content(app: &App) -> Option<(String, Vec<Line<'static>>)> {
-    let content = match app.view {
+    let content = match app.browse.view {
         View::Instances => app
+            .browse
             .instances
             .selected_row()
             .map(|i| (" Instance ".to_owned(), instance_lines(app, i))),
         View::Images => app
+            .browse
             .images
             .selected_row()
             .map(|i| (" Image ".to_owned(), image_lines(&app.data, i))),
         View::Queue => app
+            .browse
             .queue_rows
             .selected_row()
             .map(|e| (" Queued instance ".to_owned(), queue_lines(app, e))),
         View::Overview => app
             .sources()
-            .get(app.selected_source)
+            .get(app.browse.selected_source)
             .map(|s| (" Source ".to_owned(), source_lines(app, s))),
         View::Drift => None,
     };

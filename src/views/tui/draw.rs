@@ -11,11 +11,12 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
 
 use super::action::View;
-use super::app::{App, DriftRow, Layout};
+use super::app::{App, DriftRow};
+use super::browse::Browse;
 use super::dialog::Dialog;
 use super::keymap;
 use super::layout::{
-    BRAND, DRIFT_COLUMNS, GUTTER, IMAGE_COLUMNS, INSTANCE_COLUMNS, QUEUE_COLUMNS, tab_label,
+    BRAND, DRIFT_COLUMNS, GUTTER, IMAGE_COLUMNS, INSTANCE_COLUMNS, Layout, QUEUE_COLUMNS, tab_label,
 };
 use super::marks::Marked;
 use super::style::{escaped, phase_style, verdict_style};
@@ -37,12 +38,16 @@ pub fn draw(frame: &mut Frame, app: &App) -> Layout {
     let [tabs, body, detail, footer] = Split::vertical([
         Constraint::Length(1),
         Constraint::Min(3),
-        Constraint::Length(if app.view == View::Overview { 0 } else { 2 }),
+        Constraint::Length(if app.browse.view == View::Overview {
+            0
+        } else {
+            2
+        }),
         Constraint::Length(1),
     ])
     .areas(frame.area());
     draw_tabs(frame, app, tabs);
-    let (rows, offset) = match app.view {
+    let (rows, offset) = match app.browse.view {
         View::Overview => {
             draw_overview(frame, app, body);
             (Rect::default(), 0)
@@ -52,12 +57,12 @@ pub fn draw(frame: &mut Frame, app: &App) -> Layout {
         View::Drift => draw_drift(frame, app, body),
         View::Queue => draw_queue(frame, app, body),
     };
-    if app.view != View::Overview {
+    if app.browse.view != View::Overview {
         draw_detail(frame, app, detail);
     }
     draw_footer(frame, app, footer);
     match app.dialog() {
-        Some(Dialog::Help { scroll }) => draw_help(frame, app.view, *scroll, frame.area()),
+        Some(Dialog::Help { scroll }) => draw_help(frame, app.browse.view, *scroll, frame.area()),
         Some(Dialog::Detail { scroll }) => super::detail::draw(frame, app, *scroll),
         Some(Dialog::Confirm(confirm)) => draw_confirm(
             frame,
@@ -255,7 +260,7 @@ fn draw_tabs(frame: &mut Frame, app: &App, area: Rect) {
     let mut spans = vec![Span::styled(BRAND, Style::new().bold().reversed())];
     for view in View::ALL {
         let label = tab_label(view);
-        spans.push(if view == app.view {
+        spans.push(if view == app.browse.view {
             Span::styled(label, Style::new().bold().fg(Color::Black).bg(Color::Cyan))
         } else {
             Span::raw(label)
@@ -649,20 +654,20 @@ fn gutter(marked: bool, queued: bool) -> &'static str {
 fn draw_instances(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
     let title = list_title(
         "Instances",
-        app.instance_scope_label(),
-        app.instances.rows.len(),
-        app.instances.applied(),
+        app.browse.instance_scope_label(&app.data),
+        app.browse.instances.rows.len(),
+        app.browse.instances.applied(),
         app.marks(),
     );
     let spec = ListFrame {
         title,
         columns: INSTANCE_COLUMNS,
         empty: "nothing here: no instances in this scope",
-        sort: Some((app.instances.sort, app.instances.descending)),
+        sort: Some((app.browse.instances.sort, app.browse.instances.descending)),
         area,
     };
     let data = &app.data;
-    draw_list(frame, &app.instances, spec, |i| {
+    draw_list(frame, &app.browse.instances, spec, |i| {
         let instance = data.instance(i);
         let image = data.inventory.image_of(i);
         let eval = data.image_eval(image);
@@ -697,19 +702,19 @@ fn draw_images(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
     let title = list_title(
         "Images",
         None,
-        app.images.rows.len(),
-        app.images.applied(),
+        app.browse.images.rows.len(),
+        app.browse.images.applied(),
         None,
     );
     let spec = ListFrame {
         title,
         columns: IMAGE_COLUMNS,
         empty: "nothing here: no images collected",
-        sort: Some((app.images.sort, app.images.descending)),
+        sort: Some((app.browse.images.sort, app.browse.images.descending)),
         area,
     };
     let data = &app.data;
-    draw_list(frame, &app.images, spec, |i| {
+    draw_list(frame, &app.browse.images, spec, |i| {
         let entry = data.inventory.image(i);
         let eval = data.image_eval(i);
         let golden = eval.golden == Some(i);
@@ -735,8 +740,8 @@ fn draw_drift(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
     let title = list_title(
         "Drift",
         None,
-        app.drift.rows.len(),
-        app.drift.applied(),
+        app.browse.drift.rows.len(),
+        app.browse.drift.applied(),
         None,
     );
     let spec = ListFrame {
@@ -748,7 +753,7 @@ fn draw_drift(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
     };
     let data = &app.data;
     let inv = &data.inventory;
-    draw_list(frame, &app.drift, spec, |row| match row {
+    draw_list(frame, &app.browse.drift, spec, |row| match row {
         DriftRow::Lineage(l) => {
             let lineage = inv.lineage(l);
             let eval = data.eval.lineage_eval(l);
@@ -896,19 +901,19 @@ fn draw_queue(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
     let title = list_title(
         "Queue",
         scope,
-        app.queue_rows.rows.len(),
-        app.queue_rows.applied(),
+        app.browse.queue_rows.rows.len(),
+        app.browse.queue_rows.applied(),
         app.marks(),
     );
     let spec = ListFrame {
         title,
         columns: QUEUE_COLUMNS,
         empty: "the queue is empty: r queues the selected or marked instances, R everything not current on an image, lineage or group",
-        sort: Some((app.queue_rows.sort, app.queue_rows.descending)),
+        sort: Some((app.browse.queue_rows.sort, app.browse.queue_rows.descending)),
         area,
     };
     let entries = &app.queue().entries;
-    draw_list(frame, &app.queue_rows, spec, |e| {
+    draw_list(frame, &app.browse.queue_rows, spec, |e| {
         let entry = &entries[e];
         let executable = entry.strategy.executable();
         let step = match app.rollout.phase(&entry.instance_id) {
@@ -961,44 +966,48 @@ fn draw_queue(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
 fn draw_detail(frame: &mut Frame, app: &App, area: Rect) {
     let data = &app.data;
     let inv = &data.inventory;
-    let lines: Vec<Line> = match app.view {
+    let lines: Vec<Line> = match app.browse.view {
         View::Overview => Vec::new(),
-        View::Instances => app.instances.selected_row().map_or_else(Vec::new, |i| {
-            let instance = data.instance(i);
-            let image = inv.image_of(i);
-            let eval = data.image_eval(image);
-            let mut first = vec![
-                Span::styled(instance.id.clone(), Style::new().bold()),
-                Span::raw(format!(
-                    "  {} {} {} · launched {} ago · image {}",
-                    instance.state,
-                    instance.instance_type,
-                    instance.zone,
-                    days(Some(data.uptime_days(i))),
-                    inv.image(image).image.key
-                )),
-            ];
-            if data.eval.long_lived[i as usize] {
-                first.push(Span::styled(
-                    " · long-lived",
-                    Style::new().fg(Color::Yellow),
-                ));
-            }
-            if app.is_queued(&instance.id) {
-                first.push(Span::styled(" · queued", Style::new().fg(Color::Cyan)));
-            }
-            // The verdict's reasons come first, the exposure after them: neither pushes the
-            // other out, and Enter shows everything.
-            let mut reasons = reasons_line(eval.verdict, &eval.reasons);
-            if !instance.exposure.is_empty() {
-                reasons.push_span(Span::styled(
-                    format!(" · exposed: {}", instance.exposure.join(", ")),
-                    Style::new().fg(Color::Red),
-                ));
-            }
-            vec![reasons, Line::from(first)]
-        }),
-        View::Images => app.images.selected_row().map_or_else(Vec::new, |i| {
+        View::Instances => app
+            .browse
+            .instances
+            .selected_row()
+            .map_or_else(Vec::new, |i| {
+                let instance = data.instance(i);
+                let image = inv.image_of(i);
+                let eval = data.image_eval(image);
+                let mut first = vec![
+                    Span::styled(instance.id.clone(), Style::new().bold()),
+                    Span::raw(format!(
+                        "  {} {} {} · launched {} ago · image {}",
+                        instance.state,
+                        instance.instance_type,
+                        instance.zone,
+                        days(Some(data.uptime_days(i))),
+                        inv.image(image).image.key
+                    )),
+                ];
+                if data.eval.long_lived[i as usize] {
+                    first.push(Span::styled(
+                        " · long-lived",
+                        Style::new().fg(Color::Yellow),
+                    ));
+                }
+                if app.is_queued(&instance.id) {
+                    first.push(Span::styled(" · queued", Style::new().fg(Color::Cyan)));
+                }
+                // The verdict's reasons come first, the exposure after them: neither pushes the
+                // other out, and Enter shows everything.
+                let mut reasons = reasons_line(eval.verdict, &eval.reasons);
+                if !instance.exposure.is_empty() {
+                    reasons.push_span(Span::styled(
+                        format!(" · exposed: {}", instance.exposure.join(", ")),
+                        Style::new().fg(Color::Red),
+                    ));
+                }
+                vec![reasons, Line::from(first)]
+            }),
+        View::Images => app.browse.images.selected_row().map_or_else(Vec::new, |i| {
             let entry = inv.image(i);
             let eval = data.image_eval(i);
             let created = entry
@@ -1023,7 +1032,7 @@ fn draw_detail(frame: &mut Frame, app: &App, area: Rect) {
                 reasons_line(eval.verdict, &eval.reasons),
             ]
         }),
-        View::Drift => match app.drift.selected_row() {
+        View::Drift => match app.browse.drift.selected_row() {
             None => Vec::new(),
             Some(DriftRow::Lineage(l)) => {
                 let eval = data.eval.lineage_eval(l);
@@ -1074,26 +1083,30 @@ fn draw_detail(frame: &mut Frame, app: &App, area: Rect) {
                 ]
             }
         },
-        View::Queue => app.queue_rows.selected_row().map_or_else(Vec::new, |e| {
-            let entry = &app.queue().entries[e];
-            vec![
-                Line::from(vec![
-                    Span::styled(entry.instance_id.clone(), Style::new().bold()),
-                    Span::raw(format!(
-                        "  {} {} · {} -> {}",
-                        entry.account,
-                        entry.region,
-                        entry.image,
-                        entry.target_image.as_deref().unwrap_or("no golden image")
-                    )),
-                ]),
-                Line::from(entry.strategy.describe()).style(if entry.strategy.executable() {
-                    Style::new().fg(Color::Green)
-                } else {
-                    Style::new().fg(Color::Red)
-                }),
-            ]
-        }),
+        View::Queue => app
+            .browse
+            .queue_rows
+            .selected_row()
+            .map_or_else(Vec::new, |e| {
+                let entry = &app.queue().entries[e];
+                vec![
+                    Line::from(vec![
+                        Span::styled(entry.instance_id.clone(), Style::new().bold()),
+                        Span::raw(format!(
+                            "  {} {} · {} -> {}",
+                            entry.account,
+                            entry.region,
+                            entry.image,
+                            entry.target_image.as_deref().unwrap_or("no golden image")
+                        )),
+                    ]),
+                    Line::from(entry.strategy.describe()).style(if entry.strategy.executable() {
+                        Style::new().fg(Color::Green)
+                    } else {
+                        Style::new().fg(Color::Red)
+                    }),
+                ]
+            }),
     };
     frame.render_widget(
         Paragraph::new(escaped(lines)).wrap(Wrap { trim: true }),
@@ -1116,11 +1129,11 @@ fn reasons_line(verdict: Verdict, reasons: &[String]) -> Line<'static> {
 fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
     let line = match app.dialog() {
         Some(Dialog::Filter { .. }) => {
-            let input = match app.view {
-                View::Images => &app.images.input,
-                View::Instances => &app.instances.input,
-                View::Drift => &app.drift.input,
-                View::Queue => &app.queue_rows.input,
+            let input = match app.browse.view {
+                View::Images => &app.browse.images.input,
+                View::Instances => &app.browse.instances.input,
+                View::Drift => &app.browse.drift.input,
+                View::Queue => &app.browse.queue_rows.input,
                 View::Overview => "",
             };
             let mut spans = vec![
@@ -1128,7 +1141,7 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
                 Span::raw(input.to_owned()),
                 Span::styled("█", Style::new().fg(Color::Cyan)),
             ];
-            if let Some(error) = app.filter_error() {
+            if let Some(error) = app.browse.filter_error() {
                 spans.push(Span::styled(
                     format!("  {error}"),
                     Style::new().fg(Color::Red),
@@ -1160,7 +1173,7 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
             }
             None => {
                 let mut spans = Vec::new();
-                for (key, hint) in keymap::hints_for(app.view) {
+                for (key, hint) in keymap::hints_for(app.browse.view) {
                     spans.push(Span::styled(
                         format!(" {key}"),
                         Style::new().fg(Color::Cyan).bold(),
@@ -1197,7 +1210,7 @@ fn draw_help(frame: &mut Frame, view: View, scroll: u16, screen: Rect) {
         ]));
     }
     // The filter fields this view takes, each with a term that matches rows of the demo.
-    let fields = App::fields_of(view);
+    let fields = Browse::fields_of(view);
     if !fields.is_empty() {
         text.push(
             Line::from("Filter fields (/): terms are ANDed, ! negates, a,b is either")
@@ -1206,13 +1219,13 @@ fn draw_help(frame: &mut Frame, view: View, scroll: u16, screen: Rect) {
         );
         let example_width = fields
             .iter()
-            .map(|f| App::filter_example(view, *f).chars().count())
+            .map(|f| Browse::filter_example(view, *f).chars().count())
             .max()
             .unwrap_or(0);
         for &field in fields {
             text.push(Line::from(vec![
                 Span::styled(
-                    format!("{:>example_width$}  ", App::filter_example(view, field)),
+                    format!("{:>example_width$}  ", Browse::filter_example(view, field)),
                     Style::new().fg(Color::Cyan),
                 ),
                 Span::raw(field.meaning()),
@@ -1348,7 +1361,7 @@ fn draw_sources(frame: &mut Frame, app: &App, area: Rect) {
                 Span::raw(format!("{:<14} {:>7} ", s.name, s.instances)),
                 Span::styled(state, style),
             ]);
-            if n == app.selected_source {
+            if n == app.browse.selected_source {
                 line.reversed()
             } else {
                 line

@@ -4,6 +4,17 @@
 use super::action::View;
 use super::table::{Column, Cut, column};
 
+/// Screen regions from the last frame, for mouse clicks and page sizes, and the scroll offset
+/// the frame chose to keep the selection in view.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Layout {
+    pub tabs: ratatui::layout::Rect,
+    /// Where table rows start (below the header) and how many fit.
+    pub rows: ratatui::layout::Rect,
+    /// The first row shown of the current view's list.
+    pub offset: usize,
+}
+
 pub const INSTANCE_COLUMNS: &[Column] = &[
     column("ID", 19, true, 9).cut(Cut::Middle),
     column("NAME", 12, true, 6).cut(Cut::Middle),

@@ -5,6 +5,7 @@
 
 pub mod action;
 pub mod app;
+pub mod browse;
 pub mod command;
 pub mod detail;
 pub mod dialog;
@@ -419,7 +420,7 @@ async fn next_collected(collection: &mut Option<Collection>) -> Option<CollectEv
 fn translate(event: Event, app: &App) -> Option<Action> {
     match event {
         Event::Key(key) if key.kind != KeyEventKind::Release => {
-            keymap::action_for(&key, app.view, app.key_scope())
+            keymap::action_for(&key, app.browse.view, app.key_scope())
         }
         Event::Mouse(mouse) => match mouse.kind {
             MouseEventKind::ScrollDown => Some(Action::ScrollDown),

@@ -3,6 +3,9 @@
 
 use std::collections::HashMap;
 
+use crate::core::inventory::GroupIdx;
+use crate::core::policy::TemplateStatus;
+use crate::query::data::Data;
 use crate::queue::rollout::{self, Phase, Plan, RolloutEvent, TemplateStep};
 
 #[derive(Default)]
@@ -138,5 +141,20 @@ impl RolloutState {
         self.applying = false;
         self.stopping = false;
         self.outcome = Some(outcome);
+    }
+
+    /// What an apply will do first for a group in template drift, said when its members are
+    /// queued.
+    pub fn template_note(&self, data: &Data, group: GroupIdx) -> Option<String> {
+        let TemplateStatus::Drift { golden, .. } = &data.eval.group_eval(group).template else {
+            return None;
+        };
+        let label = data.group_label(group);
+        let golden = golden.as_deref().unwrap_or("the golden image");
+        Some(if self.template_updates {
+            format!("; the apply first points {label} at {golden} (a template step)")
+        } else {
+            format!("; template updates are off: point {label} at {golden} first")
+        })
     }
 }
