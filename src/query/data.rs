@@ -321,17 +321,56 @@ pub struct SearchText {
 }
 
 impl SearchText {
-    /// Which instances contain `needle` (lowercase) in their own fields.
+    /// Which instances contain `needle` (lowercase) in their own fields. This is the free-text
+    /// keystroke at a million instances: a vectorised substring search, one hit per instance
+    /// (the rest of an instance is skipped once it matched), the instances walked forward
+    /// rather than searched, and the text split between the cores at instance boundaries.
     pub fn instances_containing(&self, needle: &str) -> Vec<bool> {
         let mut hits = vec![false; self.ends.len()];
         if needle.is_empty() {
             hits.fill(true);
             return hits;
         }
-        for (at, _) in self.joined.match_indices(needle) {
-            hits[self.ends.partition_point(|&end| end <= at)] = true;
-        }
+        let finder = memchr::memmem::Finder::new(needle.as_bytes());
+        let parts = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .clamp(1, 4);
+        // Small fleets are not worth a thread.
+        let parts = if self.ends.len() < 50_000 { 1 } else { parts };
+        let per_part = self.ends.len().div_ceil(parts).max(1);
+        let last = self.ends.len().div_ceil(per_part) - 1;
+        std::thread::scope(|scope| {
+            for (part, chunk) in hits.chunks_mut(per_part).enumerate() {
+                let first = part * per_part;
+                let finder = &finder;
+                let mut work = move || self.mark_matches(finder, first, chunk);
+                // The last part runs here, while the others run beside it.
+                if part == last {
+                    work();
+                } else {
+                    scope.spawn(work);
+                }
+            }
+        });
         hits
+    }
+
+    /// Marks, in `hits`, the instances from `first` on that contain the needle.
+    fn mark_matches(&self, finder: &memchr::memmem::Finder<'_>, first: usize, hits: &mut [bool]) {
+        let bytes = self.joined.as_bytes();
+        let start = if first == 0 { 0 } else { self.ends[first - 1] };
+        let end = self.ends[first + hits.len() - 1];
+        let mut at = start;
+        let mut instance = 0;
+        while let Some(found) = finder.find(&bytes[at..end]) {
+            let position = at + found;
+            while self.ends[first + instance] <= position {
+                instance += 1;
+            }
+            hits[instance] = true;
+            // One hit is enough: on to the next instance's text.
+            at = self.ends[first + instance];
+        }
     }
 }
 
@@ -568,6 +607,27 @@ pub fn short_id(id: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_text_hits_are_the_instances_whose_own_text_contains_the_needle() {
+        // Enough instances to split the search between threads, with matches at the
+        // boundaries of instances and of the parts.
+        let texts: Vec<String> = (0..120_000)
+            .map(|i| format!("i-{i:06}\u{1}web-{}\u{1}", i % 7))
+            .collect();
+        let mut joined = String::new();
+        let mut ends = Vec::new();
+        for text in &texts {
+            joined.push_str(text);
+            ends.push(joined.len());
+        }
+        let search = SearchText { joined, ends };
+        for needle in ["i-0", "web-3", "59999", "i-060000", "0\u{1}w", "nothing", "-"] {
+            let wanted: Vec<bool> = texts.iter().map(|t| t.contains(needle)).collect();
+            assert_eq!(search.instances_containing(needle), wanted, "{needle:?}");
+        }
+        assert!(search.instances_containing("").iter().all(|&hit| hit));
+    }
 
     #[test]
     fn short_ids_tell_rows_apart() {
