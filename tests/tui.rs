@@ -925,6 +925,93 @@ fn a_drifted_group_says_its_template_step_comes_first_and_the_queue_shows_it() {
     );
 }
 
+// ---- the drift view: the groups' section, its words, image names, details, folding ---------
+
+/// The demo's groups in template drift, and those with version skew.
+fn drifted_and_skewed(app: &Ui) -> (Vec<u32>, Vec<u32>) {
+    let groups = 0..app.data.inventory.groups().len() as u32;
+    let drifted = groups
+        .clone()
+        .filter(|&g| app.data.eval.group_eval(g).drift())
+        .collect();
+    let skewed = groups
+        .filter(|&g| app.data.eval.group_eval(g).skew())
+        .collect();
+    (drifted, skewed)
+}
+
+/// The group rows of the Drift view, in order.
+fn drift_group_rows(app: &Ui) -> Vec<u32> {
+    app.browse
+        .drift
+        .rows
+        .iter()
+        .filter_map(|row| match row {
+            DriftRow::Group(g) => Some(*g),
+            _ => None,
+        })
+        .collect()
+}
+
+fn is_lineage_image_or_group(row: DriftRow) -> bool {
+    matches!(
+        row,
+        DriftRow::Lineage(_) | DriftRow::Image(_) | DriftRow::Group(_)
+    )
+}
+
+/// Groups get a section of their own at the end of the Drift view, under a header row that
+/// counts them; those in template drift come first; the title carries the counts too.
+#[test]
+fn drift_groups_have_a_section_headed_by_their_counts() {
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('4'));
+    let (drifted, skewed) = drifted_and_skewed(&app);
+    assert!(!drifted.is_empty() && !skewed.is_empty());
+    let counts = format!(
+        "{} in template drift, {} with version skew",
+        drifted.len(),
+        skewed.len()
+    );
+    let top = render(&mut app, 120, 40);
+    let title = top.lines().nth(1).unwrap();
+    assert!(title.contains(&counts), "{top}");
+
+    let rows = app.browse.drift.rows.clone();
+    let first = rows
+        .iter()
+        .position(|r| matches!(r, DriftRow::Group(_)))
+        .unwrap();
+    assert!(
+        first > 0 && !is_lineage_image_or_group(rows[first - 1]),
+        "a header row opens the section: {:?}",
+        rows[first - 1]
+    );
+    let section = drift_group_rows(&app);
+    assert_eq!(section.len(), rows.len() - first, "the groups end the view");
+    let (in_drift, skew_only) = section.split_at(drifted.len());
+    assert!(
+        in_drift
+            .iter()
+            .all(|&g| app.data.eval.group_eval(g).drift()),
+        "template drift first"
+    );
+    assert!(
+        skew_only
+            .iter()
+            .all(|&g| !app.data.eval.group_eval(g).drift() && app.data.eval.group_eval(g).skew()),
+        "then version skew"
+    );
+
+    app.browse.drift.select(first - 1);
+    let screen = render(&mut app, 120, 40);
+    let header = screen
+        .lines()
+        .find(|l| l.contains("Groups") && l.contains(&counts))
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(header.contains(&section.len().to_string()), "{header}");
+}
+
 /// Keys that mean something in another view say where, instead of nothing; an empty queue says
 /// how to fill it, not that a filter hides its rows.
 #[test]

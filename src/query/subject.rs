@@ -7,12 +7,14 @@ use crate::core::inventory::{GroupIdx, ImageIdx, InstanceIdx, LineageIdx};
 use crate::core::model::Tags;
 use crate::queue::QueueEntry;
 
-/// A row of the Drift view: a lineage, one of its images (newest first), or a group with skew
-/// or template drift.
+/// A row of the Drift view: a lineage, one of its images (newest first), the header of the
+/// groups' section, or a group with skew or template drift.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DriftRow {
     Lineage(LineageIdx),
     Image(ImageIdx),
+    /// The groups' section begins: its header, with their counts.
+    Groups,
     Group(GroupIdx),
 }
 

@@ -32,6 +32,33 @@ pub struct Replaceable {
     pub group: Option<GroupIdx>,
 }
 
+/// The Drift view's section of groups with version skew or template drift: those the filter
+/// keeps, template drift first, and how many of them are in each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupSection {
+    pub groups: Vec<GroupIdx>,
+    /// How many are in template drift: their template launches a non-golden image.
+    pub drift: usize,
+    /// How many have version skew: their members run more than one image.
+    pub skew: usize,
+    /// Their members, all told.
+    pub members: usize,
+}
+
+impl GroupSection {
+    /// "3 in template drift, 2 with version skew": what the header row and the title say.
+    pub fn counts(&self) -> String {
+        let mut parts = Vec::new();
+        if self.drift > 0 {
+            parts.push(format!("{} in template drift", self.drift));
+        }
+        if self.skew > 0 {
+            parts.push(format!("{} with version skew", self.skew));
+        }
+        parts.join(", ")
+    }
+}
+
 /// Where the Instances view was before a drill-down, so Esc can go back.
 #[derive(Debug, Clone)]
 struct Crumb {
@@ -47,6 +74,8 @@ pub struct Browse {
     pub instances: ListState<InstanceIdx>,
     pub instance_scope: InstanceScope,
     pub drift: ListState<DriftRow>,
+    /// The Drift view's groups, under their header row.
+    pub drift_groups: GroupSection,
     pub queue_rows: ListState<usize>,
     /// The Overview's selected source, for its whole error.
     pub selected_source: usize,
@@ -61,6 +90,7 @@ impl Default for Browse {
             instances: ListState::new(data::INSTANCE_VERDICT, true),
             instance_scope: InstanceScope::All,
             drift: ListState::new(0, false),
+            drift_groups: GroupSection::default(),
             queue_rows: ListState::new(0, false),
             selected_source: 0,
             crumbs: Vec::new(),
@@ -163,8 +193,28 @@ impl Browse {
                 })
             })
             .collect();
-        groups.sort_by(|&a, &b| inv.group(a).key.cmp(&inv.group(b).key));
-        rows.extend(groups.into_iter().map(DriftRow::Group));
+        // Template drift first (an apply's template step is theirs), then version skew.
+        let eval = &data.eval;
+        groups.sort_by(|&a, &b| {
+            (eval.group_eval(b).drift().cmp(&eval.group_eval(a).drift()))
+                .then_with(|| inv.group(a).key.cmp(&inv.group(b).key))
+        });
+        if !groups.is_empty() {
+            rows.push(DriftRow::Groups);
+            rows.extend(groups.iter().map(|&g| DriftRow::Group(g)));
+        }
+        self.drift_groups = GroupSection {
+            drift: groups
+                .iter()
+                .filter(|&&g| eval.group_eval(g).drift())
+                .count(),
+            skew: groups
+                .iter()
+                .filter(|&&g| eval.group_eval(g).skew())
+                .count(),
+            members: groups.iter().map(|&g| inv.group(g).members.len()).sum(),
+            groups,
+        };
         self.drift.set_rows(rows);
     }
 
@@ -417,10 +467,11 @@ impl Browse {
     pub fn drill_down(&mut self, data: &Data) {
         let scope = match self.view {
             View::Images => self.images.selected_row().map(InstanceScope::Image),
-            View::Drift => self.drift.selected_row().map(|row| match row {
-                DriftRow::Lineage(l) => InstanceScope::Lineage(l),
-                DriftRow::Image(i) => InstanceScope::Image(i),
-                DriftRow::Group(g) => InstanceScope::Group(g),
+            View::Drift => self.drift.selected_row().and_then(|row| match row {
+                DriftRow::Lineage(l) => Some(InstanceScope::Lineage(l)),
+                DriftRow::Image(i) => Some(InstanceScope::Image(i)),
+                DriftRow::Groups => None,
+                DriftRow::Group(g) => Some(InstanceScope::Group(g)),
             }),
             _ => None,
         };
@@ -473,10 +524,11 @@ impl Browse {
                 .instances
                 .selected_row()
                 .map(|i| data.instance(i).id.to_string()),
-            View::Drift => self.drift.selected_row().map(|row| match row {
-                DriftRow::Lineage(l) => data.inventory.lineage(l).name.clone(),
-                DriftRow::Image(i) => data.inventory.image(i).image.key.clone(),
-                DriftRow::Group(g) => data.inventory.group(g).key.clone(),
+            View::Drift => self.drift.selected_row().and_then(|row| match row {
+                DriftRow::Lineage(l) => Some(data.inventory.lineage(l).name.clone()),
+                DriftRow::Image(i) => Some(data.inventory.image(i).image.key.clone()),
+                DriftRow::Groups => None,
+                DriftRow::Group(g) => Some(data.inventory.group(g).key.clone()),
             }),
             View::Queue => self
                 .queue_rows
@@ -583,7 +635,7 @@ impl Browse {
                         format!("group {}", data.group_label(g)),
                     )
                 }
-                None => return None,
+                Some(DriftRow::Groups) | None => return None,
             },
             View::Overview | View::Queue => return None,
         };

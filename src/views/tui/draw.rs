@@ -737,13 +737,18 @@ fn draw_images(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
 }
 
 fn draw_drift(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
-    let title = list_title(
+    let section = &app.browse.drift_groups;
+    let mut title = list_title(
         "Drift",
         None,
         app.browse.drift.rows.len(),
         app.browse.drift.applied(),
         None,
     );
+    // The groups' counts, where they can be read without scrolling to their section.
+    if !section.groups.is_empty() {
+        title.push_str(&format!("· groups: {} ", section.counts()));
+    }
     let spec = ListFrame {
         title,
         columns: DRIFT_COLUMNS,
@@ -816,6 +821,16 @@ fn draw_drift(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
             };
             (cells, style, if golden { "★" } else { " " })
         }
+        DriftRow::Groups => {
+            let cells = vec![
+                text(format!("▾ Groups ({})", section.groups.len())),
+                text(""),
+                text(""),
+                text(section.members.to_string()),
+                text(section.counts()).style(Style::new().fg(Color::Red)),
+            ];
+            (cells, Style::new().bold(), " ")
+        }
         DriftRow::Group(g) => {
             let entry = inv.group(g);
             let eval = data.eval.group_eval(g);
@@ -823,7 +838,7 @@ fn draw_drift(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
             let cloud = entry.group.as_ref().map_or("", |d| d.cloud.as_str());
             let mut status = Vec::new();
             if eval.skew() {
-                status.push(format!("skew: {} images", eval.images.len()));
+                status.push(format!("version skew: {} images", eval.images.len()));
             }
             if let TemplateStatus::Drift { points_at, .. } = &eval.template {
                 status.push(format!(
@@ -837,7 +852,7 @@ fn draw_drift(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
                 ));
             }
             let cells = vec![
-                text(format!("⚑ {kind} {}", data.group_label(g))),
+                text(format!("  ⚑ {kind} {}", data.group_label(g))),
                 text(cloud),
                 text(""),
                 text(entry.members.len().to_string()),
@@ -1054,6 +1069,24 @@ fn draw_detail(frame: &mut Frame, app: &App, area: Rect) {
                 vec![
                     Line::from(inv.image(i).image.key.clone()).bold(),
                     reasons_line(eval.verdict, &eval.reasons),
+                ]
+            }
+            Some(DriftRow::Groups) => {
+                let section = &app.browse.drift_groups;
+                vec![
+                    Line::from(format!(
+                        "{} ({} {}, {} members)",
+                        section.counts(),
+                        section.groups.len(),
+                        if section.groups.len() == 1 {
+                            "group"
+                        } else {
+                            "groups"
+                        },
+                        section.members
+                    ))
+                    .bold(),
+                    Line::from("Enter on a group lists its members, R queues them"),
                 ]
             }
             Some(DriftRow::Group(g)) => {
