@@ -1012,6 +1012,90 @@ fn drift_groups_have_a_section_headed_by_their_counts() {
     assert!(header.contains(&section.len().to_string()), "{header}");
 }
 
+/// `drift` and `template` find the groups in template drift, `skew` those with version skew;
+/// `?` lists the words with what they mean.
+#[test]
+fn drift_template_and_skew_find_the_groups_concerned() {
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('4'));
+    let (drifted, skewed) = drifted_and_skewed(&app);
+    for (words, wanted) in [
+        ("drift", &drifted),
+        ("template", &drifted),
+        ("skew", &skewed),
+        ("SKEW", &skewed),
+    ] {
+        type_filter(&mut app, words);
+        press(&mut app, KeyCode::Enter);
+        assert!(app.browse.filter_error().is_none(), "/{words}");
+        let mut shown = drift_group_rows(&app);
+        shown.sort_unstable();
+        assert_eq!(&shown, wanted, "/{words}");
+        assert!(
+            !app.browse
+                .drift
+                .rows
+                .iter()
+                .any(|r| matches!(r, DriftRow::Lineage(_) | DriftRow::Image(_))),
+            "/{words}: only groups"
+        );
+    }
+    type_filter(&mut app, "!drift");
+    press(&mut app, KeyCode::Enter);
+    let shown = drift_group_rows(&app);
+    assert!(!shown.is_empty());
+    assert!(shown.iter().all(|g| !drifted.contains(g)));
+    assert!(
+        app.browse
+            .drift
+            .rows
+            .iter()
+            .any(|r| matches!(r, DriftRow::Lineage(_))),
+        "the lineages stay"
+    );
+    type_filter(&mut app, "drift cloud:gcp");
+    press(&mut app, KeyCode::Enter);
+    let shown = drift_group_rows(&app);
+    assert!(!shown.is_empty() && shown.len() < drifted.len());
+    assert!(shown.iter().all(|&g| {
+        app.data.eval.group_eval(g).drift()
+            && app
+                .data
+                .inventory
+                .group(g)
+                .group
+                .as_ref()
+                .unwrap()
+                .cloud
+                .as_str()
+                == "gcp"
+    }));
+    press(&mut app, KeyCode::Esc);
+    // Tab completes the word, with no colon: it takes no value.
+    type_filter(&mut app, "!sk");
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.browse.drift.input, "!skew");
+    assert!(app.browse.filter_error().is_none());
+    press(&mut app, KeyCode::Esc);
+
+    press(&mut app, KeyCode::Char('?'));
+    let mut help = String::new();
+    for _ in 0..40 {
+        help.push_str(&render(&mut app, 120, 60));
+        press(&mut app, KeyCode::Char('j'));
+    }
+    for word in ["drift", "skew"] {
+        assert!(
+            help.lines().any(|l| {
+                // Inside the help's box.
+                let inside = l.split('│').nth(1).unwrap_or("").trim();
+                inside.starts_with(&format!("{word} ")) && inside.contains("group")
+            }),
+            "{word}\n{help}"
+        );
+    }
+}
+
 /// Keys that mean something in another view say where, instead of nothing; an empty queue says
 /// how to fill it, not that a filter hides its rows.
 #[test]

@@ -445,18 +445,27 @@ impl Browse {
         if stem.contains(':') {
             return None;
         }
-        let names: Vec<&str> = Browse::fields_of(self.view)
+        let fields: Vec<Field> = Browse::fields_of(self.view)
             .iter()
-            .map(|f| f.as_str())
-            .filter(|name| name.starts_with(stem))
+            .copied()
+            .filter(|f| f.as_str().starts_with(stem))
             .collect();
-        match names.as_slice() {
+        let names: Vec<&str> = fields.iter().map(|f| f.as_str()).collect();
+        match fields.as_slice() {
             [] => None,
             [one] => {
-                self.set_filter(format!("{}{bang}{one}:", &text[..start]), data, queue);
+                // A bare word takes no value.
+                let colon = if one.is_flag() { "" } else { ":" };
+                let name = one.as_str();
+                self.set_filter(
+                    format!("{}{bang}{name}{colon}", &text[..start]),
+                    data,
+                    queue,
+                );
                 None
             }
-            many => {
+            _ => {
+                let many = names.as_slice();
                 let common = command::common_prefix(many);
                 self.set_filter(format!("{}{bang}{common}", &text[..start]), data, queue);
                 Some(format!("fields: {}", many.join(" ")))
