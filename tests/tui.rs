@@ -1096,6 +1096,83 @@ fn drift_template_and_skew_find_the_groups_concerned() {
     }
 }
 
+/// The position and index of the first AWS group in template drift.
+fn drifted_aws_group(app: &Ui) -> (usize, u32) {
+    use fleetscope::core::model::Cloud;
+    app.browse
+        .drift
+        .rows
+        .iter()
+        .enumerate()
+        .find_map(|(p, row)| match *row {
+            DriftRow::Group(g)
+                if app.data.eval.group_eval(g).drift()
+                    && app.data.inventory.group(g).group.as_ref().unwrap().cloud == Cloud::Aws =>
+            {
+                Some((p, g))
+            }
+            _ => None,
+        })
+        .expect("the demo has an AWS group in template drift")
+}
+
+/// The pane of two lines under the list, as drawn.
+fn drift_pane(screen: &str) -> String {
+    let lines: Vec<&str> = screen.lines().collect();
+    lines[lines.len() - 3..lines.len() - 1].join("\n")
+}
+
+/// Wherever a Drift row shows an image it names it, the id beside the name where there is room.
+#[test]
+fn drift_rows_show_images_by_name_beside_their_ids() {
+    use fleetscope::core::policy::TemplateStatus;
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('4'));
+    let (position, group) = drifted_aws_group(&app);
+    let TemplateStatus::Drift { points_at, golden } =
+        app.data.eval.group_eval(group).template.clone()
+    else {
+        unreachable!()
+    };
+    let golden = golden.unwrap();
+    let name = |key: &str| {
+        let i = app.data.inventory.image_by_key(key).unwrap();
+        app.data.image_label(i).to_owned()
+    };
+    let (launches, golden_name) = (name(&points_at), name(&golden));
+    assert!(points_at.starts_with("ami-") && launches != points_at);
+    app.browse.drift.select(position);
+    let screen = render(&mut app, 200, 48);
+    let label = app.data.group_label(group).to_owned();
+    let row = screen
+        .lines()
+        .find(|l| l.contains(&format!("asg {label}")))
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(
+        row.contains(&format!("launches {launches}")) && !row.contains(&points_at),
+        "{row}"
+    );
+    let pane = drift_pane(&screen);
+    for wanted in [&launches, &points_at, &golden_name, &golden] {
+        assert!(pane.contains(wanted.as_str()), "{wanted}\n{pane}");
+    }
+
+    // An AWS image row's pane: its name, and its AMI id.
+    app.browse.drift.select(0);
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Char('j'));
+    let Some(DriftRow::Image(image)) = app.browse.drift.selected_row() else {
+        panic!("the first lineage's images follow it");
+    };
+    let entry = app.data.inventory.image(image).image.clone();
+    assert!(entry.key.starts_with("ami-") && !entry.name.is_empty());
+    let pane = drift_pane(&render(&mut app, 120, 40));
+    assert!(
+        pane.contains(&entry.name) && pane.contains(&entry.key),
+        "{pane}"
+    );
+}
+
 /// Keys that mean something in another view say where, instead of nothing; an empty queue says
 /// how to fill it, not that a filter hides its rows.
 #[test]

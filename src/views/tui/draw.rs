@@ -843,7 +843,7 @@ fn draw_drift(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
             if let TemplateStatus::Drift { points_at, .. } = &eval.template {
                 status.push(format!(
                     "template drift: launches {}{}",
-                    short_id(points_at),
+                    image_short(data, points_at),
                     if app.rollout.template_updates {
                         "; an apply's template step fixes it"
                     } else {
@@ -861,6 +861,15 @@ fn draw_drift(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
             (cells, Style::new(), " ")
         }
     })
+}
+
+/// An image a row names by key, for a narrow column: its name when known, else the key cut to
+/// what tells it apart.
+fn image_short<'a>(data: &'a Data, key: &'a str) -> Cow<'a, str> {
+    match data.image_label_of(key) {
+        label if label == key => short_id(key),
+        label => Cow::Borrowed(label),
+    }
 }
 
 fn draw_queue(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
@@ -1067,7 +1076,7 @@ fn draw_detail(frame: &mut Frame, app: &App, area: Rect) {
             Some(DriftRow::Image(i)) => {
                 let eval = data.image_eval(i);
                 vec![
-                    Line::from(inv.image(i).image.key.clone()).bold(),
+                    Line::from(data.image_named(&inv.image(i).image.key)).bold(),
                     reasons_line(eval.verdict, &eval.reasons),
                 ]
             }
@@ -1101,8 +1110,11 @@ fn draw_detail(frame: &mut Frame, app: &App, area: Rect) {
                     TemplateStatus::Unresolved => "its image could not be resolved".to_owned(),
                     TemplateStatus::Golden => "points at the golden image".to_owned(),
                     TemplateStatus::Drift { points_at, golden } => format!(
-                        "launches {points_at}, golden is {}: {}",
-                        golden.as_deref().unwrap_or("unknown"),
+                        "launches {}, golden is {}: {}",
+                        data.image_named(points_at),
+                        golden
+                            .as_deref()
+                            .map_or("unknown".to_owned(), |g| data.image_named(g)),
                         if app.rollout.template_updates {
                             "an apply of its members first points it at the golden image (a template step), then rolls them"
                         } else {
