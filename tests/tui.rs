@@ -1173,6 +1173,116 @@ fn drift_rows_show_images_by_name_beside_their_ids() {
     );
 }
 
+/// `i` on a group shows what it is, what its template launches against the golden image, which
+/// images its members run, and what an apply would do; on lineages and images too. Enter still
+/// lists the instances.
+#[test]
+fn i_on_a_drift_row_shows_its_detail_and_enter_still_lists_its_instances() {
+    use fleetscope::core::policy::TemplateStatus;
+    for template_updates in [true, false] {
+        let mut app = demo_app_with(|init| init.template_updates = template_updates);
+        press(&mut app, KeyCode::Char('4'));
+        let (position, group) = drifted_aws_group(&app);
+        app.browse.drift.select(position);
+        press(&mut app, KeyCode::Char('i'));
+        assert_eq!(app.dialog(), Some(&Dialog::Detail { scroll: 0 }));
+        let screen = render(&mut app, 160, 48);
+        let entry = app.data.inventory.group(group);
+        let described = entry.group.as_ref().unwrap();
+        let TemplateStatus::Drift { points_at, golden } =
+            app.data.eval.group_eval(group).template.clone()
+        else {
+            unreachable!()
+        };
+        let name = |key: &str| {
+            let i = app.data.inventory.image_by_key(key).unwrap();
+            app.data.image_label(i).to_owned()
+        };
+        for wanted in [
+            entry.key.clone(),
+            "aws".to_owned(),
+            format!("{} member", entry.members.len()),
+            described.template.clone().unwrap(),
+            name(&points_at),
+            points_at.clone(),
+            name(golden.as_deref().unwrap()),
+        ] {
+            assert!(screen.contains(&wanted), "{wanted}\n{screen}");
+        }
+        if template_updates {
+            assert!(screen.contains("template step"), "{screen}");
+        } else {
+            assert!(screen.contains("template updates are off"), "{screen}");
+        }
+        press(&mut app, KeyCode::Esc);
+        assert_eq!(app.dialog(), None);
+        assert_eq!(app.browse.view, View::Drift);
+    }
+
+    // A group with version skew: each image its members run, with how many.
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('4'));
+    let position = app
+        .browse
+        .drift
+        .rows
+        .iter()
+        .position(|r| matches!(*r, DriftRow::Group(g) if app.data.eval.group_eval(g).skew()))
+        .unwrap();
+    let Some(DriftRow::Group(group)) = app.browse.drift.rows.get(position).copied() else {
+        unreachable!()
+    };
+    app.browse.drift.select(position);
+    press(&mut app, KeyCode::Char('i'));
+    let screen = render(&mut app, 160, 48);
+    let inv = &app.data.inventory;
+    for &image in &app.data.eval.group_eval(group).images {
+        let on = inv
+            .group(group)
+            .members
+            .iter()
+            .filter(|&&m| inv.image_of(m) == image)
+            .count();
+        let label = app.data.image_label(image);
+        let line = screen
+            .lines()
+            .find(|l| l.contains(label) && l.contains(" member"))
+            .unwrap_or_else(|| panic!("{label}\n{screen}"));
+        assert!(line.contains(&format!("{on} member")), "{line}");
+    }
+    press(&mut app, KeyCode::Esc);
+
+    // Enter on a group lists its members, as before.
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.browse.view, View::Instances);
+    assert_eq!(app.browse.instance_scope, InstanceScope::Group(group));
+    press(&mut app, KeyCode::Esc);
+
+    // A lineage, and an image.
+    app.browse.drift.select(0);
+    let Some(DriftRow::Lineage(lineage)) = app.browse.drift.selected_row() else {
+        panic!("the drift view starts on a lineage");
+    };
+    press(&mut app, KeyCode::Char('i'));
+    assert_eq!(app.dialog(), Some(&Dialog::Detail { scroll: 0 }));
+    let screen = render(&mut app, 160, 48);
+    assert!(
+        screen.contains(&app.data.inventory.lineage(lineage).name) && screen.contains("golden"),
+        "{screen}"
+    );
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Char('i'));
+    let Some(DriftRow::Image(image)) = app.browse.drift.selected_row() else {
+        panic!("an image follows its lineage");
+    };
+    let screen = render(&mut app, 160, 48);
+    assert!(
+        screen.contains(&app.data.inventory.image(image).image.key),
+        "{screen}"
+    );
+}
+
 /// Keys that mean something in another view say where, instead of nothing; an empty queue says
 /// how to fill it, not that a filter hides its rows.
 #[test]

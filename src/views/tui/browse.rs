@@ -574,7 +574,7 @@ impl Browse {
             View::Overview => self.selected_source < sources,
             View::Images => self.images.selected_row().is_some(),
             View::Instances => self.instances.selected_row().is_some(),
-            View::Drift => false,
+            View::Drift => self.drift.selected_row().is_some(),
             View::Queue => self.queue_rows.selected_row().is_some(),
         }
     }

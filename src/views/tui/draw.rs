@@ -1095,7 +1095,7 @@ fn draw_detail(frame: &mut Frame, app: &App, area: Rect) {
                         section.members
                     ))
                     .bold(),
-                    Line::from("Enter on a group lists its members, R queues them"),
+                    Line::from("i lists them; Enter on a group lists its members, R queues them"),
                 ]
             }
             Some(DriftRow::Group(g)) => {
