@@ -1283,6 +1283,105 @@ fn i_on_a_drift_row_shows_its_detail_and_enter_still_lists_its_instances() {
     );
 }
 
+/// `z` folds the selected lineage's images (from the lineage or one of its images) and the
+/// groups' section (from its header or a group); the marker says ▸ folded, ▾ open. `Z` folds
+/// every lineage, so the groups are a page away.
+#[test]
+fn z_folds_the_selected_lineage_or_the_groups_and_the_marker_says_which() {
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('4'));
+    let Some(DriftRow::Lineage(lineage)) = app.browse.drift.selected_row() else {
+        panic!("the drift view starts on a lineage");
+    };
+    let name = app.data.inventory.lineage(lineage).name.clone();
+    let images = app.data.inventory.lineage(lineage).images.len();
+    let all = app.browse.drift.rows.len();
+    assert!(render(&mut app, 120, 40).contains(&format!("▾ {name}")));
+    press(&mut app, KeyCode::Char('z'));
+    assert_eq!(app.browse.drift.rows.len(), all - images);
+    assert_eq!(
+        app.browse.drift.selected_row(),
+        Some(DriftRow::Lineage(lineage))
+    );
+    let screen = render(&mut app, 120, 40);
+    assert!(
+        screen.contains(&format!("▸ {name}")) && !screen.contains(&format!("▾ {name}")),
+        "{screen}"
+    );
+    press(&mut app, KeyCode::Char('z'));
+    assert_eq!(app.browse.drift.rows.len(), all);
+    assert!(render(&mut app, 120, 40).contains(&format!("▾ {name}")));
+
+    // From one of its images: the lineage folds and is selected.
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Char('z'));
+    assert_eq!(app.browse.drift.rows.len(), all - images);
+    assert_eq!(
+        app.browse.drift.selected_row(),
+        Some(DriftRow::Lineage(lineage))
+    );
+    // A filter keeps the fold.
+    type_filter(&mut app, "cloud:aws");
+    press(&mut app, KeyCode::Enter);
+    assert!(!app.browse.drift.rows.contains(&DriftRow::Image(
+        app.data.inventory.lineage(lineage).images[0]
+    )));
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('z'));
+    assert_eq!(app.browse.drift.rows.len(), all);
+
+    // Z: every lineage folds, and again: every lineage opens.
+    press(&mut app, KeyCode::Char('Z'));
+    let rows = app.browse.drift.rows.clone();
+    assert!(!rows.iter().any(|r| matches!(r, DriftRow::Image(_))));
+    let lineages = rows
+        .iter()
+        .filter(|r| matches!(r, DriftRow::Lineage(_)))
+        .count();
+    let groups = drift_group_rows(&app).len();
+    assert_eq!(
+        rows.len(),
+        lineages + 1 + groups,
+        "lineages, the header, the groups"
+    );
+    let screen = render(&mut app, 120, 40);
+    assert!(
+        screen
+            .lines()
+            .filter(|l| l.contains('▾'))
+            .all(|l| l.contains("Groups")),
+        "{screen}"
+    );
+    press(&mut app, KeyCode::Char('Z'));
+    assert_eq!(app.browse.drift.rows.len(), all);
+
+    // The groups' section, from a group.
+    press(&mut app, KeyCode::Char('G'));
+    assert!(matches!(
+        app.browse.drift.selected_row(),
+        Some(DriftRow::Group(_))
+    ));
+    press(&mut app, KeyCode::Char('z'));
+    assert!(drift_group_rows(&app).is_empty());
+    assert_eq!(app.browse.drift.rows.len(), all - groups);
+    let header = app.browse.drift.selected_row().unwrap();
+    assert!(!is_lineage_image_or_group(header), "{header:?}");
+    let screen = render(&mut app, 120, 40);
+    assert!(screen.lines().any(|l| l.contains("▸ Groups")), "{screen}");
+    press(&mut app, KeyCode::Char('z'));
+    assert_eq!(drift_group_rows(&app).len(), groups);
+
+    // The help says so.
+    let help = keymap::help_for(View::Drift);
+    for key in ["z", "Z", "i"] {
+        assert!(
+            help.iter().any(|l| l.keys == key && l.scope == "This view"),
+            "{key}"
+        );
+    }
+}
+
 /// Keys that mean something in another view say where, instead of nothing; an empty queue says
 /// how to fill it, not that a filter hides its rows.
 #[test]

@@ -1,7 +1,9 @@
 //! Browsing: the view on screen, each list view's rows (sorted once, filtered per keystroke),
-//! the Instances view's drill-down scope with the crumbs back, and the Overview's selected
-//! source. It is handed the evaluated fleet and the queue, and knows nothing of marks, dialogs
+//! the Instances view's drill-down scope with the crumbs back, the Drift view's folds, and the
+//! Overview's selected source. It is handed the evaluated fleet and the queue, and knows nothing of marks, dialogs
 //! or the app.
+
+use std::collections::HashSet;
 
 use super::action::View;
 use super::command;
@@ -76,6 +78,10 @@ pub struct Browse {
     pub drift: ListState<DriftRow>,
     /// The Drift view's groups, under their header row.
     pub drift_groups: GroupSection,
+    /// The Drift view's lineages whose images are folded away.
+    folded_lineages: HashSet<LineageIdx>,
+    /// Whether the Drift view's groups are folded away under their header.
+    groups_folded: bool,
     pub queue_rows: ListState<usize>,
     /// The Overview's selected source, for its whole error.
     pub selected_source: usize,
@@ -91,6 +97,8 @@ impl Default for Browse {
             instance_scope: InstanceScope::All,
             drift: ListState::new(0, false),
             drift_groups: GroupSection::default(),
+            folded_lineages: HashSet::new(),
+            groups_folded: false,
             queue_rows: ListState::new(0, false),
             selected_source: 0,
             crumbs: Vec::new(),
@@ -105,6 +113,7 @@ impl Browse {
         if replaced {
             self.instance_scope = InstanceScope::All;
             self.crumbs.clear();
+            self.folded_lineages.clear();
         }
         self.resort_images(data);
         self.resort_instances(data);
@@ -173,6 +182,9 @@ impl Browse {
                 continue;
             }
             rows.push(DriftRow::Lineage(lineage));
+            if self.folded_lineages.contains(&lineage) {
+                continue;
+            }
             rows.extend(
                 inv.lineage(lineage)
                     .images
@@ -201,7 +213,9 @@ impl Browse {
         });
         if !groups.is_empty() {
             rows.push(DriftRow::Groups);
-            rows.extend(groups.iter().map(|&g| DriftRow::Group(g)));
+            if !self.groups_folded {
+                rows.extend(groups.iter().map(|&g| DriftRow::Group(g)));
+            }
         }
         self.drift_groups = GroupSection {
             drift: groups
@@ -216,6 +230,79 @@ impl Browse {
             groups,
         };
         self.drift.set_rows(rows);
+    }
+
+    /// Whether the Drift view shows this lineage folded (its images hidden).
+    pub fn is_folded(&self, lineage: LineageIdx) -> bool {
+        self.folded_lineages.contains(&lineage)
+    }
+
+    pub fn groups_folded(&self) -> bool {
+        self.groups_folded
+    }
+
+    /// `z` in the Drift view: folds or unfolds the selected lineage's images (from the lineage
+    /// or one of its images), or the groups (from their header or a group); what was folded
+    /// stays selected.
+    pub fn fold(&mut self, data: &Data) {
+        if self.view != View::Drift {
+            return;
+        }
+        let folded = match self.drift.selected_row() {
+            Some(DriftRow::Lineage(l)) => {
+                if !self.folded_lineages.remove(&l) {
+                    self.folded_lineages.insert(l);
+                }
+                DriftRow::Lineage(l)
+            }
+            Some(DriftRow::Image(i)) => match data.inventory.image(i).lineage {
+                Some(l) => {
+                    self.folded_lineages.insert(l);
+                    DriftRow::Lineage(l)
+                }
+                None => return,
+            },
+            Some(DriftRow::Groups | DriftRow::Group(_)) => {
+                self.groups_folded = !self.groups_folded;
+                DriftRow::Groups
+            }
+            None => return,
+        };
+        self.rebuild_drift(data);
+        self.select_drift_row(folded);
+    }
+
+    /// `Z` in the Drift view: folds every lineage, or opens them all when all are folded; the
+    /// groups are then a page away.
+    pub fn fold_all(&mut self, data: &Data) {
+        if self.view != View::Drift {
+            return;
+        }
+        if data
+            .lineages_by_lag
+            .iter()
+            .all(|l| self.folded_lineages.contains(l))
+        {
+            self.folded_lineages.clear();
+        } else {
+            self.folded_lineages
+                .extend(data.lineages_by_lag.iter().copied());
+        }
+        let selected = self.drift.selected_row();
+        self.rebuild_drift(data);
+        // An image folded away gives the selection to its lineage.
+        if let Some(DriftRow::Image(i)) = selected
+            && let Some(l) = data.inventory.image(i).lineage
+            && self.folded_lineages.contains(&l)
+        {
+            self.select_drift_row(DriftRow::Lineage(l));
+        }
+    }
+
+    fn select_drift_row(&mut self, row: DriftRow) {
+        if let Some(position) = self.drift.rows.iter().position(|&r| r == row) {
+            self.drift.select(position);
+        }
     }
 
     pub fn rebuild_queue_rows(&mut self, data: &Data, queue: &Queue) {

@@ -783,8 +783,13 @@ fn draw_drift(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
                     eval.lagging_instances, eval.max_behind_by
                 )
             };
+            let marker = if app.browse.is_folded(l) {
+                "▸"
+            } else {
+                "▾"
+            };
             let cells = vec![
-                text(format!("▾ {}", lineage.name)),
+                text(format!("{marker} {}", lineage.name)),
                 text(cloud),
                 text(""),
                 text(eval.instances.to_string()),
@@ -823,7 +828,15 @@ fn draw_drift(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
         }
         DriftRow::Groups => {
             let cells = vec![
-                text(format!("▾ Groups ({})", section.groups.len())),
+                text(format!(
+                    "{} Groups ({})",
+                    if app.browse.groups_folded() {
+                        "▸"
+                    } else {
+                        "▾"
+                    },
+                    section.groups.len()
+                )),
                 text(""),
                 text(""),
                 text(section.members.to_string()),
