@@ -1,7 +1,7 @@
 //! Browsing: the view on screen, each list view's rows (sorted once, filtered per keystroke),
 //! the Instances view's drill-down scope with the crumbs back, the Drift view's folds, and the
-//! Overview's selected source. It is handed the evaluated fleet and the queue, and knows nothing of marks, dialogs
-//! or the app.
+//! Overview's selected source. It is handed the evaluated fleet and the queue, and knows
+//! nothing of marks, dialogs or the app.
 
 use std::collections::HashSet;
 
@@ -208,7 +208,9 @@ impl Browse {
         // Template drift first (an apply's template step is theirs), then version skew.
         let eval = &data.eval;
         groups.sort_by(|&a, &b| {
-            (eval.group_eval(b).drift().cmp(&eval.group_eval(a).drift()))
+            eval.group_eval(b)
+                .drift()
+                .cmp(&eval.group_eval(a).drift())
                 .then_with(|| inv.group(a).key.cmp(&inv.group(b).key))
         });
         if !groups.is_empty() {

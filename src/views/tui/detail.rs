@@ -630,11 +630,13 @@ fn group_lines(app: &App, g: GroupIdx) -> Vec<Line<'static>> {
                 .map_or("the golden image", |g| data.image_label_of(g));
             if app.rollout.template_updates {
                 format!(
-                    "first points its template at {golden} (a template step), then replaces its queued members"
+                    "first points its template at {golden} (a template step), \
+                     then replaces its queued members"
                 )
             } else {
                 format!(
-                    "template updates are off: its queued members stay queued, since replacing them would launch {} again; point its template at {golden} first",
+                    "template updates are off: its queued members stay queued, since replacing \
+                     them would launch {} again; point its template at {golden} first",
                     data.image_label_of(points_at)
                 )
             }
