@@ -925,6 +925,463 @@ fn a_drifted_group_says_its_template_step_comes_first_and_the_queue_shows_it() {
     );
 }
 
+// ---- the drift view: the groups' section, its words, image names, details, folding ---------
+
+/// The demo's groups in template drift, and those with version skew.
+fn drifted_and_skewed(app: &Ui) -> (Vec<u32>, Vec<u32>) {
+    let groups = 0..app.data.inventory.groups().len() as u32;
+    let drifted = groups
+        .clone()
+        .filter(|&g| app.data.eval.group_eval(g).drift())
+        .collect();
+    let skewed = groups
+        .filter(|&g| app.data.eval.group_eval(g).skew())
+        .collect();
+    (drifted, skewed)
+}
+
+/// The group rows of the Drift view, in order.
+fn drift_group_rows(app: &Ui) -> Vec<u32> {
+    app.browse
+        .drift
+        .rows
+        .iter()
+        .filter_map(|row| match row {
+            DriftRow::Group(g) => Some(*g),
+            _ => None,
+        })
+        .collect()
+}
+
+fn is_lineage_image_or_group(row: DriftRow) -> bool {
+    matches!(
+        row,
+        DriftRow::Lineage(_) | DriftRow::Image(_) | DriftRow::Group(_)
+    )
+}
+
+/// Groups get a section of their own at the end of the Drift view, under a header row that
+/// counts them; those in template drift come first; the title carries the counts too.
+#[test]
+fn drift_groups_have_a_section_headed_by_their_counts() {
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('4'));
+    let (drifted, skewed) = drifted_and_skewed(&app);
+    assert!(!drifted.is_empty() && !skewed.is_empty());
+    let counts = format!(
+        "{} in template drift, {} with version skew",
+        drifted.len(),
+        skewed.len()
+    );
+    let top = render(&mut app, 120, 40);
+    let title = top.lines().nth(1).unwrap();
+    assert!(title.contains(&counts), "{top}");
+
+    let rows = app.browse.drift.rows.clone();
+    let first = rows
+        .iter()
+        .position(|r| matches!(r, DriftRow::Group(_)))
+        .unwrap();
+    assert!(
+        first > 0 && !is_lineage_image_or_group(rows[first - 1]),
+        "a header row opens the section: {:?}",
+        rows[first - 1]
+    );
+    let section = drift_group_rows(&app);
+    assert_eq!(section.len(), rows.len() - first, "the groups end the view");
+    let (in_drift, skew_only) = section.split_at(drifted.len());
+    assert!(
+        in_drift
+            .iter()
+            .all(|&g| app.data.eval.group_eval(g).drift()),
+        "template drift first"
+    );
+    assert!(
+        skew_only
+            .iter()
+            .all(|&g| !app.data.eval.group_eval(g).drift() && app.data.eval.group_eval(g).skew()),
+        "then version skew"
+    );
+
+    app.browse.drift.select(first - 1);
+    let screen = render(&mut app, 120, 40);
+    let header = screen
+        .lines()
+        .find(|l| l.contains("Groups") && l.contains(&counts))
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(header.contains(&section.len().to_string()), "{header}");
+}
+
+/// `drift` and `template` find the groups in template drift, `skew` those with version skew;
+/// `?` lists the words with what they mean.
+#[test]
+fn drift_template_and_skew_find_the_groups_concerned() {
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('4'));
+    let (drifted, skewed) = drifted_and_skewed(&app);
+    for (words, wanted) in [
+        ("drift", &drifted),
+        ("template", &drifted),
+        ("skew", &skewed),
+        ("SKEW", &skewed),
+    ] {
+        type_filter(&mut app, words);
+        press(&mut app, KeyCode::Enter);
+        assert!(app.browse.filter_error().is_none(), "/{words}");
+        let mut shown = drift_group_rows(&app);
+        shown.sort_unstable();
+        assert_eq!(&shown, wanted, "/{words}");
+        assert!(
+            !app.browse
+                .drift
+                .rows
+                .iter()
+                .any(|r| matches!(r, DriftRow::Lineage(_) | DriftRow::Image(_))),
+            "/{words}: only groups"
+        );
+    }
+    type_filter(&mut app, "!drift");
+    press(&mut app, KeyCode::Enter);
+    let shown = drift_group_rows(&app);
+    assert!(!shown.is_empty());
+    assert!(shown.iter().all(|g| !drifted.contains(g)));
+    assert!(
+        app.browse
+            .drift
+            .rows
+            .iter()
+            .any(|r| matches!(r, DriftRow::Lineage(_))),
+        "the lineages stay"
+    );
+    type_filter(&mut app, "drift cloud:gcp");
+    press(&mut app, KeyCode::Enter);
+    let shown = drift_group_rows(&app);
+    assert!(!shown.is_empty() && shown.len() < drifted.len());
+    assert!(shown.iter().all(|&g| {
+        app.data.eval.group_eval(g).drift()
+            && app
+                .data
+                .inventory
+                .group(g)
+                .group
+                .as_ref()
+                .unwrap()
+                .cloud
+                .as_str()
+                == "gcp"
+    }));
+    press(&mut app, KeyCode::Esc);
+    // Tab completes the word, with no colon: it takes no value.
+    type_filter(&mut app, "!sk");
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.browse.drift.input, "!skew");
+    assert!(app.browse.filter_error().is_none());
+    press(&mut app, KeyCode::Esc);
+
+    press(&mut app, KeyCode::Char('?'));
+    let mut help = String::new();
+    for _ in 0..40 {
+        help.push_str(&render(&mut app, 120, 60));
+        press(&mut app, KeyCode::Char('j'));
+    }
+    for word in ["drift", "skew"] {
+        assert!(
+            help.lines().any(|l| {
+                // Inside the help's box.
+                let inside = l.split('│').nth(1).unwrap_or("").trim();
+                inside.starts_with(&format!("{word} ")) && inside.contains("group")
+            }),
+            "{word}\n{help}"
+        );
+    }
+}
+
+/// The position and index of the first AWS group in template drift.
+fn drifted_aws_group(app: &Ui) -> (usize, u32) {
+    use fleetscope::core::model::Cloud;
+    app.browse
+        .drift
+        .rows
+        .iter()
+        .enumerate()
+        .find_map(|(p, row)| match *row {
+            DriftRow::Group(g)
+                if app.data.eval.group_eval(g).drift()
+                    && app.data.inventory.group(g).group.as_ref().unwrap().cloud == Cloud::Aws =>
+            {
+                Some((p, g))
+            }
+            _ => None,
+        })
+        .expect("the demo has an AWS group in template drift")
+}
+
+/// The pane of two lines under the list, as drawn.
+fn drift_pane(screen: &str) -> String {
+    let lines: Vec<&str> = screen.lines().collect();
+    lines[lines.len() - 3..lines.len() - 1].join("\n")
+}
+
+/// Wherever a Drift row shows an image it names it, the id beside the name where there is room.
+#[test]
+fn drift_rows_show_images_by_name_beside_their_ids() {
+    use fleetscope::core::policy::TemplateStatus;
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('4'));
+    let (position, group) = drifted_aws_group(&app);
+    let TemplateStatus::Drift { points_at, golden } =
+        app.data.eval.group_eval(group).template.clone()
+    else {
+        unreachable!()
+    };
+    let golden = golden.unwrap();
+    let name = |key: &str| {
+        let i = app.data.inventory.image_by_key(key).unwrap();
+        app.data.image_label(i).to_owned()
+    };
+    let (launches, golden_name) = (name(&points_at), name(&golden));
+    assert!(points_at.starts_with("ami-") && launches != points_at);
+    app.browse.drift.select(position);
+    let screen = render(&mut app, 200, 48);
+    let label = app.data.group_label(group).to_owned();
+    let row = screen
+        .lines()
+        .find(|l| l.contains(&format!("asg {label}")))
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(
+        row.contains(&format!("launches {launches}")) && !row.contains(&points_at),
+        "{row}"
+    );
+    let pane = drift_pane(&screen);
+    for wanted in [&launches, &points_at, &golden_name, &golden] {
+        assert!(pane.contains(wanted.as_str()), "{wanted}\n{pane}");
+    }
+
+    // An AWS image row's pane: its name, and its AMI id.
+    app.browse.drift.select(0);
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Char('j'));
+    let Some(DriftRow::Image(image)) = app.browse.drift.selected_row() else {
+        panic!("the first lineage's images follow it");
+    };
+    let entry = app.data.inventory.image(image).image.clone();
+    assert!(entry.key.starts_with("ami-") && !entry.name.is_empty());
+    let pane = drift_pane(&render(&mut app, 120, 40));
+    assert!(
+        pane.contains(&entry.name) && pane.contains(&entry.key),
+        "{pane}"
+    );
+}
+
+/// `i` on a group shows what it is, what its template launches against the golden image, which
+/// images its members run, and what an apply would do; on lineages and images too. Enter still
+/// lists the instances.
+#[test]
+fn i_on_a_drift_row_shows_its_detail_and_enter_still_lists_its_instances() {
+    use fleetscope::core::policy::TemplateStatus;
+    for template_updates in [true, false] {
+        let mut app = demo_app_with(|init| init.template_updates = template_updates);
+        press(&mut app, KeyCode::Char('4'));
+        let (position, group) = drifted_aws_group(&app);
+        app.browse.drift.select(position);
+        press(&mut app, KeyCode::Char('i'));
+        assert_eq!(app.dialog(), Some(&Dialog::Detail { scroll: 0 }));
+        let screen = render(&mut app, 160, 48);
+        let entry = app.data.inventory.group(group);
+        let described = entry.group.as_ref().unwrap();
+        let TemplateStatus::Drift { points_at, golden } =
+            app.data.eval.group_eval(group).template.clone()
+        else {
+            unreachable!()
+        };
+        let name = |key: &str| {
+            let i = app.data.inventory.image_by_key(key).unwrap();
+            app.data.image_label(i).to_owned()
+        };
+        for wanted in [
+            entry.key.clone(),
+            "aws".to_owned(),
+            format!("{} member", entry.members.len()),
+            described.template.clone().unwrap(),
+            name(&points_at),
+            points_at.clone(),
+            name(golden.as_deref().unwrap()),
+        ] {
+            assert!(screen.contains(&wanted), "{wanted}\n{screen}");
+        }
+        if template_updates {
+            assert!(screen.contains("template step"), "{screen}");
+        } else {
+            assert!(screen.contains("template updates are off"), "{screen}");
+        }
+        press(&mut app, KeyCode::Esc);
+        assert_eq!(app.dialog(), None);
+        assert_eq!(app.browse.view, View::Drift);
+    }
+
+    // A group with version skew: each image its members run, with how many.
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('4'));
+    let position = app
+        .browse
+        .drift
+        .rows
+        .iter()
+        .position(|r| matches!(*r, DriftRow::Group(g) if app.data.eval.group_eval(g).skew()))
+        .unwrap();
+    let Some(DriftRow::Group(group)) = app.browse.drift.rows.get(position).copied() else {
+        unreachable!()
+    };
+    app.browse.drift.select(position);
+    press(&mut app, KeyCode::Char('i'));
+    let screen = render(&mut app, 160, 48);
+    let inv = &app.data.inventory;
+    for &image in &app.data.eval.group_eval(group).images {
+        let on = inv
+            .group(group)
+            .members
+            .iter()
+            .filter(|&&m| inv.image_of(m) == image)
+            .count();
+        let label = app.data.image_label(image);
+        let line = screen
+            .lines()
+            .find(|l| l.contains(label) && l.contains(" member"))
+            .unwrap_or_else(|| panic!("{label}\n{screen}"));
+        assert!(line.contains(&format!("{on} member")), "{line}");
+    }
+    press(&mut app, KeyCode::Esc);
+
+    // Enter on a group lists its members, as before.
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.browse.view, View::Instances);
+    assert_eq!(app.browse.instance_scope, InstanceScope::Group(group));
+    press(&mut app, KeyCode::Esc);
+
+    // A lineage, and an image.
+    app.browse.drift.select(0);
+    let Some(DriftRow::Lineage(lineage)) = app.browse.drift.selected_row() else {
+        panic!("the drift view starts on a lineage");
+    };
+    press(&mut app, KeyCode::Char('i'));
+    assert_eq!(app.dialog(), Some(&Dialog::Detail { scroll: 0 }));
+    let screen = render(&mut app, 160, 48);
+    assert!(
+        screen.contains(&app.data.inventory.lineage(lineage).name) && screen.contains("golden"),
+        "{screen}"
+    );
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Char('i'));
+    let Some(DriftRow::Image(image)) = app.browse.drift.selected_row() else {
+        panic!("an image follows its lineage");
+    };
+    let screen = render(&mut app, 160, 48);
+    assert!(
+        screen.contains(&app.data.inventory.image(image).image.key),
+        "{screen}"
+    );
+}
+
+/// `z` folds the selected lineage's images (from the lineage or one of its images) and the
+/// groups' section (from its header or a group); the marker says ▸ folded, ▾ open. `Z` folds
+/// every lineage, so the groups are a page away.
+#[test]
+fn z_folds_the_selected_lineage_or_the_groups_and_the_marker_says_which() {
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('4'));
+    let Some(DriftRow::Lineage(lineage)) = app.browse.drift.selected_row() else {
+        panic!("the drift view starts on a lineage");
+    };
+    let name = app.data.inventory.lineage(lineage).name.clone();
+    let images = app.data.inventory.lineage(lineage).images.len();
+    let all = app.browse.drift.rows.len();
+    assert!(render(&mut app, 120, 40).contains(&format!("▾ {name}")));
+    press(&mut app, KeyCode::Char('z'));
+    assert_eq!(app.browse.drift.rows.len(), all - images);
+    assert_eq!(
+        app.browse.drift.selected_row(),
+        Some(DriftRow::Lineage(lineage))
+    );
+    let screen = render(&mut app, 120, 40);
+    assert!(
+        screen.contains(&format!("▸ {name}")) && !screen.contains(&format!("▾ {name}")),
+        "{screen}"
+    );
+    press(&mut app, KeyCode::Char('z'));
+    assert_eq!(app.browse.drift.rows.len(), all);
+    assert!(render(&mut app, 120, 40).contains(&format!("▾ {name}")));
+
+    // From one of its images: the lineage folds and is selected.
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Char('z'));
+    assert_eq!(app.browse.drift.rows.len(), all - images);
+    assert_eq!(
+        app.browse.drift.selected_row(),
+        Some(DriftRow::Lineage(lineage))
+    );
+    // A filter keeps the fold.
+    type_filter(&mut app, "cloud:aws");
+    press(&mut app, KeyCode::Enter);
+    assert!(!app.browse.drift.rows.contains(&DriftRow::Image(
+        app.data.inventory.lineage(lineage).images[0]
+    )));
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('z'));
+    assert_eq!(app.browse.drift.rows.len(), all);
+
+    // Z: every lineage folds, and again: every lineage opens.
+    press(&mut app, KeyCode::Char('Z'));
+    let rows = app.browse.drift.rows.clone();
+    assert!(!rows.iter().any(|r| matches!(r, DriftRow::Image(_))));
+    let lineages = rows
+        .iter()
+        .filter(|r| matches!(r, DriftRow::Lineage(_)))
+        .count();
+    let groups = drift_group_rows(&app).len();
+    assert_eq!(
+        rows.len(),
+        lineages + 1 + groups,
+        "lineages, the header, the groups"
+    );
+    let screen = render(&mut app, 120, 40);
+    assert!(
+        screen
+            .lines()
+            .filter(|l| l.contains('▾'))
+            .all(|l| l.contains("Groups")),
+        "{screen}"
+    );
+    press(&mut app, KeyCode::Char('Z'));
+    assert_eq!(app.browse.drift.rows.len(), all);
+
+    // The groups' section, from a group.
+    press(&mut app, KeyCode::Char('G'));
+    assert!(matches!(
+        app.browse.drift.selected_row(),
+        Some(DriftRow::Group(_))
+    ));
+    press(&mut app, KeyCode::Char('z'));
+    assert!(drift_group_rows(&app).is_empty());
+    assert_eq!(app.browse.drift.rows.len(), all - groups);
+    let header = app.browse.drift.selected_row().unwrap();
+    assert!(!is_lineage_image_or_group(header), "{header:?}");
+    let screen = render(&mut app, 120, 40);
+    assert!(screen.lines().any(|l| l.contains("▸ Groups")), "{screen}");
+    press(&mut app, KeyCode::Char('z'));
+    assert_eq!(drift_group_rows(&app).len(), groups);
+
+    // The help says so.
+    let help = keymap::help_for(View::Drift);
+    for key in ["z", "Z", "i"] {
+        assert!(
+            help.iter().any(|l| l.keys == key && l.scope == "This view"),
+            "{key}"
+        );
+    }
+}
+
 /// Keys that mean something in another view say where, instead of nothing; an empty queue says
 /// how to fill it, not that a filter hides its rows.
 #[test]

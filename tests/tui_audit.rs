@@ -258,6 +258,8 @@ fn every_documented_filter_example_matches_demo_rows() {
         .filter(|span| {
             span.starts_with("ip:") || span.starts_with("image:ami-0") && !span.contains('…')
         });
+    // Words of the Drift view's groups, tried there.
+    let drift_words = ["drift", "skew", "template", "version"];
     let examples: Vec<&str> = readme[start..end]
         .split('`')
         .skip(1)
@@ -267,14 +269,24 @@ fn every_documented_filter_example_matches_demo_rows() {
                 && !span.starts_with("field:")
                 && (span.contains(':')
                     || span.contains('.')
-                    || ["exposed", "long-lived"].contains(span))
+                    || ["exposed", "long-lived"].contains(span)
+                    || drift_words.contains(span))
         })
         .chain(incident)
         .collect();
     assert!(examples.len() > 20, "{examples:?}");
     assert!(examples.contains(&"ip:10.0.1.0/24"), "{examples:?}");
+    assert!(
+        drift_words.iter().all(|w| examples.contains(w)),
+        "{examples:?}"
+    );
     for example in examples {
-        app.update(Action::Show(View::Instances));
+        let view = if drift_words.contains(&example) {
+            View::Drift
+        } else {
+            View::Instances
+        };
+        app.update(Action::Show(view));
         type_filter(&mut app, example);
         if app.browse.filter_error().is_some() {
             app.update(Action::Cancel);
@@ -288,6 +300,7 @@ fn every_documented_filter_example_matches_demo_rows() {
         );
         let rows = match app.browse.view {
             View::Images => app.browse.images.rows.len(),
+            View::Drift => app.browse.drift_groups.groups.len(),
             _ => app.browse.instances.rows.len(),
         };
         assert!(rows > 0, "README {example} matches nothing in the demo");

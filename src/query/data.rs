@@ -104,6 +104,23 @@ impl Data {
         }
     }
 
+    /// The image `key` names, by its name when the inventory knows one (what a template points
+    /// at is kept as a key).
+    pub fn image_label_of<'a>(&'a self, key: &'a str) -> &'a str {
+        self.inventory
+            .image_by_key(key)
+            .map_or(key, |i| self.image_label(i))
+    }
+
+    /// The image `key` names, its name and the key beside it: `web-1.2.0 (ami-0abc…)`; the key
+    /// alone when the image has no name.
+    pub fn image_named(&self, key: &str) -> String {
+        match self.image_label_of(key) {
+            label if label == key => key.to_owned(),
+            label => format!("{label} ({key})"),
+        }
+    }
+
     pub fn lineage_of_image(&self, image: ImageIdx) -> Option<&str> {
         self.inventory
             .image(image)

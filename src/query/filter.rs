@@ -12,6 +12,7 @@
 //! - `ip:10.0.3.17` one address, `ip:10.0.3.0/24` a network, `ip:internal` a DNS name part;
 //! - `tag:key` or `tag:key=value` on the instance's (or image's) tags;
 //! - `exposed`, `long-lived`: the instance's findings, as bare words;
+//! - `drift`, `skew`: a group's template drift and version skew (the Drift view), as bare words;
 //! - `!term` negates any term.
 
 use std::net::IpAddr;
@@ -43,6 +44,10 @@ pub enum Field {
     /// Bare-word findings: they take no value.
     Exposed,
     LongLived,
+    /// A group's template launches an image other than the golden one.
+    Drift,
+    /// A group's members run more than one image.
+    Skew,
 }
 
 /// Instance states as the clouds report them (lowercased): AWS, Azure power states, GCP.
@@ -64,7 +69,7 @@ const STATES: &[&str] = &[
 ];
 
 impl Field {
-    pub const ALL: [Field; 21] = [
+    pub const ALL: [Field; 23] = [
         Field::Cloud,
         Field::Account,
         Field::Region,
@@ -86,6 +91,8 @@ impl Field {
         Field::Behind,
         Field::Exposed,
         Field::LongLived,
+        Field::Drift,
+        Field::Skew,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -111,6 +118,8 @@ impl Field {
             Field::Behind => "behind",
             Field::Exposed => "exposed",
             Field::LongLived => "long-lived",
+            Field::Drift => "drift",
+            Field::Skew => "skew",
         }
     }
 
@@ -138,6 +147,8 @@ impl Field {
             Field::Behind => "behind:>2",
             Field::Exposed => "exposed",
             Field::LongLived => "long-lived",
+            Field::Drift => "drift",
+            Field::Skew => "skew",
         }
     }
 
@@ -165,6 +176,10 @@ impl Field {
             Field::Behind => "newer images in its lineage",
             Field::Exposed => "has a network exposure finding",
             Field::LongLived => "launched longer ago than the configured limit",
+            Field::Drift => {
+                "a group in template drift: its template launches an image other than the golden one"
+            }
+            Field::Skew => "a group with version skew: its members run more than one image",
         }
     }
 
@@ -172,8 +187,12 @@ impl Field {
         matches!(self, Field::Age | Field::Uptime | Field::Behind)
     }
 
-    fn is_flag(self) -> bool {
-        matches!(self, Field::Exposed | Field::LongLived)
+    /// A bare word that takes no value (`exposed`, `drift`).
+    pub fn is_flag(self) -> bool {
+        matches!(
+            self,
+            Field::Exposed | Field::LongLived | Field::Drift | Field::Skew
+        )
     }
 
     /// The only values a closed field takes, lowercase.

@@ -7,12 +7,14 @@ use crate::core::inventory::{GroupIdx, ImageIdx, InstanceIdx, LineageIdx};
 use crate::core::model::Tags;
 use crate::queue::QueueEntry;
 
-/// A row of the Drift view: a lineage, one of its images (newest first), or a group with skew
-/// or template drift.
+/// A row of the Drift view: a lineage, one of its images (newest first), the header of the
+/// groups' section, or a group with skew or template drift.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DriftRow {
     Lineage(LineageIdx),
     Image(ImageIdx),
+    /// The groups' section begins: its header, with their counts.
+    Groups,
     Group(GroupIdx),
 }
 
@@ -59,7 +61,14 @@ pub const IMAGE_FIELDS: &[Field] = &[
     Field::Age,
     Field::Behind,
 ];
-pub const DRIFT_FIELDS: &[Field] = &[Field::Cloud, Field::Name, Field::Lineage, Field::Group];
+pub const DRIFT_FIELDS: &[Field] = &[
+    Field::Cloud,
+    Field::Name,
+    Field::Lineage,
+    Field::Group,
+    Field::Drift,
+    Field::Skew,
+];
 pub const QUEUE_FIELDS: &[Field] = &[
     Field::Cloud,
     Field::Account,
@@ -346,6 +355,40 @@ impl Subject for DriftSubject<'_> {
             }
             _ => self.text(field).is_some_and(check),
         }
+    }
+
+    fn flag(&self, field: Field) -> Option<bool> {
+        let DriftRow::Group(g) = self.row else {
+            return None;
+        };
+        let eval = self.data.eval.group_eval(g);
+        match field {
+            Field::Drift => Some(eval.drift()),
+            Field::Skew => Some(eval.skew()),
+            _ => None,
+        }
+    }
+
+    /// A group answers free text by its status too, so `template` finds those in template
+    /// drift and `version` those with version skew, as the screen words them.
+    fn contains_anywhere(&self, needle: &str) -> Option<bool> {
+        let DriftRow::Group(g) = self.row else {
+            return None;
+        };
+        let eval = self.data.eval.group_eval(g);
+        let status = match (eval.drift(), eval.skew()) {
+            (true, true) => "template drift, version skew",
+            (true, false) => "template drift",
+            (false, true) => "version skew",
+            (false, false) => "",
+        };
+        Some(
+            filter::contains_ignore_case(status, needle)
+                || self
+                    .free_text_fields()
+                    .iter()
+                    .any(|&f| self.any_text(f, &mut |t| filter::contains_ignore_case(t, needle))),
+        )
     }
 }
 

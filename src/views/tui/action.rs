@@ -91,6 +91,10 @@ pub enum Action {
     DrillDown,
     /// Open the detail pane of the selected row.
     ShowDetail,
+    /// Fold or unfold the Drift view's selected lineage (its images), or its groups.
+    Fold,
+    /// Fold every lineage of the Drift view, or unfold them all when all are folded.
+    FoldAll,
     Back,
     Refresh,
     CopyId,

@@ -422,6 +422,8 @@ impl App {
                     self.dialog = Some(Dialog::Detail { scroll: 0 });
                 }
             }
+            Action::Fold => self.browse.fold(&self.data),
+            Action::FoldAll => self.browse.fold_all(&self.data),
             Action::Back => self.back(),
             Action::Refresh => self.refresh(effects),
             Action::CopyId => {

@@ -1,7 +1,9 @@
 //! Browsing: the view on screen, each list view's rows (sorted once, filtered per keystroke),
-//! the Instances view's drill-down scope with the crumbs back, and the Overview's selected
-//! source. It is handed the evaluated fleet and the queue, and knows nothing of marks, dialogs
-//! or the app.
+//! the Instances view's drill-down scope with the crumbs back, the Drift view's folds, and the
+//! Overview's selected source. It is handed the evaluated fleet and the queue, and knows
+//! nothing of marks, dialogs or the app.
+
+use std::collections::HashSet;
 
 use super::action::View;
 use super::command;
@@ -32,6 +34,33 @@ pub struct Replaceable {
     pub group: Option<GroupIdx>,
 }
 
+/// The Drift view's section of groups with version skew or template drift: those the filter
+/// keeps, template drift first, and how many of them are in each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupSection {
+    pub groups: Vec<GroupIdx>,
+    /// How many are in template drift: their template launches a non-golden image.
+    pub drift: usize,
+    /// How many have version skew: their members run more than one image.
+    pub skew: usize,
+    /// Their members, all told.
+    pub members: usize,
+}
+
+impl GroupSection {
+    /// "3 in template drift, 2 with version skew": what the header row and the title say.
+    pub fn counts(&self) -> String {
+        let mut parts = Vec::new();
+        if self.drift > 0 {
+            parts.push(format!("{} in template drift", self.drift));
+        }
+        if self.skew > 0 {
+            parts.push(format!("{} with version skew", self.skew));
+        }
+        parts.join(", ")
+    }
+}
+
 /// Where the Instances view was before a drill-down, so Esc can go back.
 #[derive(Debug, Clone)]
 struct Crumb {
@@ -47,6 +76,12 @@ pub struct Browse {
     pub instances: ListState<InstanceIdx>,
     pub instance_scope: InstanceScope,
     pub drift: ListState<DriftRow>,
+    /// The Drift view's groups, under their header row.
+    pub drift_groups: GroupSection,
+    /// The Drift view's lineages whose images are folded away.
+    folded_lineages: HashSet<LineageIdx>,
+    /// Whether the Drift view's groups are folded away under their header.
+    groups_folded: bool,
     pub queue_rows: ListState<usize>,
     /// The Overview's selected source, for its whole error.
     pub selected_source: usize,
@@ -61,6 +96,9 @@ impl Default for Browse {
             instances: ListState::new(data::INSTANCE_VERDICT, true),
             instance_scope: InstanceScope::All,
             drift: ListState::new(0, false),
+            drift_groups: GroupSection::default(),
+            folded_lineages: HashSet::new(),
+            groups_folded: false,
             queue_rows: ListState::new(0, false),
             selected_source: 0,
             crumbs: Vec::new(),
@@ -75,6 +113,7 @@ impl Browse {
         if replaced {
             self.instance_scope = InstanceScope::All;
             self.crumbs.clear();
+            self.folded_lineages.clear();
         }
         self.resort_images(data);
         self.resort_instances(data);
@@ -143,6 +182,9 @@ impl Browse {
                 continue;
             }
             rows.push(DriftRow::Lineage(lineage));
+            if self.folded_lineages.contains(&lineage) {
+                continue;
+            }
             rows.extend(
                 inv.lineage(lineage)
                     .images
@@ -163,9 +205,106 @@ impl Browse {
                 })
             })
             .collect();
-        groups.sort_by(|&a, &b| inv.group(a).key.cmp(&inv.group(b).key));
-        rows.extend(groups.into_iter().map(DriftRow::Group));
+        // Template drift first (an apply's template step is theirs), then version skew.
+        let eval = &data.eval;
+        groups.sort_by(|&a, &b| {
+            eval.group_eval(b)
+                .drift()
+                .cmp(&eval.group_eval(a).drift())
+                .then_with(|| inv.group(a).key.cmp(&inv.group(b).key))
+        });
+        if !groups.is_empty() {
+            rows.push(DriftRow::Groups);
+            if !self.groups_folded {
+                rows.extend(groups.iter().map(|&g| DriftRow::Group(g)));
+            }
+        }
+        self.drift_groups = GroupSection {
+            drift: groups
+                .iter()
+                .filter(|&&g| eval.group_eval(g).drift())
+                .count(),
+            skew: groups
+                .iter()
+                .filter(|&&g| eval.group_eval(g).skew())
+                .count(),
+            members: groups.iter().map(|&g| inv.group(g).members.len()).sum(),
+            groups,
+        };
         self.drift.set_rows(rows);
+    }
+
+    /// Whether the Drift view shows this lineage folded (its images hidden).
+    pub fn is_folded(&self, lineage: LineageIdx) -> bool {
+        self.folded_lineages.contains(&lineage)
+    }
+
+    pub fn groups_folded(&self) -> bool {
+        self.groups_folded
+    }
+
+    /// `z` in the Drift view: folds or unfolds the selected lineage's images (from the lineage
+    /// or one of its images), or the groups (from their header or a group); what was folded
+    /// stays selected.
+    pub fn fold(&mut self, data: &Data) {
+        if self.view != View::Drift {
+            return;
+        }
+        let folded = match self.drift.selected_row() {
+            Some(DriftRow::Lineage(l)) => {
+                if !self.folded_lineages.remove(&l) {
+                    self.folded_lineages.insert(l);
+                }
+                DriftRow::Lineage(l)
+            }
+            Some(DriftRow::Image(i)) => match data.inventory.image(i).lineage {
+                Some(l) => {
+                    self.folded_lineages.insert(l);
+                    DriftRow::Lineage(l)
+                }
+                None => return,
+            },
+            Some(DriftRow::Groups | DriftRow::Group(_)) => {
+                self.groups_folded = !self.groups_folded;
+                DriftRow::Groups
+            }
+            None => return,
+        };
+        self.rebuild_drift(data);
+        self.select_drift_row(folded);
+    }
+
+    /// `Z` in the Drift view: folds every lineage, or opens them all when all are folded; the
+    /// groups are then a page away.
+    pub fn fold_all(&mut self, data: &Data) {
+        if self.view != View::Drift {
+            return;
+        }
+        if data
+            .lineages_by_lag
+            .iter()
+            .all(|l| self.folded_lineages.contains(l))
+        {
+            self.folded_lineages.clear();
+        } else {
+            self.folded_lineages
+                .extend(data.lineages_by_lag.iter().copied());
+        }
+        let selected = self.drift.selected_row();
+        self.rebuild_drift(data);
+        // An image folded away gives the selection to its lineage.
+        if let Some(DriftRow::Image(i)) = selected
+            && let Some(l) = data.inventory.image(i).lineage
+            && self.folded_lineages.contains(&l)
+        {
+            self.select_drift_row(DriftRow::Lineage(l));
+        }
+    }
+
+    fn select_drift_row(&mut self, row: DriftRow) {
+        if let Some(position) = self.drift.rows.iter().position(|&r| r == row) {
+            self.drift.select(position);
+        }
     }
 
     pub fn rebuild_queue_rows(&mut self, data: &Data, queue: &Queue) {
@@ -395,18 +534,27 @@ impl Browse {
         if stem.contains(':') {
             return None;
         }
-        let names: Vec<&str> = Browse::fields_of(self.view)
+        let fields: Vec<Field> = Browse::fields_of(self.view)
             .iter()
-            .map(|f| f.as_str())
-            .filter(|name| name.starts_with(stem))
+            .copied()
+            .filter(|f| f.as_str().starts_with(stem))
             .collect();
-        match names.as_slice() {
+        let names: Vec<&str> = fields.iter().map(|f| f.as_str()).collect();
+        match fields.as_slice() {
             [] => None,
             [one] => {
-                self.set_filter(format!("{}{bang}{one}:", &text[..start]), data, queue);
+                // A bare word takes no value.
+                let colon = if one.is_flag() { "" } else { ":" };
+                let name = one.as_str();
+                self.set_filter(
+                    format!("{}{bang}{name}{colon}", &text[..start]),
+                    data,
+                    queue,
+                );
                 None
             }
-            many => {
+            _ => {
+                let many = names.as_slice();
                 let common = command::common_prefix(many);
                 self.set_filter(format!("{}{bang}{common}", &text[..start]), data, queue);
                 Some(format!("fields: {}", many.join(" ")))
@@ -417,10 +565,11 @@ impl Browse {
     pub fn drill_down(&mut self, data: &Data) {
         let scope = match self.view {
             View::Images => self.images.selected_row().map(InstanceScope::Image),
-            View::Drift => self.drift.selected_row().map(|row| match row {
-                DriftRow::Lineage(l) => InstanceScope::Lineage(l),
-                DriftRow::Image(i) => InstanceScope::Image(i),
-                DriftRow::Group(g) => InstanceScope::Group(g),
+            View::Drift => self.drift.selected_row().and_then(|row| match row {
+                DriftRow::Lineage(l) => Some(InstanceScope::Lineage(l)),
+                DriftRow::Image(i) => Some(InstanceScope::Image(i)),
+                DriftRow::Groups => None,
+                DriftRow::Group(g) => Some(InstanceScope::Group(g)),
             }),
             _ => None,
         };
@@ -473,10 +622,11 @@ impl Browse {
                 .instances
                 .selected_row()
                 .map(|i| data.instance(i).id.to_string()),
-            View::Drift => self.drift.selected_row().map(|row| match row {
-                DriftRow::Lineage(l) => data.inventory.lineage(l).name.clone(),
-                DriftRow::Image(i) => data.inventory.image(i).image.key.clone(),
-                DriftRow::Group(g) => data.inventory.group(g).key.clone(),
+            View::Drift => self.drift.selected_row().and_then(|row| match row {
+                DriftRow::Lineage(l) => Some(data.inventory.lineage(l).name.clone()),
+                DriftRow::Image(i) => Some(data.inventory.image(i).image.key.clone()),
+                DriftRow::Groups => None,
+                DriftRow::Group(g) => Some(data.inventory.group(g).key.clone()),
             }),
             View::Queue => self
                 .queue_rows
@@ -513,7 +663,7 @@ impl Browse {
             View::Overview => self.selected_source < sources,
             View::Images => self.images.selected_row().is_some(),
             View::Instances => self.instances.selected_row().is_some(),
-            View::Drift => false,
+            View::Drift => self.drift.selected_row().is_some(),
             View::Queue => self.queue_rows.selected_row().is_some(),
         }
     }
@@ -583,7 +733,7 @@ impl Browse {
                         format!("group {}", data.group_label(g)),
                     )
                 }
-                None => return None,
+                Some(DriftRow::Groups) | None => return None,
             },
             View::Overview | View::Queue => return None,
         };

@@ -1,5 +1,6 @@
-//! The detail pane: everything known about the selected instance, image or queue entry, one fact
-//! a line, wrapped rather than cut, so no reason pushes another out of sight.
+//! The detail pane: everything known about the selected instance, image, queue entry, source, or
+//! the Drift view's lineage, image or group, one fact a line, wrapped rather than cut, so no
+//! reason pushes another out of sight.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -10,10 +11,11 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use super::action::View;
 use super::app::App;
 use super::style::{escaped, verdict_style};
-use crate::core::inventory::{ImageIdx, InstanceIdx};
+use crate::core::inventory::{GroupIdx, ImageIdx, InstanceIdx, LineageIdx};
 use crate::core::model::{SourceState, SourceStatus};
 use crate::core::policy::TemplateStatus;
 use crate::query::data::Data;
+use crate::query::subject::DriftRow;
 
 /// The pane's title and lines for the selected row of the current view, if it has one.
 pub fn content(app: &App) -> Option<(String, Vec<Line<'static>>)> {
@@ -37,7 +39,15 @@ pub fn content(app: &App) -> Option<(String, Vec<Line<'static>>)> {
             .sources()
             .get(app.browse.selected_source)
             .map(|s| (" Source ".to_owned(), source_lines(app, s))),
-        View::Drift => None,
+        View::Drift => app.browse.drift.selected_row().map(|row| match row {
+            DriftRow::Lineage(l) => (" Lineage ".to_owned(), lineage_lines(&app.data, l)),
+            DriftRow::Image(i) => (" Image ".to_owned(), image_lines(&app.data, i)),
+            DriftRow::Groups => (
+                " Groups with version skew or template drift ".to_owned(),
+                groups_lines(app),
+            ),
+            DriftRow::Group(g) => (" Group ".to_owned(), group_lines(app, g)),
+        }),
     };
     content.map(|(title, lines)| (title, escaped(lines)))
 }
@@ -431,4 +441,262 @@ fn queue_lines(app: &App, e: usize) -> Vec<Line<'static>> {
         ),
         fact("queued", date(entry.queued_at)),
     ]
+}
+
+fn plural(count: usize, word: &str) -> String {
+    if count == 1 {
+        format!("{count} {word}")
+    } else {
+        format!("{count} {word}s")
+    }
+}
+
+fn lineage_lines(data: &Data, l: LineageIdx) -> Vec<Line<'static>> {
+    let inv = &data.inventory;
+    let lineage = inv.lineage(l);
+    let eval = data.eval.lineage_eval(l);
+    let mut lines = vec![Line::from(lineage.name.clone()).bold()];
+    lines.push(fact(
+        "golden",
+        match eval.golden {
+            Some(g) => format!(
+                "{}{}",
+                data.image_named(&inv.image(g).image.key),
+                if eval.pinned { " (pinned)" } else { "" }
+            ),
+            None => "none".to_owned(),
+        },
+    ));
+    lines.push(fact(
+        "instances",
+        format!(
+            "{} · {} not on the golden image, up to {} behind",
+            eval.instances,
+            eval.lagging_instances,
+            plural(eval.max_behind_by as usize, "image")
+        ),
+    ));
+    if let Some(since) = eval.lagging_since {
+        lines.push(fact(
+            "lagging",
+            format!(
+                "since {} ({} days)",
+                date(since),
+                crate::core::policy::days_between(since, data.now())
+            ),
+        ));
+    }
+    if let Some(warning) = &eval.warning {
+        lines.push(Line::from(vec![
+            label("warning"),
+            Span::styled(warning.clone(), Style::new().fg(Color::Yellow)),
+        ]));
+    }
+    lines.push(Line::from(""));
+    // Newest first, as the Drift view lists them.
+    for (n, &image) in lineage.images.iter().rev().enumerate() {
+        let entry = inv.image(image);
+        let ieval = data.image_eval(image);
+        let mut spans = vec![
+            label(if n == 0 { "images" } else { "" }),
+            Span::raw(format!(
+                "{} · {} · ",
+                data.image_named(&entry.image.key),
+                plural(entry.instances.len(), "instance")
+            )),
+        ];
+        if eval.golden == Some(image) {
+            spans.push(Span::styled("golden", Style::new().fg(Color::Green)));
+        } else {
+            spans.push(Span::styled(
+                ieval.verdict.as_str(),
+                verdict_style(ieval.verdict),
+            ));
+        }
+        lines.push(Line::from(spans));
+    }
+    lines
+}
+
+fn group_lines(app: &App, g: GroupIdx) -> Vec<Line<'static>> {
+    let data = &app.data;
+    let inv = &data.inventory;
+    let entry = inv.group(g);
+    let eval = data.eval.group_eval(g);
+    let mut lines = vec![Line::from(entry.key.clone()).bold()];
+    match &entry.group {
+        Some(group) => {
+            lines.push(fact(
+                "group",
+                format!("{} {}", group.kind.as_str(), group.name),
+            ));
+            lines.push(fact(
+                "where",
+                format!(
+                    "{} · account {} · {}",
+                    group.cloud, group.account, group.region
+                ),
+            ));
+        }
+        None => lines.push(fact("group", "not described by its source yet")),
+    }
+    lines.push(fact(
+        "members",
+        format!(
+            "{} collected (the desired size is asked of the cloud when an apply plans)",
+            plural(entry.members.len(), "member")
+        ),
+    ));
+    lines.push(Line::from(""));
+    let template = entry
+        .group
+        .as_ref()
+        .and_then(|d| d.template.clone())
+        .unwrap_or_else(|| "unknown".to_owned());
+    lines.push(fact("template", template));
+    let template_image = entry
+        .group
+        .as_ref()
+        .and_then(|d| d.template_image.as_deref());
+    let (launches, style) = match (&eval.template, template_image) {
+        (TemplateStatus::Unresolved, _) | (TemplateStatus::Golden, None) => (
+            "unknown: its image could not be resolved".to_owned(),
+            Style::new().fg(Color::Yellow),
+        ),
+        (TemplateStatus::Golden, Some(key)) => (
+            format!("{}: the golden image", data.image_named(key)),
+            Style::new().fg(Color::Green),
+        ),
+        (TemplateStatus::Drift { points_at, .. }, _) => (
+            format!(
+                "{}: template drift, not the golden image",
+                data.image_named(points_at)
+            ),
+            Style::new().fg(Color::Red),
+        ),
+    };
+    lines.push(Line::from(vec![
+        label("launches"),
+        Span::styled(launches, style),
+    ]));
+    if let TemplateStatus::Drift { golden, .. } = &eval.template {
+        lines.push(fact(
+            "golden",
+            golden
+                .as_deref()
+                .map_or("none known".to_owned(), |g| data.image_named(g)),
+        ));
+    }
+    // Which images the members run, how many on each: more than one is version skew.
+    if eval.skew() {
+        lines.push(Line::from(vec![
+            label("skew"),
+            Span::styled(
+                format!("its members run {} images", eval.images.len()),
+                Style::new().fg(Color::Red),
+            ),
+        ]));
+    }
+    for (n, &image) in eval.images.iter().enumerate() {
+        let on = entry
+            .members
+            .iter()
+            .filter(|&&m| inv.image_of(m) == image)
+            .count();
+        let ieval = data.image_eval(image);
+        let mut spans = vec![
+            label(if n == 0 { "runs" } else { "" }),
+            Span::raw(format!(
+                "{} · {} · ",
+                data.image_named(&inv.image(image).image.key),
+                plural(on, "member")
+            )),
+        ];
+        if ieval.golden == Some(image) {
+            spans.push(Span::styled("golden", Style::new().fg(Color::Green)));
+        } else {
+            spans.push(Span::styled(
+                ieval.verdict.as_str(),
+                verdict_style(ieval.verdict),
+            ));
+        }
+        lines.push(Line::from(spans));
+    }
+    lines.push(Line::from(""));
+    let apply = match &eval.template {
+        TemplateStatus::Drift { points_at, golden } => {
+            let golden = golden
+                .as_deref()
+                .map_or("the golden image", |g| data.image_label_of(g));
+            if app.rollout.template_updates {
+                format!(
+                    "first points its template at {golden} (a template step), \
+                     then replaces its queued members"
+                )
+            } else {
+                format!(
+                    "template updates are off: its queued members stay queued, since replacing \
+                     them would launch {} again; point its template at {golden} first",
+                    data.image_label_of(points_at)
+                )
+            }
+        }
+        TemplateStatus::Golden => {
+            "replaces its queued members; no template step: the template launches the golden image"
+                .to_owned()
+        }
+        TemplateStatus::Unresolved => {
+            "replaces its queued members; no template step: what the template launches is unknown"
+                .to_owned()
+        }
+    };
+    lines.push(fact("an apply", apply));
+    lines.push(fact(
+        "",
+        "R queues its members not on the golden image; Enter lists them",
+    ));
+    lines
+}
+
+/// The groups' section as the filter left it: those in template drift, then version skew.
+fn groups_lines(app: &App) -> Vec<Line<'static>> {
+    let data = &app.data;
+    let inv = &data.inventory;
+    let section = &app.browse.drift_groups;
+    let mut lines = vec![
+        Line::from(section.counts()).bold(),
+        fact(
+            "",
+            "i on a group tells all about it; Enter lists its members",
+        ),
+        Line::from(""),
+    ];
+    for &g in &section.groups {
+        let eval = data.eval.group_eval(g);
+        let mut status = Vec::new();
+        if let TemplateStatus::Drift { points_at, golden } = &eval.template {
+            status.push(format!(
+                "launches {}, golden is {}",
+                data.image_label_of(points_at),
+                golden
+                    .as_deref()
+                    .map_or("unknown", |k| data.image_label_of(k))
+            ));
+        }
+        if eval.skew() {
+            status.push(format!("members run {} images", eval.images.len()));
+        }
+        let entry = inv.group(g);
+        let kind = entry.group.as_ref().map_or("group", |d| d.kind.as_str());
+        lines.push(Line::from(vec![
+            label(if eval.drift() { "drift" } else { "skew" }),
+            Span::raw(format!(
+                "{kind} {} ({}): {}",
+                data.group_label(g),
+                plural(entry.members.len(), "member"),
+                status.join("; ")
+            )),
+        ]));
+    }
+    lines
 }

@@ -737,13 +737,18 @@ fn draw_images(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
 }
 
 fn draw_drift(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
-    let title = list_title(
+    let section = &app.browse.drift_groups;
+    let mut title = list_title(
         "Drift",
         None,
         app.browse.drift.rows.len(),
         app.browse.drift.applied(),
         None,
     );
+    // The groups' counts, where they can be read without scrolling to their section.
+    if !section.groups.is_empty() {
+        title.push_str(&format!("· groups: {} ", section.counts()));
+    }
     let spec = ListFrame {
         title,
         columns: DRIFT_COLUMNS,
@@ -778,8 +783,13 @@ fn draw_drift(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
                     eval.lagging_instances, eval.max_behind_by
                 )
             };
+            let marker = if app.browse.is_folded(l) {
+                "▸"
+            } else {
+                "▾"
+            };
             let cells = vec![
-                text(format!("▾ {}", lineage.name)),
+                text(format!("{marker} {}", lineage.name)),
                 text(cloud),
                 text(""),
                 text(eval.instances.to_string()),
@@ -816,6 +826,24 @@ fn draw_drift(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
             };
             (cells, style, if golden { "★" } else { " " })
         }
+        DriftRow::Groups => {
+            let cells = vec![
+                text(format!(
+                    "{} Groups ({})",
+                    if app.browse.groups_folded() {
+                        "▸"
+                    } else {
+                        "▾"
+                    },
+                    section.groups.len()
+                )),
+                text(""),
+                text(""),
+                text(section.members.to_string()),
+                text(section.counts()).style(Style::new().fg(Color::Red)),
+            ];
+            (cells, Style::new().bold(), " ")
+        }
         DriftRow::Group(g) => {
             let entry = inv.group(g);
             let eval = data.eval.group_eval(g);
@@ -823,12 +851,12 @@ fn draw_drift(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
             let cloud = entry.group.as_ref().map_or("", |d| d.cloud.as_str());
             let mut status = Vec::new();
             if eval.skew() {
-                status.push(format!("skew: {} images", eval.images.len()));
+                status.push(format!("version skew: {} images", eval.images.len()));
             }
             if let TemplateStatus::Drift { points_at, .. } = &eval.template {
                 status.push(format!(
                     "template drift: launches {}{}",
-                    short_id(points_at),
+                    image_short(data, points_at),
                     if app.rollout.template_updates {
                         "; an apply's template step fixes it"
                     } else {
@@ -837,7 +865,7 @@ fn draw_drift(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
                 ));
             }
             let cells = vec![
-                text(format!("⚑ {kind} {}", data.group_label(g))),
+                text(format!("  ⚑ {kind} {}", data.group_label(g))),
                 text(cloud),
                 text(""),
                 text(entry.members.len().to_string()),
@@ -846,6 +874,15 @@ fn draw_drift(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
             (cells, Style::new(), " ")
         }
     })
+}
+
+/// An image a row names by key, for a narrow column: its name when known, else the key cut to
+/// what tells it apart.
+fn image_short<'a>(data: &'a Data, key: &'a str) -> Cow<'a, str> {
+    match data.image_label_of(key) {
+        label if label == key => short_id(key),
+        label => Cow::Borrowed(label),
+    }
 }
 
 fn draw_queue(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
@@ -1052,8 +1089,26 @@ fn draw_detail(frame: &mut Frame, app: &App, area: Rect) {
             Some(DriftRow::Image(i)) => {
                 let eval = data.image_eval(i);
                 vec![
-                    Line::from(inv.image(i).image.key.clone()).bold(),
+                    Line::from(data.image_named(&inv.image(i).image.key)).bold(),
                     reasons_line(eval.verdict, &eval.reasons),
+                ]
+            }
+            Some(DriftRow::Groups) => {
+                let section = &app.browse.drift_groups;
+                vec![
+                    Line::from(format!(
+                        "{} ({} {}, {} members)",
+                        section.counts(),
+                        section.groups.len(),
+                        if section.groups.len() == 1 {
+                            "group"
+                        } else {
+                            "groups"
+                        },
+                        section.members
+                    ))
+                    .bold(),
+                    Line::from("i lists them; Enter on a group lists its members, R queues them"),
                 ]
             }
             Some(DriftRow::Group(g)) => {
@@ -1068,8 +1123,11 @@ fn draw_detail(frame: &mut Frame, app: &App, area: Rect) {
                     TemplateStatus::Unresolved => "its image could not be resolved".to_owned(),
                     TemplateStatus::Golden => "points at the golden image".to_owned(),
                     TemplateStatus::Drift { points_at, golden } => format!(
-                        "launches {points_at}, golden is {}: {}",
-                        golden.as_deref().unwrap_or("unknown"),
+                        "launches {}, golden is {}: {}",
+                        data.image_named(points_at),
+                        golden
+                            .as_deref()
+                            .map_or("unknown".to_owned(), |g| data.image_named(g)),
                         if app.rollout.template_updates {
                             "an apply of its members first points it at the golden image (a template step), then rolls them"
                         } else {

@@ -158,7 +158,8 @@ const LISTS: &[View] = &[View::Images, View::Instances, View::Drift, View::Queue
 const INSTANCE_ROWS: &[View] = &[View::Instances];
 const QUEUE_SOURCES: &[View] = &[View::Images, View::Instances, View::Drift];
 const DRILLABLE: &[View] = &[View::Images, View::Drift];
-const DETAILED: &[View] = &[View::Images, View::Instances, View::Queue];
+const DETAILED: &[View] = &[View::Images, View::Instances, View::Drift, View::Queue];
+const DRIFT: &[View] = &[View::Drift];
 const ENTER_DETAILS: &[View] = &[View::Overview, View::Instances, View::Queue];
 const OVERVIEW: &[View] = &[View::Overview];
 const MARKABLE: &[View] = &[View::Instances, View::Queue];
@@ -429,6 +430,20 @@ pub const BINDINGS: &[Binding] = &[
         Action::ShowDetail,
         Scope::Views(DETAILED),
         "everything known about the selected row",
+        None,
+    ),
+    bind(
+        &[ch('z')],
+        Action::Fold,
+        Scope::Views(DRIFT),
+        "fold or unfold the selected lineage's images, or the groups (▸ folded, ▾ open)",
+        Some("fold"),
+    ),
+    bind(
+        &[ch('Z')],
+        Action::FoldAll,
+        Scope::Views(DRIFT),
+        "fold every lineage, so the groups are a page away (again: unfold them all)",
         None,
     ),
     bind(

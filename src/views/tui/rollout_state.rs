@@ -150,7 +150,9 @@ impl RolloutState {
             return None;
         };
         let label = data.group_label(group);
-        let golden = golden.as_deref().unwrap_or("the golden image");
+        let golden = golden
+            .as_deref()
+            .map_or("the golden image", |g| data.image_label_of(g));
         Some(if self.template_updates {
             format!("; the apply first points {label} at {golden} (a template step)")
         } else {
