@@ -1151,3 +1151,67 @@ fn an_empty_column_gives_its_room_away_while_names_are_cut() {
     }
     told_apart(&names, &full);
 }
+
+// ---- why something failed or cannot run -----------------------------------------------------
+
+/// Selects the Queue view's row of `instance_id`.
+fn select_entry(app: &mut Ui, instance_id: &str) {
+    app.update(Action::Top);
+    for _ in 0..app.browse.queue_rows.rows.len() {
+        let selected = app.browse.queue_rows.selected_row();
+        if selected.is_some_and(|e| app.queue().entries[e].instance_id == instance_id) {
+            return;
+        }
+        app.update(Action::Down);
+    }
+    panic!("{instance_id} is not listed");
+}
+
+/// The detail pane (`i`) of a failed entry says why it failed, where that was seen and what
+/// can be done; an entry this apply did not start says why not.
+#[test]
+fn a_failed_entrys_detail_pane_says_why_it_failed() {
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('3'));
+    for _ in 0..2 {
+        app.update(Action::QueueSelected);
+        app.update(Action::Down);
+    }
+    let (failed, not_started) = (
+        app.queue().entries[0].instance_id.clone(),
+        app.queue().entries[1].instance_id.clone(),
+    );
+    app.send(Msg::Rollout(RolloutEvent::Phase {
+        instance_id: failed.clone(),
+        phase: Phase::Failed("the replacement failed its health check".into()),
+    }));
+    app.send(Msg::Rollout(RolloutEvent::Phase {
+        instance_id: not_started.clone(),
+        phase: Phase::NotStarted("1 failed (rollout.max_failures is 0)".into()),
+    }));
+    press(&mut app, KeyCode::Char('5'));
+    select_entry(&mut app, &failed);
+    let strip = render(&mut app, 160, 30);
+    assert!(
+        strip.contains("last attempt failed: the replacement failed its health check"),
+        "{strip}"
+    );
+    press(&mut app, KeyCode::Char('i'));
+    assert!(matches!(app.dialog(), Some(Dialog::Detail { .. })));
+    let pane = render(&mut app, 120, 40);
+    assert!(
+        pane.contains("failed     the replacement failed its health check"),
+        "{pane}"
+    );
+    assert!(pane.contains("· in this screen's apply"), "{pane}");
+    assert!(pane.contains("d takes it off the queue"), "{pane}");
+    press(&mut app, KeyCode::Esc);
+    select_entry(&mut app, &not_started);
+    press(&mut app, KeyCode::Char('i'));
+    let pane = render(&mut app, 120, 40);
+    assert!(
+        pane.contains("step       not started: 1 failed (rollout.max_failures is 0)"),
+        "{pane}"
+    );
+    assert!(!pane.contains("failed     "), "it did not fail: {pane}");
+}

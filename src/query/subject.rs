@@ -352,6 +352,8 @@ impl Subject for DriftSubject<'_> {
 pub struct QueueSubject<'a> {
     pub data: &'a Data,
     pub entry: &'a QueueEntry,
+    /// Its last attempt failed: the queue file does not say, the rollout and the journal do.
+    pub failed: bool,
 }
 
 impl Subject for QueueSubject<'_> {

@@ -25,7 +25,7 @@ use crate::core::model::{Cloud, SourceState};
 use crate::core::policy::{TemplateStatus, Verdict};
 use crate::query::data::{AGE_BUCKETS, Data, short_id};
 use crate::queue::Strategy;
-use crate::queue::rollout::{Phase, Plan, count, human_duration};
+use crate::queue::rollout::{Plan, count, human_duration};
 use crate::text::escape;
 
 fn days(days: Option<i64>) -> String {
@@ -894,8 +894,20 @@ fn draw_queue(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
         Some((wave, of)) if app.rollout.applying() => format!(" · applying: wave {wave} of {of}"),
         _ => String::new(),
     };
+    // Failed entries are counted where the eye goes first; `/failed` lists them.
+    let failed = app
+        .queue()
+        .entries
+        .iter()
+        .filter(|e| app.rollout.last_failure(&e.instance_id).is_some())
+        .count();
+    let failed = if failed > 0 {
+        format!(", {failed} failed")
+    } else {
+        String::new()
+    };
     let scope = Some(format!(
-        "· {executable} executable, {} not{rollout}",
+        "· {executable} executable, {} not{failed}{rollout}",
         app.queue().entries.len() - executable
     ));
     let title = list_title(
@@ -916,13 +928,18 @@ fn draw_queue(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
     draw_list(frame, &app.browse.queue_rows, spec, |e| {
         let entry = &entries[e];
         let executable = entry.strategy.executable();
-        let step = match app.rollout.phase(&entry.instance_id) {
-            Some(phase) => text(phase.label()).style(phase_style(phase)),
-            None => text(if executable { "ready" } else { "blocked" }).style(if executable {
-                Style::new().fg(Color::Green)
-            } else {
-                Style::new().fg(Color::Red)
-            }),
+        let failure = app.rollout.last_failure(&entry.instance_id);
+        let step = match (app.rollout.phase(&entry.instance_id), failure) {
+            (Some(phase), _) => text(phase.label()).style(phase_style(phase)),
+            // An earlier apply's failure, as the journal tells it.
+            (None, Some(_)) => text("failed").style(Style::new().fg(Color::Red).bold()),
+            (None, None) => {
+                text(if executable { "ready" } else { "blocked" }).style(if executable {
+                    Style::new().fg(Color::Green)
+                } else {
+                    Style::new().fg(Color::Red)
+                })
+            }
         };
         let cells = vec![
             text(short_id(&entry.instance_id).into_owned()),
@@ -939,9 +956,9 @@ fn draw_queue(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
                     .into_owned(),
             ),
             // Why it cannot go, or why it failed, before why it was queued.
-            match (&entry.strategy, app.rollout.phase(&entry.instance_id)) {
-                (_, Some(Phase::Failed(error))) => {
-                    text(format!("failed: {error}")).style(Style::new().fg(Color::Red))
+            match (&entry.strategy, failure) {
+                (_, Some(failure)) => {
+                    text(format!("failed: {}", failure.error())).style(Style::new().fg(Color::Red))
                 }
                 (Strategy::NotExecutable { why }, _) => {
                     text(format!("blocked: {why}")).style(Style::new().fg(Color::Red))
@@ -1100,11 +1117,20 @@ fn draw_detail(frame: &mut Frame, app: &App, area: Rect) {
                             entry.target_image.as_deref().unwrap_or("no golden image")
                         )),
                     ]),
-                    Line::from(entry.strategy.describe()).style(if entry.strategy.executable() {
-                        Style::new().fg(Color::Green)
-                    } else {
-                        Style::new().fg(Color::Red)
-                    }),
+                    match app.rollout.last_failure(&entry.instance_id) {
+                        Some(failure) => Line::from(format!(
+                            "last attempt failed: {} (i: all of it)",
+                            failure.error()
+                        ))
+                        .style(Style::new().fg(Color::Red)),
+                        None => Line::from(entry.strategy.describe()).style(
+                            if entry.strategy.executable() {
+                                Style::new().fg(Color::Green)
+                            } else {
+                                Style::new().fg(Color::Red)
+                            },
+                        ),
+                    },
                 ]
             }),
     };
