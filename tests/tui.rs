@@ -1215,3 +1215,80 @@ fn a_failed_entrys_detail_pane_says_why_it_failed() {
     );
     assert!(!pane.contains("failed     "), "it did not fail: {pane}");
 }
+
+/// `failed` and `blocked` are filter words of the Queue view: `/failed`, `a`, `d` takes the
+/// failed entries off the queue together; `?` lists both.
+#[test]
+fn failed_and_blocked_entries_are_one_filter_word_away() {
+    let mut app = app_for_screens();
+    press(&mut app, KeyCode::Char('5'));
+    let before = app.queue().entries.len();
+    let mut failed: Vec<String> = app.queue().entries[3..5]
+        .iter()
+        .map(|e| e.instance_id.clone())
+        .collect();
+    failed.sort();
+    for id in &failed {
+        app.send(Msg::Rollout(RolloutEvent::Phase {
+            instance_id: id.clone(),
+            phase: Phase::Failed("the replacement failed its health check".into()),
+        }));
+    }
+    type_filter(&mut app, "bl");
+    app.update(Action::Complete);
+    assert_eq!(
+        app.browse.queue_rows.input, "blocked",
+        "a bare word: no colon"
+    );
+    app.update(Action::Submit);
+    let blocked: Vec<bool> = app
+        .browse
+        .queue_rows
+        .rows
+        .iter()
+        .map(|&e| app.queue().entries[e].strategy.executable())
+        .collect();
+    assert_eq!(blocked, [false], "the one not executable");
+    type_filter(&mut app, "!failed");
+    app.update(Action::Submit);
+    assert_eq!(app.browse.queue_rows.rows.len(), before - 2);
+    type_filter(&mut app, "failed");
+    app.update(Action::Submit);
+    let shown: Vec<String> = app
+        .browse
+        .queue_rows
+        .rows
+        .iter()
+        .map(|&e| app.queue().entries[e].instance_id.clone())
+        .collect();
+    assert_eq!(shown, failed);
+    assert!(
+        render(&mut app, 120, 40).contains("Queue · 72 executable, 1 not, 2 failed (2) /failed")
+    );
+    press(&mut app, KeyCode::Char('a'));
+    press(&mut app, KeyCode::Char('d'));
+    assert_eq!(app.queue().entries.len(), before - 2);
+    assert!(failed.iter().all(|id| !app.is_queued(id)));
+    assert!(
+        app.status
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("took 2 instances off the queue")
+    );
+
+    app.update(Action::ToggleHelp);
+    let mut help = String::new();
+    for _ in 0..30 {
+        help.push_str(&render(&mut app, 120, 60));
+        app.update(Action::Down);
+    }
+    assert!(
+        help.contains("failed  its last attempt failed (this apply, or as the journal tells)"),
+        "{help}"
+    );
+    assert!(
+        help.contains("blocked  not executable: STEP says blocked, REASON why"),
+        "{help}"
+    );
+}

@@ -11,7 +11,8 @@
 //! - `age:>30`, `uptime:<=7`, `behind:>2`: numeric fields compare with `>`, `>=`, `<`, `<=`, `=`;
 //! - `ip:10.0.3.17` one address, `ip:10.0.3.0/24` a network, `ip:internal` a DNS name part;
 //! - `tag:key` or `tag:key=value` on the instance's (or image's) tags;
-//! - `exposed`, `long-lived`: the instance's findings, as bare words;
+//! - `exposed`, `long-lived`: the instance's findings, as bare words; `failed`, `blocked`: a
+//!   queue entry's state, likewise;
 //! - `!term` negates any term.
 
 use std::net::IpAddr;
@@ -43,6 +44,10 @@ pub enum Field {
     /// Bare-word findings: they take no value.
     Exposed,
     LongLived,
+    /// A queue entry whose last attempt failed (this screen's apply, or the journal's).
+    Failed,
+    /// A queue entry that is not executable: its STEP says blocked.
+    Blocked,
 }
 
 /// Instance states as the clouds report them (lowercased): AWS, Azure power states, GCP.
@@ -64,7 +69,7 @@ const STATES: &[&str] = &[
 ];
 
 impl Field {
-    pub const ALL: [Field; 21] = [
+    pub const ALL: [Field; 23] = [
         Field::Cloud,
         Field::Account,
         Field::Region,
@@ -86,6 +91,8 @@ impl Field {
         Field::Behind,
         Field::Exposed,
         Field::LongLived,
+        Field::Failed,
+        Field::Blocked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -111,6 +118,8 @@ impl Field {
             Field::Behind => "behind",
             Field::Exposed => "exposed",
             Field::LongLived => "long-lived",
+            Field::Failed => "failed",
+            Field::Blocked => "blocked",
         }
     }
 
@@ -138,6 +147,8 @@ impl Field {
             Field::Behind => "behind:>2",
             Field::Exposed => "exposed",
             Field::LongLived => "long-lived",
+            Field::Failed => "failed",
+            Field::Blocked => "blocked",
         }
     }
 
@@ -165,6 +176,8 @@ impl Field {
             Field::Behind => "newer images in its lineage",
             Field::Exposed => "has a network exposure finding",
             Field::LongLived => "launched longer ago than the configured limit",
+            Field::Failed => "its last attempt failed (this apply, or as the journal tells)",
+            Field::Blocked => "not executable: STEP says blocked, REASON why",
         }
     }
 
@@ -172,8 +185,12 @@ impl Field {
         matches!(self, Field::Age | Field::Uptime | Field::Behind)
     }
 
-    fn is_flag(self) -> bool {
-        matches!(self, Field::Exposed | Field::LongLived)
+    /// A bare word: it takes no value.
+    pub fn is_flag(self) -> bool {
+        matches!(
+            self,
+            Field::Exposed | Field::LongLived | Field::Failed | Field::Blocked
+        )
     }
 
     /// The only values a closed field takes, lowercase.

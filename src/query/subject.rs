@@ -69,6 +69,8 @@ pub const QUEUE_FIELDS: &[Field] = &[
     Field::Image,
     Field::Verdict,
     Field::Strategy,
+    Field::Failed,
+    Field::Blocked,
 ];
 
 /// A query made ready for many instances: terms on what an instance inherits from its image
@@ -394,6 +396,14 @@ impl Subject for QueueSubject<'_> {
                         .is_some_and(|i| check(self.data.image_label(i)))
             }
             _ => self.text(field).is_some_and(check),
+        }
+    }
+
+    fn flag(&self, field: Field) -> Option<bool> {
+        match field {
+            Field::Failed => Some(self.failed),
+            Field::Blocked => Some(!self.entry.strategy.executable()),
+            _ => None,
         }
     }
 }

@@ -409,15 +409,18 @@ impl Browse {
         if stem.contains(':') {
             return None;
         }
-        let names: Vec<&str> = Browse::fields_of(self.view)
+        let fields: Vec<Field> = Browse::fields_of(self.view)
             .iter()
-            .map(|f| f.as_str())
-            .filter(|name| name.starts_with(stem))
+            .copied()
+            .filter(|f| f.as_str().starts_with(stem))
             .collect();
+        let names: Vec<&str> = fields.iter().map(|f| f.as_str()).collect();
         match names.as_slice() {
             [] => None,
             [one] => {
-                self.set_filter(format!("{}{bang}{one}:", &text[..start]), data, queue);
+                // A bare word takes no value: no colon after it.
+                let colon = if fields[0].is_flag() { "" } else { ":" };
+                self.set_filter(format!("{}{bang}{one}{colon}", &text[..start]), data, queue);
                 None
             }
             many => {
