@@ -1216,6 +1216,82 @@ fn a_failed_entrys_detail_pane_says_why_it_failed() {
     assert!(!pane.contains("failed     "), "it did not fail: {pane}");
 }
 
+/// The cells of the first screen row holding `text`, and that row's text.
+fn row_with(buffer: &ratatui::buffer::Buffer, text: &str) -> Option<(u16, String)> {
+    (0..buffer.area.height).find_map(|y| {
+        let line: String = (0..buffer.area.width)
+            .map(|x| buffer[(x, y)].symbol())
+            .collect();
+        line.contains(text).then_some((y, line))
+    })
+}
+
+fn draw_buffer(app: &mut Ui, width: u16, height: u16) -> ratatui::buffer::Buffer {
+    let mut terminal =
+        ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height)).unwrap();
+    common::ui::frame(app, &mut terminal);
+    terminal.backend().buffer().clone()
+}
+
+/// How the last apply ended stays above the Queue view's list, green or red, whatever the
+/// status line says next, until Esc dismisses it.
+#[test]
+fn the_last_applys_outcome_stays_on_the_queue_view_until_esc() {
+    use ratatui::style::Color;
+    let mut app = app_for_screens();
+    press(&mut app, KeyCode::Char('5'));
+    let summary = "70 replaced, 2 failed, 1 not executable; stopped: 2 failed";
+    app.send(Msg::ApplyDone {
+        outcome: Ok(summary.into()),
+        queue: Ok(app.queue().clone()),
+    });
+    press(&mut app, KeyCode::Char('a'));
+    assert!(
+        app.status.as_ref().unwrap().text.starts_with("marked"),
+        "another message took the status line: {:?}",
+        app.status
+    );
+    let buffer = draw_buffer(&mut app, 120, 40);
+    let (y, line) = row_with(&buffer, "last apply:").expect("the outcome is on screen");
+    assert!(
+        line.contains(&format!("last apply: {summary} · Esc dismisses")),
+        "{line}"
+    );
+    let x = line.find("last apply").unwrap() as u16;
+    assert_eq!(buffer[(x, y)].fg, Color::Green);
+    // Narrow, the summary gives way; how to dismiss it stays.
+    let narrow = render(&mut app, 60, 20);
+    assert!(narrow.contains("… · Esc dismisses"), "{narrow}");
+
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(
+        app.marked_count(Marked::Entries),
+        app.queue().entries.len(),
+        "the first Esc dismisses the outcome, nothing else"
+    );
+    let screen = render(&mut app, 120, 40);
+    assert!(!screen.contains("last apply"), "{screen}");
+
+    app.send(Msg::ApplyDone {
+        outcome: Err("the queue changed since the plan: plan and confirm again".into()),
+        queue: Ok(app.queue().clone()),
+    });
+    press(&mut app, KeyCode::Char('j'));
+    let buffer = draw_buffer(&mut app, 120, 40);
+    let (y, line) = row_with(&buffer, "last apply failed:").expect("the failure is on screen");
+    assert!(
+        line.contains("last apply failed: the queue changed since the plan"),
+        "{line}"
+    );
+    let x = line.find("last apply").unwrap() as u16;
+    assert_eq!(buffer[(x, y)].fg, Color::Red);
+    // Elsewhere it is not drawn, and Esc there leaves it.
+    press(&mut app, KeyCode::Char('3'));
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('5'));
+    assert!(render(&mut app, 120, 40).contains("last apply failed:"));
+}
+
 /// `failed` and `blocked` are filter words of the Queue view: `/failed`, `a`, `d` takes the
 /// failed entries off the queue together; `?` lists both.
 #[test]

@@ -849,6 +849,15 @@ fn draw_drift(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
 }
 
 fn draw_queue(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
+    let area = match app.rollout.outcome() {
+        Some(outcome) => {
+            let [top, rest] =
+                Split::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
+            frame.render_widget(outcome_line(outcome, top.width), top);
+            rest
+        }
+        None => area,
+    };
     // The apply's template steps, each on its own line with its live step, above the entries.
     let steps = app.rollout.template_steps();
     let area = if steps.is_empty() {
@@ -977,6 +986,26 @@ fn draw_queue(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
             if is_marked { "●" } else { " " },
         )
     })
+}
+
+/// How the last apply ended, on one line above the Queue view's list until Esc dismisses it:
+/// green when it ran to its end, red when it could not.
+fn outcome_line(outcome: &Result<String, String>, width: u16) -> Line<'static> {
+    const DISMISS: &str = " · Esc dismisses";
+    let (said, style) = match outcome {
+        Ok(summary) => (
+            format!(" last apply: {summary}"),
+            Style::new().fg(Color::Green),
+        ),
+        Err(error) => (
+            format!(" last apply failed: {error}"),
+            Style::new().fg(Color::Red).bold(),
+        ),
+    };
+    // The summary gives way before the way to dismiss it does.
+    let room = width.saturating_sub(display_width(DISMISS) as u16);
+    let said = cut(&escape(&said), room, Cut::End).into_owned();
+    Line::from(vec![Span::styled(said, style), Span::raw(DISMISS).dim()])
 }
 
 /// Two lines about the selected row: everything the table had no room for.
