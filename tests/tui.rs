@@ -1292,6 +1292,44 @@ fn the_last_applys_outcome_stays_on_the_queue_view_until_esc() {
     assert!(render(&mut app, 120, 40).contains("last apply failed:"));
 }
 
+/// The apply dialog says how many entries are not executable and stay queued, apart from
+/// those the check found cannot go now.
+#[test]
+fn the_apply_dialog_says_how_many_are_not_executable() {
+    let mut app = app_for_screens();
+    press(&mut app, KeyCode::Char('5'));
+    let mut plan = demo_plan(&app);
+    let blocked = plan.left.clone();
+    assert_eq!(blocked.len(), 1, "{blocked:?}");
+    assert!(!blocked[0].0.strategy.executable());
+    let moved = plan.waves.last_mut().unwrap().pop().unwrap();
+    plan.left
+        .push((moved.entry, "source aws:gone is not configured".into()));
+    press(&mut app, KeyCode::Char('A'));
+    plan_ready(&mut app, plan.clone());
+    let screen = render(&mut app, 100, 40);
+    assert!(
+        screen.contains("1  not executable (blocked), left queued: its lineage has no golden"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("1  cannot go now, left queued: source aws:gone is not configured"),
+        "{screen}"
+    );
+    press(&mut app, KeyCode::Esc);
+    // Several: the Queue view lists them.
+    let mut again = blocked[0].clone();
+    again.0.instance_id.push_str("-2");
+    plan.left.push(again);
+    press(&mut app, KeyCode::Char('A'));
+    plan_ready(&mut app, plan);
+    let screen = render(&mut app, 100, 40);
+    assert!(
+        screen.contains("2  not executable (blocked), left queued: /blocked in the Queue view"),
+        "{screen}"
+    );
+}
+
 /// `failed` and `blocked` are filter words of the Queue view: `/failed`, `a`, `d` takes the
 /// failed entries off the queue together; `?` lists both.
 #[test]

@@ -123,10 +123,17 @@ fn draw_confirm(frame: &mut Frame, plan: &Plan, phrase: &str, typed: &str, chang
             .iter()
             .map(|(label, count)| Line::from(format!("  {count:>5}  {label}"))),
     );
+    // Left queued: those whose strategy is not executable, said as such, apart from those the
+    // check found cannot go now (source not configured, template drift with updates off).
+    let (not_executable, cannot_go): (Vec<_>, Vec<_>) = plan
+        .left
+        .iter()
+        .partition(|(entry, _)| !entry.strategy.executable());
     // The phrase and its input line always show: groups get what room is left.
     let fixed = text.len()
         + 4
-        + usize::from(!plan.left.is_empty())
+        + usize::from(!not_executable.is_empty())
+        + usize::from(!cannot_go.is_empty())
         + usize::from(!plan.unchecked.is_empty())
         + usize::from(!plan.finished.is_empty())
         + usize::from(changed.is_some());
@@ -155,11 +162,27 @@ fn draw_confirm(frame: &mut Frame, plan: &Plan, phrase: &str, typed: &str, chang
         let width = usize::from(screen.width.saturating_sub(6).min(76));
         text.push(Line::from(line.chars().take(width).collect::<String>()).red());
     }
-    if let Some((_, why)) = plan.left.first() {
-        // One line, so the input line below never scrolls away; the Queue view has the rest.
-        let line = format!("  {:>5}  left queued: {}", plan.left.len(), escape(why));
-        let width = usize::from(screen.width.saturating_sub(6).min(76));
-        text.push(Line::from(line.chars().take(width).collect::<String>()).dim());
+    // One line each, so the input line below never scrolls away; the Queue view has the rest
+    // (`/blocked` lists them).
+    let width = usize::from(screen.width.saturating_sub(6).min(76));
+    if let Some((entry, _)) = not_executable.first() {
+        let why = match (&entry.strategy, not_executable.len()) {
+            (Strategy::NotExecutable { why }, 1) => escape(why).into_owned(),
+            _ => "/blocked in the Queue view".to_owned(),
+        };
+        let line = format!(
+            "  {:>5}  not executable (blocked), left queued: {why}",
+            not_executable.len()
+        );
+        text.push(Line::from(line.chars().take(width).collect::<String>()).yellow());
+    }
+    if let Some((_, why)) = cannot_go.first() {
+        let line = format!(
+            "  {:>5}  cannot go now, left queued: {}",
+            cannot_go.len(),
+            escape(why)
+        );
+        text.push(Line::from(line.chars().take(width).collect::<String>()).yellow());
     }
     if !plan.finished.is_empty() {
         text.push(
