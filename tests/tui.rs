@@ -1406,3 +1406,44 @@ fn failed_and_blocked_entries_are_one_filter_word_away() {
         "{help}"
     );
 }
+
+/// The Overview's STALE column is a verdict (one per instance, the most severe wins), which
+/// the Overview says, with the age filter that counts more.
+#[test]
+fn the_overview_says_its_stale_column_is_a_verdict_not_an_age() {
+    let mut app = demo_app();
+    let screen = render(&mut app, 120, 40);
+    assert!(
+        screen.contains("Fleet by verdict (one per instance, most severe wins)"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("STALE = verdict: older than 14d, not outdated/flagged/unknown;"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("age:>14 counts every image older than 14d"),
+        "{screen}"
+    );
+    let narrow = render(&mut app, 80, 24);
+    assert!(
+        narrow.contains("STALE = verdict: older than 14d, not"),
+        "{narrow}"
+    );
+    // What the column counts, and what the age filter counts.
+    let stale = app.data.eval.total.get(Verdict::Stale) as usize;
+    press(&mut app, KeyCode::Char('3'));
+    type_filter(&mut app, "verdict:stale");
+    app.update(Action::Submit);
+    assert_eq!(app.browse.instances.rows.len(), stale);
+    type_filter(&mut app, "age:>14");
+    app.update(Action::Submit);
+    assert!(app.browse.instances.rows.len() > stale);
+    // The limit is the configured one.
+    let mut thirty = demo_app_with(|init| init.policy.max_image_age_days = 30);
+    let screen = render(&mut thirty, 120, 40);
+    assert!(
+        screen.contains("STALE = verdict: older than 30d") && screen.contains("age:>30 counts"),
+        "{screen}"
+    );
+}

@@ -1335,24 +1335,57 @@ fn draw_help(frame: &mut Frame, view: View, scroll: u16, screen: Rect) {
 fn draw_overview(frame: &mut Frame, app: &App, area: Rect) {
     let data = &app.data;
     let clouds: Vec<Cloud> = data.eval.by_cloud.keys().copied().collect();
-    // Tall enough for every source, within half the screen.
-    let wanted = (clouds.len() + 4).max(app.sources().len() + 2) as u16;
+    let note = stale_note(app.policy().max_image_age_days);
+    let split = Split::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]);
+    // The box's inner width, to know how many lines the note wraps to.
+    let [fleet_width, _] = split.areas(area);
+    let note_lines = wrapped_lines(&note, fleet_width.width.saturating_sub(2));
+    // Tall enough for every source and the note, within half the screen.
+    let wanted = (clouds.len() + 4 + note_lines).max(app.sources().len() + 2) as u16;
     let [top, bottom] = Split::vertical([
         Constraint::Length(wanted.min(area.height / 2)),
         Constraint::Min(4),
     ])
     .areas(area);
-    let [fleet, sources] =
-        Split::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(top);
+    let [fleet, sources] = split.areas(top);
     let [ages, lineages] =
         Split::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(bottom);
-    draw_fleet_totals(frame, data, &clouds, fleet);
+    draw_fleet_totals(frame, data, &clouds, &note, fleet);
     draw_sources(frame, app, sources);
     draw_age_histogram(frame, data, ages);
     draw_lagging_lineages(frame, data, lineages);
 }
 
-fn draw_fleet_totals(frame: &mut Frame, data: &Data, clouds: &[Cloud], area: Rect) {
+/// What the STALE column counts, said under it: a verdict, one per instance and the most
+/// severe wins, so it counts fewer instances than the filter on image age does.
+fn stale_note(max_age: u32) -> String {
+    format!(
+        "STALE = verdict: older than {max_age}d, not outdated/flagged/unknown; \
+         age:>{max_age} counts every image older than {max_age}d"
+    )
+}
+
+/// How many lines `text` (single spaces between words) takes wrapped at word boundaries in
+/// `width` columns, as the paragraph drawing it wraps.
+fn wrapped_lines(text: &str, width: u16) -> usize {
+    let width = usize::from(width.max(1));
+    let (mut lines, mut used) = (0, 0);
+    for word in text.split(' ') {
+        let w = display_width(word);
+        if used > 0 && used + 1 + w <= width {
+            used += 1 + w;
+        } else {
+            lines += 1 + (w.max(1) - 1) / width;
+            used = match w % width {
+                0 if w > 0 => width,
+                rest => rest,
+            };
+        }
+    }
+    lines
+}
+
+fn draw_fleet_totals(frame: &mut Frame, data: &Data, clouds: &[Cloud], note: &str, area: Rect) {
     // Full headers need 62 columns; narrower, verdicts are cut to four letters, columns to 5.
     let narrow = area.width < 64;
     let label = |text: &str| -> String {
@@ -1399,11 +1432,24 @@ fn draw_fleet_totals(frame: &mut Frame, data: &Data, clouds: &[Cloud], area: Rec
             .map(Constraint::Length)
             .collect()
     };
+    let block = Block::bordered().title(if narrow {
+        " Fleet by verdict "
+    } else {
+        " Fleet by verdict (one per instance, most severe wins) "
+    });
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let [table, below] = Split::vertical([
+        Constraint::Length(clouds.len() as u16 + 2),
+        Constraint::Min(0),
+    ])
+    .areas(inner);
+    frame.render_widget(Table::new(rows, widths).header(header), table);
     frame.render_widget(
-        Table::new(rows, widths)
-            .header(header)
-            .block(Block::bordered().title(" Fleet by verdict ")),
-        area,
+        Paragraph::new(note.to_owned())
+            .dim()
+            .wrap(Wrap { trim: true }),
+        below,
     );
 }
 
