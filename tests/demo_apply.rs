@@ -755,3 +755,96 @@ fn queue_list_says_why_an_entry_failed_or_cannot_go() {
         "{text}"
     );
 }
+
+/// Why the entries of an earlier apply failed is on the UI's Queue view as it opens, read from
+/// the journal as the runtime reads it: REASON, STEP, the detail pane, and the `failed` filter
+/// word, with which `a` and `d` take them off the queue together.
+#[test]
+fn the_ui_shows_why_an_earlier_apply_failed_from_the_journal() {
+    use common::ui::{Ui, demo_inventory, press, render, rules, type_filter};
+    use crossterm::event::KeyCode;
+    use fleetscope::views::tui::action::Action;
+    use fleetscope::views::tui::app::AppInit;
+
+    let env = Env::new();
+    let queue_path = env.path("data/demo/queue.json");
+    let entries = demo_entries(50);
+    save_queue(&queue_path, entries[..40].to_vec());
+    let applied = env
+        .command(&["--demo", "queue", "apply", "--yes"])
+        .envs([("FLEETSCOPE_ROLLOUT_MAX_FAILURES", "100")])
+        .output()
+        .unwrap();
+    let mut failed: Vec<String> = env
+        .journal()
+        .iter()
+        .filter(|r| matches!(r.step, Step::Failed { .. }))
+        .map(|r| r.instance_id.clone())
+        .collect();
+    failed.sort();
+    assert!(
+        !failed.is_empty(),
+        "one in twelve fails: {}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    // Queued since, not applied yet.
+    let mut queue = Queue::load(&queue_path).unwrap();
+    assert_eq!(queue.entries.len(), failed.len());
+    queue.add(entries[40..].iter().cloned());
+    queue.save(&queue_path).unwrap();
+
+    let mut ui = Ui::new(
+        AppInit {
+            queue: Queue::load(&queue_path).unwrap(),
+            ..AppInit::browse(
+                demo_inventory(1_500),
+                rules(),
+                PolicyConfig::default(),
+                now(),
+            )
+        },
+        Some(queue_path.clone()),
+    );
+    ui.with_journal(&env.path("data/demo/journal.jsonl"));
+    press(&mut ui, KeyCode::Char('5'));
+    let screen = render(&mut ui, 220, 60);
+    assert_eq!(
+        screen.matches("failed: the replacement").count(),
+        failed.len(),
+        "{screen}"
+    );
+
+    type_filter(&mut ui, "failed");
+    ui.update(Action::Submit);
+    let mut shown: Vec<String> = ui
+        .browse
+        .queue_rows
+        .rows
+        .iter()
+        .map(|&e| ui.queue().entries[e].instance_id.clone())
+        .collect();
+    shown.sort();
+    assert_eq!(shown, failed);
+    let screen = render(&mut ui, 220, 60);
+    // The header's STEP, in columns (its sort arrow is one column of several bytes).
+    let header = screen.lines().find(|l| l.contains("STEP")).unwrap();
+    let step = header[..header.find("STEP").unwrap()].chars().count();
+    for id in &failed {
+        let row = screen.lines().find(|l| l.contains(id.as_str())).unwrap();
+        let cell: String = row.chars().skip(step).take(7).collect();
+        assert_eq!(cell, "failed ", "STEP: {screen}");
+    }
+    press(&mut ui, KeyCode::Char('i'));
+    let pane = render(&mut ui, 120, 40);
+    assert!(pane.contains("failed     the replacement"), "{pane}");
+    assert!(
+        pane.contains("· journaled 20") && pane.contains("(an earlier apply, or another"),
+        "{pane}"
+    );
+    press(&mut ui, KeyCode::Esc);
+    press(&mut ui, KeyCode::Char('a'));
+    press(&mut ui, KeyCode::Char('d'));
+    let left = Queue::load(&queue_path).unwrap();
+    assert_eq!(left.entries.len(), 10, "{left:?}");
+    assert!(failed.iter().all(|id| !left.contains(id)));
+}

@@ -1608,3 +1608,299 @@ fn an_empty_column_gives_its_room_away_while_names_are_cut() {
     }
     told_apart(&names, &full);
 }
+
+// ---- why something failed or cannot run -----------------------------------------------------
+
+/// Selects the Queue view's row of `instance_id`.
+fn select_entry(app: &mut Ui, instance_id: &str) {
+    app.update(Action::Top);
+    for _ in 0..app.browse.queue_rows.rows.len() {
+        let selected = app.browse.queue_rows.selected_row();
+        if selected.is_some_and(|e| app.queue().entries[e].instance_id == instance_id) {
+            return;
+        }
+        app.update(Action::Down);
+    }
+    panic!("{instance_id} is not listed");
+}
+
+/// The detail pane (`i`) of a failed entry says why it failed, where that was seen and what
+/// can be done; an entry this apply did not start says why not.
+#[test]
+fn a_failed_entrys_detail_pane_says_why_it_failed() {
+    let mut app = demo_app();
+    press(&mut app, KeyCode::Char('3'));
+    for _ in 0..2 {
+        app.update(Action::QueueSelected);
+        app.update(Action::Down);
+    }
+    let (failed, not_started) = (
+        app.queue().entries[0].instance_id.clone(),
+        app.queue().entries[1].instance_id.clone(),
+    );
+    app.send(Msg::Rollout(RolloutEvent::Phase {
+        instance_id: failed.clone(),
+        phase: Phase::Failed("the replacement failed its health check".into()),
+    }));
+    app.send(Msg::Rollout(RolloutEvent::Phase {
+        instance_id: not_started.clone(),
+        phase: Phase::NotStarted("1 failed (rollout.max_failures is 0)".into()),
+    }));
+    press(&mut app, KeyCode::Char('5'));
+    select_entry(&mut app, &failed);
+    let strip = render(&mut app, 160, 30);
+    assert!(
+        strip.contains("last attempt failed: the replacement failed its health check"),
+        "{strip}"
+    );
+    press(&mut app, KeyCode::Char('i'));
+    assert!(matches!(app.dialog(), Some(Dialog::Detail { .. })));
+    let pane = render(&mut app, 120, 40);
+    assert!(
+        pane.contains("failed     the replacement failed its health check"),
+        "{pane}"
+    );
+    assert!(pane.contains("· in this screen's apply"), "{pane}");
+    assert!(pane.contains("d takes it off the queue"), "{pane}");
+    press(&mut app, KeyCode::Esc);
+    select_entry(&mut app, &not_started);
+    press(&mut app, KeyCode::Char('i'));
+    let pane = render(&mut app, 120, 40);
+    assert!(
+        pane.contains("step       not started: 1 failed (rollout.max_failures is 0)"),
+        "{pane}"
+    );
+    assert!(!pane.contains("failed     "), "it did not fail: {pane}");
+}
+
+/// The cells of the first screen row holding `text`, and that row's text.
+fn row_with(buffer: &ratatui::buffer::Buffer, text: &str) -> Option<(u16, String)> {
+    (0..buffer.area.height).find_map(|y| {
+        let line: String = (0..buffer.area.width)
+            .map(|x| buffer[(x, y)].symbol())
+            .collect();
+        line.contains(text).then_some((y, line))
+    })
+}
+
+fn draw_buffer(app: &mut Ui, width: u16, height: u16) -> ratatui::buffer::Buffer {
+    let mut terminal =
+        ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height)).unwrap();
+    common::ui::frame(app, &mut terminal);
+    terminal.backend().buffer().clone()
+}
+
+/// How the last apply ended stays above the Queue view's list, green or red, whatever the
+/// status line says next, until Esc dismisses it.
+#[test]
+fn the_last_applys_outcome_stays_on_the_queue_view_until_esc() {
+    use ratatui::style::Color;
+    let mut app = app_for_screens();
+    press(&mut app, KeyCode::Char('5'));
+    let summary = "70 replaced, 2 failed, 1 not executable; stopped: 2 failed";
+    app.send(Msg::ApplyDone {
+        outcome: Ok(summary.into()),
+        queue: Ok(app.queue().clone()),
+    });
+    press(&mut app, KeyCode::Char('a'));
+    assert!(
+        app.status.as_ref().unwrap().text.starts_with("marked"),
+        "another message took the status line: {:?}",
+        app.status
+    );
+    let buffer = draw_buffer(&mut app, 120, 40);
+    let (y, line) = row_with(&buffer, "last apply:").expect("the outcome is on screen");
+    assert!(
+        line.contains(&format!("last apply: {summary} · Esc dismisses")),
+        "{line}"
+    );
+    let x = line.find("last apply").unwrap() as u16;
+    assert_eq!(buffer[(x, y)].fg, Color::Green);
+    // Narrow, the summary gives way; how to dismiss it stays.
+    let narrow = render(&mut app, 60, 20);
+    assert!(narrow.contains("… · Esc dismisses"), "{narrow}");
+
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(
+        app.marked_count(Marked::Entries),
+        app.queue().entries.len(),
+        "the first Esc dismisses the outcome, nothing else"
+    );
+    let screen = render(&mut app, 120, 40);
+    assert!(!screen.contains("last apply"), "{screen}");
+
+    app.send(Msg::ApplyDone {
+        outcome: Err("the queue changed since the plan: plan and confirm again".into()),
+        queue: Ok(app.queue().clone()),
+    });
+    press(&mut app, KeyCode::Char('j'));
+    let buffer = draw_buffer(&mut app, 120, 40);
+    let (y, line) = row_with(&buffer, "last apply failed:").expect("the failure is on screen");
+    assert!(
+        line.contains("last apply failed: the queue changed since the plan"),
+        "{line}"
+    );
+    let x = line.find("last apply").unwrap() as u16;
+    assert_eq!(buffer[(x, y)].fg, Color::Red);
+    // Elsewhere it is not drawn, and Esc there leaves it.
+    press(&mut app, KeyCode::Char('3'));
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('5'));
+    assert!(render(&mut app, 120, 40).contains("last apply failed:"));
+}
+
+/// The apply dialog says how many entries are not executable and stay queued, apart from
+/// those the check found cannot go now.
+#[test]
+fn the_apply_dialog_says_how_many_are_not_executable() {
+    let mut app = app_for_screens();
+    press(&mut app, KeyCode::Char('5'));
+    let mut plan = demo_plan(&app);
+    let blocked = plan.left.clone();
+    assert_eq!(blocked.len(), 1, "{blocked:?}");
+    assert!(!blocked[0].0.strategy.executable());
+    let moved = plan.waves.last_mut().unwrap().pop().unwrap();
+    plan.left
+        .push((moved.entry, "source aws:gone is not configured".into()));
+    press(&mut app, KeyCode::Char('A'));
+    plan_ready(&mut app, plan.clone());
+    let screen = render(&mut app, 100, 40);
+    assert!(
+        screen.contains("1  not executable (blocked), left queued: its lineage has no golden"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("1  cannot go now, left queued: source aws:gone is not configured"),
+        "{screen}"
+    );
+    press(&mut app, KeyCode::Esc);
+    // Several: the Queue view lists them.
+    let mut again = blocked[0].clone();
+    again.0.instance_id.push_str("-2");
+    plan.left.push(again);
+    press(&mut app, KeyCode::Char('A'));
+    plan_ready(&mut app, plan);
+    let screen = render(&mut app, 100, 40);
+    assert!(
+        screen.contains("2  not executable (blocked), left queued: /blocked in the Queue view"),
+        "{screen}"
+    );
+}
+
+/// `failed` and `blocked` are filter words of the Queue view: `/failed`, `a`, `d` takes the
+/// failed entries off the queue together; `?` lists both.
+#[test]
+fn failed_and_blocked_entries_are_one_filter_word_away() {
+    let mut app = app_for_screens();
+    press(&mut app, KeyCode::Char('5'));
+    let before = app.queue().entries.len();
+    let mut failed: Vec<String> = app.queue().entries[3..5]
+        .iter()
+        .map(|e| e.instance_id.clone())
+        .collect();
+    failed.sort();
+    for id in &failed {
+        app.send(Msg::Rollout(RolloutEvent::Phase {
+            instance_id: id.clone(),
+            phase: Phase::Failed("the replacement failed its health check".into()),
+        }));
+    }
+    type_filter(&mut app, "bl");
+    app.update(Action::Complete);
+    assert_eq!(
+        app.browse.queue_rows.input, "blocked",
+        "a bare word: no colon"
+    );
+    app.update(Action::Submit);
+    let blocked: Vec<bool> = app
+        .browse
+        .queue_rows
+        .rows
+        .iter()
+        .map(|&e| app.queue().entries[e].strategy.executable())
+        .collect();
+    assert_eq!(blocked, [false], "the one not executable");
+    type_filter(&mut app, "!failed");
+    app.update(Action::Submit);
+    assert_eq!(app.browse.queue_rows.rows.len(), before - 2);
+    type_filter(&mut app, "failed");
+    app.update(Action::Submit);
+    let shown: Vec<String> = app
+        .browse
+        .queue_rows
+        .rows
+        .iter()
+        .map(|&e| app.queue().entries[e].instance_id.clone())
+        .collect();
+    assert_eq!(shown, failed);
+    assert!(
+        render(&mut app, 120, 40).contains("Queue · 72 executable, 1 not, 2 failed (2) /failed")
+    );
+    press(&mut app, KeyCode::Char('a'));
+    press(&mut app, KeyCode::Char('d'));
+    assert_eq!(app.queue().entries.len(), before - 2);
+    assert!(failed.iter().all(|id| !app.is_queued(id)));
+    assert!(
+        app.status
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("took 2 instances off the queue")
+    );
+
+    app.update(Action::ToggleHelp);
+    let mut help = String::new();
+    for _ in 0..30 {
+        help.push_str(&render(&mut app, 120, 60));
+        app.update(Action::Down);
+    }
+    assert!(
+        help.contains("failed  its last attempt failed (this apply, or as the journal tells)"),
+        "{help}"
+    );
+    assert!(
+        help.contains("blocked  not executable: STEP says blocked, REASON why"),
+        "{help}"
+    );
+}
+
+/// The Overview's STALE column is a verdict (one per instance, the most severe wins), which
+/// the Overview says, with the age filter that counts more.
+#[test]
+fn the_overview_says_its_stale_column_is_a_verdict_not_an_age() {
+    let mut app = demo_app();
+    let screen = render(&mut app, 120, 40);
+    assert!(
+        screen.contains("Fleet by verdict (one per instance, most severe wins)"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("STALE = verdict: older than 14d, not outdated/flagged/unknown;"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("age:>14 counts every image older than 14d"),
+        "{screen}"
+    );
+    let narrow = render(&mut app, 80, 24);
+    assert!(
+        narrow.contains("STALE = verdict: older than 14d, not"),
+        "{narrow}"
+    );
+    // What the column counts, and what the age filter counts.
+    let stale = app.data.eval.total.get(Verdict::Stale) as usize;
+    press(&mut app, KeyCode::Char('3'));
+    type_filter(&mut app, "verdict:stale");
+    app.update(Action::Submit);
+    assert_eq!(app.browse.instances.rows.len(), stale);
+    type_filter(&mut app, "age:>14");
+    app.update(Action::Submit);
+    assert!(app.browse.instances.rows.len() > stale);
+    // The limit is the configured one.
+    let mut thirty = demo_app_with(|init| init.policy.max_image_age_days = 30);
+    let screen = render(&mut thirty, 120, 40);
+    assert!(
+        screen.contains("STALE = verdict: older than 30d") && screen.contains("age:>30 counts"),
+        "{screen}"
+    );
+}

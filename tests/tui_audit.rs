@@ -3,6 +3,7 @@
 
 use fleetscope::core::policy::PolicyConfig;
 use fleetscope::queue::Queue;
+use fleetscope::queue::rollout::{Phase, RolloutEvent};
 use fleetscope::views::tui::action::Effect;
 use fleetscope::views::tui::action::{Action, View};
 use fleetscope::views::tui::app::{AppInit, Msg};
@@ -209,6 +210,11 @@ fn every_documented_filter_example_matches_demo_rows() {
     app.update(Action::QueueSelected);
     app.update(Action::Yes);
     commit_filter(&mut app, "");
+    // One of them failed, as the demo's failing instance does in every apply.
+    app.send(Msg::Rollout(RolloutEvent::Phase {
+        instance_id: app.queue().entries[0].instance_id.clone(),
+        phase: Phase::Failed("the replacement failed its health check".into()),
+    }));
     for view in [View::Images, View::Instances, View::Drift, View::Queue] {
         app.update(Action::Show(view));
         for &field in Browse::fields_of(view) {

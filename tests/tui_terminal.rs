@@ -361,3 +361,78 @@ fn quitting_mid_apply_journals_the_stop_says_so_and_resumes() {
     }
     assert!(Queue::load(&data.join("queue.json")).unwrap().entries.len() < 40);
 }
+
+/// The runtime reads the journal off its loop as the UI opens: an earlier apply's failures are
+/// on the Queue view, and `/failed` lists them.
+#[test]
+fn an_earlier_applys_failures_show_as_the_ui_opens() {
+    use fleetscope::clouds::demo::DemoFleet;
+    use fleetscope::core::inventory::Inventory;
+    use fleetscope::core::lineage::LineageRules;
+    use fleetscope::core::policy::{PolicyConfig, evaluate};
+    use fleetscope::queue::journal::{Journal, Step};
+    use fleetscope::queue::{Queue, entry_for};
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "version = 1\n[rollout]\nmax_failures = 100\n",
+    )
+    .unwrap();
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z")
+        .unwrap()
+        .to_utc();
+    let mut inventory = Inventory::new(LineageRules {
+        tag: Some("lineage".into()),
+        name_rules: Vec::new(),
+    });
+    for event in DemoFleet::new(42, 1_500, now).events() {
+        inventory.apply(event);
+    }
+    let eval = evaluate(&inventory, &PolicyConfig::default(), now);
+    let entries: Vec<_> = (0..inventory.instances().len() as u32)
+        .map(|i| entry_for(&inventory, &eval, i, now))
+        .filter(|e| e.strategy.executable())
+        .take(40)
+        .collect();
+    let data = dir.path().join("data/demo");
+    std::fs::create_dir_all(&data).unwrap();
+    Queue {
+        entries,
+        ..Queue::default()
+    }
+    .save(&data.join("queue.json"))
+    .unwrap();
+    let applied = Command::new(env!("CARGO_BIN_EXE_fleetscope"))
+        .args(["--demo", "queue", "apply", "--yes"])
+        .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"))
+        .env("FLEETSCOPE_CONFIG", dir.path().join("config.toml"))
+        .output()
+        .unwrap();
+    let failed: Vec<String> = Journal::read(&data.join("journal.jsonl"))
+        .unwrap()
+        .into_iter()
+        .filter(|r| matches!(r.step, Step::Failed { .. }))
+        .map(|r| r.instance_id)
+        .collect();
+    assert!(
+        !failed.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+
+    let tmux = Tmux::new("failed-at-start");
+    tmux.start(&command_line(dir.path()));
+    tmux.wait_for("the first frame", |s| s.contains("Fleet by verdict"));
+    tmux.keys(&["5", "/"]);
+    tmux.literal("failed");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("the failed entries", |s| {
+        s.contains("/failed") && s.contains("failed: the replacement")
+    });
+    for id in &failed {
+        assert!(screen.contains(id.as_str()), "{id} missing:\n{screen}");
+    }
+    tmux.keys(&["q"]);
+    tmux.wait_for_exit();
+}

@@ -639,7 +639,9 @@ mod tests {
             ends.push(joined.len());
         }
         let search = SearchText { joined, ends };
-        for needle in ["i-0", "web-3", "59999", "i-060000", "0\u{1}w", "nothing", "-"] {
+        for needle in [
+            "i-0", "web-3", "59999", "i-060000", "0\u{1}w", "nothing", "-",
+        ] {
             let wanted: Vec<bool> = texts.iter().map(|t| t.contains(needle)).collect();
             assert_eq!(search.instances_containing(needle), wanted, "{needle:?}");
         }

@@ -13,6 +13,7 @@
 //! - `tag:key` or `tag:key=value` on the instance's (or image's) tags;
 //! - `exposed`, `long-lived`: the instance's findings, as bare words;
 //! - `drift`, `skew`: a group's template drift and version skew (the Drift view), as bare words;
+//! - `failed`, `blocked`: a queue entry's state (the Queue view), as bare words;
 //! - `!term` negates any term.
 
 use std::net::IpAddr;
@@ -48,6 +49,10 @@ pub enum Field {
     Drift,
     /// A group's members run more than one image.
     Skew,
+    /// A queue entry whose last attempt failed (this screen's apply, or the journal's).
+    Failed,
+    /// A queue entry that is not executable: its STEP says blocked.
+    Blocked,
 }
 
 /// Instance states as the clouds report them (lowercased): AWS, Azure power states, GCP.
@@ -69,7 +74,7 @@ const STATES: &[&str] = &[
 ];
 
 impl Field {
-    pub const ALL: [Field; 23] = [
+    pub const ALL: [Field; 25] = [
         Field::Cloud,
         Field::Account,
         Field::Region,
@@ -93,6 +98,8 @@ impl Field {
         Field::LongLived,
         Field::Drift,
         Field::Skew,
+        Field::Failed,
+        Field::Blocked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -120,6 +127,8 @@ impl Field {
             Field::LongLived => "long-lived",
             Field::Drift => "drift",
             Field::Skew => "skew",
+            Field::Failed => "failed",
+            Field::Blocked => "blocked",
         }
     }
 
@@ -149,6 +158,8 @@ impl Field {
             Field::LongLived => "long-lived",
             Field::Drift => "drift",
             Field::Skew => "skew",
+            Field::Failed => "failed",
+            Field::Blocked => "blocked",
         }
     }
 
@@ -180,6 +191,8 @@ impl Field {
                 "a group in template drift: its template launches an image other than the golden one"
             }
             Field::Skew => "a group with version skew: its members run more than one image",
+            Field::Failed => "its last attempt failed (this apply, or as the journal tells)",
+            Field::Blocked => "not executable: STEP says blocked, REASON why",
         }
     }
 
@@ -187,11 +200,16 @@ impl Field {
         matches!(self, Field::Age | Field::Uptime | Field::Behind)
     }
 
-    /// A bare word that takes no value (`exposed`, `drift`).
+    /// A bare word that takes no value (`exposed`, `drift`, `failed`).
     pub fn is_flag(self) -> bool {
         matches!(
             self,
-            Field::Exposed | Field::LongLived | Field::Drift | Field::Skew
+            Field::Exposed
+                | Field::LongLived
+                | Field::Drift
+                | Field::Skew
+                | Field::Failed
+                | Field::Blocked
         )
     }
 

@@ -78,6 +78,8 @@ pub const QUEUE_FIELDS: &[Field] = &[
     Field::Image,
     Field::Verdict,
     Field::Strategy,
+    Field::Failed,
+    Field::Blocked,
 ];
 
 /// A query made ready for many instances: terms on what an instance inherits from its image
@@ -395,6 +397,8 @@ impl Subject for DriftSubject<'_> {
 pub struct QueueSubject<'a> {
     pub data: &'a Data,
     pub entry: &'a QueueEntry,
+    /// Its last attempt failed: the queue file does not say, the rollout and the journal do.
+    pub failed: bool,
 }
 
 impl Subject for QueueSubject<'_> {
@@ -435,6 +439,14 @@ impl Subject for QueueSubject<'_> {
                         .is_some_and(|i| check(self.data.image_label(i)))
             }
             _ => self.text(field).is_some_and(check),
+        }
+    }
+
+    fn flag(&self, field: Field) -> Option<bool> {
+        match field {
+            Field::Failed => Some(self.failed),
+            Field::Blocked => Some(!self.entry.strategy.executable()),
+            _ => None,
         }
     }
 }

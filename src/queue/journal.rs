@@ -290,14 +290,51 @@ pub fn finished<'a>(
 /// Per queue entry still waiting (by instance id), why its last attempt failed, if it did:
 /// the last record for the entry is a failure.
 pub fn last_failures(records: &[Record]) -> std::collections::HashMap<&str, &str> {
+    last_failed(records)
+        .into_iter()
+        .filter_map(|(id, record)| match &record.step {
+            Step::Failed { error } => Some((id, error.as_str())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Why an entry's last attempt failed, and when that was journaled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub at: DateTime<Utc>,
+    pub error: String,
+}
+
+/// [`last_failures`], owned and with the time of each failure: what the UI is handed after
+/// reading the journal off its loop.
+pub fn failures(records: &[Record]) -> std::collections::HashMap<String, Failure> {
+    last_failed(records)
+        .into_iter()
+        .filter_map(|(id, record)| match &record.step {
+            Step::Failed { error } => Some((
+                id.to_owned(),
+                Failure {
+                    at: record.at,
+                    error: error.clone(),
+                },
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Per instance id, its last real record when that is a failure; a stop says nothing of any
+/// one entry and leaves its last record as it was.
+fn last_failed(records: &[Record]) -> std::collections::HashMap<&str, &Record> {
     let mut last = std::collections::HashMap::new();
     for record in records
         .iter()
         .filter(|r| !r.dry_run && !r.instance_id.is_empty())
     {
         match &record.step {
-            Step::Failed { error } => {
-                last.insert(record.instance_id.as_str(), error.as_str());
+            Step::Failed { .. } => {
+                last.insert(record.instance_id.as_str(), record);
             }
             Step::Stopped { .. } => {}
             _ => {
@@ -457,6 +494,47 @@ mod tests {
         // A dry run's intent is no intent.
         let dry = vec![record("i-1", intent(Call::Terminate), true)];
         assert_eq!(progress_of(&dry, "i-1").unanswered, None);
+    }
+
+    #[test]
+    fn the_last_failure_of_each_entry_is_kept_with_its_time() {
+        let failed = |id: &str, error: &str, secs: i64| Record {
+            at: DateTime::UNIX_EPOCH + chrono::Duration::seconds(secs),
+            ..record(
+                id,
+                Step::Failed {
+                    error: error.into(),
+                },
+                false,
+            )
+        };
+        let records = vec![
+            failed("i-1", "first", 1),
+            failed("i-1", "second", 2),
+            failed("i-2", "gone by now", 3),
+            record("i-2", Step::Checked, false),
+            failed("i-3", "a dry run's", 4),
+            record(
+                "",
+                Step::Stopped {
+                    why: "asked".into(),
+                    not_started: 1,
+                },
+                false,
+            ),
+        ];
+        let mut dry = records.clone();
+        dry[4].dry_run = true;
+        let found = failures(&dry);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            found["i-1"],
+            Failure {
+                at: DateTime::UNIX_EPOCH + chrono::Duration::seconds(2),
+                error: "second".into()
+            }
+        );
+        assert_eq!(last_failures(&dry), [("i-1", "second")].into());
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! The UI driven headless, shared by the UI tests and benches: the demo fleet's `App` wrapped
-//! in a `Ui` that plays the runtime (every message goes through `App::handle`, queue saves are
-//! performed at once against the queue file, frames are drawn into a test buffer and their
-//! layout handed back), and screens out as text.
+//! in a `Ui` that plays the runtime (every message goes through `App::handle`, queue saves and
+//! journal reads are performed at once against the files, frames are drawn into a test buffer
+//! and their layout handed back), and screens out as text.
 
+use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, TimeZone, Utc};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -12,6 +13,7 @@ use fleetscope::clouds::demo::DemoFleet;
 use fleetscope::core::inventory::Inventory;
 use fleetscope::core::lineage::LineageRules;
 use fleetscope::core::policy::PolicyConfig;
+use fleetscope::queue::journal::{self, Journal};
 use fleetscope::views::tui::action::{Action, Effect};
 use fleetscope::views::tui::app::{App, AppInit, Msg};
 use fleetscope::views::tui::{draw, keymap, save};
@@ -38,10 +40,11 @@ pub fn demo_inventory(size: usize) -> Inventory {
     inventory
 }
 
-/// An app and the runtime's part: where its queue is saved, if anywhere.
+/// An app and the runtime's part: where its queue is saved and its journal read, if anywhere.
 pub struct Ui {
     pub app: App,
     queue_path: Option<PathBuf>,
+    journal_path: Option<PathBuf>,
 }
 
 impl Deref for Ui {
@@ -66,20 +69,42 @@ impl Ui {
         Ui {
             app: App::new(init),
             queue_path,
+            journal_path: None,
         }
     }
 
-    /// Handles a message as the runtime does: saves are performed at once; the first other
-    /// effect is returned for the test to look at.
+    /// Reads the journal at `path` as the runtime does at start, and again whenever the app
+    /// asks.
+    pub fn with_journal(&mut self, path: &Path) {
+        self.journal_path = Some(path.to_owned());
+        self.send(Msg::JournalRead(Self::read_journal(path)));
+    }
+
+    fn read_journal(
+        path: &Path,
+    ) -> Result<std::collections::HashMap<String, journal::Failure>, String> {
+        Journal::read(path)
+            .map(|records| journal::failures(&records))
+            .map_err(|e| e.0)
+    }
+
+    /// Handles a message as the runtime does: saves and journal reads are performed at once
+    /// (and what the app makes of them in turn); the first other effect is returned for the
+    /// test to look at.
     pub fn send(&mut self, msg: Msg) -> Option<Effect> {
         let mut rest = None;
-        for effect in self.app.handle(msg) {
+        let mut effects: VecDeque<Effect> = self.app.handle(msg).into();
+        while let Some(effect) = effects.pop_front() {
             match effect {
                 Effect::Save(changes) => {
                     if let Some(path) = &self.queue_path {
                         let done = save::save(path, 1, changes);
-                        self.app.handle(Msg::Saved(done));
+                        effects.extend(self.app.handle(Msg::Saved(done)));
                     }
+                }
+                Effect::ReadJournal if self.journal_path.is_some() => {
+                    let read = Self::read_journal(self.journal_path.as_deref().unwrap());
+                    effects.extend(self.app.handle(Msg::JournalRead(read)));
                 }
                 other => {
                     rest.get_or_insert(other);

@@ -51,6 +51,19 @@ impl View {
     pub fn previous(self) -> View {
         View::ALL[(self.position() + View::ALL.len() - 1) % View::ALL.len()]
     }
+
+    /// What a key that does nothing here says: the views where it works, with their numbers.
+    pub fn not_here(self, views: &[View]) -> String {
+        let places: Vec<String> = views
+            .iter()
+            .map(|v| format!("{} ({})", v.title(), v.position() + 1))
+            .collect();
+        format!(
+            "not in {}: that key works in {}",
+            self.title(),
+            places.join(", ")
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +147,8 @@ pub enum Effect {
     StopApply,
     /// Hand these queue changes to the saver (none: read the file as it is).
     Save(Vec<crate::views::tui::save::QueueChange>),
+    /// Read the journal's last failures, off the loop: the answer is `Msg::JournalRead`.
+    ReadJournal,
     /// Write the collected fleet as the snapshot the command line asked for.
     SaveSnapshot(Snapshot),
 }

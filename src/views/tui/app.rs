@@ -4,6 +4,7 @@
 //! marks, the open dialog) that knows nothing of `App`; `App` coordinates them and alone turns
 //! their outcomes into status text and effects.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -26,6 +27,7 @@ use crate::core::model::SourceStatus;
 use crate::core::policy::PolicyConfig;
 use crate::query::data::Data;
 pub use crate::query::subject::DriftRow;
+use crate::queue::journal::Failure;
 use crate::queue::rollout::{Plan, RolloutEvent};
 use crate::queue::{self, Queue, QueueEntry};
 
@@ -53,6 +55,8 @@ pub enum Msg {
         outcome: Result<String, String>,
         queue: Result<Queue, String>,
     },
+    /// The journal's last failure per instance id, read off the loop; or why it could not be.
+    JournalRead(Result<HashMap<String, Failure>, String>),
     /// The snapshot asked for on the command line was written, or why not.
     SnapshotSaved(Result<(), String>),
     /// Where the last frame put things.
@@ -219,8 +223,13 @@ impl App {
                     self.rebuild_all(false);
                 }
             }
-            Msg::Saved(saved) => self.saved(saved),
-            Msg::Planned(Ok((plan, queue))) => self.plan_ready(plan, queue),
+            Msg::Saved(saved) => {
+                // Another process changed the queue file: maybe by an apply, journaled.
+                if self.saved(saved) {
+                    effects.push(Effect::ReadJournal);
+                }
+            }
+            Msg::Planned(Ok((plan, queue))) => self.plan_ready(plan, queue, &mut effects),
             Msg::Planned(Err(error)) => {
                 self.rollout.planned();
                 self.fail(error);
@@ -231,6 +240,8 @@ impl App {
                 }
             }
             Msg::ApplyDone { outcome, queue } => self.apply_done(outcome, queue, &mut effects),
+            Msg::JournalRead(Ok(failures)) => self.rollout.journal_read(failures),
+            Msg::JournalRead(Err(error)) => self.fail(error),
             Msg::SnapshotSaved(Ok(())) | Msg::Flush => {}
             Msg::SnapshotSaved(Err(error)) => self.fail(error),
             Msg::Drawn(layout) => {
@@ -242,6 +253,11 @@ impl App {
         }
         if operator && let Some(changes) = self.queue.take_changes(retry) {
             effects.push(Effect::Save(changes));
+        }
+        if self.rollout.take_failures_changed() {
+            let failed = self.rollout.failed_ids();
+            self.browse
+                .set_failed(failed, &self.data, self.queue.queue());
         }
         effects
     }
@@ -390,20 +406,7 @@ impl App {
                 self.marks.forget();
             }
             Action::Apply => self.ask_to_apply(effects),
-            Action::NotHere(views) => {
-                let places: Vec<String> = views
-                    .iter()
-                    .map(|v| {
-                        let number = View::ALL.iter().position(|a| a == v).unwrap_or(0) + 1;
-                        format!("{} ({number})", v.title())
-                    })
-                    .collect();
-                self.say(format!(
-                    "not in {}: that key works in {}",
-                    self.browse.view.title(),
-                    places.join(", ")
-                ));
-            }
+            Action::NotHere(views) => self.say(self.browse.view.not_here(views)),
             Action::StopApply => {
                 if self.rollout.stop() {
                     self.say(
@@ -510,10 +513,11 @@ impl App {
             self.fleet.start_refresh();
             self.say("collecting again; the screen updates when it is done".to_owned());
             effects.push(Effect::Refresh);
-            // The queue file too: another fleetscope may have changed it.
+            // The queue file and the journal too: another fleetscope may have changed them.
             if let Some(reread) = self.queue.reread() {
                 effects.push(Effect::Save(reread));
             }
+            effects.push(Effect::ReadJournal);
         }
     }
 
@@ -641,19 +645,23 @@ impl App {
 
     // ---- the queue --------------------------------------------------------------------------
 
-    fn saved(&mut self, saved: Saved) {
+    /// Takes the saver's answer; true when the file changed outside this screen.
+    fn saved(&mut self, saved: Saved) -> bool {
         match self.queue.saved(saved) {
             SaveOutcome::Adopted(changed) => {
                 self.queue_entries_changed();
+                let outside = changed.is_some();
                 if let Some(changed) = changed
                     && !self.said_error()
                 {
                     self.say(changed);
                 }
+                return outside;
             }
             SaveOutcome::Waiting => {}
             SaveOutcome::Failed(error) => self.fail(error),
         }
+        false
     }
 
     /// Refuses a change to the queue while it cannot take one, saying why.
@@ -802,28 +810,18 @@ impl App {
     /// The plan is made from the queue file as it is now: the screen shows that queue, and
     /// the confirmation opens with the plan and what changed, or says why there is nothing
     /// to do (the worker journaled entries that could not be checked).
-    fn plan_ready(&mut self, plan: Plan, queue: Queue) {
+    fn plan_ready(&mut self, plan: Plan, queue: Queue, effects: &mut Vec<Effect>) {
         self.rollout.planned();
         let changed = self.queue.adopt(queue);
         self.queue_entries_changed();
-        if plan.entries() == 0 {
-            let mut text = match (plan.unchecked.first(), plan.left.first()) {
-                (Some((entry, error)), _) => format!(
-                    "nothing to apply: {} could not be checked ({}: {error})",
-                    plan.unchecked.len(),
-                    entry.instance_id
-                ),
-                (None, Some((entry, why))) => format!(
-                    "nothing to apply: all {} left queued ({}: {why})",
-                    plan.left.len(),
-                    entry.instance_id
-                ),
-                (None, None) => "nothing to apply: the queue is empty".to_owned(),
-            };
-            if let Some(changed) = changed {
-                text = format!("{text}; {changed}");
+        if let Some(text) = RolloutState::nothing_to_apply(&plan) {
+            if !plan.unchecked.is_empty() {
+                effects.push(Effect::ReadJournal);
             }
-            return self.fail(text);
+            return self.fail(match changed {
+                Some(changed) => format!("{text}; {changed}"),
+                None => text,
+            });
         }
         self.status = None;
         self.dialog = Some(Dialog::Confirm(Confirm {
@@ -846,6 +844,8 @@ impl App {
             Err(error) => self.fail(error.clone()),
         }
         self.rollout.finished(outcome);
+        // What it journaled: the failures of this apply and what it retried successfully.
+        effects.push(Effect::ReadJournal);
         match queue {
             Ok(queue) => {
                 self.queue.adopt(queue);

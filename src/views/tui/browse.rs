@@ -1,6 +1,7 @@
 //! Browsing: the view on screen, each list view's rows (sorted once, filtered per keystroke),
 //! the Instances view's drill-down scope with the crumbs back, the Drift view's folds, and the
-//! Overview's selected source. It is handed the evaluated fleet and the queue, and knows
+//! Overview's selected source. It is handed the evaluated fleet and the queue (and which
+//! entries failed), and knows
 //! nothing of marks, dialogs or the app.
 
 use std::collections::HashSet;
@@ -83,6 +84,8 @@ pub struct Browse {
     /// Whether the Drift view's groups are folded away under their header.
     groups_folded: bool,
     pub queue_rows: ListState<usize>,
+    /// The queued instances whose last attempt failed, for the Queue view's `failed`.
+    failed: HashSet<String>,
     /// The Overview's selected source, for its whole error.
     pub selected_source: usize,
     crumbs: Vec<Crumb>,
@@ -100,6 +103,7 @@ impl Default for Browse {
             folded_lineages: HashSet::new(),
             groups_folded: false,
             queue_rows: ListState::new(0, false),
+            failed: HashSet::new(),
             selected_source: 0,
             crumbs: Vec::new(),
         }
@@ -315,6 +319,7 @@ impl Browse {
                 query.matches(&QueueSubject {
                     data,
                     entry: &entries[e],
+                    failed: self.failed.contains(&entries[e].instance_id),
                 })
             })
             .collect();
@@ -339,6 +344,14 @@ impl Browse {
             }
         });
         self.queue_rows.set_rows(rows);
+    }
+
+    /// Which entries failed changed: a filter on it lists them anew.
+    pub fn set_failed(&mut self, failed: HashSet<String>, data: &Data, queue: &Queue) {
+        self.failed = failed;
+        if !self.queue_rows.query().is_empty() {
+            self.rebuild_queue_rows(data, queue);
+        }
     }
 
     /// The scroll offset of the current view's list, which each frame sets.

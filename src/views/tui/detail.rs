@@ -10,12 +10,14 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use super::action::View;
 use super::app::App;
-use super::style::{escaped, verdict_style};
+use super::rollout_state::LastFailure;
+use super::style::{escaped, phase_style, verdict_style};
 use crate::core::inventory::{GroupIdx, ImageIdx, InstanceIdx, LineageIdx};
 use crate::core::model::{SourceState, SourceStatus};
 use crate::core::policy::TemplateStatus;
 use crate::query::data::Data;
 use crate::query::subject::DriftRow;
+use crate::queue::rollout::Phase;
 
 /// The pane's title and lines for the selected row of the current view, if it has one.
 pub fn content(app: &App) -> Option<(String, Vec<Line<'static>>)> {
@@ -405,8 +407,36 @@ fn queue_lines(app: &App, e: usize) -> Vec<Line<'static>> {
             .map_or(key.to_owned(), |name| format!("{name} ({key})"))
     };
     let executable = entry.strategy.executable();
-    vec![
-        Line::from(entry.instance_id.clone()).bold(),
+    let mut lines = vec![Line::from(entry.instance_id.clone()).bold()];
+    // Why its last attempt failed comes first: it is why the entry is still here.
+    if let Some(failure) = app.rollout.last_failure(&entry.instance_id) {
+        lines.push(Line::from(vec![
+            label("failed"),
+            Span::styled(failure.error().to_owned(), Style::new().fg(Color::Red)),
+        ]));
+        lines.push(fact(
+            "",
+            match failure {
+                LastFailure::ThisApply(_) => "· in this screen's apply".to_owned(),
+                LastFailure::Journaled(journaled) => format!(
+                    "· journaled {} (an earlier apply, or another fleetscope's)",
+                    date(journaled.at)
+                ),
+            },
+        ));
+        lines.push(fact(
+            "",
+            "· the next apply tries it again; d takes it off the queue",
+        ));
+    }
+    match app.rollout.phase(&entry.instance_id) {
+        Some(Phase::Failed(_)) | None => {}
+        Some(phase) => lines.push(Line::from(vec![
+            label("step"),
+            Span::styled(phase.to_string(), phase_style(phase)),
+        ])),
+    }
+    lines.extend([
         fact("name", entry.name.clone()),
         Line::from(vec![
             label("verdict"),
@@ -440,7 +470,8 @@ fn queue_lines(app: &App, e: usize) -> Vec<Line<'static>> {
             ),
         ),
         fact("queued", date(entry.queued_at)),
-    ]
+    ]);
+    lines
 }
 
 fn plural(count: usize, word: &str) -> String {

@@ -25,7 +25,7 @@ use crate::core::model::{Cloud, SourceState};
 use crate::core::policy::{TemplateStatus, Verdict};
 use crate::query::data::{AGE_BUCKETS, Data, short_id};
 use crate::queue::Strategy;
-use crate::queue::rollout::{Phase, Plan, count, human_duration};
+use crate::queue::rollout::{Plan, count, human_duration};
 use crate::text::escape;
 
 fn days(days: Option<i64>) -> String {
@@ -123,10 +123,17 @@ fn draw_confirm(frame: &mut Frame, plan: &Plan, phrase: &str, typed: &str, chang
             .iter()
             .map(|(label, count)| Line::from(format!("  {count:>5}  {label}"))),
     );
+    // Left queued: those whose strategy is not executable, said as such, apart from those the
+    // check found cannot go now (source not configured, template drift with updates off).
+    let (not_executable, cannot_go): (Vec<_>, Vec<_>) = plan
+        .left
+        .iter()
+        .partition(|(entry, _)| !entry.strategy.executable());
     // The phrase and its input line always show: groups get what room is left.
     let fixed = text.len()
         + 4
-        + usize::from(!plan.left.is_empty())
+        + usize::from(!not_executable.is_empty())
+        + usize::from(!cannot_go.is_empty())
         + usize::from(!plan.unchecked.is_empty())
         + usize::from(!plan.finished.is_empty())
         + usize::from(changed.is_some());
@@ -155,11 +162,27 @@ fn draw_confirm(frame: &mut Frame, plan: &Plan, phrase: &str, typed: &str, chang
         let width = usize::from(screen.width.saturating_sub(6).min(76));
         text.push(Line::from(line.chars().take(width).collect::<String>()).red());
     }
-    if let Some((_, why)) = plan.left.first() {
-        // One line, so the input line below never scrolls away; the Queue view has the rest.
-        let line = format!("  {:>5}  left queued: {}", plan.left.len(), escape(why));
-        let width = usize::from(screen.width.saturating_sub(6).min(76));
-        text.push(Line::from(line.chars().take(width).collect::<String>()).dim());
+    // One line each, so the input line below never scrolls away; the Queue view has the rest
+    // (`/blocked` lists them).
+    let width = usize::from(screen.width.saturating_sub(6).min(76));
+    if let Some((entry, _)) = not_executable.first() {
+        let why = match (&entry.strategy, not_executable.len()) {
+            (Strategy::NotExecutable { why }, 1) => escape(why).into_owned(),
+            _ => "/blocked in the Queue view".to_owned(),
+        };
+        let line = format!(
+            "  {:>5}  not executable (blocked), left queued: {why}",
+            not_executable.len()
+        );
+        text.push(Line::from(line.chars().take(width).collect::<String>()).yellow());
+    }
+    if let Some((_, why)) = cannot_go.first() {
+        let line = format!(
+            "  {:>5}  cannot go now, left queued: {}",
+            cannot_go.len(),
+            escape(why)
+        );
+        text.push(Line::from(line.chars().take(width).collect::<String>()).yellow());
     }
     if !plan.finished.is_empty() {
         text.push(
@@ -886,6 +909,15 @@ fn image_short<'a>(data: &'a Data, key: &'a str) -> Cow<'a, str> {
 }
 
 fn draw_queue(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
+    let area = match app.rollout.outcome() {
+        Some(outcome) => {
+            let [top, rest] =
+                Split::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
+            frame.render_widget(outcome_line(outcome, top.width), top);
+            rest
+        }
+        None => area,
+    };
     // The apply's template steps, each on its own line with its live step, above the entries.
     let steps = app.rollout.template_steps();
     let area = if steps.is_empty() {
@@ -931,8 +963,20 @@ fn draw_queue(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
         Some((wave, of)) if app.rollout.applying() => format!(" · applying: wave {wave} of {of}"),
         _ => String::new(),
     };
+    // Failed entries are counted where the eye goes first; `/failed` lists them.
+    let failed = app
+        .queue()
+        .entries
+        .iter()
+        .filter(|e| app.rollout.last_failure(&e.instance_id).is_some())
+        .count();
+    let failed = if failed > 0 {
+        format!(", {failed} failed")
+    } else {
+        String::new()
+    };
     let scope = Some(format!(
-        "· {executable} executable, {} not{rollout}",
+        "· {executable} executable, {} not{failed}{rollout}",
         app.queue().entries.len() - executable
     ));
     let title = list_title(
@@ -953,13 +997,18 @@ fn draw_queue(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
     draw_list(frame, &app.browse.queue_rows, spec, |e| {
         let entry = &entries[e];
         let executable = entry.strategy.executable();
-        let step = match app.rollout.phase(&entry.instance_id) {
-            Some(phase) => text(phase.label()).style(phase_style(phase)),
-            None => text(if executable { "ready" } else { "blocked" }).style(if executable {
-                Style::new().fg(Color::Green)
-            } else {
-                Style::new().fg(Color::Red)
-            }),
+        let failure = app.rollout.last_failure(&entry.instance_id);
+        let step = match (app.rollout.phase(&entry.instance_id), failure) {
+            (Some(phase), _) => text(phase.label()).style(phase_style(phase)),
+            // An earlier apply's failure, as the journal tells it.
+            (None, Some(_)) => text("failed").style(Style::new().fg(Color::Red).bold()),
+            (None, None) => {
+                text(if executable { "ready" } else { "blocked" }).style(if executable {
+                    Style::new().fg(Color::Green)
+                } else {
+                    Style::new().fg(Color::Red)
+                })
+            }
         };
         let cells = vec![
             text(short_id(&entry.instance_id).into_owned()),
@@ -976,9 +1025,9 @@ fn draw_queue(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
                     .into_owned(),
             ),
             // Why it cannot go, or why it failed, before why it was queued.
-            match (&entry.strategy, app.rollout.phase(&entry.instance_id)) {
-                (_, Some(Phase::Failed(error))) => {
-                    text(format!("failed: {error}")).style(Style::new().fg(Color::Red))
+            match (&entry.strategy, failure) {
+                (_, Some(failure)) => {
+                    text(format!("failed: {}", failure.error())).style(Style::new().fg(Color::Red))
                 }
                 (Strategy::NotExecutable { why }, _) => {
                     text(format!("blocked: {why}")).style(Style::new().fg(Color::Red))
@@ -997,6 +1046,26 @@ fn draw_queue(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
             if is_marked { "●" } else { " " },
         )
     })
+}
+
+/// How the last apply ended, on one line above the Queue view's list until Esc dismisses it:
+/// green when it ran to its end, red when it could not.
+fn outcome_line(outcome: &Result<String, String>, width: u16) -> Line<'static> {
+    const DISMISS: &str = " · Esc dismisses";
+    let (said, style) = match outcome {
+        Ok(summary) => (
+            format!(" last apply: {summary}"),
+            Style::new().fg(Color::Green),
+        ),
+        Err(error) => (
+            format!(" last apply failed: {error}"),
+            Style::new().fg(Color::Red).bold(),
+        ),
+    };
+    // The summary gives way before the way to dismiss it does.
+    let room = width.saturating_sub(display_width(DISMISS) as u16);
+    let said = cut(&escape(&said), room, Cut::End).into_owned();
+    Line::from(vec![Span::styled(said, style), Span::raw(DISMISS).dim()])
 }
 
 /// Two lines about the selected row: everything the table had no room for.
@@ -1158,11 +1227,20 @@ fn draw_detail(frame: &mut Frame, app: &App, area: Rect) {
                             entry.target_image.as_deref().unwrap_or("no golden image")
                         )),
                     ]),
-                    Line::from(entry.strategy.describe()).style(if entry.strategy.executable() {
-                        Style::new().fg(Color::Green)
-                    } else {
-                        Style::new().fg(Color::Red)
-                    }),
+                    match app.rollout.last_failure(&entry.instance_id) {
+                        Some(failure) => Line::from(format!(
+                            "last attempt failed: {} (i: all of it)",
+                            failure.error()
+                        ))
+                        .style(Style::new().fg(Color::Red)),
+                        None => Line::from(entry.strategy.describe()).style(
+                            if entry.strategy.executable() {
+                                Style::new().fg(Color::Green)
+                            } else {
+                                Style::new().fg(Color::Red)
+                            },
+                        ),
+                    },
                 ]
             }),
     };
@@ -1315,24 +1393,57 @@ fn draw_help(frame: &mut Frame, view: View, scroll: u16, screen: Rect) {
 fn draw_overview(frame: &mut Frame, app: &App, area: Rect) {
     let data = &app.data;
     let clouds: Vec<Cloud> = data.eval.by_cloud.keys().copied().collect();
-    // Tall enough for every source, within half the screen.
-    let wanted = (clouds.len() + 4).max(app.sources().len() + 2) as u16;
+    let note = stale_note(app.policy().max_image_age_days);
+    let split = Split::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]);
+    // The box's inner width, to know how many lines the note wraps to.
+    let [fleet_width, _] = split.areas(area);
+    let note_lines = wrapped_lines(&note, fleet_width.width.saturating_sub(2));
+    // Tall enough for every source and the note, within half the screen.
+    let wanted = (clouds.len() + 4 + note_lines).max(app.sources().len() + 2) as u16;
     let [top, bottom] = Split::vertical([
         Constraint::Length(wanted.min(area.height / 2)),
         Constraint::Min(4),
     ])
     .areas(area);
-    let [fleet, sources] =
-        Split::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(top);
+    let [fleet, sources] = split.areas(top);
     let [ages, lineages] =
         Split::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(bottom);
-    draw_fleet_totals(frame, data, &clouds, fleet);
+    draw_fleet_totals(frame, data, &clouds, &note, fleet);
     draw_sources(frame, app, sources);
     draw_age_histogram(frame, data, ages);
     draw_lagging_lineages(frame, data, lineages);
 }
 
-fn draw_fleet_totals(frame: &mut Frame, data: &Data, clouds: &[Cloud], area: Rect) {
+/// What the STALE column counts, said under it: a verdict, one per instance and the most
+/// severe wins, so it counts fewer instances than the filter on image age does.
+fn stale_note(max_age: u32) -> String {
+    format!(
+        "STALE = verdict: older than {max_age}d, not outdated/flagged/unknown; \
+         age:>{max_age} counts every image older than {max_age}d"
+    )
+}
+
+/// How many lines `text` (single spaces between words) takes wrapped at word boundaries in
+/// `width` columns, as the paragraph drawing it wraps.
+fn wrapped_lines(text: &str, width: u16) -> usize {
+    let width = usize::from(width.max(1));
+    let (mut lines, mut used) = (0, 0);
+    for word in text.split(' ') {
+        let w = display_width(word);
+        if used > 0 && used + 1 + w <= width {
+            used += 1 + w;
+        } else {
+            lines += 1 + (w.max(1) - 1) / width;
+            used = match w % width {
+                0 if w > 0 => width,
+                rest => rest,
+            };
+        }
+    }
+    lines
+}
+
+fn draw_fleet_totals(frame: &mut Frame, data: &Data, clouds: &[Cloud], note: &str, area: Rect) {
     // Full headers need 62 columns; narrower, verdicts are cut to four letters, columns to 5.
     let narrow = area.width < 64;
     let label = |text: &str| -> String {
@@ -1379,11 +1490,24 @@ fn draw_fleet_totals(frame: &mut Frame, data: &Data, clouds: &[Cloud], area: Rec
             .map(Constraint::Length)
             .collect()
     };
+    let block = Block::bordered().title(if narrow {
+        " Fleet by verdict "
+    } else {
+        " Fleet by verdict (one per instance, most severe wins) "
+    });
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let [table, below] = Split::vertical([
+        Constraint::Length(clouds.len() as u16 + 2),
+        Constraint::Min(0),
+    ])
+    .areas(inner);
+    frame.render_widget(Table::new(rows, widths).header(header), table);
     frame.render_widget(
-        Table::new(rows, widths)
-            .header(header)
-            .block(Block::bordered().title(" Fleet by verdict ")),
-        area,
+        Paragraph::new(note.to_owned())
+            .dim()
+            .wrap(Wrap { trim: true }),
+        below,
     );
 }
 

@@ -2,6 +2,11 @@
 //! workers' reports into messages for `App::handle`, performs the effects it returns (saves,
 //! collections, plans, applies, snapshots: all off the loop's thread), and draws only when
 //! something changed. The loop owns all state; workers only send.
+//!
+//! The journal (why entries failed, in earlier applies or other processes) is read by a
+//! blocking task of its own, never by the loop: once at start, then whenever the app asks
+//! (`Effect::ReadJournal`: after an apply, on Ctrl-r, when the queue file changed outside the
+//! screen). Reads do not pile up: one runs at a time, and asks made meanwhile make one more.
 
 pub mod action;
 pub mod app;
@@ -20,6 +25,7 @@ pub mod save;
 pub mod style;
 pub mod table;
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,7 +42,7 @@ use self::app::{App, AppInit, Msg};
 use crate::core::event::CollectEvent;
 use crate::queue::Queue;
 use crate::queue::apply::{ApplyLock, Paths};
-use crate::queue::journal::{Journal, Record, Step};
+use crate::queue::journal::{self, Failure, Journal, Record, Step};
 use crate::queue::rollout::{self, Executors, RolloutEvent};
 
 /// Re-evaluating a large fleet on every page would starve the keyboard; while pages stream in,
@@ -69,6 +75,18 @@ enum ApplyEvent {
     Rollout(RolloutEvent),
     /// The outcome, and the queue file as the apply left it.
     Finished(Result<String, String>, Result<Queue, String>),
+    /// The journal's last failures (not the apply's alone: any read of the journal).
+    Journal(Result<HashMap<String, Failure>, String>),
+}
+
+/// The journal's last failure per instance id, read off the loop; the answer is sent back.
+fn read_journal(path: PathBuf, events: mpsc::UnboundedSender<ApplyEvent>) {
+    tokio::task::spawn_blocking(move || {
+        let read = Journal::read(&path)
+            .map(|records| journal::failures(&records))
+            .map_err(|e| e.0);
+        let _ = events.send(ApplyEvent::Journal(read));
+    });
 }
 
 /// Runs a confirmed rollout on its own thread and runtime, so the loop never waits for the
@@ -234,6 +252,9 @@ async fn run_loop(options: Options) -> color_eyre::Result<Exit> {
     let saver = save::start(options.paths.queue.clone(), saved_tx);
     let (worker_tx, mut worker) = mpsc::unbounded_channel();
     let mut stop_apply: Option<watch::Sender<Option<String>>> = None;
+    // A journal read running, and whether another was asked for meanwhile.
+    let (mut journal_reading, mut journal_again) = (true, false);
+    read_journal(options.paths.journal.clone(), worker_tx.clone());
 
     let mut terminal = ratatui::try_init()?;
     let _guard = TerminalGuard;
@@ -303,6 +324,13 @@ async fn run_loop(options: Options) -> color_eyre::Result<Exit> {
                         stop_apply = None;
                         Msg::ApplyDone { outcome, queue }
                     }
+                    ApplyEvent::Journal(read) => {
+                        journal_reading = std::mem::take(&mut journal_again);
+                        if journal_reading {
+                            read_journal(options.paths.journal.clone(), worker_tx.clone());
+                        }
+                        Msg::JournalRead(read)
+                    }
                 };
                 effects.extend(app.handle(msg));
             }
@@ -329,6 +357,11 @@ async fn run_loop(options: Options) -> color_eyre::Result<Exit> {
                 Effect::Save(changes) => {
                     // The saver outlives the loop; were it gone, the flush at quit saves.
                     let _ = saver.send(changes);
+                }
+                Effect::ReadJournal if journal_reading => journal_again = true,
+                Effect::ReadJournal => {
+                    journal_reading = true;
+                    read_journal(options.paths.journal.clone(), worker_tx.clone());
                 }
                 Effect::Refresh => {
                     if let Some(collect) = &options.collect {

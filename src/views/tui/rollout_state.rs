@@ -1,11 +1,14 @@
 //! The apply as this screen follows it: planning, the confirmed rollout's waves and each
-//! entry's phase, the stop, and the last apply's outcome, kept on screen until dismissed.
+//! entry's phase, the stop, and the last apply's outcome, kept on screen until dismissed; and
+//! why each entry's last attempt failed, from this screen's apply or from the journal (earlier
+//! applies, other processes), which the runtime reads off the loop.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::core::inventory::GroupIdx;
 use crate::core::policy::TemplateStatus;
 use crate::query::data::Data;
+use crate::queue::journal::Failure;
 use crate::queue::rollout::{self, Phase, Plan, RolloutEvent, TemplateStep};
 
 #[derive(Default)]
@@ -25,6 +28,28 @@ pub struct RolloutState {
     template_steps: Vec<TemplateStep>,
     /// How the last apply ended, until the operator dismisses it.
     outcome: Option<Result<String, String>>,
+    /// The journal's last failures, by instance id, as last read.
+    journaled: HashMap<String, Failure>,
+    /// Which entries count as failed changed since the app last asked.
+    failures_changed: bool,
+}
+
+/// Why an entry's last attempt failed, and where that was seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LastFailure<'a> {
+    /// In this screen's apply (running, or the last one).
+    ThisApply(&'a str),
+    /// In the journal: an earlier apply, or another process's.
+    Journaled(&'a Failure),
+}
+
+impl LastFailure<'_> {
+    pub fn error(&self) -> &str {
+        match self {
+            LastFailure::ThisApply(error) => error,
+            LastFailure::Journaled(failure) => &failure.error,
+        }
+    }
 }
 
 /// Why an apply cannot be asked for now.
@@ -72,6 +97,42 @@ impl RolloutState {
         self.outcome.take().is_some()
     }
 
+    /// Why the entry's last attempt failed, if it did: this screen's apply knows best while
+    /// it has a phase for the entry (one it is retrying has not failed yet); an entry it never
+    /// started keeps what the journal says.
+    pub fn last_failure(&self, instance_id: &str) -> Option<LastFailure<'_>> {
+        match self.phases.get(instance_id) {
+            Some(Phase::Failed(error)) => Some(LastFailure::ThisApply(error)),
+            None | Some(Phase::NotStarted(_)) => {
+                self.journaled.get(instance_id).map(LastFailure::Journaled)
+            }
+            Some(_) => None,
+        }
+    }
+
+    /// The ids whose last attempt failed (the Queue view's `failed`).
+    pub fn failed_ids(&self) -> HashSet<String> {
+        self.phases
+            .keys()
+            .chain(self.journaled.keys())
+            .filter(|id| self.last_failure(id).is_some())
+            .cloned()
+            .collect()
+    }
+
+    /// Whether `failed_ids` changed since the last call.
+    pub fn take_failures_changed(&mut self) -> bool {
+        std::mem::take(&mut self.failures_changed)
+    }
+
+    /// The journal as just read: its last failure per entry.
+    pub fn journal_read(&mut self, failures: HashMap<String, Failure>) {
+        if self.journaled != failures {
+            self.journaled = failures;
+            self.failures_changed = true;
+        }
+    }
+
     /// Starts planning, unless an apply cannot be asked for now.
     pub fn start_planning(&mut self) -> Result<(), NotNow> {
         if self.read_only {
@@ -91,11 +152,33 @@ impl RolloutState {
         self.planning = false;
     }
 
+    /// Why a plan with no replacement in it has nothing to do (the worker journaled the
+    /// entries that could not be checked); `None` when it has something.
+    pub fn nothing_to_apply(plan: &Plan) -> Option<String> {
+        if plan.entries() > 0 {
+            return None;
+        }
+        Some(match (plan.unchecked.first(), plan.left.first()) {
+            (Some((entry, error)), _) => format!(
+                "nothing to apply: {} could not be checked ({}: {error})",
+                plan.unchecked.len(),
+                entry.instance_id
+            ),
+            (None, Some((entry, why))) => format!(
+                "nothing to apply: all {} left queued ({}: {why})",
+                plan.left.len(),
+                entry.instance_id
+            ),
+            (None, None) => "nothing to apply: the queue is empty".to_owned(),
+        })
+    }
+
     /// The operator confirmed `plan`: it runs now.
     pub fn confirmed(&mut self, plan: &Plan) {
         self.applying = true;
         self.stopping = false;
         self.template_steps = plan.templates.clone();
+        self.failures_changed |= !self.phases.is_empty();
         self.phases.clear();
         self.wave = None;
         self.outcome = None;
@@ -130,7 +213,9 @@ impl RolloutState {
                     Phase::Failed(error) => Some((format!("{instance_id}: {error}"), true)),
                     _ => None,
                 };
-                self.phases.insert(instance_id, phase);
+                let failed = self.last_failure(&instance_id).is_some();
+                self.phases.insert(instance_id.clone(), phase);
+                self.failures_changed |= failed != self.last_failure(&instance_id).is_some();
                 said
             }
         }
