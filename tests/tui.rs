@@ -14,6 +14,7 @@ use fleetscope::views::tui::action::{Action, Effect, View};
 use fleetscope::views::tui::app::{AppInit, DriftRow, InstanceScope, Msg};
 use fleetscope::views::tui::dialog::{Confirm, Dialog};
 use fleetscope::views::tui::marks::Marked;
+use fleetscope::views::tui::rollout_state::Ended;
 use fleetscope::views::tui::{keymap, save};
 
 mod common;
@@ -1690,16 +1691,32 @@ fn draw_buffer(app: &mut Ui, width: u16, height: u16) -> ratatui::buffer::Buffer
     terminal.backend().buffer().clone()
 }
 
-/// How the last apply ended stays above the Queue view's list, green or red, whatever the
+/// How the last apply ended stays above the Queue view's list, green, yellow or red, whatever the
 /// status line says next, until Esc dismisses it.
 #[test]
 fn the_last_applys_outcome_stays_on_the_queue_view_until_esc() {
     use ratatui::style::Color;
     let mut app = app_for_screens();
     press(&mut app, KeyCode::Char('5'));
+    // A clean end is green.
+    app.send(Msg::ApplyDone {
+        outcome: Ok(Ended {
+            summary: "72 replaced".into(),
+            clean: true,
+        }),
+        queue: Ok(app.queue().clone()),
+    });
+    let buffer = draw_buffer(&mut app, 120, 40);
+    let (y, line) = row_with(&buffer, "last apply:").expect("the outcome is on screen");
+    let x = line.find("last apply").unwrap() as u16;
+    assert_eq!(buffer[(x, y)].fg, Color::Green);
+    // One with failures or a stop wants a look: yellow.
     let summary = "70 replaced, 2 failed, 1 not executable; stopped: 2 failed";
     app.send(Msg::ApplyDone {
-        outcome: Ok(summary.into()),
+        outcome: Ok(Ended {
+            summary: summary.into(),
+            clean: false,
+        }),
         queue: Ok(app.queue().clone()),
     });
     press(&mut app, KeyCode::Char('a'));
@@ -1715,7 +1732,7 @@ fn the_last_applys_outcome_stays_on_the_queue_view_until_esc() {
         "{line}"
     );
     let x = line.find("last apply").unwrap() as u16;
-    assert_eq!(buffer[(x, y)].fg, Color::Green);
+    assert_eq!(buffer[(x, y)].fg, Color::Yellow);
     // Narrow, the summary gives way; how to dismiss it stays.
     let narrow = render(&mut app, 60, 20);
     assert!(narrow.contains("… · Esc dismisses"), "{narrow}");

@@ -18,7 +18,7 @@ use super::fleet::{Finished, Fleet};
 pub use super::layout::Layout;
 use super::marks::{Marked, Marks};
 use super::queue_state::{QueueState, SaveOutcome};
-use super::rollout_state::{NotNow, RolloutState};
+use super::rollout_state::{Ended, NotNow, RolloutState};
 use super::save::{QueueChange, Saved};
 use crate::core::event::CollectEvent;
 use crate::core::inventory::{InstanceIdx, Inventory};
@@ -52,7 +52,7 @@ pub enum Msg {
     Rollout(RolloutEvent),
     /// The apply ended, and the queue file as it left it.
     ApplyDone {
-        outcome: Result<String, String>,
+        outcome: Result<Ended, String>,
         queue: Result<Queue, String>,
     },
     /// The journal's last failure per instance id, read off the loop; or why it could not be.
@@ -835,12 +835,12 @@ impl App {
     /// The apply ended: the queue on disk is what it left, and its outcome stays on screen.
     fn apply_done(
         &mut self,
-        outcome: Result<String, String>,
+        outcome: Result<Ended, String>,
         queue: Result<Queue, String>,
         effects: &mut Vec<Effect>,
     ) {
         match &outcome {
-            Ok(summary) => self.say(summary.clone()),
+            Ok(ended) => self.say(ended.summary.clone()),
             Err(error) => self.fail(error.clone()),
         }
         self.rollout.finished(outcome);

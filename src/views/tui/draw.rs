@@ -19,6 +19,7 @@ use super::layout::{
     BRAND, DRIFT_COLUMNS, GUTTER, IMAGE_COLUMNS, INSTANCE_COLUMNS, Layout, QUEUE_COLUMNS, tab_label,
 };
 use super::marks::Marked;
+use super::rollout_state::Ended;
 use super::style::{escaped, phase_style, verdict_style};
 use super::table::{Column, Cut, ListState};
 use crate::core::model::{Cloud, SourceState};
@@ -1050,12 +1051,17 @@ fn draw_queue(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
 
 /// How the last apply ended, on one line above the Queue view's list until Esc dismisses it:
 /// green when it ran to its end, red when it could not.
-fn outcome_line(outcome: &Result<String, String>, width: u16) -> Line<'static> {
+fn outcome_line(outcome: &Result<Ended, String>, width: u16) -> Line<'static> {
     const DISMISS: &str = " · Esc dismisses";
     let (said, style) = match outcome {
-        Ok(summary) => (
-            format!(" last apply: {summary}"),
-            Style::new().fg(Color::Green),
+        Ok(ended) => (
+            format!(" last apply: {}", ended.summary),
+            // Failures or a stop want a look; a clean end does not.
+            Style::new().fg(if ended.clean {
+                Color::Green
+            } else {
+                Color::Yellow
+            }),
         ),
         Err(error) => (
             format!(" last apply failed: {error}"),

@@ -39,6 +39,7 @@ use tokio::task::JoinHandle;
 
 use self::action::{Action, Effect};
 use self::app::{App, AppInit, Msg};
+use self::rollout_state::Ended;
 use crate::core::event::CollectEvent;
 use crate::queue::Queue;
 use crate::queue::apply::{ApplyLock, Paths};
@@ -74,7 +75,7 @@ enum ApplyEvent {
     Planned(Result<(rollout::Plan, Queue), String>),
     Rollout(RolloutEvent),
     /// The outcome, and the queue file as the apply left it.
-    Finished(Result<String, String>, Result<Queue, String>),
+    Finished(Result<Ended, String>, Result<Queue, String>),
     /// The journal's last failures (not the apply's alone: any read of the journal).
     Journal(Result<HashMap<String, Failure>, String>),
 }
@@ -127,7 +128,12 @@ fn start_apply(
                         };
                         let (outcome, ()) =
                             tokio::join!(rollout::run(request, executors.as_ref()), relay);
-                        outcome.map(|summary| summary.to_string()).map_err(|e| e.0)
+                        outcome
+                            .map(|summary| Ended {
+                                clean: summary.failed == 0 && summary.stopped.is_none(),
+                                summary: summary.to_string(),
+                            })
+                            .map_err(|e| e.0)
                     })
                 })
         }))

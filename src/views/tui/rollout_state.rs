@@ -11,6 +11,14 @@ use crate::query::data::Data;
 use crate::queue::journal::Failure;
 use crate::queue::rollout::{self, Phase, Plan, RolloutEvent, TemplateStep};
 
+/// How an apply that ran ended: its summary, and whether every confirmed entry went through
+/// (no failure, no stop), so the screen can tell a clean end from one that needs a look.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended {
+    pub summary: String,
+    pub clean: bool,
+}
+
 #[derive(Default)]
 pub struct RolloutState {
     /// `--read-only`: applying is refused.
@@ -27,7 +35,7 @@ pub struct RolloutState {
     /// The template steps of the apply running or last run, with their live step.
     template_steps: Vec<TemplateStep>,
     /// How the last apply ended, until the operator dismisses it.
-    outcome: Option<Result<String, String>>,
+    outcome: Option<Result<Ended, String>>,
     /// The journal's last failures, by instance id, as last read.
     journaled: HashMap<String, Failure>,
     /// Which entries count as failed changed since the app last asked.
@@ -89,7 +97,7 @@ impl RolloutState {
     }
 
     /// The last apply's outcome, until dismissed.
-    pub fn outcome(&self) -> Option<&Result<String, String>> {
+    pub fn outcome(&self) -> Option<&Result<Ended, String>> {
         self.outcome.as_ref()
     }
 
@@ -222,7 +230,7 @@ impl RolloutState {
     }
 
     /// The apply ended; its outcome stays on screen until dismissed.
-    pub fn finished(&mut self, outcome: Result<String, String>) {
+    pub fn finished(&mut self, outcome: Result<Ended, String>) {
         self.applying = false;
         self.stopping = false;
         self.outcome = Some(outcome);
