@@ -331,6 +331,11 @@ impl Inventory {
         self.instance_image[idx as usize]
     }
 
+    /// Every instance's image, by instance index: for passes over every instance.
+    pub fn images_of_instances(&self) -> &[ImageIdx] {
+        &self.instance_image
+    }
+
     pub fn group_of(&self, idx: InstanceIdx) -> Option<GroupIdx> {
         self.instance_group[idx as usize]
     }

@@ -2,11 +2,11 @@
 //! evaluation, the age histogram, lineages ranked by lag, and the row accessors views share.
 
 use std::borrow::Cow;
-use std::cell::OnceCell;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 
@@ -30,9 +30,9 @@ pub struct Data {
     /// Shared, so a snapshot can be written from it off the UI loop.
     pub inventory: std::sync::Arc<Inventory>,
     /// Every instance in id order, and in each Instances column's order, built on first use.
-    by_id: OnceCell<Vec<InstanceIdx>>,
-    search_text: OnceCell<SearchText>,
-    orders: [OnceCell<Vec<InstanceIdx>>; INSTANCE_VERDICT + 1],
+    by_id: OnceLock<Vec<InstanceIdx>>,
+    search_text: OnceLock<SearchText>,
+    orders: [OnceLock<Vec<InstanceIdx>>; INSTANCE_VERDICT + 1],
     pub eval: Evaluation,
     /// Running instances per image-age bucket, then those whose image age is unknown.
     pub age_histogram: [u64; AGE_BUCKETS.len() + 1],
@@ -65,8 +65,8 @@ impl Data {
         });
         Data {
             inventory: std::sync::Arc::new(inventory),
-            by_id: OnceCell::new(),
-            search_text: OnceCell::new(),
+            by_id: OnceLock::new(),
+            search_text: OnceLock::new(),
             orders: Default::default(),
             eval,
             age_histogram,

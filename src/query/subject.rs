@@ -123,8 +123,9 @@ impl InstanceFilter {
         }
     }
 
-    pub fn keep(&self, data: &Data, i: InstanceIdx) -> bool {
-        self.image_ok[data.inventory.image_of(i) as usize]
+    /// Whether instance `i`, on `image`, passes (the caller has the image at hand).
+    pub fn keep_on(&self, data: &Data, i: InstanceIdx, image: ImageIdx) -> bool {
+        self.image_ok[image as usize]
             && (self.row_terms.is_empty()
                 || self.row_terms.matches(&InstanceSubject {
                     data,
@@ -137,8 +138,9 @@ impl InstanceFilter {
 /// The instances `query` (the Instances view's language) selects, as the Instances view would.
 pub fn select_instances(data: &Data, query: &filter::Query) -> Vec<InstanceIdx> {
     let filter = InstanceFilter::new(data, query);
+    let images = data.inventory.images_of_instances();
     (0..data.inventory.instances().len() as InstanceIdx)
-        .filter(|&i| filter.keep(data, i))
+        .filter(|&i| filter.keep_on(data, i, images[i as usize]))
         .collect()
 }
 

@@ -170,8 +170,15 @@ impl Browse {
     }
 
     fn refilter_instances(&mut self, data: &Data) {
+        // No filter: every row in scope, copied without a question per row (a sort or a
+        // drill-down at a million instances).
+        if self.instances.query().is_empty() {
+            return self.instances.refilter(|_| true);
+        }
         let filter = InstanceFilter::new(data, self.instances.query());
-        self.instances.refilter(|i| filter.keep(data, i));
+        let images = data.inventory.images_of_instances();
+        self.instances
+            .refilter(|i| filter.keep_on(data, i, images[i as usize]));
     }
 
     fn rebuild_drift(&mut self, data: &Data) {
@@ -316,11 +323,12 @@ impl Browse {
         let query = self.queue_rows.query().clone();
         let mut rows: Vec<usize> = (0..entries.len())
             .filter(|&e| {
-                query.matches(&QueueSubject {
-                    data,
-                    entry: &entries[e],
-                    failed: self.failed.contains(&entries[e].instance_id),
-                })
+                query.is_empty()
+                    || query.matches(&QueueSubject {
+                        data,
+                        entry: &entries[e],
+                        failed: self.failed.contains(&entries[e].instance_id),
+                    })
             })
             .collect();
         let column = self.queue_rows.sort;

@@ -417,6 +417,20 @@ fn cut(text: &str, width: u16, how: Cut) -> Cow<'_, str> {
     if width == 0 {
         return Cow::Borrowed("");
     }
+    // Printable ASCII, nearly every cell, is one column a byte: cut by bytes.
+    if text.bytes().all(|b| (b' '..b'\x7f').contains(&b)) {
+        let room = usize::from(width - 1);
+        let head = match how {
+            Cut::End => room,
+            Cut::Middle => room / 2,
+        };
+        let tail = room - head;
+        let mut out = String::with_capacity(usize::from(width) + 3);
+        out.push_str(&text[..head]);
+        out.push('…');
+        out.push_str(&text[text.len() - tail..]);
+        return Cow::Owned(out);
+    }
     let span = Span::raw(text);
     let graphemes: Vec<(&str, u16)> = span
         .styled_graphemes(Style::new())

@@ -5,6 +5,9 @@ use std::cmp::Ordering;
 
 use crate::query::filter::{Field, Query};
 
+/// Lists at least this long are filtered on two cores.
+const PARALLEL_FROM: usize = 200_000;
+
 /// A column of a list view.
 #[derive(Debug, Clone, Copy)]
 pub struct Column {
@@ -119,11 +122,37 @@ impl<T: Copy + PartialEq> ListState<T> {
     }
 
     /// Re-applies the filter to the sorted rows, keeping the selected row selected if it stays.
-    pub fn refilter(&mut self, keep: impl Fn(T) -> bool) {
+    pub fn refilter(&mut self, keep: impl Fn(T) -> bool + Sync)
+    where
+        T: Send + Sync,
+    {
         let selected = self.selected_row();
         let mut rows = std::mem::take(&mut self.rows);
         rows.clear();
-        rows.extend(self.sorted.iter().copied().filter(|&row| keep(row)));
+        // A million rows are halved between two cores: the first half here, the second beside
+        // it, joined in order.
+        let half = self.sorted.len() / 2;
+        if half >= PARALLEL_FROM / 2 {
+            let (first, second) = self.sorted.split_at(half);
+            let keep = &keep;
+            let later = std::thread::scope(|scope| {
+                let later = scope.spawn(move || {
+                    second
+                        .iter()
+                        .copied()
+                        .filter(|&row| keep(row))
+                        .collect::<Vec<T>>()
+                });
+                rows.extend(first.iter().copied().filter(|&row| keep(row)));
+                later.join()
+            });
+            match later {
+                Ok(later) => rows.extend(later),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        } else {
+            rows.extend(self.sorted.iter().copied().filter(|&row| keep(row)));
+        }
         self.rows = rows;
         // A row the filter took away gives the selection back to the top, as a new list would.
         self.selected = selected
