@@ -92,9 +92,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", requires = "report")]
     pub output: Option<PathBuf>,
 
-    /// Exit 1 when any instance's verdict is at or above this one, or it is exposed or
-    /// long-lived.
-    #[arg(long, value_name = "VERDICT|exposed|long-lived", value_parser = parse_fail_on, requires = "report")]
+    /// Exit 1 when any instance's verdict is at or above this one, or it is exposed,
+    /// long-lived or on an image from an untrusted source (`policy.trusted_owners`).
+    #[arg(long, value_name = "VERDICT|exposed|long-lived|untrusted-source", value_parser = parse_fail_on, requires = "report")]
     pub fail_on: Option<crate::views::report::FailOn>,
 
     /// Exit 0 or 1 even when some source failed or is incomplete (each still gets a line on
@@ -216,7 +216,8 @@ fn parse_now(text: &str) -> Result<DateTime<Utc>, String> {
 
 fn parse_fail_on(text: &str) -> Result<crate::views::report::FailOn, String> {
     crate::views::report::FailOn::parse(text).ok_or_else(|| {
-        "expected one of flagged, unknown, outdated, stale, exposed, long-lived".to_owned()
+        "expected one of flagged, unknown, outdated, stale, exposed, long-lived, untrusted-source"
+            .to_owned()
     })
 }
 

@@ -540,6 +540,8 @@ fn validate(config: &Config) -> Result<(), (String, String)> {
             )
         })?;
     }
+    trusted_owners(&config.policy.trusted_owners)
+        .map_err(|message| ("policy.trusted_owners".to_owned(), message))?;
     let table =
         toml::Table::try_from(config).map_err(|e| ("config".to_owned(), format!("config: {e}")))?;
     if let Some((bound, refusal)) = out_of_bounds(&table) {
@@ -551,6 +553,35 @@ fn validate(config: &Config) -> Result<(), (String, String)> {
             format!("rollout.max_unavailable: {e}"),
         )
     })?;
+    Ok(())
+}
+
+/// The most entries `policy.trusted_owners` takes: an estate's owners are a handful.
+pub const MAX_TRUSTED_OWNERS: usize = 1000;
+
+/// Each entry of `policy.trusted_owners` is one owner: an account id, alias, publisher, image
+/// project or gallery id, never empty and without spaces or commas (a list pasted as one).
+fn trusted_owners(owners: &[String]) -> Result<(), String> {
+    if owners.len() > MAX_TRUSTED_OWNERS {
+        return Err(format!(
+            "policy.trusted_owners has {} entries; at most {MAX_TRUSTED_OWNERS}",
+            owners.len()
+        ));
+    }
+    for (i, owner) in owners.iter().enumerate() {
+        let problem = if owner.trim().is_empty() {
+            "is empty"
+        } else if owner.len() > 512 {
+            "is longer than 512 characters"
+        } else if owner.contains(|c: char| c.is_whitespace() || c == ',') {
+            "holds a space or comma: give one owner per entry"
+        } else {
+            continue;
+        };
+        return Err(format!(
+            "policy.trusted_owners[{i}] {problem} (an AWS account id, amazon, aws-marketplace, an Azure gallery id or publisher, a Google Cloud image project)"
+        ));
+    }
     Ok(())
 }
 

@@ -24,6 +24,7 @@ fn image(key: &str, name: &str, age_days: i64) -> Image {
         name: name.into(),
         created: Some(days_ago(age_days)),
         owner: "111".into(),
+        owner_alias: None,
         family: None,
         deprecation: None,
         tags: Tags::new(),

@@ -767,6 +767,7 @@ fn build_lineage(spec: &'static LineageSpec, now: DateTime<Utc>) -> LineageBuild
                     Azure => "acme".into(),
                     Gcp => GCP_IMAGE_PROJECT.into(),
                 },
+                owner_alias: None,
                 family,
                 deprecation,
                 tags,

@@ -199,6 +199,10 @@ pub struct Image {
     pub created: Option<DateTime<Utc>>,
     #[serde(default)]
     pub owner: String,
+    /// The name the cloud gives the owner, where it has one: AWS `ImageOwnerAlias` (`amazon`,
+    /// `aws-marketplace`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_alias: Option<String>,
     /// The lineage the cloud itself states: GCP family, Azure gallery image definition,
     /// marketplace `publisher:offer:sku`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -223,6 +227,7 @@ impl Image {
             name: String::new(),
             created: None,
             owner: String::new(),
+            owner_alias: None,
             family: None,
             deprecation: None,
             tags: Tags::new(),

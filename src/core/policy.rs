@@ -65,6 +65,11 @@ pub struct PolicyConfig {
     pub flag_tags: Vec<String>,
     /// Image keys flagged by hand, such as the image with the bad OpenSSL.
     pub flagged_images: Vec<String>,
+    /// Where images may come from: AWS owner account ids or the aliases `amazon` and
+    /// `aws-marketplace`, Azure gallery ids or marketplace publishers, Google Cloud image
+    /// projects. Empty (the default) trusts every owner; set, an image from any other owner
+    /// is the finding untrusted-source.
+    pub trusted_owners: Vec<String>,
     /// Lineage name -> image key that is golden whatever is newer.
     pub golden: BTreeMap<String, String>,
 }
@@ -76,6 +81,7 @@ impl Default for PolicyConfig {
             max_instance_age_days: 30,
             flag_tags: vec!["vulnerable".into(), "fleetscope:flagged".into()],
             flagged_images: Vec::new(),
+            trusted_owners: Vec::new(),
             golden: BTreeMap::new(),
         }
     }
@@ -94,6 +100,9 @@ pub struct ImageEval {
     pub golden: Option<ImageIdx>,
     /// Why the verdict, most severe first; empty for current images.
     pub reasons: Vec<String>,
+    /// The finding untrusted-source: `policy.trusted_owners` is set and names no owner of this
+    /// image. Apart from the verdict, as long-lived and exposed are.
+    pub untrusted_source: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -280,6 +289,7 @@ pub fn evaluate(inventory: &Inventory, config: &PolicyConfig, now: DateTime<Utc>
                 behind_since: None,
                 golden: None,
                 reasons: flag.into_iter().collect(),
+                untrusted_source: readable && !is_trusted(&entry.image, &config.trusted_owners),
             }
         })
         .collect();
@@ -477,6 +487,54 @@ pub fn evaluate(inventory: &Inventory, config: &PolicyConfig, now: DateTime<Utc>
         long_lived,
         by_cloud,
         total,
+    }
+}
+
+/// Whether `owners` (`policy.trusted_owners`) lets `image` in; an empty list trusts everyone.
+///
+/// An entry matches, case-insensitively, the image's owner as its cloud states it (an AWS
+/// account id, an Azure marketplace publisher or shared gallery name, a Google Cloud image
+/// project), or its AWS owner alias (`amazon`, `aws-marketplace`), or, for an Azure gallery's
+/// resource id (`/subscriptions/…/galleries/NAME`), every image version inside that gallery.
+/// Nothing else: a prefix of an account id or project is not that owner.
+pub fn is_trusted(image: &Image, owners: &[String]) -> bool {
+    if owners.is_empty() {
+        return true;
+    }
+    owners.iter().any(|entry| {
+        let entry = entry.trim().trim_end_matches('/');
+        if entry.is_empty() {
+            return false;
+        }
+        if !image.owner.is_empty() && image.owner.eq_ignore_ascii_case(entry) {
+            return true;
+        }
+        if image
+            .owner_alias
+            .as_deref()
+            .is_some_and(|alias| alias.eq_ignore_ascii_case(entry))
+        {
+            return true;
+        }
+        image.cloud == Cloud::Azure
+            && entry.starts_with('/')
+            && image.key.len() > entry.len()
+            && image.key.is_char_boundary(entry.len())
+            && image.key[..entry.len()].eq_ignore_ascii_case(entry)
+            && image.key[entry.len()..].starts_with('/')
+    })
+}
+
+/// The owner an untrusted-source finding names: the alias beside the id where there is one.
+pub fn owner_label(image: &Image) -> String {
+    let owner = if image.owner.is_empty() {
+        "an unnamed owner"
+    } else {
+        image.owner.as_str()
+    };
+    match &image.owner_alias {
+        Some(alias) => format!("{owner} ({alias})"),
+        None => owner.to_owned(),
     }
 }
 

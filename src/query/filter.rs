@@ -11,7 +11,7 @@
 //! - `age:>30`, `uptime:<=7`, `behind:>2`: numeric fields compare with `>`, `>=`, `<`, `<=`, `=`;
 //! - `ip:10.0.3.17` one address, `ip:10.0.3.0/24` a network, `ip:internal` a DNS name part;
 //! - `tag:key` or `tag:key=value` on the instance's (or image's) tags;
-//! - `exposed`, `long-lived`: the instance's findings, as bare words;
+//! - `exposed`, `long-lived`, `untrusted-source`: the instance's findings, as bare words;
 //! - `drift`, `skew`: a group's template drift and version skew (the Drift view), as bare words;
 //! - `failed`, `blocked`: a queue entry's state (the Queue view), as bare words;
 //! - `!term` negates any term.
@@ -45,6 +45,8 @@ pub enum Field {
     /// Bare-word findings: they take no value.
     Exposed,
     LongLived,
+    /// The image comes from an owner `policy.trusted_owners` does not name.
+    UntrustedSource,
     /// A group's template launches an image other than the golden one.
     Drift,
     /// A group's members run more than one image.
@@ -74,7 +76,7 @@ const STATES: &[&str] = &[
 ];
 
 impl Field {
-    pub const ALL: [Field; 25] = [
+    pub const ALL: [Field; 26] = [
         Field::Cloud,
         Field::Account,
         Field::Region,
@@ -96,6 +98,7 @@ impl Field {
         Field::Behind,
         Field::Exposed,
         Field::LongLived,
+        Field::UntrustedSource,
         Field::Drift,
         Field::Skew,
         Field::Failed,
@@ -125,6 +128,7 @@ impl Field {
             Field::Behind => "behind",
             Field::Exposed => "exposed",
             Field::LongLived => "long-lived",
+            Field::UntrustedSource => "untrusted-source",
             Field::Drift => "drift",
             Field::Skew => "skew",
             Field::Failed => "failed",
@@ -156,6 +160,7 @@ impl Field {
             Field::Behind => "behind:>2",
             Field::Exposed => "exposed",
             Field::LongLived => "long-lived",
+            Field::UntrustedSource => "untrusted-source",
             Field::Drift => "drift",
             Field::Skew => "skew",
             Field::Failed => "failed",
@@ -187,6 +192,7 @@ impl Field {
             Field::Behind => "newer images in its lineage",
             Field::Exposed => "has a network exposure finding",
             Field::LongLived => "launched longer ago than the configured limit",
+            Field::UntrustedSource => "image from an owner policy.trusted_owners does not name",
             Field::Drift => {
                 "a group in template drift: its template launches an image other than the golden one"
             }
@@ -206,6 +212,7 @@ impl Field {
             self,
             Field::Exposed
                 | Field::LongLived
+                | Field::UntrustedSource
                 | Field::Drift
                 | Field::Skew
                 | Field::Failed

@@ -39,6 +39,7 @@ pub const INSTANCE_FIELDS: &[Field] = &[
     Field::Behind,
     Field::Exposed,
     Field::LongLived,
+    Field::UntrustedSource,
 ];
 /// Instance fields that are the image's: `ImageSubject` answers them as `InstanceSubject` would.
 const IMAGE_LEVEL: &[Field] = &[
@@ -48,6 +49,7 @@ const IMAGE_LEVEL: &[Field] = &[
     Field::Verdict,
     Field::Age,
     Field::Behind,
+    Field::UntrustedSource,
 ];
 pub const IMAGE_FIELDS: &[Field] = &[
     Field::Cloud,
@@ -60,6 +62,7 @@ pub const IMAGE_FIELDS: &[Field] = &[
     Field::Tag,
     Field::Age,
     Field::Behind,
+    Field::UntrustedSource,
 ];
 pub const DRIFT_FIELDS: &[Field] = &[
     Field::Cloud,
@@ -237,6 +240,7 @@ impl Subject for InstanceSubject<'_> {
         match field {
             Field::Exposed => Some(!self.data.instance(self.instance).exposure.is_empty()),
             Field::LongLived => Some(self.data.eval.long_lived[self.instance as usize]),
+            Field::UntrustedSource => Some(self.data.instance_eval(self.instance).untrusted_source),
             _ => None,
         }
     }
@@ -313,6 +317,13 @@ impl Subject for ImageSubject<'_> {
         match field {
             Field::Age => eval.age_days,
             Field::Behind => Some(i64::from(eval.behind_by)),
+            _ => None,
+        }
+    }
+
+    fn flag(&self, field: Field) -> Option<bool> {
+        match field {
+            Field::UntrustedSource => Some(self.data.image_eval(self.image).untrusted_source),
             _ => None,
         }
     }

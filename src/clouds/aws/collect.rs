@@ -770,6 +770,7 @@ fn to_image(found: &aws_sdk_ec2::types::Image) -> Option<Image> {
         name: found.name().unwrap_or_default().to_owned(),
         created: found.creation_date().and_then(parse_time),
         owner: found.owner_id().unwrap_or_default().to_owned(),
+        owner_alias: found.image_owner_alias().map(str::to_owned),
         family: None,
         deprecation: deprecated_at.map(|at| Deprecation {
             at: Some(at),

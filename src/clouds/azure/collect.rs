@@ -551,6 +551,7 @@ fn gallery_images(
                 name: format!("{definition} {}", v.name),
                 created: v.published,
                 owner: owner.to_owned(),
+                owner_alias: None,
                 family: Some(family.to_owned()),
                 deprecation: v.end_of_life.map(|at| Deprecation {
                     at: Some(at),
@@ -607,6 +608,7 @@ async fn marketplace_images(
             name: format!("{family}:{name}"),
             created: date_token(name),
             owner: publisher.to_ascii_lowercase(),
+            owner_alias: None,
             family: Some(family.clone()),
             deprecation,
             tags: Tags::new(),
@@ -651,6 +653,7 @@ async fn managed_image(context: &Context<'_>, id: &str) -> Result<Image, String>
                 created: None,
                 owner: format!("{}/{}", parsed.subscription, parsed.get("resourcegroups"))
                     .to_ascii_lowercase(),
+                owner_alias: None,
                 family: None,
                 deprecation: None,
                 tags,

@@ -688,6 +688,7 @@ fn to_image(owner: &str, found: &model::Image) -> Option<Image> {
         name,
         created: found.creation_timestamp.as_deref().and_then(parse_time),
         owner: owner.to_owned(),
+        owner_alias: None,
         family: found
             .family
             .as_deref()

@@ -35,7 +35,14 @@ pub fn write(input: &ReportInput<'_>, out: &mut dyn Write) -> io::Result<()> {
     let inv = input.inventory;
     let eval = input.eval;
     let mut csv = ::csv::Writer::from_writer(out);
-    csv.write_record(HEADER)?;
+    // The column is there when the policy names trusted owners, so a report without them
+    // keeps its shape.
+    let trust_checked = !input.policy.trusted_owners.is_empty();
+    let mut header = HEADER.to_vec();
+    if trust_checked {
+        header.push("untrusted_source");
+    }
+    csv.write_record(&header)?;
     for i in input.instances_by_place() {
         let instance = inv.instance(i);
         let image = inv.image_of(i);
@@ -81,6 +88,9 @@ pub fn write(input: &ReportInput<'_>, out: &mut dyn Write) -> io::Result<()> {
         ];
         for field in fields {
             csv.write_field(crate::text::escape(field).as_bytes())?;
+        }
+        if trust_checked {
+            csv.write_field(if ie.untrusted_source { "true" } else { "false" })?;
         }
         csv.write_record(None::<&[u8]>)?;
     }

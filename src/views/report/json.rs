@@ -64,6 +64,9 @@ struct ImageRow<'a> {
     behind_since: Option<DateTime<Utc>>,
     golden: Option<&'a str>,
     reasons: &'a [String],
+    /// Present when `policy.trusted_owners` is set: whether the image's owner is not in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    untrusted_source: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -87,12 +90,16 @@ struct InstanceRow<'a> {
     behind_by: u32,
     behind_since: Option<DateTime<Utc>>,
     reasons: &'a [String],
+    /// Present when `policy.trusted_owners` is set: whether its image's owner is not in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    untrusted_source: Option<bool>,
 }
 
 pub fn write(input: &ReportInput<'_>, out: &mut dyn Write) -> io::Result<()> {
     let inv = input.inventory;
     let eval = input.eval;
     let key_of = |i: u32| inv.image(i).image.key.as_str();
+    let trust_checked = !input.policy.trusted_owners.is_empty();
     let mut sources: Vec<&SourceStatus> = inv.sources().iter().collect();
     sources.sort_by(|a, b| a.name.cmp(&b.name));
     let mut lineage_order: Vec<u32> = (0..inv.lineages().len() as u32).collect();
@@ -143,6 +150,7 @@ pub fn write(input: &ReportInput<'_>, out: &mut dyn Write) -> io::Result<()> {
                     behind_since: ie.behind_since,
                     golden: ie.golden.map(key_of),
                     reasons: &ie.reasons,
+                    untrusted_source: trust_checked.then_some(ie.untrusted_source),
                 }
             })
             .collect(),
@@ -178,6 +186,7 @@ pub fn write(input: &ReportInput<'_>, out: &mut dyn Write) -> io::Result<()> {
                     behind_by: ie.behind_by,
                     behind_since: ie.behind_since,
                     reasons: &ie.reasons,
+                    untrusted_source: trust_checked.then_some(ie.untrusted_source),
                 }
             })
             .collect(),

@@ -51,6 +51,13 @@ pub fn write(input: &ReportInput<'_>, out: &mut dyn Write) -> io::Result<()> {
             crate::text::escape(&policy.flag_tags.join(", ")).into_owned()
         },
     )?;
+    if !policy.trusted_owners.is_empty() {
+        writeln!(
+            out,
+            "Trusted image owners: {}; an image from any other owner is untrusted-source.\n",
+            crate::text::escape(&policy.trusted_owners.join(", "))
+        )?;
+    }
 
     writeln!(out, "## Summary\n")?;
     writeln!(
@@ -218,6 +225,9 @@ pub fn write(input: &ReportInput<'_>, out: &mut dyn Write) -> io::Result<()> {
             if !instance.exposure.is_empty() {
                 why.push_str("; exposed");
             }
+            if ie.untrusted_source {
+                why.push_str("; untrusted-source");
+            }
             writeln!(
                 out,
                 "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -274,6 +284,34 @@ pub fn write(input: &ReportInput<'_>, out: &mut dyn Write) -> io::Result<()> {
                 "\n{} more exposed instances left out (--limit {shown}); the JSON and CSV reports list them all.",
                 exposed.len() - shown
             )?;
+        }
+    }
+
+    // Only when the policy names trusted owners: without them every owner is trusted.
+    if !policy.trusted_owners.is_empty() {
+        let untrusted = input.untrusted_images();
+        writeln!(out, "\n## Untrusted image sources ({})\n", untrusted.len())?;
+        if untrusted.is_empty() {
+            writeln!(out, "None: every image in use comes from a trusted owner.")?;
+        } else {
+            writeln!(
+                out,
+                "| image | cloud | name | owner | instances | verdict |"
+            )?;
+            writeln!(out, "|---|---|---|---|---:|---|")?;
+            for &image in &untrusted {
+                let entry = inv.image(image);
+                writeln!(
+                    out,
+                    "| `{}` | {} | {} | {} | {} | {} |",
+                    cell(&entry.image.key),
+                    entry.image.cloud,
+                    cell(&entry.image.name),
+                    cell(&crate::core::policy::owner_label(&entry.image)),
+                    entry.instances.len(),
+                    eval.images[image as usize].verdict,
+                )?;
+            }
         }
     }
 

@@ -72,6 +72,20 @@ impl ReportInput<'_> {
         rows
     }
 
+    /// Images in use from an owner `policy.trusted_owners` does not name, most instances first.
+    fn untrusted_images(&self) -> Vec<ImageIdx> {
+        let mut rows = self.images_in_use();
+        rows.retain(|&i| self.eval.images[i as usize].untrusted_source);
+        rows.sort_by(|&a, &b| {
+            let (ia, ib) = (self.inventory.image(a), self.inventory.image(b));
+            ib.instances
+                .len()
+                .cmp(&ia.instances.len())
+                .then_with(|| ia.image.key.cmp(&ib.image.key))
+        });
+        rows
+    }
+
     /// Instances by cloud, account, region and id.
     fn instances_by_place(&self) -> Vec<InstanceIdx> {
         let inv = self.inventory;
@@ -187,6 +201,8 @@ pub enum FailOn {
     Verdict(Verdict),
     Exposed,
     LongLived,
+    /// The image comes from an owner `policy.trusted_owners` does not name.
+    UntrustedSource,
 }
 
 impl FailOn {
@@ -194,6 +210,7 @@ impl FailOn {
         match text.to_ascii_lowercase().as_str() {
             "exposed" => Some(FailOn::Exposed),
             "long-lived" => Some(FailOn::LongLived),
+            "untrusted-source" => Some(FailOn::UntrustedSource),
             other => verdict_threshold(other).map(FailOn::Verdict),
         }
     }
@@ -206,6 +223,12 @@ impl FailOn {
             }
             FailOn::Exposed => !input.inventory.instance(instance).exposure.is_empty(),
             FailOn::LongLived => input.eval.long_lived[instance as usize],
+            FailOn::UntrustedSource => {
+                input
+                    .eval
+                    .image_eval_of(input.inventory, instance)
+                    .untrusted_source
+            }
         }
     }
 
@@ -222,6 +245,10 @@ impl FailOn {
                     "long-lived (launched more than {} days ago)",
                     input.policy.max_instance_age_days
                 ),
+            ),
+            FailOn::UntrustedSource => (
+                "untrusted-source".to_owned(),
+                "on an image from an owner policy.trusted_owners does not name".to_owned(),
             ),
         };
         let names = input

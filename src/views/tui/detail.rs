@@ -146,6 +146,18 @@ fn instance_lines(app: &App, i: InstanceIdx) -> Vec<Line<'static>> {
             ),
         ]));
     }
+    if eval.untrusted_source {
+        lines.push(Line::from(vec![
+            label("untrusted-source"),
+            Span::styled(
+                format!(
+                    "image owner {} is not in policy.trusted_owners",
+                    crate::core::policy::owner_label(&entry.image)
+                ),
+                Style::new().fg(Color::Red),
+            ),
+        ]));
+    }
     if app.is_queued(&instance.id) {
         lines.push(fact("queued", "yes: see the Queue view"));
     }

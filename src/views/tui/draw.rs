@@ -1131,6 +1131,12 @@ fn draw_detail(frame: &mut Frame, app: &App, area: Rect) {
                         Style::new().fg(Color::Red),
                     ));
                 }
+                if eval.untrusted_source {
+                    reasons.push_span(Span::styled(
+                        " · untrusted-source",
+                        Style::new().fg(Color::Red),
+                    ));
+                }
                 vec![reasons, Line::from(first)]
             }),
         View::Images => app.browse.images.selected_row().map_or_else(Vec::new, |i| {
