@@ -846,6 +846,62 @@ mod tests {
     }
 
     #[test]
+    fn trusted_owners_are_checked_and_show_their_origin() {
+        let loaded = load_text(
+            "version = 1\n[policy]\ntrusted_owners = [\"amazon\", \"debian-cloud\"]\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            loaded.config.policy.trusted_owners,
+            ["amazon", "debian-cloud"]
+        );
+        let explained = loaded.explain();
+        assert!(
+            explained.contains("trusted_owners = [\"amazon\", \"debian-cloud\"]  # file "),
+            "{explained}"
+        );
+        let loaded = load_text(
+            "version = 1\n",
+            &[("FLEETSCOPE_POLICY_TRUSTED_OWNERS", "123456789012,canonical")],
+        )
+        .unwrap();
+        assert!(
+            loaded.explain().contains(
+                "trusted_owners = [\"123456789012\", \"canonical\"]  # env FLEETSCOPE_POLICY_TRUSTED_OWNERS"
+            ),
+            "{}",
+            loaded.explain()
+        );
+        assert!(Config::default().policy.trusted_owners.is_empty());
+        assert!(
+            load_text("version = 1\n", &[])
+                .unwrap()
+                .explain()
+                .contains("trusted_owners = []  # default")
+        );
+        for (text, want) in [
+            (
+                "version = 1\n[policy]\ntrusted_owners = [\"amazon\", \"\"]\n",
+                "policy.trusted_owners[1] is empty",
+            ),
+            (
+                "version = 1\n[policy]\ntrusted_owners = [\"amazon, canonical\"]\n",
+                "policy.trusted_owners[0] holds a space or comma",
+            ),
+            (
+                "version = 1\n[policy]\ntrusted_owners = \"amazon\"\n",
+                "invalid type",
+            ),
+        ] {
+            let err = load_text(text, &[]).unwrap_err().to_string();
+            assert!(err.contains("config.toml"), "{err}");
+            assert!(err.contains(want), "{text:?}: {err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+    }
+
+    #[test]
     fn missing_explicit_file_is_an_error() {
         let err = load(Some(Path::new("/nonexistent/fleetscope.toml")), Vec::new()).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/fleetscope.toml"));

@@ -751,3 +751,73 @@ fn the_config_command_shows_values_escaped() {
         "{text}"
     );
 }
+
+#[test]
+fn fail_on_untrusted_source_names_instances_on_images_from_other_owners() {
+    let mut env = Env::new();
+    let args = [
+        "--demo",
+        "--report",
+        "--now",
+        NOW,
+        "--format",
+        "json",
+        "--fail-on",
+        "untrusted-source",
+    ];
+    // Unset, every owner is trusted: no finding, no field.
+    let output = env.run(&args);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let instances = json["instances"].as_array().unwrap();
+    assert!(
+        instances
+            .iter()
+            .all(|i| i.get("untrusted_source").is_none())
+    );
+
+    // The demo's AWS account and Azure gallery trusted; its Google Cloud image project not
+    // (`acme` is the gallery, not a prefix of every owner starting with it).
+    env.env.push((
+        "FLEETSCOPE_POLICY_TRUSTED_OWNERS".into(),
+        "999900001111, acme".into(),
+    ));
+    let output = env.run(&args);
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let instances = json["instances"].as_array().unwrap();
+    let untrusted: Vec<&serde_json::Value> = instances
+        .iter()
+        .filter(|i| i["untrusted_source"] == true)
+        .collect();
+    assert!(!untrusted.is_empty());
+    assert!(untrusted.iter().all(|i| i["cloud"] == "gcp"));
+    assert!(
+        instances
+            .iter()
+            .filter(|i| i["cloud"] != "gcp")
+            .all(|i| i["untrusted_source"] == false)
+    );
+    assert_eq!(json["policy"]["trusted_owners"][1], "acme");
+    let wanted = format!(
+        "--fail-on untrusted-source: {} instances are on an image from an owner policy.trusted_owners does not name: ",
+        untrusted.len()
+    );
+    assert_fail_on_line(&output, &[&wanted, " more"]);
+
+    let md = env.run(&["--demo", "--report", "--now", NOW]);
+    let md = String::from_utf8(md.stdout).unwrap();
+    assert!(
+        md.contains("Trusted image owners: 999900001111, acme"),
+        "{md}"
+    );
+    assert!(md.contains("## Untrusted image sources ("), "{md}");
+    assert!(md.contains("| acme-images |"), "{md}");
+    let csv = env.run(&["--demo", "--report", "--now", NOW, "--format", "csv"]);
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .ends_with(",source,untrusted_source")
+    );
+}

@@ -781,3 +781,110 @@ fn duplicate_instance_ids_are_counted_once_and_reported() {
     );
     assert!(clean.sources()[0].warnings.is_empty());
 }
+
+/// Images from three owners, each with one instance, judged with `trusted_owners`: the ids of
+/// the instances that carry the finding untrusted-source, and that no verdict moved.
+fn untrusted_with(images: Vec<Image>, trusted: &[&str]) -> Vec<String> {
+    let instances: Vec<Instance> = images
+        .iter()
+        .enumerate()
+        .map(|(n, image)| {
+            let mut i = instance(&format!("i-{n}"), &image.key);
+            i.cloud = image.cloud;
+            i
+        })
+        .collect();
+    let inv = inventory(images, instances, Vec::new());
+    let config = PolicyConfig {
+        trusted_owners: trusted.iter().map(|s| s.to_string()).collect(),
+        ..PolicyConfig::default()
+    };
+    let eval = evaluate(&inv, &config, now());
+    let unset = evaluate(&inv, &PolicyConfig::default(), now());
+    for (a, b) in eval.images.iter().zip(&unset.images) {
+        assert_eq!((a.verdict, &a.reasons), (b.verdict, &b.reasons));
+    }
+    (0..inv.instances().len() as u32)
+        .filter(|&i| eval.image_eval_of(&inv, i).untrusted_source)
+        .map(|i| inv.instance(i).id.to_string())
+        .collect()
+}
+
+fn estate_images() -> Vec<Image> {
+    let ours = image("ami-ours", "web-1", 1);
+    let mut amazon = image("ami-al2023", "al2023-ami-2026", 1);
+    amazon.owner = "137112412989".into();
+    amazon.owner_alias = Some("amazon".into());
+    let mut stranger = image("ami-community", "cheap-nginx", 1);
+    stranger.owner = "424242424242".into();
+    let mut gallery = image(
+        "/subscriptions/s1/resourcegroups/rg/providers/microsoft.compute/galleries/golden/images/web/versions/1.0.0",
+        "web 1.0.0",
+        1,
+    );
+    gallery.cloud = Cloud::Azure;
+    gallery.owner = "s1".into();
+    let mut canonical = image("canonical:ubuntu:22_04-lts:22.04.202610010", "ubuntu", 1);
+    canonical.cloud = Cloud::Azure;
+    canonical.owner = "canonical".into();
+    let mut debian = image(
+        "projects/debian-cloud/global/images/debian-12",
+        "debian-12",
+        1,
+    );
+    debian.cloud = Cloud::Gcp;
+    debian.owner = "debian-cloud".into();
+    let mut own_project = image("projects/acme-images/global/images/web-1", "web-1", 1);
+    own_project.cloud = Cloud::Gcp;
+    own_project.owner = "acme-images".into();
+    vec![
+        ours,
+        amazon,
+        stranger,
+        gallery,
+        canonical,
+        debian,
+        own_project,
+    ]
+}
+
+#[test]
+fn trusted_owners_unset_finds_nothing_untrusted() {
+    assert!(untrusted_with(estate_images(), &[]).is_empty());
+}
+
+#[test]
+fn trusted_owners_match_account_alias_gallery_publisher_and_project() {
+    let trusted = [
+        "111",
+        "amazon",
+        // A gallery's resource id, in another case than the key: every version inside it.
+        "/subscriptions/S1/resourceGroups/rg/providers/Microsoft.Compute/galleries/golden",
+        "Canonical",
+        "acme-images",
+    ];
+    // The community AMI's owner and Debian's project are named nowhere.
+    assert_eq!(untrusted_with(estate_images(), &trusted), ["i-2", "i-5"]);
+}
+
+#[test]
+fn trusted_owners_match_whole_owners_not_prefixes() {
+    // `acme` is not `acme-images`; a gallery id is not a gallery whose name starts with it;
+    // an account id's alias is only trusted by its alias.
+    let trusted = [
+        "acme",
+        "/subscriptions/s1/resourcegroups/rg/providers/microsoft.compute/galleries/gold",
+        "aws-marketplace",
+        "11",
+    ];
+    assert_eq!(
+        untrusted_with(estate_images(), &trusted),
+        ["i-0", "i-1", "i-2", "i-3", "i-4", "i-5", "i-6"]
+    );
+}
+
+#[test]
+fn an_unreadable_image_is_unknown_not_untrusted() {
+    let gone = Image::unreadable("ami-gone", Cloud::Aws, "InvalidAMIID.NotFound");
+    assert!(untrusted_with(vec![gone], &["111"]).is_empty());
+}
