@@ -1921,3 +1921,47 @@ fn the_overview_says_its_stale_column_is_a_verdict_not_an_age() {
         "{screen}"
     );
 }
+
+#[test]
+fn untrusted_source_filters_rows_and_shows_in_the_detail_pane() {
+    // Unset, every owner is trusted: the word is known and matches nothing.
+    let mut app = demo_app();
+    app.update(Action::Show(View::Instances));
+    type_filter(&mut app, "untrusted-source");
+    app.update(Action::Submit);
+    assert!(app.browse.filter_error().is_none());
+    assert!(app.browse.instances.rows.is_empty());
+
+    // The demo's AWS account and Azure gallery trusted, its Google Cloud image project not.
+    let mut app = demo_app_with(|init| {
+        init.policy.trusted_owners = vec!["999900001111".into(), "acme".into()];
+    });
+    app.update(Action::Show(View::Instances));
+    let all = app.browse.instances.rows.len();
+    type_filter(&mut app, "untrusted-source");
+    app.update(Action::Submit);
+    let rows = app.browse.instances.rows.clone();
+    assert!(!rows.is_empty() && rows.len() < all);
+    for &i in &rows {
+        assert_eq!(app.data.instance(i).cloud.as_str(), "gcp");
+    }
+    type_filter(&mut app, "!untrusted-source cloud:gcp");
+    app.update(Action::Submit);
+    // The GCP instances left are those whose image could not be read: owner unknown.
+    for &i in &app.browse.instances.rows {
+        assert!(
+            !app.data
+                .image_eval(app.data.inventory.image_of(i))
+                .untrusted_source
+        );
+    }
+    type_filter(&mut app, "untrusted-source");
+    app.update(Action::Submit);
+    app.update(Action::ShowDetail);
+    let screen = render(&mut app, 160, 48);
+    assert!(screen.contains("untrusted-source"), "{screen}");
+    assert!(
+        screen.contains("image owner acme-images is not in policy.trusted_owners"),
+        "{screen}"
+    );
+}

@@ -12,7 +12,7 @@ use fleetscope::views::tui::dialog::Dialog;
 use fleetscope::views::tui::marks::Marked;
 
 mod common;
-use common::ui::{Ui, app_with, demo_app_of, now, render, rules, type_filter};
+use common::ui::{Ui, app_with, demo_app_of, demo_app_with, now, render, rules, type_filter};
 
 fn demo_app(size: usize) -> Ui {
     demo_app_of(size)
@@ -202,7 +202,11 @@ fn closed_values_several_values_order_and_findings_narrow_as_they_say() {
 /// The filter examples `?` lists for a view, and the README's, all match rows of the demo.
 #[test]
 fn every_documented_filter_example_matches_demo_rows() {
-    let mut app = demo_app(1_500);
+    // Trusted owners set as the README's example does, so `untrusted-source` has rows: the
+    // demo's AWS account and Azure gallery, not its Google Cloud image project.
+    let mut app = demo_app_with(|init| {
+        init.policy.trusted_owners = vec!["999900001111".into(), "acme".into()];
+    });
     // Something queued, so the Queue view has rows to filter.
     app.update(Action::Show(View::Instances));
     commit_filter(&mut app, "verdict:>=outdated");
@@ -275,7 +279,7 @@ fn every_documented_filter_example_matches_demo_rows() {
                 && !span.starts_with("field:")
                 && (span.contains(':')
                     || span.contains('.')
-                    || ["exposed", "long-lived"].contains(span)
+                    || ["exposed", "long-lived", "untrusted-source"].contains(span)
                     || drift_words.contains(span))
         })
         .chain(incident)
