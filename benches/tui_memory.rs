@@ -4,11 +4,7 @@
 //! `cargo bench --no-default-features --bench tui_memory -- 100000` (one size per process, so
 //! each peak is its own).
 
-use fleetscope::clouds::demo::DemoFleet;
-use fleetscope::core::inventory::Inventory;
-use fleetscope::core::policy::PolicyConfig;
 use fleetscope::views::tui::action::{Action, View};
-use fleetscope::views::tui::app::{AppInit, Msg};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
@@ -16,7 +12,7 @@ use ratatui::backend::TestBackend;
 #[allow(dead_code)]
 #[path = "../tests/common/ui.rs"]
 mod ui;
-use ui::{Ui, frame};
+use ui::frame;
 
 fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -33,25 +29,8 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse::<usize>().ok())
         .unwrap_or(100_000);
-    let now = ui::now();
-    let fleet = DemoFleet::new(42, size, now);
-    let mut app = Ui::new(
-        AppInit {
-            collecting: true,
-            ..AppInit::browse(
-                Inventory::new(ui::rules()),
-                ui::rules(),
-                PolicyConfig::default(),
-                now,
-            )
-        },
-        None,
-    );
     // As the runtime does: events one by one, then the final evaluation.
-    for event in fleet.events() {
-        app.send(Msg::Collected(event));
-    }
-    app.send(Msg::CollectionDone { now });
+    let mut app = ui::streamed_demo(42, size, ui::now());
     let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
     for view in View::ALL {
         app.update(Action::Show(view));

@@ -20,11 +20,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use fleetscope::clouds::demo::DemoFleet;
-use fleetscope::core::inventory::Inventory;
-use fleetscope::core::policy::PolicyConfig;
 use fleetscope::views::tui::action::{Action, View};
-use fleetscope::views::tui::app::{AppInit, Msg};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
@@ -32,7 +28,7 @@ use ratatui::backend::TestBackend;
 #[allow(dead_code)]
 #[path = "../tests/common/ui.rs"]
 mod ui;
-use ui::{Ui, frame};
+use ui::frame;
 
 const SIZE: usize = 1_000_000;
 const SEED: u64 = 42;
@@ -381,23 +377,7 @@ fn steps() -> Vec<Step> {
 /// size, timed apart.
 fn in_process() -> Vec<(Duration, Duration)> {
     let now = chrono::DateTime::parse_from_rfc3339(NOW).unwrap().to_utc();
-    let mut app = Ui::new(
-        AppInit {
-            collecting: true,
-            ..AppInit::browse(
-                Inventory::new(ui::rules()),
-                ui::rules(),
-                PolicyConfig::default(),
-                now,
-            )
-        },
-        None,
-    );
-    // As the runtime does: events one by one, then the final evaluation.
-    for event in DemoFleet::new(SEED, SIZE, now).events() {
-        app.send(Msg::Collected(event));
-    }
-    app.send(Msg::CollectionDone { now });
+    let mut app = ui::streamed_demo(SEED, SIZE, now);
     let mut terminal = Terminal::new(TestBackend::new(WIDTH, HEIGHT)).unwrap();
     app.update(Action::Show(View::Instances));
     app.update(Action::StartFilter);

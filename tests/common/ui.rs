@@ -144,6 +144,28 @@ pub fn demo_app() -> Ui {
     demo_app_of(1_500)
 }
 
+/// The demo fleet of `size` (seed `seed`) as the runtime gets it: an app that starts empty and
+/// collecting, every collection event handled one by one, then the final evaluation.
+pub fn streamed_demo(seed: u64, size: usize, now: DateTime<Utc>) -> Ui {
+    let mut app = Ui::new(
+        AppInit {
+            collecting: true,
+            ..AppInit::browse(
+                Inventory::new(rules()),
+                rules(),
+                PolicyConfig::default(),
+                now,
+            )
+        },
+        None,
+    );
+    for event in DemoFleet::new(seed, size, now).events() {
+        app.send(Msg::Collected(event));
+    }
+    app.send(Msg::CollectionDone { now });
+    app
+}
+
 /// The demo app with settings of its own: `set` changes the defaults `AppInit::browse` gives.
 pub fn demo_app_with(set: impl FnOnce(&mut AppInit)) -> Ui {
     let mut init = AppInit::browse(
