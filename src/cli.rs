@@ -71,6 +71,26 @@ pub struct RunArgs {
     #[arg(long = "gcp-project", global = true, value_name = "PROJECT")]
     pub gcp_projects: Vec<String>,
 
+    /// Collect every account of the AWS organization (aws.organization.enabled), through the
+    /// role aws.organization.role_name assumed in each.
+    #[arg(long = "aws-org", global = true)]
+    pub aws_org: bool,
+
+    /// Azure management group whose subscriptions to collect, nested groups included
+    /// (repeatable); adds to the config's azure.management_groups.
+    #[arg(long = "azure-management-group", global = true, value_name = "ID")]
+    pub azure_management_groups: Vec<String>,
+
+    /// Google Cloud folder whose ACTIVE projects to collect, at any depth (repeatable); adds to
+    /// the config's gcp.folders.
+    #[arg(long = "gcp-folder", global = true, value_name = "ID")]
+    pub gcp_folders: Vec<String>,
+
+    /// Google Cloud organization whose ACTIVE projects to collect (repeatable); adds to the
+    /// config's gcp.organizations.
+    #[arg(long = "gcp-organization", global = true, value_name = "ID")]
+    pub gcp_organizations: Vec<String>,
+
     /// Read a saved snapshot (or JSON report) instead of collecting.
     // The conflict is declared here, not on the global --demo: subcommands have no --snapshot.
     #[arg(long, value_name = "FILE", conflicts_with = "demo")]

@@ -77,23 +77,25 @@ pub fn plan(run: &RunArgs, loaded: &LoadedConfig, page_delay: Duration) -> Resul
     Plan::from_config(&config).map_err(|e| eyre!(e))
 }
 
-/// `--aws-profile`s, `--azure-subscription`s and `--gcp-project`s, added to the configured ones.
+/// The sources named on the command line, added to the configured ones.
 fn add_cli_sources(config: &mut Config, run: &RunArgs) {
-    for profile in &run.aws_profiles {
-        if !config.aws.profiles.contains(profile) {
-            config.aws.profiles.push(profile.clone());
+    fn add(to: &mut Vec<String>, more: &[String]) {
+        for name in more {
+            if !to.contains(name) {
+                to.push(name.clone());
+            }
         }
     }
-    for subscription in &run.azure_subscriptions {
-        if !config.azure.subscriptions.contains(subscription) {
-            config.azure.subscriptions.push(subscription.clone());
-        }
-    }
-    for project in &run.gcp_projects {
-        if !config.gcp.projects.contains(project) {
-            config.gcp.projects.push(project.clone());
-        }
-    }
+    add(&mut config.aws.profiles, &run.aws_profiles);
+    add(&mut config.azure.subscriptions, &run.azure_subscriptions);
+    add(
+        &mut config.azure.management_groups,
+        &run.azure_management_groups,
+    );
+    add(&mut config.gcp.projects, &run.gcp_projects);
+    add(&mut config.gcp.folders, &run.gcp_folders);
+    add(&mut config.gcp.organizations, &run.gcp_organizations);
+    config.aws.organization.enabled |= run.aws_org;
 }
 
 /// The inventory to evaluate and the time to evaluate it at.
@@ -439,8 +441,12 @@ impl Progress {
             });
             bar.set_position(u64::from(source.pages));
             match &source.state {
+                SourceState::Waiting => bar.set_message("waiting"),
                 SourceState::Collecting => {
                     bar.set_message(format!("{} instances", source.instances))
+                }
+                SourceState::Skipped { reason } => {
+                    bar.finish_with_message(format!("skipped: {}", crate::text::escape(reason)))
                 }
                 SourceState::Done => {
                     bar.finish_with_message(format!("{} instances, done", source.instances))

@@ -32,6 +32,7 @@ pub struct Config {
     pub aws: AwsConfig,
     pub azure: AzureConfig,
     pub gcp: GcpConfig,
+    pub collect: CollectConfig,
     pub rollout: RolloutConfig,
     pub ui: UiConfig,
     pub limits: LimitsConfig,
@@ -46,6 +47,7 @@ impl Default for Config {
             aws: AwsConfig::default(),
             azure: AzureConfig::default(),
             gcp: GcpConfig::default(),
+            collect: CollectConfig::default(),
             rollout: RolloutConfig::default(),
             ui: UiConfig::default(),
             limits: LimitsConfig::default(),
@@ -103,6 +105,7 @@ pub const BOUNDS: &[Bound] = &[
         "seconds",
     ),
     bound("gcp.concurrency", 1, 256, "projects at once"),
+    bound("collect.max_in_flight", 1, 1024, "calls at once"),
     bound("gcp.timeout_secs", 1, 3600, "seconds"),
     bound("gcp.deadline_secs", 1, MAX_DEADLINE_SECS as i64, "seconds"),
     bound("rollout.max_parallel", 1, 1000, "instances at once"),
@@ -201,6 +204,7 @@ pub struct AwsConfig {
     pub timeout_secs: u64,
     /// Seconds one source may take in all; past them it fails, naming what it waited for.
     pub deadline_secs: u64,
+    pub organization: AwsOrganizationConfig,
 }
 
 impl Default for AwsConfig {
@@ -212,7 +216,71 @@ impl Default for AwsConfig {
             concurrency: 8,
             timeout_secs: 30,
             deadline_secs: DEFAULT_DEADLINE_SECS,
+            organization: AwsOrganizationConfig::default(),
         }
+    }
+}
+
+impl AwsConfig {
+    /// True when anything on AWS is to be collected.
+    pub fn any(&self) -> bool {
+        !self.profiles.is_empty() || self.organization.enabled
+    }
+}
+
+impl AzureConfig {
+    pub fn any(&self) -> bool {
+        !self.subscriptions.is_empty() || !self.management_groups.is_empty()
+    }
+}
+
+impl GcpConfig {
+    pub fn any(&self) -> bool {
+        !self.projects.is_empty() || !self.folders.is_empty() || !self.organizations.is_empty()
+    }
+}
+
+/// Every account of an AWS organization, each through a role assumed in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AwsOrganizationConfig {
+    pub enabled: bool,
+    /// The management (or delegated administrator) account's profile; empty: the default chain.
+    pub profile: String,
+    pub role_name: String,
+    /// Empty: none sent.
+    pub external_id: String,
+    pub session_name: String,
+    /// Account ids, or `ou-…` ids meaning that unit and everything under it; empty: every account.
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+impl Default for AwsOrganizationConfig {
+    fn default() -> Self {
+        AwsOrganizationConfig {
+            enabled: false,
+            profile: String::new(),
+            role_name: "OrganizationAccountAccessRole".to_owned(),
+            external_id: String::new(),
+            session_name: "fleetscope".to_owned(),
+            include: Vec::new(),
+            exclude: Vec::new(),
+        }
+    }
+}
+
+/// What holds for every source of every cloud together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CollectConfig {
+    /// Calls to the clouds in flight at once, across every source and cloud.
+    pub max_in_flight: u32,
+}
+
+impl Default for CollectConfig {
+    fn default() -> Self {
+        CollectConfig { max_in_flight: 32 }
     }
 }
 
@@ -221,6 +289,8 @@ impl Default for AwsConfig {
 pub struct AzureConfig {
     /// Subscription ids; `"*"` means every subscription the credential can list.
     pub subscriptions: Vec<String>,
+    /// Management group ids: every subscription under them, nested groups included.
+    pub management_groups: Vec<String>,
     /// Azure Resource Manager endpoint; empty means the public cloud.
     pub endpoint_url: String,
     /// OAuth scope of the ARM token; empty means `<endpoint>/.default`.
@@ -236,6 +306,7 @@ impl Default for AzureConfig {
     fn default() -> Self {
         AzureConfig {
             subscriptions: Vec::new(),
+            management_groups: Vec::new(),
             endpoint_url: String::new(),
             token_scope: String::new(),
             concurrency: 8,
@@ -249,7 +320,13 @@ impl Default for AzureConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct GcpConfig {
     pub projects: Vec<String>,
+    /// Folder ids (`folders/123` or `123`): every ACTIVE project under them, at any depth.
+    pub folders: Vec<String>,
+    /// Organization ids (`organizations/123` or `123`): every ACTIVE project in them.
+    pub organizations: Vec<String>,
     pub endpoint_url: String,
+    /// Resource Manager endpoint; empty means https://cloudresourcemanager.googleapis.com.
+    pub resource_manager_endpoint_url: String,
     pub concurrency: u32,
     pub timeout_secs: u64,
     /// Seconds one source may take in all; past them it fails, naming what it waited for.
@@ -260,7 +337,10 @@ impl Default for GcpConfig {
     fn default() -> Self {
         GcpConfig {
             projects: Vec::new(),
+            folders: Vec::new(),
+            organizations: Vec::new(),
             endpoint_url: String::new(),
+            resource_manager_endpoint_url: String::new(),
             concurrency: 8,
             timeout_secs: 30,
             deadline_secs: DEFAULT_DEADLINE_SECS,
@@ -404,12 +484,9 @@ pub fn load(
         .collect();
     env.sort();
     for (var, value) in env {
-        let (section, key) = env_key(&defaults, &var)?;
-        let default_value = defaults
-            .get(&section)
-            .and_then(|s| s.as_table())
-            .and_then(|s| s.get(&key));
-        let dotted = format!("{section}.{key}");
+        let path = env_key(&defaults, &var)?;
+        let default_value = lookup(&defaults, &path);
+        let dotted = path.join(".");
         let value = match (env_value(default_value, &value), Bound::of(&dotted)) {
             // Before the type check below, which would only say the number does not fit.
             (Some(toml::Value::Integer(v)), Some(bound)) if !bound.admits(v) => {
@@ -429,15 +506,23 @@ pub fn load(
                 )));
             }
         };
-        let section_table = table
-            .entry(section.clone())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        let Some(section_table) = section_table.as_table_mut() else {
-            return Err(ConfigError(format!(
-                "{var}: [{section}] is not a table in the config file"
-            )));
-        };
-        section_table.insert(key.clone(), value);
+        let (key, tables) = path
+            .split_last()
+            .expect("env_key gives a section and a key");
+        let mut at = &mut table;
+        for (depth, name) in tables.iter().enumerate() {
+            let entry = at
+                .entry(name.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let Some(inner) = entry.as_table_mut() else {
+                return Err(ConfigError(format!(
+                    "{var}: [{}] is not a table in the config file",
+                    tables[..=depth].join(".")
+                )));
+            };
+            at = inner;
+        }
+        at.insert(key.clone(), value);
         origins.insert(dotted, Origin::Env(var.clone()));
         // Check now, so a bad value is blamed on its variable rather than the file.
         Config::deserialize(table.clone())
@@ -593,23 +678,47 @@ fn first_line(text: &str) -> String {
         .join(" ")
 }
 
-/// `FLEETSCOPE_AWS_ENDPOINT_URL` -> (`aws`, `endpoint_url`), checked against the known keys.
-fn env_key(defaults: &toml::Table, var: &str) -> Result<(String, String), ConfigError> {
+/// `FLEETSCOPE_AWS_ENDPOINT_URL` -> `aws.endpoint_url`, and
+/// `FLEETSCOPE_AWS_ORGANIZATION_ROLE_NAME` -> `aws.organization.role_name`: the path of a known
+/// key, tables first.
+fn env_key(defaults: &toml::Table, var: &str) -> Result<Vec<String>, ConfigError> {
     let rest = var.trim_start_matches("FLEETSCOPE_").to_ascii_lowercase();
-    for (section, value) in defaults {
-        let Some(keys) = value.as_table() else {
-            continue;
-        };
-        if let Some(key) = rest.strip_prefix(&format!("{section}_"))
-            && keys.contains_key(key)
-            && !keys[key].is_table()
-        {
-            return Ok((section.clone(), key.to_owned()));
+    match key_path(defaults, &rest, 0) {
+        Some(path) => Ok(path),
+        None => Err(ConfigError(format!(
+            "{var}: not a fleetscope setting (run `fleetscope config` to list them)"
+        ))),
+    }
+}
+
+/// The path of the leaf key `rest` spells below `table` (tables separated by `_`).
+fn key_path(table: &toml::Table, rest: &str, depth: usize) -> Option<Vec<String>> {
+    for (name, value) in table {
+        match value.as_table() {
+            // `policy.golden` is a map of the user's own names, not settings.
+            Some(inner) if name != "golden" => {
+                if let Some(below) = rest.strip_prefix(&format!("{name}_"))
+                    && let Some(mut path) = key_path(inner, below, depth + 1)
+                {
+                    path.insert(0, name.clone());
+                    return Some(path);
+                }
+            }
+            Some(_) => {}
+            None if depth > 0 && rest == name => return Some(vec![name.clone()]),
+            None => {}
         }
     }
-    Err(ConfigError(format!(
-        "{var}: not a fleetscope setting (run `fleetscope config` to list them)"
-    )))
+    None
+}
+
+fn lookup<'a>(table: &'a toml::Table, path: &[String]) -> Option<&'a toml::Value> {
+    let (last, tables) = path.split_last()?;
+    let mut at = table;
+    for name in tables {
+        at = at.get(name)?.as_table()?;
+    }
+    at.get(last)
 }
 
 /// Parses an environment value after the type of the key's default: lists are comma-separated.
@@ -653,22 +762,25 @@ impl LoadedConfig {
             )),
         }
         let table = toml::Table::try_from(&self.config).unwrap_or_default();
-        let mut sections = Vec::new();
-        for (key, value) in &table {
-            if value.is_table() {
-                sections.push((key, value));
-            } else {
-                out.push_str(&self.line(key, key, value));
-            }
-        }
-        for (section, value) in sections {
-            out.push_str(&format!("\n[{section}]\n"));
-            for (key, value) in value.as_table().into_iter().flatten() {
-                let dotted = format!("{section}.{key}");
-                out.push_str(&self.line(&dotted, key, value));
-            }
-        }
+        self.explain_table(&mut out, None, &table);
         out
+    }
+
+    /// A table's plain keys, then each of its sub-tables under its own header
+    /// (`[aws]`, then `[aws.organization]`); `policy.golden` stays one inline map.
+    fn explain_table(&self, out: &mut String, name: Option<&str>, table: &toml::Table) {
+        let mut sections = Vec::new();
+        for (key, value) in table {
+            let dotted = name.map_or(key.clone(), |n| format!("{n}.{key}"));
+            match value.as_table() {
+                Some(inner) if key != "golden" => sections.push((dotted, inner)),
+                _ => out.push_str(&self.line(&dotted, key, value)),
+            }
+        }
+        for (dotted, inner) in sections {
+            out.push_str(&format!("\n[{dotted}]\n"));
+            self.explain_table(out, Some(&dotted), inner);
+        }
     }
 
     fn line(&self, dotted: &str, key: &str, value: &toml::Value) -> String {
@@ -772,6 +884,53 @@ mod tests {
             explained
                 .contains("regions = [\"us-east-1\", \"eu-west-1\"]  # env FLEETSCOPE_AWS_REGIONS"),
             "{explained}"
+        );
+    }
+
+    #[test]
+    fn nested_tables_take_env_overrides_and_show_their_origins() {
+        let loaded = load_text(
+            "version = 1\n[aws.organization]\nenabled = true\ninclude = [\"ou-ab12-cdef3456\"]\n",
+            &[
+                ("FLEETSCOPE_AWS_ORGANIZATION_ROLE_NAME", "FleetscopeRead"),
+                (
+                    "FLEETSCOPE_AWS_ORGANIZATION_EXCLUDE",
+                    "111122223333,444455556666",
+                ),
+                ("FLEETSCOPE_COLLECT_MAX_IN_FLIGHT", "12"),
+            ],
+        )
+        .unwrap();
+        let org = &loaded.config.aws.organization;
+        assert!(org.enabled);
+        assert_eq!(org.role_name, "FleetscopeRead");
+        assert_eq!(org.exclude, ["111122223333", "444455556666"]);
+        assert_eq!(org.include, ["ou-ab12-cdef3456"]);
+        assert_eq!(org.session_name, "fleetscope");
+        assert_eq!(loaded.config.collect.max_in_flight, 12);
+        let explained = loaded.explain();
+        let section = &explained[explained.find("[aws.organization]").expect("a section")..];
+        assert!(section.contains("enabled = true  # file"), "{explained}");
+        assert!(
+            section.contains(
+                "role_name = \"FleetscopeRead\"  # env FLEETSCOPE_AWS_ORGANIZATION_ROLE_NAME"
+            ),
+            "{explained}"
+        );
+        assert!(section.contains("session_name = \"fleetscope\"  # default"));
+        // A table is not a key, and the bound holds for the new section too.
+        let table = load_text("version = 1\n", &[("FLEETSCOPE_AWS_ORGANIZATION", "x")]);
+        assert!(table.is_err());
+        let Err(error) = load_text(
+            "version = 1\n",
+            &[("FLEETSCOPE_COLLECT_MAX_IN_FLIGHT", "0")],
+        ) else {
+            panic!("0 calls at once was taken");
+        };
+        assert!(
+            error.0.contains("FLEETSCOPE_COLLECT_MAX_IN_FLIGHT"),
+            "{}",
+            error.0
         );
     }
 

@@ -29,8 +29,8 @@ use crate::core::inventory::Inventory;
 use crate::core::lineage::LineageRules;
 use crate::queue::QueueEntry;
 use crate::queue::rollout::{Executor, Executors};
-use source::contained;
 pub use source::{Deadline, log_source_panics};
+use source::{InFlight, contained};
 #[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
 pub(crate) use source::{call, run_source};
 
@@ -51,12 +51,9 @@ pub enum Plan {
 impl Plan {
     /// The clouds configured, or a sentence saying how to configure one.
     pub fn from_config(config: &Config) -> Result<Plan, String> {
-        let any = !config.aws.profiles.is_empty()
-            || !config.azure.subscriptions.is_empty()
-            || !config.gcp.projects.is_empty();
-        if !any {
+        if !config.aws.any() && !config.azure.any() && !config.gcp.any() {
             return Err(
-                "no sources configured: add [aws] profiles, [azure] subscriptions or [gcp] projects to the config, or try --demo".into(),
+                "no sources configured: add [aws] profiles or an organization, [azure] subscriptions or management groups, or [gcp] projects, folders or organizations to the config, or try --demo".into(),
             );
         }
         Ok(Plan::Clouds(Box::new(config.clone())))
@@ -96,22 +93,23 @@ async fn collect_clouds(config: Config, tx: mpsc::Sender<CollectEvent>) {
         names.iter().map(|n| format!("{cloud}:{n}")).collect()
     };
     let mut clouds = Vec::new();
-    if !config.aws.profiles.is_empty() {
+    if config.aws.any() {
         let sources = named("aws", &config.aws.profiles);
         let work = |tx| collect_aws(&config, tx);
         clouds.push(contained("aws", sources, tx.clone(), work).boxed());
     }
-    if !config.azure.subscriptions.is_empty() {
+    if config.azure.any() {
         let sources = named("azure", &config.azure.subscriptions);
         let work = |tx| collect_azure(&config, tx);
         clouds.push(contained("azure", sources, tx.clone(), work).boxed());
     }
-    if !config.gcp.projects.is_empty() {
+    if config.gcp.any() {
         let sources = named("gcp", &config.gcp.projects);
         let work = |tx| collect_gcp(&config, tx);
         clouds.push(contained("gcp", sources, tx.clone(), work).boxed());
     }
-    futures::future::join_all(clouds).await;
+    let in_flight = InFlight::new(config.collect.max_in_flight);
+    in_flight.scope(futures::future::join_all(clouds)).await;
 }
 
 #[cfg(feature = "aws")]

@@ -69,6 +69,33 @@ struct Current {
 
 tokio::task_local! {
     static CURRENT: Current;
+    /// The collection's bound on calls in flight, shared by every source of every cloud.
+    static IN_FLIGHT: InFlight;
+    /// Set inside a call that holds a slot: a call made within it (a step of several calls)
+    /// rides on that slot rather than waiting for a second one, which could wait forever.
+    static HOLDS_SLOT: ();
+}
+
+/// The most calls to the clouds in flight at once (`collect.max_in_flight`).
+#[derive(Clone)]
+pub(crate) struct InFlight(Arc<tokio::sync::Semaphore>);
+
+impl InFlight {
+    pub(crate) fn new(max: u32) -> InFlight {
+        InFlight(Arc::new(tokio::sync::Semaphore::new(max.max(1) as usize)))
+    }
+
+    /// Runs `work` with every `call` inside it (in this task) held to the bound.
+    pub(crate) async fn scope<F: Future>(self, work: F) -> F::Output {
+        IN_FLIGHT.scope(self, work).await
+    }
+
+    fn current() -> Option<InFlight> {
+        HOLDS_SLOT
+            .try_with(|()| ())
+            .is_err()
+            .then(|| IN_FLIGHT.try_with(InFlight::clone).ok())?
+    }
 }
 
 impl Current {
@@ -81,10 +108,18 @@ impl Current {
 }
 
 /// Runs one call, or one step of a few calls, of the source being collected, so that its
-/// deadline can say what it was still waiting for. Outside a source it is just the call.
+/// deadline can say what it was still waiting for, once a slot under the collection's bound is
+/// free. Outside a collection it is just the call.
 pub(crate) async fn call<F: Future>(what: impl Into<String>, call: F) -> F::Output {
     let _outstanding = Outstanding::new(what.into());
-    call.await
+    match InFlight::current() {
+        Some(InFlight(slots)) => {
+            // The semaphore is never closed, so acquiring fails only in theory: go unbounded.
+            let _slot = slots.acquire_owned().await.ok();
+            HOLDS_SLOT.scope((), call).await
+        }
+        None => call.await,
+    }
 }
 
 /// One call in flight, listed while it lives.
@@ -156,7 +191,12 @@ pub(super) async fn contained(
     let (inner, mut events) = mpsc::channel(64);
     // Dropped, the set aborts the task: nobody listens any more.
     let mut task = tokio::task::JoinSet::new();
-    task.spawn(CURRENT.scope(Current::new(cloud), work(inner)));
+    let work = CURRENT.scope(Current::new(cloud), work(inner));
+    // A task-local does not follow a spawned task: the bound is handed over.
+    match IN_FLIGHT.try_with(InFlight::clone) {
+        Ok(bound) => task.spawn(bound.scope(work)),
+        Err(_) => task.spawn(work),
+    };
     let mut unseen = configured;
     let mut open: Vec<String> = Vec::new();
     while let Some(event) = events.recv().await {
@@ -346,6 +386,52 @@ mod tests {
         );
         // Outside a source, a call is only the call.
         call("nowhere", async {}).await;
+    }
+
+    #[tokio::test]
+    async fn calls_across_clouds_and_sources_stay_under_one_bound_and_nest_freely() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let now = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let one_call = |now: Arc<AtomicUsize>, peak: Arc<AtomicUsize>| async move {
+            let running = now.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(running, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            now.fetch_sub(1, Ordering::SeqCst);
+        };
+        let cloud = |name: &'static str| {
+            let (now, peak) = (now.clone(), peak.clone());
+            let (tx, _rx) = mpsc::channel(8);
+            contained(name, Vec::new(), tx, move |_tx| {
+                Box::pin(async move {
+                    let sources = (0..20).map(|_| {
+                        let (now, peak) = (now.clone(), peak.clone());
+                        async move {
+                            for _ in 0..3 {
+                                // A step of two calls inside one: it must not wait for itself.
+                                call("step", async {
+                                    call("inner", one_call(now.clone(), peak.clone())).await;
+                                    call("inner", one_call(now.clone(), peak.clone())).await;
+                                })
+                                .await;
+                                call("page", one_call(now.clone(), peak.clone())).await;
+                            }
+                        }
+                    });
+                    futures::future::join_all(sources).await;
+                })
+            })
+        };
+        let started = std::time::Instant::now();
+        let both = futures::future::join(cloud("aws"), cloud("gcp"));
+        InFlight::new(4).scope(both).await;
+        assert_eq!(peak.load(Ordering::SeqCst), 4);
+        // 40 sources of 9 calls of 5 ms, four at once: about 450 ms, never the sum of 1.8 s.
+        assert!(
+            started.elapsed() < Duration::from_millis(1_500),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[tokio::test]

@@ -4,6 +4,13 @@ use super::model::{Cloud, Group, Image, Instance};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum CollectEvent {
+    /// A source is known and will be collected when a slot is free (organization discovery
+    /// announces every account this way).
+    Waiting {
+        source: String,
+        cloud: Cloud,
+        account: Option<String>,
+    },
     Started {
         source: String,
         cloud: Cloud,
@@ -27,6 +34,13 @@ pub enum CollectEvent {
         source: String,
         error: String,
     },
+    /// Not collected on purpose (a suspended account, a project without Compute Engine).
+    Skipped {
+        source: String,
+        cloud: Cloud,
+        account: Option<String>,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -41,6 +55,8 @@ impl CollectEvent {
     pub fn source(&self) -> &str {
         match self {
             CollectEvent::Started { source, .. }
+            | CollectEvent::Waiting { source, .. }
+            | CollectEvent::Skipped { source, .. }
             | CollectEvent::Warning { source, .. }
             | CollectEvent::Finished { source }
             | CollectEvent::Incomplete { source, .. }

@@ -80,21 +80,50 @@ impl Inventory {
                 cloud,
                 expected_pages,
             } => {
+                let account = self
+                    .sources
+                    .iter()
+                    .find(|s| s.name == source)
+                    .and_then(|s| s.account.clone());
                 let status = SourceStatus {
                     name: source,
                     cloud,
+                    account,
                     state: SourceState::Collecting,
                     pages: 0,
                     instances: 0,
                     expected_pages,
                     warnings: Vec::new(),
                 };
-                match self.sources.iter_mut().find(|s| s.name == status.name) {
-                    Some(existing) => *existing = status,
-                    None => {
-                        self.insert_source(status);
-                    }
-                }
+                self.replace_source(status);
+            }
+            CollectEvent::Waiting {
+                source,
+                cloud,
+                account,
+            } => {
+                let status = SourceStatus {
+                    name: source,
+                    cloud,
+                    account,
+                    state: SourceState::Waiting,
+                    pages: 0,
+                    instances: 0,
+                    expected_pages: None,
+                    warnings: Vec::new(),
+                };
+                self.replace_source(status);
+            }
+            CollectEvent::Skipped {
+                source,
+                cloud,
+                account,
+                reason,
+            } => {
+                let status = self.source_mut(&source);
+                status.cloud = cloud;
+                status.account = account.or(status.account.take());
+                status.state = SourceState::Skipped { reason };
             }
             CollectEvent::Page(page) => self.apply_page(*page),
             CollectEvent::Warning { source, message } => {
@@ -115,6 +144,15 @@ impl Inventory {
         }
     }
 
+    fn replace_source(&mut self, status: SourceStatus) {
+        match self.sources.iter_mut().find(|s| s.name == status.name) {
+            Some(existing) => *existing = status,
+            None => {
+                self.insert_source(status);
+            }
+        }
+    }
+
     /// Status of a source, created on first mention so an event that arrives before `Started`
     /// is never lost.
     fn source_mut(&mut self, name: &str) -> &mut SourceStatus {
@@ -123,6 +161,7 @@ impl Inventory {
             None => self.insert_source(SourceStatus {
                 name: name.to_owned(),
                 cloud: super::model::Cloud::Aws,
+                account: None,
                 state: SourceState::Collecting,
                 pages: 0,
                 instances: 0,
@@ -378,9 +417,7 @@ impl Inventory {
 
     /// True once every source has finished or failed.
     pub fn collection_done(&self) -> bool {
-        self.sources
-            .iter()
-            .all(|s| !matches!(s.state, SourceState::Collecting))
+        self.sources.iter().all(|s| s.state.ended())
     }
 }
 

@@ -287,8 +287,15 @@ pub struct Group {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "lowercase")]
 pub enum SourceState {
+    /// Known (configured, or found by discovering an organization) but not begun yet.
+    Waiting,
     Collecting,
     Done,
+    /// Deliberately not collected, such as a suspended account or a project without the
+    /// Compute Engine API: not a failure, and it holds nothing.
+    Skipped {
+        reason: String,
+    },
     /// Ended, but part of what it holds was not listed (a region, a zone, scale-set members):
     /// what was collected counts, and the gap is named.
     Incomplete {
@@ -301,10 +308,18 @@ pub enum SourceState {
 }
 
 impl SourceState {
+    /// True once the source has come to an end, whichever.
+    pub fn ended(&self) -> bool {
+        !matches!(self, SourceState::Waiting | SourceState::Collecting)
+    }
+
     /// What went wrong, for a source that failed or is incomplete.
     pub fn problem(&self) -> Option<(&'static str, &str)> {
         match self {
-            SourceState::Collecting | SourceState::Done => None,
+            SourceState::Waiting
+            | SourceState::Collecting
+            | SourceState::Done
+            | SourceState::Skipped { .. } => None,
             SourceState::Incomplete { error } => Some(("incomplete", error)),
             SourceState::Failed { error } => Some(("failed", error)),
         }
@@ -315,6 +330,10 @@ impl SourceState {
 pub struct SourceStatus {
     pub name: String,
     pub cloud: Cloud,
+    /// The account (subscription, project) id, when the name is not it: an organization's
+    /// accounts are named by their names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     #[serde(flatten)]
     pub state: SourceState,
     pub pages: u32,

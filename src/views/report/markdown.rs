@@ -325,7 +325,8 @@ pub fn write(input: &ReportInput<'_>, out: &mut dyn Write) -> io::Result<()> {
     sources.sort_by(|a, b| a.name.cmp(&b.name));
     for source in sources {
         let (state, mut problems) = match &source.state {
-            SourceState::Collecting => ("incomplete", Vec::new()),
+            SourceState::Waiting | SourceState::Collecting => ("incomplete", Vec::new()),
+            SourceState::Skipped { reason } => ("skipped", vec![reason.clone()]),
             SourceState::Done => ("done", Vec::new()),
             SourceState::Incomplete { error } => ("**incomplete**", vec![error.clone()]),
             SourceState::Failed { error } => ("**failed**", vec![error.clone()]),

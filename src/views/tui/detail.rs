@@ -368,7 +368,9 @@ fn source_lines(app: &App, source: &SourceStatus) -> Vec<Line<'static>> {
         fact("cloud", source.cloud.as_str()),
     ];
     let (state, style) = match &source.state {
+        SourceState::Waiting => ("waiting".to_owned(), Style::new().fg(Color::DarkGray)),
         SourceState::Collecting => ("collecting".to_owned(), Style::new().fg(Color::Yellow)),
+        SourceState::Skipped { reason } => (format!("skipped: {reason}"), Style::new().dim()),
         SourceState::Done => ("done".to_owned(), Style::new().fg(Color::Green)),
         SourceState::Incomplete { .. } => ("incomplete".to_owned(), Style::new().fg(Color::Red)),
         SourceState::Failed { .. } => ("failed".to_owned(), Style::new().fg(Color::Red)),

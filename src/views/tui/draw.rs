@@ -312,10 +312,7 @@ fn draw_tabs(frame: &mut Frame, app: &App, area: Rect) {
         badges(app, false)
     };
     if app.fleet.collecting() {
-        let done = sources
-            .iter()
-            .filter(|s| !matches!(s.state, SourceState::Collecting))
-            .count();
+        let done = sources.iter().filter(|s| s.state.ended()).count();
         let verb = if app.fleet.refreshing() {
             "refreshing"
         } else {
@@ -1544,6 +1541,10 @@ fn draw_sources(frame: &mut Frame, app: &App, area: Rect) {
         .enumerate()
         .map(|(n, s)| {
             let (state, style) = match &s.state {
+                SourceState::Waiting => ("waiting".to_owned(), Style::new().fg(Color::DarkGray)),
+                SourceState::Skipped { reason } => {
+                    (format!("skipped: {reason}"), Style::new().dim())
+                }
                 SourceState::Collecting => (
                     match s.expected_pages {
                         Some(total) => format!("collecting {}/{total} pages", s.pages),
