@@ -237,6 +237,11 @@ impl CloudExecutors {
             "gcp" => &self.config.gcp.projects,
             _ => return false,
         };
+        // An organization's accounts are found, not listed: its executor checks the entry's
+        // account by assuming the role in it.
+        if cloud == "aws" && self.config.aws.organization.enabled {
+            return true;
+        }
         // `*` configures every Azure subscription the credential lists.
         names
             .iter()

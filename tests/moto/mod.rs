@@ -337,6 +337,41 @@ pub async fn launch_template(ec2: &Client, name: &str, image: &str) -> String {
 }
 
 impl Moto {
+    /// Organizations as the management account (moto's default account) calls it.
+    pub fn organizations(&self) -> aws_sdk_organizations::Client {
+        let (key, secret) = self.key(PROD);
+        let config = aws_sdk_organizations::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(key, secret, None, None, "moto"))
+            .endpoint_url(self.url())
+            .build();
+        aws_sdk_organizations::Client::from_conf(config)
+    }
+
+    /// EC2 in another account, through a role assumed in it as an operator would: moto answers
+    /// the assumed role's keys from that account's own state.
+    pub async fn client_in(&self, account: &str, region: &str) -> Client {
+        let (key, secret) = self.key(PROD);
+        let base = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(region.to_owned()))
+            .credentials_provider(Credentials::new(key, secret, None, None, "moto"))
+            .endpoint_url(self.url())
+            .load()
+            .await;
+        let role = aws_config::sts::AssumeRoleProvider::builder(format!(
+            "arn:aws:iam::{account}:role/OrganizationAccountAccessRole"
+        ))
+        .session_name("seed")
+        .configure(&base)
+        .build()
+        .await;
+        let config = aws_sdk_ec2::config::Builder::from(&base)
+            .credentials_provider(role)
+            .build();
+        Client::from_conf(config)
+    }
+
     pub async fn elb(&self, profile: &str, region: &str) -> aws_sdk_elasticloadbalancingv2::Client {
         let (key, secret) = self.key(profile);
         let config = aws_sdk_elasticloadbalancingv2::Config::builder()

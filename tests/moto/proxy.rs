@@ -72,6 +72,11 @@ struct Counts {
     hold: Option<(String, bool)>,
     /// A request is being held: the client waits for an answer that never comes.
     holding: bool,
+    /// Requests read and not yet answered, and the most there ever were.
+    in_flight: usize,
+    peak_in_flight: usize,
+    /// Requests for an action whose body holds a text, refused with a code and message.
+    refusals: Vec<(String, String, String, String)>,
 }
 
 impl Proxy {
@@ -110,6 +115,22 @@ impl Proxy {
     /// Every request so far, in the order seen.
     pub fn log(&self) -> Vec<Call> {
         self.seen.lock().unwrap().log.clone()
+    }
+
+    /// The most requests that were in flight (read, not yet answered) at once.
+    pub fn peak_in_flight(&self) -> usize {
+        self.seen.lock().unwrap().peak_in_flight
+    }
+
+    /// From now on every `action` whose (form-encoded) body contains `body_contains` is refused
+    /// with `code` and `message`, HTTP 403, as AWS refuses a role that may not be assumed.
+    pub fn refuse(&self, action: &str, body_contains: &str, code: &str, message: &str) {
+        self.seen.lock().unwrap().refusals.push((
+            action.to_owned(),
+            body_contains.to_owned(),
+            code.to_owned(),
+            message.to_owned(),
+        ));
     }
 
     pub fn reset(&self) {
@@ -159,6 +180,42 @@ async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<(String,
     Ok(Some((head, body)))
 }
 
+/// The API action: `Action=` in a query-protocol body, else the JSON protocol's target header
+/// (`X-Amz-Target: AWSOrganizationsV20161128.ListAccounts`).
+fn action_of(head: &str, body: &[u8]) -> String {
+    let from_body = String::from_utf8_lossy(body)
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("Action="))
+        .map(str::to_owned);
+    from_body
+        .or_else(|| {
+            head.lines().find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("x-amz-target")
+                    .then(|| value.trim().rsplit('.').next().map(str::to_owned))?
+            })
+        })
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+/// Counts a request in flight while it lives.
+struct InFlight<'a>(&'a Mutex<Counts>);
+
+impl<'a> InFlight<'a> {
+    fn new(seen: &'a Mutex<Counts>) -> InFlight<'a> {
+        let mut counts = seen.lock().unwrap();
+        counts.in_flight += 1;
+        counts.peak_in_flight = counts.peak_in_flight.max(counts.in_flight);
+        InFlight(seen)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().in_flight -= 1;
+    }
+}
+
 fn region_of(head: &str) -> String {
     head.split("Credential=")
         .nth(1)
@@ -174,12 +231,9 @@ async fn serve(
     seen: &Mutex<Counts>,
 ) -> std::io::Result<()> {
     while let Some((head, body)) = read_request(&mut client).await? {
+        let in_flight = InFlight::new(seen);
         let region = region_of(&head);
-        let action = String::from_utf8_lossy(&body)
-            .split('&')
-            .find_map(|pair| pair.strip_prefix("Action="))
-            .unwrap_or("?")
-            .to_owned();
+        let action = action_of(&head, &body);
         let count = {
             let mut seen = seen.lock().unwrap();
             *seen.by_action.entry(action.clone()).or_default() += 1;
@@ -218,6 +272,28 @@ async fn serve(
                 body.len()
             )
         };
+        let refused = seen
+            .lock()
+            .unwrap()
+            .refusals
+            .iter()
+            .find(|(refused, text, _, _)| {
+                *refused == action && String::from_utf8_lossy(&body).contains(text.as_str())
+            })
+            .cloned();
+        if let Some((_, _, code, message)) = refused {
+            record(seen, &action, None);
+            let body = format!(
+                "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>proxy</RequestId></ErrorResponse>"
+            );
+            let answer = format!(
+                "HTTP/1.1 403 Forbidden\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            drop(in_flight);
+            client.write_all(answer.as_bytes()).await?;
+            continue;
+        }
         if matches!(faults.get(&region), Some(Fault::CutFrom(n)) if count >= *n) {
             record(seen, &action, None);
             return Ok(());
@@ -268,6 +344,7 @@ async fn serve(
         {
             record(seen, &action, None);
         }
+        drop(in_flight);
         client.write_all(answer.as_bytes()).await?;
     }
     Ok(())

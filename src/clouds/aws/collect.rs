@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
+use super::org::{self, Account, OrgSettings};
 use super::{Clients, Settings, describe, regional_clients, sdk_config, source_name};
 use crate::clouds::{call, run_source};
 use crate::core::event::{CollectEvent, Page};
@@ -29,15 +30,20 @@ const FILTER_VALUES: usize = 200;
 /// Ports whose exposure to the whole internet is a finding.
 const ADMIN_PORTS: [(i32, &str); 2] = [(22, "22/tcp"), (3389, "3389/tcp")];
 
-/// Collects every profile at once; each profile is one source, under its deadline.
+/// Collects every profile at once, and every account of the organization when organization
+/// mode is on; each is one source, under its deadline.
 pub async fn collect(settings: Settings, tx: mpsc::Sender<CollectEvent>) {
-    let profiles = settings.profiles.clone();
-    futures::future::join_all(profiles.iter().map(|profile| {
+    let profiles = futures::future::join_all(settings.profiles.iter().map(|profile| {
         let work = collect_profile(&settings, profile, tx.clone());
         let (source, deadline, tx) = (source_name(profile), settings.deadline, &tx);
         async move { run_source(&source, deadline, tx, work).await }
-    }))
-    .await;
+    }));
+    let organization = async {
+        if let Some(org) = &settings.organization {
+            collect_organization(&settings, org, &tx).await;
+        }
+    };
+    futures::join!(profiles, organization);
 }
 
 async fn collect_profile(settings: &Settings, profile: &str, tx: mpsc::Sender<CollectEvent>) {
@@ -51,8 +57,129 @@ async fn collect_profile(settings: &Settings, profile: &str, tx: mpsc::Sender<Co
         return;
     }
     let sdk = sdk_config(settings, profile).await;
+    collect_regions(settings, &source, &sdk, &tx).await;
+}
+
+/// Finds the organization's accounts, announces each (a suspended one as skipped), then
+/// collects them, at most `accounts_at_once` together, each through its assumed role. Only a
+/// failure to list the accounts is a failure of the organization itself.
+async fn collect_organization(
+    settings: &Settings,
+    org: &OrgSettings,
+    tx: &mpsc::Sender<CollectEvent>,
+) {
+    let base = sdk_config(settings, org.profile()).await;
+    let mut found = None;
+    let discovery = async {
+        match org::discover(&base, org).await {
+            Ok(discovered) => found = Some(discovered),
+            Err(error) => {
+                let failed = CollectEvent::Failed {
+                    source: ORGANIZATION_SOURCE.to_owned(),
+                    error: format!("listing the organization's accounts: {error}"),
+                };
+                let _ = tx.send(failed).await;
+            }
+        }
+    };
+    run_source(ORGANIZATION_SOURCE, settings.deadline, tx, discovery).await;
+    let Some(discovered) = found else {
+        return;
+    };
+    for account in &discovered.accounts {
+        let event = if account.active {
+            CollectEvent::Waiting {
+                source: account.source.clone(),
+                cloud: Cloud::Aws,
+                account: Some(account.id.clone()),
+            }
+        } else {
+            CollectEvent::Skipped {
+                source: account.source.clone(),
+                cloud: Cloud::Aws,
+                account: Some(account.id.clone()),
+                reason: "the account is suspended".to_owned(),
+            }
+        };
+        if tx.send(event).await.is_err() {
+            return;
+        }
+    }
+    let place = Place {
+        base: &base,
+        org,
+        management: discovered.management.as_deref(),
+        partition: &discovered.partition,
+    };
+    // Owned, so that the stream's closure takes no borrowed argument (a `Send` future needs it).
+    let active: Vec<Account> = discovered
+        .accounts
+        .iter()
+        .filter(|a| a.active)
+        .cloned()
+        .collect();
+    futures::stream::iter(active)
+        .map(|account| collect_account(settings, &place, account, tx))
+        .buffer_unordered(settings.accounts_at_once)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+/// What every account of the organization is collected with.
+struct Place<'a> {
+    base: &'a aws_config::SdkConfig,
+    org: &'a OrgSettings,
+    management: Option<&'a str>,
+    partition: &'a str,
+}
+
+/// One member account, through its assumed role, under its deadline.
+async fn collect_account(
+    settings: &Settings,
+    place: &Place<'_>,
+    account: Account,
+    tx: &mpsc::Sender<CollectEvent>,
+) {
+    let work = async {
+        let started = CollectEvent::Started {
+            source: account.source.clone(),
+            cloud: Cloud::Aws,
+            expected_pages: None,
+        };
+        if tx.send(started).await.is_err() {
+            return;
+        }
+        let sdk = org::account_config(
+            place.base,
+            place.org,
+            place.management,
+            place.partition,
+            &account.id,
+        )
+        .await;
+        if let Err(error) = org::check_role(&sdk, place.org, &account).await {
+            let source = account.source.clone();
+            let _ = tx.send(CollectEvent::Failed { source, error }).await;
+            return;
+        }
+        collect_regions(settings, &account.source, &sdk, tx).await;
+    };
+    run_source(&account.source, settings.deadline, tx, work).await;
+}
+
+/// The source that stands for the organization when its accounts cannot be listed.
+pub(crate) const ORGANIZATION_SOURCE: &str = "aws:organization";
+
+/// Collects the source's regions, at most `concurrency` together, and ends the source.
+async fn collect_regions(
+    settings: &Settings,
+    source: &str,
+    sdk: &aws_config::SdkConfig,
+    tx: &mpsc::Sender<CollectEvent>,
+) {
+    let source = source.to_owned();
     let regions = match &settings.regions[..] {
-        [] => match call("DescribeRegions", enabled_regions(&Client::new(&sdk))).await {
+        [] => match call("DescribeRegions", enabled_regions(&Client::new(sdk))).await {
             Ok(regions) => regions,
             Err(error) => {
                 let error = format!("listing regions: {error}");
@@ -65,11 +192,11 @@ async fn collect_profile(settings: &Settings, profile: &str, tx: mpsc::Sender<Co
     let context = RegionContext {
         source: &source,
         lineage_tag: settings.lineage_tag.as_deref(),
-        tx: &tx,
+        tx,
     };
     let outcomes: Vec<(String, Result<(), String>)> = futures::stream::iter(regions)
         .map(|region| {
-            let clients = regional_clients(&sdk, &region);
+            let clients = regional_clients(sdk, &region);
             let context = &context;
             async move {
                 let outcome = collect_region(&clients, &region, context).await;

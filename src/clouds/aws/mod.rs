@@ -3,6 +3,7 @@
 //! AWS SDK.
 
 mod collect;
+mod org;
 mod replace;
 mod target;
 mod template;
@@ -20,6 +21,7 @@ use crate::clouds::Deadline;
 use crate::config::{Config, MAX_DEADLINE_SECS};
 
 pub use collect::collect;
+pub use org::OrgSettings;
 pub use replace::{AwsExecutor, REPLACES_TAG};
 
 /// What the AWS sources need from the config.
@@ -34,6 +36,11 @@ pub struct Settings {
     /// How long one profile's collection may take in all.
     pub deadline: Deadline,
     pub lineage_tag: Option<String>,
+    /// Every account of the organization, when organization mode is on.
+    pub organization: Option<OrgSettings>,
+    /// Organization accounts collected together (`collect.max_in_flight`): each source's
+    /// deadline runs from when it begins, not while it waits its turn.
+    pub accounts_at_once: usize,
 }
 
 impl Settings {
@@ -51,6 +58,8 @@ impl Settings {
                 key: "aws.deadline_secs",
             },
             lineage_tag: Some(config.lineage.tag.clone()).filter(|t| !t.is_empty()),
+            organization: OrgSettings::from_config(&aws.organization),
+            accounts_at_once: config.collect.max_in_flight.max(1) as usize,
         }
     }
 }
@@ -59,11 +68,15 @@ pub fn source_name(profile: &str) -> String {
     format!("aws:{profile}")
 }
 
-/// The standard credential chain for the profile (env, shared files, SSO, instance role), with
-/// bounded retries and timeouts of our choosing: the defaults can wait forever on a dead link.
+/// The standard credential chain for the profile (env, shared files, SSO, instance role; an
+/// empty profile: the default one), with bounded retries and timeouts of our choosing: the
+/// defaults can wait forever on a dead link.
 pub(crate) async fn sdk_config(settings: &Settings, profile: &str) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .profile_name(profile)
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if !profile.is_empty() {
+        loader = loader.profile_name(profile);
+    }
+    let mut loader = loader
         .retry_config(
             RetryConfig::standard()
                 .with_max_attempts(4)

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use super::collect::{describe_groups, group_launches, members_of};
 use super::target::{Target, dry_run_outcome, group_key};
 use super::template::{Found, Templates};
-use super::{self as source, Clients, Settings};
+use super::{self as source, Clients, Settings, org};
 use crate::queue::journal::{Call, Step};
 use crate::queue::rollout::{
     Executor, Finish, GroupCapacity, Inspection, Phase, Steps, TemplateDone, TemplateStep,
@@ -36,7 +36,9 @@ pub const REPLACES_TAG: &str = "fleetscope:replaces";
 
 pub struct AwsExecutor {
     settings: Settings,
-    clients: tokio::sync::Mutex<HashMap<(String, String), Clients>>,
+    clients: tokio::sync::Mutex<HashMap<(Account, String), Clients>>,
+    /// The organization's management account and partition, asked once.
+    organization: tokio::sync::Mutex<Option<org::Identity>>,
     /// The latest look at each group being waited on, shared by its members' waits so that a
     /// group is described at most once per poll interval however many members wait on it.
     groups: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<GroupLook>>>>>,
@@ -60,13 +62,16 @@ impl AwsExecutor {
         AwsExecutor {
             settings,
             clients: tokio::sync::Mutex::default(),
+            organization: tokio::sync::Mutex::default(),
             groups: std::sync::Mutex::default(),
             instance_store: tokio::sync::Mutex::default(),
             templates: Templates::default(),
         }
     }
 
-    /// The clients for the entry's profile (from its source, `aws:<profile>`) and region.
+    /// The clients for the entry's profile (from its source, `aws:<profile>`) and region; for
+    /// an organization's account (a source that names no configured profile), the clients of
+    /// the role assumed in the entry's account.
     async fn target<'a>(&self, entry: &'a QueueEntry) -> Result<Target<'a>, String> {
         let profile = entry
             .source
@@ -80,12 +85,26 @@ impl AwsExecutor {
             })?
             .to_owned();
         let place = format!("{} {}", entry.source, entry.region);
-        let key = (profile, entry.region.clone());
+        let from_profile = self.settings.profiles.contains(&profile);
+        let key = match (from_profile, &self.settings.organization) {
+            (true, _) => Account::Profile(profile),
+            (false, Some(_)) if !entry.account.is_empty() => Account::Member(entry.account.clone()),
+            _ => {
+                return Err(format!(
+                    "{} names no configured profile, and organization mode is off",
+                    entry.source
+                ));
+            }
+        };
+        let key = (key, entry.region.clone());
         let mut clients = self.clients.lock().await;
         let clients = match clients.get(&key) {
             Some(found) => found.clone(),
             None => {
-                let sdk = source::sdk_config(&self.settings, &key.0).await;
+                let sdk = match &key.0 {
+                    Account::Profile(profile) => source::sdk_config(&self.settings, profile).await,
+                    Account::Member(account) => self.member_config(account).await?,
+                };
                 let made = source::regional_clients(&sdk, &key.1);
                 clients.insert(key, made.clone());
                 made
@@ -97,6 +116,50 @@ impl AwsExecutor {
             entry,
         })
     }
+
+    /// The SDK config of an organization's account: its assumed role, checked before use.
+    async fn member_config(&self, account: &str) -> Result<aws_config::SdkConfig, String> {
+        let Some(org) = &self.settings.organization else {
+            return Err("organization mode is off".to_owned());
+        };
+        let base = source::sdk_config(&self.settings, org.profile()).await;
+        let identity = {
+            let mut identity = self.organization.lock().await;
+            match &*identity {
+                Some(known) => known.clone(),
+                None => {
+                    let client = aws_sdk_organizations::Client::new(&base);
+                    let known = org::identify(&client).await?;
+                    *identity = Some(known.clone());
+                    known
+                }
+            }
+        };
+        let sdk = org::account_config(
+            &base,
+            org,
+            identity.management.as_deref(),
+            &identity.partition,
+            account,
+        )
+        .await;
+        let member = org::Account {
+            id: account.to_owned(),
+            name: account.to_owned(),
+            source: String::new(),
+            active: true,
+        };
+        org::check_role(&sdk, org, &member).await?;
+        Ok(sdk)
+    }
+}
+
+/// Whose credentials change an entry's instances.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Account {
+    Profile(String),
+    /// An account of the organization, by id.
+    Member(String),
 }
 
 impl Executor for AwsExecutor {
