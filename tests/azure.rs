@@ -838,7 +838,7 @@ fn a_group_the_credential_cannot_read_fails_in_one_line_and_the_rest_completes()
     let error = denied["error"].as_str().unwrap();
     assert!(
         error.starts_with(
-            "listing management group mg-denied: HTTP 403, access denied (the credential lacks Management Group Reader on the group): AuthorizationFailed: "
+            "listing management group mg-denied: HTTP 403, access denied (the credential lacks Microsoft.Management/managementGroups/descendants/read on the group; Reader there grants it): AuthorizationFailed: "
         ),
         "{error}"
     );

@@ -90,7 +90,7 @@ impl ArmError {
                 (401, _) => "not authenticated (check the credential)",
                 (403, Scope::Subscription) => "access denied (the credential lacks Reader on it)",
                 (403, Scope::ManagementGroup) => {
-                    "access denied (the credential lacks Management Group Reader on the group)"
+                    "access denied (the credential lacks Microsoft.Management/managementGroups/descendants/read on the group; Reader there grants it)"
                 }
                 (404, Scope::Subscription) => "not found",
                 (404, Scope::ManagementGroup) => {
