@@ -658,3 +658,271 @@ fn a_token_endpoint_that_echoes_the_request_leaves_no_secret_in_the_log() {
         assert!(!text.contains("test-secret"), "{text}");
     }
 }
+
+/// A report on the subscriptions and management groups given, and `args`.
+fn estate_report(
+    server: &ArmServer,
+    dir: &std::path::Path,
+    subscriptions: &[&str],
+    groups: &[&str],
+    args: &[&str],
+) -> (Output, Value) {
+    json_report(
+        dir,
+        &format!(
+            "version = 1\n[azure]\nsubscriptions = [{}]\nmanagement_groups = [{}]\nendpoint_url = \"{}\"\ntimeout_secs = 5\n",
+            quoted(subscriptions),
+            quoted(groups),
+            server.url()
+        ),
+        args,
+        &["AZURE_CREDENTIAL_KIND"],
+        server.env(),
+    )
+}
+
+const ROOT_SUB: &str = "33333333-0000-0000-0000-000000000001";
+const CHILD_SUB: &str = "33333333-0000-0000-0000-000000000002";
+const GRANDCHILD_SUB: &str = "33333333-0000-0000-0000-000000000003";
+const GRANDCHILD_SUB2: &str = "33333333-0000-0000-0000-000000000004";
+const OTHER_SUB: &str = "33333333-0000-0000-0000-000000000005";
+
+/// One VM in the subscription, on a marketplace image the server lists; its id.
+fn one_vm(server: &ArmServer, subscription: &str) -> String {
+    let version = "24.04.202610250";
+    server.marketplace("Canonical", "ubuntu-24_04-lts", "server", version, None);
+    let image = marketplace_ref("Canonical", "ubuntu-24_04-lts", "server", version, None);
+    let name = format!("web-{}", &subscription[subscription.len() - 4..]);
+    server.vm(subscription, &name, image, "2026-10-26T00:00:00Z")
+}
+
+/// The names of the report's sources.
+fn source_names(report: &Value) -> Vec<String> {
+    let mut names: Vec<String> = report["sources"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no sources: {report:#}"))
+        .iter()
+        .filter_map(|s| s["name"].as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
+/// The VM list calls made on a subscription.
+fn vm_lists(server: &ArmServer, subscription: &str) -> usize {
+    let tail = format!("/subscriptions/{subscription}/providers/Microsoft.Compute/virtualMachines");
+    server.calls().iter().filter(|c| c.ends_with(&tail)).count()
+}
+
+#[test]
+fn a_management_group_collects_every_subscription_below_it_nested_groups_and_pages_included() {
+    let server = ArmServer::start();
+    server.management_group("mg-root", None, &[ROOT_SUB]);
+    server.management_group("mg-child", Some("mg-root"), &[CHILD_SUB]);
+    server.management_group(
+        "mg-grandchild",
+        Some("mg-child"),
+        &[GRANDCHILD_SUB, GRANDCHILD_SUB2],
+    );
+    // Elsewhere in the tenant, not below the configured group.
+    server.management_group("mg-other", None, &[OTHER_SUB]);
+    let below = [ROOT_SUB, CHILD_SUB, GRANDCHILD_SUB, GRANDCHILD_SUB2];
+    let vms: Vec<String> = below.iter().map(|s| one_vm(&server, s)).collect();
+    let other_vm = one_vm(&server, OTHER_SUB);
+    // Two groups and four subscriptions below the root, two to a page: three pages.
+    server.page_size(2);
+    let dir = tempfile::tempdir().unwrap();
+    let (output, report) = estate_report(&server, dir.path(), &[], &["mg-root"], &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}\n{report:#}");
+    assert_eq!(server.count("/descendants"), 3, "{:#?}", server.calls());
+    for (subscription, vm) in below.iter().zip(&vms) {
+        let collected = source(&report, &format!("azure:{subscription}"));
+        assert_eq!(collected["state"], "done", "{collected:#}");
+        // Announced as found, with the subscription it is.
+        assert_eq!(collected["account"], *subscription, "{collected:#}");
+        assert_eq!(instance(&report, vm)["account"], *subscription);
+    }
+    // Only the subscriptions are sources: a group that listed fine is not one.
+    let mut expected: Vec<String> = below.iter().map(|s| format!("azure:{s}")).collect();
+    expected.sort();
+    assert_eq!(source_names(&report), expected);
+    assert_eq!(vm_lists(&server, OTHER_SUB), 0);
+    let ids: Vec<&str> = report["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["id"].as_str())
+        .collect();
+    assert!(!ids.contains(&other_vm.as_str()), "{ids:?}");
+    assert_eq!(ids.len(), 4, "{ids:?}");
+}
+
+#[test]
+fn a_subscription_in_two_groups_in_the_list_and_under_star_is_collected_once() {
+    let server = ArmServer::start();
+    let shared = "44444444-0000-0000-0000-000000000001";
+    let only_a = "44444444-0000-0000-0000-000000000002";
+    let only_star = "44444444-0000-0000-0000-000000000003";
+    server.management_group("mg-a", None, &[shared, only_a]);
+    server.management_group("mg-b", None, &[shared]);
+    server.subscription(only_star);
+    let vms: Vec<String> = [shared, only_a, only_star]
+        .iter()
+        .map(|s| one_vm(&server, s))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let (output, report) = estate_report(
+        &server,
+        dir.path(),
+        &[shared, "*"],
+        &["mg-a", "mg-b", "MG-A"],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}\n{report:#}");
+    for subscription in [shared, only_a, only_star] {
+        assert_eq!(
+            vm_lists(&server, subscription),
+            1,
+            "{subscription}: {:#?}",
+            server.calls()
+        );
+        let collected = source(&report, &format!("azure:{subscription}"));
+        assert_eq!(collected["state"], "done", "{collected:#}");
+    }
+    let mut expected: Vec<String> = [shared, only_a, only_star]
+        .iter()
+        .map(|s| format!("azure:{s}"))
+        .collect();
+    expected.sort();
+    assert_eq!(source_names(&report), expected);
+    // Each group listed once, however often it is configured.
+    assert_eq!(
+        server.count("/mg-a/descendants"),
+        1,
+        "{:#?}",
+        server.calls()
+    );
+    assert_eq!(server.count("/mg-b/descendants"), 1);
+    let instances = report["instances"].as_array().unwrap();
+    assert_eq!(instances.len(), 3, "{instances:#?}");
+    for vm in &vms {
+        assert_eq!(instance(&report, vm)["verdict"], "current");
+    }
+}
+
+#[test]
+fn a_group_the_credential_cannot_read_fails_in_one_line_and_the_rest_completes() {
+    let server = ArmServer::start();
+    let listed = "55555555-0000-0000-0000-000000000001";
+    let below = "55555555-0000-0000-0000-000000000002";
+    server.subscription(listed);
+    server.management_group("mg-ok", None, &[below]);
+    server.forbid_management_group("mg-denied");
+    let vms = [one_vm(&server, listed), one_vm(&server, below)];
+    let dir = tempfile::tempdir().unwrap();
+    let (output, report) = estate_report(
+        &server,
+        dir.path(),
+        &[listed],
+        &["mg-denied", "mg-ok", "mg-missing"],
+        &[],
+    );
+    // The report is written; the two groups are named on stderr, one line each, and exit 2.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 2, "{stderr}");
+    let denied = source(&report, "azure:mg:mg-denied");
+    assert_eq!(denied["state"], "failed", "{denied:#}");
+    let error = denied["error"].as_str().unwrap();
+    assert!(
+        error.starts_with(
+            "listing management group mg-denied: HTTP 403, access denied (the credential lacks Microsoft.Management/managementGroups/descendants/read on the group; Reader there grants it): AuthorizationFailed: "
+        ),
+        "{error}"
+    );
+    assert!(!error.contains('\n'));
+    assert!(
+        stderr.contains(&format!("fleetscope: azure:mg:mg-denied failed: {error}")),
+        "{stderr}"
+    );
+    let missing = source(&report, "azure:mg:mg-missing");
+    assert_eq!(missing["state"], "failed", "{missing:#}");
+    assert!(
+        missing["error"].as_str().unwrap().starts_with(
+            "listing management group mg-missing: HTTP 404, not found (azure.management_groups takes the group's id, not its display name)"
+        ),
+        "{missing:#}"
+    );
+    for (subscription, vm) in [listed, below].iter().zip(&vms) {
+        let collected = source(&report, &format!("azure:{subscription}"));
+        assert_eq!(collected["state"], "done", "{collected:#}");
+        assert_eq!(instance(&report, vm)["verdict"], "current");
+    }
+    assert!(source_names(&report).iter().all(|s| s != "azure:mg:mg-ok"));
+}
+
+#[test]
+fn the_management_group_flag_adds_groups_to_the_config() {
+    let server = ArmServer::start();
+    let in_a = "66666666-0000-0000-0000-000000000001";
+    let in_b = "66666666-0000-0000-0000-000000000002";
+    server.management_group("mg-a", None, &[in_a]);
+    server.management_group("mg-b", None, &[in_b]);
+    let vms = [one_vm(&server, in_a), one_vm(&server, in_b)];
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing to collect in the config itself: the flags alone make the sources.
+    let (output, report) = estate_report(
+        &server,
+        dir.path(),
+        &[],
+        &[],
+        &[
+            "--azure-management-group",
+            "mg-a",
+            "--azure-management-group",
+            "mg-b",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}\n{report:#}");
+    for (subscription, vm) in [in_a, in_b].iter().zip(&vms) {
+        let collected = source(&report, &format!("azure:{subscription}"));
+        assert_eq!(collected["state"], "done", "{collected:#}");
+        assert_eq!(instance(&report, vm)["account"], *subscription);
+    }
+    assert_eq!(server.count("/descendants"), 2, "{:#?}", server.calls());
+}
+
+#[test]
+fn a_next_link_off_the_endpoint_is_not_followed() {
+    let server = ArmServer::start();
+    let elsewhere = ArmServer::start();
+    let first = "77777777-0000-0000-0000-000000000001";
+    let second = "77777777-0000-0000-0000-000000000002";
+    server.management_group("mg-root", None, &[first, second]);
+    let vm = one_vm(&server, first);
+    one_vm(&server, second);
+    server.page_size(1);
+    server.stray_next_links(&elsewhere.url());
+    let dir = tempfile::tempdir().unwrap();
+    let (output, report) = estate_report(&server, dir.path(), &[], &["mg-root"], &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    // The token never went to the other server.
+    assert!(elsewhere.calls().is_empty(), "{:#?}", elsewhere.calls());
+    let group = source(&report, "azure:mg:mg-root");
+    assert_eq!(
+        group["error"],
+        format!(
+            "listing management group mg-root: the next page's link points to {}, off azure.endpoint_url: not followed",
+            elsewhere.url().trim_end_matches('/')
+        ),
+        "{group:#}"
+    );
+    // What the first page found is still collected.
+    assert_eq!(source(&report, &format!("azure:{first}"))["state"], "done");
+    assert_eq!(instance(&report, &vm)["account"], first);
+    assert_eq!(vm_lists(&server, second), 0);
+}

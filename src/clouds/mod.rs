@@ -99,7 +99,15 @@ async fn collect_clouds(config: Config, tx: mpsc::Sender<CollectEvent>) {
         clouds.push(contained("aws", sources, tx.clone(), work).boxed());
     }
     if config.azure.any() {
-        let sources = named("azure", &config.azure.subscriptions);
+        let mut sources = named("azure", &config.azure.subscriptions);
+        // A management group is a source of its own, heard of when its list fails.
+        sources.extend(
+            config
+                .azure
+                .management_groups
+                .iter()
+                .map(|g| azure_group_source(g)),
+        );
         let work = |tx| collect_azure(&config, tx);
         clouds.push(contained("azure", sources, tx.clone(), work).boxed());
     }
@@ -133,6 +141,11 @@ fn collect_aws(config: &Config, tx: mpsc::Sender<CollectEvent>) -> BoxFuture<'st
     })
 }
 
+/// The source of an Azure management group's list of subscriptions.
+pub(crate) fn azure_group_source(group: &str) -> String {
+    format!("azure:mg:{group}")
+}
+
 #[cfg(feature = "azure")]
 fn collect_azure(config: &Config, tx: mpsc::Sender<CollectEvent>) -> BoxFuture<'static, ()> {
     Box::pin(azure::collect(azure::Settings::from_config(config), tx))
@@ -140,11 +153,23 @@ fn collect_azure(config: &Config, tx: mpsc::Sender<CollectEvent>) -> BoxFuture<'
 
 #[cfg(not(feature = "azure"))]
 fn collect_azure(config: &Config, tx: mpsc::Sender<CollectEvent>) -> BoxFuture<'static, ()> {
-    let subscriptions = config.azure.subscriptions.clone();
+    let sources: Vec<String> = config
+        .azure
+        .subscriptions
+        .iter()
+        .map(|s| format!("azure:{s}"))
+        .chain(
+            config
+                .azure
+                .management_groups
+                .iter()
+                .map(|g| azure_group_source(g)),
+        )
+        .collect();
     Box::pin(async move {
-        for subscription in subscriptions {
+        for source in sources {
             let failed = CollectEvent::Failed {
-                source: format!("azure:{subscription}"),
+                source,
                 error: "this fleetscope was built without the azure feature".to_owned(),
             };
             if tx.send(failed).await.is_err() {
@@ -231,6 +256,18 @@ impl CloudExecutors {
         let Some((cloud, name)) = source.split_once(':') else {
             return false;
         };
+        // A subscription found below a management group is configured by the group. Which
+        // subscriptions those are is the group's answer at collection time; asking it again here
+        // would be a call per apply and still race a move between groups. So, as with `*`, any
+        // subscription counts when groups are configured (a group's own source holds nothing to
+        // apply): what the credential may change stays the cloud's answer.
+        if cloud == "azure"
+            && !self.config.azure.management_groups.is_empty()
+            && !name.is_empty()
+            && !name.starts_with("mg:")
+        {
+            return true;
+        }
         let names = match cloud {
             "aws" => &self.config.aws.profiles,
             "azure" => &self.config.azure.subscriptions,
@@ -287,4 +324,28 @@ pub async fn gather(
     // The channel closes when every sender is gone, so the collector has finished.
     let _ = collector.await;
     inventory
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subscription_found_below_a_management_group_is_configured_for_apply() {
+        let mut config = Config::default();
+        config.azure.subscriptions = vec!["listed".into()];
+        let listed_only = CloudExecutors::new(&config);
+        assert!(listed_only.configured("azure:listed"));
+        assert!(!listed_only.configured("azure:found-in-a-group"));
+
+        config.azure.management_groups = vec!["mg-root".into()];
+        let with_groups = CloudExecutors::new(&config);
+        assert!(with_groups.configured("azure:listed"));
+        assert!(with_groups.configured("azure:found-in-a-group"));
+        // A group's own source holds nothing to apply; the other clouds are not widened.
+        assert!(!with_groups.configured("azure:mg:mg-root"));
+        assert!(!with_groups.configured("azure:"));
+        assert!(!with_groups.configured("aws:found-in-a-group"));
+        assert!(!with_groups.configured("gcp:found-in-a-group"));
+    }
 }

@@ -180,7 +180,8 @@ pub(crate) async fn run_source(
 
 /// Runs one cloud's collection as a task of its own and passes its events on. Every source it
 /// owes ends: if the task panics, each of them that had not ended (the configured ones it never
-/// got to included) fails in one line; if it stops without a word on one, that one fails too.
+/// got to, and the found ones it announced as waiting, included) fails in one line; if it stops
+/// without a word on one, that one fails too.
 /// So no source stays "collecting" and nothing partial passes for complete.
 pub(super) async fn contained(
     cloud: &'static str,
@@ -203,12 +204,15 @@ pub(super) async fn contained(
         let source = event.source();
         unseen.retain(|s| s != source);
         match &event {
-            CollectEvent::Started { source, .. } if !open.contains(source) => {
+            CollectEvent::Started { source, .. } | CollectEvent::Waiting { source, .. }
+                if !open.contains(source) =>
+            {
                 open.push(source.clone());
             }
             CollectEvent::Finished { source }
             | CollectEvent::Incomplete { source, .. }
-            | CollectEvent::Failed { source, .. } => open.retain(|s| s != source),
+            | CollectEvent::Failed { source, .. }
+            | CollectEvent::Skipped { source, .. } => open.retain(|s| s != source),
             _ => {}
         }
         if tx.send(event).await.is_err() {
@@ -466,6 +470,55 @@ mod tests {
             .collect();
         let why = "internal error: setup went wrong (details in fleetscope.log)";
         assert_eq!(failed, [("gcp:b", why), ("gcp:never", why)], "{events:?}");
+    }
+
+    #[tokio::test]
+    async fn a_found_source_announced_as_waiting_ends_when_its_cloud_dies_or_stops() {
+        let waiting = |source: &str| CollectEvent::Waiting {
+            source: source.into(),
+            cloud: crate::core::model::Cloud::Azure,
+            account: None,
+        };
+        let (tx, rx) = mpsc::channel(16);
+        contained("azure", vec!["azure:mg:root".into()], tx, move |tx| {
+            Box::pin(async move {
+                for source in ["azure:found", "azure:skipped"] {
+                    let _ = tx.send(waiting(source)).await;
+                }
+                let skipped = CollectEvent::Skipped {
+                    source: "azure:skipped".into(),
+                    cloud: crate::core::model::Cloud::Azure,
+                    account: None,
+                    reason: "disabled".into(),
+                };
+                let _ = tx.send(skipped).await;
+                panic!("listing went wrong");
+            })
+        })
+        .await;
+        let events = drain(rx).await;
+        let failed: Vec<&str> = events
+            .iter()
+            .filter(|e| matches!(e, CollectEvent::Failed { .. }))
+            .map(CollectEvent::source)
+            .collect();
+        assert_eq!(failed, ["azure:found", "azure:mg:root"], "{events:?}");
+
+        let (tx, rx) = mpsc::channel(16);
+        contained("azure", Vec::new(), tx, move |tx| {
+            Box::pin(async move {
+                let _ = tx.send(waiting("azure:found")).await;
+            })
+        })
+        .await;
+        let events = drain(rx).await;
+        assert_eq!(
+            events.last(),
+            Some(&CollectEvent::Failed {
+                source: "azure:found".into(),
+                error: "collection ended before this source finished".into(),
+            })
+        );
     }
 
     #[tokio::test]

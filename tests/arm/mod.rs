@@ -82,10 +82,21 @@ struct ScaleSetState {
     writer: Option<(u32, Value)>,
 }
 
+struct ManagementGroup {
+    id: String,
+    parent: Option<String>,
+    subscriptions: Vec<String>,
+}
+
 #[derive(Default)]
 struct World {
     subscriptions: Vec<String>,
     forbidden: HashSet<String>,
+    management_groups: Vec<ManagementGroup>,
+    /// Management groups the credential may not read (lowercase ids).
+    forbidden_groups: HashSet<String>,
+    /// Where the descendants lists' `nextLink`s point instead of this server, when set.
+    stray_next_links: Option<String>,
     vms: HashMap<String, Vec<Value>>,
     scale_sets: HashMap<String, Vec<ScaleSetState>>,
     members: HashMap<String, Member>,
@@ -167,6 +178,34 @@ impl ArmServer {
             w.subscriptions.push(id.to_owned());
             w.forbidden.insert(id.to_owned());
         });
+    }
+
+    /// A management group under `parent` (none: below the tenant root), with these
+    /// subscriptions directly in it (each served as by `subscription`).
+    pub fn management_group(&self, id: &str, parent: Option<&str>, subscriptions: &[&str]) {
+        self.with(|w| {
+            for subscription in subscriptions {
+                if !w.subscriptions.iter().any(|s| s == subscription) {
+                    w.subscriptions.push((*subscription).to_owned());
+                }
+            }
+            w.management_groups.push(ManagementGroup {
+                id: id.to_owned(),
+                parent: parent.map(str::to_owned),
+                subscriptions: subscriptions.iter().map(|s| (*s).to_owned()).collect(),
+            });
+        });
+    }
+
+    /// A management group the credential may not read: its descendants list answers 403.
+    pub fn forbid_management_group(&self, id: &str) {
+        self.management_group(id, None, &[]);
+        self.with(|w| w.forbidden_groups.insert(id.to_ascii_lowercase()));
+    }
+
+    /// The descendants lists' `nextLink`s point at `base` (another server) instead of here.
+    pub fn stray_next_links(&self, base: &str) {
+        self.with(|w| w.stray_next_links = Some(base.trim_end_matches('/').to_owned()));
     }
 
     pub fn page_size(&self, size: usize) {
@@ -897,6 +936,51 @@ fn page(items: &[Value], request: &Request, size: usize, port: u16) -> Vec<u8> {
     body.to_string().into_bytes()
 }
 
+/// A management group's descendants, depth first: each group below it, then that group's
+/// subscriptions, shaped as the official example's entries.
+fn descendants(w: &World, group: &str) -> Vec<Value> {
+    let example = fixture("GetDescendants.json");
+    let group_id = |id: &str| format!("/providers/Microsoft.Management/managementGroups/{id}");
+    let mut found = Vec::new();
+    let mut stack = vec![group.to_ascii_lowercase()];
+    while let Some(current) = stack.pop() {
+        let Some(node) = w
+            .management_groups
+            .iter()
+            .find(|g| g.id.eq_ignore_ascii_case(&current))
+        else {
+            continue;
+        };
+        if !node.id.eq_ignore_ascii_case(group) {
+            let mut entry = example["value"][0].clone();
+            entry["name"] = json!(node.id);
+            entry["id"] = json!(group_id(&node.id));
+            entry["properties"]["displayName"] = json!(format!("Group {}", node.id));
+            entry["properties"]["parent"]["id"] =
+                json!(group_id(node.parent.as_deref().unwrap_or("")));
+            found.push(entry);
+        }
+        for subscription in &node.subscriptions {
+            let mut entry = example["value"][1].clone();
+            entry["name"] = json!(subscription);
+            entry["id"] = json!(format!("/subscriptions/{subscription}"));
+            entry["properties"]["displayName"] = json!(format!("Subscription {subscription}"));
+            entry["properties"]["parent"]["id"] = json!(group_id(&node.id));
+            found.push(entry);
+        }
+        for child in w.management_groups.iter().rev() {
+            if child
+                .parent
+                .as_deref()
+                .is_some_and(|p| p.eq_ignore_ascii_case(&node.id))
+            {
+                stack.push(child.id.to_ascii_lowercase());
+            }
+        }
+    }
+    found
+}
+
 fn route(request: &Request, world: &Mutex<World>, port: u16) -> (u16, Vec<u8>) {
     let Ok(mut w) = world.lock() else {
         return (500, error("InternalServerError", "poisoned"));
@@ -925,6 +1009,48 @@ fn route(request: &Request, world: &Mutex<World>, port: u16) -> (u16, Vec<u8>) {
             .map(|s| json!({"id": format!("/subscriptions/{s}"), "subscriptionId": s, "displayName": s, "state": "Enabled"}))
             .collect();
         return (200, page(&items, request, 1, port));
+    }
+    if is(&[
+        "providers",
+        "microsoft.management",
+        "managementgroups",
+        "*",
+        "descendants",
+    ]) {
+        let group = seg(3);
+        if w.forbidden_groups.contains(&group.to_ascii_lowercase()) {
+            return (
+                403,
+                error(
+                    "AuthorizationFailed",
+                    &format!(
+                        "The client 'test-client' does not have authorization to perform action 'Microsoft.Management/managementGroups/descendants/read' over scope '/providers/Microsoft.Management/managementGroups/{group}'."
+                    ),
+                ),
+            );
+        }
+        if !w
+            .management_groups
+            .iter()
+            .any(|g| g.id.eq_ignore_ascii_case(group))
+        {
+            return (
+                404,
+                error(
+                    "NotFound",
+                    &format!("Management group '{group}' was not found."),
+                ),
+            );
+        }
+        let items = descendants(&w, group);
+        let mut body = page(&items, request, w.page_size, port);
+        if let Some(stray) = &w.stray_next_links {
+            let here = format!("http://127.0.0.1:{port}");
+            body = String::from_utf8_lossy(&body)
+                .replace(&here, stray)
+                .into_bytes();
+        }
+        return (200, body);
     }
     let subscription = seg(1).to_owned();
     if low.first().map(String::as_str) == Some("subscriptions") {

@@ -3,7 +3,8 @@
 //! and executor see plain structs and one-line errors, so replacing the crate touches this file.
 //!
 //! API versions: compute and marketplace 2024-07-01, galleries 2023-07-03 (both fixed by the
-//! crate's `package-2024-07-01`), subscriptions 2022-12-01 (called directly on `azure_core`).
+//! crate's `package-2024-07-01`), subscriptions 2022-12-01 and management groups 2023-04-01 (both
+//! called directly on `azure_core`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,19 @@ use crate::core::model::Tags;
 
 /// API version of the subscriptions list, which the compute crate does not cover.
 const SUBSCRIPTIONS_API: &str = "2022-12-01";
+/// API version of a management group's descendants list.
+const MANAGEMENT_GROUPS_API: &str = "2023-04-01";
+/// The most pages a list this file pages itself follows: a server that always answers with a
+/// next page fails the list rather than keep it going until its deadline. At ARM's page sizes
+/// this is far more subscriptions than any tenant holds.
+const MAX_PAGES: u32 = 1_000;
+
+/// What a call acts on, for the hint of a 403 or a 404.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Subscription,
+    ManagementGroup,
+}
 
 /// Why an ARM call failed, short enough for one line of the source status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +63,11 @@ impl ArmError {
     /// One line from an `azure_core` error; the whole chain goes to the log, but for a failed
     /// token exchange, whose chain may quote what the identity endpoint said of the request.
     fn from_core(what: &str, error: &azure_core::Error) -> ArmError {
-        let failure = ArmError::describe(what, error);
+        ArmError::from_core_in(what, error, Scope::Subscription)
+    }
+
+    fn from_core_in(what: &str, error: &azure_core::Error, scope: Scope) -> ArmError {
+        let failure = ArmError::describe(what, error, scope);
         let full = match error.kind() {
             azure_core::error::ErrorKind::Credential => {
                 "the token request failed; what the identity endpoint answered is not logged"
@@ -63,17 +81,23 @@ impl ArmError {
 
     /// The ARM code and message when the service answered (the crate's own text for a 403 is
     /// only "will not be retried"), else the first line of what failed on the way.
-    fn describe(what: &str, error: &azure_core::Error) -> ArmError {
+    fn describe(what: &str, error: &azure_core::Error, scope: Scope) -> ArmError {
         if let Some(http) = error.as_http_error() {
             let status = u16::from(http.status());
             let code = http.error_code().unwrap_or("");
             let detail = http.error_message().unwrap_or("");
-            let hint = match status {
-                401 => "not authenticated (check the credential)",
-                403 => "access denied (the credential lacks Reader on it)",
-                404 => "not found",
-                429 => "throttled, still after retries",
-                s if s >= 500 => "service error, still after retries",
+            let hint = match (status, scope) {
+                (401, _) => "not authenticated (check the credential)",
+                (403, Scope::Subscription) => "access denied (the credential lacks Reader on it)",
+                (403, Scope::ManagementGroup) => {
+                    "access denied (the credential lacks Microsoft.Management/managementGroups/descendants/read on the group; Reader there grants it)"
+                }
+                (404, Scope::Subscription) => "not found",
+                (404, Scope::ManagementGroup) => {
+                    "not found (azure.management_groups takes the group's id, not its display name)"
+                }
+                (429, _) => "throttled, still after retries",
+                (s, _) if s >= 500 => "service error, still after retries",
                 _ => "refused",
             };
             let mut message = format!("{what}: HTTP {status}, {hint}");
@@ -224,7 +248,8 @@ pub struct Arm {
     credential: Arc<dyn TokenCredential>,
     endpoint: azure_core::Url,
     scope: String,
-    options: ClientOptions,
+    /// For the calls this file makes itself (the lists the compute crate does not cover).
+    pipeline: azure_core::Pipeline,
     timeout: Duration,
 }
 
@@ -248,12 +273,19 @@ impl Arm {
             .retry(retry.clone())
             .build()
             .map_err(|e| format!("azure client: {e}"))?;
+        let pipeline = azure_core::Pipeline::new(
+            option_env!("CARGO_PKG_NAME"),
+            option_env!("CARGO_PKG_VERSION"),
+            ClientOptions::default().retry(retry),
+            Vec::new(),
+            Vec::new(),
+        );
         Ok(Arm {
             client,
             credential,
             endpoint,
             scope,
-            options: ClientOptions::default().retry(retry),
+            pipeline,
             timeout: settings.timeout,
         })
     }
@@ -265,10 +297,19 @@ impl Arm {
         what: &str,
         call: impl std::future::Future<Output = azure_core::Result<T>>,
     ) -> ArmResult<T> {
+        self.call_in(what, Scope::Subscription, call).await
+    }
+
+    async fn call_in<T>(
+        &self,
+        what: &str,
+        scope: Scope,
+        call: impl std::future::Future<Output = azure_core::Result<T>>,
+    ) -> ArmResult<T> {
         let call = tokio::time::timeout(self.timeout, call);
         match crate::clouds::call(what, call).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(ArmError::from_core(what, &error)),
+            Ok(Err(error)) => Err(ArmError::from_core_in(what, &error, scope)),
             Err(_) => Err(ArmError::timed_out(what, self.timeout)),
         }
     }
@@ -302,47 +343,113 @@ impl Arm {
         }
     }
 
+    /// One GET of this file's own, with the credential's token, its JSON answer read.
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        scope: Scope,
+        url: azure_core::Url,
+    ) -> ArmResult<T> {
+        self.call_in(what, scope, async {
+            let token = self.credential.get_token(&[&self.scope]).await?;
+            let mut request = azure_core::Request::new(url, azure_core::Method::Get);
+            request.insert_header(
+                azure_core::headers::AUTHORIZATION,
+                format!("Bearer {}", token.token.secret()),
+            );
+            let response = self
+                .pipeline
+                .send(&azure_core::Context::default(), &mut request)
+                .await?;
+            response.json().await
+        })
+        .await
+    }
+
+    /// The pages of a list this file reads itself, from `first`, each under the timeout. Its
+    /// `nextLink`s are followed only on the configured endpoint (the token goes with them) and
+    /// for `MAX_PAGES` pages at most; the stream ends after an error.
+    fn own_pages<'a, T: serde::de::DeserializeOwned + 'a>(
+        &'a self,
+        what: String,
+        scope: Scope,
+        first: ArmResult<azure_core::Url>,
+    ) -> impl Stream<Item = ArmResult<Vec<T>>> + 'a {
+        let start = match first {
+            Ok(url) => Paging::Next(url, 1),
+            Err(error) => Paging::Refused(error),
+        };
+        futures::stream::unfold(start, move |state| {
+            let what = what.clone();
+            async move {
+                let (url, pages) = match state {
+                    Paging::Done => return None,
+                    Paging::Refused(error) => return Some((Err(error), Paging::Done)),
+                    Paging::Next(url, pages) => (url, pages),
+                };
+                let page: OwnPage<T> = match self.get_json(&what, scope, url).await {
+                    Ok(page) => page,
+                    Err(error) => return Some((Err(error), Paging::Done)),
+                };
+                let next = match next_page(&self.endpoint, &what, page.next_link, pages) {
+                    Ok(Some(url)) => Paging::Next(url, pages + 1),
+                    Ok(None) => Paging::Done,
+                    Err(error) => Paging::Refused(error),
+                };
+                Some((Ok(page.value), next))
+            }
+        })
+    }
+
     /// The subscription ids the credential can see (`"*"` in the config).
     pub async fn subscriptions(&self) -> ArmResult<Vec<String>> {
-        let what = "listing subscriptions";
-        let pipeline = azure_core::Pipeline::new(
-            option_env!("CARGO_PKG_NAME"),
-            option_env!("CARGO_PKG_VERSION"),
-            self.options.clone(),
-            Vec::new(),
-            Vec::new(),
-        );
         let mut url = self.endpoint.clone();
         url.set_path("/subscriptions");
         url.query_pairs_mut()
             .append_pair("api-version", SUBSCRIPTIONS_API);
+        let pages = self.own_pages::<SubscriptionEntry>(
+            "listing subscriptions".to_owned(),
+            Scope::Subscription,
+            Ok(url),
+        );
+        let mut pages = std::pin::pin!(pages);
         let mut ids = Vec::new();
-        let mut next = Some(url);
-        while let Some(url) = next.take() {
-            let page: SubscriptionPage = self
-                .call(what, async {
-                    let token = self.credential.get_token(&[&self.scope]).await?;
-                    let mut request = azure_core::Request::new(url, azure_core::Method::Get);
-                    request.insert_header(
-                        azure_core::headers::AUTHORIZATION,
-                        format!("Bearer {}", token.token.secret()),
-                    );
-                    let response = pipeline
-                        .send(&azure_core::Context::default(), &mut request)
-                        .await?;
-                    response.json().await
-                })
-                .await?;
-            ids.extend(page.value.into_iter().filter_map(|s| s.subscription_id));
-            next = match page.next_link {
-                Some(link) => Some(azure_core::Url::parse(&link).map_err(|e| ArmError {
-                    status: None,
-                    message: format!("{what}: bad nextLink {link:?}: {e}"),
-                })?),
-                None => None,
-            };
+        while let Some(page) = pages.next().await {
+            ids.extend(page?.into_iter().filter_map(|s| s.subscription_id));
         }
         Ok(ids)
+    }
+
+    /// The ids of the subscriptions below a management group, nested groups included, page by
+    /// page (`descendants`, following `nextLink`).
+    pub fn group_subscriptions<'a>(
+        &'a self,
+        group: &str,
+    ) -> impl Stream<Item = ArmResult<Vec<String>>> + 'a {
+        let what = format!("listing management group {group}");
+        let mut url = self.endpoint.clone();
+        let path = url.path_segments_mut().map(|mut path| {
+            path.pop_if_empty().extend([
+                "providers",
+                "Microsoft.Management",
+                "managementGroups",
+                group,
+                "descendants",
+            ]);
+        });
+        url.query_pairs_mut()
+            .append_pair("api-version", MANAGEMENT_GROUPS_API);
+        let first = match path {
+            Ok(()) => Ok(url),
+            Err(()) => Err(ArmError {
+                status: None,
+                message: format!("{what}: azure.endpoint_url cannot take a path"),
+            }),
+        };
+        self.own_pages::<Descendant>(what, Scope::ManagementGroup, first)
+            .map(|page| {
+                page.map(|found| found.iter().filter_map(Descendant::subscription).collect())
+            })
     }
 
     /// The subscription's VMs, page by page (`listAll`, following `nextLink`).
@@ -676,12 +783,86 @@ fn model_update(image: &ImageRef) -> models::VirtualMachineScaleSetUpdate {
     }
 }
 
+/// Where a list this file pages itself stands.
+enum Paging {
+    /// The next page's address, and its number.
+    Next(azure_core::Url, u32),
+    /// The list cannot go on: this is said once, then it ends.
+    Refused(ArmError),
+    Done,
+}
+
+/// The address of the page after page `pages`, if any: a `nextLink` (resolved against the
+/// endpoint) on the endpoint's own scheme, host and port, as long as the list is under
+/// `MAX_PAGES`. Anything else is refused, so the token never goes elsewhere.
+fn next_page(
+    endpoint: &azure_core::Url,
+    what: &str,
+    link: Option<String>,
+    pages: u32,
+) -> ArmResult<Option<azure_core::Url>> {
+    let Some(link) = link.filter(|l| !l.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let refused = |why: String| ArmError {
+        status: None,
+        message: format!("{what}: {why}"),
+    };
+    if pages >= MAX_PAGES {
+        return Err(refused(format!(
+            "more than {MAX_PAGES} pages; the rest is not read"
+        )));
+    }
+    let url = endpoint
+        .join(&link)
+        .map_err(|e| refused(format!("the next page's link is not an address ({e})")))?;
+    if url.origin() != endpoint.origin() {
+        return Err(refused(format!(
+            "the next page's link points to {}, off azure.endpoint_url: not followed",
+            url.origin().ascii_serialization()
+        )));
+    }
+    Ok(Some(url))
+}
+
+/// A page of a list this file reads itself.
 #[derive(serde::Deserialize)]
-struct SubscriptionPage {
-    #[serde(default)]
-    value: Vec<SubscriptionEntry>,
+struct OwnPage<T> {
+    #[serde(default = "Vec::new")]
+    value: Vec<T>,
     #[serde(rename = "nextLink")]
     next_link: Option<String>,
+}
+
+/// A management group or subscription below a management group.
+#[derive(serde::Deserialize)]
+struct Descendant {
+    id: Option<String>,
+    name: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+impl Descendant {
+    /// The subscription id, when it is a subscription: its id is `/subscriptions/{id}` (the
+    /// type `Microsoft.Management/managementGroups/subscriptions`, or `/subscriptions` in
+    /// older answers).
+    fn subscription(&self) -> Option<String> {
+        let from_id = self
+            .id
+            .as_deref()
+            .map(|id| ArmId::parse(id).subscription)
+            .filter(|s| !s.is_empty());
+        let is_subscription = self
+            .kind
+            .as_deref()
+            .is_some_and(|k| k.to_ascii_lowercase().ends_with("/subscriptions"));
+        from_id.or_else(|| {
+            self.name
+                .clone()
+                .filter(|n| is_subscription && !n.is_empty())
+        })
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -986,5 +1167,70 @@ mod tests {
             "/subscriptions/s1/resourceGroups/RG/providers/Microsoft.Compute/virtualMachineScaleSets/web"
         );
         assert!(ArmId::parse("/subscriptions/s1").scale_set().is_err());
+    }
+
+    #[test]
+    fn next_links_are_followed_only_on_the_endpoint_and_only_so_far() {
+        let endpoint = azure_core::Url::parse("https://management.azure.com/").unwrap();
+        let what = "listing management group mg";
+        let next =
+            |link: &str, pages: u32| next_page(&endpoint, what, Some(link.to_owned()), pages);
+        let on = "https://management.azure.com/providers/Microsoft.Management/managementGroups/mg/descendants?api-version=2023-04-01&$skiptoken=abc";
+        assert_eq!(next(on, 1).unwrap().map(String::from).as_deref(), Some(on));
+        // The default port spelled out is the same place.
+        assert!(
+            next("https://management.azure.com:443/x", 1)
+                .unwrap()
+                .is_some()
+        );
+        assert!(next("/providers/x?$skiptoken=1", 1).unwrap().is_some());
+        assert_eq!(next_page(&endpoint, what, None, 1), Ok(None));
+        assert_eq!(next("", 1), Ok(None));
+        for elsewhere in [
+            "https://management.azure.com.example.net/x",
+            "http://management.azure.com/x",
+            "https://management.azure.com:8443/x",
+            "https://169.254.169.254/metadata",
+        ] {
+            let refused = next(elsewhere, 1).unwrap_err().message;
+            assert!(
+                refused.starts_with("listing management group mg: the next page's link points to ")
+                    && refused.ends_with("off azure.endpoint_url: not followed"),
+                "{refused}"
+            );
+        }
+        assert!(next(on, MAX_PAGES - 1).unwrap().is_some());
+        assert_eq!(
+            next(on, MAX_PAGES).unwrap_err().message,
+            "listing management group mg: more than 1000 pages; the rest is not read"
+        );
+    }
+
+    #[test]
+    fn descendants_that_are_subscriptions_give_their_ids() {
+        let example: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../tests/fixtures/azure/GetDescendants.json"
+        ))
+        .unwrap();
+        let page: OwnPage<Descendant> =
+            serde_json::from_value(example["responses"]["200"]["body"].clone()).unwrap();
+        let found: Vec<String> = page
+            .value
+            .iter()
+            .filter_map(Descendant::subscription)
+            .collect();
+        assert_eq!(found, ["20000000-0004-0000-0000-000000000000"]);
+        assert_eq!(page.next_link, None);
+        // An older answer's type, and one with no id.
+        let older: Descendant = serde_json::from_value(serde_json::json!(
+            {"type": "/subscriptions", "name": "s2"}
+        ))
+        .unwrap();
+        assert_eq!(older.subscription().as_deref(), Some("s2"));
+        let group: Descendant = serde_json::from_value(serde_json::json!(
+            {"type": "Microsoft.Management/managementGroups", "name": "child"}
+        ))
+        .unwrap();
+        assert_eq!(group.subscription(), None);
     }
 }

@@ -1,8 +1,10 @@
-//! Azure collection: one source per subscription, collected concurrently (bounded). Each streams
+//! Azure collection: one source per subscription, configured, listed for `*` or found below a
+//! management group, collected concurrently (bounded). Each streams
 //! its VMs page by page (`listAll`), then its scale sets and their members, then the facts of
 //! the images they run, each distinct image or version list fetched once per source.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Mutex, PoisonError};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
@@ -10,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::arm::{Arm, ArmError, ArmId, GalleryVersion, ImageRef, ScaleSet, Vm};
 use super::{ALL_SUBSCRIPTIONS, Settings, client, source_name};
-use crate::clouds::run_source;
+use crate::clouds::{azure_group_source, run_source};
 use crate::core::event::{CollectEvent, Page};
 use crate::core::model::{Cloud, Deprecation, Group, GroupKind, Image, Instance, Tags};
 
@@ -20,14 +22,24 @@ const FLAG_TAG: &str = "fleetscope:flagged";
 /// Whether a scale-set member runs its scale set's latest model, as a pseudo-tag on it.
 pub(crate) const LATEST_MODEL_TAG: &str = "azure:latestModelApplied";
 
-/// Collects every configured subscription at once (bounded); each is one source.
+/// Collects every configured subscription, and every one listed for `*` or found below a
+/// configured management group, each once and as one source `azure:<subscription id>`,
+/// `azure.concurrency` at once. A found one is announced as waiting, then collected when a slot
+/// is free: collection starts while the lists are still being read, so a slow group holds up no
+/// other subscription. A list that fails fails its own source (`azure:*`, `azure:mg:<group>`)
+/// in one line; what it found until then is still collected.
 pub async fn collect(settings: Settings, tx: mpsc::Sender<CollectEvent>) {
     let arm = match client(&settings) {
         Ok(arm) => arm,
         Err(error) => {
-            for subscription in &settings.subscriptions {
+            let sources = settings
+                .subscriptions
+                .iter()
+                .map(|s| source_name(s))
+                .chain(groups(&settings).map(azure_group_source));
+            for source in sources {
                 let failed = CollectEvent::Failed {
-                    source: source_name(subscription),
+                    source,
                     error: error.clone(),
                 };
                 if tx.send(failed).await.is_err() {
@@ -37,38 +49,36 @@ pub async fn collect(settings: Settings, tx: mpsc::Sender<CollectEvent>) {
             return;
         }
     };
-    let mut subscriptions: Vec<String> = settings
+    let (queue, queued) = futures::channel::mpsc::unbounded();
+    let found = Found {
+        seen: Mutex::default(),
+        queue,
+        tx: tx.clone(),
+    };
+    for subscription in settings
         .subscriptions
         .iter()
         .filter(|s| *s != ALL_SUBSCRIPTIONS)
-        .cloned()
-        .collect();
-    if settings
-        .subscriptions
-        .iter()
-        .any(|s| s == ALL_SUBSCRIPTIONS)
     {
-        match arm.subscriptions().await {
-            Ok(listed) => {
-                for id in listed {
-                    if !subscriptions.contains(&id) {
-                        subscriptions.push(id);
-                    }
-                }
-            }
-            Err(error) => {
-                let failed = CollectEvent::Failed {
-                    source: source_name(ALL_SUBSCRIPTIONS),
-                    error: error.message,
-                };
-                if tx.send(failed).await.is_err() {
-                    return;
-                }
-            }
-        }
+        found.configured(subscription);
     }
-    futures::stream::iter(subscriptions)
-        .map(|subscription| {
+    let discover = async {
+        let all = async {
+            if settings
+                .subscriptions
+                .iter()
+                .any(|s| s == ALL_SUBSCRIPTIONS)
+            {
+                list_all(&arm, &settings, &found).await;
+            }
+        };
+        let groups = groups(&settings).map(|group| list_group(&arm, &settings, group, &found));
+        futures::join!(all, futures::future::join_all(groups));
+        // What is queued is still collected; the collection ends after it.
+        found.queue.close_channel();
+    };
+    let collect = queued
+        .map(|subscription: String| {
             let arm = &arm;
             let tx = tx.clone();
             let (concurrency, deadline) = (settings.concurrency, settings.deadline);
@@ -78,8 +88,113 @@ pub async fn collect(settings: Settings, tx: mpsc::Sender<CollectEvent>) {
             }
         })
         .buffer_unordered(settings.concurrency)
-        .collect::<Vec<()>>()
-        .await;
+        .collect::<Vec<()>>();
+    futures::join!(discover, collect);
+}
+
+/// The configured management groups, each once (ARM ids are case-insensitive).
+fn groups(settings: &Settings) -> impl Iterator<Item = &str> {
+    let mut seen = HashSet::new();
+    settings
+        .management_groups
+        .iter()
+        .map(String::as_str)
+        .filter(move |g| seen.insert(g.to_ascii_lowercase()))
+}
+
+/// The subscriptions to collect, each queued once however many lists name it.
+struct Found {
+    /// Lowercase: subscription ids are case-insensitive.
+    seen: Mutex<HashSet<String>>,
+    queue: futures::channel::mpsc::UnboundedSender<String>,
+    tx: mpsc::Sender<CollectEvent>,
+}
+
+impl Found {
+    /// True the first time a subscription is named.
+    fn first(&self, subscription: &str) -> bool {
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(subscription.to_ascii_lowercase())
+    }
+
+    fn configured(&self, subscription: &str) {
+        if self.first(subscription) {
+            // Fails only once the queue is closed, after every list has been read.
+            let _ = self.queue.unbounded_send(subscription.to_owned());
+        }
+    }
+
+    /// Announces a subscription a list found and queues it, unless it is queued already.
+    /// False once nobody listens.
+    async fn discovered(&self, subscription: String) -> bool {
+        if !self.first(&subscription) {
+            return true;
+        }
+        let waiting = CollectEvent::Waiting {
+            source: source_name(&subscription),
+            cloud: Cloud::Azure,
+            account: Some(subscription.clone()),
+        };
+        if self.tx.send(waiting).await.is_err() {
+            return false;
+        }
+        let _ = self.queue.unbounded_send(subscription);
+        true
+    }
+
+    async fn failed(&self, source: String, error: String) {
+        let _ = self.tx.send(CollectEvent::Failed { source, error }).await;
+    }
+}
+
+/// Every subscription the credential can list (`*`), under the source `azure:*`.
+async fn list_all(arm: &Arm, settings: &Settings, found: &Found) {
+    let source = source_name(ALL_SUBSCRIPTIONS);
+    let work = async {
+        match arm.subscriptions().await {
+            Ok(listed) => {
+                for subscription in listed {
+                    if !found.discovered(subscription).await {
+                        return;
+                    }
+                }
+            }
+            Err(error) => found.failed(source.clone(), error.message).await,
+        }
+    };
+    run_source(&source, settings.deadline, &found.tx, work).await;
+}
+
+/// Every subscription below a management group, page by page, under the source
+/// `azure:mg:<group>`, which is heard of only when the list fails.
+async fn list_group(arm: &Arm, settings: &Settings, group: &str, found: &Found) {
+    let source = azure_group_source(group);
+    let work = async {
+        if group.trim().is_empty() {
+            let error = "azure.management_groups holds an empty id".to_owned();
+            found.failed(source.clone(), error).await;
+            return;
+        }
+        let mut pages = std::pin::pin!(arm.group_subscriptions(group));
+        while let Some(page) = pages.next().await {
+            match page {
+                Ok(subscriptions) => {
+                    for subscription in subscriptions {
+                        if !found.discovered(subscription).await {
+                            return;
+                        }
+                    }
+                }
+                Err(error) => {
+                    found.failed(source.clone(), error.message).await;
+                    return;
+                }
+            }
+        }
+    };
+    run_source(&source, settings.deadline, &found.tx, work).await;
 }
 
 struct Context<'a> {

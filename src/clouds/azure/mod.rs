@@ -25,13 +25,16 @@ pub const ALL_SUBSCRIPTIONS: &str = "*";
 pub struct Settings {
     /// Subscription ids, or `*`.
     pub subscriptions: Vec<String>,
+    /// Management group ids: every subscription below them, nested groups included.
+    pub management_groups: Vec<String>,
     pub endpoint: String,
     /// OAuth scope of the ARM token.
     pub scope: String,
     pub concurrency: usize,
     /// One call's limit, retries included.
     pub timeout: Duration,
-    /// How long one subscription's collection may take in all.
+    /// How long one subscription's collection, or one management group's listing, may take
+    /// in all.
     pub deadline: Deadline,
     /// Retries of a throttled (429), unavailable or failing (5xx) call.
     pub retries: u32,
@@ -54,6 +57,7 @@ impl Settings {
         };
         Settings {
             subscriptions: azure.subscriptions.clone(),
+            management_groups: azure.management_groups.clone(),
             endpoint,
             scope,
             concurrency: azure.concurrency.max(1) as usize,
