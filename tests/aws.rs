@@ -259,9 +259,9 @@ async fn an_endpoint_that_dies_partway_fails_its_source_on_stderr_and_in_the_exi
     for name in ["web-1", "web-2", "web-3"] {
         ids.push(moto::run(&prod, "ami-0web0000000000002", name, None).await);
     }
-    // Security groups and instances answer; from the third request on (the images), the
-    // endpoint is gone.
-    let faults = [("us-east-1".to_owned(), Fault::CutFrom(3))].into();
+    // Security groups, Auto Scaling groups and instances answer; from the fourth request on
+    // (the images), the endpoint is gone.
+    let faults = [("us-east-1".to_owned(), Fault::CutFrom(4))].into();
     let proxy = Proxy::start(moto.port(), faults).await;
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
@@ -299,7 +299,7 @@ async fn an_endpoint_that_dies_partway_fails_its_source_on_stderr_and_in_the_exi
         "{stderr}"
     );
 
-    // The endpoint comes back for two requests, then dies again.
+    // The endpoint comes back for three requests, then dies again.
     proxy.reset();
     let output = run(&["--allow-partial"]).await.unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -443,5 +443,49 @@ async fn throttling_is_retried_and_a_broken_region_fails_alone() {
         stderr.trim_end(),
         format!("fleetscope: aws:prod incomplete: {error}"),
         "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_regions_independent_calls_overlap_and_only_images_wait_for_instances() {
+    use moto::proxy::{Fault, Proxy};
+    let moto = Moto::start(&amis());
+    let prod = moto.client(moto::PROD, "us-east-1").await;
+    let id = moto::run(&prod, "ami-0web0000000000002", "web-1", None).await;
+    // Every call takes a while, so calls that can overlap do, and the proxy sees them at once.
+    let latency = Fault::Latency(std::time::Duration::from_millis(300));
+    let proxy = Proxy::start(moto.port(), [("us-east-1".to_owned(), latency)].into()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "version = 1\n[aws]\nprofiles = [\"prod\"]\nregions = [\"us-east-1\"]\nendpoint_url = \"{}\"\ntimeout_secs = 10\n",
+        proxy.url()
+    );
+    let mut command = configured(
+        dir.path(),
+        &config,
+        &["--report", "--format", "json", "--now", NOW],
+    );
+    command
+        .envs(moto.profile_env(dir.path()))
+        .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"));
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(instance(&report, &id)["verdict"], "outdated");
+    // Security groups, Auto Scaling groups and the instances were asked for together.
+    assert_eq!(proxy.peak_in_flight(), 3);
+    let order: Vec<String> = proxy.log().into_iter().map(|c| c.action).collect();
+    let at = |action: &str| order.iter().position(|a| a == action).unwrap();
+    assert!(at("DescribeInstances") < at("DescribeImages"), "{order:?}");
+    assert_eq!(
+        order.iter().filter(|a| *a == "DescribeImages").count(),
+        2,
+        "the images, then their lineages: {order:?}"
     );
 }

@@ -284,69 +284,82 @@ async fn collect_region(
         .into_paginator()
         .send();
     let instances_call = format!("DescribeInstances in {region}");
-    // The security groups and the first page of instances are asked for together, so a dead
-    // endpoint fails both at once; the pages wait for the groups, which give their exposure.
-    let (groups_read, mut first) = futures::join!(
-        call(
-            format!("DescribeSecurityGroups in {region}"),
-            world_open_groups(ec2)
-        ),
-        call(instances_call.clone(), pages.next()),
+    // Side by side: the security groups with the first page of instances (the pages wait for
+    // the groups, which give their exposure), and the region's Auto Scaling groups with what
+    // they launch. Only images, then their lineages, wait for the instances.
+    let launches = call(
+        format!("DescribeAutoScalingGroups in {region}"),
+        region_group_launches(clients),
     );
-    // Exposure is a finding on top; without permission to read security groups the region's
-    // instances and images still count (and the warning comes if the region does).
-    let (exposure, exposure_warning) = match groups_read {
-        Ok(exposure) => (exposure, None),
-        Err(error) => (HashMap::new(), Some(format!("exposure unknown: {error}"))),
-    };
-    loop {
-        let page = match first.take() {
-            Some(page) => page,
-            None => match call(instances_call.as_str(), pages.next()).await {
-                Some(page) => page,
-                None => break,
-            },
+    let instances = async {
+        let (groups_read, mut first) = futures::join!(
+            call(
+                format!("DescribeSecurityGroups in {region}"),
+                world_open_groups(ec2)
+            ),
+            call(instances_call.clone(), pages.next()),
+        );
+        // Exposure is a finding on top; without permission to read security groups the
+        // region's instances and images still count (and the warning comes if the region does).
+        let (exposure, exposure_warning) = match groups_read {
+            Ok(exposure) => (exposure, None),
+            Err(error) => (HashMap::new(), Some(format!("exposure unknown: {error}"))),
         };
-        let page = page.map_err(|e| format!("DescribeInstances: {}", describe(&e)))?;
-        let mut instances = Vec::new();
-        for reservation in page.reservations() {
-            let account = reservation.owner_id().unwrap_or_default();
-            for found in reservation.instances() {
-                let Some(instance) = to_instance(found, context.source, account, region, &exposure)
-                else {
-                    continue;
-                };
-                image_ids.insert(instance.image.to_string());
-                if let Some(group) = tag_value(found.tags(), GROUP_TAG) {
-                    groups.entry(group.to_owned()).or_insert_with(|| GroupSeen {
-                        account: account.to_owned(),
-                    });
+        loop {
+            let page = match first.take() {
+                Some(page) => page,
+                None => match call(instances_call.as_str(), pages.next()).await {
+                    Some(page) => page,
+                    None => break,
+                },
+            };
+            let page = page.map_err(|e| format!("DescribeInstances: {}", describe(&e)))?;
+            let mut instances = Vec::new();
+            for reservation in page.reservations() {
+                let account = reservation.owner_id().unwrap_or_default();
+                for found in reservation.instances() {
+                    let Some(instance) =
+                        to_instance(found, context.source, account, region, &exposure)
+                    else {
+                        continue;
+                    };
+                    image_ids.insert(instance.image.to_string());
+                    if let Some(group) = tag_value(found.tags(), GROUP_TAG) {
+                        groups.entry(group.to_owned()).or_insert_with(|| GroupSeen {
+                            account: account.to_owned(),
+                        });
+                    }
+                    instances.push(instance);
                 }
-                instances.push(instance);
+            }
+            let page = Page {
+                source: context.source.to_owned(),
+                instances,
+                ..Page::default()
+            };
+            if !context.send(CollectEvent::Page(Box::new(page))).await {
+                return Ok(None);
             }
         }
-        let page = Page {
-            source: context.source.to_owned(),
-            instances,
-            ..Page::default()
-        };
-        if !context.send(CollectEvent::Page(Box::new(page))).await {
-            return Ok(());
-        }
-    }
-
-    let names: Vec<String> = groups.keys().cloned().collect();
-    let asked = call(
-        format!("DescribeAutoScalingGroups in {region}"),
-        group_launches(clients, &names),
-    );
-    let (launches, template_warnings) = match asked.await {
+        Ok::<_, String>(Some(exposure_warning))
+    };
+    let (launches, listed) = futures::join!(launches, instances);
+    // Nobody listens any more: stop.
+    let Some(exposure_warning) = listed? else {
+        return Ok(());
+    };
+    let (launches, template_warnings) = match launches {
         Ok(launches) => (launches, Vec::new()),
         Err(error) => (
             HashMap::new(),
             vec![format!("Auto Scaling groups: {error}")],
         ),
     };
+    // Only the groups the region's instances name are the fleet's.
+    let launches: HashMap<String, GroupLaunch> = launches
+        .into_iter()
+        .filter(|(name, _)| groups.contains_key(name))
+        .collect();
     let mut template_warnings = template_warnings;
     for (name, launch) in &launches {
         image_ids.extend(launch.images.iter().cloned());
@@ -633,6 +646,28 @@ impl GroupLaunch {
     }
 }
 
+/// Every Auto Scaling group of the region that has members, with what each launches: pages of
+/// DescribeAutoScalingGroups, then one lookup per template version or launch configuration.
+async fn region_group_launches(clients: &Clients) -> Result<HashMap<String, GroupLaunch>, String> {
+    let mut launches = HashMap::new();
+    for group in describe_all_groups(&clients.autoscaling).await? {
+        let Some(name) = group.auto_scaling_group_name() else {
+            continue;
+        };
+        if group.instances().is_empty() {
+            continue;
+        }
+        launches.insert(name.to_owned(), group_launch(clients, &group).await);
+    }
+    Ok(launches)
+}
+
+async fn describe_all_groups(
+    autoscaling: &aws_sdk_autoscaling::Client,
+) -> Result<Vec<aws_sdk_autoscaling::types::AutoScalingGroup>, String> {
+    describe_groups_named(autoscaling, None).await
+}
+
 /// The groups by name (absent ones left out) with what each launches: one DescribeAutoScalingGroups
 /// per 50 names, then one lookup per template version or launch configuration.
 pub(crate) async fn group_launches(
@@ -655,10 +690,18 @@ pub(crate) async fn describe_groups(
     autoscaling: &aws_sdk_autoscaling::Client,
     names: &[String],
 ) -> Result<Vec<aws_sdk_autoscaling::types::AutoScalingGroup>, String> {
+    describe_groups_named(autoscaling, Some(names)).await
+}
+
+/// The named groups, or every group of the region.
+async fn describe_groups_named(
+    autoscaling: &aws_sdk_autoscaling::Client,
+    names: Option<&[String]>,
+) -> Result<Vec<aws_sdk_autoscaling::types::AutoScalingGroup>, String> {
     let mut groups = Vec::new();
     let mut pages = autoscaling
         .describe_auto_scaling_groups()
-        .set_auto_scaling_group_names(Some(names.to_vec()))
+        .set_auto_scaling_group_names(names.map(<[String]>::to_vec))
         .max_records(100)
         .into_paginator()
         .send();
