@@ -235,8 +235,7 @@ fn report(binary: &Path, dir: &Path, config: &str, moto: &Moto) -> (f64, f64, us
         .and_then(|l| l.trim().parse::<f64>().ok())
         .unwrap_or(f64::NAN)
         / 1024.0;
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     let instances = report["instances"].as_array().map_or(0, Vec::len);
     (secs, peak_mb, instances)
 }

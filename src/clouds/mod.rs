@@ -94,7 +94,11 @@ async fn collect_clouds(config: Config, tx: mpsc::Sender<CollectEvent>) {
     };
     let mut clouds = Vec::new();
     if config.aws.any() {
-        let sources = named("aws", &config.aws.profiles);
+        let mut sources = named("aws", &config.aws.profiles);
+        // The organization is a source of its own, heard of when its accounts cannot be listed.
+        if config.aws.organization.enabled {
+            sources.push(AWS_ORGANIZATION_SOURCE.to_owned());
+        }
         let work = |tx| collect_aws(&config, tx);
         clouds.push(contained("aws", sources, tx.clone(), work).boxed());
     }
@@ -120,6 +124,9 @@ async fn collect_clouds(config: Config, tx: mpsc::Sender<CollectEvent>) {
     in_flight.scope(futures::future::join_all(clouds)).await;
 }
 
+/// The source that stands for an AWS organization when its accounts cannot be listed.
+pub(crate) const AWS_ORGANIZATION_SOURCE: &str = "aws:organization";
+
 #[cfg(feature = "aws")]
 fn collect_aws(config: &Config, tx: mpsc::Sender<CollectEvent>) -> BoxFuture<'static, ()> {
     Box::pin(aws::collect(aws::Settings::from_config(config), tx))
@@ -127,11 +134,19 @@ fn collect_aws(config: &Config, tx: mpsc::Sender<CollectEvent>) -> BoxFuture<'st
 
 #[cfg(not(feature = "aws"))]
 fn collect_aws(config: &Config, tx: mpsc::Sender<CollectEvent>) -> BoxFuture<'static, ()> {
-    let profiles = config.aws.profiles.clone();
+    let mut sources: Vec<String> = config
+        .aws
+        .profiles
+        .iter()
+        .map(|p| format!("aws:{p}"))
+        .collect();
+    if config.aws.organization.enabled {
+        sources.push(AWS_ORGANIZATION_SOURCE.to_owned());
+    }
     Box::pin(async move {
-        for profile in profiles {
+        for source in sources {
             let failed = CollectEvent::Failed {
-                source: format!("aws:{profile}"),
+                source,
                 error: "this fleetscope was built without the aws feature".to_owned(),
             };
             if tx.send(failed).await.is_err() {

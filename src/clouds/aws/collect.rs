@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::org::{self, Account, OrgSettings};
 use super::{Clients, Settings, describe, regional_clients, sdk_config, source_name};
-use crate::clouds::{call, run_source};
+use crate::clouds::{AWS_ORGANIZATION_SOURCE, call, run_source};
 use crate::core::event::{CollectEvent, Page};
 use crate::core::lineage::strip_versions;
 use crate::core::model::{
@@ -75,14 +75,14 @@ async fn collect_organization(
             Ok(discovered) => found = Some(discovered),
             Err(error) => {
                 let failed = CollectEvent::Failed {
-                    source: ORGANIZATION_SOURCE.to_owned(),
+                    source: AWS_ORGANIZATION_SOURCE.to_owned(),
                     error: format!("listing the organization's accounts: {error}"),
                 };
                 let _ = tx.send(failed).await;
             }
         }
     };
-    run_source(ORGANIZATION_SOURCE, settings.deadline, tx, discovery).await;
+    run_source(AWS_ORGANIZATION_SOURCE, settings.deadline, tx, discovery).await;
     let Some(discovered) = found else {
         return;
     };
@@ -166,9 +166,6 @@ async fn collect_account(
     };
     run_source(&account.source, settings.deadline, tx, work).await;
 }
-
-/// The source that stands for the organization when its accounts cannot be listed.
-pub(crate) const ORGANIZATION_SOURCE: &str = "aws:organization";
 
 /// Collects the source's regions, at most `concurrency` together, and ends the source.
 async fn collect_regions(
