@@ -203,12 +203,16 @@ pub(super) async fn contained(
         let source = event.source();
         unseen.retain(|s| s != source);
         match &event {
-            CollectEvent::Started { source, .. } if !open.contains(source) => {
+            // A source announced as waiting is owed an end as much as one begun.
+            CollectEvent::Started { source, .. } | CollectEvent::Waiting { source, .. }
+                if !open.contains(source) =>
+            {
                 open.push(source.clone());
             }
             CollectEvent::Finished { source }
             | CollectEvent::Incomplete { source, .. }
-            | CollectEvent::Failed { source, .. } => open.retain(|s| s != source),
+            | CollectEvent::Failed { source, .. }
+            | CollectEvent::Skipped { source, .. } => open.retain(|s| s != source),
             _ => {}
         }
         if tx.send(event).await.is_err() {
@@ -466,6 +470,46 @@ mod tests {
             .collect();
         let why = "internal error: setup went wrong (details in fleetscope.log)";
         assert_eq!(failed, [("gcp:b", why), ("gcp:never", why)], "{events:?}");
+    }
+
+    #[tokio::test]
+    async fn a_skipped_source_has_ended_and_a_waiting_one_is_still_owed() {
+        let (tx, rx) = mpsc::channel(16);
+        contained("gcp", vec!["gcp:quiet".into()], tx, |tx| {
+            Box::pin(async move {
+                let events = [
+                    CollectEvent::Started {
+                        source: "gcp:quiet".into(),
+                        cloud: crate::core::model::Cloud::Gcp,
+                        expected_pages: None,
+                    },
+                    CollectEvent::Skipped {
+                        source: "gcp:quiet".into(),
+                        cloud: crate::core::model::Cloud::Gcp,
+                        account: None,
+                        reason: "Compute Engine API not enabled".into(),
+                    },
+                    CollectEvent::Waiting {
+                        source: "gcp:found".into(),
+                        cloud: crate::core::model::Cloud::Gcp,
+                        account: None,
+                    },
+                ];
+                for event in events {
+                    let _ = tx.send(event).await;
+                }
+            })
+        })
+        .await;
+        let events = drain(rx).await;
+        let failed: Vec<&str> = events
+            .iter()
+            .filter_map(|e| match e {
+                CollectEvent::Failed { source, .. } => Some(source.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(failed, ["gcp:found"], "{events:?}");
     }
 
     #[tokio::test]
