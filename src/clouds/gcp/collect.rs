@@ -35,7 +35,7 @@ const ADMIN_PORTS: [(u16, &str); 2] = [(22, "22/tcp"), (3389, "3389/tcp")];
 const LOOKUPS: usize = 8;
 
 /// The reason a project without the Compute Engine API is skipped.
-pub(crate) const COMPUTE_DISABLED: &str = "Compute Engine API not enabled";
+const COMPUTE_DISABLED: &str = "Compute Engine API not enabled";
 
 /// Collects every project (up to `concurrency` at once), each one source: the configured ones
 /// first, then those found under the configured folders and organizations as the walks find
