@@ -238,6 +238,29 @@ impl GcpConfig {
     pub fn any(&self) -> bool {
         !self.projects.is_empty() || !self.folders.is_empty() || !self.organizations.is_empty()
     }
+
+    /// The configured folders and organizations as Resource Manager names them (`folders/123`,
+    /// `organizations/456`), each once: a bare id takes its list's prefix, a named one stays as
+    /// written.
+    pub fn scopes(&self) -> Vec<String> {
+        let mut scopes: Vec<String> = Vec::new();
+        let lists = [
+            ("folders", &self.folders),
+            ("organizations", &self.organizations),
+        ];
+        for (kind, ids) in lists {
+            for id in ids.iter().map(|id| id.trim()).filter(|id| !id.is_empty()) {
+                let name = match id.contains('/') {
+                    true => id.to_owned(),
+                    false => format!("{kind}/{id}"),
+                };
+                if !scopes.contains(&name) {
+                    scopes.push(name);
+                }
+            }
+        }
+        scopes
+    }
 }
 
 /// Every account of an AWS organization, each through a role assumed in it.
@@ -828,6 +851,25 @@ mod tests {
             Some(&path),
             env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
         )
+    }
+
+    #[test]
+    fn gcp_folders_and_organizations_are_named_as_resource_manager_names_them() {
+        let gcp = GcpConfig {
+            folders: vec![
+                "123".into(),
+                "folders/123".into(),
+                " 77 ".into(),
+                String::new(),
+            ],
+            organizations: vec!["organizations/456".into(), "456".into()],
+            ..GcpConfig::default()
+        };
+        assert_eq!(
+            gcp.scopes(),
+            ["folders/123", "folders/77", "organizations/456"]
+        );
+        assert!(gcp.any());
     }
 
     #[test]

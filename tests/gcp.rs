@@ -392,10 +392,10 @@ fn a_failing_project_fails_alone_with_one_line() {
     let (output, report, log) = report_and_log(&compute, &["ledger", SHOP, "quiet", "slow"], "");
     let stderr = String::from_utf8_lossy(&output.stderr);
     // The report is written; the failed projects are named on stderr, one line each, and
-    // make the run exit 2.
+    // make the run exit 2. The project without Compute is skipped, not failed.
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert_eq!(stderr.lines().count(), 3, "{stderr}");
-    for project in ["ledger", "quiet", "slow"] {
+    assert_eq!(stderr.lines().count(), 2, "{stderr}");
+    for project in ["ledger", "slow"] {
         assert!(
             stderr
                 .lines()
@@ -424,13 +424,11 @@ fn a_failing_project_fails_alone_with_one_line() {
             .any(|l| l.contains(&format!(" error: {reason} | "))),
         "{log}"
     );
-    let quiet = source(&report, "gcp:quiet")["error"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert!(
-        quiet.contains("Compute Engine API disabled (403)"),
-        "{quiet}"
+    let quiet = source(&report, "gcp:quiet");
+    assert_eq!(quiet["state"], "skipped", "{quiet:#}");
+    assert_eq!(
+        quiet["reason"], "Compute Engine API not enabled",
+        "{quiet:#}"
     );
     let slow = source(&report, "gcp:slow");
     assert_eq!(slow["state"], "failed", "{slow:#}");
@@ -754,4 +752,342 @@ fn projects_come_from_the_command_line_too() {
     );
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(source(&report, "gcp:shop")["state"], "done");
+}
+
+/// An estate in Resource Manager: organization 100 holds a project and three folders (two
+/// pages of them at two a page); folder 200 (prod) holds four projects (two pages), one being
+/// deleted and one, `shop`, also configured by name, and folder 300 (eu) whose sub-folder 400
+/// holds a project of its own; folder 201 (staging) holds a project without the Compute Engine
+/// API; folder 202 is empty. Every ACTIVE project runs one instance, and so does the one being
+/// deleted.
+fn estate(world: &mut World) {
+    images(world);
+    world.page_max = Some(2);
+    world.organization(100);
+    world.project("org-tools", 1001, "organizations/100", "ACTIVE");
+    world.folder(200, "organizations/100", "prod", "ACTIVE");
+    world.folder(201, "organizations/100", "staging", "ACTIVE");
+    world.folder(202, "organizations/100", "sandbox", "ACTIVE");
+    world.project("prod-web", 2001, "folders/200", "ACTIVE");
+    world.project("prod-api", 2002, "folders/200", "ACTIVE");
+    world.project("prod-old", 2003, "folders/200", "DELETE_REQUESTED");
+    world.project(SHOP, 2004, "folders/200", "ACTIVE");
+    world.folder(300, "folders/200", "eu", "ACTIVE");
+    world.project("eu-web", 3001, "folders/300", "ACTIVE");
+    world.folder(400, "folders/300", "eu-deep", "ACTIVE");
+    world.project("eu-deep", 4001, "folders/400", "ACTIVE");
+    world.project("no-compute", 2011, "folders/201", "ACTIVE");
+    for (i, project) in [
+        "org-tools",
+        "prod-web",
+        "prod-api",
+        "prod-old",
+        SHOP,
+        "eu-web",
+        "eu-deep",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let name = format!("{project}-1");
+        let machine = Vm {
+            project,
+            ..vm(&name, "us-central1-a", 5_000 + i as u64, WEB_3)
+        };
+        add(world, machine.resources());
+    }
+    // Compute's answer in a project where its API was never enabled, as it is sent today.
+    let message = "Compute Engine API has not been used in project 2011 before or it is disabled. Enable it by visiting https://console.developers.google.com/apis/api/compute.googleapis.com/overview?project=2011 then retry. If you enabled this API recently, wait a few minutes for the action to propagate to our systems and retry.";
+    let disabled = json!({"error": {"code": 403, "message": message,
+        "errors": [{"message": message, "domain": "usageLimits", "reason": "accessNotConfigured",
+            "extendedHelp": "https://console.developers.google.com"}],
+        "status": "PERMISSION_DENIED",
+        "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "SERVICE_DISABLED",
+            "domain": "googleapis.com",
+            "metadata": {"service": "compute.googleapis.com", "consumer": "projects/2011"}}]}});
+    world.fault(
+        "projects/no-compute/",
+        FaultKind::Status(403, disabled),
+        usize::MAX,
+    );
+}
+
+/// The report of `projects` plus `scopes` (a `folders = [...]` line, say) from this server.
+fn estate_report(compute: &Compute, projects: &[&str], scopes: &str) -> (Output, Value) {
+    let extra = format!(
+        "{scopes}\nresource_manager_endpoint_url = \"{}\"\n",
+        compute.url()
+    );
+    report(compute, projects, &extra)
+}
+
+fn state(report: &Value, name: &str) -> String {
+    source(report, name)["state"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn every_active_project_of_an_organization_is_collected_once_at_any_depth() {
+    let mut world = World::default();
+    estate(&mut world);
+    let compute = Compute::start(world);
+    let (output, report) = estate_report(&compute, &[SHOP], "organizations = [\"100\"]");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // A project without Compute is skipped: not a failure, so the run is clean.
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(stderr.trim(), "", "{stderr}");
+
+    for project in [
+        "org-tools",
+        "prod-web",
+        "prod-api",
+        SHOP,
+        "eu-web",
+        "eu-deep",
+    ] {
+        let name = format!("gcp:{project}");
+        assert_eq!(state(&report, &name), "done", "{name}: {report:#}");
+        let instance = by_name(&report, &format!("{project}-1"));
+        assert_eq!(instance["account"], project);
+        assert_eq!(instance["source"], name.as_str());
+    }
+    assert_eq!(state(&report, "gcp:organizations/100"), "done");
+    let quiet = source(&report, "gcp:no-compute");
+    assert_eq!(quiet["state"], "skipped", "{quiet:#}");
+    assert_eq!(quiet["reason"], "Compute Engine API not enabled");
+    assert_eq!(report["summary"]["failed_sources"], 0, "{report:#}");
+
+    // The project being deleted is neither a source nor collected.
+    let sources: Vec<&str> = report["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(sources.len(), 8, "{sources:?}");
+    assert!(!sources.contains(&"gcp:prod-old"), "{sources:?}");
+    assert!(
+        report["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["account"] != "prod-old"),
+        "{report:#}"
+    );
+    // Nothing asked Compute about it either, and `shop`, configured and found, once.
+    let calls = compute.calls();
+    let listed = |project: &str| {
+        calls
+            .iter()
+            .filter(|c| *c == &format!("GET projects/{project}/aggregated/instances"))
+            .count()
+    };
+    assert_eq!(listed("prod-old"), 0, "{calls:?}");
+    assert_eq!(listed(SHOP), 1, "{calls:?}");
+    assert_eq!(listed("eu-deep"), 1, "{calls:?}");
+
+    // Pages followed: two of folders under the organization, two of projects in prod; every
+    // folder listed once; never asked for deleted ones.
+    let world = compute.world.lock().unwrap();
+    let asked = |what: &str| {
+        world
+            .directory_calls
+            .iter()
+            .filter(|c| c.starts_with(&format!("GET v3/{what} ")))
+            .count()
+    };
+    let under = |what: &str, parent: &str| {
+        world
+            .directory_calls
+            .iter()
+            .filter(|c| c.starts_with(&format!("GET v3/{what} ")))
+            .filter(|c| c.contains(&format!("parent={parent}")))
+            .count()
+    };
+    assert_eq!(
+        under("folders", "organizations/100"),
+        2,
+        "{:#?}",
+        world.directory_calls
+    );
+    assert_eq!(
+        under("projects", "folders/200"),
+        2,
+        "{:#?}",
+        world.directory_calls
+    );
+    assert_eq!(
+        under("projects", "folders/400"),
+        1,
+        "{:#?}",
+        world.directory_calls
+    );
+    // org, 200, 201, 202, 300, 400: six parents, one page each but the two above.
+    assert_eq!(asked("projects"), 7, "{:#?}", world.directory_calls);
+    assert_eq!(asked("folders"), 7, "{:#?}", world.directory_calls);
+    assert!(
+        !world
+            .directory_calls
+            .iter()
+            .any(|c| c.contains("showDeleted=true")),
+        "{:#?}",
+        world.directory_calls
+    );
+    // One token for Compute and Resource Manager together.
+    assert_eq!(world.token_requests, 1);
+}
+
+#[test]
+fn a_folder_the_credential_cannot_read_fails_in_one_line_and_the_rest_complete() {
+    let mut world = World::default();
+    estate(&mut world);
+    world.folder(999, "organizations/100", "secret", "ACTIVE");
+    world.forbidden.insert("folders/999".into());
+    let compute = Compute::start(world);
+    let (output, report) = estate_report(&compute, &[], "folders = [\"200\", \"folders/999\"]");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // A source failed: the report is written and the run exits 2, one line naming the folder.
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "fleetscope: gcp:folders/999 failed: cannot list folders/999: permission denied (resourcemanager.projects.list, resourcemanager.folders.list), or it does not exist"
+    );
+    let denied = source(&report, "gcp:folders/999");
+    assert_eq!(denied["state"], "failed");
+    assert_eq!(denied["cloud"], "gcp");
+    assert_eq!(state(&report, "gcp:folders/200"), "done");
+    for project in ["prod-web", "prod-api", SHOP, "eu-web", "eu-deep"] {
+        assert_eq!(
+            state(&report, &format!("gcp:{project}")),
+            "done",
+            "{project}"
+        );
+    }
+    assert_eq!(report["summary"]["failed_sources"], 1);
+}
+
+#[test]
+fn a_sub_folder_it_cannot_read_leaves_its_folder_incomplete() {
+    let mut world = World::default();
+    estate(&mut world);
+    world.forbidden.insert("folders/300".into());
+    let compute = Compute::start(world);
+    let (output, report) = estate_report(&compute, &[], "folders = [\"200\"]");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let prod = source(&report, "gcp:folders/200");
+    assert_eq!(prod["state"], "incomplete", "{prod:#}");
+    assert_eq!(
+        prod["error"],
+        "cannot list folders/300: permission denied (resourcemanager.projects.list, resourcemanager.folders.list), or it does not exist"
+    );
+    // What could be listed is collected; what is below the refused folder is not found.
+    for project in ["prod-web", "prod-api", SHOP] {
+        assert_eq!(
+            state(&report, &format!("gcp:{project}")),
+            "done",
+            "{project}"
+        );
+    }
+    assert!(
+        report["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["name"] != "gcp:eu-web" && s["name"] != "gcp:eu-deep"),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn a_walk_that_never_answers_fails_by_the_deadline_naming_its_listings() {
+    let mut world = World::default();
+    estate(&mut world);
+    for what in ["projects", "folders"] {
+        world.fault(
+            &format!("v3/{what} parent=organizations/100"),
+            FaultKind::Delay(Duration::from_secs(30)),
+            usize::MAX,
+        );
+    }
+    let compute = Compute::start(world);
+    let started = Instant::now();
+    let (output, report) = report(
+        &compute,
+        &[SHOP],
+        &format!(
+            "organizations = [\"100\"]\nresource_manager_endpoint_url = \"{}\"\ndeadline_secs = 3\n",
+            compute.url()
+        ),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(started.elapsed() < Duration::from_secs(15), "{stderr}");
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "fleetscope: gcp:organizations/100 failed: no answer within 3 s (gcp.deadline_secs): still waiting for projects.list in organizations/100, folders.list in organizations/100"
+    );
+    // The project configured by name did not wait for the walk.
+    assert_eq!(state(&report, "gcp:shop"), "done");
+}
+
+#[test]
+fn folders_and_organizations_come_from_the_command_line_too() {
+    let mut world = World::default();
+    estate(&mut world);
+    world.organization(500);
+    world.project("other-app", 5001, "organizations/500", "ACTIVE");
+    add(
+        &mut world,
+        Vm {
+            project: "other-app",
+            ..vm("other-app-1", "us-central1-a", 6_001, WEB_3)
+        }
+        .resources(),
+    );
+    let compute = Compute::start(world);
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "version = 1\n[gcp]\nendpoint_url = \"{0}\"\nresource_manager_endpoint_url = \"{0}\"\n",
+        compute.url()
+    );
+    let output = configured(
+        dir.path(),
+        &config,
+        &[
+            "--report",
+            "--format",
+            "json",
+            "--now",
+            NOW,
+            "--gcp-folder",
+            "300",
+            "--gcp-organization",
+            "organizations/500",
+        ],
+    )
+    .envs(compute.env(dir.path()))
+    .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"))
+    .output()
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    for name in [
+        "gcp:folders/300",
+        "gcp:organizations/500",
+        "gcp:eu-web",
+        "gcp:eu-deep",
+        "gcp:other-app",
+    ] {
+        assert_eq!(state(&report, name), "done", "{name}: {report:#}");
+    }
+    assert_eq!(by_name(&report, "other-app-1")["account"], "other-app");
+    assert_eq!(report["sources"].as_array().unwrap().len(), 5, "{report:#}");
 }

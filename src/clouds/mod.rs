@@ -116,7 +116,9 @@ async fn collect_clouds(config: Config, tx: mpsc::Sender<CollectEvent>) {
         clouds.push(contained("azure", sources, tx.clone(), work).boxed());
     }
     if config.gcp.any() {
-        let sources = named("gcp", &config.gcp.projects);
+        // A folder or organization is a source while it is walked: it always ends too.
+        let mut sources = named("gcp", &config.gcp.projects);
+        sources.extend(named("gcp", &config.gcp.scopes()));
         let work = |tx| collect_gcp(&config, tx);
         clouds.push(contained("gcp", sources, tx.clone(), work).boxed());
     }
@@ -201,7 +203,8 @@ fn collect_gcp(config: &Config, tx: mpsc::Sender<CollectEvent>) -> BoxFuture<'st
 
 #[cfg(not(feature = "gcp"))]
 fn collect_gcp(config: &Config, tx: mpsc::Sender<CollectEvent>) -> BoxFuture<'static, ()> {
-    let projects = config.gcp.projects.clone();
+    let mut projects = config.gcp.projects.clone();
+    projects.extend(config.gcp.scopes());
     Box::pin(async move {
         for project in projects {
             let failed = CollectEvent::Failed {
@@ -286,6 +289,12 @@ impl CloudExecutors {
         let names = match cloud {
             "aws" => &self.config.aws.profiles,
             "azure" => &self.config.azure.subscriptions,
+            // The projects under a configured folder or organization are known only from a
+            // walk of Resource Manager, which an apply does not repeat. So with folders or
+            // organizations configured, any project's entry is accepted (an entry comes from
+            // collecting this fleet, and the credential's IAM bounds what it may change); a
+            // folder's own source holds no instances, so never an entry.
+            "gcp" if !self.config.gcp.scopes().is_empty() => return !name.contains('/'),
             "gcp" => &self.config.gcp.projects,
             _ => return false,
         };
@@ -362,5 +371,20 @@ mod tests {
         assert!(!with_groups.configured("azure:"));
         assert!(!with_groups.configured("aws:found-in-a-group"));
         assert!(!with_groups.configured("gcp:found-in-a-group"));
+    }
+
+    #[test]
+    fn projects_under_configured_folders_may_be_applied_to() {
+        let mut config = Config::default();
+        config.gcp.projects = vec!["shop".into()];
+        let listed = CloudExecutors::new(&config);
+        assert!(listed.configured("gcp:shop"));
+        assert!(!listed.configured("gcp:found-in-a-folder"));
+        config.gcp.organizations = vec!["456".into()];
+        let estate = CloudExecutors::new(&config);
+        assert!(estate.configured("gcp:shop"));
+        assert!(estate.configured("gcp:found-in-a-folder"));
+        assert!(!estate.configured("gcp:organizations/456"));
+        assert!(!estate.configured("azure:found-in-a-folder"));
     }
 }

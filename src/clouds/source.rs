@@ -473,6 +473,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_skipped_source_has_ended_and_a_waiting_one_is_still_owed() {
+        let (tx, rx) = mpsc::channel(16);
+        contained("gcp", vec!["gcp:quiet".into()], tx, |tx| {
+            Box::pin(async move {
+                let events = [
+                    CollectEvent::Started {
+                        source: "gcp:quiet".into(),
+                        cloud: crate::core::model::Cloud::Gcp,
+                        expected_pages: None,
+                    },
+                    CollectEvent::Skipped {
+                        source: "gcp:quiet".into(),
+                        cloud: crate::core::model::Cloud::Gcp,
+                        account: None,
+                        reason: "Compute Engine API not enabled".into(),
+                    },
+                    CollectEvent::Waiting {
+                        source: "gcp:found".into(),
+                        cloud: crate::core::model::Cloud::Gcp,
+                        account: None,
+                    },
+                ];
+                for event in events {
+                    let _ = tx.send(event).await;
+                }
+            })
+        })
+        .await;
+        let events = drain(rx).await;
+        let failed: Vec<&str> = events
+            .iter()
+            .filter_map(|e| match e {
+                CollectEvent::Failed { source, .. } => Some(source.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(failed, ["gcp:found"], "{events:?}");
+    }
+
+    #[tokio::test]
     async fn a_found_source_announced_as_waiting_ends_when_its_cloud_dies_or_stops() {
         let waiting = |source: &str| CollectEvent::Waiting {
             source: source.into(),

@@ -2,11 +2,12 @@
 //! calls fleetscope makes with bodies shaped as in Compute's discovery document and the real
 //! payloads in `tests/fixtures/gcp/`, paging tokens included. It is also the OAuth token
 //! endpoint named by an `authorized_user` credentials file, so the product authenticates
-//! through its real credentials path. Faults (status codes, delays, garbage) are injected by
-//! path.
+//! through its real credentials path, and Resource Manager v3 (`/v3/projects`, `/v3/folders`
+//! by parent) for the projects under folders and organizations. Faults (status codes, delays,
+//! garbage) are injected by path.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -56,6 +57,18 @@ pub struct World {
     /// Added to every Compute answer, as a distant endpoint would.
     pub latency: Duration,
     next_operation: u64,
+    /// Resource Manager: the organizations there are (`organizations/100`).
+    pub organizations: BTreeSet<String>,
+    /// Resource Manager's folders as it shows them, by name (`folders/200`).
+    pub folders: BTreeMap<String, Value>,
+    /// Resource Manager's projects as it shows them, by project id.
+    pub projects: BTreeMap<String, Value>,
+    /// Folders and organizations whose listings the credential may not read.
+    pub forbidden: BTreeSet<String>,
+    /// The most items Resource Manager puts on one page (500 when unset).
+    pub page_max: Option<usize>,
+    /// `GET v3/<collection> <query>` of every Resource Manager call, in order.
+    pub directory_calls: Vec<String>,
 }
 
 pub struct Compute {
@@ -241,6 +254,9 @@ async fn respond(
             "scope": "https://www.googleapis.com/auth/cloud-platform"});
         return (200, body.to_string());
     }
+    if let Some(collection) = path.strip_prefix("/v3/") {
+        return resource_manager(world, method, collection, &query, authorization).await;
+    }
     let Some(path) = path.strip_prefix("/compute/v1/") else {
         return error(404, &format!("no such path {path}"), "notFound");
     };
@@ -371,6 +387,132 @@ async fn respond(
     }
 }
 
+/// Resource Manager v3's listings by parent: `GET /v3/projects?parent=…` and
+/// `GET /v3/folders?parent=…`, paged, in Google's JSON error shape when refused. It lists every
+/// project and folder whatever its state, as if asked with `showDeleted`, so that what keeps a
+/// DELETE_REQUESTED one out is the client's own check. Faults match `v3/<collection>
+/// parent=<parent>`.
+async fn resource_manager(
+    world: &Arc<Mutex<World>>,
+    method: &str,
+    collection: &str,
+    query: &HashMap<String, String>,
+    authorization: &str,
+) -> (u16, String) {
+    let parent = query.get("parent").cloned().unwrap_or_default();
+    let key = format!("v3/{collection} parent={parent}");
+    let (fault, latency) = {
+        let mut world = world.lock().unwrap();
+        let mut asked: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        asked.sort();
+        world
+            .directory_calls
+            .push(format!("{method} v3/{collection} {}", asked.join("&")));
+        let latency = world.latency;
+        (take_fault(&mut world.faults, &key), latency)
+    };
+    tokio::time::sleep(latency).await;
+    match fault {
+        Some(FaultKind::Status(code, body)) => return (code, body.to_string()),
+        Some(FaultKind::Garbage) => return (200, "<html>not json".to_owned()),
+        Some(FaultKind::Echo(code)) => return (code, String::new()),
+        Some(FaultKind::Delay(delay)) => tokio::time::sleep(delay).await,
+        None => {}
+    }
+    if authorization != format!("Bearer {TOKEN}") {
+        return rpc_error(
+            401,
+            "UNAUTHENTICATED",
+            "Request had invalid authentication credentials.",
+            None,
+        );
+    }
+    let world = world.lock().unwrap();
+    let (field, permission) = match (method, collection) {
+        ("GET", "projects") => ("projects", "resourcemanager.projects.list"),
+        ("GET", "folders") => ("folders", "resourcemanager.folders.list"),
+        _ => {
+            return rpc_error(
+                400,
+                "INVALID_ARGUMENT",
+                &format!("unexpected {method} v3/{collection}"),
+                None,
+            );
+        }
+    };
+    let exists = world.organizations.contains(&parent) || world.folders.contains_key(&parent);
+    if !exists || world.forbidden.contains(&parent) {
+        // As Resource Manager answers: the same for a parent that does not exist.
+        let message = format!(
+            "Permission '{permission}' denied on resource '//cloudresourcemanager.googleapis.com/{parent}' (or it may not exist)."
+        );
+        let info = json!({"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "IAM_PERMISSION_DENIED", "domain": "cloudresourcemanager.googleapis.com",
+            "metadata": {"permission": permission, "resource": parent}});
+        return rpc_error(403, "PERMISSION_DENIED", &message, Some(info));
+    }
+    let items: Vec<Value> = match field {
+        "projects" => world.projects.values(),
+        _ => world.folders.values(),
+    }
+    .filter(|item| item["parent"] == parent.as_str())
+    .cloned()
+    .collect();
+    let asked: usize = query
+        .get("pageSize")
+        .and_then(|s| s.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(500);
+    let size = asked.min(world.page_max.unwrap_or(500)).max(1);
+    let start: usize = match query.get("pageToken").filter(|t| !t.is_empty()) {
+        Some(token) => match token.strip_prefix("page-").and_then(|n| n.parse().ok()) {
+            Some(start) if start <= items.len() => start,
+            _ => {
+                return rpc_error(
+                    400,
+                    "INVALID_ARGUMENT",
+                    "Request contains an invalid argument.",
+                    None,
+                );
+            }
+        },
+        None => 0,
+    };
+    let end = (start + size).min(items.len());
+    // The client asks for enums as numbers (`$alt=json;enum-encoding=int`), as Google honours.
+    let numbers = query
+        .get("$alt")
+        .is_some_and(|alt| alt.contains("enum-encoding=int"));
+    let page: Vec<Value> = items[start..end]
+        .iter()
+        .map(|item| {
+            let mut item = item.clone();
+            if numbers {
+                item["state"] = match item["state"].as_str() {
+                    Some("ACTIVE") => json!(1),
+                    Some("DELETE_REQUESTED") => json!(2),
+                    _ => json!(0),
+                };
+            }
+            item
+        })
+        .collect();
+    let mut body = json!({ field: page });
+    if end < items.len() {
+        body["nextPageToken"] = json!(format!("page-{end}"));
+    }
+    (200, body.to_string())
+}
+
+/// An error as Google's newer APIs send it: `code`, `message`, `status`, `details`.
+fn rpc_error(code: u16, status: &str, message: &str, detail: Option<Value>) -> (u16, String) {
+    let mut body = json!({"error": {"code": code, "message": message, "status": status}});
+    if let Some(detail) = detail {
+        body["error"]["details"] = json!([detail]);
+    }
+    (code, body.to_string())
+}
+
 fn decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -405,6 +547,44 @@ pub fn fixture(name: &str) -> Value {
 impl World {
     pub fn insert(&mut self, path: impl Into<String>, resource: Value) {
         self.resources.insert(path.into(), resource);
+    }
+
+    /// An organization, `organizations/<id>`.
+    pub fn organization(&mut self, id: u64) {
+        self.organizations.insert(format!("organizations/{id}"));
+    }
+
+    /// A folder `folders/<id>` under `parent`, ACTIVE or DELETE_REQUESTED.
+    pub fn folder(&mut self, id: u64, parent: &str, name: &str, state: &str) {
+        let folder = json!({
+            "name": format!("folders/{id}"),
+            "parent": parent,
+            "displayName": name,
+            "state": state,
+            "createTime": "2025-03-01T10:00:00.000Z",
+            "updateTime": "2025-03-01T10:00:00.000Z",
+            "etag": format!("W/\"f{id}\""),
+        });
+        self.folders.insert(format!("folders/{id}"), folder);
+    }
+
+    /// A project with this id and number under `parent`, ACTIVE or DELETE_REQUESTED.
+    pub fn project(&mut self, id: &str, number: u64, parent: &str, state: &str) {
+        let mut project = json!({
+            "name": format!("projects/{number}"),
+            "parent": parent,
+            "projectId": id,
+            "state": state,
+            "displayName": id,
+            "createTime": "2025-03-02T10:00:00.000Z",
+            "updateTime": "2025-03-02T10:00:00.000Z",
+            "etag": format!("W/\"p{number}\""),
+            "labels": {"env": "test"},
+        });
+        if state == "DELETE_REQUESTED" {
+            project["deleteTime"] = json!("2026-10-30T10:00:00.000Z");
+        }
+        self.projects.insert(id.to_owned(), project);
     }
 
     pub fn fault(&mut self, path: &str, kind: FaultKind, times: usize) {

@@ -14,8 +14,10 @@ use google_cloud_compute_v1::model;
 use google_cloud_gax::paginator::Paginator;
 use tokio::sync::{OnceCell, mpsc};
 
+use super::discover::{self, Found};
 use super::{
-    Clients, Settings, describe, last_segment, region_of_zone, resource_path, source_name,
+    Clients, Directory, Settings, api_disabled, credentials, describe, last_segment,
+    region_of_zone, resource_path, source_name,
 };
 use crate::clouds::{call, run_source};
 use crate::core::event::{CollectEvent, Page};
@@ -32,11 +34,17 @@ const ADMIN_PORTS: [(u16, &str); 2] = [(22, "22/tcp"), (3389, "3389/tcp")];
 /// Image lookups in flight at once per project.
 const LOOKUPS: usize = 8;
 
-/// Collects every project at once (up to `concurrency`); each project is one source.
+/// The reason a project without the Compute Engine API is skipped.
+const COMPUTE_DISABLED: &str = "Compute Engine API not enabled";
+
+/// Collects every project (up to `concurrency` at once), each one source: the configured ones
+/// first, then those found under the configured folders and organizations as the walks find
+/// them. Each folder or organization is a source of its own while it is walked.
 pub async fn collect(settings: Settings, tx: mpsc::Sender<CollectEvent>) {
-    for project in &settings.projects {
+    let begun: Vec<&String> = settings.projects.iter().chain(&settings.scopes).collect();
+    for name in &begun {
         let started = CollectEvent::Started {
-            source: source_name(project),
+            source: source_name(name),
             cloud: Cloud::Gcp,
             expected_pages: None,
         };
@@ -44,34 +52,73 @@ pub async fn collect(settings: Settings, tx: mpsc::Sender<CollectEvent>) {
             return;
         }
     }
-    let clients = match Clients::new(&settings).await {
-        Ok(clients) => clients,
+    let setup = async {
+        let credentials = credentials()?;
+        let clients = Clients::with(&credentials, &settings).await?;
+        Ok::<_, String>((credentials, clients))
+    };
+    let (credentials, clients) = match setup.await {
+        Ok(set) => set,
         Err(error) => {
-            for project in &settings.projects {
-                let failed = CollectEvent::Failed {
-                    source: source_name(project),
-                    error: error.clone(),
-                };
-                if tx.send(failed).await.is_err() {
-                    return;
-                }
-            }
+            fail_all(&begun, &error, &tx).await;
             return;
         }
     };
+    let (queue, found_projects) = futures::channel::mpsc::unbounded::<String>();
+    let found = Found::new(&settings.projects, queue, tx.clone());
+    let (settings, tx) = (&settings, &tx);
+    let discovery = async move {
+        // `found` ends here, and with it the queue of projects found.
+        let found = found;
+        if settings.scopes.is_empty() {
+            return;
+        }
+        match Directory::with(&credentials, settings).await {
+            Ok(directory) => discover::walk_all(&directory, settings, &found).await,
+            Err(error) => {
+                let scopes: Vec<&String> = settings.scopes.iter().collect();
+                fail_all(&scopes, &error, tx).await;
+            }
+        }
+    };
     let (clients, lookups) = (&clients, &ImageLookups::default());
-    futures::stream::iter(settings.projects.clone())
-        .map(|project| {
+    let configured = futures::stream::iter(settings.projects.iter().cloned().map(|p| (p, false)));
+    let collection = configured
+        .chain(found_projects.map(|p| (p, true)))
+        .map(|(project, found)| {
             let tx = tx.clone();
-            let deadline = settings.deadline;
             async move {
+                let source = source_name(&project);
+                // A project found was announced as waiting: its collection begins now.
+                if found {
+                    let started = CollectEvent::Started {
+                        source: source.clone(),
+                        cloud: Cloud::Gcp,
+                        expected_pages: None,
+                    };
+                    if tx.send(started).await.is_err() {
+                        return;
+                    }
+                }
                 let work = collect_project(clients, lookups, &project, tx.clone());
-                run_source(&source_name(&project), deadline, &tx, work).await;
+                run_source(&source, settings.deadline, &tx, work).await;
             }
         })
         .buffer_unordered(settings.concurrency)
-        .collect::<Vec<()>>()
-        .await;
+        .collect::<Vec<()>>();
+    futures::join!(discovery, collection);
+}
+
+async fn fail_all(names: &[&String], error: &str, tx: &mpsc::Sender<CollectEvent>) {
+    for name in names {
+        let failed = CollectEvent::Failed {
+            source: source_name(name),
+            error: error.to_owned(),
+        };
+        if tx.send(failed).await.is_err() {
+            return;
+        }
+    }
 }
 
 async fn collect_project(
@@ -83,6 +130,13 @@ async fn collect_project(
     let source = source_name(project);
     let mut notes = Notes::default();
     let event = match collect_into(clients, lookups, project, &source, &tx, &mut notes).await {
+        Err(Stop::Skipped(reason)) => CollectEvent::Skipped {
+            source,
+            cloud: Cloud::Gcp,
+            account: None,
+            reason,
+        },
+        Err(Stop::Failed(error)) => CollectEvent::Failed { source, error },
         Ok(()) => {
             for message in notes.warnings {
                 let warning = CollectEvent::Warning {
@@ -101,9 +155,21 @@ async fn collect_project(
                 },
             }
         }
-        Err(error) => CollectEvent::Failed { source, error },
     };
     let _ = tx.send(event).await;
+}
+
+/// Why a project's collection stopped.
+enum Stop {
+    Failed(String),
+    /// Not collected on purpose: the project has nothing Compute could list.
+    Skipped(String),
+}
+
+impl From<String> for Stop {
+    fn from(error: String) -> Stop {
+        Stop::Failed(error)
+    }
 }
 
 /// What a project's collection learned besides its pages.
@@ -122,7 +188,7 @@ async fn collect_into(
     source: &str,
     tx: &mpsc::Sender<CollectEvent>,
     notes: &mut Notes,
-) -> Result<(), String> {
+) -> Result<(), Stop> {
     let mut pages = clients
         .instances
         .aggregated_list()
@@ -136,6 +202,13 @@ async fn collect_into(
         call("disks.aggregatedList", boot_images(clients, project)),
         call("instances.aggregatedList", pages.next()),
     );
+    // A project without the Compute Engine API has no instances to list: skipped, not failed
+    // (an organization holds many such projects).
+    if let Some(Err(error)) = &first
+        && api_disabled(error)
+    {
+        return Err(Stop::Skipped(COMPUTE_DISABLED.to_owned()));
+    }
     let boot_images = boot_images?;
     // Exposure is a finding on top: without it the instances and images still count.
     let firewalls = firewalls.unwrap_or_else(|error| {

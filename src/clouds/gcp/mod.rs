@@ -1,8 +1,9 @@
-//! The Google Cloud room: settings and client setup shared by the collector (`collect`) and the
-//! executor (`replace`, and `template` for its template steps). The only place that imports the
-//! Google Cloud SDK.
+//! The Google Cloud room: settings and client setup shared by the collector (`collect`, with
+//! `discover` for the projects under folders and organizations) and the executor (`replace`,
+//! and `template` for its template steps). The only place that imports the Google Cloud SDK.
 
 mod collect;
+mod discover;
 mod replace;
 mod template;
 
@@ -17,6 +18,7 @@ use google_cloud_gax::exponential_backoff::ExponentialBackoffBuilder;
 use google_cloud_gax::retry_policy::{RetryPolicy, RetryPolicyExt};
 use google_cloud_gax::retry_result::RetryResult;
 use google_cloud_gax::retry_state::RetryState;
+use google_cloud_resourcemanager_v3::client::{Folders, Projects};
 
 use crate::clouds::Deadline;
 use crate::config::{Config, MAX_DEADLINE_SECS};
@@ -28,8 +30,13 @@ pub use replace::GcpExecutor;
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub projects: Vec<String>,
+    /// Folders and organizations (`folders/123`, `organizations/456`): every ACTIVE project
+    /// under them is collected too.
+    pub scopes: Vec<String>,
     /// `None`: Google's own endpoint.
     pub endpoint_url: Option<String>,
+    /// Resource Manager's; `None`: Google's own.
+    pub resource_manager_url: Option<String>,
     pub concurrency: usize,
     pub timeout: Duration,
     /// How long one project's collection may take in all.
@@ -41,8 +48,9 @@ impl Settings {
         let gcp = &config.gcp;
         Settings {
             projects: gcp.projects.clone(),
-            endpoint_url: Some(gcp.endpoint_url.trim_end_matches('/').to_owned())
-                .filter(|u| !u.is_empty()),
+            scopes: gcp.scopes(),
+            endpoint_url: endpoint(&gcp.endpoint_url),
+            resource_manager_url: endpoint(&gcp.resource_manager_endpoint_url),
             concurrency: gcp.concurrency.max(1) as usize,
             // Bounded whatever the config says, so no arithmetic on it can overflow.
             timeout: Duration::from_secs(gcp.timeout_secs.clamp(1, MAX_DEADLINE_SECS)),
@@ -54,8 +62,55 @@ impl Settings {
     }
 }
 
+fn endpoint(url: &str) -> Option<String> {
+    Some(url.trim().trim_end_matches('/').to_owned()).filter(|u| !u.is_empty())
+}
+
+/// `gcp:<project id>`, and `gcp:folders/123` for a folder's walk.
 pub fn source_name(project: &str) -> String {
     format!("gcp:{project}")
+}
+
+/// Application default credentials (`GOOGLE_APPLICATION_CREDENTIALS`, gcloud's
+/// application-default login, the metadata server), looked up once and shared by every client:
+/// each would otherwise fetch its own token.
+pub(crate) fn credentials() -> Result<Credentials, String> {
+    google_cloud_auth::credentials::Builder::default()
+        .build()
+        .map_err(|e| format!("application default credentials: {}", one_line(&e)))
+}
+
+pub(crate) type Credentials = google_cloud_auth::credentials::Credentials;
+
+/// A client of any Google Cloud service with the shared credentials, bounded retries, a timeout
+/// per call, and `endpoint` instead of Google's own when given.
+macro_rules! client {
+    ($client:ty, $credentials:expr, $settings:expr, $endpoint:expr) => {{
+        let mut builder = <$client>::builder()
+            .with_credentials($credentials.clone())
+            .with_retry_policy(
+                Transient
+                    .with_attempt_limit(RETRY_ATTEMPTS)
+                    .with_time_limit($settings.timeout.saturating_mul(2)),
+            )
+            .with_backoff_policy(
+                ExponentialBackoffBuilder::new()
+                    .with_initial_delay(Duration::from_millis(250))
+                    .with_maximum_delay(Duration::from_secs(5))
+                    .clamp(),
+            )
+            .with_attempt_timeout($settings.timeout);
+        if let Some(url) = $endpoint {
+            builder = builder.with_endpoint(url.clone());
+        }
+        builder.build().await.map_err(|e| {
+            format!(
+                "setting up the {} client: {}",
+                stringify!($client),
+                one_line(&e)
+            )
+        })?
+    }};
 }
 
 /// Every Compute client fleetscope uses, sharing one set of credentials (each client would
@@ -73,49 +128,40 @@ pub(crate) struct Clients {
 }
 
 impl Clients {
-    /// Application default credentials (`GOOGLE_APPLICATION_CREDENTIALS`, gcloud's
-    /// application-default login, the metadata server), bounded retries and a timeout per call.
+    /// With application default credentials of their own.
     pub async fn new(settings: &Settings) -> Result<Clients, String> {
-        let credentials = google_cloud_auth::credentials::Builder::default()
-            .build()
-            .map_err(|e| format!("application default credentials: {}", one_line(&e)))?;
-        macro_rules! client {
-            ($client:ty) => {{
-                let mut builder = <$client>::builder()
-                    .with_credentials(credentials.clone())
-                    .with_retry_policy(
-                        Transient
-                            .with_attempt_limit(RETRY_ATTEMPTS)
-                            .with_time_limit(settings.timeout.saturating_mul(2)),
-                    )
-                    .with_backoff_policy(
-                        ExponentialBackoffBuilder::new()
-                            .with_initial_delay(Duration::from_millis(250))
-                            .with_maximum_delay(Duration::from_secs(5))
-                            .clamp(),
-                    )
-                    .with_attempt_timeout(settings.timeout);
-                if let Some(url) = &settings.endpoint_url {
-                    builder = builder.with_endpoint(url.clone());
-                }
-                builder.build().await.map_err(|e| {
-                    format!(
-                        "setting up the {} client: {}",
-                        stringify!($client),
-                        one_line(&e)
-                    )
-                })?
-            }};
-        }
+        Clients::with(&credentials()?, settings).await
+    }
+
+    pub async fn with(credentials: &Credentials, settings: &Settings) -> Result<Clients, String> {
+        let endpoint = settings.endpoint_url.as_ref();
         Ok(Clients {
-            instances: client!(Instances),
-            disks: client!(Disks),
-            images: client!(Images),
-            firewalls: client!(Firewalls),
-            zonal_groups: client!(InstanceGroupManagers),
-            regional_groups: client!(RegionInstanceGroupManagers),
-            templates: client!(InstanceTemplates),
-            regional_templates: client!(RegionInstanceTemplates),
+            instances: client!(Instances, credentials, settings, endpoint),
+            disks: client!(Disks, credentials, settings, endpoint),
+            images: client!(Images, credentials, settings, endpoint),
+            firewalls: client!(Firewalls, credentials, settings, endpoint),
+            zonal_groups: client!(InstanceGroupManagers, credentials, settings, endpoint),
+            regional_groups: client!(RegionInstanceGroupManagers, credentials, settings, endpoint),
+            templates: client!(InstanceTemplates, credentials, settings, endpoint),
+            regional_templates: client!(RegionInstanceTemplates, credentials, settings, endpoint),
+        })
+    }
+}
+
+/// Resource Manager v3: the folders and projects under the configured folders and
+/// organizations.
+#[derive(Clone, Debug)]
+pub(crate) struct Directory {
+    pub projects: Projects,
+    pub folders: Folders,
+}
+
+impl Directory {
+    pub async fn with(credentials: &Credentials, settings: &Settings) -> Result<Directory, String> {
+        let endpoint = settings.resource_manager_url.as_ref();
+        Ok(Directory {
+            projects: client!(Projects, credentials, settings, endpoint),
+            folders: client!(Folders, credentials, settings, endpoint),
         })
     }
 }
@@ -144,7 +190,11 @@ impl RetryPolicy for Transient {
 /// One line about a failed call: what kind of failure, and Compute's own message. The whole
 /// chain goes to the log.
 pub(crate) fn describe(error: &Error) -> String {
-    let short = reason(error);
+    logged(reason(error), error)
+}
+
+/// `short`, after the log got it with the whole error behind it.
+pub(crate) fn logged(short: String, error: &Error) -> String {
     // A failed token exchange's chain quotes the token endpoint's answer, and an endpoint
     // may echo the request with its client secret and refresh token: only the root cause
     // (status and URL) is logged.
@@ -155,6 +205,44 @@ pub(crate) fn describe(error: &Error) -> String {
     };
     crate::log::error(&short, &full);
     short
+}
+
+/// Google's answer when an API is not enabled in the project asked about: 403 with the reason
+/// `accessNotConfigured` (Compute's older error shape) or `SERVICE_DISABLED` (an `ErrorInfo`),
+/// and a message saying the API "has not been used in project … before or it is disabled".
+pub(crate) fn api_disabled(error: &Error) -> bool {
+    if error.http_status_code() != Some(403) {
+        return false;
+    }
+    let (message, reason) = service_message(error);
+    let message = message.unwrap_or_default();
+    reason.as_deref() == Some("accessNotConfigured")
+        || error_infos(error)
+            .any(|(reason, _)| matches!(reason, "accessNotConfigured" | "SERVICE_DISABLED"))
+        || message.contains("has not been used in project")
+        || message.contains("it is disabled")
+}
+
+/// The permission a 403 names, when Google's `ErrorInfo` says (`metadata.permission`).
+pub(crate) fn denied_permission(error: &Error) -> Option<String> {
+    error_infos(error).find_map(|(_, metadata)| metadata.get("permission").cloned())
+}
+
+/// The reason and metadata of each `ErrorInfo` in an error's details (the older `errors[]`
+/// list arrives as such too).
+fn error_infos(
+    error: &Error,
+) -> impl Iterator<Item = (&str, &std::collections::HashMap<String, String>)> {
+    error
+        .status()
+        .into_iter()
+        .flat_map(|status| &status.details)
+        .filter_map(|detail| match detail {
+            google_cloud_gax::error::rpc::StatusDetails::ErrorInfo(info) => {
+                Some((info.reason.as_str(), &info.metadata))
+            }
+            _ => None,
+        })
 }
 
 fn reason(error: &Error) -> String {
@@ -175,15 +263,10 @@ fn reason(error: &Error) -> String {
     let Some(code) = error.http_status_code() else {
         return one_line(error);
     };
-    let (message, reason) = service_message(error);
+    let (message, _) = service_message(error);
     let message = message.unwrap_or_else(|| format!("HTTP {code}"));
     match code {
-        403 if reason.as_deref() == Some("accessNotConfigured")
-            || message.contains("has not been used")
-            || message.contains("is disabled") =>
-        {
-            format!("Compute Engine API disabled (403): {message}")
-        }
+        403 if api_disabled(error) => format!("Compute Engine API disabled (403): {message}"),
         403 => format!("permission denied (403): {message}"),
         404 => format!("not found (404): {message}"),
         429 => format!("throttled (429), gave up after {RETRY_ATTEMPTS} attempts: {message}"),
@@ -193,7 +276,7 @@ fn reason(error: &Error) -> String {
 
 /// Compute puts its message and reason in the body (`error.message`, `error.errors[].reason`),
 /// often without the `status` the generic parser looks for.
-fn service_message(error: &Error) -> (Option<String>, Option<String>) {
+pub(crate) fn service_message(error: &Error) -> (Option<String>, Option<String>) {
     let from_status = error
         .status()
         .map(|s| s.message.clone())
