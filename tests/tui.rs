@@ -4,8 +4,9 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::time::Duration;
 
 use fleetscope::clouds::demo::{DemoExecutor, DemoFleet};
-use fleetscope::core::event::CollectEvent;
+use fleetscope::core::event::{CollectEvent, Page};
 use fleetscope::core::inventory::Inventory;
+use fleetscope::core::model::{Cloud, Image, Instance, Tags};
 use fleetscope::core::policy::{PolicyConfig, Verdict};
 use fleetscope::query::data::short_id;
 use fleetscope::queue::Queue;
@@ -1964,4 +1965,211 @@ fn untrusted_source_filters_rows_and_shows_in_the_detail_pane() {
         screen.contains("image owner acme-images is not in policy.trusted_owners"),
         "{screen}"
     );
+}
+
+// ---- one estate: images across accounts -----------------------------------------------------
+
+fn estate_instance(source: &str, account: &str, id: String, image: &str) -> Instance {
+    Instance {
+        id: id.clone().into(),
+        cloud: Cloud::Aws,
+        source: source.into(),
+        account: account.into(),
+        region: "eu-west-1".into(),
+        zone: "eu-west-1a".into(),
+        name: id.into(),
+        state: "running".into(),
+        instance_type: "m6i.large".into(),
+        launched: now() - chrono::Duration::days(1),
+        image: image.into(),
+        group: None,
+        tags: Tags::new(),
+        exposure: Vec::new(),
+        addresses: Default::default(),
+    }
+}
+
+/// An AMI baked in an image-factory account and shared into twelve member accounts (account
+/// `n` runs `n + 1` instances of it); half the members read it, the others are sent it as
+/// unreadable. Another AMI runs in one account only.
+fn shared_image_estate() -> Inventory {
+    let shared = Image {
+        key: "ami-0shared".into(),
+        cloud: Cloud::Aws,
+        name: "web-2.0.0-20261030".into(),
+        created: Some(now() - chrono::Duration::days(2)),
+        owner: "999900001111".into(),
+        owner_alias: None,
+        family: None,
+        deprecation: None,
+        tags: [("lineage", "web")].into_iter().collect(),
+        readable: true,
+        unreadable_reason: None,
+    };
+    let solo = Image {
+        key: "ami-0solo".into(),
+        name: "db-1.0.0-20261029".into(),
+        tags: [("lineage", "db")].into_iter().collect(),
+        ..shared.clone()
+    };
+    let mut inventory = Inventory::new(rules());
+    for n in 0..12u64 {
+        let source = format!("aws:member-{n:02}");
+        let account = format!("{}", 100_000_000_000 + n);
+        let image = if n % 2 == 0 {
+            shared.clone()
+        } else {
+            Image::unreadable("ami-0shared", Cloud::Aws, "not shared with this account")
+        };
+        let mut instances: Vec<Instance> = (0..=n)
+            .map(|i| estate_instance(&source, &account, format!("i-{n:02}-{i:02}"), "ami-0shared"))
+            .collect();
+        let mut images = vec![image];
+        if n == 3 {
+            images.push(solo.clone());
+            instances.push(estate_instance(
+                &source,
+                &account,
+                "i-solo-1".into(),
+                "ami-0solo",
+            ));
+            instances.push(estate_instance(
+                &source,
+                &account,
+                "i-solo-2".into(),
+                "ami-0solo",
+            ));
+        }
+        inventory.apply(CollectEvent::Page(Box::new(Page {
+            source,
+            instances,
+            images,
+            groups: Vec::new(),
+        })));
+    }
+    inventory
+}
+
+fn image_keys(app: &Ui) -> Vec<String> {
+    app.browse
+        .images
+        .rows
+        .iter()
+        .map(|&i| app.data.inventory.image(i).image.key.clone())
+        .collect()
+}
+
+#[test]
+fn images_show_filter_and_sort_by_the_accounts_running_them() {
+    let mut app = app_with(shared_image_estate(), None);
+    app.update(Action::Show(View::Images));
+    assert_eq!(app.data.inventory.images().len(), 2, "one image per AMI");
+    let screen = render(&mut app, 120, 40);
+    assert!(screen.contains(" ACCOUNTS "), "{screen}");
+    let row = |screen: &str, name: &str| -> Vec<String> {
+        let line = screen
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{name}\n{screen}"));
+        line.split_whitespace().map(str::to_owned).collect()
+    };
+    // CLOUD ID NAME LINEAGE AGE INSTANCES ACCOUNTS VERDICT: 78 instances in 12 accounts.
+    let shared = row(&screen, "web-2.0.0-20261030");
+    assert_eq!(
+        shared[shared.len() - 3..],
+        ["78", "12", "current"],
+        "{screen}"
+    );
+    let solo = row(&screen, "db-1.0.0-20261029");
+    assert_eq!(solo[solo.len() - 3..], ["2", "1", "current"], "{screen}");
+
+    for (query, expected) in [
+        ("accounts:>10", vec!["ami-0shared"]),
+        ("accounts:>=12", vec!["ami-0shared"]),
+        ("accounts:>12", vec![]),
+        ("accounts:1", vec!["ami-0solo"]),
+        ("accounts:<=1", vec!["ami-0solo"]),
+        ("accounts:<2,12", vec!["ami-0shared", "ami-0solo"]),
+        ("!accounts:1", vec!["ami-0shared"]),
+    ] {
+        type_filter(&mut app, query);
+        app.update(Action::Submit);
+        assert!(app.browse.filter_error().is_none(), "{query}");
+        let mut keys = image_keys(&app);
+        keys.sort();
+        assert_eq!(keys, expected, "{query}");
+    }
+    type_filter(&mut app, "accounts:many");
+    assert!(
+        app.browse
+            .filter_error()
+            .is_some_and(|e| e.contains("not a number of accounts")),
+        "{:?}",
+        app.browse.filter_error()
+    );
+    app.update(Action::Cancel);
+    type_filter(&mut app, "");
+    app.update(Action::Submit);
+
+    // Sorted by how many accounts run them, either way.
+    app.update(Action::StartCommand);
+    type_text(&mut app, "sort accounts asc");
+    app.update(Action::Submit);
+    assert_eq!(image_keys(&app), ["ami-0solo", "ami-0shared"]);
+    app.update(Action::SortReverse);
+    assert_eq!(image_keys(&app), ["ami-0shared", "ami-0solo"]);
+}
+
+#[test]
+fn an_images_detail_lists_the_accounts_running_it_most_first() {
+    let mut app = app_with(shared_image_estate(), None);
+    app.update(Action::Show(View::Images));
+    type_filter(&mut app, "accounts:>1");
+    app.update(Action::Submit);
+    app.update(Action::ShowDetail);
+    let screen = render(&mut app, 120, 40);
+    // Most instances first: account n runs n + 1; the first eight by name, then the rest.
+    let listed: Vec<(&str, &str)> = screen
+        .lines()
+        .filter_map(|l| {
+            let at = l.find("1000000000")?;
+            let mut words = l[at..].split_whitespace();
+            Some((words.next()?, words.next()?))
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("100000000011", "12"),
+            ("100000000010", "11"),
+            ("100000000009", "10"),
+            ("100000000008", "9"),
+            ("100000000007", "8"),
+            ("100000000006", "7"),
+            ("100000000005", "6"),
+            ("100000000004", "5"),
+        ],
+        "{screen}"
+    );
+    assert!(
+        screen.contains("accounts   100000000011  12 instances"),
+        "{screen}"
+    );
+    // Accounts 0..=3 run 1 + 2 + 3 + 4 instances.
+    assert!(screen.contains("and 4 more (10 instances)"), "{screen}");
+    // The image is the factory's description, read by the members that can read it.
+    assert!(screen.contains("web-2.0.0-20261030"), "{screen}");
+    assert!(!screen.contains("not shared with this account"), "{screen}");
+
+    // One account: said as one.
+    app.update(Action::Back);
+    type_filter(&mut app, "accounts:1");
+    app.update(Action::Submit);
+    app.update(Action::ShowDetail);
+    let screen = render(&mut app, 120, 40);
+    assert!(
+        screen.contains("account    100000000003  2 instances"),
+        "{screen}"
+    );
+    assert!(!screen.contains("more ("), "{screen}");
 }

@@ -358,8 +358,59 @@ fn image_lines(data: &Data, i: ImageIdx) -> Vec<Line<'static>> {
         ));
     }
     lines.push(fact("instances", entry.instances.len().to_string()));
+    account_lines(&mut lines, data, i);
     tag_lines(&mut lines, image.tags.iter());
     lines
+}
+
+/// Accounts shown by name in an image's detail; the rest are counted.
+const ACCOUNTS_SHOWN: usize = 8;
+
+/// The accounts (subscriptions, projects) that run the image, most instances first: an image
+/// shared from a factory account into many others is one image running in all of them.
+fn account_lines(lines: &mut Vec<Line<'static>>, data: &Data, image: ImageIdx) {
+    let accounts = data.image_accounts();
+    let all = accounts.of_image(image);
+    let count = all.len();
+    if count == 0 {
+        lines.push(fact("accounts", "none: no instance runs it"));
+        return;
+    }
+    let width = accounts
+        .of_image(image)
+        .take(ACCOUNTS_SHOWN)
+        .map(|(account, _)| account.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut rest = 0;
+    for (n, (account, instances)) in all.enumerate() {
+        if n >= ACCOUNTS_SHOWN {
+            rest += instances;
+            continue;
+        }
+        let label = match n {
+            0 if count == 1 => "account",
+            0 => "accounts",
+            _ => "",
+        };
+        lines.push(fact(
+            label,
+            format!(
+                "{account:<width$}  {}",
+                plural(instances as usize, "instance")
+            ),
+        ));
+    }
+    if count > ACCOUNTS_SHOWN {
+        lines.push(fact(
+            "",
+            format!(
+                "and {} more ({})",
+                count - ACCOUNTS_SHOWN,
+                plural(rest as usize, "instance")
+            ),
+        ));
+    }
 }
 
 fn source_lines(app: &App, source: &SourceStatus) -> Vec<Line<'static>> {

@@ -749,6 +749,7 @@ fn draw_images(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
         area,
     };
     let data = &app.data;
+    let accounts = data.image_accounts();
     draw_list(frame, &app.browse.images, spec, |i| {
         let entry = data.inventory.image(i);
         let eval = data.image_eval(i);
@@ -760,6 +761,7 @@ fn draw_images(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
             text(data.lineage_of_image(i).unwrap_or("").to_owned()),
             text(days(eval.age_days)),
             text(entry.instances.len().to_string()),
+            text(accounts.count(i).to_string()),
             text(eval.verdict.as_str()).style(verdict_style(eval.verdict)),
         ];
         let style = if entry.instances.is_empty() {
