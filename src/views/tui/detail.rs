@@ -38,9 +38,9 @@ pub fn content(app: &App) -> Option<(String, Vec<Line<'static>>)> {
             .selected_row()
             .map(|e| (" Queued instance ".to_owned(), queue_lines(app, e))),
         View::Overview => app
-            .sources()
-            .get(app.browse.selected_source)
-            .map(|s| (" Source ".to_owned(), source_lines(app, s))),
+            .browse
+            .selected_source(app.sources())
+            .map(|s| (" Source ".to_owned(), source_lines(app, &app.sources()[s]))),
         View::Drift => app.browse.drift.selected_row().map(|row| match row {
             DriftRow::Lineage(l) => (" Lineage ".to_owned(), lineage_lines(&app.data, l)),
             DriftRow::Image(i) => (" Image ".to_owned(), image_lines(&app.data, i)),
@@ -418,6 +418,9 @@ fn source_lines(app: &App, source: &SourceStatus) -> Vec<Line<'static>> {
         Line::from(source.name.clone()).bold(),
         fact("cloud", source.cloud.as_str()),
     ];
+    if let Some(account) = &source.account {
+        lines.push(fact("account", account.clone()));
+    }
     let (state, style) = match &source.state {
         SourceState::Waiting => ("waiting".to_owned(), Style::new().fg(Color::DarkGray)),
         SourceState::Collecting => ("collecting".to_owned(), Style::new().fg(Color::Yellow)),
