@@ -2529,3 +2529,38 @@ fn the_selection_stays_on_its_source_as_it_moves_between_groups() {
         "{screen}"
     );
 }
+
+#[test]
+fn a_click_on_the_overviews_list_selects_that_source_and_page_keys_move_by_a_screen() {
+    let mut app = estate_app();
+    let buffer = draw_buffer(&mut app, 120, 40);
+    let column = app.layout.rows.x + 2;
+    let (y, _) = row_with(&buffer, "aws:acct-073").unwrap();
+    app.update(Action::Click { column, row: y });
+    let name = |app: &Ui| {
+        let selected = app.browse.selected_source(app.sources()).unwrap();
+        app.sources()[selected].name.clone()
+    };
+    assert_eq!(name(&app), "aws:acct-073");
+    // A cloud's header selects nothing.
+    let (header, _) = row_with(&buffer, "aws · 120 sources").unwrap();
+    app.update(Action::Click {
+        column,
+        row: header,
+    });
+    assert_eq!(name(&app), "aws:acct-073");
+    // A page is the list's height: the selection moves by it and stays in view.
+    let page = usize::from(app.layout.rows.height);
+    assert!(page > 5, "{page}");
+    press(&mut app, KeyCode::PageDown);
+    let moved = name(&app);
+    assert_ne!(moved, "aws:acct-073");
+    let buffer = draw_buffer(&mut app, 120, 40);
+    assert!(row_with(&buffer, &moved).is_some(), "{moved} in view");
+    press(&mut app, KeyCode::PageUp);
+    assert_eq!(name(&app), "aws:acct-073");
+    press(&mut app, KeyCode::Char('G'));
+    assert_eq!(name(&app), "gcp:proj-00");
+    let buffer = draw_buffer(&mut app, 120, 40);
+    assert!(row_with(&buffer, "gcp:proj-00").is_some());
+}
