@@ -168,6 +168,7 @@ fn the_ui_parts_never_name_the_app() {
         "layout",
         "style",
         "command",
+        "sources",
     ] {
         let module = format!("views::tui::{part}");
         let deps = &edges[&module];

@@ -888,3 +888,163 @@ fn an_unreadable_image_is_unknown_not_untrusted() {
     let gone = Image::unreadable("ami-gone", Cloud::Aws, "InvalidAMIID.NotFound");
     assert!(untrusted_with(vec![gone], &["111"]).is_empty());
 }
+
+/// A page of one source, as its collector sends it.
+fn page_of(source: &str, images: Vec<Image>, instances: Vec<Instance>) -> CollectEvent {
+    CollectEvent::Page(Box::new(Page {
+        source: source.into(),
+        instances,
+        images,
+        groups: Vec::new(),
+    }))
+}
+
+/// `count` instances in `account` on `image`, reported by `source`.
+fn instances_in(source: &str, account: &str, image: &str, count: usize) -> Vec<Instance> {
+    (0..count)
+        .map(|n| Instance {
+            source: source.into(),
+            account: account.into(),
+            ..instance(&format!("i-{account}-{image}-{n}"), image)
+        })
+        .collect()
+}
+
+/// An AMI from an image factory, run in three member accounts: the factory's source reads it
+/// whole (with its lineage tag), a member it is shared with reads it without the owner's tags,
+/// and one it is not shared with only knows it as unreadable. Whatever order the sources
+/// answer in, it is one readable image of its lineage with every instance on it.
+#[test]
+fn an_image_shared_into_many_accounts_is_one_described_image_whatever_the_order() {
+    let shared = web("ami-shared", "web-1.5.0-2026", 5);
+    let mut untagged = shared.clone();
+    untagged.tags = Tags::new();
+    let unreadable = Image::unreadable(
+        "ami-shared",
+        Cloud::Aws,
+        "InvalidAMIID.NotFound: not shared with 333333333333",
+    );
+    let pages = [
+        page_of(
+            "aws:factory",
+            vec![shared.clone()],
+            instances_in("aws:factory", "111111111111", "ami-shared", 2),
+        ),
+        page_of(
+            "aws:member-a",
+            vec![untagged],
+            instances_in("aws:member-a", "222222222222", "ami-shared", 5),
+        ),
+        page_of(
+            "aws:member-b",
+            vec![unreadable],
+            instances_in("aws:member-b", "333333333333", "ami-shared", 3),
+        ),
+    ];
+    // Every order of the three sources.
+    let orders = [
+        [0, 1, 2],
+        [0, 2, 1],
+        [1, 0, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [2, 1, 0],
+    ];
+    for order in orders {
+        let mut inv = Inventory::new(LineageRules {
+            tag: Some("lineage".into()),
+            name_rules: Vec::new(),
+        });
+        for &n in &order {
+            inv.apply(pages[n].clone());
+        }
+        assert_eq!(inv.images().len(), 1, "{order:?}");
+        let idx = inv.image_by_key("ami-shared").unwrap();
+        let entry = inv.image(idx);
+        assert!(entry.described && entry.image.readable, "{order:?}");
+        assert_eq!(entry.image, shared, "{order:?}: the owner's description");
+        assert_eq!(entry.instances.len(), 10, "{order:?}");
+        assert_eq!(
+            entry.lineage.map(|l| inv.lineage(l).name.as_str()),
+            Some("111/web"),
+            "{order:?}"
+        );
+        let eval = evaluate(&inv, &PolicyConfig::default(), now());
+        assert_eq!(eval.images[idx as usize].verdict, Verdict::Current);
+        let accounts = fleetscope::core::inventory::ImageAccounts::of(&inv);
+        assert_eq!(accounts.count(idx), 3);
+        assert_eq!(
+            accounts.of_image(idx).collect::<Vec<_>>(),
+            [
+                ("222222222222", 5),
+                ("333333333333", 3),
+                ("111111111111", 2)
+            ],
+            "{order:?}"
+        );
+    }
+    // Unreadable wherever it is asked: the first reason given stays.
+    let mut inv = Inventory::new(LineageRules::default());
+    let lost = |reason: &str| Image::unreadable("ami-gone", Cloud::Aws, reason);
+    inv.apply(page_of("a", vec![lost("deregistered")], Vec::new()));
+    inv.apply(page_of("b", vec![lost("not shared")], Vec::new()));
+    let entry = inv.image(inv.image_by_key("ami-gone").unwrap());
+    assert!(!entry.image.readable);
+    assert_eq!(
+        entry.image.unreadable_reason.as_deref(),
+        Some("deregistered")
+    );
+}
+
+/// The JSON report lists, per image, the accounts that run it: most instances first, then by
+/// id; an image nobody runs has none.
+#[test]
+fn the_json_report_lists_the_accounts_running_each_image() {
+    use fleetscope::views::report::{Format, ReportInput, write};
+    let mut inv = Inventory::new(LineageRules::default());
+    let mut instances = instances_in("aws:b", "222222222222", "ami-v5", 2);
+    instances.extend(instances_in("aws:c", "333333333333", "ami-v5", 4));
+    instances.extend(instances_in("aws:a", "111111111111", "ami-v5", 2));
+    instances.extend(instances_in("aws:a", "111111111111", "ami-v4", 1));
+    inv.apply(page_of("aws:a", web_lineage(), instances));
+    let eval = evaluate(&inv, &PolicyConfig::default(), now());
+    let input = ReportInput {
+        inventory: &inv,
+        eval: &eval,
+        policy: &PolicyConfig::default(),
+        limit: None,
+        filter: None,
+    };
+    let mut json = Vec::new();
+    write(Format::Json, &input, &mut json).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let image = |key: &str| {
+        json["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["key"] == key)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        image("ami-v5")["accounts"],
+        serde_json::json!([
+            {"account": "333333333333", "instances": 4},
+            {"account": "111111111111", "instances": 2},
+            {"account": "222222222222", "instances": 2},
+        ])
+    );
+    assert_eq!(image("ami-v5")["instance_count"], 8);
+    assert_eq!(
+        image("ami-v4")["accounts"],
+        serde_json::json!([{"account": "111111111111", "instances": 1}])
+    );
+    assert_eq!(image("ami-v1")["accounts"], serde_json::json!([]));
+    // It still loads as a snapshot.
+    let bytes = serde_json::to_vec(&json).unwrap();
+    let loaded = fleetscope::snapshot::parse(&bytes)
+        .unwrap()
+        .into_inventory(LineageRules::default());
+    assert_eq!(loaded.images().len(), inv.images().len());
+}

@@ -4,8 +4,9 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::time::Duration;
 
 use fleetscope::clouds::demo::{DemoExecutor, DemoFleet};
-use fleetscope::core::event::CollectEvent;
+use fleetscope::core::event::{CollectEvent, Page};
 use fleetscope::core::inventory::Inventory;
+use fleetscope::core::model::{Cloud, Image, Instance, Tags};
 use fleetscope::core::policy::{PolicyConfig, Verdict};
 use fleetscope::query::data::short_id;
 use fleetscope::queue::Queue;
@@ -1964,4 +1965,602 @@ fn untrusted_source_filters_rows_and_shows_in_the_detail_pane() {
         screen.contains("image owner acme-images is not in policy.trusted_owners"),
         "{screen}"
     );
+}
+
+// ---- one estate: images across accounts -----------------------------------------------------
+
+fn estate_instance(source: &str, account: &str, id: String, image: &str) -> Instance {
+    Instance {
+        id: id.clone().into(),
+        cloud: Cloud::Aws,
+        source: source.into(),
+        account: account.into(),
+        region: "eu-west-1".into(),
+        zone: "eu-west-1a".into(),
+        name: id.into(),
+        state: "running".into(),
+        instance_type: "m6i.large".into(),
+        launched: now() - chrono::Duration::days(1),
+        image: image.into(),
+        group: None,
+        tags: Tags::new(),
+        exposure: Vec::new(),
+        addresses: Default::default(),
+    }
+}
+
+/// An AMI baked in an image-factory account and shared into twelve member accounts (account
+/// `n` runs `n + 1` instances of it); half the members read it, the others are sent it as
+/// unreadable. Another AMI runs in one account only.
+fn shared_image_estate() -> Inventory {
+    let shared = Image {
+        key: "ami-0shared".into(),
+        cloud: Cloud::Aws,
+        name: "web-2.0.0-20261030".into(),
+        created: Some(now() - chrono::Duration::days(2)),
+        owner: "999900001111".into(),
+        owner_alias: None,
+        family: None,
+        deprecation: None,
+        tags: [("lineage", "web")].into_iter().collect(),
+        readable: true,
+        unreadable_reason: None,
+    };
+    let solo = Image {
+        key: "ami-0solo".into(),
+        name: "db-1.0.0-20261029".into(),
+        tags: [("lineage", "db")].into_iter().collect(),
+        ..shared.clone()
+    };
+    let mut inventory = Inventory::new(rules());
+    for n in 0..12u64 {
+        let source = format!("aws:member-{n:02}");
+        let account = format!("{}", 100_000_000_000 + n);
+        let image = if n % 2 == 0 {
+            shared.clone()
+        } else {
+            Image::unreadable("ami-0shared", Cloud::Aws, "not shared with this account")
+        };
+        let mut instances: Vec<Instance> = (0..=n)
+            .map(|i| estate_instance(&source, &account, format!("i-{n:02}-{i:02}"), "ami-0shared"))
+            .collect();
+        let mut images = vec![image];
+        if n == 3 {
+            images.push(solo.clone());
+            instances.push(estate_instance(
+                &source,
+                &account,
+                "i-solo-1".into(),
+                "ami-0solo",
+            ));
+            instances.push(estate_instance(
+                &source,
+                &account,
+                "i-solo-2".into(),
+                "ami-0solo",
+            ));
+        }
+        inventory.apply(CollectEvent::Page(Box::new(Page {
+            source,
+            instances,
+            images,
+            groups: Vec::new(),
+        })));
+    }
+    inventory
+}
+
+fn image_keys(app: &Ui) -> Vec<String> {
+    app.browse
+        .images
+        .rows
+        .iter()
+        .map(|&i| app.data.inventory.image(i).image.key.clone())
+        .collect()
+}
+
+#[test]
+fn images_show_filter_and_sort_by_the_accounts_running_them() {
+    let mut app = app_with(shared_image_estate(), None);
+    app.update(Action::Show(View::Images));
+    assert_eq!(app.data.inventory.images().len(), 2, "one image per AMI");
+    let screen = render(&mut app, 120, 40);
+    assert!(screen.contains(" ACCOUNTS "), "{screen}");
+    let row = |screen: &str, name: &str| -> Vec<String> {
+        let line = screen
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{name}\n{screen}"));
+        line.split_whitespace().map(str::to_owned).collect()
+    };
+    // CLOUD ID NAME LINEAGE AGE INSTANCES ACCOUNTS VERDICT: 78 instances in 12 accounts.
+    let shared = row(&screen, "web-2.0.0-20261030");
+    assert_eq!(
+        shared[shared.len() - 3..],
+        ["78", "12", "current"],
+        "{screen}"
+    );
+    let solo = row(&screen, "db-1.0.0-20261029");
+    assert_eq!(solo[solo.len() - 3..], ["2", "1", "current"], "{screen}");
+
+    for (query, expected) in [
+        ("accounts:>10", vec!["ami-0shared"]),
+        ("accounts:>=12", vec!["ami-0shared"]),
+        ("accounts:>12", vec![]),
+        ("accounts:1", vec!["ami-0solo"]),
+        ("accounts:<=1", vec!["ami-0solo"]),
+        ("accounts:<2,12", vec!["ami-0shared", "ami-0solo"]),
+        ("!accounts:1", vec!["ami-0shared"]),
+    ] {
+        type_filter(&mut app, query);
+        app.update(Action::Submit);
+        assert!(app.browse.filter_error().is_none(), "{query}");
+        let mut keys = image_keys(&app);
+        keys.sort();
+        assert_eq!(keys, expected, "{query}");
+    }
+    type_filter(&mut app, "accounts:many");
+    assert!(
+        app.browse
+            .filter_error()
+            .is_some_and(|e| e.contains("not a number of accounts")),
+        "{:?}",
+        app.browse.filter_error()
+    );
+    app.update(Action::Cancel);
+    type_filter(&mut app, "");
+    app.update(Action::Submit);
+
+    // Sorted by how many accounts run them, either way.
+    app.update(Action::StartCommand);
+    type_text(&mut app, "sort accounts asc");
+    app.update(Action::Submit);
+    assert_eq!(image_keys(&app), ["ami-0solo", "ami-0shared"]);
+    app.update(Action::SortReverse);
+    assert_eq!(image_keys(&app), ["ami-0shared", "ami-0solo"]);
+}
+
+#[test]
+fn an_images_detail_lists_the_accounts_running_it_most_first() {
+    let mut app = app_with(shared_image_estate(), None);
+    app.update(Action::Show(View::Images));
+    type_filter(&mut app, "accounts:>1");
+    app.update(Action::Submit);
+    app.update(Action::ShowDetail);
+    let screen = render(&mut app, 120, 40);
+    // Most instances first: account n runs n + 1; the first eight by name, then the rest.
+    let listed: Vec<(&str, &str)> = screen
+        .lines()
+        .filter_map(|l| {
+            let at = l.find("1000000000")?;
+            let mut words = l[at..].split_whitespace();
+            Some((words.next()?, words.next()?))
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("100000000011", "12"),
+            ("100000000010", "11"),
+            ("100000000009", "10"),
+            ("100000000008", "9"),
+            ("100000000007", "8"),
+            ("100000000006", "7"),
+            ("100000000005", "6"),
+            ("100000000004", "5"),
+        ],
+        "{screen}"
+    );
+    assert!(
+        screen.contains("accounts   100000000011  12 instances"),
+        "{screen}"
+    );
+    // Accounts 0..=3 run 1 + 2 + 3 + 4 instances.
+    assert!(screen.contains("and 4 more (10 instances)"), "{screen}");
+    // The image is the factory's description, read by the members that can read it.
+    assert!(screen.contains("web-2.0.0-20261030"), "{screen}");
+    assert!(!screen.contains("not shared with this account"), "{screen}");
+
+    // One account: said as one.
+    app.update(Action::Back);
+    type_filter(&mut app, "accounts:1");
+    app.update(Action::Submit);
+    app.update(Action::ShowDetail);
+    let screen = render(&mut app, 120, 40);
+    assert!(
+        screen.contains("account    100000000003  2 instances"),
+        "{screen}"
+    );
+    assert!(!screen.contains("more ("), "{screen}");
+}
+
+// ---- one estate: an Overview for 200 sources -----------------------------------------------
+
+/// Where each of an estate's 200 sources stands, as discovery announced them and collection
+/// left them: 120 AWS accounts, 50 Azure subscriptions, 30 Google Cloud projects.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Standing {
+    Failed,
+    Incomplete,
+    InProgress,
+    Waiting,
+    Done,
+    Skipped,
+}
+
+fn estate_standing(cloud: Cloud, n: usize) -> Standing {
+    use Standing::*;
+    match cloud {
+        Cloud::Aws => match n {
+            7 | 47 | 87 => Failed,
+            13 | 73 => Incomplete,
+            20 | 70 => Skipped,
+            100..110 => InProgress,
+            110.. => Waiting,
+            _ => Done,
+        },
+        Cloud::Azure => match n {
+            5 => Failed,
+            6 => Incomplete,
+            30 => Skipped,
+            40..45 => InProgress,
+            45.. => Waiting,
+            _ => Done,
+        },
+        Cloud::Gcp => match n {
+            // The last project by name, so last of all in name order.
+            29 => Failed,
+            0 => Skipped,
+            25 | 26 => InProgress,
+            27 => Waiting,
+            _ => Done,
+        },
+    }
+}
+
+/// The source's name and, where the name is not it, its account (subscription) id.
+fn estate_source(cloud: Cloud, n: usize) -> (String, Option<String>) {
+    match cloud {
+        Cloud::Aws => (
+            format!("aws:acct-{n:03}"),
+            Some(format!("{}", 100_000_000_000 + n)),
+        ),
+        Cloud::Azure => (
+            format!("azure:sub-{n:02}"),
+            Some(format!("{n:08x}-0000-4000-8000-000000000000")),
+        ),
+        Cloud::Gcp => (format!("gcp:proj-{n:02}"), None),
+    }
+}
+
+const ESTATE: [(Cloud, usize); 3] = [(Cloud::Aws, 120), (Cloud::Azure, 50), (Cloud::Gcp, 30)];
+
+/// Every source announced (as an organization's discovery does), then each taken as far as
+/// its standing says, the clouds' events interleaved as a real collection's are.
+fn estate_events() -> Vec<CollectEvent> {
+    let mut announced = Vec::new();
+    let mut rest = Vec::new();
+    for (cloud, count) in ESTATE {
+        for n in 0..count {
+            let (source, account) = estate_source(cloud, n);
+            announced.push(CollectEvent::Waiting {
+                source: source.clone(),
+                cloud,
+                account: account.clone(),
+            });
+            let standing = estate_standing(cloud, n);
+            let mut events = Vec::new();
+            if standing == Standing::Skipped {
+                events.push(CollectEvent::Skipped {
+                    source,
+                    cloud,
+                    account,
+                    reason: "account suspended".into(),
+                });
+            } else if standing != Standing::Waiting {
+                events.push(CollectEvent::Started {
+                    source: source.clone(),
+                    cloud,
+                    expected_pages: None,
+                });
+                events.extend(match standing {
+                    Standing::Failed => Some(CollectEvent::Failed {
+                        error: format!("AccessDenied: no role in {source}"),
+                        source,
+                    }),
+                    Standing::Incomplete => Some(CollectEvent::Incomplete {
+                        source,
+                        error: "eu-west-1: timed out".into(),
+                    }),
+                    Standing::Done => Some(CollectEvent::Finished { source }),
+                    _ => None,
+                });
+            }
+            rest.push(events);
+        }
+    }
+    // Round robin over the sources, so no cloud finishes first.
+    let mut interleaved = announced;
+    let longest = rest.iter().map(Vec::len).max().unwrap_or(0);
+    for step in 0..longest {
+        for events in &rest {
+            interleaved.extend(events.get(step).cloned());
+        }
+    }
+    interleaved
+}
+
+/// An app collecting the estate: its 200 sources in every state.
+fn estate_app() -> Ui {
+    let mut app = Ui::new(
+        AppInit {
+            collecting: true,
+            ..AppInit::browse(
+                Inventory::new(rules()),
+                rules(),
+                PolicyConfig::default(),
+                now(),
+            )
+        },
+        None,
+    );
+    for event in estate_events() {
+        app.send(Msg::Collected(event));
+    }
+    app
+}
+
+/// The Overview's source list as drawn: its lines inside the box, trimmed, header lines and all.
+fn source_lines(screen: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    for line in screen.lines() {
+        // The right-hand box of the top half: after the fleet box's right border.
+        let Some(at) = line.find("││") else {
+            continue;
+        };
+        let inner = &line[at + "││".len()..];
+        let inner = inner.strip_suffix('│').unwrap_or(inner);
+        lines.push(inner.trim_end().to_owned());
+    }
+    lines
+}
+
+#[test]
+fn the_overview_counts_200_sources_and_groups_them_by_cloud_failures_first() {
+    let mut app = estate_app();
+    assert_eq!(app.sources().len(), 200);
+    let screen = render(&mut app, 160, 48);
+    // The top bar's progress: ended sources of all.
+    assert!(screen.contains("collecting 167/200 sources"), "{screen}");
+    let lines = source_lines(&screen);
+    assert_eq!(
+        lines[0],
+        "200 sources: 5 failed, 3 incomplete, 17 in progress, 16 waiting, 155 done, 4 skipped",
+        "{screen}"
+    );
+    // While collecting, a bar of the sources that have ended.
+    assert!(lines[1].contains("167/200 ended"), "{screen}");
+    assert_eq!(
+        lines[2],
+        "aws · 120 sources: 3 failed, 2 incomplete, 10 in progress, 10 waiting, 93 done, 2 skipped",
+        "{screen}"
+    );
+    // Failed first, then incomplete, then in progress; each by name, its account beside it.
+    let names: Vec<&str> = lines[3..10]
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "aws:acct-007",
+            "aws:acct-047",
+            "aws:acct-087",
+            "aws:acct-013",
+            "aws:acct-073",
+            "aws:acct-100",
+            "aws:acct-101",
+        ],
+        "{screen}"
+    );
+    let words: Vec<&str> = lines[3].split_whitespace().collect();
+    assert_eq!(
+        words[..4],
+        ["aws:acct-007", "100000000007", "0", "failed:"],
+        "{screen}"
+    );
+    assert!(
+        lines[3].ends_with("failed: AccessDenied: no role in aws:acct-007"),
+        "the state has the room the accounts of other clouds do not take: {}",
+        lines[3]
+    );
+    assert!(
+        lines[6].contains("incomplete: eu-west-1: timed out"),
+        "{}",
+        lines[6]
+    );
+    assert!(lines[8].contains("collecting, 0 pages"), "{}", lines[8]);
+
+    // Every source, and each cloud's header, is a line of the list in that order: what the
+    // selection walks through, row by row.
+    let mut walked = Vec::new();
+    let mut last = String::new();
+    for _ in 0..200 {
+        let selected = app.browse.selected_source(app.sources()).unwrap();
+        last = app.sources()[selected].name.clone();
+        walked.push((app.sources()[selected].cloud, last.clone()));
+        app.update(Action::Down);
+    }
+    let clouds: Vec<Cloud> = walked.iter().map(|(c, _)| *c).collect();
+    assert!(clouds.windows(2).all(|w| w[0] <= w[1]), "grouped by cloud");
+    assert_eq!(clouds.iter().filter(|&&c| c == Cloud::Azure).count(), 50);
+    let standing_of = |name: &str| {
+        ESTATE
+            .iter()
+            .flat_map(|&(cloud, count)| (0..count).map(move |n| (cloud, n)))
+            .find(|&(cloud, n)| estate_source(cloud, n).0 == name)
+            .map(|(cloud, n)| estate_standing(cloud, n))
+            .unwrap()
+    };
+    let order = [
+        Standing::Failed,
+        Standing::Incomplete,
+        Standing::InProgress,
+        Standing::Waiting,
+        Standing::Done,
+        Standing::Skipped,
+    ];
+    let rank = |name: &str| order.iter().position(|&s| s == standing_of(name)).unwrap();
+    for pair in walked.windows(2) {
+        let ((ca, a), (cb, b)) = (&pair[0], &pair[1]);
+        if ca == cb {
+            assert!((rank(a), a) < (rank(b), b), "{a} before {b} within {ca}");
+        }
+    }
+    assert_eq!(last, "gcp:proj-00", "the skipped project is last of all");
+}
+
+#[test]
+fn the_selection_scrolls_to_a_failure_at_the_bottom_and_enter_shows_it() {
+    let mut app = estate_app();
+    render(&mut app, 120, 40);
+    // The Google Cloud projects come last; their failure first among them, after the 170
+    // AWS accounts and Azure subscriptions.
+    for _ in 0..170 {
+        press(&mut app, KeyCode::Char('j'));
+    }
+    let selected = app.browse.selected_source(app.sources()).unwrap();
+    assert_eq!(app.sources()[selected].name, "gcp:proj-29");
+    let buffer = draw_buffer(&mut app, 120, 40);
+    let (y, line) = row_with(&buffer, "gcp:proj-29").expect("scrolled into view");
+    assert!(line.contains("failed: AccessDenied"), "{line}");
+    let x = line.find("gcp:proj-29").unwrap();
+    let x = line[..x].chars().count() as u16;
+    assert!(
+        buffer[(x, y)]
+            .modifier
+            .contains(ratatui::style::Modifier::REVERSED),
+        "the selected line is highlighted"
+    );
+    // Its cloud's header came into view with it, just above.
+    let (header_y, header) = row_with(&buffer, "gcp · 30 sources").expect("the gcp header");
+    assert_eq!(header_y + 1, y, "{header}");
+    assert!(
+        header.contains("gcp · 30 sources: 1 failed, 2 in progress"),
+        "{header}"
+    );
+    // The top of the list has scrolled away.
+    assert!(row_with(&buffer, "aws · 120 sources").is_none());
+    assert!(
+        row_with(&buffer, "200 sources: 5 failed").is_some(),
+        "the summary stays"
+    );
+
+    // Enter: that source's whole story.
+    press(&mut app, KeyCode::Enter);
+    let screen = render(&mut app, 120, 40);
+    assert!(screen.contains(" Source "), "{screen}");
+    assert!(screen.contains("gcp:proj-29"), "{screen}");
+    assert!(screen.contains("state      failed"), "{screen}");
+    assert!(
+        screen.contains("AccessDenied: no role in gcp:proj-29"),
+        "{screen}"
+    );
+    press(&mut app, KeyCode::Esc);
+    assert!(app.dialog().is_none(), "{:?}", app.dialog());
+
+    // An account discovered by its name shows its id in the pane too.
+    press(&mut app, KeyCode::Char('g'));
+    let selected = app.browse.selected_source(app.sources()).unwrap();
+    assert_eq!(app.sources()[selected].name, "aws:acct-007");
+    press(&mut app, KeyCode::Enter);
+    let screen = render(&mut app, 120, 40);
+    assert!(screen.contains("aws:acct-007"), "{screen}");
+    assert!(screen.contains("account    100000000007"), "{screen}");
+}
+
+#[test]
+fn the_selection_stays_on_its_source_as_it_moves_between_groups() {
+    let mut app = estate_app();
+    render(&mut app, 120, 40);
+    // The first AWS account in progress: after 3 failed and 2 incomplete.
+    for _ in 0..5 {
+        press(&mut app, KeyCode::Char('j'));
+    }
+    let name = |app: &Ui| {
+        let selected = app.browse.selected_source(app.sources()).unwrap();
+        app.sources()[selected].name.clone()
+    };
+    assert_eq!(name(&app), "aws:acct-100");
+    // It fails: up among the failures it goes, the selection with it.
+    app.send(Msg::Collected(CollectEvent::Failed {
+        source: "aws:acct-100".into(),
+        error: "ThrottlingException: rate exceeded".into(),
+    }));
+    assert_eq!(name(&app), "aws:acct-100");
+    let buffer = draw_buffer(&mut app, 120, 40);
+    let (y, line) = row_with(&buffer, "aws:acct-100").unwrap();
+    assert!(line.contains("failed: Throttli"), "{line}");
+    let (above, _) = row_with(&buffer, "aws:acct-087").unwrap();
+    assert_eq!(above + 1, y, "after the failures before it by name");
+    assert!(row_with(&buffer, "6 failed, 3 incomplete, 16 in progress").is_some());
+    // Down goes on from where it is now.
+    press(&mut app, KeyCode::Char('j'));
+    assert_eq!(name(&app), "aws:acct-013");
+
+    // Collection over: no progress bar; the counts stay.
+    for (cloud, count) in ESTATE {
+        for n in 0..count {
+            let (source, _) = estate_source(cloud, n);
+            if matches!(
+                estate_standing(cloud, n),
+                Standing::InProgress | Standing::Waiting
+            ) && source != "aws:acct-100"
+            {
+                app.send(Msg::Collected(CollectEvent::Finished { source }));
+            }
+        }
+    }
+    app.send(Msg::CollectionDone { now: now() });
+    let screen = render(&mut app, 160, 48);
+    assert!(!screen.contains(" ended"), "{screen}");
+    assert!(
+        screen.contains("200 sources: 6 failed, 3 incomplete, 187 done, 4 skipped"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn a_click_on_the_overviews_list_selects_that_source_and_page_keys_move_by_a_screen() {
+    let mut app = estate_app();
+    let buffer = draw_buffer(&mut app, 120, 40);
+    let column = app.layout.rows.x + 2;
+    let (y, _) = row_with(&buffer, "aws:acct-073").unwrap();
+    app.update(Action::Click { column, row: y });
+    let name = |app: &Ui| {
+        let selected = app.browse.selected_source(app.sources()).unwrap();
+        app.sources()[selected].name.clone()
+    };
+    assert_eq!(name(&app), "aws:acct-073");
+    // A cloud's header selects nothing.
+    let (header, _) = row_with(&buffer, "aws · 120 sources").unwrap();
+    app.update(Action::Click {
+        column,
+        row: header,
+    });
+    assert_eq!(name(&app), "aws:acct-073");
+    // A page is the list's height: the selection moves by it and stays in view.
+    let page = usize::from(app.layout.rows.height);
+    assert!(page > 5, "{page}");
+    press(&mut app, KeyCode::PageDown);
+    let moved = name(&app);
+    assert_ne!(moved, "aws:acct-073");
+    let buffer = draw_buffer(&mut app, 120, 40);
+    assert!(row_with(&buffer, &moved).is_some(), "{moved} in view");
+    press(&mut app, KeyCode::PageUp);
+    assert_eq!(name(&app), "aws:acct-073");
+    press(&mut app, KeyCode::Char('G'));
+    assert_eq!(name(&app), "gcp:proj-00");
+    let buffer = draw_buffer(&mut app, 120, 40);
+    assert!(row_with(&buffer, "gcp:proj-00").is_some());
 }

@@ -234,8 +234,29 @@ impl Inventory {
         at
     }
 
-    pub fn upsert_image(&mut self, image: Image) {
+    /// Adds or updates an image. An image shared into many accounts is one image, and every
+    /// source that runs it may send it: the factory account, which reads it whole; a member
+    /// account, which may see it without the owner's tags; one it is not shared with, which
+    /// cannot read it at all. Whatever the order they answer in, a readable description beats
+    /// an unreadable one (the first unreadable reason stays), and a later readable one keeps
+    /// the tags the earlier ones had that it lacks, so a lineage tag seen by the owner is not
+    /// lost to a member's tagless view.
+    pub fn upsert_image(&mut self, mut image: Image) {
         let idx = self.image_slot(&image);
+        let existing = &self.images[idx as usize];
+        if existing.described {
+            match (existing.image.readable, image.readable) {
+                (_, false) => return,
+                (true, true) => {
+                    for (key, value) in existing.image.tags.iter() {
+                        if image.tags.get(key).is_none() {
+                            image.tags.insert(key, value);
+                        }
+                    }
+                }
+                (false, true) => {}
+            }
+        }
         let lineage = self.rules.lineage_of(&image);
         let entry = &mut self.images[idx as usize];
         entry.image = image;
@@ -418,6 +439,101 @@ impl Inventory {
     /// True once every source has finished or failed.
     pub fn collection_done(&self) -> bool {
         self.sources.iter().all(|s| s.state.ended())
+    }
+}
+
+/// The accounts (AWS accounts, Azure subscriptions, Google Cloud projects: the instances'
+/// `account`) that run each image, with how many instances each: an image shared from an image
+/// factory into many member accounts is one image, and this says where it runs. Built in one
+/// pass over the instances when a view or a report asks, not kept by the inventory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageAccounts {
+    /// Every account running something, in id order.
+    accounts: Vec<Text>,
+    /// Where each image's part of `entries` starts; one more than there are images.
+    starts: Vec<u32>,
+    /// Per image, (account, instances): most instances first, then by account id.
+    entries: Vec<(u32, u32)>,
+}
+
+impl ImageAccounts {
+    pub fn of(inventory: &Inventory) -> ImageAccounts {
+        let instances = inventory.instances();
+        // Each instance's account as a number: the instances of one source arrive together,
+        // so most rows reuse the previous row's.
+        let mut slots: HashMap<&str, u32, foldhash::fast::RandomState> = HashMap::default();
+        let mut previous: Option<(&str, u32)> = None;
+        let account_of: Vec<u32> = instances
+            .iter()
+            .map(|instance| match previous {
+                Some((known, slot)) if known == instance.account.as_str() => slot,
+                _ => {
+                    let next = slots.len() as u32;
+                    let slot = *slots.entry(instance.account.as_str()).or_insert(next);
+                    previous = Some((instance.account.as_str(), slot));
+                    slot
+                }
+            })
+            .collect();
+        // Numbered in id order, so ties on instances order by id with no text compared.
+        let mut names: Vec<(&str, u32)> = slots.into_iter().collect();
+        names.sort_unstable();
+        let mut rank = vec![0u32; names.len()];
+        for (position, &(_, slot)) in names.iter().enumerate() {
+            rank[slot as usize] = position as u32;
+        }
+        let mut counts = vec![0u32; names.len()];
+        let mut touched: Vec<u32> = Vec::new();
+        let mut starts = Vec::with_capacity(inventory.images().len() + 1);
+        let mut entries = Vec::new();
+        for entry in inventory.images() {
+            starts.push(entries.len() as u32);
+            for &i in &entry.instances {
+                let account = rank[account_of[i as usize] as usize];
+                if counts[account as usize] == 0 {
+                    touched.push(account);
+                }
+                counts[account as usize] += 1;
+            }
+            let first = entries.len();
+            entries.extend(
+                touched
+                    .drain(..)
+                    .map(|a| (a, std::mem::take(&mut counts[a as usize]))),
+            );
+            entries[first..].sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        }
+        starts.push(entries.len() as u32);
+        ImageAccounts {
+            accounts: names
+                .into_iter()
+                .map(|(name, _)| Text::from(name))
+                .collect(),
+            starts,
+            entries,
+        }
+    }
+
+    fn range(&self, image: ImageIdx) -> std::ops::Range<usize> {
+        match (
+            self.starts.get(image as usize),
+            self.starts.get(image as usize + 1),
+        ) {
+            (Some(&start), Some(&end)) => start as usize..end as usize,
+            _ => 0..0,
+        }
+    }
+
+    /// How many accounts run the image.
+    pub fn count(&self, image: ImageIdx) -> usize {
+        self.range(image).len()
+    }
+
+    /// The accounts that run the image and how many instances each: most first, then by id.
+    pub fn of_image(&self, image: ImageIdx) -> impl ExactSizeIterator<Item = (&str, u32)> + '_ {
+        self.entries[self.range(image)]
+            .iter()
+            .map(|&(account, instances)| (self.accounts[account as usize].as_str(), instances))
     }
 }
 

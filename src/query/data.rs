@@ -10,7 +10,9 @@ use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 
-use crate::core::inventory::{GroupIdx, ImageIdx, InstanceIdx, Inventory, LineageIdx};
+use crate::core::inventory::{
+    GroupIdx, ImageAccounts, ImageIdx, InstanceIdx, Inventory, LineageIdx,
+};
 use crate::core::model::{Instance, Text};
 use crate::core::policy::{self, Evaluation, ImageEval, PolicyConfig, Verdict};
 
@@ -33,6 +35,8 @@ pub struct Data {
     by_id: OnceLock<Vec<InstanceIdx>>,
     search_text: OnceLock<SearchText>,
     orders: [OnceLock<Vec<InstanceIdx>>; INSTANCE_VERDICT + 1],
+    /// The accounts running each image, built on first use (the Images view, its detail).
+    image_accounts: OnceLock<ImageAccounts>,
     pub eval: Evaluation,
     /// Running instances per image-age bucket, then those whose image age is unknown.
     pub age_histogram: [u64; AGE_BUCKETS.len() + 1],
@@ -68,6 +72,7 @@ impl Data {
             by_id: OnceLock::new(),
             search_text: OnceLock::new(),
             orders: Default::default(),
+            image_accounts: OnceLock::new(),
             eval,
             age_histogram,
             lineages_by_lag,
@@ -92,6 +97,13 @@ impl Data {
 
     pub fn verdict(&self, idx: InstanceIdx) -> Verdict {
         self.instance_eval(idx).verdict
+    }
+
+    /// The accounts (subscriptions, projects) running each image, with their instances: one
+    /// pass over the instances, once per evaluated inventory.
+    pub fn image_accounts(&self) -> &ImageAccounts {
+        self.image_accounts
+            .get_or_init(|| ImageAccounts::of(&self.inventory))
     }
 
     /// The image's name, or its key when the name is unknown.
@@ -302,6 +314,13 @@ impl Data {
             IMAGE_LINEAGE => self.lineage_of_image(a).cmp(&self.lineage_of_image(b)),
             IMAGE_AGE => ea.age_days.cmp(&eb.age_days),
             IMAGE_INSTANCES => ia.instances.len().cmp(&ib.instances.len()),
+            IMAGE_ACCOUNTS => {
+                let accounts = self.image_accounts();
+                accounts
+                    .count(a)
+                    .cmp(&accounts.count(b))
+                    .then_with(|| ia.instances.len().cmp(&ib.instances.len()))
+            }
             _ => ea
                 .verdict
                 .cmp(&eb.verdict)
@@ -329,7 +348,8 @@ pub const IMAGE_NAME: usize = 2;
 pub const IMAGE_LINEAGE: usize = 3;
 pub const IMAGE_AGE: usize = 4;
 pub const IMAGE_INSTANCES: usize = 5;
-pub const IMAGE_VERDICT: usize = 6;
+pub const IMAGE_ACCOUNTS: usize = 6;
+pub const IMAGE_VERDICT: usize = 7;
 
 /// The instances' searchable text end to end; `ends[i]` is where instance `i`'s part ends.
 pub struct SearchText {

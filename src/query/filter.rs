@@ -8,7 +8,8 @@
 //! - `field:a,b` any of several values (`verdict:outdated,stale`);
 //! - closed fields (`cloud`, `verdict`, `state`) take only their known values, or a prefix of
 //!   one; `verdict:>=outdated` compares by severity;
-//! - `age:>30`, `uptime:<=7`, `behind:>2`: numeric fields compare with `>`, `>=`, `<`, `<=`, `=`;
+//! - `age:>30`, `uptime:<=7`, `behind:>2`, `accounts:>1`: numeric fields compare with `>`, `>=`,
+//!   `<`, `<=`, `=`;
 //! - `ip:10.0.3.17` one address, `ip:10.0.3.0/24` a network, `ip:internal` a DNS name part;
 //! - `tag:key` or `tag:key=value` on the instance's (or image's) tags;
 //! - `exposed`, `long-lived`, `untrusted-source`: the instance's findings, as bare words;
@@ -42,6 +43,8 @@ pub enum Field {
     Age,
     Uptime,
     Behind,
+    /// How many accounts (subscriptions, projects) run an image.
+    Accounts,
     /// Bare-word findings: they take no value.
     Exposed,
     LongLived,
@@ -76,7 +79,7 @@ const STATES: &[&str] = &[
 ];
 
 impl Field {
-    pub const ALL: [Field; 26] = [
+    pub const ALL: [Field; 27] = [
         Field::Cloud,
         Field::Account,
         Field::Region,
@@ -96,6 +99,7 @@ impl Field {
         Field::Age,
         Field::Uptime,
         Field::Behind,
+        Field::Accounts,
         Field::Exposed,
         Field::LongLived,
         Field::UntrustedSource,
@@ -126,6 +130,7 @@ impl Field {
             Field::Age => "age",
             Field::Uptime => "uptime",
             Field::Behind => "behind",
+            Field::Accounts => "accounts",
             Field::Exposed => "exposed",
             Field::LongLived => "long-lived",
             Field::UntrustedSource => "untrusted-source",
@@ -158,6 +163,7 @@ impl Field {
             Field::Age => "age:>30",
             Field::Uptime => "uptime:<=7",
             Field::Behind => "behind:>2",
+            Field::Accounts => "accounts:>1",
             Field::Exposed => "exposed",
             Field::LongLived => "long-lived",
             Field::UntrustedSource => "untrusted-source",
@@ -190,6 +196,7 @@ impl Field {
             Field::Age => "image age in days",
             Field::Uptime => "days since launch",
             Field::Behind => "newer images in its lineage",
+            Field::Accounts => "accounts (subscriptions, projects) running it",
             Field::Exposed => "has a network exposure finding",
             Field::LongLived => "launched longer ago than the configured limit",
             Field::UntrustedSource => "image from an owner policy.trusted_owners does not name",
@@ -203,7 +210,10 @@ impl Field {
     }
 
     fn numeric(self) -> bool {
-        matches!(self, Field::Age | Field::Uptime | Field::Behind)
+        matches!(
+            self,
+            Field::Age | Field::Uptime | Field::Behind | Field::Accounts
+        )
     }
 
     /// A bare word that takes no value (`exposed`, `drift`, `failed`).
@@ -241,7 +251,7 @@ pub trait Subject {
     fn any_text(&self, field: Field, check: &mut dyn FnMut(&str) -> bool) -> bool {
         self.text(field).is_some_and(check)
     }
-    /// For `age`, `uptime` (days) and `behind` (images).
+    /// For `age`, `uptime` (days), `behind` (images) and `accounts`.
     fn number(&self, _field: Field) -> Option<i64> {
         None
     }
@@ -454,10 +464,10 @@ fn value_matcher(field: Field, value: &str) -> Result<Matcher, String> {
     }
     let (comparison, number) = split_comparison(value).unwrap_or((Comparison::Equal, value));
     let number = number.strip_suffix('d').unwrap_or(number);
-    let unit = if field == Field::Behind {
-        "number of images"
-    } else {
-        "number of days"
+    let unit = match field {
+        Field::Behind => "number of images",
+        Field::Accounts => "number of accounts",
+        _ => "number of days",
     };
     let count = number.parse::<i64>().map_err(|_| {
         format!(
@@ -909,6 +919,20 @@ mod tests {
         let message = error("behind:>many");
         assert!(message.contains("not a number of images"), "{message}");
         assert!(Query::parse("behind:>2", &Field::ALL).is_ok());
+    }
+
+    #[test]
+    fn accounts_count_accounts() {
+        let message = error("accounts:>some");
+        assert!(message.contains("not a number of accounts"), "{message}");
+        for query in [
+            "accounts:>1",
+            "accounts:3",
+            "accounts:<=2",
+            "accounts:>=4,<1",
+        ] {
+            assert!(Query::parse(query, &Field::ALL).is_ok(), "{query}");
+        }
     }
 
     #[test]

@@ -62,6 +62,7 @@ pub const IMAGE_FIELDS: &[Field] = &[
     Field::Tag,
     Field::Age,
     Field::Behind,
+    Field::Accounts,
     Field::UntrustedSource,
 ];
 pub const DRIFT_FIELDS: &[Field] = &[
@@ -317,6 +318,7 @@ impl Subject for ImageSubject<'_> {
         match field {
             Field::Age => eval.age_days,
             Field::Behind => Some(i64::from(eval.behind_by)),
+            Field::Accounts => Some(self.data.image_accounts().count(self.image) as i64),
             _ => None,
         }
     }

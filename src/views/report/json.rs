@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::ReportInput;
+use crate::core::inventory::ImageAccounts;
 use crate::core::model::{Cloud, Group, Image, Instance, SourceStatus};
 use crate::core::policy::{PolicyConfig, TemplateStatus, Verdict, VerdictCounts};
 use crate::snapshot::SCHEMA_VERSION;
@@ -60,6 +61,9 @@ struct ImageRow<'a> {
     verdict: Verdict,
     age_days: Option<i64>,
     instance_count: usize,
+    /// The accounts (AWS accounts, Azure subscriptions, Google Cloud projects) that run it,
+    /// most instances first, then by id: an image shared into many accounts is one image.
+    accounts: Vec<AccountRow<'a>>,
     behind_by: u32,
     behind_since: Option<DateTime<Utc>>,
     golden: Option<&'a str>,
@@ -67,6 +71,12 @@ struct ImageRow<'a> {
     /// Present when `policy.trusted_owners` is set: whether the image's owner is not in it.
     #[serde(skip_serializing_if = "Option::is_none")]
     untrusted_source: Option<bool>,
+}
+
+#[derive(Serialize)]
+struct AccountRow<'a> {
+    account: &'a str,
+    instances: u32,
 }
 
 #[derive(Serialize)]
@@ -100,6 +110,7 @@ pub fn write(input: &ReportInput<'_>, out: &mut dyn Write) -> io::Result<()> {
     let eval = input.eval;
     let key_of = |i: u32| inv.image(i).image.key.as_str();
     let trust_checked = !input.policy.trusted_owners.is_empty();
+    let accounts = ImageAccounts::of(inv);
     let mut sources: Vec<&SourceStatus> = inv.sources().iter().collect();
     sources.sort_by(|a, b| a.name.cmp(&b.name));
     let mut lineage_order: Vec<u32> = (0..inv.lineages().len() as u32).collect();
@@ -146,6 +157,10 @@ pub fn write(input: &ReportInput<'_>, out: &mut dyn Write) -> io::Result<()> {
                     verdict: ie.verdict,
                     age_days: ie.age_days,
                     instance_count: inv.image(i).instances.len(),
+                    accounts: accounts
+                        .of_image(i)
+                        .map(|(account, instances)| AccountRow { account, instances })
+                        .collect(),
                     behind_by: ie.behind_by,
                     behind_since: ie.behind_since,
                     golden: ie.golden.map(key_of),

@@ -421,7 +421,7 @@ impl App {
             }
             Action::DrillDown => self.browse.drill_down(&self.data),
             Action::ShowDetail => {
-                if self.browse.has_detail(self.sources().len()) {
+                if self.browse.has_detail(self.fleet.sources(&self.data)) {
                     self.dialog = Some(Dialog::Detail { scroll: 0 });
                 }
             }
@@ -435,7 +435,10 @@ impl App {
                     effects.push(Effect::Copy(id));
                 }
             }
-            Action::Click { column, row } => self.browse.click(&self.layout, column, row),
+            Action::Click { column, row } => {
+                let sources = self.fleet.sources(&self.data);
+                self.browse.click(&self.layout, column, row, sources);
+            }
             Action::Input(_)
             | Action::DeleteChar
             | Action::ClearInput
@@ -609,8 +612,8 @@ impl App {
     }
 
     fn move_selection(&mut self, delta: isize) {
-        let sources = self.sources().len();
-        self.browse.move_selection(delta, sources);
+        self.browse
+            .move_selection(delta, self.fleet.sources(&self.data));
     }
 
     fn change_sort(&mut self, step: isize) {

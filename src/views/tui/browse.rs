@@ -1,6 +1,6 @@
 //! Browsing: the view on screen, each list view's rows (sorted once, filtered per keystroke),
 //! the Instances view's drill-down scope with the crumbs back, the Drift view's folds, and the
-//! Overview's selected source. It is handed the evaluated fleet and the queue (and which
+//! Overview's selected source (by name, so it stays on the source as the list regroups). It is handed the evaluated fleet and the queue (and which
 //! entries failed), and knows
 //! nothing of marks, dialogs or the app.
 
@@ -9,8 +9,10 @@ use std::collections::HashSet;
 use super::action::View;
 use super::command;
 use super::layout::Layout;
+use super::sources::{self, SourceRow};
 use super::table::{Column, ListState};
 use crate::core::inventory::{GroupIdx, ImageIdx, InstanceIdx, LineageIdx};
+use crate::core::model::SourceStatus;
 use crate::query::data::{self, Data};
 use crate::query::filter::Field;
 use crate::query::subject::{
@@ -86,8 +88,11 @@ pub struct Browse {
     pub queue_rows: ListState<usize>,
     /// The queued instances whose last attempt failed, for the Queue view's `failed`.
     failed: HashSet<String>,
-    /// The Overview's selected source, for its whole error.
-    pub selected_source: usize,
+    /// The Overview's selected source, by name: it moves with its source as the list
+    /// regroups (a failure goes to the top of its cloud). `None`: the list's first.
+    selected_source: Option<String>,
+    /// The first line shown of the Overview's source list, which each frame sets.
+    pub source_offset: usize,
     crumbs: Vec<Crumb>,
 }
 
@@ -104,7 +109,8 @@ impl Default for Browse {
             groups_folded: false,
             queue_rows: ListState::new(0, false),
             failed: HashSet::new(),
-            selected_source: 0,
+            selected_source: None,
+            source_offset: 0,
             crumbs: Vec::new(),
         }
     }
@@ -365,7 +371,7 @@ impl Browse {
     /// The scroll offset of the current view's list, which each frame sets.
     pub fn list_offset_mut(&mut self) -> Option<&mut usize> {
         match self.view {
-            View::Overview => None,
+            View::Overview => Some(&mut self.source_offset),
             View::Images => Some(&mut self.images.offset),
             View::Instances => Some(&mut self.instances.offset),
             View::Drift => Some(&mut self.drift.offset),
@@ -373,11 +379,18 @@ impl Browse {
         }
     }
 
-    pub fn move_selection(&mut self, delta: isize, sources: usize) {
+    pub fn move_selection(&mut self, delta: isize, sources: &[SourceStatus]) {
         match self.view {
             View::Overview => {
-                let last = sources.saturating_sub(1);
-                self.selected_source = self.selected_source.saturating_add_signed(delta).min(last);
+                let order = sources::order(sources);
+                let at = self
+                    .selected_source(sources)
+                    .and_then(|s| order.iter().position(|&o| o == s))
+                    .unwrap_or(0);
+                let to = at
+                    .saturating_add_signed(delta)
+                    .min(order.len().saturating_sub(1));
+                self.selected_source = order.get(to).map(|&s| sources[s].name.clone());
             }
             View::Images => self.images.move_by(delta),
             View::Instances => self.instances.move_by(delta),
@@ -656,7 +669,16 @@ impl Browse {
         }
     }
 
-    pub fn click(&mut self, layout: &Layout, column: u16, row: u16) {
+    /// The Overview's selected source, as a position in `sources`: the one selected by name,
+    /// else (none yet, or it is gone) the first the list shows.
+    pub fn selected_source(&self, sources: &[SourceStatus]) -> Option<usize> {
+        self.selected_source
+            .as_deref()
+            .and_then(|name| sources.iter().position(|s| s.name == name))
+            .or_else(|| sources::order(sources).first().copied())
+    }
+
+    pub fn click(&mut self, layout: &Layout, column: u16, row: u16, sources: &[SourceStatus]) {
         let tabs = layout.tabs;
         if row == tabs.y && column >= tabs.x && column < tabs.x + tabs.width {
             if let Some(view) = super::layout::tab_at(column - tabs.x) {
@@ -670,7 +692,14 @@ impl Browse {
         }
         let position = usize::from(row - rows.y);
         match self.view {
-            View::Overview => {}
+            View::Overview => {
+                // A cloud's header selects nothing.
+                if let Some(&SourceRow::Source(s)) =
+                    sources::rows(sources).get(self.source_offset + position)
+                {
+                    self.selected_source = Some(sources[s].name.clone());
+                }
+            }
             View::Images => self.images.select(self.images.offset + position),
             View::Instances => self.instances.select(self.instances.offset + position),
             View::Drift => self.drift.select(self.drift.offset + position),
@@ -679,9 +708,9 @@ impl Browse {
     }
 
     /// Whether the selected row has a detail pane.
-    pub fn has_detail(&self, sources: usize) -> bool {
+    pub fn has_detail(&self, sources: &[SourceStatus]) -> bool {
         match self.view {
-            View::Overview => self.selected_source < sources,
+            View::Overview => self.selected_source(sources).is_some(),
             View::Images => self.images.selected_row().is_some(),
             View::Instances => self.instances.selected_row().is_some(),
             View::Drift => self.drift.selected_row().is_some(),

@@ -38,9 +38,9 @@ pub fn content(app: &App) -> Option<(String, Vec<Line<'static>>)> {
             .selected_row()
             .map(|e| (" Queued instance ".to_owned(), queue_lines(app, e))),
         View::Overview => app
-            .sources()
-            .get(app.browse.selected_source)
-            .map(|s| (" Source ".to_owned(), source_lines(app, s))),
+            .browse
+            .selected_source(app.sources())
+            .map(|s| (" Source ".to_owned(), source_lines(app, &app.sources()[s]))),
         View::Drift => app.browse.drift.selected_row().map(|row| match row {
             DriftRow::Lineage(l) => (" Lineage ".to_owned(), lineage_lines(&app.data, l)),
             DriftRow::Image(i) => (" Image ".to_owned(), image_lines(&app.data, i)),
@@ -358,8 +358,59 @@ fn image_lines(data: &Data, i: ImageIdx) -> Vec<Line<'static>> {
         ));
     }
     lines.push(fact("instances", entry.instances.len().to_string()));
+    account_lines(&mut lines, data, i);
     tag_lines(&mut lines, image.tags.iter());
     lines
+}
+
+/// Accounts shown by name in an image's detail; the rest are counted.
+const ACCOUNTS_SHOWN: usize = 8;
+
+/// The accounts (subscriptions, projects) that run the image, most instances first: an image
+/// shared from a factory account into many others is one image running in all of them.
+fn account_lines(lines: &mut Vec<Line<'static>>, data: &Data, image: ImageIdx) {
+    let accounts = data.image_accounts();
+    let all = accounts.of_image(image);
+    let count = all.len();
+    if count == 0 {
+        lines.push(fact("accounts", "none: no instance runs it"));
+        return;
+    }
+    let width = accounts
+        .of_image(image)
+        .take(ACCOUNTS_SHOWN)
+        .map(|(account, _)| account.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut rest = 0;
+    for (n, (account, instances)) in all.enumerate() {
+        if n >= ACCOUNTS_SHOWN {
+            rest += instances;
+            continue;
+        }
+        let label = match n {
+            0 if count == 1 => "account",
+            0 => "accounts",
+            _ => "",
+        };
+        lines.push(fact(
+            label,
+            format!(
+                "{account:<width$}  {}",
+                plural(instances as usize, "instance")
+            ),
+        ));
+    }
+    if count > ACCOUNTS_SHOWN {
+        lines.push(fact(
+            "",
+            format!(
+                "and {} more ({})",
+                count - ACCOUNTS_SHOWN,
+                plural(rest as usize, "instance")
+            ),
+        ));
+    }
 }
 
 fn source_lines(app: &App, source: &SourceStatus) -> Vec<Line<'static>> {
@@ -367,6 +418,9 @@ fn source_lines(app: &App, source: &SourceStatus) -> Vec<Line<'static>> {
         Line::from(source.name.clone()).bold(),
         fact("cloud", source.cloud.as_str()),
     ];
+    if let Some(account) = &source.account {
+        lines.push(fact("account", account.clone()));
+    }
     let (state, style) = match &source.state {
         SourceState::Waiting => ("waiting".to_owned(), Style::new().fg(Color::DarkGray)),
         SourceState::Collecting => ("collecting".to_owned(), Style::new().fg(Color::Yellow)),

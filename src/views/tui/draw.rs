@@ -7,8 +7,11 @@ use ratatui::Frame;
 use ratatui::buffer::CellWidth;
 use ratatui::layout::{Constraint, Layout as Split, Rect};
 use ratatui::style::{Color, Style, Stylize};
+use ratatui::symbols;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::widgets::{
+    Block, Borders, Cell, Clear, LineGauge, Paragraph, Row, Table, TableState, Wrap,
+};
 
 use super::action::View;
 use super::app::{App, DriftRow};
@@ -20,9 +23,10 @@ use super::layout::{
 };
 use super::marks::Marked;
 use super::rollout_state::Ended;
+use super::sources::{self, SourceCounts, SourceRow, Standing};
 use super::style::{escaped, phase_style, verdict_style};
 use super::table::{Column, Cut, ListState};
-use crate::core::model::{Cloud, SourceState};
+use crate::core::model::{Cloud, SourceState, SourceStatus};
 use crate::core::policy::{TemplateStatus, Verdict};
 use crate::query::data::{AGE_BUCKETS, Data, short_id};
 use crate::queue::Strategy;
@@ -49,10 +53,7 @@ pub fn draw(frame: &mut Frame, app: &App) -> Layout {
     .areas(frame.area());
     draw_tabs(frame, app, tabs);
     let (rows, offset) = match app.browse.view {
-        View::Overview => {
-            draw_overview(frame, app, body);
-            (Rect::default(), 0)
-        }
+        View::Overview => draw_overview(frame, app, body),
         View::Images => draw_images(frame, app, body),
         View::Instances => draw_instances(frame, app, body),
         View::Drift => draw_drift(frame, app, body),
@@ -749,6 +750,7 @@ fn draw_images(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
         area,
     };
     let data = &app.data;
+    let accounts = data.image_accounts();
     draw_list(frame, &app.browse.images, spec, |i| {
         let entry = data.inventory.image(i);
         let eval = data.image_eval(i);
@@ -760,6 +762,7 @@ fn draw_images(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
             text(data.lineage_of_image(i).unwrap_or("").to_owned()),
             text(days(eval.age_days)),
             text(entry.instances.len().to_string()),
+            text(accounts.count(i).to_string()),
             text(eval.verdict.as_str()).style(verdict_style(eval.verdict)),
         ];
         let style = if entry.instances.is_empty() {
@@ -1413,28 +1416,36 @@ fn draw_help(frame: &mut Frame, view: View, scroll: u16, screen: Rect) {
 
 // ---- overview -------------------------------------------------------------------------------
 
-fn draw_overview(frame: &mut Frame, app: &App, area: Rect) {
+/// Returns where the source list's lines went and its scroll offset.
+fn draw_overview(frame: &mut Frame, app: &App, area: Rect) -> (Rect, usize) {
     let data = &app.data;
     let clouds: Vec<Cloud> = data.eval.by_cloud.keys().copied().collect();
     let note = stale_note(app.policy().max_image_age_days);
-    let split = Split::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]);
+    // The counts need 66 columns at most: what a wide screen has beyond goes to the sources.
+    let fleet_columns = (area.width * 55 / 100).min(66);
+    let split = Split::horizontal([Constraint::Length(fleet_columns), Constraint::Min(0)]);
     // The box's inner width, to know how many lines the note wraps to.
     let [fleet_width, _] = split.areas(area);
     let note_lines = wrapped_lines(&note, fleet_width.width.saturating_sub(2));
-    // Tall enough for every source and the note, within half the screen.
-    let wanted = (clouds.len() + 4 + note_lines).max(app.sources().len() + 2) as u16;
+    let rows = sources::rows(app.sources());
+    let counts = SourceCounts::of(app.sources());
+    // Tall enough for every source (with its cloud's header, the summary and the progress
+    // bar) and the note, within half the screen; past that the sources scroll.
+    let progress = usize::from(app.fleet.collecting());
+    let wanted = (clouds.len() + 4 + note_lines).max(rows.len() + 3 + progress) as u16;
     let [top, bottom] = Split::vertical([
         Constraint::Length(wanted.min(area.height / 2)),
         Constraint::Min(4),
     ])
     .areas(area);
-    let [fleet, sources] = split.areas(top);
+    let [fleet, sources_area] = split.areas(top);
     let [ages, lineages] =
         Split::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(bottom);
     draw_fleet_totals(frame, data, &clouds, &note, fleet);
-    draw_sources(frame, app, sources);
+    let listed = draw_sources(frame, app, &rows, counts, sources_area);
     draw_age_histogram(frame, data, ages);
     draw_lagging_lineages(frame, data, lineages);
+    listed
 }
 
 /// What the STALE column counts, said under it: a verdict, one per instance and the most
@@ -1534,59 +1545,207 @@ fn draw_fleet_totals(frame: &mut Frame, data: &Data, clouds: &[Cloud], note: &st
     );
 }
 
-fn draw_sources(frame: &mut Frame, app: &App, area: Rect) {
-    let lines: Vec<Line> = app
-        .sources()
+/// The sources: how many stand where (and while collecting, a bar of those ended), then the
+/// list by cloud, each under a header with its counts, failures first, scrolled to keep the
+/// selected source in view. Returns where the list's lines went and the offset chosen.
+fn draw_sources(
+    frame: &mut Frame,
+    app: &App,
+    rows: &[SourceRow],
+    counts: SourceCounts,
+    area: Rect,
+) -> (Rect, usize) {
+    let block = Block::bordered().title(" Sources (j/k, Enter: all of it) ");
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let sources = app.sources();
+    if sources.is_empty() {
+        frame.render_widget(Paragraph::new("no sources yet").dim(), inner);
+        return (Rect::default(), 0);
+    }
+    let mut summary = vec![Span::styled(
+        format!("{}: ", count(counts.total(), "source")),
+        Style::new().bold(),
+    )];
+    summary.extend(count_spans(counts));
+    let summary = Line::from(summary);
+    let summary_height = wrapped_lines(&summary.to_string(), inner.width) as u16;
+    let collecting = app.fleet.collecting();
+    let [summary_area, progress_area, list_area] = Split::vertical([
+        Constraint::Length(summary_height),
+        Constraint::Length(u16::from(collecting)),
+        Constraint::Min(0),
+    ])
+    .areas(inner);
+    frame.render_widget(
+        Paragraph::new(summary).wrap(Wrap { trim: true }),
+        summary_area,
+    );
+    if collecting {
+        let (ended, total) = (counts.ended(), counts.total());
+        frame.render_widget(
+            LineGauge::default()
+                .ratio(ended as f64 / total.max(1) as f64)
+                .label(format!("{ended}/{total} ended "))
+                .filled_symbol(symbols::line::THICK_HORIZONTAL)
+                .filled_style(Style::new().fg(Color::Yellow))
+                .unfilled_style(Style::new().dim()),
+            progress_area,
+        );
+    }
+    let selected = app.browse.selected_source(sources);
+    let selected_row = rows
+        .iter()
+        .position(|&row| selected.is_some_and(|s| row == SourceRow::Source(s)))
+        .unwrap_or(0);
+    let height = usize::from(list_area.height);
+    let offset = sources::offset_for(rows, selected_row, app.browse.source_offset, height);
+    // Each cloud's names and ids are sized apart: a header separates them, and an AWS account
+    // id need not make room for an Azure subscription id.
+    let widths = Cloud::ALL
+        .map(|cloud| SourceWidths::of(sources.iter().filter(|s| s.cloud == cloud), inner.width));
+    let lines: Vec<Line> = rows
         .iter()
         .enumerate()
-        .map(|(n, s)| {
-            let (state, style) = match &s.state {
-                SourceState::Waiting => ("waiting".to_owned(), Style::new().fg(Color::DarkGray)),
-                SourceState::Skipped { reason } => {
-                    (format!("skipped: {reason}"), Style::new().dim())
+        .skip(offset)
+        .take(height)
+        .map(|(at, &row)| match row {
+            SourceRow::Cloud(cloud, counts) => {
+                let mut spans = vec![
+                    Span::styled(cloud.as_str(), Style::new().bold().fg(Color::Cyan)),
+                    Span::styled(
+                        format!(" · {}: ", count(counts.total(), "source")),
+                        Style::new().bold(),
+                    ),
+                ];
+                spans.extend(count_spans(counts));
+                Line::from(spans)
+            }
+            SourceRow::Source(s) => {
+                let source = &sources[s];
+                let line = source_line(source, widths[source.cloud as usize]);
+                if at == selected_row {
+                    line.reversed()
+                } else {
+                    line
                 }
-                SourceState::Collecting => (
-                    match s.expected_pages {
-                        Some(total) => format!("collecting {}/{total} pages", s.pages),
-                        None => format!("collecting, {} pages", s.pages),
-                    },
-                    Style::new().fg(Color::Yellow),
-                ),
-                SourceState::Done if s.warnings.is_empty() => {
-                    ("done".to_owned(), Style::new().fg(Color::Green))
-                }
-                SourceState::Done => (
-                    format!("done, {}", s.warnings.join("; ")),
-                    Style::new().fg(Color::Yellow),
-                ),
-                SourceState::Incomplete { error } => {
-                    (format!("incomplete: {error}"), Style::new().fg(Color::Red))
-                }
-                SourceState::Failed { error } => {
-                    (format!("failed: {error}"), Style::new().fg(Color::Red))
-                }
-            };
-            let line = Line::from(vec![
-                Span::raw(format!("{:<14} {:>7} ", s.name, s.instances)),
-                Span::styled(state, style),
-            ]);
-            if n == app.browse.selected_source {
-                line.reversed()
-            } else {
-                line
             }
         })
         .collect();
-    let empty = lines.is_empty();
-    let paragraph = if empty {
-        Paragraph::new("no sources yet").dim()
-    } else {
-        Paragraph::new(escaped(lines))
+    frame.render_widget(Paragraph::new(escaped(lines)), list_area);
+    (list_area, offset)
+}
+
+/// "3 failed, 190 done": the counts that are not zero, each in its colour.
+fn count_spans(counts: SourceCounts) -> Vec<Span<'static>> {
+    let mut spans = Vec::new();
+    for (standing, n) in counts.present() {
+        if !spans.is_empty() {
+            spans.push(Span::raw(", "));
+        }
+        spans.push(Span::styled(
+            format!("{n} {}", standing.label()),
+            standing_style(standing),
+        ));
+    }
+    spans
+}
+
+fn standing_style(standing: Standing) -> Style {
+    match standing {
+        Standing::Failed | Standing::Incomplete => Style::new().fg(Color::Red),
+        Standing::InProgress => Style::new().fg(Color::Yellow),
+        Standing::Waiting => Style::new().fg(Color::DarkGray),
+        Standing::Done => Style::new().fg(Color::Green),
+        Standing::Skipped => Style::new().dim(),
+    }
+}
+
+/// How wide a cloud's names and account ids are in the source list: as wide as the widest of
+/// the cloud's (all of them, so the columns hold still while the list scrolls), the name up to
+/// half the line, the account (an Azure subscription id is 36 columns) only in what leaves the
+/// state 16 (Enter shows the whole of it).
+#[derive(Debug, Clone, Copy)]
+struct SourceWidths {
+    name: usize,
+    /// Zero: no account is shown.
+    account: usize,
+}
+
+impl SourceWidths {
+    /// Instances: a space and seven digits, then a space before the state.
+    const INSTANCES: usize = 9;
+    const STATE: usize = 16;
+
+    fn of<'a>(sources: impl Iterator<Item = &'a SourceStatus>, width: u16) -> SourceWidths {
+        let width = usize::from(width);
+        let (name, account) = sources.fold((0, 0), |(name, account), s| {
+            (
+                display_width(&s.name).max(name),
+                s.account.as_deref().map_or(0, display_width).max(account),
+            )
+        });
+        let name = name.clamp(14, (width / 2).max(14));
+        let room = width.saturating_sub(name + 1 + Self::INSTANCES + Self::STATE);
+        let account = account.min(room);
+        SourceWidths {
+            name,
+            // A few characters of an id tell nothing: then none.
+            account: if account < 6 { 0 } else { account },
+        }
+    }
+}
+
+/// A source's line: its name and, when the name is not it, its account (subscription,
+/// project) id, its instances, and where it stands or what went wrong.
+fn source_line(s: &SourceStatus, widths: SourceWidths) -> Line<'static> {
+    let pad = |text: Cow<'_, str>, width: usize| {
+        let gap = width.saturating_sub(display_width(&text));
+        format!("{text}{:gap$}", "")
     };
-    frame.render_widget(
-        paragraph.block(Block::bordered().title(" Sources (j/k, Enter: all of it) ")),
-        area,
-    );
+    let column = |width: usize| u16::try_from(width).unwrap_or(u16::MAX);
+    let mut spans = vec![Span::raw(pad(
+        cut(&s.name, column(widths.name), Cut::Middle),
+        widths.name,
+    ))];
+    if widths.account > 0 {
+        let account = s.account.as_deref().unwrap_or("");
+        spans.push(Span::styled(
+            format!(
+                " {}",
+                pad(
+                    cut(account, column(widths.account), Cut::Middle),
+                    widths.account
+                )
+            ),
+            Style::new().dim(),
+        ));
+    }
+    let (state, style) = match &s.state {
+        SourceState::Collecting => (
+            match s.expected_pages {
+                Some(total) => format!("collecting {}/{total} pages", s.pages),
+                None => format!("collecting, {} pages", s.pages),
+            },
+            Style::new().fg(Color::Yellow),
+        ),
+        SourceState::Done if !s.warnings.is_empty() => (
+            format!("done, {}", s.warnings.join("; ")),
+            Style::new().fg(Color::Yellow),
+        ),
+        SourceState::Skipped { reason } => (format!("skipped: {reason}"), Style::new().dim()),
+        SourceState::Incomplete { error } => {
+            (format!("incomplete: {error}"), Style::new().fg(Color::Red))
+        }
+        SourceState::Failed { error } => (format!("failed: {error}"), Style::new().fg(Color::Red)),
+        state => {
+            let standing = Standing::of(state);
+            (standing.label().to_owned(), standing_style(standing))
+        }
+    };
+    spans.push(Span::raw(format!(" {:>7} ", s.instances)));
+    spans.push(Span::styled(state, style));
+    Line::from(spans)
 }
 
 fn draw_age_histogram(frame: &mut Frame, data: &Data, area: Rect) {

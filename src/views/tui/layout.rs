@@ -34,6 +34,8 @@ pub const IMAGE_COLUMNS: &[Column] = &[
     column("LINEAGE", 14, true, 7).cut(Cut::Middle),
     column("AGE", 5, false, 8),
     column("INSTANCES", 9, false, 8),
+    // How many accounts (subscriptions, projects) run it: a shared image's spread.
+    column("ACCOUNTS", 8, false, 4),
     column("VERDICT", 8, false, 10),
 ];
 pub const DRIFT_COLUMNS: &[Column] = &[

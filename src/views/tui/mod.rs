@@ -22,6 +22,7 @@ pub mod marks;
 pub mod queue_state;
 pub mod rollout_state;
 pub mod save;
+pub mod sources;
 pub mod style;
 pub mod table;
 
