@@ -260,6 +260,22 @@ async fn every_account_is_collected_through_its_role_and_one_refusal_fails_alone
         .collect();
     assert_eq!(images.iter().filter(|i| **i == GOLDEN).count(), 1);
     assert_eq!(images.iter().filter(|i| **i == OLD).count(), 1);
+    // With the accounts that run it: every account reached, one instance each.
+    let golden = common::report::find(&report, "images", "key", GOLDEN);
+    let accounts: BTreeSet<&str> = golden["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            assert_eq!(a["instances"], 1, "{a}");
+            a["account"].as_str().unwrap()
+        })
+        .collect();
+    let reached: BTreeSet<&str> = (0..30)
+        .filter(|n| ![SUSPENDED, REFUSED].contains(n))
+        .map(|n| org.id(n))
+        .collect();
+    assert_eq!(accounts, reached);
 
     // The fewest calls: two pages of ListAccounts for 31 accounts, one AssumeRole per member
     // account reached (none for the suspended one or the management account).
