@@ -1,10 +1,12 @@
 //! The command line: flags and subcommands, nothing else.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
+use crate::snapshot::Location;
 use crate::views::diff::DiffFormat;
 use crate::views::report::Format;
 
@@ -35,6 +37,16 @@ pub struct GlobalArgs {
     /// Evaluate at this time instead of now (RFC 3339), for reproducible reports.
     #[arg(long, global = true, value_name = "RFC3339", value_parser = parse_now)]
     pub now: Option<DateTime<Utc>>,
+
+    /// File whose first line is a bearer token: `serve` answers /snapshot only to requests
+    /// that carry it; a snapshot URL (`--snapshot URL`, `diff URL`) is fetched with it.
+    #[arg(
+        long,
+        global = true,
+        env = "FLEETSCOPE_TOKEN_FILE",
+        value_name = "FILE"
+    )]
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -91,10 +103,11 @@ pub struct RunArgs {
     #[arg(long = "gcp-organization", global = true, value_name = "ID")]
     pub gcp_organizations: Vec<String>,
 
-    /// Read a saved snapshot (or JSON report) instead of collecting.
+    /// Read a saved snapshot (or JSON report) instead of collecting: a file, or the http(s)
+    /// URL of a `fleetscope serve`'s /snapshot.
     // The conflict is declared here, not on the global --demo: subcommands have no --snapshot.
-    #[arg(long, value_name = "FILE", conflicts_with = "demo")]
-    pub snapshot: Option<PathBuf>,
+    #[arg(long, value_name = "FILE|URL", value_parser = clap::value_parser!(Location), conflicts_with = "demo")]
+    pub snapshot: Option<Location>,
 
     /// Also save what was collected as a snapshot.
     #[arg(long, value_name = "FILE")]
@@ -145,10 +158,13 @@ pub struct RunArgs {
 pub enum Command {
     /// Print the effective config and where each value came from.
     Config,
-    /// Show what changed between two snapshots (or JSON reports).
+    /// Show what changed between two snapshots (or JSON reports), each a file or an http(s)
+    /// URL.
     Diff {
-        old: PathBuf,
-        new: PathBuf,
+        #[arg(value_name = "OLD", value_parser = clap::value_parser!(Location))]
+        old: Location,
+        #[arg(value_name = "NEW", value_parser = clap::value_parser!(Location))]
+        new: Location,
         #[arg(long, value_enum, default_value = "md")]
         format: DiffFormat,
         /// Write here instead of stdout.
@@ -164,6 +180,39 @@ pub enum Command {
         #[command(subcommand)]
         action: QueueAction,
     },
+    /// Collect on an interval and serve the fleet read-only: Prometheus metrics at /metrics,
+    /// the latest snapshot at /snapshot, /healthz. Nothing can be changed over HTTP.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (HOST:PORT). Anything but loopback needs --token-file.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+    pub listen: String,
+
+    /// Time from one collection's start to the next: 90s, 15m, 1h, 1h30m. Collections never
+    /// overlap: one that runs longer delays the next.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_interval)]
+    pub interval: Duration,
+
+    /// Serve this snapshot, a file or another serve's URL, read again every interval, instead
+    /// of collecting.
+    #[arg(long, value_name = "FILE|URL", value_parser = clap::value_parser!(Location), conflicts_with = "demo")]
+    pub snapshot: Option<Location>,
+
+    /// Also write each collection's snapshot into this directory (private, created if
+    /// missing), named by the time it was taken, for `diff` across days.
+    #[arg(long, value_name = "DIR")]
+    pub keep_snapshots: Option<PathBuf>,
+
+    /// How many kept snapshots stay: the oldest beyond this are removed.
+    #[arg(long, value_name = "N", default_value_t = 96, requires = "keep_snapshots", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub keep: u32,
+
+    /// Ask for the token on /metrics too (by default only /snapshot needs it).
+    #[arg(long, requires = "token_file")]
+    pub token_metrics: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -194,9 +243,9 @@ pub enum QueueAction {
         /// What to queue, e.g. 'lineage:web* verdict:outdated' or an AMI id.
         #[arg(long, value_name = "QUERY")]
         filter: String,
-        /// Read this snapshot instead of collecting.
-        #[arg(long, value_name = "FILE")]
-        snapshot: Option<PathBuf>,
+        /// Read this snapshot (a file or URL) instead of collecting.
+        #[arg(long, value_name = "FILE|URL", value_parser = clap::value_parser!(Location))]
+        snapshot: Option<Location>,
         /// Do not ask, however many it queues (ui.confirm_queue_over asks above that many).
         #[arg(long)]
         yes: bool,
@@ -207,9 +256,9 @@ pub enum QueueAction {
         /// What to take off, e.g. 'cloud:azure' or an instance id.
         #[arg(long, value_name = "QUERY")]
         filter: String,
-        /// Read this snapshot instead of collecting.
-        #[arg(long, value_name = "FILE")]
-        snapshot: Option<PathBuf>,
+        /// Read this snapshot (a file or URL) instead of collecting.
+        #[arg(long, value_name = "FILE|URL", value_parser = clap::value_parser!(Location))]
+        snapshot: Option<Location>,
     },
     /// Empty the queue (nothing in any cloud changes).
     Clear {
@@ -228,6 +277,48 @@ fn parse_demo_size(text: &str) -> Result<usize, String> {
     }
 }
 
+/// A duration as people write one: `90s`, `15m`, `1h30m`, `1d`; a bare number is seconds.
+/// From one second to 30 days.
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
+    const HINT: &str = "expected a duration such as 30s, 15m, 1h or 1h30m";
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return interval_in_range(Duration::from_secs(seconds));
+    }
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(HINT.to_owned()),
+        };
+        let value: u64 = number.parse().map_err(|_| HINT.to_owned())?;
+        number.clear();
+        total = value
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| HINT.to_owned())?;
+    }
+    if !number.is_empty() || text.is_empty() {
+        return Err(HINT.to_owned());
+    }
+    interval_in_range(Duration::from_secs(total))
+}
+
+fn interval_in_range(interval: Duration) -> Result<Duration, String> {
+    if interval < Duration::from_secs(1) || interval > Duration::from_secs(30 * 86_400) {
+        return Err("expected from 1s to 30d".to_owned());
+    }
+    Ok(interval)
+}
+
 fn parse_now(text: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
@@ -244,4 +335,22 @@ fn parse_fail_on(text: &str) -> Result<crate::views::report::FailOn, String> {
 fn parse_verdict(text: &str) -> Result<crate::core::policy::Verdict, String> {
     crate::views::report::verdict_threshold(text)
         .ok_or_else(|| "expected one of flagged, unknown, outdated, stale".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_read_as_people_write_them() {
+        let secs = |text| parse_interval(text).map(|d| d.as_secs());
+        assert_eq!(secs("90"), Ok(90));
+        assert_eq!(secs("30s"), Ok(30));
+        assert_eq!(secs("15m"), Ok(900));
+        assert_eq!(secs("1h30m"), Ok(5400));
+        assert_eq!(secs("1d"), Ok(86_400));
+        for bad in ["", "0", "0s", "m", "15x", "1h30", "31d", "-5m"] {
+            assert!(secs(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }

@@ -9,15 +9,15 @@ use std::time::Duration;
 use chrono::{DateTime, SubsecRound, Utc};
 use color_eyre::eyre::{Result, WrapErr, eyre};
 
-use crate::cli::{Cli, Command, GlobalArgs, QueueAction, RunArgs};
+use crate::cli::{Cli, Command, GlobalArgs, QueueAction, RunArgs, ServeArgs};
 use crate::clouds::{self, Plan};
 use crate::config::{self, Config, LoadedConfig};
 use crate::core::inventory::{InstanceIdx, Inventory};
 use crate::core::model::SourceState;
 use crate::core::policy;
 use crate::queue::{self, Queue, rollout};
-use crate::snapshot;
-use crate::views::{diff, report, tui};
+use crate::snapshot::{self, Location};
+use crate::views::{diff, report, serve, tui};
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     if let Ok(dir) = queue::data_dir() {
@@ -43,6 +43,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             fail_on,
         }) => run_diff(&cli.global, &old, &new, format, output.as_deref(), fail_on),
         Some(Command::Queue { action }) => run_queue(&cli.global, &cli.run, action),
+        Some(Command::Serve(args)) => run_serve(&cli.global, &cli.run, &args),
         None if cli.run.report => run_report(&cli.global, &cli.run),
         None => run_tui(&cli.global, &cli.run),
     }
@@ -50,6 +51,34 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 
 fn load_config(global: &GlobalArgs) -> Result<LoadedConfig> {
     Ok(config::load(global.config.as_deref(), std::env::vars())?)
+}
+
+/// The bearer token of `--token-file`, if one is given.
+fn token(global: &GlobalArgs) -> Result<Option<String>> {
+    global
+        .token_file
+        .as_deref()
+        .map(crate::remote::read_token)
+        .transpose()
+        .map_err(|e| eyre!(e))
+}
+
+/// A snapshot from a file or a URL, within the config's limits.
+fn load_snapshot(
+    global: &GlobalArgs,
+    loaded: &LoadedConfig,
+    location: &Location,
+) -> Result<snapshot::SnapshotIn> {
+    // The token is read only for a URL: a file needs none, and a bad token file must not
+    // stop a run that never sends it.
+    let token = match location {
+        Location::Url(_) => token(global)?,
+        Location::File(_) => None,
+    };
+    Ok(snapshot::load_from(
+        location,
+        &loaded.config.limits.fetch(token),
+    )?)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -104,7 +133,7 @@ fn inventory_for(
     run: &RunArgs,
     loaded: &LoadedConfig,
 ) -> Result<(Inventory, DateTime<Utc>)> {
-    inventory_from(global, run, loaded, run.snapshot.as_deref())
+    inventory_from(global, run, loaded, run.snapshot.as_ref())
 }
 
 /// The inventory from this snapshot, or collected from the run's sources.
@@ -112,11 +141,11 @@ fn inventory_from(
     global: &GlobalArgs,
     run: &RunArgs,
     loaded: &LoadedConfig,
-    snapshot: Option<&Path>,
+    snapshot: Option<&Location>,
 ) -> Result<(Inventory, DateTime<Utc>)> {
     let rules = loaded.lineage_rules()?;
-    if let Some(path) = snapshot {
-        let snapshot = snapshot::load_within(path, loaded.config.limits.snapshot_max_bytes())?;
+    if let Some(location) = snapshot {
+        let snapshot = load_snapshot(global, loaded, location)?;
         // A snapshot is judged as of when it was taken, unless --now says otherwise.
         let now = global.now.unwrap_or(snapshot.taken_at);
         return Ok((snapshot.into_inventory(rules), now));
@@ -265,8 +294,8 @@ fn run_tui(global: &GlobalArgs, run: &RunArgs) -> Result<ExitCode> {
         fixed_now: global.now,
     };
     let (plan, inventory, fixed_now) = match &run.snapshot {
-        Some(path) => {
-            let snapshot = snapshot::load_within(path, loaded.config.limits.snapshot_max_bytes())?;
+        Some(location) => {
+            let snapshot = load_snapshot(global, &loaded, location)?;
             badges.snapshot = Some(snapshot.taken_at);
             let now = global.now.unwrap_or(snapshot.taken_at);
             (None, snapshot.into_inventory(rules.clone()), Some(now))
@@ -329,17 +358,16 @@ fn run_tui(global: &GlobalArgs, run: &RunArgs) -> Result<ExitCode> {
 
 fn run_diff(
     global: &GlobalArgs,
-    old: &Path,
-    new: &Path,
+    old: &Location,
+    new: &Location,
     format: diff::DiffFormat,
     output: Option<&Path>,
     fail_on: Option<policy::Verdict>,
 ) -> Result<ExitCode> {
     let loaded = load_config(global)?;
     let rules = loaded.lineage_rules()?;
-    let cap = loaded.config.limits.snapshot_max_bytes();
-    let old = snapshot::load_within(old, cap)?;
-    let new = snapshot::load_within(new, cap)?;
+    let old = load_snapshot(global, &loaded, old)?;
+    let new = load_snapshot(global, &loaded, new)?;
     let (old_now, new_now) = (old.taken_at, new.taken_at);
     let old_inventory = old.into_inventory(rules.clone());
     let new_inventory = new.into_inventory(rules);
@@ -357,6 +385,56 @@ fn run_diff(
     );
     write_output(output, |out| diff::write(&changes, format, out))?;
     Ok(fail_on_exit(fail_on.and_then(|v| changes.failure(v))))
+}
+
+/// The shortest bearer token serve accepts: a guessable one would guard nothing.
+const MIN_SERVE_TOKEN: usize = 16;
+
+fn run_serve(global: &GlobalArgs, run: &RunArgs, args: &ServeArgs) -> Result<ExitCode> {
+    let loaded = load_config(global)?;
+    let rules = loaded.lineage_rules()?;
+    let listen = serve::Listen::resolve(&args.listen).map_err(|e| eyre!(e))?;
+    let token = token(global)?;
+    if !listen.loopback && token.is_none() {
+        return Err(eyre!(
+            "--listen {}: not a loopback address, so serve needs --token-file (requests for /snapshot must then carry the token)",
+            args.listen
+        ));
+    }
+    if let (Some(token), Some(path)) = (&token, &global.token_file)
+        && token.len() < MIN_SERVE_TOKEN
+    {
+        return Err(eyre!(
+            "{}: the token is shorter than {MIN_SERVE_TOKEN} characters; make one with `openssl rand -hex 32`",
+            path.display()
+        ));
+    }
+    let source = match &args.snapshot {
+        Some(location) => serve::Source::Snapshot {
+            location: location.clone(),
+            fetch: loaded.config.limits.fetch(token.clone()),
+        },
+        None => serve::Source::Collect(plan(run, &loaded, Duration::ZERO)?),
+    };
+    let keep = args
+        .keep_snapshots
+        .as_deref()
+        .map(|dir| serve::Keep::new(dir, args.keep as usize))
+        .transpose()
+        .map_err(|e| eyre!(e))?;
+    serve::run(serve::Options {
+        listen,
+        interval: args.interval,
+        source,
+        rules,
+        policy: loaded.config.policy.clone(),
+        fixed_now: global.now,
+        token,
+        token_metrics: args.token_metrics,
+        keep,
+    })
+    .map_err(|e| eyre!(e))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// To a file atomically, or to stdout; a closed pipe (`| head`) is not an error.
@@ -501,9 +579,9 @@ fn run_queue(global: &GlobalArgs, run: &RunArgs, action: QueueAction) -> Result<
             filter,
             snapshot,
             yes,
-        } => return add_to_queue(global, run, &path, &filter, snapshot.as_deref(), yes),
+        } => return add_to_queue(global, run, &path, &filter, snapshot.as_ref(), yes),
         QueueAction::Remove { filter, snapshot } => {
-            return remove_from_queue(global, run, &path, &filter, snapshot.as_deref());
+            return remove_from_queue(global, run, &path, &filter, snapshot.as_ref());
         }
         _ => {}
     }
@@ -535,7 +613,7 @@ fn select_for_queue(
     global: &GlobalArgs,
     run: &RunArgs,
     query: &str,
-    snapshot: Option<&Path>,
+    snapshot: Option<&Location>,
 ) -> Result<(crate::query::data::Data, Vec<InstanceIdx>)> {
     let loaded = load_config(global)?;
     let parsed = crate::query::filter::Query::parse(query, crate::query::subject::INSTANCE_FIELDS)
@@ -553,7 +631,7 @@ fn add_to_queue(
     run: &RunArgs,
     path: &Path,
     query: &str,
-    snapshot: Option<&Path>,
+    snapshot: Option<&Location>,
     yes: bool,
 ) -> Result<ExitCode> {
     let confirm_over = load_config(global)?.config.ui.confirm_queue_over;
@@ -614,7 +692,7 @@ fn remove_from_queue(
     run: &RunArgs,
     path: &Path,
     query: &str,
-    snapshot: Option<&Path>,
+    snapshot: Option<&Location>,
 ) -> Result<ExitCode> {
     let (data, selected) = select_for_queue(global, run, query, snapshot)?;
     let ids: Vec<&str> = selected

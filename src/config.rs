@@ -61,12 +61,15 @@ impl Default for Config {
 pub struct LimitsConfig {
     /// Largest snapshot (or JSON report) `--snapshot` and `diff` read, in MiB.
     pub snapshot_max_mb: u64,
+    /// Seconds a snapshot fetched from a URL may take, connecting to last byte.
+    pub fetch_timeout_secs: u64,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             snapshot_max_mb: 2048,
+            fetch_timeout_secs: 300,
         }
     }
 }
@@ -74,6 +77,15 @@ impl Default for LimitsConfig {
 impl LimitsConfig {
     pub fn snapshot_max_bytes(&self) -> u64 {
         self.snapshot_max_mb.saturating_mul(1 << 20)
+    }
+
+    /// How a snapshot URL is fetched, with this bearer token if there is one.
+    pub fn fetch(&self, token: Option<String>) -> crate::remote::Fetch {
+        crate::remote::Fetch {
+            cap: self.snapshot_max_bytes(),
+            token,
+            timeout: std::time::Duration::from_secs(self.fetch_timeout_secs),
+        }
     }
 }
 
@@ -115,6 +127,7 @@ pub const BOUNDS: &[Bound] = &[
     bound("rollout.poll_secs", 1, 3600, "seconds"),
     bound("ui.confirm_queue_over", 0, 1_000_000, "instances"),
     bound("limits.snapshot_max_mb", 1, 65_536, "MiB"),
+    bound("limits.fetch_timeout_secs", 1, 86_400, "seconds"),
 ];
 
 const fn bound(key: &'static str, min: i64, max: i64, unit: &'static str) -> Bound {

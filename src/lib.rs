@@ -12,6 +12,7 @@ pub mod files;
 pub mod log;
 pub mod query;
 pub mod queue;
+pub mod remote;
 pub mod snapshot;
 pub mod text;
 pub mod views;

@@ -1,7 +1,11 @@
 //! Saved collections: what `--save-snapshot` writes and `--snapshot` reads back instead of
-//! collecting. A JSON report carries the same fields, so it loads as a snapshot too.
+//! collecting. A JSON report carries the same fields, so it loads as a snapshot too. A
+//! snapshot is read from a file or, from `fleetscope serve`, from an HTTP(S) URL.
 
-use std::path::Path;
+use std::ffi::OsString;
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -76,17 +80,111 @@ pub fn snapshot_of(inventory: &Inventory, taken_at: DateTime<Utc>) -> SnapshotOu
     }
 }
 
+/// The snapshot as its file holds it: pretty JSON and a final newline.
+pub fn write_json(out: &mut dyn Write, snapshot: &SnapshotOut<'_>) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, snapshot).map_err(std::io::Error::other)?;
+    out.write_all(b"\n")
+}
+
+/// The bytes `save` would write for this inventory.
+pub fn to_json(inventory: &Inventory, taken_at: DateTime<Utc>) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    write_json(&mut bytes, &snapshot_of(inventory, taken_at))?;
+    Ok(bytes)
+}
+
 pub fn save(
     path: &Path,
     inventory: &Inventory,
     taken_at: DateTime<Utc>,
 ) -> Result<(), SnapshotError> {
     let snapshot = snapshot_of(inventory, taken_at);
-    crate::files::write_atomic(path, |w| {
-        serde_json::to_writer_pretty(&mut *w, &snapshot).map_err(std::io::Error::other)?;
-        w.write_all(b"\n")
+    crate::files::write_atomic(path, |w| write_json(w, &snapshot))
+        .map_err(|e| SnapshotError(format!("{}: cannot write snapshot: {e}", path.display())))
+}
+
+/// Where a snapshot is read from: a file, or an `http://` or `https://` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    File(PathBuf),
+    Url(String),
+}
+
+impl From<OsString> for Location {
+    fn from(text: OsString) -> Location {
+        match text.to_str() {
+            Some(url) if crate::remote::is_url(url) => Location::Url(url.to_owned()),
+            _ => Location::File(PathBuf::from(text)),
+        }
+    }
+}
+
+impl From<&Path> for Location {
+    fn from(path: &Path) -> Location {
+        Location::from(path.as_os_str().to_owned())
+    }
+}
+
+/// A file by its path, a URL without its credentials.
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::File(path) => write!(f, "{}", path.display()),
+            Location::Url(url) => f.write_str(&crate::remote::display(url)),
+        }
+    }
+}
+
+/// Reads and checks a snapshot from a file or a URL, at most `fetch.cap` bytes. Not for
+/// inside an async runtime: a URL is fetched on a runtime of its own.
+pub fn load_from(
+    location: &Location,
+    fetch: &crate::remote::Fetch,
+) -> Result<SnapshotIn, SnapshotError> {
+    match location {
+        Location::File(path) => load_within(path, fetch.cap),
+        Location::Url(_) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| SnapshotError(format!("cannot start the async runtime: {e}")))?;
+            let bytes = runtime.block_on(download(location, fetch))?;
+            parse(&bytes).map_err(|e| SnapshotError(format!("{location}: {e}")))
+        }
+    }
+}
+
+/// The bytes of a snapshot at `location`, unchecked: a file is read on a blocking thread.
+pub async fn fetch_bytes(
+    location: &Location,
+    fetch: &crate::remote::Fetch,
+) -> Result<Vec<u8>, SnapshotError> {
+    match location {
+        Location::File(path) => {
+            let (path, cap) = (path.clone(), fetch.cap);
+            tokio::task::spawn_blocking(move || read_file(&path, cap))
+                .await
+                .map_err(|e| SnapshotError(format!("{location}: cannot read snapshot: {e}")))?
+        }
+        Location::Url(_) => download(location, fetch).await,
+    }
+}
+
+async fn download(
+    location: &Location,
+    fetch: &crate::remote::Fetch,
+) -> Result<Vec<u8>, SnapshotError> {
+    let Location::Url(url) = location else {
+        return Err(SnapshotError(format!("{location}: not a URL")));
+    };
+    crate::remote::get(url, fetch).await.map_err(|e| match e {
+        crate::remote::FetchError::TooBig { .. } => SnapshotError(format!(
+            "{location}: the snapshot is {e} (limits.snapshot_max_mb; raise it in the config or with FLEETSCOPE_LIMITS_SNAPSHOT_MAX_MB)"
+        )),
+        crate::remote::FetchError::Other(_) => {
+            SnapshotError(format!("{location}: cannot fetch snapshot: {e}"))
+        }
     })
-    .map_err(|e| SnapshotError(format!("{}: cannot write snapshot: {e}", path.display())))
 }
 
 /// Reads and checks a snapshot (or JSON report) file no larger than the default
@@ -100,16 +198,21 @@ pub fn load(path: &Path) -> Result<SnapshotIn, SnapshotError> {
 
 /// Reads and checks a snapshot (or JSON report) file of at most `cap` bytes.
 pub fn load_within(path: &Path, cap: u64) -> Result<SnapshotIn, SnapshotError> {
+    let bytes = read_file(path, cap)?;
+    parse(&bytes).map_err(|e| SnapshotError(format!("{}: {e}", path.display())))
+}
+
+/// The bytes of a snapshot file of at most `cap` bytes.
+fn read_file(path: &Path, cap: u64) -> Result<Vec<u8>, SnapshotError> {
     let name = path.display();
-    let bytes = crate::files::read_capped(path, cap).map_err(|e| match e {
+    crate::files::read_capped(path, cap).map_err(|e| match e {
         crate::files::ReadError::TooBig { .. } => SnapshotError(format!(
             "{name}: the snapshot is {e} (limits.snapshot_max_mb; raise it in the config or with FLEETSCOPE_LIMITS_SNAPSHOT_MAX_MB)"
         )),
         crate::files::ReadError::Io(e) => {
             SnapshotError(format!("{name}: cannot read snapshot: {e}"))
         }
-    })?;
-    parse(&bytes).map_err(|e| SnapshotError(format!("{name}: {e}")))
+    })
 }
 
 /// Parses snapshot bytes; the error says what is wrong without the file name.

@@ -1,7 +1,9 @@
-//! Everything a person reads: the interactive UI, the one-shot report and the snapshot diff.
+//! Everything a person reads: the interactive UI, the one-shot report, the snapshot diff, and
+//! the fleet served to a team (`serve`: metrics and the latest snapshot).
 
 pub mod diff;
 pub mod report;
+pub mod serve;
 pub mod tui;
 
 /// How many entries a one-line finding names before it says how many more there are.
