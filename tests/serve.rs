@@ -529,13 +529,15 @@ fn sigterm_ends_serve_with_exit_0_even_mid_collection() {
         .text()
         .contains("fleetscope_collection_in_progress 1")
     {
-        assert!(start.elapsed() < Duration::from_secs(10), "no collection started");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no collection started"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let asked = Instant::now();
-    let status = server.terminate(Duration::from_secs(10));
+    // Seconds at most on an idle machine; the bound leaves room for a loaded one.
+    let status = server.terminate(Duration::from_secs(30));
     assert_eq!(status.code(), Some(0), "{:#?}", server.log());
-    assert!(asked.elapsed() < Duration::from_secs(10));
     let log = server.log();
     assert!(
         log.iter().any(|l| l.contains("collection 1 abandoned")),
@@ -566,7 +568,7 @@ fn a_slow_client_stalls_no_collection_and_no_other_client() {
     let start = Instant::now();
     let metrics = get(&server.url("/metrics"), &[]);
     assert_eq!(metrics.status, 200);
-    assert!(start.elapsed() < Duration::from_secs(2));
+    assert!(start.elapsed() < Duration::from_secs(5));
     assert!(metrics.text().contains("fleetscope_collections_total "));
     // The unfinished request is dropped once its headers are overdue.
     loris
@@ -576,7 +578,7 @@ fn a_slow_client_stalls_no_collection_and_no_other_client() {
     let started = Instant::now();
     let read = loris.read(&mut buf);
     assert!(
-        matches!(read, Ok(_)) && started.elapsed() < Duration::from_secs(20),
+        read.is_ok() && started.elapsed() < Duration::from_secs(20),
         "the slow request was not closed: {read:?}"
     );
     drop(sleeper);

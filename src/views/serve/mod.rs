@@ -169,7 +169,11 @@ pub fn run(options: Options) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(serve(options))
+    let result = runtime.block_on(serve(options));
+    // A source's task that is still busy (a demo fleet being generated, a call in flight)
+    // does not hold the exit up for long.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    result
 }
 
 async fn serve(options: Options) -> Result<(), String> {

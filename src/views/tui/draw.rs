@@ -255,12 +255,12 @@ fn badges(app: &App, long: bool) -> Vec<Span<'static>> {
         spans.extend(badge("DEMO".to_owned(), Color::Magenta));
     }
     if let Some(taken) = b.snapshot {
-        let age = crate::core::policy::days_between(taken, chrono::Utc::now());
+        let age = snapshot_age(taken, chrono::Utc::now());
         spans.extend(badge(
             if long {
-                format!("SNAPSHOT {} · {age}d old", taken.format("%Y-%m-%d %H:%M"))
+                format!("SNAPSHOT {} · {age} old", taken.format("%Y-%m-%d %H:%M"))
             } else {
-                format!("SNAP {age}d")
+                format!("SNAP {age}")
             },
             Color::Yellow,
         ));
@@ -1827,9 +1827,35 @@ fn draw_lagging_lineages(frame: &mut Frame, data: &Data, area: Rect) {
     );
 }
 
+/// A snapshot's age as its badge shows it: minutes for one a `serve` took this hour, hours
+/// for today's, days after that.
+fn snapshot_age(
+    taken: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> String {
+    let minutes = (now - taken).num_minutes().max(0);
+    match minutes {
+        0..60 => format!("{minutes}m"),
+        60..2880 => format!("{}h", minutes / 60),
+        _ => format!("{}d", minutes / 1440),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_snapshot_badge_shows_minutes_hours_or_days() {
+        let now: chrono::DateTime<chrono::Utc> = "2026-11-01T12:00:00Z".parse().unwrap();
+        let ago = |minutes| snapshot_age(now - chrono::Duration::minutes(minutes), now);
+        assert_eq!(ago(0), "0m");
+        assert_eq!(ago(14), "14m");
+        assert_eq!(ago(90), "1h");
+        assert_eq!(ago(47 * 60), "47h");
+        assert_eq!(ago(3 * 1440), "3d");
+        assert_eq!(snapshot_age(now + chrono::Duration::minutes(5), now), "0m");
+    }
 
     #[test]
     fn columns_fit_any_width_by_dropping_the_least_important() {
