@@ -33,6 +33,9 @@ fn best<T>(runs: usize, mut work: impl FnMut() -> T) -> (Duration, T) {
 }
 
 fn mb(bytes: usize) -> String {
+    if bytes < 1_000_000 {
+        return format!("{:.1} kB", bytes as f64 / 1e3);
+    }
     format!("{:.1} MB", bytes as f64 / 1e6)
 }
 

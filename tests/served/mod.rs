@@ -98,12 +98,21 @@ impl Server {
         self.wait_for(&format!("collection {n}: "), Duration::from_secs(120))
     }
 
-    /// Sends SIGTERM and waits for the exit, at most `limit`.
+    /// Sends SIGTERM and waits for the exit, at most `limit`, and for the last of the log.
     pub fn terminate(&mut self, limit: Duration) -> ExitStatus {
         signal(&self.child, "TERM");
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                // The reader may not have read the last lines yet.
+                let (lines, ready) = &*self.log;
+                let mut guard = lines.lock().unwrap();
+                while !guard.iter().any(|l| l == "<closed>") {
+                    guard = ready
+                        .wait_timeout(guard, Duration::from_secs(10))
+                        .unwrap()
+                        .0;
+                }
                 return status;
             }
             assert!(

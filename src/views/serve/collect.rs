@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use chrono::{DateTime, Utc};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::keep::Keep;
 use super::metrics::{self, FleetInput, SourceRecord};
@@ -102,6 +102,8 @@ pub struct Job {
     /// When a source counts as last successful: the collection's end, or with `--snapshot`
     /// the snapshot's own time.
     pub success_at: Option<DateTime<Utc>>,
+    /// Turns true when serve is asked to stop: the job gives up before it keeps anything.
+    pub stop: watch::Receiver<bool>,
 }
 
 /// What a job leaves: the fleet to serve, and what to carry to the next collection.
@@ -114,8 +116,9 @@ pub struct Done {
 }
 
 impl Job {
-    /// Merges, evaluates, encodes and keeps: CPU work for a blocking thread.
-    pub fn run(self) -> Done {
+    /// Merges, evaluates, encodes and keeps: CPU work for a blocking thread. `None` when serve
+    /// was asked to stop before the snapshot was encoded: nothing is then kept or served.
+    pub fn run(self) -> Option<Done> {
         let Job {
             seq,
             gathered,
@@ -126,6 +129,7 @@ impl Job {
             keep,
             started,
             success_at,
+            stop,
         } = self;
         let Gathered {
             inventory: fresh,
@@ -175,16 +179,22 @@ impl Job {
             collection_secs,
         });
         drop(eval);
-        // Writing JSON to memory fails only when memory does.
-        let snapshot = crate::snapshot::to_json(&inventory, now).unwrap_or_default();
-        let gzip = gzip(&snapshot);
+        // Writing to memory fails only when serve is stopping.
+        let mut snapshot = Vec::new();
+        crate::snapshot::write_json(
+            &mut Stoppable::new(&mut snapshot, &stop),
+            &crate::snapshot::snapshot_of(&inventory, now),
+        )
+        .ok()?;
+        let gzip = gzip(&snapshot, &stop)?;
         let etag = etag(&gzip, snapshot.len());
         let kept_file = keep.as_ref().map(|keep| keep.save(&snapshot, ended_at));
 
         let mut line = format!(
-            "collection {seq}: {} sources, {} instances, {:.2} s",
+            "collection {seq}: {} sources, {} instances, {:.2} s (evaluated after {:.2} s)",
             inventory.sources().len(),
             inventory.instances().len(),
+            started.elapsed().as_secs_f64(),
             collection_secs
         );
         if incomplete > 0 {
@@ -217,27 +227,71 @@ impl Job {
             snapshot_gzip: Bytes::from(gzip),
             etag,
         };
-        Done {
+        Some(Done {
             published,
             inventory: Arc::new(inventory),
             records,
             line,
+        })
+    }
+}
+
+/// How often a long encoding looks whether serve is stopping.
+const STOP_CHECK_BYTES: usize = 1 << 20;
+
+/// Memory to write into that refuses more once serve is asked to stop, so a stop never waits
+/// for a whole snapshot to be encoded.
+struct Stoppable<'a> {
+    out: &'a mut Vec<u8>,
+    stop: &'a watch::Receiver<bool>,
+    next_check: usize,
+}
+
+impl<'a> Stoppable<'a> {
+    fn new(out: &'a mut Vec<u8>, stop: &'a watch::Receiver<bool>) -> Stoppable<'a> {
+        Stoppable {
+            out,
+            stop,
+            next_check: 0,
         }
     }
 }
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
+impl Write for Stoppable<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.out.len() >= self.next_check {
+            if *self.stop.borrow() {
+                return Err(std::io::Error::other("serve is stopping"));
+            }
+            self.next_check = self.out.len() + STOP_CHECK_BYTES;
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The bytes gzipped, or `None` once serve is asked to stop.
+fn gzip(bytes: &[u8], stop: &watch::Receiver<bool>) -> Option<Vec<u8>> {
     let mut encoder = flate2::write::GzEncoder::new(
         Vec::with_capacity(bytes.len() / 8),
         flate2::Compression::new(GZIP_LEVEL),
     );
-    // Writing to memory fails only when memory does.
-    let _ = encoder.write_all(bytes);
-    encoder.finish().unwrap_or_default()
+    for chunk in bytes.chunks(STOP_CHECK_BYTES) {
+        if *stop.borrow() {
+            return None;
+        }
+        encoder.write_all(chunk).ok()?;
+    }
+    encoder.finish().ok()
 }
 
-/// zlib's level 6 (its default) takes about as long as level 1 on JSON this repetitive and
-/// gives a third smaller files; see the README's Performance.
+/// zlib's default. At 100,000 instances it takes 0.64 s once per collection against level
+/// 1's 0.17 s, and every operator then downloads 3.9 MB instead of 7.0 MB (the README's
+/// Performance).
 const GZIP_LEVEL: u32 = 6;
 
 /// A strong validator from the gzip trailer: the CRC-32 of the snapshot and its length.
@@ -470,9 +524,24 @@ mod tests {
 
     #[test]
     fn the_etag_follows_the_bytes() {
-        let one = gzip(b"{\"a\": 1}\n");
-        let two = gzip(b"{\"a\": 2}\n");
-        assert_eq!(etag(&one, 9), etag(&gzip(b"{\"a\": 1}\n"), 9));
+        let (_stop_tx, stop) = watch::channel(false);
+        let zip = |bytes: &[u8]| gzip(bytes, &stop).unwrap();
+        let one = zip(b"{\"a\": 1}\n");
+        let two = zip(b"{\"a\": 2}\n");
+        assert_eq!(etag(&one, 9), etag(&zip(b"{\"a\": 1}\n"), 9));
         assert_ne!(etag(&one, 9), etag(&two, 9));
+    }
+
+    #[test]
+    fn encoding_gives_up_once_serve_stops() {
+        let (stop_tx, stop) = watch::channel(false);
+        let big = vec![b' '; 3 * STOP_CHECK_BYTES];
+        let mut out = Vec::new();
+        assert!(Stoppable::new(&mut out, &stop).write_all(&big).is_ok());
+        stop_tx.send(true).unwrap();
+        let mut out = Vec::new();
+        let mut writer = Stoppable::new(&mut out, &stop);
+        assert!(writer.write_all(&big).is_err());
+        assert!(gzip(&big, &stop).is_none());
     }
 }

@@ -284,7 +284,15 @@ impl Collector {
                 }
             };
             match gathered {
-                Ok((gathered, success_at)) => self.publish(gathered, started, success_at).await,
+                Ok((gathered, success_at)) => {
+                    if !self
+                        .publish(gathered, started, success_at, stop.clone())
+                        .await
+                    {
+                        log(&format!("collection {} abandoned: stopping", self.seq));
+                        return;
+                    }
+                }
                 Err(error) => {
                     self.shared.live.failed();
                     log(&format!(
@@ -342,13 +350,15 @@ impl Collector {
         }
     }
 
-    /// Evaluates and encodes on a blocking thread, then swaps the result in.
+    /// Evaluates and encodes on a blocking thread, then swaps the result in. False when
+    /// serve was asked to stop first: nothing is served or kept then.
     async fn publish(
         &mut self,
         gathered: collect::Gathered,
         started: Instant,
         success_at: Option<DateTime<Utc>>,
-    ) {
+        stop: watch::Receiver<bool>,
+    ) -> bool {
         // With --snapshot the served file already kept its failed sources' data.
         let previous = match self.options.source {
             Source::Collect(_) => self.previous.clone(),
@@ -364,17 +374,23 @@ impl Collector {
             keep: self.options.keep.clone(),
             started,
             success_at,
+            stop,
         };
-        // Started, it finishes even when asked to stop: the kept snapshot is written whole.
+        // A stop ends it before the snapshot is kept, never while a kept file is written.
         match tokio::task::spawn_blocking(move || job.run()).await {
-            Ok(done) => {
+            Ok(Some(done)) => {
                 self.records = done.records;
                 self.previous = Some(done.inventory);
                 self.shared.publish(done.published);
                 self.shared.live.collected();
                 log(&done.line);
+                true
             }
-            Err(error) => log(&format!("collection {}: {error}", self.seq)),
+            Ok(None) => false,
+            Err(error) => {
+                log(&format!("collection {}: {error}", self.seq));
+                true
+            }
         }
     }
 }
