@@ -260,6 +260,18 @@ fn the_dashboard_and_the_alerts_use_only_metrics_serve_exports() {
             .filter(|l| l.trim_start().starts_with("expr:") || l.starts_with("          "))
             .map(str::to_owned),
     );
+    // The README's table names every family, and nothing else.
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let mut documented: Vec<String> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `fleetscope_"))
+        .filter_map(|l| l.split('`').next())
+        .flat_map(|name| metric_names(&format!("fleetscope_{name}")))
+        .collect();
+    documented.sort();
+    let mut families = exported.clone();
+    families.sort();
+    assert_eq!(documented, families, "the README's metrics table");
     let mut used = 0;
     for expr in &exprs {
         for name in metric_names(expr) {
