@@ -821,7 +821,8 @@ impl ArmServer {
 
     /// A fleet at scale for the benchmarks: gallery and marketplace images in the first
     /// subscription, and in each `standalone` VMs over them and `scale_sets` scale sets of
-    /// `members` (half of them on the latest model).
+    /// `members` (half of them on the latest model), every one with its NIC on a subnet whose
+    /// NSG admits HTTPS from the internet and SSH from a private range only.
     pub fn fleet(
         &self,
         subscriptions: &[String],
@@ -832,6 +833,15 @@ impl ArmServer {
         let mut references = Vec::new();
         for (s, sub) in subscriptions.iter().enumerate() {
             self.subscription(sub);
+            self.nsg(
+                sub,
+                "web-nsg",
+                vec![
+                    nsg_rule("https", "Allow", 100, json!("443"), json!("Internet")),
+                    nsg_rule("ssh-vpn", "Allow", 110, json!("22"), json!("10.0.0.0/8")),
+                ],
+                &[&Self::default_subnet(sub)],
+            );
             if s == 0 {
                 let web = format!(
                     "/subscriptions/{sub}/resourceGroups/rg-images/providers/Microsoft.Compute/galleries/golden/images/web"
