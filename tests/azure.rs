@@ -570,8 +570,8 @@ fn slow_and_garbled_answers_fail_only_what_they_touch() {
     assert_eq!(throttled["state"], "failed");
     let error = throttled["error"].as_str().unwrap();
     assert!(error.contains("HTTP 429, throttled"), "{error}");
-    // The first try and three retries, of the VM lists (full and status-only) and of the
-    // scale-set list alike.
+    // The first try and three retries, of the VM list and of the scale-set list alike (the
+    // status-only list, retried beside them, ends when the VM list fails the source).
     let tries = |list: &str| {
         server
             .calls()
@@ -580,7 +580,7 @@ fn slow_and_garbled_answers_fail_only_what_they_touch() {
             .count()
     };
     assert_eq!(tries("/virtualMachines"), 4);
-    assert_eq!(tries("/virtualMachines?statusOnly=true"), 4);
+    assert!((1..=4).contains(&tries("/virtualMachines?statusOnly=true")));
     assert_eq!(tries("/virtualMachineScaleSets"), 4);
     let prod = source(&report, &format!("azure:{PROD}"));
     assert_eq!(prod["state"], "done", "{prod:#}");

@@ -20,13 +20,20 @@ pub const TENANT: &str = "test-tenant";
 pub const RG: &str = "rg-web";
 pub const LOCATION: &str = "westeurope";
 
-/// An official example's answer body, the template every answer of that kind starts from.
+/// An official example's answer body, the template every answer of that kind starts from
+/// (each file read once: answers at scale are built from them per item).
 pub fn fixture(name: &str) -> Value {
+    static READ: std::sync::OnceLock<Mutex<HashMap<String, Value>>> = std::sync::OnceLock::new();
+    let read = READ.get_or_init(Mutex::default);
+    if let Some(body) = read.lock().unwrap().get(name) {
+        return body.clone();
+    }
     let path = format!("{}/tests/fixtures/azure/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let example: Value = serde_json::from_str(&text).unwrap();
-    let responses = &example["responses"];
-    responses["200"]["body"].clone()
+    let body = example["responses"]["200"]["body"].clone();
+    read.lock().unwrap().insert(name.to_owned(), body.clone());
+    body
 }
 
 /// The `value` list of an official example's answer.
@@ -1258,12 +1265,18 @@ fn encode(text: &str) -> String {
 /// An instance view's status list, shaped as the official `VirtualMachine_Get_InstanceView`
 /// example's.
 fn statuses(provisioning: &str, power: &str) -> Value {
-    let example = fixture("VirtualMachine_Get_InstanceView.json");
-    let mut list = example["statuses"].as_array().cloned().unwrap_or_default();
-    list.truncate(2);
-    while list.len() < 2 {
-        list.push(json!({"level": "Info"}));
-    }
+    static EXAMPLE: std::sync::OnceLock<Vec<Value>> = std::sync::OnceLock::new();
+    let mut list = EXAMPLE
+        .get_or_init(|| {
+            let example = fixture("VirtualMachine_Get_InstanceView.json");
+            let mut list = example["statuses"].as_array().cloned().unwrap_or_default();
+            list.truncate(2);
+            while list.len() < 2 {
+                list.push(json!({"level": "Info"}));
+            }
+            list
+        })
+        .clone();
     list[0]["code"] = json!(format!(
         "ProvisioningState/{}",
         provisioning.to_ascii_lowercase()

@@ -503,13 +503,13 @@ struct Groups {
 impl Network {
     pub fn add_nics(&mut self, nics: Vec<Nic>) {
         for nic in nics {
-            if let Some(vm) = nic.vm.clone() {
-                self.nics.entry(vm).or_default().push(nic);
-            }
-        }
-        for nics in self.nics.values_mut() {
+            let Some(vm) = nic.vm.clone() else {
+                continue;
+            };
+            let on_vm = self.nics.entry(vm).or_default();
             // The primary NIC's addresses first.
-            nics.sort_by_key(|n| !n.primary);
+            let at = if nic.primary { 0 } else { on_vm.len() };
+            on_vm.insert(at, nic);
         }
     }
 
