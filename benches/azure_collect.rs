@@ -3,7 +3,8 @@
 //! binary, network (a NIC per VM and member, the subscription's NSG) and power states included.
 //! Prints the wall time with every subscription at once and one at a time
 //! (`azure.concurrency = 1`), both with and without latency added to every call, the calls per
-//! kind beside the fewest the data needs, and peak RSS.
+//! kind beside the fewest the data needs, and fleetscope's peak RSS and CPU time (the rest of
+//! the wall time is the server's work and the waits).
 //! `cargo bench --no-default-features --features azure --bench azure_collect`
 
 #[path = "../tests/arm/mod.rs"]
@@ -59,7 +60,7 @@ fn main() {
         let before = server.calls().len();
         let started = Instant::now();
         let output = Command::new("/usr/bin/time")
-            .args(["-f", "%M"])
+            .args(["-f", "%M %U %S"])
             .arg(binary)
             .args(["--report", "--format", "json", "--output"])
             .arg(&report)
@@ -74,15 +75,19 @@ fn main() {
         let secs = started.elapsed().as_secs_f64();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         assert!(output.status.success(), "{stderr}");
-        let peak_mb = stderr
+        // Peak RSS in KB, user and system CPU seconds.
+        let measured: Vec<f64> = stderr
             .lines()
             .last()
-            .and_then(|l| l.trim().parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-            / 1024.0;
+            .unwrap_or("")
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        let peak_mb = measured.first().copied().unwrap_or(f64::NAN) / 1024.0;
+        let cpu = measured.get(1..3).map_or(f64::NAN, |t| t.iter().sum());
         let calls = server.calls().split_off(before);
         check(&report, vms);
-        (secs, peak_mb, calls)
+        (secs, peak_mb, cpu, calls)
     };
 
     for latency in [None, Some(Duration::from_millis(200))] {
@@ -93,10 +98,10 @@ fn main() {
                 server.fault("", Fault::Slow(l), u32::MAX);
             }
         }
-        let (alone, _, _) = run(1);
-        let (secs, peak_mb, calls) = run(8);
+        let (alone, _, _, _) = run(1);
+        let (secs, peak_mb, cpu, calls) = run(8);
         println!(
-            "  one subscription at a time: {alone:.2} s; all {SUBSCRIPTIONS} at once: {secs:.2} s; peak RSS {peak_mb:.0} MB"
+            "  one subscription at a time: {alone:.2} s; all {SUBSCRIPTIONS} at once: {secs:.2} s; peak RSS {peak_mb:.0} MB, CPU {cpu:.2} s"
         );
         if latency.is_none() {
             report_calls(&calls);
