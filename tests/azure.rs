@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use arm::{ArmServer, Fault, Upgrade, community_ref, id_ref, marketplace_ref, shared_ref};
 use common::report::{configured, instance, json_report, quoted, source};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const PROD: &str = "11111111-0000-0000-0000-000000000001";
 const STAGING: &str = "11111111-0000-0000-0000-000000000002";
@@ -503,14 +503,16 @@ fn every_subscription_the_credential_lists_with_paging_throttling_and_retries() 
     }
     let collected = report["instances"].as_array().unwrap().len();
     assert_eq!(collected, vms.len() + 1);
-    // Fifteen VMs two to a page: eight pages, each a call; staging's one page; and the one
-    // try that was throttled.
+    // Fifteen VMs two to a page: eight pages, each a call; staging's one page; the same again
+    // for the status-only list; and the one try that was throttled.
     let list_calls = server
         .calls()
         .iter()
-        .filter(|c| c.ends_with("/virtualMachines"))
+        .filter(|c| {
+            c.ends_with("/virtualMachines") || c.ends_with("/virtualMachines?statusOnly=true")
+        })
         .count();
-    assert_eq!(list_calls, 8 + 1 + 1, "{:#?}", server.calls());
+    assert_eq!(list_calls, 2 * (8 + 1) + 1, "{:#?}", server.calls());
     assert_eq!(instance(&report, &staging_vm)["account"], STAGING);
     // A marketplace version's own gallery was read through the other subscription's reference.
     assert!(report["images"].as_array().unwrap().len() > 5);
@@ -568,7 +570,8 @@ fn slow_and_garbled_answers_fail_only_what_they_touch() {
     assert_eq!(throttled["state"], "failed");
     let error = throttled["error"].as_str().unwrap();
     assert!(error.contains("HTTP 429, throttled"), "{error}");
-    // The first try and three retries, of the VM list and of the scale-set list alike.
+    // The first try and three retries, of the VM list and of the scale-set list alike (the
+    // status-only list, retried beside them, ends when the VM list fails the source).
     let tries = |list: &str| {
         server
             .calls()
@@ -577,6 +580,7 @@ fn slow_and_garbled_answers_fail_only_what_they_touch() {
             .count()
     };
     assert_eq!(tries("/virtualMachines"), 4);
+    assert!((1..=4).contains(&tries("/virtualMachines?statusOnly=true")));
     assert_eq!(tries("/virtualMachineScaleSets"), 4);
     let prod = source(&report, &format!("azure:{PROD}"));
     assert_eq!(prod["state"], "done", "{prod:#}");
@@ -925,4 +929,454 @@ fn a_next_link_off_the_endpoint_is_not_followed() {
     assert_eq!(source(&report, &format!("azure:{first}"))["state"], "done");
     assert_eq!(instance(&report, &vm)["account"], first);
     assert_eq!(vm_lists(&server, second), 0);
+}
+
+/// A VM on the golden web image of `fleet`'s gallery; its id.
+fn web_vm(server: &ArmServer, golden: &str, name: &str) -> String {
+    server.vm(PROD, name, id_ref(golden), "2026-10-26T00:00:00Z")
+}
+
+fn golden_web(server: &ArmServer) -> String {
+    server.gallery_version(
+        &definition("web"),
+        "1.2.0",
+        "2026-10-25T00:00:00Z",
+        None,
+        false,
+        false,
+    )
+}
+
+/// The ids of the instances of a report.
+fn instance_ids(report: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = report["instances"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no instances: {report:#}"))
+        .iter()
+        .filter_map(|i| i["id"].as_str().map(str::to_owned))
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn every_vm_and_member_carries_its_addresses_and_an_alerts_ip_finds_it() {
+    let server = ArmServer::start();
+    server.subscription(PROD);
+    // Pages of two: every network list takes several pages.
+    server.page_size(2);
+    let golden = golden_web(&server);
+    let web = web_vm(&server, &golden, "web-1");
+    let db = web_vm(&server, &golden, "db");
+    let data_subnet = arm::subnet_id(PROD, "vnet-data", "db");
+    server.add_nic(PROD, &db, "db-data", "10.2.0.9", &data_subnet);
+    let bastion = web_vm(&server, &golden, "bastion");
+    server.public_ip(
+        PROD,
+        "bastion-nic",
+        "20.50.1.7",
+        Some("bastion-prod.westeurope.cloudapp.azure.com"),
+    );
+    let members = server.scale_set(
+        PROD,
+        "api",
+        id_ref(&golden),
+        false,
+        &[
+            (id_ref(&golden), true, Upgrade::Healthy),
+            (id_ref(&golden), true, Upgrade::Healthy),
+        ],
+    );
+    server.public_ip(PROD, "api-nic1", "20.50.2.8", None);
+    let dir = tempfile::tempdir().unwrap();
+    let (output, collected) = report(&server, dir.path(), &[PROD], &[]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        source(&collected, &format!("azure:{PROD}"))["state"],
+        "done"
+    );
+    assert!(
+        source(&collected, &format!("azure:{PROD}"))["warnings"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "{collected:#}"
+    );
+    let addresses = |id: &str| instance(&collected, id)["addresses"].clone();
+    assert_eq!(addresses(&web), json!({"private_ips": ["10.1.0.4"]}));
+    // Two NICs: the primary's address first.
+    assert_eq!(
+        addresses(&db),
+        json!({"private_ips": ["10.1.0.5", "10.2.0.9"]})
+    );
+    assert_eq!(
+        addresses(&bastion),
+        json!({
+            "private_ips": ["10.1.0.6"],
+            "public_ips": ["20.50.1.7"],
+            "dns_names": ["bastion-prod.westeurope.cloudapp.azure.com"]
+        })
+    );
+    assert_eq!(addresses(&members[0]), json!({"private_ips": ["10.1.0.7"]}));
+    assert_eq!(
+        addresses(&members[1]),
+        json!({"private_ips": ["10.1.0.8"], "public_ips": ["20.50.2.8"]})
+    );
+
+    // Read in bulk: each list once per subscription or scale set, page by page (pages of
+    // two), never per VM.
+    let lists = |tail: &str| {
+        server
+            .calls()
+            .iter()
+            .filter(|c| c.to_ascii_lowercase().ends_with(&tail.to_ascii_lowercase()))
+            .count()
+    };
+    let network = format!("/subscriptions/{PROD}/providers/Microsoft.Network");
+    // Four NICs (db has two): two pages; one public IP; no NSG: one page each.
+    assert_eq!(lists(&format!("{network}/networkInterfaces")), 2);
+    assert_eq!(lists(&format!("{network}/publicIPAddresses")), 1);
+    assert_eq!(lists(&format!("{network}/networkSecurityGroups")), 1);
+    assert_eq!(lists("/virtualMachineScaleSets/api/networkInterfaces"), 1);
+    assert_eq!(lists("/virtualMachineScaleSets/api/publicipaddresses"), 1);
+    // Three VMs: the full list and the status-only one, two pages each.
+    assert_eq!(vm_lists(&server, PROD), 2);
+    assert_eq!(lists("/virtualMachines?statusOnly=true"), 2);
+
+    // An alert's address, a network, a DNS name and free text find the VM.
+    for (filter, expected) in [
+        ("ip:10.1.0.4", vec![web.clone()]),
+        ("ip:10.2.0.0/16", vec![db.clone()]),
+        ("ip:bastion-prod", vec![bastion.clone()]),
+        ("20.50.2.8", vec![members[1].clone()]),
+        ("cloud:azure 10.1.0.5", vec![db.clone()]),
+    ] {
+        let (output, found) = report(&server, dir.path(), &[PROD], &["--filter", filter]);
+        assert!(output.status.success(), "{filter}");
+        assert_eq!(instance_ids(&found), expected, "{filter}");
+    }
+}
+
+#[test]
+fn exposure_through_network_security_groups_as_azure_weighs_them() {
+    let server = ArmServer::start();
+    server.subscription(PROD);
+    let golden = golden_web(&server);
+    let rule = arm::nsg_rule;
+    let vm = |name: &str| web_vm(&server, &golden, name);
+
+    // On the NIC: SSH from the Internet tag.
+    let nic_ssh = vm("nic-ssh");
+    let open = server.nsg(
+        PROD,
+        "nic-open",
+        vec![rule(
+            "allow-ssh",
+            "Allow",
+            100,
+            json!("22"),
+            json!("Internet"),
+        )],
+        &[],
+    );
+    server.nic_nsg("nic-ssh-nic", &open);
+    // On the subnet: a range holding RDP, from anywhere.
+    let subnet_rdp = vm("subnet-rdp");
+    let open_subnet = arm::subnet_id(PROD, "vnet-web", "open");
+    server.nic_subnet("subnet-rdp-nic", &open_subnet);
+    server.nsg(
+        PROD,
+        "subnet-open",
+        vec![rule(
+            "rdp-range",
+            "Allow",
+            300,
+            json!("3380-3390"),
+            json!("*"),
+        )],
+        &[&open_subnet],
+    );
+    // A list of ranges, one holding 22, from 0.0.0.0/0 among private sources.
+    let ranges = vm("ranges");
+    let listed = server.nsg(
+        PROD,
+        "listed",
+        vec![rule(
+            "web-and-admin",
+            "Allow",
+            100,
+            json!(["443", "20-25"]),
+            json!(["10.0.0.0/8", "0.0.0.0/0"]),
+        )],
+        &[],
+    );
+    server.nic_nsg("ranges-nic", &listed);
+    // A higher-priority Deny covers the Allow.
+    let denied = vm("denied");
+    let shut = server.nsg(
+        PROD,
+        "shut",
+        vec![
+            rule("allow-ssh", "Allow", 200, json!("22"), json!("Internet")),
+            rule("deny-ssh", "Deny", 100, json!("22"), json!("*")),
+        ],
+        &[],
+    );
+    server.nic_nsg("denied-nic", &shut);
+    // A private source only.
+    let private = vm("private");
+    let internal = server.nsg(
+        PROD,
+        "internal",
+        vec![rule(
+            "ssh-from-vpn",
+            "Allow",
+            100,
+            json!("22"),
+            json!("10.0.0.0/8"),
+        )],
+        &[],
+    );
+    server.nic_nsg("private-nic", &internal);
+    // The subnet admits SSH, the NIC's group does not: both must allow.
+    let both = vm("both");
+    let dmz = arm::subnet_id(PROD, "vnet-web", "dmz");
+    server.nsg(
+        PROD,
+        "dmz-open",
+        vec![rule("ssh", "Allow", 100, json!("22"), json!("*"))],
+        &[&dmz],
+    );
+    server.nic_subnet("both-nic", &dmz);
+    let closed = server.nsg(PROD, "closed", vec![], &[]);
+    server.nic_nsg("both-nic", &closed);
+    // A public IP and no NSG anywhere: nothing is filtered.
+    let naked = vm("naked");
+    server.public_ip(PROD, "naked-nic", "20.50.3.9", None);
+    // No public IP, no NSG: not reachable from the internet.
+    let quiet = vm("quiet");
+    // A scale-set member with a public IP and no NSG.
+    let members = server.scale_set(
+        PROD,
+        "edge",
+        id_ref(&golden),
+        false,
+        &[
+            (id_ref(&golden), true, Upgrade::Healthy),
+            (id_ref(&golden), true, Upgrade::Healthy),
+        ],
+    );
+    server.public_ip(PROD, "edge-nic0", "20.50.4.1", None);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (output, collected) = report(&server, dir.path(), &[PROD], &["--fail-on", "exposed"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Exposed instances fail the report as on the other clouds.
+    assert_eq!(output.status.code(), Some(1), "{stderr}\n{collected:#}");
+    let exposure = |id: &str| -> Vec<String> {
+        instance(&collected, id)["exposure"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|f| f.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        exposure(&nic_ssh),
+        ["nsg nic-open on nic nic-ssh-nic rule allow-ssh admits 22/tcp from Internet"]
+    );
+    assert_eq!(
+        exposure(&subnet_rdp),
+        ["nsg subnet-open on subnet vnet-web/open rule rdp-range admits 3389/tcp from *"]
+    );
+    assert_eq!(
+        exposure(&ranges),
+        ["nsg listed on nic ranges-nic rule web-and-admin admits 22/tcp from 0.0.0.0/0"]
+    );
+    assert_eq!(exposure(&denied), Vec::<String>::new());
+    assert_eq!(exposure(&private), Vec::<String>::new());
+    assert_eq!(exposure(&both), Vec::<String>::new());
+    assert_eq!(
+        exposure(&naked),
+        [
+            "nic naked-nic has public IP 20.50.3.9 and no nsg on it or on subnet vnet-web/default: every port is open, 22/tcp and 3389/tcp among them"
+        ]
+    );
+    assert_eq!(exposure(&quiet), Vec::<String>::new());
+    assert_eq!(
+        exposure(&members[0]).len(),
+        1,
+        "{:?}",
+        exposure(&members[0])
+    );
+    assert!(exposure(&members[0])[0].contains("20.50.4.1"));
+    assert_eq!(exposure(&members[1]), Vec::<String>::new());
+
+    // The finding is a filter word, and the CSV and Markdown reports carry the reason.
+    let (_, exposed) = report(&server, dir.path(), &[PROD], &["--filter", "exposed"]);
+    let mut expected = vec![nic_ssh, subnet_rdp, ranges, naked, members[0].clone()];
+    expected.sort();
+    assert_eq!(instance_ids(&exposed), expected);
+    for format in ["csv", "md"] {
+        let output = common::report::configured(
+            dir.path(),
+            &std::fs::read_to_string(dir.path().join("config.toml")).unwrap(),
+            &["--report", "--format", format, "--now", common::NOW],
+        )
+        .env_remove("AZURE_CREDENTIAL_KIND")
+        .envs(server.env())
+        .env("FLEETSCOPE_DATA_DIR", dir.path().join("data"))
+        .output()
+        .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            text.contains(
+                "nsg nic-open on nic nic-ssh-nic rule allow-ssh admits 22/tcp from Internet"
+            ),
+            "{format}: {text}"
+        );
+    }
+    // Without the exposed ones, the same report passes.
+    let (output, _) = report(
+        &server,
+        dir.path(),
+        &[PROD],
+        &["--fail-on", "exposed", "--filter", "!exposed"],
+    );
+    assert_eq!(output.status.code(), Some(0));
+}
+
+#[test]
+fn network_reads_the_credential_may_not_make_warn_and_the_source_completes() {
+    let server = ArmServer::start();
+    server.subscription(PROD);
+    server.subscription(STAGING);
+    let golden = golden_web(&server);
+    let prod = server.vm(PROD, "open", id_ref(&golden), "2026-10-26T00:00:00Z");
+    server.public_ip(PROD, "open-nic", "20.50.5.5", None);
+    let staging = server.vm(STAGING, "other", id_ref(&golden), "2026-10-26T00:00:00Z");
+    server.fault(
+        &format!("/subscriptions/{PROD}/providers/Microsoft.Network/networkSecurityGroups"),
+        Fault::Forbidden,
+        u32::MAX,
+    );
+    server.fault(
+        &format!("/subscriptions/{STAGING}/providers/Microsoft.Network/networkInterfaces"),
+        Fault::Forbidden,
+        u32::MAX,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (output, collected) = report(
+        &server,
+        dir.path(),
+        &[PROD, STAGING],
+        &["--fail-on", "exposed"],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Not a failure: the report passes, as nothing is known to be exposed.
+    assert_eq!(output.status.code(), Some(0), "{stderr}\n{collected:#}");
+    let warnings = |subscription: &str| {
+        let source = source(&collected, &format!("azure:{subscription}"));
+        assert_eq!(source["state"], "done", "{source:#}");
+        source["warnings"].to_string()
+    };
+    let prod_warnings = warnings(PROD);
+    assert!(
+        prod_warnings.contains("exposure unknown: listing network security groups: HTTP 403")
+            && prod_warnings.contains("AuthorizationFailed"),
+        "{prod_warnings}"
+    );
+    // The public IP without an NSG is not called exposed when the NSGs are unknown.
+    assert!(instance(&collected, &prod)["exposure"].is_null());
+    assert_eq!(
+        instance(&collected, &prod)["addresses"]["public_ips"],
+        json!(["20.50.5.5"])
+    );
+    let staging_warnings = warnings(STAGING);
+    assert!(
+        staging_warnings
+            .contains("addresses and exposure unknown: listing network interfaces: HTTP 403"),
+        "{staging_warnings}"
+    );
+    assert!(instance(&collected, &staging)["addresses"].is_null());
+    assert_eq!(instance(&collected, &staging)["state"], "running");
+}
+
+#[test]
+fn the_state_is_the_power_state_and_a_failed_provisioning_stays_visible() {
+    let server = ArmServer::start();
+    server.subscription(PROD);
+    // Pages of two: the status-only list's next pages must stay status-only.
+    server.page_size(2);
+    let golden = golden_web(&server);
+    let running = web_vm(&server, &golden, "running");
+    let stopped = web_vm(&server, &golden, "stopped");
+    server.power(&stopped, "stopped");
+    let deallocated = web_vm(&server, &golden, "deallocated");
+    server.power(&deallocated, "deallocated");
+    let failed = web_vm(&server, &golden, "failed");
+    server.provisioning(PROD, &failed, "Failed");
+    let starting = web_vm(&server, &golden, "starting");
+    server.power(&starting, "starting");
+    let members = server.scale_set(
+        PROD,
+        "workers",
+        id_ref(&golden),
+        false,
+        &[
+            (id_ref(&golden), true, Upgrade::Healthy),
+            (id_ref(&golden), true, Upgrade::Healthy),
+        ],
+    );
+    server.power(&members[1], "deallocated");
+    let dir = tempfile::tempdir().unwrap();
+    let (output, collected) = report(&server, dir.path(), &[PROD], &[]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let state = |id: &str| instance(&collected, id)["state"].clone();
+    assert_eq!(state(&running), "running");
+    assert_eq!(state(&stopped), "stopped");
+    assert_eq!(state(&deallocated), "deallocated");
+    assert_eq!(state(&starting), "starting");
+    assert_eq!(state(&members[0]), "running");
+    assert_eq!(state(&members[1]), "deallocated");
+    // Provisioning failed, yet running: the state says running, the tag says failed.
+    assert_eq!(state(&failed), "running");
+    let tags = |id: &str| instance(&collected, id)["tags"].clone();
+    assert_eq!(tags(&failed)["azure:provisioningState"], "failed");
+    assert_eq!(tags(&running)["azure:provisioningState"], "succeeded");
+    assert_eq!(tags(&members[0])["azure:provisioningState"], "succeeded");
+
+    let (output, found) = report(
+        &server,
+        dir.path(),
+        &[PROD],
+        &["--filter", "state:deallocated"],
+    );
+    assert!(output.status.success());
+    let mut expected = vec![deallocated.clone(), members[1].clone()];
+    expected.sort();
+    assert_eq!(instance_ids(&found), expected);
+    let (_, found) = report(
+        &server,
+        dir.path(),
+        &[PROD],
+        &["--filter", "!state:running"],
+    );
+    assert_eq!(instance_ids(&found).len(), 4, "{found:#}");
+    let (_, found) = report(
+        &server,
+        dir.path(),
+        &[PROD],
+        &["--filter", "tag:azure:provisioningState=failed"],
+    );
+    assert_eq!(instance_ids(&found), [failed]);
 }

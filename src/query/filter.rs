@@ -60,7 +60,8 @@ pub enum Field {
     Blocked,
 }
 
-/// Instance states as the clouds report them (lowercased): AWS, Azure power states, GCP.
+/// Instance states as the clouds report them (lowercased): AWS, Azure power states, GCP;
+/// `unknown` when a cloud reported none.
 const STATES: &[&str] = &[
     "pending",
     "running",
@@ -76,6 +77,7 @@ const STATES: &[&str] = &[
     "suspending",
     "suspended",
     "repairing",
+    "unknown",
 ];
 
 impl Field {

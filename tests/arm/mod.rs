@@ -2,8 +2,10 @@
 //! serves the Microsoft identity token endpoint, so fleetscope authenticates through the real
 //! credential chain (an environment service principal whose authority host is this server).
 //! Answers are built from the official examples in `tests/fixtures/azure/` with the fields a
-//! test sets; lists page with absolute `nextLink`s; faults (429, 500, slow, garbage) are
-//! injected per path.
+//! test sets; lists page with absolute `nextLink`s; faults (429, 500, 403, slow, garbage) are
+//! injected per path. Every VM and scale-set member has a network interface with a private
+//! address of its own (10.1.0.4, 10.1.0.5, ...) on one subnet with no security group; tests add
+//! NICs, public IPs and network security groups (with their subnets) and set power states.
 #![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet};
@@ -18,13 +20,60 @@ pub const TENANT: &str = "test-tenant";
 pub const RG: &str = "rg-web";
 pub const LOCATION: &str = "westeurope";
 
-/// An official example's answer body, the template every answer of that kind starts from.
+/// An official example's answer body, the template every answer of that kind starts from
+/// (each file read once: answers at scale are built from them per item).
 pub fn fixture(name: &str) -> Value {
+    static READ: std::sync::OnceLock<Mutex<HashMap<String, Value>>> = std::sync::OnceLock::new();
+    let read = READ.get_or_init(Mutex::default);
+    if let Some(body) = read.lock().unwrap().get(name) {
+        return body.clone();
+    }
     let path = format!("{}/tests/fixtures/azure/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let example: Value = serde_json::from_str(&text).unwrap();
-    let responses = &example["responses"];
-    responses["200"]["body"].clone()
+    let body = example["responses"]["200"]["body"].clone();
+    read.lock().unwrap().insert(name.to_owned(), body.clone());
+    body
+}
+
+/// The `value` list of an official example's answer.
+pub fn fixture_list(name: &str) -> Vec<Value> {
+    fixture(name)["value"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+pub fn subnet_id(subscription: &str, vnet: &str, subnet: &str) -> String {
+    format!(
+        "/subscriptions/{subscription}/resourceGroups/{RG}/providers/Microsoft.Network/virtualNetworks/{vnet}/subnets/{subnet}"
+    )
+}
+
+/// An inbound NSG rule for TCP, shaped as the official examples' rules: `ports` and `sources`
+/// are a string (`destinationPortRange`, `sourceAddressPrefix`) or a list (`...Ranges`,
+/// `...Prefixes`).
+pub fn nsg_rule(name: &str, access: &str, priority: u32, ports: Value, sources: Value) -> Value {
+    let mut properties = json!({
+        "provisioningState": "Succeeded",
+        "protocol": "Tcp",
+        "sourcePortRange": "*",
+        "destinationAddressPrefix": "*",
+        "access": access,
+        "priority": priority,
+        "direction": "Inbound",
+    });
+    if ports.is_array() {
+        properties["destinationPortRanges"] = ports;
+    } else {
+        properties["destinationPortRange"] = ports;
+    }
+    if sources.is_array() {
+        properties["sourceAddressPrefixes"] = sources;
+    } else {
+        properties["sourceAddressPrefix"] = sources;
+    }
+    json!({"name": name, "properties": properties})
 }
 
 /// What a member does when asked to upgrade to the latest model.
@@ -51,6 +100,8 @@ pub enum Fault {
     /// This status, with an identity-platform error whose description quotes the request's
     /// body, as some endpoints echo what they were sent.
     Echo(u16),
+    /// 403 with ARM's `AuthorizationFailed`, as for a credential without read on the resource.
+    Forbidden,
 }
 
 #[derive(Debug)]
@@ -105,6 +156,17 @@ struct World {
     community: HashMap<String, Vec<Value>>,
     marketplace: HashMap<String, Vec<(String, Option<String>)>>,
     managed: HashMap<String, Value>,
+    /// Network interfaces, public IPs and NSGs of each subscription.
+    nics: HashMap<String, Vec<Value>>,
+    public_ips: HashMap<String, Vec<Value>>,
+    nsgs: HashMap<String, Vec<Value>>,
+    /// A uniform scale set's members' NICs and public IPs, by lowercase scale-set id.
+    set_nics: HashMap<String, Vec<Value>>,
+    set_public_ips: HashMap<String, Vec<Value>>,
+    /// Power states by lowercase VM or member id; `running` when not set.
+    power: HashMap<String, String>,
+    /// Private addresses handed out so far.
+    addresses: u32,
     page_size: usize,
     faults: Vec<Injected>,
     calls: Vec<String>,
@@ -235,7 +297,8 @@ impl ArmServer {
         });
     }
 
-    /// Calls made, as `METHOD path` (no query).
+    /// Calls made, as `METHOD path` (no query: the status-only VM list is
+    /// `METHOD path?statusOnly=true`).
     pub fn calls(&self) -> Vec<String> {
         self.with(|w| w.calls.clone())
     }
@@ -259,6 +322,205 @@ impl ArmServer {
         self.with(|w| w.writes.clone())
     }
 
+    /// The next private address: 10.1.0.4, 10.1.0.5, ... (Azure keeps .0 to .3 of a subnet).
+    fn next_address(w: &mut World) -> String {
+        let n = w.addresses;
+        w.addresses += 1;
+        format!("10.1.{}.{}", n / 250, n % 250 + 4)
+    }
+
+    /// A network interface on `vm` (a VM or a scale-set member id), shaped as the official
+    /// `NetworkInterfaceListAll` example's first entry, with one IP configuration.
+    fn nic_json(id: &str, vm: &str, address: &str, subnet: &str) -> Value {
+        let mut nic = fixture_list("NetworkInterfaceListAll.json")[0].clone();
+        nic["id"] = json!(id);
+        nic["name"] = json!(id.rsplit('/').next().unwrap_or(id));
+        nic["location"] = json!(LOCATION);
+        let properties = &mut nic["properties"];
+        properties["virtualMachine"]["id"] = json!(vm);
+        if let Some(p) = properties.as_object_mut() {
+            p.remove("networkSecurityGroup");
+        }
+        let config = &mut properties["ipConfigurations"][0];
+        config["id"] = json!(format!("{id}/ipConfigurations/ipconfig1"));
+        config["properties"]["privateIPAddress"] = json!(address);
+        config["properties"]["subnet"]["id"] = json!(subnet);
+        if let Some(c) = config["properties"].as_object_mut() {
+            c.remove("publicIPAddress");
+        }
+        nic
+    }
+
+    /// The subnet every VM is put on, unless a test says otherwise.
+    pub fn default_subnet(subscription: &str) -> String {
+        subnet_id(subscription, "vnet-web", "default")
+    }
+
+    /// Another network interface on a standalone VM; returns its id.
+    pub fn add_nic(
+        &self,
+        subscription: &str,
+        vm: &str,
+        name: &str,
+        address: &str,
+        subnet: &str,
+    ) -> String {
+        let id = format!(
+            "/subscriptions/{subscription}/resourceGroups/{RG}/providers/Microsoft.Network/networkInterfaces/{name}"
+        );
+        let mut nic = Self::nic_json(&id, vm, address, subnet);
+        nic["properties"]["primary"] = json!(false);
+        self.with(|w| w.nics.entry(subscription.to_owned()).or_default().push(nic));
+        id
+    }
+
+    /// The NIC `name` wherever it is (a subscription's or a scale set's).
+    fn with_nic<R>(&self, name: &str, f: impl FnOnce(&mut Value) -> R) -> R {
+        self.with(|w| {
+            let nic = w
+                .nics
+                .values_mut()
+                .chain(w.set_nics.values_mut())
+                .flatten()
+                .find(|n| n["name"] == name)
+                .unwrap_or_else(|| panic!("no NIC {name}"));
+            f(nic)
+        })
+    }
+
+    /// A public IP on a NIC (by name), shaped as the official `PublicIpAddressListAll`
+    /// example's entry with a DNS label; returns the public IP's id.
+    pub fn public_ip(
+        &self,
+        subscription: &str,
+        nic: &str,
+        address: &str,
+        fqdn: Option<&str>,
+    ) -> String {
+        let (nic_id, vm) = self.with_nic(nic, |n| {
+            (
+                n["id"].as_str().unwrap_or("").to_owned(),
+                n["properties"]["virtualMachine"]["id"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+            )
+        });
+        let member_of = vm
+            .to_ascii_lowercase()
+            .find("/virtualmachines/")
+            .filter(|_| {
+                vm.to_ascii_lowercase()
+                    .contains("/virtualmachinescalesets/")
+            })
+            .map(|at| vm[..at].to_ascii_lowercase());
+        let id = match &member_of {
+            Some(_) => format!("{nic_id}/ipConfigurations/ipconfig1/publicIPAddresses/pip"),
+            None => format!(
+                "/subscriptions/{subscription}/resourceGroups/{RG}/providers/Microsoft.Network/publicIPAddresses/{nic}-ip"
+            ),
+        };
+        let mut ip = fixture_list("PublicIpAddressListAll.json")[1].clone();
+        ip["id"] = json!(id);
+        ip["name"] = json!(id.rsplit('/').next().unwrap_or(""));
+        ip["location"] = json!(LOCATION);
+        let properties = &mut ip["properties"];
+        properties["ipAddress"] = json!(address);
+        properties["ipConfiguration"]["id"] = json!(format!("{nic_id}/ipConfigurations/ipconfig1"));
+        match fqdn {
+            Some(fqdn) => {
+                properties["dnsSettings"] = json!({
+                    "domainNameLabel": fqdn.split('.').next().unwrap_or(fqdn),
+                    "fqdn": fqdn
+                })
+            }
+            None => {
+                if let Some(p) = properties.as_object_mut() {
+                    p.remove("dnsSettings");
+                }
+            }
+        }
+        self.with_nic(nic, |n| {
+            n["properties"]["ipConfigurations"][0]["properties"]["publicIPAddress"] =
+                json!({"id": id})
+        });
+        self.with(|w| match member_of {
+            Some(set) => w.set_public_ips.entry(set).or_default().push(ip),
+            None => w
+                .public_ips
+                .entry(subscription.to_owned())
+                .or_default()
+                .push(ip),
+        });
+        id
+    }
+
+    /// A network security group with these rules (see `nsg_rule`) on these subnets, shaped as
+    /// the official `NetworkSecurityGroupListAll` example's entry (default rules included);
+    /// returns its id.
+    pub fn nsg(
+        &self,
+        subscription: &str,
+        name: &str,
+        rules: Vec<Value>,
+        subnets: &[&str],
+    ) -> String {
+        let id = format!(
+            "/subscriptions/{subscription}/resourceGroups/{RG}/providers/Microsoft.Network/networkSecurityGroups/{name}"
+        );
+        let mut nsg = fixture_list("NetworkSecurityGroupListAll.json")[0].clone();
+        let example_id = nsg["id"].as_str().unwrap_or("").to_owned();
+        nsg = serde_json::from_str(&nsg.to_string().replace(&example_id, &id)).unwrap();
+        nsg["name"] = json!(name);
+        nsg["location"] = json!(LOCATION);
+        let rules: Vec<Value> = rules
+            .into_iter()
+            .map(|mut rule| {
+                let rule_name = rule["name"].as_str().unwrap_or("").to_owned();
+                rule["id"] = json!(format!("{id}/securityRules/{rule_name}"));
+                rule
+            })
+            .collect();
+        nsg["properties"]["securityRules"] = json!(rules);
+        nsg["properties"]["subnets"] =
+            json!(subnets.iter().map(|s| json!({"id": s})).collect::<Vec<_>>());
+        self.with(|w| w.nsgs.entry(subscription.to_owned()).or_default().push(nsg));
+        id
+    }
+
+    /// Puts an NSG (by id) on a NIC (by name).
+    pub fn nic_nsg(&self, nic: &str, nsg: &str) {
+        self.with_nic(nic, |n| {
+            n["properties"]["networkSecurityGroup"] = json!({"id": nsg})
+        });
+    }
+
+    /// Moves a NIC (by name) to another subnet.
+    pub fn nic_subnet(&self, nic: &str, subnet: &str) {
+        self.with_nic(nic, |n| {
+            n["properties"]["ipConfigurations"][0]["properties"]["subnet"]["id"] = json!(subnet)
+        });
+    }
+
+    /// A VM's or member's power state, as its instance view's `PowerState/...` code has it.
+    pub fn power(&self, id: &str, state: &str) {
+        self.with(|w| w.power.insert(id.to_ascii_lowercase(), state.to_owned()));
+    }
+
+    /// A standalone VM's provisioning state.
+    pub fn provisioning(&self, subscription: &str, id: &str, state: &str) {
+        self.with(|w| {
+            let vm = w
+                .vms
+                .get_mut(subscription)
+                .into_iter()
+                .flatten()
+                .find(|v| v["id"].as_str().is_some_and(|i| i.eq_ignore_ascii_case(id)))
+                .unwrap_or_else(|| panic!("no VM {id}"));
+            vm["properties"]["provisioningState"] = json!(state);
+        });
+    }
+
     /// A standalone VM; returns its id.
     pub fn vm(&self, subscription: &str, name: &str, image: Value, created: &str) -> String {
         let id = format!(
@@ -273,7 +535,17 @@ impl ArmServer {
         properties["storageProfile"]["imageReference"] = image;
         properties["timeCreated"] = json!(created);
         properties["provisioningState"] = json!("Succeeded");
-        self.with(|w| w.vms.entry(subscription.to_owned()).or_default().push(vm));
+        let nic_id = format!(
+            "/subscriptions/{subscription}/resourceGroups/{RG}/providers/Microsoft.Network/networkInterfaces/{name}-nic"
+        );
+        properties["networkProfile"] = json!({"networkInterfaces": [{"id": nic_id}]});
+        let subnet = Self::default_subnet(subscription);
+        self.with(|w| {
+            let address = Self::next_address(w);
+            let nic = Self::nic_json(&nic_id, &id, &address, &subnet);
+            w.nics.entry(subscription.to_owned()).or_default().push(nic);
+            w.vms.entry(subscription.to_owned()).or_default().push(vm)
+        });
         id
     }
 
@@ -314,6 +586,7 @@ impl ArmServer {
             fixture("VirtualMachineScaleSetVM_List_MinimumSet_Gen.json")["value"][0].clone();
         let mut ids = Vec::new();
         let mut states = Vec::new();
+        let mut nics = Vec::new();
         for (i, (image, latest, upgrade)) in members.iter().enumerate() {
             let id = format!("{set_id}/virtualMachines/{i}");
             let mut member = template.clone();
@@ -328,6 +601,7 @@ impl ArmServer {
                 "storageProfile": {"imageReference": image},
                 "timeCreated": "2026-10-20T00:00:00Z",
             });
+            nics.push((format!("{id}/networkInterfaces/{name}-nic{i}"), id.clone()));
             states.push((
                 id.to_ascii_lowercase(),
                 Member {
@@ -353,6 +627,15 @@ impl ArmServer {
                     writer: None,
                 });
             w.members.extend(states);
+            let subnet = Self::default_subnet(subscription);
+            for (nic, member) in nics {
+                let address = Self::next_address(w);
+                let nic = Self::nic_json(&nic, &member, &address, &subnet);
+                w.set_nics
+                    .entry(set_id.to_ascii_lowercase())
+                    .or_default()
+                    .push(nic);
+            }
         });
         ids
     }
@@ -545,7 +828,8 @@ impl ArmServer {
 
     /// A fleet at scale for the benchmarks: gallery and marketplace images in the first
     /// subscription, and in each `standalone` VMs over them and `scale_sets` scale sets of
-    /// `members` (half of them on the latest model).
+    /// `members` (half of them on the latest model), every one with its NIC on a subnet whose
+    /// NSG admits HTTPS from the internet and SSH from a private range only.
     pub fn fleet(
         &self,
         subscriptions: &[String],
@@ -556,6 +840,15 @@ impl ArmServer {
         let mut references = Vec::new();
         for (s, sub) in subscriptions.iter().enumerate() {
             self.subscription(sub);
+            self.nsg(
+                sub,
+                "web-nsg",
+                vec![
+                    nsg_rule("https", "Allow", 100, json!("443"), json!("Internet")),
+                    nsg_rule("ssh-vpn", "Allow", 110, json!("22"), json!("10.0.0.0/8")),
+                ],
+                &[&Self::default_subnet(sub)],
+            );
             if s == 0 {
                 let web = format!(
                     "/subscriptions/{sub}/resourceGroups/rg-images/providers/Microsoft.Compute/galleries/golden/images/web"
@@ -736,7 +1029,13 @@ fn serve(mut stream: TcpStream, world: &Mutex<World>, port: u16) -> Option<()> {
     let request = read_request(&mut stream)?;
     let fault = {
         let mut w = world.lock().ok()?;
-        w.calls.push(format!("{} {}", request.method, request.path));
+        let status_only = request.query.get("statusOnly").is_some_and(|v| v == "true");
+        w.calls.push(format!(
+            "{} {}{}",
+            request.method,
+            request.path,
+            if status_only { "?statusOnly=true" } else { "" }
+        ));
         let found = w.faults.iter_mut().find(|f| {
             f.times > 0
                 && request.path.contains(&f.path_contains)
@@ -767,6 +1066,17 @@ fn serve(mut stream: TcpStream, world: &Mutex<World>, port: u16) -> Option<()> {
         Some(Fault::Slow(delay)) => std::thread::sleep(delay),
         Some(Fault::Garbage) => {
             respond(&mut stream, 200, &[], b"{\"value\": [ this is not json");
+            return Some(());
+        }
+        Some(Fault::Forbidden) => {
+            let body = error(
+                "AuthorizationFailed",
+                &format!(
+                    "The client 'test-client' does not have authorization to perform action 'read' over scope '{}'.",
+                    request.path
+                ),
+            );
+            respond(&mut stream, 403, &[], &body);
             return Some(());
         }
         Some(Fault::Echo(status)) => {
@@ -923,17 +1233,64 @@ fn page(items: &[Value], request: &Request, size: usize, port: u16) -> Vec<u8> {
     let end = (start + size).min(items.len());
     let mut body = json!({"value": items.get(start..end).unwrap_or(&[])});
     if end < items.len() {
+        // As ARM does, the next page's link keeps the list's query (`statusOnly`, `$expand`).
+        let mut query: Vec<String> = request
+            .query
+            .iter()
+            .filter(|(k, _)| k.as_str() != "$skiptoken")
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
+        query.sort();
+        query.push(format!("$skiptoken={end}"));
         body["nextLink"] = json!(format!(
-            "http://127.0.0.1:{port}{}?api-version={}&$skiptoken={end}",
+            "http://127.0.0.1:{port}{}?{}",
             request.path,
-            request
-                .query
-                .get("api-version")
-                .cloned()
-                .unwrap_or_default()
+            query.join("&")
         ));
     }
     body.to_string().into_bytes()
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'$' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// An instance view's status list, shaped as the official `VirtualMachine_Get_InstanceView`
+/// example's.
+fn statuses(provisioning: &str, power: &str) -> Value {
+    static EXAMPLE: std::sync::OnceLock<Vec<Value>> = std::sync::OnceLock::new();
+    let mut list = EXAMPLE
+        .get_or_init(|| {
+            let example = fixture("VirtualMachine_Get_InstanceView.json");
+            let mut list = example["statuses"].as_array().cloned().unwrap_or_default();
+            list.truncate(2);
+            while list.len() < 2 {
+                list.push(json!({"level": "Info"}));
+            }
+            list
+        })
+        .clone();
+    list[0]["code"] = json!(format!(
+        "ProvisioningState/{}",
+        provisioning.to_ascii_lowercase()
+    ));
+    list[0]["displayStatus"] = json!(format!(
+        "Provisioning {}",
+        provisioning.to_ascii_lowercase()
+    ));
+    list[1]["code"] = json!(format!("PowerState/{power}"));
+    list[1]["displayStatus"] = json!(format!("VM {power}"));
+    if let Some(status) = list[1].as_object_mut() {
+        status.remove("time");
+    }
+    json!(list)
 }
 
 /// A management group's descendants, depth first: each group below it, then that group's
@@ -1084,7 +1441,35 @@ fn route(request: &Request, world: &Mutex<World>, port: u16) -> (u16, Vec<u8>) {
         "virtualmachines",
     ]) {
         let vms = w.vms.get(&subscription).cloned().unwrap_or_default();
+        if request.query.get("statusOnly").is_some_and(|v| v == "true") {
+            let statuses: Vec<Value> = vms
+                .iter()
+                .map(|vm| {
+                    let id = vm["id"].as_str().unwrap_or("");
+                    json!({
+                        "id": id,
+                        "name": vm["name"],
+                        "location": vm["location"],
+                        "properties": {"instanceView": {"statuses": statuses(
+                            vm["properties"]["provisioningState"].as_str().unwrap_or("Succeeded"),
+                            w.power.get(&id.to_ascii_lowercase()).map_or("running", String::as_str),
+                        )}}
+                    })
+                })
+                .collect();
+            return (200, page(&statuses, request, size, port));
+        }
         return (200, page(&vms, request, size, port));
+    }
+    for (kind, lists) in [
+        ("networkinterfaces", &w.nics),
+        ("publicipaddresses", &w.public_ips),
+        ("networksecuritygroups", &w.nsgs),
+    ] {
+        if is(&["subscriptions", "*", "providers", "microsoft.network", kind]) {
+            let items = lists.get(&subscription).cloned().unwrap_or_default();
+            return (200, page(&items, request, size, port));
+        }
     }
     if is(&[
         "subscriptions",
@@ -1146,11 +1531,35 @@ fn route(request: &Request, world: &Mutex<World>, port: u16) -> (u16, Vec<u8>) {
                 .clone();
         match (request.method.as_str(), &low[8..]) {
             ("GET", [vms]) if vms == "virtualmachines" => {
+                let expand = request
+                    .query
+                    .get("$expand")
+                    .is_some_and(|e| e == "instanceView");
                 let members: Vec<Value> = member_ids
                     .iter()
-                    .filter_map(|id| w.members.get(id).map(|m| m.json.clone()))
+                    .filter_map(|id| {
+                        let member = w.members.get(id)?;
+                        let mut json = member.json.clone();
+                        if expand {
+                            let power = w.power.get(id).map_or("running", String::as_str);
+                            json["properties"]["instanceView"] = json!({
+                                "statuses": statuses(&member.provisioning, power)
+                            });
+                        }
+                        Some(json)
+                    })
                     .collect();
                 return (200, page(&members, request, size, port));
+            }
+            ("GET", [kind]) if kind == "networkinterfaces" || kind == "publicipaddresses" => {
+                let set_id = format!("/{}", low[..8].join("/"));
+                let lists = if kind == "networkinterfaces" {
+                    &w.set_nics
+                } else {
+                    &w.set_public_ips
+                };
+                let items = lists.get(&set_id).cloned().unwrap_or_default();
+                return (200, page(&items, request, size, port));
             }
             ("GET", [vms, instance]) if vms == "virtualmachines" => {
                 let id = format!("{}/virtualmachines/{instance}", low[..8].join("/"));

@@ -4,7 +4,10 @@
 //!
 //! API versions: compute and marketplace 2024-07-01, galleries 2023-07-03 (both fixed by the
 //! crate's `package-2024-07-01`), subscriptions 2022-12-01 and management groups 2023-04-01 (both
-//! called directly on `azure_core`).
+//! called directly on `azure_core`). The network is read directly on `azure_core` too, with the
+//! types of `network` (no generated network crate): NICs, public IPs and NSGs 2024-05-01, a
+//! scale set's NICs and public IPs 2018-10-01 (the one version those lists answer), and the
+//! status-only VM list 2024-07-01.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,12 +19,19 @@ use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 
 use super::Settings;
+use super::network::{Nic, PowerState, PublicIp, SecurityGroup, power_state};
 use crate::core::model::Tags;
 
 /// API version of the subscriptions list, which the compute crate does not cover.
 const SUBSCRIPTIONS_API: &str = "2022-12-01";
 /// API version of a management group's descendants list.
 const MANAGEMENT_GROUPS_API: &str = "2023-04-01";
+/// API version of the network lists of a subscription (NICs, public IPs, NSGs).
+const NETWORK_API: &str = "2024-05-01";
+/// API version of a uniform scale set's NIC and public IP lists, the only one they take.
+const SCALE_SET_NETWORK_API: &str = "2018-10-01";
+/// API version of the status-only VM list, as the compute crate's.
+const COMPUTE_API: &str = "2024-07-01";
 /// The most pages a list this file pages itself follows: a server that always answers with a
 /// next page fails the list rather than keep it going until its deadline. At ARM's page sizes
 /// this is far more subscriptions than any tenant holds.
@@ -149,7 +159,11 @@ pub struct Vm {
     pub location: String,
     pub zone: String,
     pub size: String,
-    pub state: String,
+    /// The provisioning state of the last operation (`Succeeded`, `Failed`, ...).
+    pub provisioning: String,
+    /// `running`, `stopped`, `deallocated`, ... lowercase: for a scale-set member from the
+    /// instance view listed with it; a standalone VM's comes from the status-only list.
+    pub power: Option<String>,
     pub created: Option<DateTime<Utc>>,
     pub image: Option<ImageRef>,
     /// The scale set it belongs to (its id), if any.
@@ -191,6 +205,9 @@ pub struct ScaleSet {
     pub name: String,
     pub location: String,
     pub capacity: Option<u32>,
+    /// Uniform orchestration (the default): its members' NICs are the scale set's, not
+    /// listed with the subscription's.
+    pub uniform: bool,
     pub image: Option<ImageRef>,
     /// The model's image reference as written: a marketplace version stays `latest` here.
     pub model: Option<ImageRef>,
@@ -490,7 +507,8 @@ impl Arm {
         Ok(scale_set(&self.call("reading the scale set", call).await?))
     }
 
-    /// The members of a scale set, with `latestModelApplied`.
+    /// The members of a scale set, with `latestModelApplied` and their instance views (the
+    /// power state), in the same pages.
     pub async fn scale_set_vms(&self, scale_set: &ScaleSet) -> ArmResult<Vec<Vm>> {
         let id = ArmId::parse(&scale_set.id);
         let (rg, name) = id.scale_set()?;
@@ -498,12 +516,154 @@ impl Arm {
             .client
             .virtual_machine_scale_set_v_ms_client()
             .list(rg, name, &id.subscription)
+            .expand("instanceView")
             .into_stream();
         let what = format!("listing the members of {}", scale_set.name);
         let owner = scale_set.id.clone();
         self.all_pages(&what, pages, |page| {
             page.value.iter().map(|m| member(m, &owner)).collect()
         })
+        .await
+    }
+
+    /// Every item of a list this file reads itself at `path` (below the endpoint) with these
+    /// query pairs, page by page.
+    async fn own_list<T: serde::de::DeserializeOwned>(
+        &self,
+        what: String,
+        path: &[&str],
+        query: &[(&str, &str)],
+    ) -> ArmResult<Vec<T>> {
+        let mut url = self.endpoint.clone();
+        let pushed = url.path_segments_mut().map(|mut segments| {
+            segments.pop_if_empty().extend(path);
+        });
+        {
+            let mut pairs = url.query_pairs_mut();
+            for (key, value) in query {
+                pairs.append_pair(key, value);
+            }
+        }
+        let first = match pushed {
+            Ok(()) => Ok(url),
+            Err(()) => Err(ArmError {
+                status: None,
+                message: format!("{what}: azure.endpoint_url cannot take a path"),
+            }),
+        };
+        let pages = self.own_pages::<T>(what, Scope::Subscription, first);
+        let mut pages = std::pin::pin!(pages);
+        let mut all = Vec::new();
+        while let Some(page) = pages.next().await {
+            all.extend(page?);
+        }
+        Ok(all)
+    }
+
+    /// A list of the subscription's network resources (`listAll`).
+    async fn network_list<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        subscription: &str,
+        kind: &str,
+    ) -> ArmResult<Vec<T>> {
+        let path = [
+            "subscriptions",
+            subscription,
+            "providers",
+            "Microsoft.Network",
+            kind,
+        ];
+        self.own_list(what.to_owned(), &path, &[("api-version", NETWORK_API)])
+            .await
+    }
+
+    /// Every network interface of the subscription (a uniform scale set's excepted).
+    pub async fn network_interfaces(&self, subscription: &str) -> ArmResult<Vec<Nic>> {
+        self.network_list(
+            "listing network interfaces",
+            subscription,
+            "networkInterfaces",
+        )
+        .await
+    }
+
+    /// Every public IP address of the subscription (a uniform scale set's excepted).
+    pub async fn public_ips(&self, subscription: &str) -> ArmResult<Vec<PublicIp>> {
+        self.network_list(
+            "listing public IP addresses",
+            subscription,
+            "publicIPAddresses",
+        )
+        .await
+    }
+
+    /// Every network security group of the subscription, with its rules and subnets.
+    pub async fn security_groups(&self, subscription: &str) -> ArmResult<Vec<SecurityGroup>> {
+        self.network_list(
+            "listing network security groups",
+            subscription,
+            "networkSecurityGroups",
+        )
+        .await
+    }
+
+    /// The power state of every VM of the subscription (`listAll` with `statusOnly=true`).
+    pub async fn power_states(&self, subscription: &str) -> ArmResult<Vec<PowerState>> {
+        let path = [
+            "subscriptions",
+            subscription,
+            "providers",
+            "Microsoft.Compute",
+            "virtualMachines",
+        ];
+        let query = [("api-version", COMPUTE_API), ("statusOnly", "true")];
+        self.own_list("listing VM power states".to_owned(), &path, &query)
+            .await
+    }
+
+    /// A list of a uniform scale set's network resources.
+    async fn scale_set_list<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        scale_set: &ScaleSet,
+        kind: &str,
+    ) -> ArmResult<Vec<T>> {
+        let id = ArmId::parse(&scale_set.id);
+        let (rg, name) = id.scale_set()?;
+        let path = [
+            "subscriptions",
+            &id.subscription,
+            "resourceGroups",
+            rg,
+            "providers",
+            "Microsoft.Compute",
+            "virtualMachineScaleSets",
+            name,
+            kind,
+        ];
+        let what = format!("{what} of {}", scale_set.name);
+        self.own_list(what, &path, &[("api-version", SCALE_SET_NETWORK_API)])
+            .await
+    }
+
+    /// The network interfaces of a uniform scale set's members.
+    pub async fn scale_set_nics(&self, scale_set: &ScaleSet) -> ArmResult<Vec<Nic>> {
+        self.scale_set_list(
+            "listing the network interfaces",
+            scale_set,
+            "networkInterfaces",
+        )
+        .await
+    }
+
+    /// The public IP addresses of a uniform scale set's members.
+    pub async fn scale_set_public_ips(&self, scale_set: &ScaleSet) -> ArmResult<Vec<PublicIp>> {
+        self.scale_set_list(
+            "listing the public IP addresses",
+            scale_set,
+            "publicipaddresses",
+        )
         .await
     }
 
@@ -1002,9 +1162,10 @@ fn vm(found: &models::VirtualMachine) -> Vm {
             .and_then(|h| h.vm_size.as_ref())
             .and_then(as_text)
             .unwrap_or_default(),
-        state: properties
+        provisioning: properties
             .and_then(|p| p.provisioning_state.clone())
             .unwrap_or_else(|| "unknown".to_owned()),
+        power: None,
         created: properties.and_then(|p| p.time_created).map(to_chrono),
         image: image_ref(
             properties
@@ -1037,9 +1198,12 @@ fn member(found: &models::VirtualMachineScaleSetVm, scale_set: &str) -> Vm {
                     .and_then(as_text)
             })
             .unwrap_or_default(),
-        state: properties
+        provisioning: properties
             .and_then(|p| p.provisioning_state.clone())
             .unwrap_or_else(|| "unknown".to_owned()),
+        power: properties
+            .and_then(|p| p.instance_view.as_ref())
+            .and_then(|v| power_state(v.statuses.iter().filter_map(|s| s.code.as_deref()))),
         created: properties.and_then(|p| p.time_created).map(to_chrono),
         image: image_ref(
             properties
@@ -1067,6 +1231,10 @@ fn scale_set(found: &models::VirtualMachineScaleSet) -> ScaleSet {
             .as_ref()
             .and_then(|s| s.capacity)
             .and_then(|c| u32::try_from(c).ok()),
+        uniform: !matches!(
+            properties.and_then(|p| p.orchestration_mode.as_ref()),
+            Some(models::OrchestrationMode::Flexible)
+        ),
         image: image_ref(reference),
         model: written_ref(
             reference,

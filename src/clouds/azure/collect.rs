@@ -1,9 +1,11 @@
 //! Azure collection: one source per subscription, configured, listed for `*` or found below a
-//! management group, collected concurrently (bounded). Each streams
-//! its VMs page by page (`listAll`), then its scale sets and their members, then the facts of
-//! the images they run, each distinct image or version list fetched once per source.
+//! management group, collected concurrently (bounded). Each lists its VMs page by page
+//! (`listAll`) beside its network (NICs, public IPs, NSGs) and its VMs' power states, and sends
+//! the pages once those are in; then its scale sets and their members (each uniform scale set's
+//! NICs beside them), then the facts of the images they run, each distinct image or version
+//! list fetched once per source.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -11,6 +13,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use super::arm::{Arm, ArmError, ArmId, GalleryVersion, ImageRef, ScaleSet, Vm};
+use super::network::{Network, Nic, PublicIp};
 use super::{ALL_SUBSCRIPTIONS, Settings, client, source_name};
 use crate::clouds::{azure_group_source, run_source};
 use crate::core::event::{CollectEvent, Page};
@@ -21,6 +24,9 @@ use crate::core::model::{Cloud, Deprecation, Group, GroupKind, Image, Instance, 
 const FLAG_TAG: &str = "fleetscope:flagged";
 /// Whether a scale-set member runs its scale set's latest model, as a pseudo-tag on it.
 pub(crate) const LATEST_MODEL_TAG: &str = "azure:latestModelApplied";
+/// The provisioning state of a VM's last operation (lowercase), as a pseudo-tag: the state
+/// shown is the power state, and a failed provisioning stays visible here.
+pub(crate) const PROVISIONING_TAG: &str = "azure:provisioningState";
 
 /// Collects every configured subscription, and every one listed for `*` or found below a
 /// configured management group, each once and as one source `azure:<subscription id>`,
@@ -276,30 +282,143 @@ struct Uses {
     imageless: BTreeSet<String>,
 }
 
+/// What a subscription's network and status lists say of its VMs.
+struct Facts {
+    network: Network,
+    /// Power state by lowercase VM id; a VM missing here has none reported.
+    power: HashMap<String, Option<String>>,
+}
+
+/// The subscription's NICs, public IPs, NSGs and VM power states, read together. A list that
+/// cannot be read is a warning: the instances are still collected, without what it gives.
+async fn read_facts(context: &Context<'_>) -> (Facts, Vec<String>) {
+    let (arm, subscription) = (context.arm, context.subscription);
+    let (nics, public_ips, groups, power) = futures::join!(
+        arm.network_interfaces(subscription),
+        arm.public_ips(subscription),
+        arm.security_groups(subscription),
+        arm.power_states(subscription),
+    );
+    let mut warnings = Vec::new();
+    let mut network = Network::default();
+    match nics {
+        Ok(nics) => network.add_nics(nics),
+        Err(error) => warnings.push(format!("addresses and exposure unknown: {error}")),
+    }
+    match public_ips {
+        Ok(ips) => network.add_public_ips(ips),
+        Err(error) => warnings.push(format!("public addresses unknown: {error}")),
+    }
+    match groups {
+        Ok(groups) => network.set_groups(groups),
+        Err(error) => warnings.push(format!("exposure unknown: {error}")),
+    }
+    let power = match power {
+        Ok(states) => states.into_iter().map(|s| (s.id, s.power)).collect(),
+        Err(error) => {
+            warnings.push(format!("power states unknown: {error}"));
+            HashMap::new()
+        }
+    };
+    (Facts { network, power }, warnings)
+}
+
+/// A uniform scale set's own NICs, and its public IPs when a NIC names one.
+struct SetNetwork {
+    nics: Vec<Nic>,
+    public_ips: Vec<PublicIp>,
+    warning: Option<String>,
+}
+
+async fn read_set_network(context: &Context<'_>, set: &ScaleSet) -> SetNetwork {
+    let mut found = SetNetwork {
+        nics: Vec::new(),
+        public_ips: Vec::new(),
+        warning: None,
+    };
+    // A flexible scale set's members are VMs of the subscription, their NICs listed with it.
+    if !set.uniform {
+        return found;
+    }
+    match context.arm.scale_set_nics(set).await {
+        Ok(nics) => found.nics = nics,
+        Err(error) => {
+            found.warning = Some(format!(
+                "addresses and exposure of the members of {} unknown: {error}",
+                set.name
+            ));
+            return found;
+        }
+    }
+    if found.nics.iter().any(Nic::has_public_ip) {
+        match context.arm.scale_set_public_ips(set).await {
+            Ok(ips) => found.public_ips = ips,
+            Err(error) => {
+                found.warning = Some(format!(
+                    "public addresses of the members of {} unknown: {error}",
+                    set.name
+                ));
+            }
+        }
+    }
+    found
+}
+
 /// Ok(false) when nobody listens any more. What could not be listed (scale sets, their
 /// members) goes to `missing`: the source is then incomplete.
 async fn collect_all(context: &Context<'_>, missing: &mut Vec<String>) -> Result<bool, ArmError> {
     let mut uses = Uses::default();
     let mut seen: HashSet<String> = HashSet::new();
-    // The VMs and the scale sets are listed together, so a dead endpoint fails both at once.
+    // The VMs, the network and the scale sets are listed together, so a dead endpoint fails
+    // them at once. VM pages that arrive before the network is read wait for it.
     let vms = async {
         let mut pages = std::pin::pin!(context.arm.vms(context.subscription));
-        while let Some(page) = pages.next().await {
-            let instances = page?
-                .iter()
-                .filter(|vm| seen.insert(vm.id.to_ascii_lowercase()))
-                .map(|vm| to_instance(vm, context, &mut uses))
-                .collect();
-            if !context.page(instances, Vec::new(), Vec::new()).await {
-                return Ok(false);
+        let mut facts = std::pin::pin!(read_facts(context));
+        let mut held: Vec<Vec<Vm>> = Vec::new();
+        let mut read = None;
+        let mut listed = false;
+        while read.is_none() && !listed {
+            tokio::select! {
+                found = &mut facts => read = Some(found),
+                page = pages.next() => match page {
+                    Some(page) => held.push(page?),
+                    None => listed = true,
+                },
             }
         }
-        Ok::<bool, ArmError>(true)
+        let (facts, warnings) = match read {
+            Some(read) => read,
+            None => facts.await,
+        };
+        for warning in warnings {
+            if !context.warn(warning).await {
+                return Ok(None);
+            }
+        }
+        let mut send = async |page: Vec<Vm>, uses: &mut Uses| {
+            let instances = page
+                .iter()
+                .filter(|vm| seen.insert(vm.id.to_ascii_lowercase()))
+                .map(|vm| to_instance(vm, context, uses, &facts))
+                .collect();
+            context.page(instances, Vec::new(), Vec::new()).await
+        };
+        for page in held {
+            if !send(page, &mut uses).await {
+                return Ok(None);
+            }
+        }
+        while !listed && let Some(page) = pages.next().await {
+            if !send(page?, &mut uses).await {
+                return Ok(None);
+            }
+        }
+        Ok::<Option<Facts>, ArmError>(Some(facts))
     };
-    let (listening, scale_sets) = futures::join!(vms, context.arm.scale_sets(context.subscription));
-    if !listening? {
+    let (facts, scale_sets) = futures::join!(vms, context.arm.scale_sets(context.subscription));
+    let Some(mut facts) = facts? else {
         return Ok(false);
-    }
+    };
     let scale_sets = match scale_sets {
         Ok(found) => found,
         Err(error) => {
@@ -308,17 +427,20 @@ async fn collect_all(context: &Context<'_>, missing: &mut Vec<String>) -> Result
         }
     };
     // Owned items: a stream over borrowed ones is not `Send` enough for a boxed future. Each
-    // scale set's members are sent as soon as they arrive.
+    // scale set's members are sent as soon as they and its NICs arrive.
     let mut members = std::pin::pin!(
         futures::stream::iter(scale_sets)
             .map(|set| async move {
-                let found: Result<Vec<Vm>, ArmError> = context.arm.scale_set_vms(&set).await;
-                (set, found)
+                let (found, network) = futures::join!(
+                    context.arm.scale_set_vms(&set),
+                    read_set_network(context, &set)
+                );
+                (set, found, network)
             })
             .buffer_unordered(context.concurrency)
     );
     let mut groups = Vec::new();
-    while let Some((set, found)) = members.next().await {
+    while let Some((set, found, network)) = members.next().await {
         let set = &set;
         if let Some(image) = &set.image {
             uses.refs
@@ -327,6 +449,13 @@ async fn collect_all(context: &Context<'_>, missing: &mut Vec<String>) -> Result
                 .insert(set.location.clone());
         }
         groups.push(to_group(set, context.subscription));
+        facts.network.add_nics(network.nics);
+        facts.network.add_public_ips(network.public_ips);
+        if let Some(warning) = network.warning
+            && !context.warn(warning).await
+        {
+            return Ok(false);
+        }
         let found = match found {
             Ok(found) => found,
             Err(error) => {
@@ -337,7 +466,7 @@ async fn collect_all(context: &Context<'_>, missing: &mut Vec<String>) -> Result
         let instances = found
             .iter()
             .filter(|vm| seen.insert(vm.id.to_ascii_lowercase()))
-            .map(|vm| to_instance(vm, context, &mut uses))
+            .map(|vm| to_instance(vm, context, &mut uses, &facts))
             .collect();
         if !context.page(instances, Vec::new(), Vec::new()).await {
             return Ok(false);
@@ -370,7 +499,7 @@ fn marketplace_family(publisher: &str, offer: &str, sku: &str) -> String {
     format!("{publisher}:{offer}:{sku}").to_ascii_lowercase()
 }
 
-fn to_instance(vm: &Vm, context: &Context<'_>, uses: &mut Uses) -> Instance {
+fn to_instance(vm: &Vm, context: &Context<'_>, uses: &mut Uses, facts: &Facts) -> Instance {
     let image = match &vm.image {
         Some(image) => {
             uses.refs
@@ -390,6 +519,18 @@ fn to_instance(vm: &Vm, context: &Context<'_>, uses: &mut Uses) -> Instance {
     if let Some(latest) = vm.latest_model_applied {
         tags.insert(LATEST_MODEL_TAG.to_owned(), latest.to_string());
     }
+    tags.insert(
+        PROVISIONING_TAG.to_owned(),
+        vm.provisioning.to_ascii_lowercase(),
+    );
+    // A member's comes with it; a standalone VM's from the status-only list.
+    let power = vm.power.clone().or_else(|| {
+        facts
+            .power
+            .get(&vm.id.to_ascii_lowercase())
+            .cloned()
+            .flatten()
+    });
     Instance {
         id: vm.id.as_str().into(),
         cloud: Cloud::Azure,
@@ -398,16 +539,15 @@ fn to_instance(vm: &Vm, context: &Context<'_>, uses: &mut Uses) -> Instance {
         region: vm.location.as_str().into(),
         zone: vm.zone.as_str().into(),
         name: vm.name.as_str().into(),
-        state: vm.state.to_ascii_lowercase().into(),
+        state: power.as_deref().unwrap_or("unknown").into(),
         instance_type: vm.size.as_str().into(),
         // A VM without a creation time is brand new as far as anyone can tell.
         launched: vm.created.unwrap_or_else(Utc::now),
         image: image.into(),
         group: vm.scale_set.as_ref().map(|s| s.to_ascii_lowercase().into()),
         tags,
-        exposure: Vec::new(),
-        // Addresses live on network interfaces (the network API), which is not read.
-        addresses: Default::default(),
+        exposure: facts.network.exposure(&vm.id),
+        addresses: facts.network.addresses(&vm.id),
     }
 }
 

@@ -1,8 +1,10 @@
 //! The Azure room: settings and client setup shared by the collector (`collect`) and the
-//! executor (`replace`, with its template step in `template`). Only `arm` imports the Azure SDK crates.
+//! executor (`replace`, with its template step in `template`). Only `arm` imports the Azure SDK
+//! crates; `network` holds the types and rules of what the network resource provider answers.
 
 mod arm;
 mod collect;
+mod network;
 mod replace;
 mod template;
 

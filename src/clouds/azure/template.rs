@@ -353,6 +353,7 @@ mod tests {
             name: "web".into(),
             location: "westeurope".into(),
             capacity: Some(2),
+            uniform: true,
             image: Some(model.clone()),
             model: Some(model),
             upgrade_mode: Some(mode.into()),
