@@ -340,9 +340,12 @@ async fn an_apply_in_a_member_account_goes_through_that_accounts_role() {
     let moto = start();
     let org = seed(&moto).await;
     let member = org.id(4).to_owned();
-    let ec2 = moto.client_in(&member, "eu-west-1").await;
-    // acct-04's instance on the older image is the eu-west-1 one.
-    let described = ec2
+    // acct-04 runs the older image in eu-west-1, and here in us-east-1 too: one account, two
+    // regions to change.
+    let us = moto.client_in(&member, "us-east-1").await;
+    let old_in_us = moto::run(&us, OLD, "web-4-old", None).await;
+    let eu = moto.client_in(&member, "eu-west-1").await;
+    let described = eu
         .describe_instances()
         .filters(Filter::builder().name("image-id").values(OLD).build())
         .send()
@@ -363,39 +366,43 @@ async fn an_apply_in_a_member_account_goes_through_that_accounts_role() {
         tag: Some("lineage".into()),
         name_rules: Vec::new(),
     };
-    let queue = env.queue(&[&old_in_eu]);
-    assert_eq!(queue.entries[0].account, member);
-    assert_eq!(queue.entries[0].source, "aws:acct-04");
+    let queue = env.queue(&[&old_in_eu, &old_in_us]);
+    for entry in &queue.entries {
+        assert_eq!(entry.account, member);
+        assert_eq!(entry.source, "aws:acct-04");
+    }
     proxy.reset();
 
     let out = env.run(&["queue", "apply", "--yes"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    // The copy runs in the member account, the old one is gone from it.
-    let copies = ec2
-        .describe_instances()
-        .filters(
-            Filter::builder()
-                .name("tag:fleetscope:replaces")
-                .values(&old_in_eu)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let copy = &copies.reservations()[0].instances()[0];
-    assert_eq!(copy.image_id(), Some(GOLDEN));
-    let state = ec2
-        .describe_instances()
-        .instance_ids(&old_in_eu)
-        .send()
-        .await
-        .unwrap();
-    let state = state.reservations()[0].instances()[0]
-        .state()
-        .unwrap()
-        .name();
-    assert_eq!(state, Some(&InstanceStateName::Terminated));
-    // Through that account's role, assumed once for the whole apply.
+    // In each region the copy runs in the member account, the old one is gone from it.
+    for (ec2, old) in [(&eu, &old_in_eu), (&us, &old_in_us)] {
+        let copies = ec2
+            .describe_instances()
+            .filters(
+                Filter::builder()
+                    .name("tag:fleetscope:replaces")
+                    .values(old)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let copy = &copies.reservations()[0].instances()[0];
+        assert_eq!(copy.image_id(), Some(GOLDEN));
+        let state = ec2
+            .describe_instances()
+            .instance_ids(old)
+            .send()
+            .await
+            .unwrap();
+        let state = state.reservations()[0].instances()[0]
+            .state()
+            .unwrap()
+            .name();
+        assert_eq!(state, Some(&InstanceStateName::Terminated));
+    }
+    // Through that account's role, assumed once for the whole apply whatever its regions.
     let calls = proxy.calls();
     assert_eq!(calls.get("AssumeRole"), Some(&1), "{calls:?}");
     assert_eq!(calls.get("DescribeOrganization"), Some(&1), "{calls:?}");

@@ -157,7 +157,7 @@ async fn collect_account(
             &account.id,
         )
         .await;
-        if let Err(error) = org::check_role(&sdk, place.org, &account).await {
+        if let Err(error) = org::check_role(&sdk, place.org, &account.id, &account.name).await {
             let source = account.source.clone();
             let _ = tx.send(CollectEvent::Failed { source, error }).await;
             return;

@@ -282,22 +282,21 @@ pub async fn account_config(
 pub async fn check_role(
     sdk: &SdkConfig,
     org: &OrgSettings,
-    account: &Account,
+    id: &str,
+    name: &str,
 ) -> Result<(), String> {
     let Some(credentials) = sdk.credentials_provider() else {
         return Err("no AWS credentials to assume a role with".to_owned());
     };
     let answer = call(
-        format!("AssumeRole in {}", account.id),
+        format!("AssumeRole in {id}"),
         credentials.provide_credentials(),
     )
     .await;
     answer.map(|_| ()).map_err(|error| {
         format!(
-            "cannot assume {} in {} ({}): {}",
+            "cannot assume {} in {id} ({name}): {}",
             org.role_name,
-            account.id,
-            account.name,
             assume_reason(&error)
         )
     })

@@ -37,8 +37,11 @@ pub const REPLACES_TAG: &str = "fleetscope:replaces";
 pub struct AwsExecutor {
     settings: Settings,
     clients: tokio::sync::Mutex<HashMap<(Account, String), Clients>>,
-    /// The organization's management account and partition, asked once.
-    organization: tokio::sync::Mutex<Option<org::Identity>>,
+    /// Each account's SDK config, made once whatever its regions: one credential load, and
+    /// for an organization's account one AssumeRole, per apply.
+    configs: tokio::sync::Mutex<HashMap<Account, aws_config::SdkConfig>>,
+    /// The organization's base config, with its management account and partition, asked once.
+    organization: tokio::sync::Mutex<Option<(aws_config::SdkConfig, org::Identity)>>,
     /// The latest look at each group being waited on, shared by its members' waits so that a
     /// group is described at most once per poll interval however many members wait on it.
     groups: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<GroupLook>>>>>,
@@ -62,6 +65,7 @@ impl AwsExecutor {
         AwsExecutor {
             settings,
             clients: tokio::sync::Mutex::default(),
+            configs: tokio::sync::Mutex::default(),
             organization: tokio::sync::Mutex::default(),
             groups: std::sync::Mutex::default(),
             instance_store: tokio::sync::Mutex::default(),
@@ -101,10 +105,7 @@ impl AwsExecutor {
         let clients = match clients.get(&key) {
             Some(found) => found.clone(),
             None => {
-                let sdk = match &key.0 {
-                    Account::Profile(profile) => source::sdk_config(&self.settings, profile).await,
-                    Account::Member(account) => self.member_config(account).await?,
-                };
+                let sdk = self.account_config(&key.0).await?;
                 let made = source::regional_clients(&sdk, &key.1);
                 clients.insert(key, made.clone());
                 made
@@ -117,21 +118,35 @@ impl AwsExecutor {
         })
     }
 
-    /// The SDK config of an organization's account: its assumed role, checked before use.
+    /// The SDK config of a profile, or of an organization's account (its assumed role,
+    /// checked before use), made once per account.
+    async fn account_config(&self, account: &Account) -> Result<aws_config::SdkConfig, String> {
+        let mut configs = self.configs.lock().await;
+        if let Some(known) = configs.get(account) {
+            return Ok(known.clone());
+        }
+        let sdk = match account {
+            Account::Profile(profile) => source::sdk_config(&self.settings, profile).await,
+            Account::Member(id) => self.member_config(id).await?,
+        };
+        configs.insert(account.clone(), sdk.clone());
+        Ok(sdk)
+    }
+
     async fn member_config(&self, account: &str) -> Result<aws_config::SdkConfig, String> {
         let Some(org) = &self.settings.organization else {
             return Err("organization mode is off".to_owned());
         };
-        let base = source::sdk_config(&self.settings, org.profile()).await;
-        let identity = {
-            let mut identity = self.organization.lock().await;
-            match &*identity {
-                Some(known) => known.clone(),
+        let (base, identity) = {
+            let mut known = self.organization.lock().await;
+            match &*known {
+                Some(found) => found.clone(),
                 None => {
+                    let base = source::sdk_config(&self.settings, org.profile()).await;
                     let client = aws_sdk_organizations::Client::new(&base);
-                    let known = org::identify(&client).await?;
-                    *identity = Some(known.clone());
-                    known
+                    let found = (base, org::identify(&client).await?);
+                    *known = Some(found.clone());
+                    found
                 }
             }
         };
@@ -143,13 +158,7 @@ impl AwsExecutor {
             account,
         )
         .await;
-        let member = org::Account {
-            id: account.to_owned(),
-            name: account.to_owned(),
-            source: String::new(),
-            active: true,
-        };
-        org::check_role(&sdk, org, &member).await?;
+        org::check_role(&sdk, org, account, account).await?;
         Ok(sdk)
     }
 }
