@@ -89,41 +89,69 @@ pub async fn collect(plan: Plan, now: DateTime<Utc>, tx: mpsc::Sender<CollectEve
 }
 
 async fn collect_clouds(config: Config, tx: mpsc::Sender<CollectEvent>) {
-    let named = |cloud: &str, names: &[String]| -> Vec<String> {
-        names.iter().map(|n| format!("{cloud}:{n}")).collect()
-    };
     let mut clouds = Vec::new();
     if config.aws.any() {
-        let mut sources = named("aws", &config.aws.profiles);
-        // The organization is a source of its own, heard of when its accounts cannot be listed.
-        if config.aws.organization.enabled {
-            sources.push(AWS_ORGANIZATION_SOURCE.to_owned());
-        }
         let work = |tx| collect_aws(&config, tx);
-        clouds.push(contained("aws", sources, tx.clone(), work).boxed());
+        clouds.push(contained("aws", aws_sources(&config), tx.clone(), work).boxed());
     }
     if config.azure.any() {
-        let mut sources = named("azure", &config.azure.subscriptions);
-        // A management group is a source of its own, heard of when its list fails.
-        sources.extend(
-            config
-                .azure
-                .management_groups
-                .iter()
-                .map(|g| azure_group_source(g)),
-        );
         let work = |tx| collect_azure(&config, tx);
-        clouds.push(contained("azure", sources, tx.clone(), work).boxed());
+        clouds.push(contained("azure", azure_sources(&config), tx.clone(), work).boxed());
     }
     if config.gcp.any() {
-        // A folder or organization is a source while it is walked: it always ends too.
-        let mut sources = named("gcp", &config.gcp.projects);
-        sources.extend(named("gcp", &config.gcp.scopes()));
         let work = |tx| collect_gcp(&config, tx);
-        clouds.push(contained("gcp", sources, tx.clone(), work).boxed());
+        clouds.push(contained("gcp", gcp_sources(&config), tx.clone(), work).boxed());
     }
     let in_flight = InFlight::new(config.collect.max_in_flight);
     in_flight.scope(futures::future::join_all(clouds)).await;
+}
+
+fn named(cloud: &str, names: &[String]) -> Vec<String> {
+    names.iter().map(|n| format!("{cloud}:{n}")).collect()
+}
+
+/// The sources a cloud owes an end from the start, before anything is found: the configured
+/// ones, and the organization, groups or folders whose listing is a source of its own, heard of
+/// when it fails.
+fn aws_sources(config: &Config) -> Vec<String> {
+    let mut sources = named("aws", &config.aws.profiles);
+    if config.aws.organization.enabled {
+        sources.push(AWS_ORGANIZATION_SOURCE.to_owned());
+    }
+    sources
+}
+
+fn azure_sources(config: &Config) -> Vec<String> {
+    let mut sources = named("azure", &config.azure.subscriptions);
+    let groups = config.azure.management_groups.iter();
+    sources.extend(groups.map(|g| azure_group_source(g)));
+    sources
+}
+
+fn gcp_sources(config: &Config) -> Vec<String> {
+    let mut sources = named("gcp", &config.gcp.projects);
+    sources.extend(named("gcp", &config.gcp.scopes()));
+    sources
+}
+
+/// Fails every source a cloud owes, in a build without that cloud's feature.
+#[cfg(not(all(feature = "aws", feature = "azure", feature = "gcp")))]
+fn unbuilt(
+    cloud: &'static str,
+    sources: Vec<String>,
+    tx: mpsc::Sender<CollectEvent>,
+) -> BoxFuture<'static, ()> {
+    Box::pin(async move {
+        for source in sources {
+            let failed = CollectEvent::Failed {
+                source,
+                error: format!("this fleetscope was built without the {cloud} feature"),
+            };
+            if tx.send(failed).await.is_err() {
+                return;
+            }
+        }
+    })
 }
 
 /// The source that stands for an AWS organization when its accounts cannot be listed.
@@ -136,26 +164,7 @@ fn collect_aws(config: &Config, tx: mpsc::Sender<CollectEvent>) -> BoxFuture<'st
 
 #[cfg(not(feature = "aws"))]
 fn collect_aws(config: &Config, tx: mpsc::Sender<CollectEvent>) -> BoxFuture<'static, ()> {
-    let mut sources: Vec<String> = config
-        .aws
-        .profiles
-        .iter()
-        .map(|p| format!("aws:{p}"))
-        .collect();
-    if config.aws.organization.enabled {
-        sources.push(AWS_ORGANIZATION_SOURCE.to_owned());
-    }
-    Box::pin(async move {
-        for source in sources {
-            let failed = CollectEvent::Failed {
-                source,
-                error: "this fleetscope was built without the aws feature".to_owned(),
-            };
-            if tx.send(failed).await.is_err() {
-                return;
-            }
-        }
-    })
+    unbuilt("aws", aws_sources(config), tx)
 }
 
 /// The source of an Azure management group's list of subscriptions.
@@ -170,30 +179,7 @@ fn collect_azure(config: &Config, tx: mpsc::Sender<CollectEvent>) -> BoxFuture<'
 
 #[cfg(not(feature = "azure"))]
 fn collect_azure(config: &Config, tx: mpsc::Sender<CollectEvent>) -> BoxFuture<'static, ()> {
-    let sources: Vec<String> = config
-        .azure
-        .subscriptions
-        .iter()
-        .map(|s| format!("azure:{s}"))
-        .chain(
-            config
-                .azure
-                .management_groups
-                .iter()
-                .map(|g| azure_group_source(g)),
-        )
-        .collect();
-    Box::pin(async move {
-        for source in sources {
-            let failed = CollectEvent::Failed {
-                source,
-                error: "this fleetscope was built without the azure feature".to_owned(),
-            };
-            if tx.send(failed).await.is_err() {
-                return;
-            }
-        }
-    })
+    unbuilt("azure", azure_sources(config), tx)
 }
 
 #[cfg(feature = "gcp")]
@@ -203,19 +189,7 @@ fn collect_gcp(config: &Config, tx: mpsc::Sender<CollectEvent>) -> BoxFuture<'st
 
 #[cfg(not(feature = "gcp"))]
 fn collect_gcp(config: &Config, tx: mpsc::Sender<CollectEvent>) -> BoxFuture<'static, ()> {
-    let mut projects = config.gcp.projects.clone();
-    projects.extend(config.gcp.scopes());
-    Box::pin(async move {
-        for project in projects {
-            let failed = CollectEvent::Failed {
-                source: format!("gcp:{project}"),
-                error: "this fleetscope was built without the gcp feature".to_owned(),
-            };
-            if tx.send(failed).await.is_err() {
-                return;
-            }
-        }
-    })
+    unbuilt("gcp", gcp_sources(config), tx)
 }
 
 /// How long a simulated demo replacement takes to become healthy (plus up to as much again).
@@ -274,20 +248,23 @@ impl CloudExecutors {
         let Some((cloud, name)) = source.split_once(':') else {
             return false;
         };
-        // A subscription found below a management group is configured by the group. Which
-        // subscriptions those are is the group's answer at collection time; asking it again here
-        // would be a call per apply and still race a move between groups. So, as with `*`, any
-        // subscription counts when groups are configured (a group's own source holds nothing to
-        // apply): what the credential may change stays the cloud's answer.
-        if cloud == "azure"
-            && !self.config.azure.management_groups.is_empty()
-            && !name.is_empty()
-            && !name.starts_with("mg:")
-        {
-            return true;
-        }
         let names = match cloud {
+            // An organization's accounts are found, not listed: its executor checks the
+            // entry's account by assuming the role in it.
+            "aws" if self.config.aws.organization.enabled => return true,
             "aws" => &self.config.aws.profiles,
+            // A subscription found below a management group is configured by the group. Which
+            // subscriptions those are is the group's answer at collection time; asking it again
+            // here would be a call per apply and still race a move between groups. So, as with
+            // `*`, any subscription counts when groups are configured (a group's own source
+            // holds nothing to apply): what the credential may change stays the cloud's answer.
+            "azure"
+                if !self.config.azure.management_groups.is_empty()
+                    && !name.is_empty()
+                    && !name.starts_with("mg:") =>
+            {
+                return true;
+            }
             "azure" => &self.config.azure.subscriptions,
             // The projects under a configured folder or organization are known only from a
             // walk of Resource Manager, which an apply does not repeat. So with folders or
@@ -298,11 +275,6 @@ impl CloudExecutors {
             "gcp" => &self.config.gcp.projects,
             _ => return false,
         };
-        // An organization's accounts are found, not listed: its executor checks the entry's
-        // account by assuming the role in it.
-        if cloud == "aws" && self.config.aws.organization.enabled {
-            return true;
-        }
         // `*` configures every Azure subscription the credential lists.
         names
             .iter()
